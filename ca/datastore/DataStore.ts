@@ -1,0 +1,150 @@
+/**
+ * The server's persistent state. Deliberately narrow and internal: it stores
+ * records that the layers above have already validated (SPIFFE IDs arrive
+ * here as canonical strings), so an implementation only has to be durable and
+ * atomic. The SQLite implementation is the embedded default; the interface is
+ * async so that a PostgreSQL implementation can follow without changing callers.
+ *
+ * Times are Unix seconds (integers) throughout.
+ */
+export interface DataStore {
+  // --- registration entries -------------------------------------------------
+  /** Fails with `already_exists` if an entry with the same spiffe_id, parent_id and selector set exists. */
+  createEntry(entry: NewEntry): Promise<RegistrationEntry>;
+  getEntry(id: string): Promise<RegistrationEntry | undefined>;
+  listEntries(filter?: EntryFilter): Promise<RegistrationEntry[]>;
+  /**
+   * Replaces the mutable fields of an entry and raises its revision by one.
+   * `not_found` if absent; `already_exists` if the change collides with another
+   * entry; `failed_precondition` if `expectRevision` is given and differs.
+   */
+  updateEntry(id: string, fields: NewEntry, expectRevision?: number): Promise<RegistrationEntry>;
+  /** Returns the deleted entry; `not_found` if absent. */
+  deleteEntry(id: string): Promise<RegistrationEntry>;
+
+  // --- join tokens ----------------------------------------------------------
+  createJoinToken(token: JoinToken): Promise<void>;
+  /**
+   * Atomically removes and returns the token if it exists and `now` is before
+   * its expiry; an expired token is removed and undefined returned. Single use.
+   */
+  consumeJoinToken(token: string, now: number): Promise<JoinToken | undefined>;
+  /** Removes tokens that expired before `now`; returns how many. */
+  pruneJoinTokens(now: number): Promise<number>;
+
+  // --- attested agents ------------------------------------------------------
+  putAgent(agent: AttestedAgent): Promise<void>;
+  getAgent(spiffeId: string): Promise<AttestedAgent | undefined>;
+  listAgents(): Promise<AttestedAgent[]>;
+  deleteAgent(spiffeId: string): Promise<void>;
+
+  // --- bundles (own and federated) ------------------------------------------
+  /** The stored bundle of a trust domain (name without scheme, e.g. "example.org"). */
+  getBundle(trustDomain: string): Promise<StoredBundle | undefined>;
+  listBundles(): Promise<StoredBundle[]>;
+  /**
+   * Stores a bundle. `failed_precondition` if a bundle is stored with a
+   * sequence greater than or equal to the new one (sequences only increase).
+   */
+  putBundle(bundle: StoredBundle): Promise<void>;
+  deleteBundle(trustDomain: string): Promise<void>;
+
+  // --- CA journal -----------------------------------------------------------
+  listJournal(): Promise<JournalEntry[]>;
+  /** Inserts or replaces by id. */
+  putJournal(entry: JournalEntry): Promise<void>;
+  deleteJournal(id: string): Promise<void>;
+
+  // --- server metadata (e.g. the trust domain fixed at first start) ----------
+  getMeta(key: string): Promise<string | undefined>;
+  setMeta(key: string, value: string): Promise<void>;
+
+  close(): Promise<void>;
+}
+
+export interface Selector {
+  /** e.g. "unix" */
+  type: string;
+  /** e.g. "uid:1000"; may itself contain colons */
+  value: string;
+}
+
+export interface NewEntry {
+  spiffeId: string;
+  parentId: string;
+  selectors: Selector[];
+  /** 0 means the server default */
+  x509SvidTtl: number;
+  /** 0 means the server default */
+  jwtSvidTtl: number;
+  dnsNames: string[];
+  /** trust domain names, e.g. "partner.example" */
+  federatesWith: string[];
+  hint: string;
+  admin: boolean;
+  downstream: boolean;
+}
+
+export interface RegistrationEntry extends NewEntry {
+  id: string;
+  revision: number;
+  createdAt: number;
+}
+
+export interface EntryFilter {
+  parentId?: string;
+  spiffeId?: string;
+}
+
+export interface JoinToken {
+  token: string;
+  /** The SPIFFE ID an agent attesting with this token should alias to, if any. */
+  spiffeId?: string;
+  expiresAt: number;
+}
+
+export interface AttestedAgent {
+  spiffeId: string;
+  attestationType: string;
+  /** Serial number (hex) of the agent's current SVID. */
+  certSerial: string;
+  certNotAfter: number;
+  selectors: Selector[];
+  evicted: boolean;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface StoredBundle {
+  trustDomain: string;
+  /** The SPIFFE bundle document (JWKS JSON) as served. */
+  document: string;
+  sequence: number;
+  refreshHint: number;
+  updatedAt: number;
+}
+
+export type JournalKind = 'root' | 'x509' | 'jwt';
+export type JournalStatus = 'preparing' | 'prepared' | 'active' | 'old';
+
+/**
+ * One piece of CA key material. The row is written (status `preparing`)
+ * before its key is generated, so a restart finds the key again by `keyId`
+ * instead of generating a second one.
+ */
+export interface JournalEntry {
+  id: string;
+  kind: JournalKind;
+  status: JournalStatus;
+  /** The KeyManager key id (PKCS#11 label). */
+  keyId: string;
+  /** DER certificate for root and x509 rows, once issued. */
+  certDer?: Uint8Array;
+  /** DER SPKI of the public key, once generated. */
+  publicKeySpki?: Uint8Array;
+  /** For jwt rows: the key id published in the bundle. */
+  kid?: string;
+  notBefore: number;
+  notAfter: number;
+  createdAt: number;
+}

@@ -1,0 +1,39 @@
+/** Key algorithms a KeyManager can hold. The hash is fixed by the type. */
+export type KeyType = 'ec-p256' | 'ec-p384';
+
+export const KEY_TYPES: readonly KeyType[] = ['ec-p256', 'ec-p384'];
+
+/**
+ * A private key held by a KeyManager. The private half never leaves it: the
+ * only things a handle gives out are the public key and signatures.
+ */
+export interface KeyHandle {
+  /** Caller-chosen id, unique within the manager (the PKCS#11 CKA_LABEL). */
+  readonly id: string;
+  readonly type: KeyType;
+  /** DER SubjectPublicKeyInfo of the public half. */
+  readonly publicKeySpki: Uint8Array;
+  /**
+   * Hashes `data` with the key's hash (SHA-256 for P-256, SHA-384 for P-384)
+   * and signs it. Returns the IEEE P1363 form (r || s, each zero-padded to the
+   * curve size), which is what JWS wants; X.509 callers convert it to DER.
+   */
+  sign(data: Uint8Array): Promise<Uint8Array>;
+}
+
+/**
+ * Where the CA's keys live. Implementations: `pkcs11` (production, an HSM
+ * reached through PKCS#11), `disk` and `memory` (development only).
+ */
+export interface KeyManager {
+  readonly kind: 'pkcs11' | 'disk' | 'memory';
+  /** Creates a key; fails with `already_exists` if the id is taken. */
+  generateKey(id: string, type: KeyType): Promise<KeyHandle>;
+  /** Finds a key again, including after a restart; undefined if absent. */
+  getKey(id: string): Promise<KeyHandle | undefined>;
+  listKeys(): Promise<KeyHandle[]>;
+  /** Destroys a key; no error if it is already gone. */
+  deleteKey(id: string): Promise<void>;
+  /** Releases sessions and handles. The manager is unusable afterwards. */
+  close(): Promise<void>;
+}
