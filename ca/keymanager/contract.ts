@@ -1,0 +1,222 @@
+import { createPublicKey, randomBytes, verify } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { pino, type Logger } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AnchorageError } from '../../common/errors.js';
+import { KEY_TYPES, type KeyHandle, type KeyManager, type KeyType } from './KeyManager.js';
+import { CURVES } from './ec.js';
+
+/** What a contract run needs from one implementation. */
+export interface KeyManagerContractSetup {
+  /** A fresh, open manager. */
+  km: KeyManager;
+  /** A new manager on the same storage (token, directory), as after a restart. Memory: may throw. */
+  reopen: () => Promise<KeyManager>;
+  /** Closes what setup opened and removes its storage, if it owns any. */
+  cleanup: () => Promise<void>;
+}
+
+/** Checks a P1363 signature the way a relying party would, with node:crypto. */
+export function verifyP1363(key: Pick<KeyHandle, 'type' | 'publicKeySpki'>, data: Uint8Array, sig: Uint8Array): boolean {
+  const pub = createPublicKey({ key: Buffer.from(key.publicKeySpki), format: 'der', type: 'spki' });
+  return verify(CURVES[key.type].hash, data, { key: pub, dsaEncoding: 'ieee-p1363' }, sig);
+}
+
+async function expectCode(p: Promise<unknown>, code: AnchorageError['code'], message?: RegExp): Promise<void> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err, 'expected a rejection').toBeInstanceOf(AnchorageError);
+  expect((err as AnchorageError).code).toBe(code);
+  if (message) expect((err as AnchorageError).message).toMatch(message);
+}
+
+/**
+ * The behaviour every KeyManager must have (after SPIRE's keymanagertest).
+ * Each test gets a fresh manager from `setup`; ids are random per test so
+ * implementations whose storage outlives a test (a token) need no wiping.
+ */
+export function runKeyManagerContract(name: string, setup: () => Promise<KeyManagerContractSetup>): void {
+  describe(`KeyManager contract: ${name}`, () => {
+    let ctx: KeyManagerContractSetup;
+    let km: KeyManager;
+    const extra: KeyManager[] = [];
+    const uid = () => `contract-${randomBytes(6).toString('hex')}`;
+
+    beforeEach(async () => {
+      ctx = await setup();
+      km = ctx.km;
+    });
+    afterEach(async () => {
+      for (const m of extra.splice(0)) await m.close();
+      await ctx.cleanup();
+    });
+
+    for (const type of KEY_TYPES) {
+      it(`generates a ${type} key whose signatures verify against publicKeySpki`, async () => {
+        const id = uid();
+        const key = await km.generateKey(id, type);
+        expect(key.id).toBe(id);
+        expect(key.type).toBe(type);
+        const pub = createPublicKey({ key: Buffer.from(key.publicKeySpki), format: 'der', type: 'spki' });
+        expect(pub.asymmetricKeyDetails?.namedCurve).toBe(CURVES[type].nodeCurve);
+        const data = new TextEncoder().encode(`to be signed by ${id}`);
+        const sig = await key.sign(data);
+        expect(sig).toBeInstanceOf(Uint8Array);
+        expect(sig.length).toBe(2 * CURVES[type].size);
+        expect(verifyP1363(key, data, sig)).toBe(true);
+        expect(verifyP1363(key, new TextEncoder().encode('something else'), sig)).toBe(false);
+        // an empty message is still a message
+        expect(verifyP1363(key, new Uint8Array(0), await key.sign(new Uint8Array(0)))).toBe(true);
+      });
+    }
+
+    it('gives a different signature on every call (ECDSA is randomized)', async () => {
+      const key = await km.generateKey(uid(), 'ec-p256');
+      const data = randomBytes(100);
+      const a = await key.sign(data);
+      const b = await key.sign(data);
+      expect(Buffer.from(a).equals(Buffer.from(b))).toBe(false);
+      expect(verifyP1363(key, data, a)).toBe(true);
+      expect(verifyP1363(key, data, b)).toBe(true);
+    });
+
+    it('rejects a duplicate id with already_exists, whatever the type', async () => {
+      const id = uid();
+      const key = await km.generateKey(id, 'ec-p256');
+      await expectCode(km.generateKey(id, 'ec-p256'), 'already_exists');
+      await expectCode(km.generateKey(id, 'ec-p384'), 'already_exists');
+      // the original is untouched
+      const again = await km.getKey(id);
+      expect(again?.type).toBe('ec-p256');
+      expect(Buffer.from(again!.publicKeySpki).equals(Buffer.from(key.publicKeySpki))).toBe(true);
+    });
+
+    it('lets only one of two concurrent generateKey calls for one id win', async () => {
+      const id = uid();
+      const results = await Promise.allSettled([km.generateKey(id, 'ec-p256'), km.generateKey(id, 'ec-p256')]);
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+      expect((failed.reason as AnchorageError).code).toBe('already_exists');
+    });
+
+    it('rejects malformed ids and key types with invalid_argument', async () => {
+      await expectCode(km.generateKey('', 'ec-p256'), 'invalid_argument');
+      await expectCode(km.generateKey('x'.repeat(129), 'ec-p256'), 'invalid_argument');
+      await expectCode(km.generateKey('a\nb', 'ec-p256'), 'invalid_argument');
+      await expectCode(km.generateKey(uid(), 'rsa-2048' as KeyType), 'invalid_argument');
+      await expectCode(km.getKey(''), 'invalid_argument');
+    });
+
+    it('getKey returns undefined for an unknown id and the same public key for a known one', async () => {
+      expect(await km.getKey(uid())).toBeUndefined();
+      const id = uid();
+      const key = await km.generateKey(id, 'ec-p384');
+      const got = await km.getKey(id);
+      expect(got).toBeDefined();
+      expect(got!.id).toBe(id);
+      expect(got!.type).toBe('ec-p384');
+      expect(Buffer.from(got!.publicKeySpki).equals(Buffer.from(key.publicKeySpki))).toBe(true);
+      const data = randomBytes(32);
+      expect(verifyP1363(key, data, await got!.sign(data))).toBe(true);
+    });
+
+    it('finds a key again after a restart (a fresh manager on the same storage)', async (t) => {
+      if (km.kind === 'memory') t.skip();
+      const id256 = uid();
+      const id384 = uid();
+      const k256 = await km.generateKey(id256, 'ec-p256');
+      const k384 = await km.generateKey(id384, 'ec-p384');
+      await km.close();
+      const km2 = await ctx.reopen();
+      extra.push(km2);
+      for (const [id, before] of [
+        [id256, k256],
+        [id384, k384],
+      ] as const) {
+        const after = await km2.getKey(id);
+        expect(after, id).toBeDefined();
+        expect(after!.type).toBe(before.type);
+        expect(Buffer.from(after!.publicKeySpki).equals(Buffer.from(before.publicKeySpki))).toBe(true);
+        const data = randomBytes(64);
+        expect(verifyP1363(before, data, await after!.sign(data))).toBe(true);
+      }
+      expect((await km2.listKeys()).map((k) => k.id)).toEqual(expect.arrayContaining([id256, id384]));
+    });
+
+    it('lists the keys it holds, with their types and public keys', async () => {
+      const a = await km.generateKey(uid(), 'ec-p256');
+      const b = await km.generateKey(uid(), 'ec-p384');
+      const listed = await km.listKeys();
+      for (const k of [a, b]) {
+        const found = listed.find((l) => l.id === k.id);
+        expect(found, k.id).toBeDefined();
+        expect(found!.type).toBe(k.type);
+        expect(Buffer.from(found!.publicKeySpki).equals(Buffer.from(k.publicKeySpki))).toBe(true);
+      }
+      expect(new Set(listed.map((k) => k.id)).size).toBe(listed.length);
+    });
+
+    it('deleteKey destroys the key: getKey is undefined, old handles stop signing, the id is free again', async () => {
+      const id = uid();
+      const key = await km.generateKey(id, 'ec-p256');
+      await km.deleteKey(id);
+      expect(await km.getKey(id)).toBeUndefined();
+      expect((await km.listKeys()).map((k) => k.id)).not.toContain(id);
+      await expectCode(key.sign(randomBytes(8)), 'not_found');
+      await km.deleteKey(id); // already gone: no error
+      await km.deleteKey(uid()); // never existed: no error
+      const fresh = await km.generateKey(id, 'ec-p384');
+      expect(fresh.type).toBe('ec-p384');
+      expect(Buffer.from(fresh.publicKeySpki).equals(Buffer.from(key.publicKeySpki))).toBe(false);
+    });
+
+    it('signs 200 times concurrently, every signature valid', async () => {
+      const keys = [await km.generateKey(uid(), 'ec-p256'), await km.generateKey(uid(), 'ec-p384')];
+      const jobs = Array.from({ length: 200 }, (_, i) => {
+        const key = keys[i % keys.length]!;
+        const data = randomBytes(16 + (i % 50));
+        return key.sign(data).then((sig) => ({ key, data, sig }));
+      });
+      const results = await Promise.all(jobs);
+      expect(results).toHaveLength(200);
+      for (const { key, data, sig } of results) expect(verifyP1363(key, data, sig)).toBe(true);
+    });
+
+    it('fails clearly after close', async () => {
+      const key = await km.generateKey(uid(), 'ec-p256');
+      await km.close();
+      await km.close(); // idempotent
+      await expectCode(key.sign(randomBytes(8)), 'failed_precondition', /closed/);
+      await expectCode(km.generateKey(uid(), 'ec-p256'), 'failed_precondition', /closed/);
+      await expectCode(km.getKey(key.id), 'failed_precondition', /closed/);
+      await expectCode(km.listKeys(), 'failed_precondition', /closed/);
+    });
+
+    it('close waits for signatures already in flight', async () => {
+      const key = await km.generateKey(uid(), 'ec-p256');
+      const data = randomBytes(8);
+      const inFlight = Array.from({ length: 20 }, () => key.sign(data));
+      const closing = km.close();
+      const settled = await Promise.allSettled(inFlight);
+      await closing;
+      for (const r of settled) {
+        if (r.status === 'fulfilled') expect(verifyP1363(key, data, r.value)).toBe(true);
+        else expect((r.reason as AnchorageError).code).toBe('failed_precondition');
+      }
+    });
+  });
+}
+
+/** A logger that keeps its records in memory, so tests can check what a manager warned about. */
+export function captureLogger(): { logger: Logger; records: Array<Record<string, unknown>> } {
+  const records: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString().split('\n')) if (line) records.push(JSON.parse(line) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { logger: pino({ level: 'debug' }, stream), records };
+}
