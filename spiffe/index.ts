@@ -1,0 +1,19 @@
+/**
+ * SPIFFE value types shared by every part of Anchorage: identities, trust
+ * bundles, and verification of both kinds of SVID. Other folders import
+ * from here rather than from the individual files, so the files can be
+ * reorganised without touching their callers.
+ */
+export { MAX_SPIFFE_ID_BYTES, MAX_TRUST_DOMAIN_BYTES, SpiffeId, TrustDomain } from './id.js';
+export {
+  DEFAULT_MAX_BUNDLE_BYTES,
+  JwtBundle,
+  MIN_RSA_BITS,
+  SpiffeBundle,
+  X509Bundle,
+  type ParseBundleOptions,
+  type PublicJwk,
+  type SpiffeBundleOptions,
+} from './bundle.js';
+export { parseSpiffeIdFromCert, verifyX509Svid, type VerifiedX509Svid, type X509BundleSource } from './x509svid.js';
+export { JWT_SVID_ALGORITHMS, verifyJwtSvid, type JwtBundleSource, type VerifiedJwtSvid } from './jwtsvid.js';
