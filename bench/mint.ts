@@ -1,0 +1,124 @@
+import { cpus } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { silentLogger } from '../common/log.js';
+import { SpiffeId, TrustDomain } from '../spiffe/id.js';
+import { SqliteDataStore } from '../ca/datastore/sqlite.js';
+import { Pkcs11KeyManager } from '../ca/keymanager/pkcs11.js';
+import type { KeyHandle } from '../ca/keymanager/KeyManager.js';
+import { CaManager } from '../ca/manager.js';
+import { Minter } from '../ca/minter.js';
+import { loadRootOfTrust } from '../ca/root.js';
+import { createSoftHsmToken } from '../test/helpers/softhsm.js';
+import { makeP256Csr } from './csr.js';
+
+const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 3000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** Requests kept in flight: enough to keep every session of the pool busy. */
+const IN_FLIGHT = 64;
+const CSR_POOL = 2000;
+
+interface Rate {
+  perSecond: number;
+  cpuCores: number;
+}
+
+/** Runs `op` with IN_FLIGHT concurrent callers for `ms`, returning the completion rate and CPU used. */
+async function measure(ms: number, op: (i: number) => Promise<unknown>): Promise<Rate> {
+  let done = 0;
+  let next = 0;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const end = t0 + ms;
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (performance.now() < end) {
+        await op(next++);
+        done++;
+      }
+    }),
+  );
+  const elapsed = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  return { perSecond: (done / elapsed) * 1000, cpuCores: (cpu.user + cpu.system) / 1000 / elapsed };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/**
+ * Raw PKCS#11 P-256 signing vs end-to-end X509-SVID minting (CSR in → DER
+ * chain out through the server's own Minter), on one SoftHSM2 token with the
+ * same session pool, measured in alternating rounds of one run.
+ */
+export async function benchMint(): Promise<void> {
+  const token = createSoftHsmToken('bench', '1234');
+  process.env.SOFTHSM2_CONF = token.conf;
+  const dir = mkdtempSync(join(tmpdir(), 'anchorage-bench-'));
+  const km = await Pkcs11KeyManager.open({ module: token.module, tokenLabel: token.label, pin: token.pin, logger: silentLogger() });
+  const ds = SqliteDataStore.open(join(dir, 'ds.sqlite3'));
+  try {
+    const td = TrustDomain.parse('bench.example');
+    const root = await loadRootOfTrust(
+      { type: 'self-signed', ttl: 3650 * 86400 },
+      { trustDomain: td, datastore: ds, keyManager: km, now: Date.now, logger: silentLogger(), defaultKeyType: 'ec-p256' },
+    );
+    const ca = new CaManager({
+      trustDomain: td, keyManager: km, root, datastore: ds, caTtl: 86400, keyType: 'ec-p256', bundleRefreshHint: 300, logger: silentLogger(),
+    });
+    await ca.start();
+    const minter = new Minter({ ca, x509SvidTtl: 3600, jwtSvidTtl: 300 });
+    const raw: KeyHandle = await km.generateKey('bench-raw', 'ec-p256');
+
+    console.log(`bench mint: ${cpus().length} cores, ${km.sessions} PKCS#11 sessions, ${IN_FLIGHT} in flight, ${ROUNDS} rounds of ${ROUND_MS} ms each`);
+    const csrs = Array.from({ length: CSR_POOL }, makeP256Csr);
+    const ids = Array.from({ length: 100 }, (_, i) => SpiffeId.parse(`spiffe://bench.example/workload/${i}`));
+    // What the raw signer signs: a TBSCertificate-sized input, hashed like a leaf.
+    const tbsLike = createHash('sha512').update('tbs').digest().subarray(0, 32);
+    const payload = Buffer.concat(Array.from({ length: 14 }, () => tbsLike));
+
+    // Warm-up: JIT, session pool, CSR parsing paths.
+    await measure(500, () => raw.sign(payload));
+    await measure(500, (i) => minter.mintX509FromCsr(csrs[i % CSR_POOL]!, { spiffeId: ids[i % ids.length]! }));
+
+    const rawRounds: Rate[] = [];
+    const mintRounds: Rate[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      rawRounds.push(await measure(ROUND_MS, () => raw.sign(payload)));
+      mintRounds.push(await measure(ROUND_MS, (i) => minter.mintX509FromCsr(csrs[i % CSR_POOL]!, { spiffeId: ids[i % ids.length]! })));
+      console.log(
+        `  round ${r + 1}: raw ${rawRounds[r]!.perSecond.toFixed(0)}/s (${rawRounds[r]!.cpuCores.toFixed(2)} cores), ` +
+          `mint ${mintRounds[r]!.perSecond.toFixed(0)}/s (${mintRounds[r]!.cpuCores.toFixed(2)} cores)`,
+      );
+    }
+    const rawPerS = median(rawRounds.map((r) => r.perSecond));
+    const mintPerS = median(mintRounds.map((r) => r.perSecond));
+    const result = {
+      raw_sign_per_s: Math.round(rawPerS),
+      mint_per_s: Math.round(mintPerS),
+      ratio: Number((mintPerS / rawPerS).toFixed(3)),
+      sessions: km.sessions,
+      in_flight: IN_FLIGHT,
+      rounds: ROUNDS,
+      round_ms: ROUND_MS,
+      cpus: cpus().length,
+      measured_at: new Date().toISOString(),
+    };
+    console.log(`raw_sign_per_s ${result.raw_sign_per_s}`);
+    console.log(`mint_per_s     ${result.mint_per_s}`);
+    console.log(`ratio          ${result.ratio} (target ≥ 0.6)`);
+    mkdirSync('bench/results', { recursive: true });
+    writeFileSync('bench/results/mint.json', JSON.stringify(result, null, 2) + '\n');
+    console.log('wrote bench/results/mint.json');
+    await ca.close();
+  } finally {
+    await ds.close();
+    await km.close();
+    rmSync(dir, { recursive: true, force: true });
+    token.cleanup();
+  }
+}

@@ -1,0 +1,14 @@
+import { benchMint } from './mint.js';
+
+const BENCHES: Record<string, () => Promise<void>> = {
+  mint: benchMint,
+};
+
+const name = process.argv[2];
+const bench = name ? BENCHES[name] : undefined;
+if (!bench) {
+  console.error(`usage: npm run bench -- <${Object.keys(BENCHES).join('|')}>`);
+  process.exitCode = 2;
+} else {
+  await bench();
+}

@@ -1,0 +1,214 @@
+import { randomBytes } from 'node:crypto';
+import type * as grpc from '@grpc/grpc-js';
+import { AnchorageError, invalid } from '../../common/errors.js';
+import { toServiceError } from '../../common/grpc.js';
+import type { Logger } from '../../common/log.js';
+import { SpiffeId } from '../../spiffe/id.js';
+import type { AdminHandlers } from '../../proto/gen/anchorage/admin/v1/Admin.js';
+import type { Entry } from '../../proto/gen/anchorage/admin/v1/Entry.js';
+import type { EntryPatch__Output } from '../../proto/gen/anchorage/admin/v1/EntryPatch.js';
+import type { DataStore, NewEntry, RegistrationEntry } from '../datastore/DataStore.js';
+import { validateEntry } from '../entries.js';
+import type { CaManager } from '../manager.js';
+import type { Minter } from '../minter.js';
+
+export interface AdminServiceDeps {
+  datastore: DataStore;
+  ca: CaManager;
+  minter: Minter;
+  /** Intermediate CA lifetime (seconds): no entry TTL may exceed it. */
+  caTtl: number;
+  keyManagerKind: string;
+  now?: () => number;
+  logger: Logger;
+}
+
+export const DEFAULT_JOIN_TOKEN_TTL = 600;
+const MAX_JOIN_TOKEN_TTL = 7 * 86400;
+
+function toProto(e: RegistrationEntry): Entry {
+  return {
+    id: e.id,
+    spiffe_id: e.spiffeId,
+    parent_id: e.parentId,
+    selectors: e.selectors,
+    x509_svid_ttl: e.x509SvidTtl,
+    jwt_svid_ttl: e.jwtSvidTtl,
+    dns_names: e.dnsNames,
+    federates_with: e.federatesWith,
+    hint: e.hint,
+    admin: e.admin,
+    downstream: e.downstream,
+    revision: e.revision,
+    created_at: e.createdAt,
+  };
+}
+
+function fromProto(e: {
+  spiffe_id: string;
+  parent_id: string;
+  selectors: { type: string; value: string }[];
+  x509_svid_ttl: number;
+  jwt_svid_ttl: number;
+  dns_names: string[];
+  federates_with: string[];
+  hint: string;
+  admin: boolean;
+  downstream: boolean;
+}): NewEntry {
+  return {
+    spiffeId: e.spiffe_id,
+    parentId: e.parent_id,
+    selectors: e.selectors.map((s) => ({ type: s.type, value: s.value })),
+    x509SvidTtl: e.x509_svid_ttl,
+    jwtSvidTtl: e.jwt_svid_ttl,
+    dnsNames: e.dns_names,
+    federatesWith: e.federates_with,
+    hint: e.hint,
+    admin: e.admin,
+    downstream: e.downstream,
+  };
+}
+
+function applyPatch(base: RegistrationEntry, p: EntryPatch__Output): NewEntry {
+  return {
+    spiffeId: p.spiffe_id ?? base.spiffeId,
+    parentId: p.parent_id ?? base.parentId,
+    selectors: p.selectors ? p.selectors.items.map((s) => ({ type: s.type, value: s.value })) : base.selectors,
+    x509SvidTtl: p.x509_svid_ttl ?? base.x509SvidTtl,
+    jwtSvidTtl: p.jwt_svid_ttl ?? base.jwtSvidTtl,
+    dnsNames: p.dns_names ? p.dns_names.items : base.dnsNames,
+    federatesWith: p.federates_with ? p.federates_with.items : base.federatesWith,
+    hint: p.hint ?? base.hint,
+    admin: p.admin ?? base.admin,
+    downstream: p.downstream ?? base.downstream,
+  };
+}
+
+function required(value: string, what: string): string {
+  if (!value) throw invalid(`admin: ${what} is required`);
+  return value;
+}
+
+/**
+ * Wraps an async handler: every error goes through the one status mapping,
+ * and nothing is written before validation has passed.
+ */
+function unary<Req, Res>(log: Logger, method: string, fn: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    fn(call.request).then(
+      (res) => callback(null, res),
+      (err) => callback(toServiceError(err, log, method)),
+    );
+  };
+}
+
+/** The admin API handlers. The transport (a 0600 Unix socket) is the authorization. */
+export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
+  const { datastore: ds, ca, minter, logger: log } = deps;
+  const now = () => Math.floor((deps.now ?? Date.now)() / 1000);
+  const td = ca.trustDomain;
+
+  return {
+    CreateEntry: unary(log, 'CreateEntry', async (req) => {
+      if (!req.entry) throw invalid('admin: entry is required');
+      const entry = validateEntry(fromProto(req.entry), td, deps.caTtl);
+      const created = await ds.createEntry(entry);
+      log.info({ id: created.id, spiffeId: created.spiffeId }, 'admin: entry created');
+      return toProto(created);
+    }),
+    GetEntry: unary(log, 'GetEntry', async (req) => {
+      const e = await ds.getEntry(required(req.id, 'id'));
+      if (!e) throw new AnchorageError('not_found', `admin: no entry with id ${req.id}`);
+      return toProto(e);
+    }),
+    ListEntries: unary(log, 'ListEntries', async (req) => {
+      const filter = {
+        ...(req.parent_id ? { parentId: SpiffeId.parse(req.parent_id).toString() } : {}),
+        ...(req.spiffe_id ? { spiffeId: SpiffeId.parse(req.spiffe_id).toString() } : {}),
+      };
+      return { entries: (await ds.listEntries(filter)).map(toProto) };
+    }),
+    UpdateEntry: unary(log, 'UpdateEntry', async (req) => {
+      const base = await ds.getEntry(required(req.id, 'id'));
+      if (!base) throw new AnchorageError('not_found', `admin: no entry with id ${req.id}`);
+      if (!req.patch) throw invalid('admin: patch is required');
+      const entry = validateEntry(applyPatch(base, req.patch), td, deps.caTtl);
+      const updated = await ds.updateEntry(req.id, entry, req.expect_revision || undefined);
+      log.info({ id: updated.id, revision: updated.revision }, 'admin: entry updated');
+      return toProto(updated);
+    }),
+    DeleteEntry: unary(log, 'DeleteEntry', async (req) => {
+      const deleted = await ds.deleteEntry(required(req.id, 'id'));
+      log.info({ id: deleted.id }, 'admin: entry deleted');
+      return toProto(deleted);
+    }),
+    CreateJoinToken: unary(log, 'CreateJoinToken', async (req) => {
+      const ttl = req.ttl || DEFAULT_JOIN_TOKEN_TTL;
+      if (ttl < 0 || ttl > MAX_JOIN_TOKEN_TTL) throw invalid(`admin: join token ttl must be between 1s and ${MAX_JOIN_TOKEN_TTL}s`);
+      let spiffeId: string | undefined;
+      if (req.spiffe_id) {
+        const id = SpiffeId.parse(req.spiffe_id);
+        if (!id.memberOf(td)) throw invalid(`admin: spiffe id ${id} is not in trust domain ${td.name}`);
+        if (id.isTrustDomainId()) throw invalid(`admin: spiffe id ${id} has no path`);
+        spiffeId = id.toString();
+      }
+      // 128 bits from the CSPRNG; hex keeps it a valid SPIFFE ID path segment.
+      const token = randomBytes(16).toString('hex');
+      const expiresAt = now() + ttl;
+      await ds.createJoinToken({ token, expiresAt, ...(spiffeId ? { spiffeId } : {}) });
+      log.info({ expiresAt, spiffeId }, 'admin: join token created');
+      return { token, spiffe_id: spiffeId ?? '', expires_at: expiresAt };
+    }),
+    GetBundle: unary(log, 'GetBundle', async () => {
+      const b = ca.bundle();
+      return {
+        trust_domain: td.name,
+        x509_authorities: b.x509.authorities().map((d) => Buffer.from(d)),
+        document: b.marshal(),
+        sequence: b.sequence ?? 0,
+        refresh_hint: b.refreshHint ?? 0,
+      };
+    }),
+    MintX509SVID: unary(log, 'MintX509SVID', async (req) => {
+      if (req.csr.length === 0) throw invalid('admin: csr is required');
+      const minted = await minter.mintX509FromCsr(req.csr, {
+        spiffeId: SpiffeId.parse(required(req.spiffe_id, 'spiffe_id')),
+        dnsNames: req.dns_names,
+        ttl: req.ttl,
+      });
+      log.info({ spiffeId: req.spiffe_id, notAfter: minted.notAfter }, 'admin: x509-svid minted');
+      return {
+        chain: minted.chain.map((d) => Buffer.from(d)),
+        bundle: ca.bundle().x509.authorities().map((d) => Buffer.from(d)),
+        expires_at: minted.notAfter,
+      };
+    }),
+    MintJWTSVID: unary(log, 'MintJWTSVID', async (req) => {
+      const minted = await minter.mintJwt({
+        spiffeId: SpiffeId.parse(required(req.spiffe_id, 'spiffe_id')),
+        audience: req.audience,
+        ttl: req.ttl,
+      });
+      log.info({ spiffeId: req.spiffe_id, expiresAt: minted.expiresAt }, 'admin: jwt-svid minted');
+      return { token: minted.token, expires_at: minted.expiresAt };
+    }),
+    GetCAStatus: unary(log, 'GetCAStatus', async () => {
+      const rows = await ca.journal();
+      return {
+        trust_domain: td.name,
+        key_manager: deps.keyManagerKind,
+        keys: rows.map((r) => ({
+          id: r.id,
+          kind: r.kind,
+          status: r.status,
+          key_id: r.keyId,
+          kid: r.kid ?? '',
+          not_before: r.notBefore,
+          not_after: r.notAfter,
+          cert: r.certDer ? Buffer.from(r.certDer) : Buffer.alloc(0),
+        })),
+      };
+    }),
+  };
+}

@@ -1,0 +1,234 @@
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { parseDuration } from '../common/duration.js';
+import { AnchorageError, invalid, errorMessage } from '../common/errors.js';
+import { TrustDomain } from '../spiffe/id.js';
+import { KEY_TYPES, type KeyType } from './keymanager/KeyManager.js';
+
+/** A duration string (`1h`, `30d`), turned into seconds. */
+const duration = z.string().transform((text, ctx) => {
+  try {
+    return parseDuration(text, 'duration');
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: errorMessage(err).replace(/^duration: /, '') });
+    return z.NEVER;
+  }
+});
+
+const fileMode = z
+  .string()
+  .regex(/^0?[0-7]{3}$/, 'must be an octal file mode such as "0600"')
+  .transform((s) => parseInt(s, 8));
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$/, 'must be host:port')
+  .refine((s) => {
+    const port = Number(s.slice(s.lastIndexOf(':') + 1));
+    return port > 0 && port < 65536;
+  }, 'port must be between 1 and 65535');
+
+const pkcs11KeyManager = z
+  .object({
+    type: z.literal('pkcs11'),
+    module: z.string().min(1),
+    token_label: z.string().min(1).max(32),
+    pin_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+    pin_file: z.string().min(1).optional(),
+    sessions: z.number().int().min(1).max(64).default(4),
+  })
+  .strict()
+  .refine((v) => (v.pin_env === undefined) !== (v.pin_file === undefined), {
+    message: 'exactly one of pin_env or pin_file is required',
+  });
+
+const keyManager = z.discriminatedUnion('type', [
+  pkcs11KeyManager,
+  z.object({ type: z.literal('disk'), dir: z.string().min(1).optional() }).strict(),
+  z.object({ type: z.literal('memory') }).strict(),
+]);
+
+const root = z.discriminatedUnion('type', [
+  z
+    .object({
+      type: z.literal('self-signed'),
+      ttl: duration.default(parseDuration('3650d')),
+      key_label: z.string().min(1).max(128).optional(),
+      key_type: z.enum(KEY_TYPES as [KeyType, ...KeyType[]]).optional(),
+      key_manager: keyManager.optional(),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('upstream'),
+      cert_file: z.string().min(1),
+      key_file: z.string().min(1).optional(),
+      key_label: z.string().min(1).max(128).optional(),
+      key_manager: keyManager.optional(),
+    })
+    .strict()
+    .refine((v) => (v.key_file === undefined) !== (v.key_label === undefined), {
+      message: 'exactly one of key_file or key_label is required',
+    }),
+]);
+
+const serverSchema = z
+  .object({
+    trust_domain: z.string().transform((s, ctx) => {
+      try {
+        return TrustDomain.parse(s);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: errorMessage(err) });
+        return z.NEVER;
+      }
+    }),
+    data_dir: z.string().min(1),
+    admin_socket: z.string().min(1).optional(),
+    admin_socket_mode: fileMode.default(0o600),
+    bind_address: hostPort.default('127.0.0.1:8081'),
+    log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+    key_manager: keyManager,
+    ca: z
+      .object({
+        ttl: duration.default(parseDuration('24h')),
+        key_type: z.enum(KEY_TYPES as [KeyType, ...KeyType[]]).default('ec-p256'),
+        root: root.default({ type: 'self-signed', ttl: parseDuration('3650d') }),
+      })
+      .strict()
+      .default({ ttl: parseDuration('24h'), key_type: 'ec-p256', root: { type: 'self-signed', ttl: parseDuration('3650d') } }),
+    x509_svid_ttl: duration.default(parseDuration('1h')),
+    jwt_svid_ttl: duration.default(parseDuration('5m')),
+    bundle_refresh_hint: duration.default(parseDuration('5m')),
+    datastore: z
+      .object({ type: z.literal('sqlite'), path: z.string().min(1).optional() })
+      .strict()
+      .default({ type: 'sqlite' }),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    if (cfg.x509_svid_ttl >= cfg.ca.ttl) {
+      ctx.addIssue({ code: 'custom', path: ['x509_svid_ttl'], message: 'must be shorter than ca.ttl' });
+    }
+    if (cfg.jwt_svid_ttl >= cfg.ca.ttl) {
+      ctx.addIssue({ code: 'custom', path: ['jwt_svid_ttl'], message: 'must be shorter than ca.ttl' });
+    }
+    if (cfg.ca.root.type === 'self-signed' && cfg.ca.root.ttl <= cfg.ca.ttl) {
+      ctx.addIssue({ code: 'custom', path: ['ca', 'root', 'ttl'], message: 'must be longer than ca.ttl' });
+    }
+  });
+
+export type RawServerConfig = z.output<typeof serverSchema>;
+export type KeyManagerConfig = z.output<typeof keyManager>;
+export type RootConfig = z.output<typeof root>;
+
+/** Server configuration with every path absolute and every default applied. */
+export interface ServerConfig extends RawServerConfig {
+  admin_socket: string;
+  datastore: { type: 'sqlite'; path: string };
+  /** Where the file came from, for messages. */
+  source: string;
+}
+
+/** Turns zod issues into one line per problem, each naming the key path. */
+export function formatIssues(source: string, error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      const path = issue.path.length ? issue.path.join('.') : '(top level)';
+      let message = issue.message;
+      if (issue.code === 'unrecognized_keys') message = `unknown key(s): ${issue.keys.join(', ')}`;
+      return `${source}: ${path}: ${message}`;
+    })
+    .join('\n');
+}
+
+/** Validates an already-parsed YAML document. Relative paths resolve against `baseDir`. */
+export function parseServerConfig(doc: unknown, source: string, baseDir: string): ServerConfig {
+  const result = serverSchema.safeParse(doc ?? {});
+  if (!result.success) throw invalid(`config: ${formatIssues(source, result.error)}`);
+  const cfg = result.data;
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const dataDir = abs(cfg.data_dir);
+  const fixKm = (km: KeyManagerConfig): KeyManagerConfig => {
+    if (km.type === 'pkcs11') return { ...km, module: abs(km.module), pin_file: km.pin_file && abs(km.pin_file) };
+    if (km.type === 'disk') return { ...km, dir: abs(km.dir ?? join(dataDir, 'keys')) };
+    return km;
+  };
+  const rootCfg = cfg.ca.root;
+  const fixedRoot: RootConfig =
+    rootCfg.type === 'upstream'
+      ? {
+          ...rootCfg,
+          cert_file: abs(rootCfg.cert_file),
+          key_file: rootCfg.key_file && abs(rootCfg.key_file),
+          key_manager: rootCfg.key_manager && fixKm(rootCfg.key_manager),
+        }
+      : { ...rootCfg, key_manager: rootCfg.key_manager && fixKm(rootCfg.key_manager) };
+  return {
+    ...cfg,
+    source,
+    data_dir: dataDir,
+    admin_socket: abs(cfg.admin_socket ?? join(dataDir, 'admin.sock')),
+    key_manager: fixKm(cfg.key_manager),
+    ca: { ...cfg.ca, root: fixedRoot },
+    datastore: { type: 'sqlite', path: abs(cfg.datastore.path ?? join(dataDir, 'datastore.sqlite3')) },
+  };
+}
+
+/** Reads and validates a server.yaml. Every failure names the file and, where it can, the key. */
+export function loadServerConfig(path: string): ServerConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw invalid(`config: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`, err);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { prettyErrors: true, uniqueKeys: true, maxAliasCount: 50 });
+  } catch (err) {
+    const where = err instanceof YAMLParseError && err.linePos ? ` line ${err.linePos[0].line}:` : '';
+    const what = errorMessage(err).split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+    throw invalid(`config: ${path}:${where} not valid YAML: ${what}`, err);
+  }
+  if (doc !== null && (typeof doc !== 'object' || Array.isArray(doc))) {
+    throw invalid(`config: ${path}: the top level must be a mapping of keys`);
+  }
+  return parseServerConfig(doc, path, dirname(resolve(path)));
+}
+
+/**
+ * Reads the token PIN named by the config. Kept out of the config object so
+ * the PIN is never part of anything that might be printed or logged.
+ */
+export function resolvePin(km: Extract<KeyManagerConfig, { type: 'pkcs11' }>, path = 'key_manager'): string {
+  if (km.pin_env !== undefined) {
+    const pin = process.env[km.pin_env];
+    if (pin === undefined || pin === '') {
+      throw new AnchorageError('failed_precondition', `config: ${path}.pin_env: environment variable ${km.pin_env} is not set`);
+    }
+    return pin;
+  }
+  const file = km.pin_file!;
+  let text: string;
+  try {
+    const st = statSync(file);
+    if ((st.mode & 0o077) !== 0) {
+      throw new AnchorageError(
+        'failed_precondition',
+        `config: ${path}.pin_file: ${file} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`,
+      );
+    }
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if (err instanceof AnchorageError) throw err;
+    throw new AnchorageError(
+      'failed_precondition',
+      `config: ${path}.pin_file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
+  }
+  const pin = text.replace(/\r?\n$/, '');
+  if (pin === '') throw new AnchorageError('failed_precondition', `config: ${path}.pin_file: ${file} is empty`);
+  return pin;
+}

@@ -1,0 +1,79 @@
+import { invalid } from '../common/errors.js';
+import { SpiffeId, TrustDomain } from '../spiffe/id.js';
+import type { NewEntry, Selector } from './datastore/DataStore.js';
+
+const SELECTOR_TYPE = /^[a-z0-9_-]{1,64}$/;
+const DNS_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+const MAX_SELECTORS = 64;
+const MAX_DNS = 64;
+
+/** Parses `type:value` (the value may itself contain colons, e.g. `unix:uid:1000`). */
+export function parseSelector(text: string): Selector {
+  const i = text.indexOf(':');
+  if (i <= 0 || i === text.length - 1) {
+    throw invalid(`entry: selector "${text}" must be type:value (e.g. unix:uid:1000)`);
+  }
+  return checkSelector({ type: text.slice(0, i), value: text.slice(i + 1) });
+}
+
+export function checkSelector(s: Selector): Selector {
+  if (!SELECTOR_TYPE.test(s.type)) {
+    throw invalid(`entry: selector type "${s.type}" must be 1-64 characters of a-z, 0-9, _ or -`);
+  }
+  if (s.value === '' || s.value.length > 1024 || /[\u0000-\u001f]/.test(s.value)) {
+    throw invalid(`entry: selector value for type "${s.type}" must be 1-1024 printable characters`);
+  }
+  return { type: s.type, value: s.value };
+}
+
+/** A DNS SAN: lower-case LDH labels, optional leading `*.` wildcard, at most 253 characters. */
+export function checkDnsName(name: string, what = 'entry'): string {
+  const body = name.startsWith('*.') ? name.slice(2) : name;
+  if (name.length > 253 || body.split('.').some((l) => !DNS_LABEL.test(l))) {
+    throw invalid(`${what}: "${name}" is not a valid DNS name (lower-case letters, digits, hyphens; optional leading *.)`);
+  }
+  return name;
+}
+
+/**
+ * Validates an entry as a whole before anything is written: the datastore
+ * stores only canonical, checked records.
+ */
+export function validateEntry(e: NewEntry, td: TrustDomain, maxTtl: number): NewEntry {
+  const id = SpiffeId.parse(e.spiffeId);
+  if (!id.memberOf(td)) throw invalid(`entry: spiffe id ${id} is not in trust domain ${td.name}`);
+  if (id.isTrustDomainId()) throw invalid(`entry: spiffe id ${id} has no path`);
+  const parent = SpiffeId.parse(e.parentId);
+  if (!parent.memberOf(td)) throw invalid(`entry: parent id ${parent} is not in trust domain ${td.name}`);
+  if (parent.equals(id)) throw invalid('entry: an entry cannot be its own parent');
+  if (e.selectors.length === 0) throw invalid('entry: at least one selector is required');
+  if (e.selectors.length > MAX_SELECTORS) throw invalid(`entry: at most ${MAX_SELECTORS} selectors`);
+  const selectors = e.selectors.map(checkSelector);
+  const seen = new Set<string>();
+  for (const s of selectors) {
+    const k = `${s.type}:${s.value}`;
+    if (seen.has(k)) throw invalid(`entry: selector ${k} is repeated`);
+    seen.add(k);
+  }
+  for (const [name, ttl] of [['x509 ttl', e.x509SvidTtl], ['jwt ttl', e.jwtSvidTtl]] as const) {
+    if (!Number.isInteger(ttl) || ttl < 0) throw invalid(`entry: ${name} must be a whole number of seconds`);
+    if (ttl > maxTtl) throw invalid(`entry: ${name} of ${ttl}s goes beyond the CA lifetime of ${maxTtl}s`);
+  }
+  if (e.dnsNames.length > MAX_DNS) throw invalid(`entry: at most ${MAX_DNS} dns names`);
+  const dnsNames = [...new Set(e.dnsNames.map((n) => checkDnsName(n)))];
+  const federatesWith = [...new Set(e.federatesWith.map((t) => TrustDomain.parse(t).name))];
+  if (federatesWith.includes(td.name)) throw invalid('entry: an entry cannot federate with its own trust domain');
+  if (e.hint.length > 256) throw invalid('entry: hint must be at most 256 characters');
+  return {
+    spiffeId: id.toString(),
+    parentId: parent.toString(),
+    selectors,
+    x509SvidTtl: e.x509SvidTtl,
+    jwtSvidTtl: e.jwtSvidTtl,
+    dnsNames,
+    federatesWith,
+    hint: e.hint,
+    admin: e.admin,
+    downstream: e.downstream,
+  };
+}

@@ -1,0 +1,119 @@
+import { AnchorageError, invalid } from '../common/errors.js';
+import { formatDuration } from '../common/duration.js';
+import type { SpiffeId } from '../spiffe/id.js';
+import type { CaManager } from './manager.js';
+import { BACKDATE_SECONDS } from './root.js';
+import { randomSerial } from './x509/cert.js';
+import { parseCsr } from './x509/csr.js';
+
+export interface MintedX509Svid {
+  /** DER, leaf first, then the intermediates; never the trust anchor. */
+  chain: Uint8Array[];
+  /** Unix seconds. */
+  notAfter: number;
+}
+
+export interface MintedJwtSvid {
+  token: string;
+  /** Unix seconds. */
+  expiresAt: number;
+}
+
+export interface X509MintRequest {
+  spiffeId: SpiffeId;
+  /** DER SubjectPublicKeyInfo of the workload's key. */
+  spki: Uint8Array;
+  dnsNames?: string[];
+  /** Seconds. Absent or 0: the server default, capped at the CA's notAfter. Given: must fit in the CA's life. */
+  ttl?: number;
+}
+
+export interface MinterOptions {
+  ca: CaManager;
+  /** Default X509-SVID lifetime, seconds. */
+  x509SvidTtl: number;
+  /** Default JWT-SVID lifetime, seconds. */
+  jwtSvidTtl: number;
+  now?: () => number;
+}
+
+/**
+ * Signs SVIDs with the active CA. This is the hot path: the leaf TBSCertificate
+ * comes from a precomputed template (LeafEncoder), the only asynchronous step
+ * is the HSM signature.
+ */
+export class Minter {
+  private readonly ca: CaManager;
+  private readonly opts: MinterOptions;
+  private readonly now: () => number;
+
+  constructor(opts: MinterOptions) {
+    this.ca = opts.ca;
+    this.opts = opts;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Verifies the CSR's self-signature (proof of possession), then mints for its public key. */
+  async mintX509FromCsr(csrDer: Uint8Array, req: Omit<X509MintRequest, 'spki'>): Promise<MintedX509Svid> {
+    this.checkId(req.spiffeId, 'x509svid');
+    const csr = await parseCsr(csrDer);
+    return this.mintX509({ ...req, spki: csr.spki });
+  }
+
+  async mintX509(req: X509MintRequest): Promise<MintedX509Svid> {
+    this.checkId(req.spiffeId, 'x509svid');
+    const ca = this.ca.activeX509();
+    const now = Math.floor(this.now() / 1000);
+    const notAfter = this.lifetime(now, ca.notAfter, req.ttl, this.opts.x509SvidTtl, 'x509svid');
+    const tbs = ca.encoder.tbs({
+      serial: randomSerial(),
+      notBefore: new Date((now - BACKDATE_SECONDS) * 1000),
+      notAfter: new Date(notAfter * 1000),
+      spiffeId: req.spiffeId.toString(),
+      dnsNames: req.dnsNames ?? [],
+      spki: req.spki,
+    });
+    const leaf = ca.encoder.assemble(tbs, await ca.key.sign(tbs));
+    return { chain: [leaf, ...ca.chain], notAfter };
+  }
+
+  async mintJwt(req: { spiffeId: SpiffeId; audience: string[]; ttl?: number }): Promise<MintedJwtSvid> {
+    this.checkId(req.spiffeId, 'jwtsvid');
+    if (req.audience.length === 0) throw invalid('jwtsvid: at least one audience is required');
+    for (const aud of req.audience) {
+      if (aud.trim() === '' || aud.length > 1024) throw invalid(`jwtsvid: audience "${aud.slice(0, 40)}" must be a non-empty string of at most 1024 characters`);
+    }
+    const key = this.ca.activeJwt();
+    const now = Math.floor(this.now() / 1000);
+    const exp = this.lifetime(now, key.notAfter, req.ttl, this.opts.jwtSvidTtl, 'jwtsvid');
+    const payload = Buffer.from(
+      JSON.stringify({ sub: req.spiffeId.toString(), aud: req.audience, exp, iat: now }),
+    ).toString('base64url');
+    const signingInput = `${key.headerB64}.${payload}`;
+    const signature = await key.key.sign(Buffer.from(signingInput));
+    return { token: `${signingInput}.${Buffer.from(signature).toString('base64url')}`, expiresAt: exp };
+  }
+
+  /** SVIDs never outlive their CA: a default lifetime is capped, an explicit one that does not fit is refused. */
+  private lifetime(now: number, caNotAfter: number, requested: number | undefined, fallback: number, what: string): number {
+    if (requested !== undefined && requested !== 0) {
+      if (!Number.isInteger(requested) || requested < 0) throw invalid(`${what}: ttl must be a positive whole number of seconds`);
+      if (now + requested > caNotAfter) {
+        throw invalid(
+          `${what}: ttl ${formatDuration(requested)} goes beyond the CA, which expires in ${formatDuration(caNotAfter - now)}`,
+        );
+      }
+      return now + requested;
+    }
+    const notAfter = Math.min(now + fallback, caNotAfter);
+    if (notAfter <= now) throw new AnchorageError('unavailable', `${what}: the active CA has expired; rotation has not caught up`);
+    return notAfter;
+  }
+
+  private checkId(id: SpiffeId, what: string): void {
+    if (!id.memberOf(this.ca.trustDomain)) {
+      throw invalid(`${what}: spiffe id ${id} is not in trust domain ${this.ca.trustDomain.name}`);
+    }
+    if (id.isTrustDomainId()) throw invalid(`${what}: spiffe id ${id} has no path; an SVID must name a workload`);
+  }
+}

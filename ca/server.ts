@@ -1,0 +1,250 @@
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { dirname, join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { AnchorageError, errorMessage } from '../common/errors.js';
+import type { Logger } from '../common/log.js';
+import { loadAdminProto } from '../proto/load.js';
+import { adminHandlers } from './admin/service.js';
+import { resolvePin, type KeyManagerConfig, type ServerConfig } from './config.js';
+import type { DataStore } from './datastore/DataStore.js';
+import { SqliteDataStore } from './datastore/sqlite.js';
+import type { KeyManager } from './keymanager/KeyManager.js';
+import { openKeyManager } from './keymanager/factory.js';
+import { CaManager } from './manager.js';
+import { Minter } from './minter.js';
+import { loadRootOfTrust } from './root.js';
+
+export interface RunningServer {
+  readonly config: ServerConfig;
+  readonly ca: CaManager;
+  readonly minter: Minter;
+  readonly datastore: DataStore;
+  readonly keyManager: KeyManager;
+  close(): Promise<void>;
+}
+
+export interface ServerOptions {
+  logger: Logger;
+  /** Milliseconds since the epoch; tests may pass a fake clock. */
+  now?: () => number;
+}
+
+/** Opens a key manager from its config section; the PIN is read here and goes nowhere else. */
+export async function keyManagerFromConfig(km: KeyManagerConfig, path: string, logger: Logger): Promise<KeyManager> {
+  switch (km.type) {
+    case 'pkcs11':
+      return openKeyManager(
+        { type: 'pkcs11', module: km.module, tokenLabel: km.token_label, pin: resolvePin(km, path), sessions: km.sessions },
+        logger,
+      );
+    case 'disk':
+      return openKeyManager({ type: 'disk', dir: km.dir! }, logger);
+    case 'memory':
+      return openKeyManager({ type: 'memory' }, logger);
+  }
+}
+
+function ensurePrivateDir(dir: string, log: Logger): void {
+  if (!existsSync(dir)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return;
+  }
+  const st = statSync(dir);
+  if (!st.isDirectory()) throw new AnchorageError('invalid_argument', `server: ${dir} is not a directory`);
+  if ((st.mode & 0o077) !== 0) {
+    log.warn({ dir, mode: (st.mode & 0o777).toString(8) }, 'server: directory is accessible to group or others; 0700 is expected');
+  }
+}
+
+/** Removes a socket file left by a dead server; refuses if a live server answers on it. */
+async function clearStaleSocket(path: string): Promise<void> {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) throw new AnchorageError('failed_precondition', `server: ${path} exists and is not a socket`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+  if (alive) throw new AnchorageError('failed_precondition', `server: another server is already listening on ${path}`);
+  unlinkSync(path);
+}
+
+/**
+ * Takes the data dir's lock file (`server.lock`, holding our pid). A lock
+ * left by a dead process (SIGKILL, power loss) is taken over.
+ */
+function lockDataDir(dir: string): () => void {
+  const path = join(dir, 'server.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(path, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      return () => {
+        try {
+          if (readFileSync(path, 'utf8').trim() === String(process.pid)) unlinkSync(path);
+        } catch {
+          /* already gone */
+        }
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(readFileSync(path, 'utf8').trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
+        throw new AnchorageError('failed_precondition', `server: another server (pid ${pid}) is using ${dir}`);
+      }
+      unlinkSync(path);
+    }
+  }
+  throw new AnchorageError('failed_precondition', `server: cannot take the lock ${path}`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function bind(server: grpc.Server, address: string): Promise<void> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+  );
+}
+
+/**
+ * Starts the server: datastore, key manager, root of trust, CA (resuming the
+ * journal), then the admin API. Anything that fails closes what was opened.
+ */
+export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promise<RunningServer> {
+  const log = opts.logger;
+  const closers: Array<() => Promise<void> | void> = [];
+  const closeAll = async () => {
+    for (const c of closers.reverse()) {
+      try {
+        await c();
+      } catch (err) {
+        log.warn({ err: errorMessage(err) }, 'server: error while closing');
+      }
+    }
+  };
+  try {
+    // Everything the server creates (datastore, sockets, keys on disk) is private.
+    process.umask(0o077);
+    ensurePrivateDir(cfg.data_dir, log);
+    ensurePrivateDir(dirname(cfg.admin_socket), log);
+    // Two servers on one data dir would both rotate the CA: refuse before touching anything.
+    const releaseLock = lockDataDir(cfg.data_dir);
+    closers.push(releaseLock);
+    await clearStaleSocket(cfg.admin_socket);
+
+    const datastore = SqliteDataStore.open(cfg.datastore.path);
+    closers.push(() => datastore.close());
+
+    const pinned = await datastore.getMeta('trust_domain');
+    if (pinned && pinned !== cfg.trust_domain.name) {
+      throw new AnchorageError(
+        'failed_precondition',
+        `server: trust_domain is "${cfg.trust_domain.name}" but ${cfg.data_dir} belongs to trust domain "${pinned}"`,
+      );
+    }
+    if (!pinned) await datastore.setMeta('trust_domain', cfg.trust_domain.name);
+
+    const keyManager = await keyManagerFromConfig(cfg.key_manager, 'key_manager', log);
+    closers.push(() => keyManager.close());
+    let rootKeyManager = keyManager;
+    if (cfg.ca.root.key_manager) {
+      rootKeyManager = await keyManagerFromConfig(cfg.ca.root.key_manager, 'ca.root.key_manager', log);
+      const rkm = rootKeyManager;
+      closers.push(() => rkm.close());
+    }
+
+    const now = opts.now ?? Date.now;
+    const root = await loadRootOfTrust(cfg.ca.root, {
+      trustDomain: cfg.trust_domain,
+      datastore,
+      keyManager: rootKeyManager,
+      now,
+      logger: log,
+      defaultKeyType: cfg.ca.key_type,
+    });
+    const ca = new CaManager({
+      trustDomain: cfg.trust_domain,
+      keyManager,
+      root,
+      datastore,
+      caTtl: cfg.ca.ttl,
+      keyType: cfg.ca.key_type,
+      bundleRefreshHint: cfg.bundle_refresh_hint,
+      now,
+      logger: log,
+      autoRotate: true,
+    });
+    await ca.start();
+    closers.push(() => ca.close());
+    const minter = new Minter({ ca, x509SvidTtl: cfg.x509_svid_ttl, jwtSvidTtl: cfg.jwt_svid_ttl, now });
+
+    const admin = new grpc.Server();
+    admin.addService(
+      loadAdminProto().anchorage.admin.v1.Admin.service,
+      adminHandlers({ datastore, ca, minter, caTtl: cfg.ca.ttl, keyManagerKind: keyManager.kind, now, logger: log }),
+    );
+    await bind(admin, `unix://${cfg.admin_socket}`);
+    chmodSync(cfg.admin_socket, cfg.admin_socket_mode);
+    closers.push(
+      () =>
+        new Promise<void>((resolve) => {
+          admin.tryShutdown(() => resolve());
+          setTimeout(() => {
+            admin.forceShutdown();
+            resolve();
+          }, 2000).unref();
+        }),
+    );
+    closers.push(() => {
+      try {
+        unlinkSync(cfg.admin_socket);
+      } catch {
+        /* already gone */
+      }
+    });
+
+    const rootInfo = root.certInfo;
+    log.info(
+      {
+        trustDomain: cfg.trust_domain.name,
+        keyManager: keyManager.kind,
+        root: { kind: root.kind, notAfter: rootInfo.validTo, sha256: rootInfo.fingerprint256 },
+        intermediateNotAfter: new Date(ca.activeX509().notAfter * 1000).toISOString(),
+        adminSocket: cfg.admin_socket,
+      },
+      'server: ready',
+    );
+    let closed = false;
+    return {
+      config: cfg,
+      ca,
+      minter,
+      datastore,
+      keyManager,
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        // Closers were pushed in start order; close runs them in reverse.
+        await closeAll();
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

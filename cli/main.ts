@@ -1,0 +1,345 @@
+import 'reflect-metadata';
+import { X509Certificate, generateKeyPairSync, webcrypto } from 'node:crypto';
+import { mkdirSync, renameSync, rmSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import * as x509 from '@peculiar/x509';
+import { parseDuration } from '../common/duration.js';
+import { AnchorageError, errorMessage, invalid } from '../common/errors.js';
+import { createLogger } from '../common/log.js';
+import { toPem } from '../common/pem.js';
+import { loadServerConfig } from '../ca/config.js';
+import { parseSelector } from '../ca/entries.js';
+import { startServer } from '../ca/server.js';
+import type { Entry__Output } from '../proto/gen/anchorage/admin/v1/Entry.js';
+import { Admin } from './client.js';
+
+const USAGE = `usage: anchorage <command> [flags]
+
+  server run -c server.yaml                 run the server
+  entry create --spiffe-id ID --parent-id ID --selector type:value... [--x509-ttl D] [--jwt-ttl D]
+               [--dns NAME]... [--federates-with TD]... [--hint H] [--admin] [--downstream]
+  entry update --id ID [same flags as create; given lists replace the old ones] [--revision N]
+  entry show --id ID | entry delete --id ID | entry list [--parent-id ID] [--spiffe-id ID]
+  token create [--spiffe-id ID] [--ttl D]   join token for an agent
+  bundle show [--format pem|spiffe]         the trust domain's bundle
+  x509 mint --spiffe-id ID [--ttl D] [--dns NAME]... --out-dir DIR
+  jwt mint --spiffe-id ID --audience A... [--ttl D]
+  ca show                                   the CA journal (root, intermediates, JWT keys)
+
+Every command but "server run" reaches the server through --socket PATH, or the
+admin_socket of -c server.yaml, and takes --json for machine-readable output.
+Durations: 30s, 15m, 1h30m, 7d.`;
+
+/** A usage error: exit code 2, as with most CLIs. */
+class UsageError extends Error {}
+
+const COMMON = {
+  socket: { type: 'string' },
+  config: { type: 'string', short: 'c' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+const ENTRY_FIELDS = {
+  'spiffe-id': { type: 'string' },
+  'parent-id': { type: 'string' },
+  selector: { type: 'string', multiple: true },
+  'x509-ttl': { type: 'string' },
+  'jwt-ttl': { type: 'string' },
+  dns: { type: 'string', multiple: true },
+  'federates-with': { type: 'string', multiple: true },
+  hint: { type: 'string' },
+  admin: { type: 'boolean' },
+  downstream: { type: 'boolean' },
+} as const satisfies ParseArgsConfig['options'];
+
+function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options: { ...COMMON, ...options }, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new UsageError(errorMessage(err).replace(/^TypeError \[[A-Z_]+\]: /, '').split('\n')[0]);
+  }
+}
+
+function need<T>(value: T | undefined, flag: string): T {
+  if (value === undefined || value === '') throw new UsageError(`--${flag} is required`);
+  return value;
+}
+
+function seconds(text: string | undefined, flag: string): number {
+  if (text === undefined) return 0;
+  try {
+    return parseDuration(text, `--${flag}`);
+  } catch (err) {
+    throw new UsageError(errorMessage(err));
+  }
+}
+
+function socketPath(v: { socket?: string; config?: string }): string {
+  if (v.socket && v.config) throw new UsageError('give either --socket or -c, not both');
+  if (v.socket) return v.socket;
+  if (v.config) return loadServerConfig(v.config).admin_socket;
+  throw new UsageError('--socket PATH or -c server.yaml is required');
+}
+
+function out(json: boolean | undefined, value: unknown, text: () => string): void {
+  process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text());
+}
+
+function entryText(e: Entry__Output): string {
+  const lines = [
+    `Entry ID       : ${e.id}`,
+    `SPIFFE ID      : ${e.spiffe_id}`,
+    `Parent ID      : ${e.parent_id}`,
+    `Revision       : ${e.revision}`,
+    ...e.selectors.map((s) => `Selector       : ${s.type}:${s.value}`),
+    `X509-SVID TTL  : ${e.x509_svid_ttl ? `${e.x509_svid_ttl}s` : 'default'}`,
+    `JWT-SVID TTL   : ${e.jwt_svid_ttl ? `${e.jwt_svid_ttl}s` : 'default'}`,
+    ...e.dns_names.map((d) => `DNS name       : ${d}`),
+    ...e.federates_with.map((t) => `Federates with : ${t}`),
+  ];
+  if (e.hint) lines.push(`Hint           : ${e.hint}`);
+  if (e.admin) lines.push('Admin          : true');
+  if (e.downstream) lines.push('Downstream     : true');
+  return lines.join('\n') + '\n';
+}
+
+function entryJson(e: Entry__Output) {
+  return { ...e, selectors: e.selectors.map((s) => `${s.type}:${s.value}`) };
+}
+
+/** Writes files into `dir` so that either all of them appear or none does. */
+function writeAllOrNothing(dir: string, files: Array<{ name: string; data: string; mode: number }>): void {
+  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  else if (!statSync(dir).isDirectory()) throw invalid(`cli: --out-dir ${dir} is not a directory`);
+  const staged: Array<{ tmp: string; final: string }> = [];
+  try {
+    for (const f of files) {
+      const tmp = join(dir, `.${f.name}.${process.pid}.tmp`);
+      writeFileSync(tmp, f.data, { mode: f.mode, flag: 'wx' });
+      staged.push({ tmp, final: join(dir, f.name) });
+    }
+    for (const s of staged) renameSync(s.tmp, s.final);
+  } catch (err) {
+    for (const s of staged) rmSync(s.tmp, { force: true });
+    throw invalid(`cli: cannot write to ${dir}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
+  }
+}
+
+async function makeCsr(spiffeId: string): Promise<{ csrDer: Uint8Array; keyPem: string }> {
+  // The workload's key is made here, by the caller, and never sent anywhere.
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+  const keys = {
+    privateKey: webcrypto.subtle.importKey('pkcs8', privateKey.export({ type: 'pkcs8', format: 'der' }), alg, false, ['sign']),
+    publicKey: webcrypto.subtle.importKey('spki', publicKey.export({ type: 'spki', format: 'der' }), alg, true, ['verify']),
+  };
+  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    keys: { privateKey: await keys.privateKey, publicKey: await keys.publicKey },
+    signingAlgorithm: alg,
+    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }])],
+  });
+  return { csrDer: new Uint8Array(csr.rawData), keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
+}
+
+async function withAdmin<T>(v: { socket?: string; config?: string }, fn: (a: Admin) => Promise<T>): Promise<T> {
+  const admin = new Admin(socketPath(v));
+  try {
+    return await fn(admin);
+  } finally {
+    admin.close();
+  }
+}
+
+async function serverRun(args: string[]): Promise<void> {
+  const v = parse(args, {});
+  const cfg = loadServerConfig(need(v.config, 'config'));
+  const logger = createLogger('anchorage-server', cfg.log_level);
+  const server = await startServer(cfg, { logger });
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'server: shutting down');
+      server.close().then(resolve, resolve);
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+}
+
+async function entryCommand(sub: string | undefined, args: string[]): Promise<void> {
+  switch (sub) {
+    case 'create': {
+      const v = parse(args, ENTRY_FIELDS);
+      const entry = {
+        spiffe_id: need(v['spiffe-id'], 'spiffe-id'),
+        parent_id: need(v['parent-id'], 'parent-id'),
+        selectors: need(v.selector, 'selector').map(parseSelector),
+        x509_svid_ttl: seconds(v['x509-ttl'], 'x509-ttl'),
+        jwt_svid_ttl: seconds(v['jwt-ttl'], 'jwt-ttl'),
+        dns_names: v.dns ?? [],
+        federates_with: v['federates-with'] ?? [],
+        hint: v.hint ?? '',
+        admin: v.admin ?? false,
+        downstream: v.downstream ?? false,
+      };
+      const e = await withAdmin(v, (a) => a.call('CreateEntry', { entry }));
+      return out(v.json, entryJson(e), () => entryText(e));
+    }
+    case 'update': {
+      const v = parse(args, { ...ENTRY_FIELDS, id: { type: 'string' }, revision: { type: 'string' } });
+      const revision = v.revision === undefined ? 0 : Number(v.revision);
+      if (!Number.isSafeInteger(revision) || revision < 0) throw new UsageError('--revision must be a whole number');
+      const patch = {
+        ...(v['spiffe-id'] !== undefined ? { spiffe_id: v['spiffe-id'] } : {}),
+        ...(v['parent-id'] !== undefined ? { parent_id: v['parent-id'] } : {}),
+        ...(v.selector ? { selectors: { items: v.selector.map(parseSelector) } } : {}),
+        ...(v['x509-ttl'] !== undefined ? { x509_svid_ttl: seconds(v['x509-ttl'], 'x509-ttl') } : {}),
+        ...(v['jwt-ttl'] !== undefined ? { jwt_svid_ttl: seconds(v['jwt-ttl'], 'jwt-ttl') } : {}),
+        ...(v.dns ? { dns_names: { items: v.dns } } : {}),
+        ...(v['federates-with'] ? { federates_with: { items: v['federates-with'] } } : {}),
+        ...(v.hint !== undefined ? { hint: v.hint } : {}),
+        ...(v.admin !== undefined ? { admin: v.admin } : {}),
+        ...(v.downstream !== undefined ? { downstream: v.downstream } : {}),
+      };
+      if (Object.keys(patch).length === 0) throw new UsageError('entry update: give at least one field to change');
+      const e = await withAdmin(v, (a) => a.call('UpdateEntry', { id: need(v.id, 'id'), patch, expect_revision: revision }));
+      return out(v.json, entryJson(e), () => entryText(e));
+    }
+    case 'show':
+    case 'delete': {
+      const v = parse(args, { id: { type: 'string' } });
+      const id = need(v.id, 'id');
+      const e = await withAdmin(v, (a) => (sub === 'show' ? a.call('GetEntry', { id }) : a.call('DeleteEntry', { id })));
+      return out(v.json, entryJson(e), () => (sub === 'show' ? entryText(e) : `Deleted entry ${e.id} (${e.spiffe_id})\n`));
+    }
+    case 'list': {
+      const v = parse(args, { 'parent-id': { type: 'string' }, 'spiffe-id': { type: 'string' } });
+      const res = await withAdmin(v, (a) =>
+        a.call('ListEntries', { parent_id: v['parent-id'] ?? '', spiffe_id: v['spiffe-id'] ?? '' }),
+      );
+      return out(v.json, res.entries.map(entryJson), () =>
+        res.entries.length === 0 ? 'No entries\n' : `Found ${res.entries.length} entries\n` + res.entries.map((e) => '\n' + entryText(e)).join(''),
+      );
+    }
+    default:
+      throw new UsageError(`entry: unknown subcommand "${sub ?? ''}" (create, update, show, delete, list)`);
+  }
+}
+
+async function tokenCommand(sub: string | undefined, args: string[]): Promise<void> {
+  if (sub !== 'create') throw new UsageError(`token: unknown subcommand "${sub ?? ''}" (create)`);
+  const v = parse(args, { 'spiffe-id': { type: 'string' }, ttl: { type: 'string' } });
+  const t = await withAdmin(v, (a) => a.call('CreateJoinToken', { spiffe_id: v['spiffe-id'] ?? '', ttl: seconds(v.ttl, 'ttl') }));
+  out(v.json, t, () => `Token: ${t.token}\nExpires: ${new Date(t.expires_at * 1000).toISOString()}\n`);
+}
+
+async function bundleCommand(sub: string | undefined, args: string[]): Promise<void> {
+  if (sub !== 'show') throw new UsageError(`bundle: unknown subcommand "${sub ?? ''}" (show)`);
+  const v = parse(args, { format: { type: 'string' } });
+  const format = v.format ?? 'pem';
+  if (format !== 'pem' && format !== 'spiffe') throw new UsageError(`--format must be pem or spiffe, not "${format}"`);
+  const b = await withAdmin(v, (a) => a.call('GetBundle', {}));
+  if (format === 'spiffe') {
+    process.stdout.write(JSON.stringify(JSON.parse(b.document), null, 2) + '\n');
+  } else if (v.json) {
+    out(true, { trust_domain: b.trust_domain, sequence: b.sequence, x509_authorities: b.x509_authorities.map((d) => toPem('CERTIFICATE', d)) }, () => '');
+  } else {
+    process.stdout.write(b.x509_authorities.map((d) => toPem('CERTIFICATE', d)).join(''));
+  }
+}
+
+async function x509Command(sub: string | undefined, args: string[]): Promise<void> {
+  if (sub !== 'mint') throw new UsageError(`x509: unknown subcommand "${sub ?? ''}" (mint)`);
+  const v = parse(args, { 'spiffe-id': { type: 'string' }, ttl: { type: 'string' }, dns: { type: 'string', multiple: true }, 'out-dir': { type: 'string' } });
+  const spiffeId = need(v['spiffe-id'], 'spiffe-id');
+  const outDir = need(v['out-dir'], 'out-dir');
+  const ttl = seconds(v.ttl, 'ttl');
+  const { csrDer, keyPem } = await makeCsr(spiffeId);
+  const res = await withAdmin(v, (a) => a.call('MintX509SVID', { csr: Buffer.from(csrDer), spiffe_id: spiffeId, ttl, dns_names: v.dns ?? [] }));
+  writeAllOrNothing(outDir, [
+    { name: 'svid.pem', data: res.chain.map((d) => toPem('CERTIFICATE', d)).join(''), mode: 0o644 },
+    { name: 'key.pem', data: keyPem, mode: 0o600 },
+    { name: 'bundle.pem', data: res.bundle.map((d) => toPem('CERTIFICATE', d)).join(''), mode: 0o644 },
+  ]);
+  const leaf = new X509Certificate(res.chain[0]!);
+  out(
+    v.json,
+    { spiffe_id: spiffeId, expires_at: res.expires_at, serial: leaf.serialNumber, files: ['svid.pem', 'key.pem', 'bundle.pem'].map((f) => join(outDir, f)) },
+    () => `SPIFFE ID: ${spiffeId}\nExpires  : ${new Date(res.expires_at * 1000).toISOString()}\nWrote    : ${join(outDir, 'svid.pem')}, key.pem, bundle.pem\n`,
+  );
+}
+
+async function jwtCommand(sub: string | undefined, args: string[]): Promise<void> {
+  if (sub !== 'mint') throw new UsageError(`jwt: unknown subcommand "${sub ?? ''}" (mint)`);
+  const v = parse(args, { 'spiffe-id': { type: 'string' }, audience: { type: 'string', multiple: true }, ttl: { type: 'string' } });
+  const res = await withAdmin(v, (a) =>
+    a.call('MintJWTSVID', { spiffe_id: need(v['spiffe-id'], 'spiffe-id'), audience: need(v.audience, 'audience'), ttl: seconds(v.ttl, 'ttl') }),
+  );
+  out(v.json, res, () => res.token + '\n');
+}
+
+async function caCommand(sub: string | undefined, args: string[]): Promise<void> {
+  if (sub !== 'show') throw new UsageError(`ca: unknown subcommand "${sub ?? ''}" (show)`);
+  const v = parse(args, {});
+  const s = await withAdmin(v, (a) => a.call('GetCAStatus', {}));
+  const iso = (t: number) => new Date(t * 1000).toISOString();
+  out(
+    v.json,
+    { ...s, keys: s.keys.map((k) => ({ ...k, cert: k.cert.length ? toPem('CERTIFICATE', k.cert) : undefined })) },
+    () =>
+      `Trust domain: ${s.trust_domain} (key manager: ${s.key_manager})\n` +
+      s.keys
+        .map((k) => `${k.kind.padEnd(5)} ${k.status.padEnd(9)} ${k.id.padEnd(42)} ${iso(k.not_before)} → ${iso(k.not_after)}${k.kid ? ` kid=${k.kid}` : ''}`)
+        .join('\n') +
+      '\n',
+  );
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, sub, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'server':
+        if (sub !== 'run') throw new UsageError(`server: unknown subcommand "${sub ?? ''}" (run)`);
+        await serverRun(rest);
+        break;
+      case 'entry':
+        await entryCommand(sub, rest);
+        break;
+      case 'token':
+        await tokenCommand(sub, rest);
+        break;
+      case 'bundle':
+        await bundleCommand(sub, rest);
+        break;
+      case 'x509':
+        await x509Command(sub, rest);
+        break;
+      case 'jwt':
+        await jwtCommand(sub, rest);
+        break;
+      case 'ca':
+        await caCommand(sub, rest);
+        break;
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(USAGE + '\n');
+        return cmd === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command "${cmd}"`);
+    }
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`anchorage: ${err.message}\n(run "anchorage help" for usage)\n`);
+      return 2;
+    }
+    const message = err instanceof AnchorageError ? err.message : `unexpected error: ${errorMessage(err)}`;
+    process.stderr.write(`anchorage: ${message.split('\n').join('\nanchorage: ')}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,38 @@
+import { invalid } from './errors.js';
+
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+const DURATION = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/;
+
+/**
+ * Parses a duration such as `90s`, `15m`, `1h30m` or `30d` into whole seconds.
+ * Units must appear in descending order, each at most once; a bare number is
+ * rejected because "is 3600 seconds or minutes?" is exactly the ambiguity
+ * that ends in a CA outliving its intended life.
+ */
+export function parseDuration(text: string, what = 'duration'): number {
+  const m = DURATION.exec(text.trim());
+  if (!m || text.trim() === '') {
+    throw invalid(`${what}: "${text}" is not a duration (use e.g. 30s, 15m, 1h30m, 7d)`);
+  }
+  const [, d, h, mi, s] = m;
+  const total =
+    Number(d ?? 0) * UNIT_SECONDS.d! + Number(h ?? 0) * UNIT_SECONDS.h! + Number(mi ?? 0) * UNIT_SECONDS.m! + Number(s ?? 0);
+  if (!Number.isSafeInteger(total)) throw invalid(`${what}: "${text}" is too large`);
+  if (total <= 0) throw invalid(`${what}: "${text}" must be greater than zero`);
+  return total;
+}
+
+/** Formats seconds as the shortest duration string parseDuration accepts. */
+export function formatDuration(seconds: number): string {
+  if (seconds <= 0) return '0s';
+  let rest = Math.floor(seconds);
+  let out = '';
+  for (const [unit, size] of [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]] as const) {
+    const n = Math.floor(rest / size);
+    if (n > 0) {
+      out += `${n}${unit}`;
+      rest -= n * size;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,33 @@
+import { status, type ServiceError, Metadata } from '@grpc/grpc-js';
+import { AnchorageError, type ErrorCode } from './errors.js';
+import type { Logger } from './log.js';
+
+const STATUS_FOR: Record<ErrorCode, status> = {
+  invalid_argument: status.INVALID_ARGUMENT,
+  not_found: status.NOT_FOUND,
+  already_exists: status.ALREADY_EXISTS,
+  permission_denied: status.PERMISSION_DENIED,
+  failed_precondition: status.FAILED_PRECONDITION,
+  unavailable: status.UNAVAILABLE,
+  internal: status.INTERNAL,
+};
+
+/**
+ * The one place errors become gRPC statuses. Anything that is not an
+ * AnchorageError is a bug: it is logged with its stack and the caller sees a
+ * generic INTERNAL, never the internals.
+ */
+export function toServiceError(err: unknown, log: Logger, method: string): Partial<ServiceError> {
+  if (err instanceof AnchorageError) {
+    if (err.code === 'internal' || err.code === 'unavailable') log.error({ err, method }, 'request failed');
+    return { code: STATUS_FOR[err.code], details: err.message, metadata: new Metadata() };
+  }
+  log.error({ err, method }, 'unexpected error');
+  return { code: status.INTERNAL, details: `internal error in ${method}`, metadata: new Metadata() };
+}
+
+/** The reverse mapping, for clients that want to rethrow a status as our error type. */
+export function codeForStatus(code: number): ErrorCode {
+  for (const [k, v] of Object.entries(STATUS_FOR)) if (v === code) return k as ErrorCode;
+  return 'internal';
+}

@@ -1,0 +1,63 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { MessageTypeDefinition } from '@grpc/proto-loader';
+
+import type { AdminClient as _anchorage_admin_v1_AdminClient, AdminDefinition as _anchorage_admin_v1_AdminDefinition } from './anchorage/admin/v1/Admin.js';
+import type { Bundle as _anchorage_admin_v1_Bundle, Bundle__Output as _anchorage_admin_v1_Bundle__Output } from './anchorage/admin/v1/Bundle.js';
+import type { CAKey as _anchorage_admin_v1_CAKey, CAKey__Output as _anchorage_admin_v1_CAKey__Output } from './anchorage/admin/v1/CAKey.js';
+import type { CAStatus as _anchorage_admin_v1_CAStatus, CAStatus__Output as _anchorage_admin_v1_CAStatus__Output } from './anchorage/admin/v1/CAStatus.js';
+import type { CreateEntryRequest as _anchorage_admin_v1_CreateEntryRequest, CreateEntryRequest__Output as _anchorage_admin_v1_CreateEntryRequest__Output } from './anchorage/admin/v1/CreateEntryRequest.js';
+import type { CreateJoinTokenRequest as _anchorage_admin_v1_CreateJoinTokenRequest, CreateJoinTokenRequest__Output as _anchorage_admin_v1_CreateJoinTokenRequest__Output } from './anchorage/admin/v1/CreateJoinTokenRequest.js';
+import type { DeleteEntryRequest as _anchorage_admin_v1_DeleteEntryRequest, DeleteEntryRequest__Output as _anchorage_admin_v1_DeleteEntryRequest__Output } from './anchorage/admin/v1/DeleteEntryRequest.js';
+import type { Entry as _anchorage_admin_v1_Entry, Entry__Output as _anchorage_admin_v1_Entry__Output } from './anchorage/admin/v1/Entry.js';
+import type { EntryPatch as _anchorage_admin_v1_EntryPatch, EntryPatch__Output as _anchorage_admin_v1_EntryPatch__Output } from './anchorage/admin/v1/EntryPatch.js';
+import type { GetBundleRequest as _anchorage_admin_v1_GetBundleRequest, GetBundleRequest__Output as _anchorage_admin_v1_GetBundleRequest__Output } from './anchorage/admin/v1/GetBundleRequest.js';
+import type { GetCAStatusRequest as _anchorage_admin_v1_GetCAStatusRequest, GetCAStatusRequest__Output as _anchorage_admin_v1_GetCAStatusRequest__Output } from './anchorage/admin/v1/GetCAStatusRequest.js';
+import type { GetEntryRequest as _anchorage_admin_v1_GetEntryRequest, GetEntryRequest__Output as _anchorage_admin_v1_GetEntryRequest__Output } from './anchorage/admin/v1/GetEntryRequest.js';
+import type { JoinToken as _anchorage_admin_v1_JoinToken, JoinToken__Output as _anchorage_admin_v1_JoinToken__Output } from './anchorage/admin/v1/JoinToken.js';
+import type { ListEntriesRequest as _anchorage_admin_v1_ListEntriesRequest, ListEntriesRequest__Output as _anchorage_admin_v1_ListEntriesRequest__Output } from './anchorage/admin/v1/ListEntriesRequest.js';
+import type { ListEntriesResponse as _anchorage_admin_v1_ListEntriesResponse, ListEntriesResponse__Output as _anchorage_admin_v1_ListEntriesResponse__Output } from './anchorage/admin/v1/ListEntriesResponse.js';
+import type { MintJWTSVIDRequest as _anchorage_admin_v1_MintJWTSVIDRequest, MintJWTSVIDRequest__Output as _anchorage_admin_v1_MintJWTSVIDRequest__Output } from './anchorage/admin/v1/MintJWTSVIDRequest.js';
+import type { MintJWTSVIDResponse as _anchorage_admin_v1_MintJWTSVIDResponse, MintJWTSVIDResponse__Output as _anchorage_admin_v1_MintJWTSVIDResponse__Output } from './anchorage/admin/v1/MintJWTSVIDResponse.js';
+import type { MintX509SVIDRequest as _anchorage_admin_v1_MintX509SVIDRequest, MintX509SVIDRequest__Output as _anchorage_admin_v1_MintX509SVIDRequest__Output } from './anchorage/admin/v1/MintX509SVIDRequest.js';
+import type { MintX509SVIDResponse as _anchorage_admin_v1_MintX509SVIDResponse, MintX509SVIDResponse__Output as _anchorage_admin_v1_MintX509SVIDResponse__Output } from './anchorage/admin/v1/MintX509SVIDResponse.js';
+import type { Selector as _anchorage_admin_v1_Selector, Selector__Output as _anchorage_admin_v1_Selector__Output } from './anchorage/admin/v1/Selector.js';
+import type { SelectorList as _anchorage_admin_v1_SelectorList, SelectorList__Output as _anchorage_admin_v1_SelectorList__Output } from './anchorage/admin/v1/SelectorList.js';
+import type { StringList as _anchorage_admin_v1_StringList, StringList__Output as _anchorage_admin_v1_StringList__Output } from './anchorage/admin/v1/StringList.js';
+import type { UpdateEntryRequest as _anchorage_admin_v1_UpdateEntryRequest, UpdateEntryRequest__Output as _anchorage_admin_v1_UpdateEntryRequest__Output } from './anchorage/admin/v1/UpdateEntryRequest.js';
+
+type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
+  new(...args: ConstructorParameters<Constructor>): Subtype;
+};
+
+export interface ProtoGrpcType {
+  anchorage: {
+    admin: {
+      v1: {
+        Admin: SubtypeConstructor<typeof grpc.Client, _anchorage_admin_v1_AdminClient> & { service: _anchorage_admin_v1_AdminDefinition }
+        Bundle: MessageTypeDefinition<_anchorage_admin_v1_Bundle, _anchorage_admin_v1_Bundle__Output>
+        CAKey: MessageTypeDefinition<_anchorage_admin_v1_CAKey, _anchorage_admin_v1_CAKey__Output>
+        CAStatus: MessageTypeDefinition<_anchorage_admin_v1_CAStatus, _anchorage_admin_v1_CAStatus__Output>
+        CreateEntryRequest: MessageTypeDefinition<_anchorage_admin_v1_CreateEntryRequest, _anchorage_admin_v1_CreateEntryRequest__Output>
+        CreateJoinTokenRequest: MessageTypeDefinition<_anchorage_admin_v1_CreateJoinTokenRequest, _anchorage_admin_v1_CreateJoinTokenRequest__Output>
+        DeleteEntryRequest: MessageTypeDefinition<_anchorage_admin_v1_DeleteEntryRequest, _anchorage_admin_v1_DeleteEntryRequest__Output>
+        Entry: MessageTypeDefinition<_anchorage_admin_v1_Entry, _anchorage_admin_v1_Entry__Output>
+        EntryPatch: MessageTypeDefinition<_anchorage_admin_v1_EntryPatch, _anchorage_admin_v1_EntryPatch__Output>
+        GetBundleRequest: MessageTypeDefinition<_anchorage_admin_v1_GetBundleRequest, _anchorage_admin_v1_GetBundleRequest__Output>
+        GetCAStatusRequest: MessageTypeDefinition<_anchorage_admin_v1_GetCAStatusRequest, _anchorage_admin_v1_GetCAStatusRequest__Output>
+        GetEntryRequest: MessageTypeDefinition<_anchorage_admin_v1_GetEntryRequest, _anchorage_admin_v1_GetEntryRequest__Output>
+        JoinToken: MessageTypeDefinition<_anchorage_admin_v1_JoinToken, _anchorage_admin_v1_JoinToken__Output>
+        ListEntriesRequest: MessageTypeDefinition<_anchorage_admin_v1_ListEntriesRequest, _anchorage_admin_v1_ListEntriesRequest__Output>
+        ListEntriesResponse: MessageTypeDefinition<_anchorage_admin_v1_ListEntriesResponse, _anchorage_admin_v1_ListEntriesResponse__Output>
+        MintJWTSVIDRequest: MessageTypeDefinition<_anchorage_admin_v1_MintJWTSVIDRequest, _anchorage_admin_v1_MintJWTSVIDRequest__Output>
+        MintJWTSVIDResponse: MessageTypeDefinition<_anchorage_admin_v1_MintJWTSVIDResponse, _anchorage_admin_v1_MintJWTSVIDResponse__Output>
+        MintX509SVIDRequest: MessageTypeDefinition<_anchorage_admin_v1_MintX509SVIDRequest, _anchorage_admin_v1_MintX509SVIDRequest__Output>
+        MintX509SVIDResponse: MessageTypeDefinition<_anchorage_admin_v1_MintX509SVIDResponse, _anchorage_admin_v1_MintX509SVIDResponse__Output>
+        Selector: MessageTypeDefinition<_anchorage_admin_v1_Selector, _anchorage_admin_v1_Selector__Output>
+        SelectorList: MessageTypeDefinition<_anchorage_admin_v1_SelectorList, _anchorage_admin_v1_SelectorList__Output>
+        StringList: MessageTypeDefinition<_anchorage_admin_v1_StringList, _anchorage_admin_v1_StringList__Output>
+        UpdateEntryRequest: MessageTypeDefinition<_anchorage_admin_v1_UpdateEntryRequest, _anchorage_admin_v1_UpdateEntryRequest__Output>
+      }
+    }
+  }
+}
+

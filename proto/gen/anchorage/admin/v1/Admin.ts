@@ -1,0 +1,195 @@
+// Original file: proto/anchorage/admin/v1/admin.proto
+
+import type * as grpc from '@grpc/grpc-js'
+import type { MethodDefinition } from '@grpc/proto-loader'
+import type { Bundle as _anchorage_admin_v1_Bundle, Bundle__Output as _anchorage_admin_v1_Bundle__Output } from '../../../anchorage/admin/v1/Bundle.js';
+import type { CAStatus as _anchorage_admin_v1_CAStatus, CAStatus__Output as _anchorage_admin_v1_CAStatus__Output } from '../../../anchorage/admin/v1/CAStatus.js';
+import type { CreateEntryRequest as _anchorage_admin_v1_CreateEntryRequest, CreateEntryRequest__Output as _anchorage_admin_v1_CreateEntryRequest__Output } from '../../../anchorage/admin/v1/CreateEntryRequest.js';
+import type { CreateJoinTokenRequest as _anchorage_admin_v1_CreateJoinTokenRequest, CreateJoinTokenRequest__Output as _anchorage_admin_v1_CreateJoinTokenRequest__Output } from '../../../anchorage/admin/v1/CreateJoinTokenRequest.js';
+import type { DeleteEntryRequest as _anchorage_admin_v1_DeleteEntryRequest, DeleteEntryRequest__Output as _anchorage_admin_v1_DeleteEntryRequest__Output } from '../../../anchorage/admin/v1/DeleteEntryRequest.js';
+import type { Entry as _anchorage_admin_v1_Entry, Entry__Output as _anchorage_admin_v1_Entry__Output } from '../../../anchorage/admin/v1/Entry.js';
+import type { GetBundleRequest as _anchorage_admin_v1_GetBundleRequest, GetBundleRequest__Output as _anchorage_admin_v1_GetBundleRequest__Output } from '../../../anchorage/admin/v1/GetBundleRequest.js';
+import type { GetCAStatusRequest as _anchorage_admin_v1_GetCAStatusRequest, GetCAStatusRequest__Output as _anchorage_admin_v1_GetCAStatusRequest__Output } from '../../../anchorage/admin/v1/GetCAStatusRequest.js';
+import type { GetEntryRequest as _anchorage_admin_v1_GetEntryRequest, GetEntryRequest__Output as _anchorage_admin_v1_GetEntryRequest__Output } from '../../../anchorage/admin/v1/GetEntryRequest.js';
+import type { JoinToken as _anchorage_admin_v1_JoinToken, JoinToken__Output as _anchorage_admin_v1_JoinToken__Output } from '../../../anchorage/admin/v1/JoinToken.js';
+import type { ListEntriesRequest as _anchorage_admin_v1_ListEntriesRequest, ListEntriesRequest__Output as _anchorage_admin_v1_ListEntriesRequest__Output } from '../../../anchorage/admin/v1/ListEntriesRequest.js';
+import type { ListEntriesResponse as _anchorage_admin_v1_ListEntriesResponse, ListEntriesResponse__Output as _anchorage_admin_v1_ListEntriesResponse__Output } from '../../../anchorage/admin/v1/ListEntriesResponse.js';
+import type { MintJWTSVIDRequest as _anchorage_admin_v1_MintJWTSVIDRequest, MintJWTSVIDRequest__Output as _anchorage_admin_v1_MintJWTSVIDRequest__Output } from '../../../anchorage/admin/v1/MintJWTSVIDRequest.js';
+import type { MintJWTSVIDResponse as _anchorage_admin_v1_MintJWTSVIDResponse, MintJWTSVIDResponse__Output as _anchorage_admin_v1_MintJWTSVIDResponse__Output } from '../../../anchorage/admin/v1/MintJWTSVIDResponse.js';
+import type { MintX509SVIDRequest as _anchorage_admin_v1_MintX509SVIDRequest, MintX509SVIDRequest__Output as _anchorage_admin_v1_MintX509SVIDRequest__Output } from '../../../anchorage/admin/v1/MintX509SVIDRequest.js';
+import type { MintX509SVIDResponse as _anchorage_admin_v1_MintX509SVIDResponse, MintX509SVIDResponse__Output as _anchorage_admin_v1_MintX509SVIDResponse__Output } from '../../../anchorage/admin/v1/MintX509SVIDResponse.js';
+import type { UpdateEntryRequest as _anchorage_admin_v1_UpdateEntryRequest, UpdateEntryRequest__Output as _anchorage_admin_v1_UpdateEntryRequest__Output } from '../../../anchorage/admin/v1/UpdateEntryRequest.js';
+
+export interface AdminClient extends grpc.Client {
+  /**
+   * Registration entries.
+   */
+  CreateEntry(argument: _anchorage_admin_v1_CreateEntryRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  CreateEntry(argument: _anchorage_admin_v1_CreateEntryRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  CreateEntry(argument: _anchorage_admin_v1_CreateEntryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  CreateEntry(argument: _anchorage_admin_v1_CreateEntryRequest, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  /**
+   * Registration entries.
+   */
+  createEntry(argument: _anchorage_admin_v1_CreateEntryRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  createEntry(argument: _anchorage_admin_v1_CreateEntryRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  createEntry(argument: _anchorage_admin_v1_CreateEntryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  createEntry(argument: _anchorage_admin_v1_CreateEntryRequest, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Join tokens for node attestation.
+   */
+  CreateJoinToken(argument: _anchorage_admin_v1_CreateJoinTokenRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_JoinToken__Output>): grpc.ClientUnaryCall;
+  CreateJoinToken(argument: _anchorage_admin_v1_CreateJoinTokenRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_JoinToken__Output>): grpc.ClientUnaryCall;
+  CreateJoinToken(argument: _anchorage_admin_v1_CreateJoinTokenRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_JoinToken__Output>): grpc.ClientUnaryCall;
+  CreateJoinToken(argument: _anchorage_admin_v1_CreateJoinTokenRequest, callback: grpc.requestCallback<_anchorage_admin_v1_JoinToken__Output>): grpc.ClientUnaryCall;
+  /**
+   * Join tokens for node attestation.
+   */
+  createJoinToken(argument: _anchorage_admin_v1_CreateJoinTokenRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_JoinToken__Output>): grpc.ClientUnaryCall;
+  createJoinToken(argument: _anchorage_admin_v1_CreateJoinTokenRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_JoinToken__Output>): grpc.ClientUnaryCall;
+  createJoinToken(argument: _anchorage_admin_v1_CreateJoinTokenRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_JoinToken__Output>): grpc.ClientUnaryCall;
+  createJoinToken(argument: _anchorage_admin_v1_CreateJoinTokenRequest, callback: grpc.requestCallback<_anchorage_admin_v1_JoinToken__Output>): grpc.ClientUnaryCall;
+  
+  DeleteEntry(argument: _anchorage_admin_v1_DeleteEntryRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  DeleteEntry(argument: _anchorage_admin_v1_DeleteEntryRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  DeleteEntry(argument: _anchorage_admin_v1_DeleteEntryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  DeleteEntry(argument: _anchorage_admin_v1_DeleteEntryRequest, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  deleteEntry(argument: _anchorage_admin_v1_DeleteEntryRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  deleteEntry(argument: _anchorage_admin_v1_DeleteEntryRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  deleteEntry(argument: _anchorage_admin_v1_DeleteEntryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  deleteEntry(argument: _anchorage_admin_v1_DeleteEntryRequest, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * The trust domain's own bundle.
+   */
+  GetBundle(argument: _anchorage_admin_v1_GetBundleRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Bundle__Output>): grpc.ClientUnaryCall;
+  GetBundle(argument: _anchorage_admin_v1_GetBundleRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_Bundle__Output>): grpc.ClientUnaryCall;
+  GetBundle(argument: _anchorage_admin_v1_GetBundleRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Bundle__Output>): grpc.ClientUnaryCall;
+  GetBundle(argument: _anchorage_admin_v1_GetBundleRequest, callback: grpc.requestCallback<_anchorage_admin_v1_Bundle__Output>): grpc.ClientUnaryCall;
+  /**
+   * The trust domain's own bundle.
+   */
+  getBundle(argument: _anchorage_admin_v1_GetBundleRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Bundle__Output>): grpc.ClientUnaryCall;
+  getBundle(argument: _anchorage_admin_v1_GetBundleRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_Bundle__Output>): grpc.ClientUnaryCall;
+  getBundle(argument: _anchorage_admin_v1_GetBundleRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Bundle__Output>): grpc.ClientUnaryCall;
+  getBundle(argument: _anchorage_admin_v1_GetBundleRequest, callback: grpc.requestCallback<_anchorage_admin_v1_Bundle__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * The CA journal: root, intermediates and JWT keys with their state.
+   */
+  GetCAStatus(argument: _anchorage_admin_v1_GetCAStatusRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_CAStatus__Output>): grpc.ClientUnaryCall;
+  GetCAStatus(argument: _anchorage_admin_v1_GetCAStatusRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_CAStatus__Output>): grpc.ClientUnaryCall;
+  GetCAStatus(argument: _anchorage_admin_v1_GetCAStatusRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_CAStatus__Output>): grpc.ClientUnaryCall;
+  GetCAStatus(argument: _anchorage_admin_v1_GetCAStatusRequest, callback: grpc.requestCallback<_anchorage_admin_v1_CAStatus__Output>): grpc.ClientUnaryCall;
+  /**
+   * The CA journal: root, intermediates and JWT keys with their state.
+   */
+  getCaStatus(argument: _anchorage_admin_v1_GetCAStatusRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_CAStatus__Output>): grpc.ClientUnaryCall;
+  getCaStatus(argument: _anchorage_admin_v1_GetCAStatusRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_CAStatus__Output>): grpc.ClientUnaryCall;
+  getCaStatus(argument: _anchorage_admin_v1_GetCAStatusRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_CAStatus__Output>): grpc.ClientUnaryCall;
+  getCaStatus(argument: _anchorage_admin_v1_GetCAStatusRequest, callback: grpc.requestCallback<_anchorage_admin_v1_CAStatus__Output>): grpc.ClientUnaryCall;
+  
+  GetEntry(argument: _anchorage_admin_v1_GetEntryRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  GetEntry(argument: _anchorage_admin_v1_GetEntryRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  GetEntry(argument: _anchorage_admin_v1_GetEntryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  GetEntry(argument: _anchorage_admin_v1_GetEntryRequest, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  getEntry(argument: _anchorage_admin_v1_GetEntryRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  getEntry(argument: _anchorage_admin_v1_GetEntryRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  getEntry(argument: _anchorage_admin_v1_GetEntryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  getEntry(argument: _anchorage_admin_v1_GetEntryRequest, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  
+  ListEntries(argument: _anchorage_admin_v1_ListEntriesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListEntriesResponse__Output>): grpc.ClientUnaryCall;
+  ListEntries(argument: _anchorage_admin_v1_ListEntriesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_ListEntriesResponse__Output>): grpc.ClientUnaryCall;
+  ListEntries(argument: _anchorage_admin_v1_ListEntriesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListEntriesResponse__Output>): grpc.ClientUnaryCall;
+  ListEntries(argument: _anchorage_admin_v1_ListEntriesRequest, callback: grpc.requestCallback<_anchorage_admin_v1_ListEntriesResponse__Output>): grpc.ClientUnaryCall;
+  listEntries(argument: _anchorage_admin_v1_ListEntriesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListEntriesResponse__Output>): grpc.ClientUnaryCall;
+  listEntries(argument: _anchorage_admin_v1_ListEntriesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_ListEntriesResponse__Output>): grpc.ClientUnaryCall;
+  listEntries(argument: _anchorage_admin_v1_ListEntriesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListEntriesResponse__Output>): grpc.ClientUnaryCall;
+  listEntries(argument: _anchorage_admin_v1_ListEntriesRequest, callback: grpc.requestCallback<_anchorage_admin_v1_ListEntriesResponse__Output>): grpc.ClientUnaryCall;
+  
+  MintJWTSVID(argument: _anchorage_admin_v1_MintJWTSVIDRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_MintJWTSVIDResponse__Output>): grpc.ClientUnaryCall;
+  MintJWTSVID(argument: _anchorage_admin_v1_MintJWTSVIDRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_MintJWTSVIDResponse__Output>): grpc.ClientUnaryCall;
+  MintJWTSVID(argument: _anchorage_admin_v1_MintJWTSVIDRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_MintJWTSVIDResponse__Output>): grpc.ClientUnaryCall;
+  MintJWTSVID(argument: _anchorage_admin_v1_MintJWTSVIDRequest, callback: grpc.requestCallback<_anchorage_admin_v1_MintJWTSVIDResponse__Output>): grpc.ClientUnaryCall;
+  mintJwtsvid(argument: _anchorage_admin_v1_MintJWTSVIDRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_MintJWTSVIDResponse__Output>): grpc.ClientUnaryCall;
+  mintJwtsvid(argument: _anchorage_admin_v1_MintJWTSVIDRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_MintJWTSVIDResponse__Output>): grpc.ClientUnaryCall;
+  mintJwtsvid(argument: _anchorage_admin_v1_MintJWTSVIDRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_MintJWTSVIDResponse__Output>): grpc.ClientUnaryCall;
+  mintJwtsvid(argument: _anchorage_admin_v1_MintJWTSVIDRequest, callback: grpc.requestCallback<_anchorage_admin_v1_MintJWTSVIDResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Direct minting for operators (the key stays with the caller: X.509 takes a CSR).
+   */
+  MintX509SVID(argument: _anchorage_admin_v1_MintX509SVIDRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_MintX509SVIDResponse__Output>): grpc.ClientUnaryCall;
+  MintX509SVID(argument: _anchorage_admin_v1_MintX509SVIDRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_MintX509SVIDResponse__Output>): grpc.ClientUnaryCall;
+  MintX509SVID(argument: _anchorage_admin_v1_MintX509SVIDRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_MintX509SVIDResponse__Output>): grpc.ClientUnaryCall;
+  MintX509SVID(argument: _anchorage_admin_v1_MintX509SVIDRequest, callback: grpc.requestCallback<_anchorage_admin_v1_MintX509SVIDResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Direct minting for operators (the key stays with the caller: X.509 takes a CSR).
+   */
+  mintX509Svid(argument: _anchorage_admin_v1_MintX509SVIDRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_MintX509SVIDResponse__Output>): grpc.ClientUnaryCall;
+  mintX509Svid(argument: _anchorage_admin_v1_MintX509SVIDRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_MintX509SVIDResponse__Output>): grpc.ClientUnaryCall;
+  mintX509Svid(argument: _anchorage_admin_v1_MintX509SVIDRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_MintX509SVIDResponse__Output>): grpc.ClientUnaryCall;
+  mintX509Svid(argument: _anchorage_admin_v1_MintX509SVIDRequest, callback: grpc.requestCallback<_anchorage_admin_v1_MintX509SVIDResponse__Output>): grpc.ClientUnaryCall;
+  
+  UpdateEntry(argument: _anchorage_admin_v1_UpdateEntryRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  UpdateEntry(argument: _anchorage_admin_v1_UpdateEntryRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  UpdateEntry(argument: _anchorage_admin_v1_UpdateEntryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  UpdateEntry(argument: _anchorage_admin_v1_UpdateEntryRequest, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  updateEntry(argument: _anchorage_admin_v1_UpdateEntryRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  updateEntry(argument: _anchorage_admin_v1_UpdateEntryRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  updateEntry(argument: _anchorage_admin_v1_UpdateEntryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  updateEntry(argument: _anchorage_admin_v1_UpdateEntryRequest, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  
+}
+
+export interface AdminHandlers extends grpc.UntypedServiceImplementation {
+  /**
+   * Registration entries.
+   */
+  CreateEntry: grpc.handleUnaryCall<_anchorage_admin_v1_CreateEntryRequest__Output, _anchorage_admin_v1_Entry>;
+  
+  /**
+   * Join tokens for node attestation.
+   */
+  CreateJoinToken: grpc.handleUnaryCall<_anchorage_admin_v1_CreateJoinTokenRequest__Output, _anchorage_admin_v1_JoinToken>;
+  
+  DeleteEntry: grpc.handleUnaryCall<_anchorage_admin_v1_DeleteEntryRequest__Output, _anchorage_admin_v1_Entry>;
+  
+  /**
+   * The trust domain's own bundle.
+   */
+  GetBundle: grpc.handleUnaryCall<_anchorage_admin_v1_GetBundleRequest__Output, _anchorage_admin_v1_Bundle>;
+  
+  /**
+   * The CA journal: root, intermediates and JWT keys with their state.
+   */
+  GetCAStatus: grpc.handleUnaryCall<_anchorage_admin_v1_GetCAStatusRequest__Output, _anchorage_admin_v1_CAStatus>;
+  
+  GetEntry: grpc.handleUnaryCall<_anchorage_admin_v1_GetEntryRequest__Output, _anchorage_admin_v1_Entry>;
+  
+  ListEntries: grpc.handleUnaryCall<_anchorage_admin_v1_ListEntriesRequest__Output, _anchorage_admin_v1_ListEntriesResponse>;
+  
+  MintJWTSVID: grpc.handleUnaryCall<_anchorage_admin_v1_MintJWTSVIDRequest__Output, _anchorage_admin_v1_MintJWTSVIDResponse>;
+  
+  /**
+   * Direct minting for operators (the key stays with the caller: X.509 takes a CSR).
+   */
+  MintX509SVID: grpc.handleUnaryCall<_anchorage_admin_v1_MintX509SVIDRequest__Output, _anchorage_admin_v1_MintX509SVIDResponse>;
+  
+  UpdateEntry: grpc.handleUnaryCall<_anchorage_admin_v1_UpdateEntryRequest__Output, _anchorage_admin_v1_Entry>;
+  
+}
+
+export interface AdminDefinition extends grpc.ServiceDefinition {
+  CreateEntry: MethodDefinition<_anchorage_admin_v1_CreateEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_CreateEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
+  CreateJoinToken: MethodDefinition<_anchorage_admin_v1_CreateJoinTokenRequest, _anchorage_admin_v1_JoinToken, _anchorage_admin_v1_CreateJoinTokenRequest__Output, _anchorage_admin_v1_JoinToken__Output>
+  DeleteEntry: MethodDefinition<_anchorage_admin_v1_DeleteEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_DeleteEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
+  GetBundle: MethodDefinition<_anchorage_admin_v1_GetBundleRequest, _anchorage_admin_v1_Bundle, _anchorage_admin_v1_GetBundleRequest__Output, _anchorage_admin_v1_Bundle__Output>
+  GetCAStatus: MethodDefinition<_anchorage_admin_v1_GetCAStatusRequest, _anchorage_admin_v1_CAStatus, _anchorage_admin_v1_GetCAStatusRequest__Output, _anchorage_admin_v1_CAStatus__Output>
+  GetEntry: MethodDefinition<_anchorage_admin_v1_GetEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_GetEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
+  ListEntries: MethodDefinition<_anchorage_admin_v1_ListEntriesRequest, _anchorage_admin_v1_ListEntriesResponse, _anchorage_admin_v1_ListEntriesRequest__Output, _anchorage_admin_v1_ListEntriesResponse__Output>
+  MintJWTSVID: MethodDefinition<_anchorage_admin_v1_MintJWTSVIDRequest, _anchorage_admin_v1_MintJWTSVIDResponse, _anchorage_admin_v1_MintJWTSVIDRequest__Output, _anchorage_admin_v1_MintJWTSVIDResponse__Output>
+  MintX509SVID: MethodDefinition<_anchorage_admin_v1_MintX509SVIDRequest, _anchorage_admin_v1_MintX509SVIDResponse, _anchorage_admin_v1_MintX509SVIDRequest__Output, _anchorage_admin_v1_MintX509SVIDResponse__Output>
+  UpdateEntry: MethodDefinition<_anchorage_admin_v1_UpdateEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_UpdateEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
+}

@@ -1,0 +1,35 @@
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type { ProtoGrpcType as AdminProto } from './gen/admin.js';
+
+/** Must match the flags in scripts/gen-proto.sh, or the generated types lie. */
+export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: true,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
+
+/** The proto/ source folder, both from the TypeScript tree and from dist/. */
+export function protoRoot(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const candidate of [here, join(here, '..', '..', 'proto')]) {
+    if (existsSync(join(candidate, 'anchorage'))) return candidate;
+  }
+  throw new Error(`proto: cannot find the .proto files near ${here}`);
+}
+
+let admin: AdminProto | undefined;
+
+/** The admin service definitions, typed by the committed generated code. */
+export function loadAdminProto(): AdminProto {
+  if (!admin) {
+    const def = protoLoader.loadSync(join(protoRoot(), 'anchorage/admin/v1/admin.proto'), PROTO_LOADER_OPTIONS);
+    admin = grpc.loadPackageDefinition(def) as unknown as AdminProto;
+  }
+  return admin;
+}

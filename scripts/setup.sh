@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what Anchorage needs on this machine, idempotently and quickly when
+# everything is already there: Debian packages (softhsm2, opensc, openssl),
+# npm packages, and the compiled dist/. Called by `npm start` and `npm test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  say "Node.js 20 or newer is required (found $(node --version))"; exit 1
+fi
+
+# --- Debian packages -----------------------------------------------------------
+need_pkgs=()
+[ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null || need_pkgs+=(softhsm2)
+command -v pkcs11-tool >/dev/null || need_pkgs+=(opensc)
+command -v openssl >/dev/null || need_pkgs+=(openssl)
+# Native addons (pkcs11js, better-sqlite3) compile with node-gyp.
+command -v make >/dev/null && command -v g++ >/dev/null || need_pkgs+=(build-essential)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then
+      if sudo -n true 2>/dev/null; then SUDO="sudo -n"; else
+        say "missing packages: ${need_pkgs[*]}; install them with: sudo apt-get install ${need_pkgs[*]}"; exit 1
+      fi
+    fi
+    say "installing ${need_pkgs[*]} (apt-get)"
+    $SUDO apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+  else
+    say "missing: ${need_pkgs[*]}; install SoftHSM2, OpenSC and OpenSSL with your package manager"; exit 1
+  fi
+fi
+
+# --- npm packages ----------------------------------------------------------------
+# Native addons build against the headers of the Node that runs them; nothing
+# may download headers on these machines.
+if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node.h ]; then
+  export npm_config_nodedir=/usr
+fi
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error >&2
+fi
+
+# --- build -----------------------------------------------------------------------
+npx --no-install tsc -p tsconfig.json

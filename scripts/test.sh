@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, type-checks everything
+# (tests included), runs every test, and ends with one summary line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+npx --no-install tsc -p tsconfig.test.json
+mkdir -p .test-results
+set +e
+npx --no-install vitest run --reporter=default --reporter=json --outputFile.json=.test-results/vitest.json "$@"
+rc=$?
+set -e
+node scripts/test-summary.mjs .test-results/vitest.json || true
+exit $rc

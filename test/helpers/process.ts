@@ -1,0 +1,89 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = resolve(fileURLToPath(import.meta.url), '../../..');
+export const BIN = join(REPO, 'bin', 'anchorage.js');
+
+export function assertBuilt(): void {
+  if (!existsSync(join(REPO, 'dist', 'cli', 'main.js'))) {
+    throw new Error('dist/ is missing: run "npm run build" (npm test does it for you)');
+  }
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real `anchorage` command and waits for it. */
+export function cli(args: string[], env: NodeJS.ProcessEnv = process.env): CliResult {
+  const r = spawnSync(process.execPath, [BIN, ...args], { env, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Runs the CLI asynchronously (for calls that must not block the test's event loop). */
+export function cliAsync(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<CliResult> {
+  return new Promise((resolvePromise) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolvePromise({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+export interface ServerProcess {
+  child: ChildProcess;
+  socket: string;
+  /** Everything the server wrote to stderr (its JSON log). */
+  log(): string;
+  /** Waits for the process to exit. */
+  exited(): Promise<number | null>;
+  kill(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `anchorage server run -c config` and resolves once the admin socket exists. */
+export async function startServerProcess(config: string, socket: string, env: NodeJS.ProcessEnv): Promise<ServerProcess> {
+  assertBuilt();
+  const child = spawn(process.execPath, [BIN, 'server', 'run', '-c', config], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stderr!.on('data', (d) => (log += d));
+  child.stdout!.on('data', (d) => (log += d));
+  const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (log.includes('"server: ready"') && existsSync(socket)) break;
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}:\n${log}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`server did not become ready in 30 s:\n${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    child,
+    socket,
+    log: () => log,
+    exited: () => exit,
+    kill: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null) child.kill(signal);
+      return exit;
+    },
+  };
+}
+
+/** A temp dir removed by the returned function. */
+export function tempDir(prefix: string): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export function writeFile(path: string, text: string, mode = 0o600): string {
+  writeFileSync(path, text, { mode });
+  return path;
+}
