@@ -13,6 +13,7 @@ import { Minter } from '../ca/minter.js';
 import { loadRootOfTrust } from '../ca/root.js';
 import { createSoftHsmToken } from '../test/helpers/softhsm.js';
 import { makeP256Csr } from './csr.js';
+import { CsrVerifierPool } from '../ca/x509/csr-pool.js';
 
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 3000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -71,7 +72,9 @@ export async function benchMint(): Promise<void> {
       trustDomain: td, keyManager: km, root, datastore: ds, caTtl: 86400, keyType: 'ec-p256', bundleRefreshHint: 300, logger: silentLogger(),
     });
     await ca.start();
-    const minter = new Minter({ ca, x509SvidTtl: 3600, jwtSvidTtl: 300 });
+    const workers = process.env.BENCH_CSR_WORKERS === undefined ? undefined : Number(process.env.BENCH_CSR_WORKERS);
+    const csrVerifier = new CsrVerifierPool(workers === undefined ? {} : { workers });
+    const minter = new Minter({ ca, x509SvidTtl: 3600, jwtSvidTtl: 300, csrVerifier });
     const raw: KeyHandle = await km.generateKey('bench-raw', 'ec-p256');
 
     console.log(`bench mint: ${cpus().length} cores, ${km.sessions} PKCS#11 sessions, ${IN_FLIGHT} in flight, ${ROUNDS} rounds of ${ROUND_MS} ms each`);
@@ -115,6 +118,7 @@ export async function benchMint(): Promise<void> {
     writeFileSync('bench/results/mint.json', JSON.stringify(result, null, 2) + '\n');
     console.log('wrote bench/results/mint.json');
     await ca.close();
+    await csrVerifier.close();
   } finally {
     await ds.close();
     await km.close();

@@ -4,7 +4,7 @@ import type { SpiffeId } from '../spiffe/id.js';
 import type { CaManager } from './manager.js';
 import { BACKDATE_SECONDS } from './root.js';
 import { randomSerial } from './x509/cert.js';
-import { parseCsr } from './x509/csr.js';
+import { InlineCsrVerifier, type CsrVerifier } from './x509/csr-pool.js';
 
 export interface MintedX509Svid {
   /** DER, leaf first, then the intermediates; never the trust anchor. */
@@ -35,6 +35,8 @@ export interface MinterOptions {
   /** Default JWT-SVID lifetime, seconds. */
   jwtSvidTtl: number;
   now?: () => number;
+  /** Proof-of-possession check for CSRs; the server passes a worker pool. Default: inline. */
+  csrVerifier?: CsrVerifier;
 }
 
 /**
@@ -46,17 +48,19 @@ export class Minter {
   private readonly ca: CaManager;
   private readonly opts: MinterOptions;
   private readonly now: () => number;
+  private readonly csrs: CsrVerifier;
 
   constructor(opts: MinterOptions) {
     this.ca = opts.ca;
     this.opts = opts;
     this.now = opts.now ?? Date.now;
+    this.csrs = opts.csrVerifier ?? new InlineCsrVerifier();
   }
 
   /** Verifies the CSR's self-signature (proof of possession), then mints for its public key. */
   async mintX509FromCsr(csrDer: Uint8Array, req: Omit<X509MintRequest, 'spki'>): Promise<MintedX509Svid> {
     this.checkId(req.spiffeId, 'x509svid');
-    const csr = await parseCsr(csrDer);
+    const csr = await this.csrs.verify(csrDer);
     return this.mintX509({ ...req, spki: csr.spki });
   }
 

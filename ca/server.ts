@@ -14,6 +14,7 @@ import { openKeyManager } from './keymanager/factory.js';
 import { CaManager } from './manager.js';
 import { Minter } from './minter.js';
 import { loadRootOfTrust } from './root.js';
+import { CsrVerifierPool } from './x509/csr-pool.js';
 
 export interface RunningServer {
   readonly config: ServerConfig;
@@ -191,7 +192,9 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
     });
     await ca.start();
     closers.push(() => ca.close());
-    const minter = new Minter({ ca, x509SvidTtl: cfg.x509_svid_ttl, jwtSvidTtl: cfg.jwt_svid_ttl, now });
+    const csrVerifier = new CsrVerifierPool();
+    closers.push(() => csrVerifier.close());
+    const minter = new Minter({ ca, x509SvidTtl: cfg.x509_svid_ttl, jwtSvidTtl: cfg.jwt_svid_ttl, now, csrVerifier });
 
     const admin = new grpc.Server();
     admin.addService(

@@ -47,4 +47,10 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 # --- build -----------------------------------------------------------------------
+# native/ecverify: the CSR signature check of the minting path (see its .c file for why).
+addon=native/ecverify/build/Release/ecverify.node
+if [ ! -f "$addon" ] || [ native/ecverify/ecverify.c -nt "$addon" ] || [ native/ecverify/binding.gyp -nt "$addon" ]; then
+  say "building native/ecverify"
+  npx --no-install node-gyp rebuild --directory native/ecverify --loglevel=error >&2
+fi
 npx --no-install tsc -p tsconfig.json

@@ -5,7 +5,8 @@
  * and builds the public key from its raw parts instead: EC points through
  * WebCrypto's raw import, RSA and Ed25519 through JWK. See {@link parseCsr}.
  */
-import { KeyObject, constants, createPublicKey, verify, webcrypto } from 'node:crypto';
+import { KeyObject, constants, createHash, createPublicKey, verify, webcrypto } from 'node:crypto';
+import { ecdsaVerifyDigest } from './ecverify.js';
 import type { JsonWebKey } from 'node:crypto';
 import { AnchorageError, invalid } from '../../common/errors.js';
 import { fromPem } from '../../common/pem.js';
@@ -117,6 +118,8 @@ interface KeyPlan {
   keyType: CsrKeyType;
   family: 'ec' | 'rsa' | 'ed25519';
   load: () => Promise<KeyObject> | KeyObject;
+  /** An uncompressed EC point: checked natively, without building a KeyObject (the hot path). */
+  ecPoint?: { bits: 256 | 384; point: Uint8Array };
 }
 
 /** Classifies the SPKI and prepares the cheapest way to turn it into a KeyObject. */
@@ -155,6 +158,7 @@ function planKey(buf: Uint8Array, spki: Tlv): KeyPlan {
       return {
         keyType,
         family: 'ec',
+        ecPoint: { bits: size === 32 ? 256 : 384, point },
         load: async () =>
           KeyObject.from(await webcrypto.subtle.importKey('raw', point, { name: 'ECDSA', namedCurve }, true, ['verify'])),
       };
@@ -343,6 +347,14 @@ export async function parseCsr(der: Uint8Array): Promise<ParsedCsr> {
     }
   }
 
+  if (plan.ecPoint && sigAlg.family === 'ecdsa') {
+    const digest = createHash(hash!).update(signed).digest();
+    const r = ecdsaVerifyDigest(plan.ecPoint.bits, plan.ecPoint.point, digest, signature);
+    if (r === 'bad-key') fail('invalid public key');
+    if (r === 'bad-signature') fail('signature does not verify');
+    return lazyKey(spkiBytes, plan.keyType);
+  }
+
   let publicKey: KeyObject;
   try {
     publicKey = await plan.load();
@@ -361,6 +373,19 @@ export async function parseCsr(der: Uint8Array): Promise<ParsedCsr> {
   }
   if (!ok) fail('signature does not verify');
   return { spki: spkiBytes, keyType: plan.keyType, publicKey };
+}
+
+/** A verified CSR whose KeyObject is only built if someone asks for it. */
+function lazyKey(spki: Uint8Array, keyType: CsrKeyType): ParsedCsr {
+  let key: KeyObject | undefined;
+  return {
+    spki,
+    keyType,
+    get publicKey() {
+      key ??= createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+      return key;
+    },
+  };
 }
 
 /**
