@@ -1,9 +1,9 @@
 import { invalid } from '../common/errors.js';
 import { SpiffeId, TrustDomain } from '../spiffe/id.js';
 import type { NewEntry, Selector } from './datastore/DataStore.js';
+import { checkDnsName } from './x509/cert.js';
 
 const SELECTOR_TYPE = /^[a-z0-9_-]{1,64}$/;
-const DNS_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 const MAX_SELECTORS = 64;
 const MAX_DNS = 64;
 
@@ -26,11 +26,12 @@ export function checkSelector(s: Selector): Selector {
   return { type: s.type, value: s.value };
 }
 
-/** A DNS SAN: lower-case LDH labels, optional leading `*.` wildcard, at most 253 characters. */
-export function checkDnsName(name: string, what = 'entry'): string {
-  const body = name.startsWith('*.') ? name.slice(2) : name;
-  if (name.length > 253 || body.split('.').some((l) => !DNS_LABEL.test(l))) {
-    throw invalid(`${what}: "${name}" is not a valid DNS name (lower-case letters, digits, hyphens; optional leading *.)`);
+/** A DNS SAN, by the same rule the certificate encoder applies, reported as an entry error. */
+function entryDnsName(name: string): string {
+  try {
+    checkDnsName(name);
+  } catch {
+    throw invalid(`entry: "${name}" is not a valid DNS name (lower-case letters, digits, hyphens; optional leading *.)`);
   }
   return name;
 }
@@ -60,7 +61,7 @@ export function validateEntry(e: NewEntry, td: TrustDomain, maxTtl: number): New
     if (ttl > maxTtl) throw invalid(`entry: ${name} of ${ttl}s goes beyond the CA lifetime of ${maxTtl}s`);
   }
   if (e.dnsNames.length > MAX_DNS) throw invalid(`entry: at most ${MAX_DNS} dns names`);
-  const dnsNames = [...new Set(e.dnsNames.map((n) => checkDnsName(n)))];
+  const dnsNames = [...new Set(e.dnsNames.map(entryDnsName))];
   const federatesWith = [...new Set(e.federatesWith.map((t) => TrustDomain.parse(t).name))];
   if (federatesWith.includes(td.name)) throw invalid('entry: an entry cannot federate with its own trust domain');
   if (e.hint.length > 256) throw invalid('entry: hint must be at most 256 characters');

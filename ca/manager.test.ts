@@ -238,3 +238,27 @@ describe('crash recovery', () => {
     await again.ca.close();
   });
 });
+
+describe('root expiry monitoring', () => {
+  it('warns at every check once the root has less than 90 days left', async () => {
+    const { captureLogger } = await import('../test/helpers/log.js');
+    const { logger, records } = captureLogger();
+    const root = await loadRootOfTrust(
+      { type: 'self-signed', ttl: 365 * 86400 },
+      { trustDomain: td, datastore: ds, keyManager: km, now, logger, defaultKeyType: 'ec-p256' },
+    );
+    const mk = () =>
+      new CaManager({ trustDomain: td, keyManager: km, root, datastore: ds, caTtl: CA_TTL, keyType: 'ec-p256', bundleRefreshHint: 300, now, logger });
+    const warnings = () => records.filter((r) => r.msg === 'ca: the root of trust expires soon; plan its rotation');
+    const ca = mk();
+    await ca.start();
+    expect(warnings()).toHaveLength(0);
+    const saved = clock;
+    clock = (root.notAfter - 89 * 86400) * 1000;
+    await ca.tick();
+    expect(warnings()).toHaveLength(1);
+    expect(warnings()[0]).toMatchObject({ level: 40, daysLeft: 89 });
+    clock = saved;
+    await ca.close();
+  });
+});

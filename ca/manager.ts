@@ -169,12 +169,28 @@ export class CaManager extends EventEmitter {
   }
 
   private async runTick(): Promise<void> {
+    this.warnIfRootExpiring();
     for (const kind of ['x509', 'jwt'] as const) {
       await this.resume(kind);
       await this.rotate(kind);
     }
     await this.loadSlots();
     await this.publishBundle();
+  }
+
+  /**
+   * Rotating the root is an operator's decision (every relying party must get
+   * the new anchor first), so the server only warns, early and repeatedly.
+   * Intermediates are cut short at the root's notAfter in the meantime.
+   */
+  private warnIfRootExpiring(): void {
+    const left = this.root.notAfter - this.nowSeconds();
+    if (left < Math.max(90 * DAY, 4 * this.opts.caTtl)) {
+      this.log.warn(
+        { rootNotAfter: new Date(this.root.notAfter * 1000).toISOString(), daysLeft: Math.floor(left / DAY) },
+        'ca: the root of trust expires soon; plan its rotation',
+      );
+    }
   }
 
   /** Finishes interrupted steps: half-made rows and a crash between the two writes of an activation. */

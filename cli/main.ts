@@ -1,16 +1,13 @@
-import 'reflect-metadata';
 import { X509Certificate, generateKeyPairSync, webcrypto } from 'node:crypto';
 import { mkdirSync, renameSync, rmSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import * as x509 from '@peculiar/x509';
 import { parseDuration } from '../common/duration.js';
 import { AnchorageError, errorMessage, invalid } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
 import { toPem } from '../common/pem.js';
 import { loadServerConfig } from '../ca/config.js';
 import { parseSelector } from '../ca/entries.js';
-import { startServer } from '../ca/server.js';
 import type { Entry__Output } from '../proto/gen/anchorage/admin/v1/Entry.js';
 import { Admin } from './client.js';
 
@@ -34,6 +31,9 @@ Durations: 30s, 15m, 1h30m, 7d.`;
 /** A usage error: exit code 2, as with most CLIs. */
 class UsageError extends Error {}
 
+/** `-h` / `--help` anywhere: print the usage and exit 0. */
+class HelpRequested extends Error {}
+
 const COMMON = {
   socket: { type: 'string' },
   config: { type: 'string', short: 'c' },
@@ -55,6 +55,7 @@ const ENTRY_FIELDS = {
 } as const satisfies ParseArgsConfig['options'];
 
 function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
+  if (args.includes('--help') || args.includes('-h')) throw new HelpRequested();
   try {
     return parseArgs({ args, options: { ...COMMON, ...options }, strict: true, allowPositionals: false }).values;
   } catch (err) {
@@ -128,6 +129,9 @@ function writeAllOrNothing(dir: string, files: Array<{ name: string; data: strin
 }
 
 async function makeCsr(spiffeId: string): Promise<{ csrDer: Uint8Array; keyPem: string }> {
+  // Loaded here, not at start: most commands never need them, and every command pays for its imports.
+  await import('reflect-metadata');
+  const x509 = await import('@peculiar/x509');
   // The workload's key is made here, by the caller, and never sent anywhere.
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
@@ -157,6 +161,7 @@ async function serverRun(args: string[]): Promise<void> {
   const v = parse(args, {});
   const cfg = loadServerConfig(need(v.config, 'config'));
   const logger = createLogger('anchorage-server', cfg.log_level);
+  const { startServer } = await import('../ca/server.js');
   const server = await startServer(cfg, { logger });
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -204,7 +209,8 @@ async function entryCommand(sub: string | undefined, args: string[]): Promise<vo
         ...(v.downstream !== undefined ? { downstream: v.downstream } : {}),
       };
       if (Object.keys(patch).length === 0) throw new UsageError('entry update: give at least one field to change');
-      const e = await withAdmin(v, (a) => a.call('UpdateEntry', { id: need(v.id, 'id'), patch, expect_revision: revision }));
+      const id = need(v.id, 'id');
+      const e = await withAdmin(v, (a) => a.call('UpdateEntry', { id, patch, expect_revision: revision }));
       return out(v.json, entryJson(e), () => entryText(e));
     }
     case 'show':
@@ -231,7 +237,8 @@ async function entryCommand(sub: string | undefined, args: string[]): Promise<vo
 async function tokenCommand(sub: string | undefined, args: string[]): Promise<void> {
   if (sub !== 'create') throw new UsageError(`token: unknown subcommand "${sub ?? ''}" (create)`);
   const v = parse(args, { 'spiffe-id': { type: 'string' }, ttl: { type: 'string' } });
-  const t = await withAdmin(v, (a) => a.call('CreateJoinToken', { spiffe_id: v['spiffe-id'] ?? '', ttl: seconds(v.ttl, 'ttl') }));
+  const ttl = seconds(v.ttl, 'ttl');
+  const t = await withAdmin(v, (a) => a.call('CreateJoinToken', { spiffe_id: v['spiffe-id'] ?? '', ttl }));
   out(v.json, t, () => `Token: ${t.token}\nExpires: ${new Date(t.expires_at * 1000).toISOString()}\n`);
 }
 
@@ -274,9 +281,8 @@ async function x509Command(sub: string | undefined, args: string[]): Promise<voi
 async function jwtCommand(sub: string | undefined, args: string[]): Promise<void> {
   if (sub !== 'mint') throw new UsageError(`jwt: unknown subcommand "${sub ?? ''}" (mint)`);
   const v = parse(args, { 'spiffe-id': { type: 'string' }, audience: { type: 'string', multiple: true }, ttl: { type: 'string' } });
-  const res = await withAdmin(v, (a) =>
-    a.call('MintJWTSVID', { spiffe_id: need(v['spiffe-id'], 'spiffe-id'), audience: need(v.audience, 'audience'), ttl: seconds(v.ttl, 'ttl') }),
-  );
+  const request = { spiffe_id: need(v['spiffe-id'], 'spiffe-id'), audience: need(v.audience, 'audience'), ttl: seconds(v.ttl, 'ttl') };
+  const res = await withAdmin(v, (a) => a.call('MintJWTSVID', request));
   out(v.json, res, () => res.token + '\n');
 }
 
@@ -334,6 +340,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 0;
   } catch (err) {
+    if (err instanceof HelpRequested) {
+      process.stdout.write(USAGE + '\n');
+      return 0;
+    }
     if (err instanceof UsageError) {
       process.stderr.write(`anchorage: ${err.message}\n(run "anchorage help" for usage)\n`);
       return 2;

@@ -1,8 +1,7 @@
 import { createPublicKey, randomBytes, verify } from 'node:crypto';
-import { Writable } from 'node:stream';
-import { pino, type Logger } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AnchorageError } from '../../common/errors.js';
+export { captureLogger } from '../../test/helpers/log.js';
 import { KEY_TYPES, type KeyHandle, type KeyManager, type KeyType } from './KeyManager.js';
 import { CURVES } from './ec.js';
 
@@ -209,14 +208,3 @@ export function runKeyManagerContract(name: string, setup: () => Promise<KeyMana
   });
 }
 
-/** A logger that keeps its records in memory, so tests can check what a manager warned about. */
-export function captureLogger(): { logger: Logger; records: Array<Record<string, unknown>> } {
-  const records: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n')) if (line) records.push(JSON.parse(line) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, stream), records };
-}

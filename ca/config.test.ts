@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { AnchorageError } from '../common/errors.js';
+import { parseServerConfig } from './config.js';
+
+const minimal = {
+  trust_domain: 'example.org',
+  data_dir: 'data',
+  key_manager: { type: 'pkcs11', module: '/usr/lib/softhsm/libsofthsm2.so', token_label: 'anchorage', pin_env: 'PIN' },
+};
+
+function errorOf(doc: unknown): string {
+  try {
+    parseServerConfig(doc, 'server.yaml', '/etc/anchorage');
+  } catch (err) {
+    expect(err).toBeInstanceOf(AnchorageError);
+    return (err as AnchorageError).message;
+  }
+  throw new Error('expected an error');
+}
+
+describe('server config', () => {
+  it('applies defaults and resolves relative paths against the config directory', () => {
+    const cfg = parseServerConfig(minimal, 'server.yaml', '/etc/anchorage');
+    expect(cfg.trust_domain.name).toBe('example.org');
+    expect(cfg.data_dir).toBe('/etc/anchorage/data');
+    expect(cfg.admin_socket).toBe('/etc/anchorage/data/admin.sock');
+    expect(cfg.admin_socket_mode).toBe(0o600);
+    expect(cfg.datastore).toEqual({ type: 'sqlite', path: '/etc/anchorage/data/datastore.sqlite3' });
+    expect(cfg.ca).toMatchObject({ ttl: 86400, key_type: 'ec-p256', root: { type: 'self-signed', ttl: 3650 * 86400 } });
+    expect([cfg.x509_svid_ttl, cfg.jwt_svid_ttl, cfg.bundle_refresh_hint]).toEqual([3600, 300, 300]);
+    expect(cfg.key_manager).toMatchObject({ type: 'pkcs11', sessions: 4 });
+  });
+
+  it('takes an upstream root with its files resolved', () => {
+    const cfg = parseServerConfig(
+      { ...minimal, ca: { root: { type: 'upstream', cert_file: 'up.pem', key_file: 'up.key' } } },
+      'server.yaml',
+      '/etc/anchorage',
+    );
+    expect(cfg.ca.root).toMatchObject({ type: 'upstream', cert_file: '/etc/anchorage/up.pem', key_file: '/etc/anchorage/up.key' });
+  });
+
+  it.each<[string, unknown, string]>([
+    ['missing trust domain', { ...minimal, trust_domain: undefined }, 'server.yaml: trust_domain: '],
+    ['unknown key', { ...minimal, colour: 'blue' }, 'server.yaml: (top level): unknown key(s): colour'],
+    ['unknown nested key', { ...minimal, ca: { tll: '1h' } }, 'server.yaml: ca: unknown key(s): tll'],
+    ['bad duration', { ...minimal, x509_svid_ttl: '1 hour' }, 'server.yaml: x509_svid_ttl: "1 hour" is not a duration'],
+    ['zero duration', { ...minimal, jwt_svid_ttl: '0s' }, 'server.yaml: jwt_svid_ttl: "0s" must be greater than zero'],
+    ['bad socket mode', { ...minimal, admin_socket_mode: '0999' }, 'server.yaml: admin_socket_mode: must be an octal file mode such as "0600"'],
+    ['bad bind address', { ...minimal, bind_address: 'localhost' }, 'server.yaml: bind_address: must be host:port'],
+    ['bad port', { ...minimal, bind_address: '127.0.0.1:70000' }, 'server.yaml: bind_address: port must be between 1 and 65535'],
+    ['both pin sources', { ...minimal, key_manager: { ...minimal.key_manager, pin_file: 'p' } }, 'server.yaml: key_manager: exactly one of pin_env or pin_file is required'],
+    ['no pin source', { ...minimal, key_manager: { type: 'pkcs11', module: 'm', token_label: 't' } }, 'server.yaml: key_manager: exactly one of pin_env or pin_file is required'],
+    ['bad key manager type', { ...minimal, key_manager: { type: 'tpm' } }, 'server.yaml: key_manager.type: '],
+    ['bad key type', { ...minimal, ca: { key_type: 'rsa-2048' } }, 'server.yaml: ca.key_type: '],
+    ['upstream without a key', { ...minimal, ca: { root: { type: 'upstream', cert_file: 'c.pem' } } }, 'server.yaml: ca.root: exactly one of key_file or key_label is required'],
+    ['svid ttl not below the CA ttl', { ...minimal, ca: { ttl: '1h' }, x509_svid_ttl: '1h' }, 'server.yaml: x509_svid_ttl: must be shorter than ca.ttl'],
+    ['root ttl not above the CA ttl', { ...minimal, ca: { ttl: '30d', root: { type: 'self-signed', ttl: '30d' } } }, 'server.yaml: ca.root.ttl: must be longer than ca.ttl'],
+    ['a list instead of a mapping', ['a'], 'server.yaml: (top level): '],
+  ])('rejects %s, naming the key', (_name, doc, expected) => {
+    expect(errorOf(doc)).toContain(expected);
+  });
+
+  it('reports every problem at once, one per line', () => {
+    const m = errorOf({ ...minimal, x509_svid_ttl: 'x', jwt_svid_ttl: 'y' });
+    expect(m.split('\n')).toHaveLength(2);
+  });
+});
