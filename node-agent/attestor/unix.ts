@@ -1,0 +1,321 @@
+import { createHash } from 'node:crypto';
+import { open, readFile, readlink, stat } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import type { Selector } from '../../ca/datastore/DataStore.js';
+import { AnchorageError } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import { pidfdAlive, pidfdPid } from './peercred.js';
+import { IdNameFile, parseStartTime, parseStatusGroups } from './proc.js';
+import type { PeerCredentials, WorkloadAttestor } from './WorkloadAttestor.js';
+
+/** Configuration of {@link UnixWorkloadAttestor}. */
+export interface UnixWorkloadAttestorOptions {
+  /** Where procfs is mounted. Default `/proc`; tests point it at a fake tree. */
+  procRoot?: string;
+  /**
+   * Executables larger than this get no `unix:sha256` selector (and one
+   * warning per binary), so one huge binary cannot stall attestation.
+   * Default 64 MiB.
+   */
+  maxHashBytes?: number;
+  /** Produce `unix:sha256`. Default true. */
+  hashBinary?: boolean;
+  logger: Logger;
+  /** User database for `unix:user`. Default `/etc/passwd` (files only, no NSS). */
+  passwdPath?: string;
+  /** Group database for `unix:group` and `unix:supplementary_group`. Default `/etc/group`. */
+  groupPath?: string;
+  /** How long a parsed passwd/group file is trusted before it is stat()ed again. Default 30 s. */
+  nameCacheTtlMs?: number;
+}
+
+const DEFAULT_MAX_HASH_BYTES = 64 * 1024 * 1024;
+const DEFAULT_NAME_TTL_MS = 30_000;
+/** Distinct binaries whose hash is remembered; far more than a node runs. */
+const HASH_CACHE_ENTRIES = 1024;
+const READ_CHUNK = 1024 * 1024;
+const DELETED_SUFFIX = ' (deleted)';
+
+/** Confirms, after selectors were gathered, that the pid still names the caller. */
+type Confirm = () => Promise<void>;
+
+function errCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
+function exitedDuring(pid: number): AnchorageError {
+  return new AnchorageError('unavailable', `attestor: the calling process exited during attestation (pid ${pid})`);
+}
+
+function exitedBefore(pid: number, cause?: unknown): AnchorageError {
+  return new AnchorageError('unavailable', `attestor: the calling process (pid ${pid}) has exited`, cause === undefined ? undefined : { cause });
+}
+
+/**
+ * Attests a local caller from the kernel's view of it, with SPIRE's `unix`
+ * selector names so existing registration entries carry over:
+ * `uid`, `user`, `gid`, `group`, `supplementary_gid`, `supplementary_group`,
+ * `path`, `sha256`.
+ *
+ * uid/gid are taken from the peer credentials (SO_PEERCRED), never from /proc:
+ * the kernel captured them at connect() time and the caller cannot change
+ * them. /proc supplies what the socket cannot (groups, executable), and since
+ * a pid can be reused once its process exits, every answer is re-validated
+ * against the pinned process (pidfd, or start time where the kernel has no
+ * SO_PEERPIDFD) before it is returned.
+ */
+export class UnixWorkloadAttestor implements WorkloadAttestor {
+  readonly name = 'unix';
+
+  readonly #procRoot: string;
+  readonly #maxHashBytes: number;
+  readonly #hashBinary: boolean;
+  readonly #logger: Logger;
+  readonly #users: IdNameFile;
+  readonly #groups: IdNameFile;
+  /** (dev, inode, size, mtime, ctime) → hex sha256, or null for "too large". */
+  readonly #hashes = new Map<string, string | null>();
+  /** Hashes being computed, so a burst of callers from one binary hashes it once. */
+  readonly #hashing = new Map<string, Promise<string | null>>();
+
+  constructor(opts: UnixWorkloadAttestorOptions) {
+    this.#procRoot = (opts.procRoot ?? '/proc').replace(/\/+$/, '');
+    this.#maxHashBytes = opts.maxHashBytes ?? DEFAULT_MAX_HASH_BYTES;
+    if (!Number.isSafeInteger(this.#maxHashBytes) || this.#maxHashBytes < 0) {
+      throw new AnchorageError('invalid_argument', 'attestor: maxHashBytes must be a non-negative integer');
+    }
+    this.#hashBinary = opts.hashBinary ?? true;
+    this.#logger = opts.logger;
+    const ttl = opts.nameCacheTtlMs ?? DEFAULT_NAME_TTL_MS;
+    this.#users = new IdNameFile(opts.passwdPath ?? '/etc/passwd', ttl);
+    this.#groups = new IdNameFile(opts.groupPath ?? '/etc/group', ttl);
+  }
+
+  async attest(peer: PeerCredentials): Promise<Selector[]> {
+    checkPeer(peer);
+    const confirm = await this.#pin(peer);
+
+    const [status, exe] = await Promise.all([this.#readProc(peer.pid, 'status'), this.#executable(peer.pid)]);
+    let supplementary: number[];
+    try {
+      supplementary = parseStatusGroups(status);
+    } catch (err) {
+      throw new AnchorageError('unavailable', `attestor: cannot parse ${this.#procRoot}/${peer.pid}/status: ${String(err)}`, { cause: err });
+    }
+
+    const [user, group, suppNames] = await Promise.all([
+      this.#users.lookup(peer.uid),
+      this.#groups.lookup(peer.gid),
+      Promise.all(supplementary.map((g) => this.#groups.lookup(g))),
+    ]);
+
+    const values: string[] = [`uid:${peer.uid}`];
+    if (user !== undefined) values.push(`user:${user}`);
+    values.push(`gid:${peer.gid}`);
+    if (group !== undefined) values.push(`group:${group}`);
+    supplementary.forEach((g, i) => {
+      values.push(`supplementary_gid:${g}`);
+      const n = suppNames[i];
+      if (n !== undefined) values.push(`supplementary_group:${n}`);
+    });
+    if (exe.path !== undefined) values.push(`path:${exe.path}`);
+    if (exe.sha256 !== undefined) values.push(`sha256:${exe.sha256}`);
+
+    await confirm();
+    return values.map((value) => ({ type: 'unix', value }));
+  }
+
+  /**
+   * Takes a fix on the process before anything is read from /proc. With a
+   * pidfd, the pidfd itself is the fix (checked to belong to this pid); without
+   * one, the start time is: a reused pid belongs to a process that started later.
+   */
+  async #pin(peer: PeerCredentials): Promise<Confirm> {
+    const { pid, pidfd } = peer;
+    if (pidfd !== undefined) {
+      const pinned = pidfdPid(pidfd);
+      if (pinned === undefined) throw new AnchorageError('invalid_argument', `attestor: fd ${pidfd} is not a pidfd`);
+      if (pinned === -1 || !pidfdAlive(pidfd)) throw exitedBefore(pid);
+      if (pinned !== pid) throw new AnchorageError('unavailable', `attestor: pidfd refers to pid ${pinned}, not the caller's pid ${pid}`);
+      return async () => {
+        if (!pidfdAlive(pidfd)) throw exitedDuring(pid);
+      };
+    }
+    const before = await this.#startTime(pid);
+    return async () => {
+      let after: bigint;
+      try {
+        after = await this.#startTime(pid);
+      } catch (err) {
+        throw new AnchorageError('unavailable', exitedDuring(pid).message, { cause: err });
+      }
+      if (after !== before) throw exitedDuring(pid);
+    };
+  }
+
+  async #startTime(pid: number): Promise<bigint> {
+    const text = await this.#readProc(pid, 'stat');
+    try {
+      return parseStartTime(text);
+    } catch (err) {
+      throw new AnchorageError('unavailable', `attestor: cannot parse ${this.#procRoot}/${pid}/stat: ${String(err)}`, { cause: err });
+    }
+  }
+
+  async #readProc(pid: number, file: string): Promise<string> {
+    try {
+      return await readFile(`${this.#procRoot}/${pid}/${file}`, 'utf8');
+    } catch (err) {
+      throw await this.#procError(pid, file, err);
+    }
+  }
+
+  /** Tells "the process is gone" apart from "procfs is missing or forbidden". */
+  async #procError(pid: number, file: string, err: unknown): Promise<AnchorageError> {
+    const code = errCode(err);
+    if (code === 'ENOENT' || code === 'ESRCH') {
+      try {
+        await stat(this.#procRoot);
+      } catch (rootErr) {
+        return new AnchorageError('unavailable', `attestor: ${this.#procRoot} is not readable (${errCode(rootErr) ?? String(rootErr)}); is procfs mounted?`, { cause: rootErr });
+      }
+      return exitedBefore(pid, err);
+    }
+    return new AnchorageError('unavailable', `attestor: cannot read ${this.#procRoot}/${pid}/${file}: ${code ?? String(err)}`, { cause: err });
+  }
+
+  /**
+   * `path` and `sha256` of the caller's executable, both through
+   * /proc/<pid>/exe: it names the file the kernel mapped, even if it was since
+   * deleted, renamed, or lives in another mount namespace. Without ptrace
+   * access to the caller (agent not root) the link is unreadable; the
+   * selectors are then omitted with a warning, since an omitted selector can
+   * only narrow what the caller gets.
+   */
+  async #executable(pid: number): Promise<{ path?: string; sha256?: string }> {
+    const link = `${this.#procRoot}/${pid}/exe`;
+    let path: string;
+    try {
+      path = await readlink(link);
+    } catch (err) {
+      const code = errCode(err);
+      if (code === 'EACCES' || code === 'EPERM') {
+        this.#logger.warn({ pid, code }, 'attestor: cannot read the caller\'s executable; no unix:path or unix:sha256 selector');
+        return {};
+      }
+      // ENOENT while the pid still exists means a zombie: it has exited.
+      throw await this.#procError(pid, 'exe', err);
+    }
+    if (path.endsWith(DELETED_SUFFIX)) path = path.slice(0, -DELETED_SUFFIX.length);
+    if (!this.#hashBinary) return { path };
+    const sha256 = await this.#hashExecutable(pid, link, path);
+    return sha256 === undefined ? { path } : { path, sha256 };
+  }
+
+  async #hashExecutable(pid: number, link: string, path: string): Promise<string | undefined> {
+    // Fast path: one stat() through the link answers from the cache without
+    // opening the file (open + fstat + close is three thread-pool round trips).
+    try {
+      const cached = this.#cached(fileKey(await stat(link, { bigint: true })));
+      if (cached !== undefined) return cached ?? undefined;
+    } catch {
+      // Fall through: open() below reports the error properly.
+    }
+    let fh: FileHandle;
+    try {
+      fh = await open(link, 'r');
+    } catch (err) {
+      const code = errCode(err);
+      if (code === 'EACCES' || code === 'EPERM') {
+        this.#logger.warn({ pid, path, code }, 'attestor: cannot open the caller\'s executable; no unix:sha256 selector');
+        return undefined;
+      }
+      throw await this.#procError(pid, 'exe', err);
+    }
+    try {
+      // The key comes from the open file, so the hash cached under it is of these very bytes.
+      const st = await fh.stat({ bigint: true });
+      const key = fileKey(st);
+      const cached = this.#cached(key);
+      if (cached !== undefined) return cached ?? undefined;
+      let pending = this.#hashing.get(key);
+      if (pending === undefined) {
+        pending = this.#digest(fh, st.size, pid, path).then((hex) => {
+          this.#remember(key, hex);
+          return hex;
+        });
+        const settle = (): void => {
+          this.#hashing.delete(key);
+        };
+        pending.then(settle, settle);
+        this.#hashing.set(key, pending);
+      }
+      return (await pending) ?? undefined;
+    } catch (err) {
+      if (err instanceof AnchorageError) throw err;
+      throw new AnchorageError('unavailable', `attestor: cannot hash the executable of pid ${pid} (${path}): ${errCode(err) ?? String(err)}`, { cause: err });
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Streams the file through sha256, giving up (null) past maxHashBytes. */
+  async #digest(fh: FileHandle, size: bigint, pid: number, path: string): Promise<string | null> {
+    const tooLarge = (): null => {
+      this.#logger.warn(
+        { pid, path, size: Number(size), maxHashBytes: this.#maxHashBytes },
+        'attestor: executable is larger than maxHashBytes; no unix:sha256 selector',
+      );
+      return null;
+    };
+    if (size > BigInt(this.#maxHashBytes)) return tooLarge();
+    const hash = createHash('sha256');
+    const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, Math.max(1, this.#maxHashBytes + 1)));
+    let total = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, total);
+      if (bytesRead === 0) break;
+      total += bytesRead;
+      if (total > this.#maxHashBytes) return tooLarge(); // grew while we read
+      hash.update(buf.subarray(0, bytesRead));
+    }
+    return hash.digest('hex');
+  }
+
+  /** A cached digest (null: known to be too large), refreshed as recently used. */
+  #cached(key: string): string | null | undefined {
+    const hit = this.#hashes.get(key);
+    if (hit !== undefined) {
+      this.#hashes.delete(key);
+      this.#hashes.set(key, hit);
+    }
+    return hit;
+  }
+
+  #remember(key: string, hex: string | null): void {
+    if (this.#hashes.size >= HASH_CACHE_ENTRIES) {
+      const oldest = this.#hashes.keys().next();
+      if (oldest.done !== true) this.#hashes.delete(oldest.value);
+    }
+    this.#hashes.set(key, hex);
+  }
+}
+
+/**
+ * Identity of an executable's contents for the hash cache. ctime is in the key
+ * because mtime can be set back with utimes() after an edit; ctime cannot.
+ */
+function fileKey(st: BigIntStats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
+function checkPeer(peer: PeerCredentials): void {
+  const id = (n: unknown): boolean => typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
+  if (!id(peer.pid) || peer.pid === 0 || !id(peer.uid) || !id(peer.gid)) {
+    throw new AnchorageError('invalid_argument', 'attestor: peer credentials need a positive pid and non-negative uid/gid');
+  }
+  if (peer.pidfd !== undefined && !(Number.isInteger(peer.pidfd) && peer.pidfd >= 0)) {
+    throw new AnchorageError('invalid_argument', 'attestor: pidfd must be a non-negative integer');
+  }
+}
