@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType as AdminProto } from './gen/admin.js';
+import type { ProtoGrpcType as WorkloadProto } from './gen/workload.js';
 
 /** Must match the flags in scripts/gen-proto.sh, or the generated types lie. */
 export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
@@ -18,7 +19,7 @@ export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
 export function protoRoot(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   for (const candidate of [here, join(here, '..', '..', 'proto')]) {
-    if (existsSync(join(candidate, 'anchorage'))) return candidate;
+    if (existsSync(join(candidate, 'anchorage')) && existsSync(join(candidate, 'spiffe'))) return candidate;
   }
   throw new Error(`proto: cannot find the .proto files near ${here}`);
 }
@@ -32,4 +33,15 @@ export function loadAdminProto(): AdminProto {
     admin = grpc.loadPackageDefinition(def) as unknown as AdminProto;
   }
   return admin;
+}
+
+let workload: WorkloadProto | undefined;
+
+/** The SPIFFE Workload API (service `SpiffeWorkloadAPI`, no package), typed by the generated code. */
+export function loadWorkloadProto(): WorkloadProto {
+  if (!workload) {
+    const def = protoLoader.loadSync(join(protoRoot(), 'spiffe/workload.proto'), PROTO_LOADER_OPTIONS);
+    workload = grpc.loadPackageDefinition(def) as unknown as WorkloadProto;
+  }
+  return workload;
 }

@@ -4,8 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf proto/gen
-npx --no-install proto-loader-gen-types --keepCase --longs=Number --enums=String --defaults --oneofs \
-  --grpcLib=@grpc/grpc-js --includeComments --outDir=proto/gen \
-  proto/anchorage/admin/v1/admin.proto "$@"
-# NodeNext resolution wants explicit extensions on relative imports.
-find proto/gen -name '*.ts' -print0 | xargs -0 sed -i -E "s#(from '\.{1,2}/[^']*)';#\1.js';#"
+# File names first: --includeDirs is an array option and would swallow them.
+npx --no-install proto-loader-gen-types anchorage/admin/v1/admin.proto spiffe/workload.proto \
+  --keepCase --longs=Number --enums=String --defaults --oneofs --grpcLib=@grpc/grpc-js --includeComments \
+  --importFileExtension=.js --outDir=proto/gen --includeDirs=proto
