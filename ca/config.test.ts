@@ -48,7 +48,7 @@ describe('server config', () => {
     ['zero duration', { ...minimal, jwt_svid_ttl: '0s' }, 'server.yaml: jwt_svid_ttl: "0s" must be greater than zero'],
     ['bad socket mode', { ...minimal, admin_socket_mode: '0999' }, 'server.yaml: admin_socket_mode: must be an octal file mode such as "0600"'],
     ['bad bind address', { ...minimal, bind_address: 'localhost' }, 'server.yaml: bind_address: must be host:port'],
-    ['bad port', { ...minimal, bind_address: '127.0.0.1:70000' }, 'server.yaml: bind_address: port must be between 1 and 65535'],
+    ['bad port', { ...minimal, bind_address: '127.0.0.1:70000' }, 'server.yaml: bind_address: port must be between 0 (any free port) and 65535'],
     ['both pin sources', { ...minimal, key_manager: { ...minimal.key_manager, pin_file: 'p' } }, 'server.yaml: key_manager: exactly one of pin_env or pin_file is required'],
     ['no pin source', { ...minimal, key_manager: { type: 'pkcs11', module: 'm', token_label: 't' } }, 'server.yaml: key_manager: exactly one of pin_env or pin_file is required'],
     ['bad key manager type', { ...minimal, key_manager: { type: 'tpm' } }, 'server.yaml: key_manager.type: '],

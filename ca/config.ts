@@ -27,8 +27,8 @@ const hostPort = z
   .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$/, 'must be host:port')
   .refine((s) => {
     const port = Number(s.slice(s.lastIndexOf(':') + 1));
-    return port > 0 && port < 65536;
-  }, 'port must be between 1 and 65535');
+    return port >= 0 && port < 65536;
+  }, 'port must be between 0 (any free port) and 65535');
 
 const pkcs11KeyManager = z
   .object({

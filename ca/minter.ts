@@ -26,6 +26,8 @@ export interface X509MintRequest {
   dnsNames?: string[];
   /** Seconds. Absent or 0: the server default, capped at the CA's notAfter. Given: must fit in the CA's life. */
   ttl?: number;
+  /** A ttl that comes from an entry, not from the caller: cap it at the CA like a default instead of refusing it. */
+  capToCa?: boolean;
 }
 
 export interface MinterOptions {
@@ -57,6 +59,11 @@ export class Minter {
     this.csrs = opts.csrVerifier ?? new InlineCsrVerifier();
   }
 
+  /** Verifies a CSR's self-signature (proof of possession) and returns its public key. */
+  async verifyCsr(csrDer: Uint8Array): Promise<Uint8Array> {
+    return (await this.csrs.verify(csrDer)).spki;
+  }
+
   /** Verifies the CSR's self-signature (proof of possession), then mints for its public key. */
   async mintX509FromCsr(csrDer: Uint8Array, req: Omit<X509MintRequest, 'spki'>): Promise<MintedX509Svid> {
     this.checkId(req.spiffeId, 'x509svid');
@@ -68,7 +75,7 @@ export class Minter {
     this.checkId(req.spiffeId, 'x509svid');
     const ca = this.ca.activeX509();
     const now = Math.floor(this.now() / 1000);
-    const notAfter = this.lifetime(now, ca.notAfter, req.ttl, this.opts.x509SvidTtl, 'x509svid');
+    const notAfter = this.lifetime(now, ca.notAfter, req.ttl, this.opts.x509SvidTtl, 'x509svid', req.capToCa);
     const tbs = ca.encoder.tbs({
       serial: randomSerial(),
       notBefore: new Date((now - BACKDATE_SECONDS) * 1000),
@@ -81,7 +88,7 @@ export class Minter {
     return { chain: [leaf, ...ca.chain], notAfter };
   }
 
-  async mintJwt(req: { spiffeId: SpiffeId; audience: string[]; ttl?: number }): Promise<MintedJwtSvid> {
+  async mintJwt(req: { spiffeId: SpiffeId; audience: string[]; ttl?: number; capToCa?: boolean }): Promise<MintedJwtSvid> {
     this.checkId(req.spiffeId, 'jwtsvid');
     if (req.audience.length === 0) throw invalid('jwtsvid: at least one audience is required');
     for (const aud of req.audience) {
@@ -89,7 +96,7 @@ export class Minter {
     }
     const key = this.ca.activeJwt();
     const now = Math.floor(this.now() / 1000);
-    const exp = this.lifetime(now, key.notAfter, req.ttl, this.opts.jwtSvidTtl, 'jwtsvid');
+    const exp = this.lifetime(now, key.notAfter, req.ttl, this.opts.jwtSvidTtl, 'jwtsvid', req.capToCa);
     const payload = Buffer.from(
       JSON.stringify({ sub: req.spiffeId.toString(), aud: req.audience, exp, iat: now }),
     ).toString('base64url');
@@ -99,8 +106,9 @@ export class Minter {
   }
 
   /** SVIDs never outlive their CA: a default lifetime is capped, an explicit one that does not fit is refused. */
-  private lifetime(now: number, caNotAfter: number, requested: number | undefined, fallback: number, what: string): number {
-    if (requested !== undefined && requested !== 0) {
+  private lifetime(now: number, caNotAfter: number, requested: number | undefined, fallback: number, what: string, cap = false): number {
+    if (requested !== undefined && requested !== 0 && cap) fallback = requested;
+    else if (requested !== undefined && requested !== 0) {
       if (!Number.isInteger(requested) || requested < 0) throw invalid(`${what}: ttl must be a positive whole number of seconds`);
       if (now + requested > caNotAfter) {
         throw invalid(

@@ -4,7 +4,10 @@ import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { AnchorageError, errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
-import { loadAdminProto } from '../proto/load.js';
+import { loadAdminProto, loadAgentProto } from '../proto/load.js';
+import { agentHandlers } from './agentapi/service.js';
+import { ServerTlsIdentity } from './agentapi/tls-identity.js';
+import { ChangeFeed } from './changes.js';
 import { adminHandlers } from './admin/service.js';
 import { resolvePin, type KeyManagerConfig, type ServerConfig } from './config.js';
 import type { DataStore } from './datastore/DataStore.js';
@@ -22,6 +25,10 @@ export interface RunningServer {
   readonly minter: Minter;
   readonly datastore: DataStore;
   readonly keyManager: KeyManager;
+  /** The port the agent API listens on (bind_address may ask for port 0). */
+  readonly agentPort: number;
+  readonly feed: ChangeFeed;
+  readonly tlsIdentity: ServerTlsIdentity;
   close(): Promise<void>;
 }
 
@@ -116,6 +123,14 @@ function processAlive(pid: number): boolean {
   }
 }
 
+function bindPort(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(address, creds, (err, port) =>
+      err ? reject(new AnchorageError('failed_precondition', `server: cannot listen on ${address}: ${err.message}`)) : resolve(port),
+    ),
+  );
+}
+
 function bind(server: grpc.Server, address: string): Promise<void> {
   return new Promise((resolve, reject) =>
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
@@ -196,10 +211,11 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
     closers.push(() => csrVerifier.close());
     const minter = new Minter({ ca, x509SvidTtl: cfg.x509_svid_ttl, jwtSvidTtl: cfg.jwt_svid_ttl, now, csrVerifier });
 
+    const feed = new ChangeFeed();
     const admin = new grpc.Server();
     admin.addService(
       loadAdminProto().anchorage.admin.v1.Admin.service,
-      adminHandlers({ datastore, ca, minter, caTtl: cfg.ca.ttl, keyManagerKind: keyManager.kind, now, logger: log }),
+      adminHandlers({ datastore, feed, ca, minter, caTtl: cfg.ca.ttl, keyManagerKind: keyManager.kind, now, logger: log }),
     );
     await bind(admin, `unix://${cfg.admin_socket}`);
     chmodSync(cfg.admin_socket, cfg.admin_socket_mode);
@@ -221,6 +237,31 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
       }
     });
 
+    // The agent API: TLS with the server's own SVID; agents authenticate with theirs.
+    const tlsIdentity = new ServerTlsIdentity({ ca, minter, logger: log });
+    await tlsIdentity.start();
+    closers.push(() => tlsIdentity.close());
+    const agentServer = new grpc.Server();
+    agentServer.addService(
+      loadAgentProto().anchorage.agent.v1.Agent.service,
+      agentHandlers({ datastore, ca, minter, feed, agentSvidTtl: cfg.x509_svid_ttl, now, logger: log }),
+    );
+    const agentPort = await bindPort(
+      agentServer,
+      cfg.bind_address,
+      grpc.experimental.createCertificateProviderServerCredentials(tlsIdentity, tlsIdentity, false),
+    );
+    closers.push(
+      () =>
+        new Promise<void>((resolve) => {
+          agentServer.tryShutdown(() => resolve());
+          setTimeout(() => {
+            agentServer.forceShutdown();
+            resolve();
+          }, 2000).unref();
+        }),
+    );
+
     const rootInfo = root.certInfo;
     log.info(
       {
@@ -229,6 +270,7 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
         root: { kind: root.kind, notAfter: rootInfo.validTo, sha256: rootInfo.fingerprint256 },
         intermediateNotAfter: new Date(ca.activeX509().notAfter * 1000).toISOString(),
         adminSocket: cfg.admin_socket,
+        agentApi: `${cfg.bind_address.slice(0, cfg.bind_address.lastIndexOf(':'))}:${agentPort}`,
       },
       'server: ready',
     );
@@ -239,6 +281,9 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
       minter,
       datastore,
       keyManager,
+      agentPort,
+      feed,
+      tlsIdentity,
       close: async () => {
         if (closed) return;
         closed = true;

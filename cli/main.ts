@@ -9,6 +9,7 @@ import { toPem } from '../common/pem.js';
 import { loadServerConfig } from '../ca/config.js';
 import { parseSelector } from '../ca/entries.js';
 import type { Entry__Output } from '../proto/gen/anchorage/admin/v1/Entry.js';
+import type { Agent__Output } from '../proto/gen/anchorage/admin/v1/Agent.js';
 import { Admin } from './client.js';
 
 const USAGE = `usage: anchorage <command> [flags]
@@ -23,6 +24,7 @@ const USAGE = `usage: anchorage <command> [flags]
   x509 mint --spiffe-id ID [--ttl D] [--dns NAME]... --out-dir DIR
   jwt mint --spiffe-id ID --audience A... [--ttl D]
   ca show                                   the CA journal (root, intermediates, JWT keys)
+  agent list | agent show --spiffe-id ID | agent evict --spiffe-id ID
 
 Every command but "server run" reaches the server through --socket PATH, or the
 admin_socket of -c server.yaml, and takes --json for machine-readable output.
@@ -286,6 +288,22 @@ async function jwtCommand(sub: string | undefined, args: string[]): Promise<void
   out(v.json, res, () => res.token + '\n');
 }
 
+async function agentCommand(sub: string | undefined, args: string[]): Promise<void> {
+  if (sub !== 'list' && sub !== 'show' && sub !== 'evict') throw new UsageError(`agent: unknown subcommand "${sub ?? ''}" (list, show, evict)`);
+  const v = parse(args, sub === 'list' ? {} : { 'spiffe-id': { type: 'string' } });
+  const iso = (t: number) => new Date(t * 1000).toISOString();
+  const text = (a: Agent__Output) =>
+    `Agent      : ${a.spiffe_id}\nAttested by: ${a.attestation_type}\nSVID       : serial ${a.cert_serial}, expires ${iso(a.cert_not_after)}\n` +
+    `Evicted    : ${a.evicted}\n` + a.selectors.map((s) => `Selector   : ${s.type}:${s.value}\n`).join('');
+  if (sub === 'list') {
+    const res = await withAdmin(v, (a) => a.call('ListAgents', {}));
+    return out(v.json, res.agents, () => (res.agents.length === 0 ? 'No agents\n' : res.agents.map(text).join('\n')));
+  }
+  const spiffeId = need((v as { 'spiffe-id'?: string })['spiffe-id'], 'spiffe-id');
+  const agent = await withAdmin(v, (a) => a.call(sub === 'show' ? 'GetAgent' : 'EvictAgent', { spiffe_id: spiffeId }));
+  out(v.json, agent, () => (sub === 'evict' ? `Evicted ${agent.spiffe_id}\n` : text(agent)));
+}
+
 async function caCommand(sub: string | undefined, args: string[]): Promise<void> {
   if (sub !== 'show') throw new UsageError(`ca: unknown subcommand "${sub ?? ''}" (show)`);
   const v = parse(args, {});
@@ -328,6 +346,9 @@ export async function main(argv: string[]): Promise<number> {
         break;
       case 'ca':
         await caCommand(sub, rest);
+        break;
+      case 'agent':
+        await agentCommand(sub, rest);
         break;
       case undefined:
       case 'help':

@@ -6,6 +6,7 @@ export type ErrorCode =
   | 'invalid_argument' // the caller sent something malformed or out of policy
   | 'not_found'
   | 'already_exists'
+  | 'unauthenticated' // no (valid) credentials at all
   | 'permission_denied'
   | 'failed_precondition' // the system is not in a state that allows this
   | 'unavailable' // a dependency (HSM, datastore) cannot be reached right now

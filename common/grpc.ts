@@ -6,6 +6,7 @@ const STATUS_FOR: Record<ErrorCode, status> = {
   invalid_argument: status.INVALID_ARGUMENT,
   not_found: status.NOT_FOUND,
   already_exists: status.ALREADY_EXISTS,
+  unauthenticated: status.UNAUTHENTICATED,
   permission_denied: status.PERMISSION_DENIED,
   failed_precondition: status.FAILED_PRECONDITION,
   unavailable: status.UNAVAILABLE,

@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType as AdminProto } from './gen/admin.js';
 import type { ProtoGrpcType as WorkloadProto } from './gen/workload.js';
+import type { ProtoGrpcType as AgentProto } from './gen/agent.js';
 
 /** Must match the flags in scripts/gen-proto.sh, or the generated types lie. */
 export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
@@ -44,4 +45,15 @@ export function loadWorkloadProto(): WorkloadProto {
     workload = grpc.loadPackageDefinition(def) as unknown as WorkloadProto;
   }
   return workload;
+}
+
+let agent: AgentProto | undefined;
+
+/** The server <-> agent API, typed by the generated code. */
+export function loadAgentProto(): AgentProto {
+  if (!agent) {
+    const def = protoLoader.loadSync(join(protoRoot(), 'anchorage/agent/v1/agent.proto'), PROTO_LOADER_OPTIONS);
+    agent = grpc.loadPackageDefinition(def) as unknown as AgentProto;
+  }
+  return agent;
 }

@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf proto/gen
 # File names first: --includeDirs is an array option and would swallow them.
-npx --no-install proto-loader-gen-types anchorage/admin/v1/admin.proto spiffe/workload.proto \
+npx --no-install proto-loader-gen-types anchorage/admin/v1/admin.proto anchorage/agent/v1/agent.proto spiffe/workload.proto \
   --keepCase --longs=Number --enums=String --defaults --oneofs --grpcLib=@grpc/grpc-js --includeComments \
   --importFileExtension=.js --outDir=proto/gen --includeDirs=proto

@@ -10,10 +10,16 @@ import type { EntryPatch__Output } from '../../proto/gen/anchorage/admin/v1/Entr
 import type { DataStore, NewEntry, RegistrationEntry } from '../datastore/DataStore.js';
 import { validateEntry } from '../entries.js';
 import type { CaManager } from '../manager.js';
+import type { ChangeFeed } from '../changes.js';
+import { serverId } from '../agentapi/service.js';
+import type { AttestedAgent } from '../datastore/DataStore.js';
+import type { Agent } from '../../proto/gen/anchorage/admin/v1/Agent.js';
 import type { Minter } from '../minter.js';
 
 export interface AdminServiceDeps {
   datastore: DataStore;
+  /** Told about every committed change that connected agents must see. */
+  feed: ChangeFeed;
   ca: CaManager;
   minter: Minter;
   /** Intermediate CA lifetime (seconds): no entry TTL may exceed it. */
@@ -85,6 +91,26 @@ function applyPatch(base: RegistrationEntry, p: EntryPatch__Output): NewEntry {
   };
 }
 
+function agentToProto(a: AttestedAgent): Agent {
+  return {
+    spiffe_id: a.spiffeId,
+    attestation_type: a.attestationType,
+    cert_serial: a.certSerial,
+    cert_not_after: a.certNotAfter,
+    selectors: a.selectors,
+    evicted: a.evicted,
+    created_at: a.createdAt,
+    updated_at: a.updatedAt,
+  };
+}
+
+async function requireAgent(ds: DataStore, spiffeId: string): Promise<AttestedAgent> {
+  const id = SpiffeId.parse(required(spiffeId, 'spiffe_id')).toString();
+  const agent = await ds.getAgent(id);
+  if (!agent) throw new AnchorageError('not_found', `admin: no agent ${id}`);
+  return agent;
+}
+
 function required(value: string, what: string): string {
   if (!value) throw invalid(`admin: ${what} is required`);
   return value;
@@ -105,7 +131,7 @@ function unary<Req, Res>(log: Logger, method: string, fn: (req: Req) => Promise<
 
 /** The admin API handlers. The transport (a 0600 Unix socket) is the authorization. */
 export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
-  const { datastore: ds, ca, minter, logger: log } = deps;
+  const { datastore: ds, ca, minter, feed, logger: log } = deps;
   const now = () => Math.floor((deps.now ?? Date.now)() / 1000);
   const td = ca.trustDomain;
 
@@ -114,6 +140,7 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
       if (!req.entry) throw invalid('admin: entry is required');
       const entry = validateEntry(fromProto(req.entry), td, deps.caTtl);
       const created = await ds.createEntry(entry);
+      feed.entriesChanged();
       log.info({ id: created.id, spiffeId: created.spiffeId }, 'admin: entry created');
       return toProto(created);
     }),
@@ -135,11 +162,13 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
       if (!req.patch) throw invalid('admin: patch is required');
       const entry = validateEntry(applyPatch(base, req.patch), td, deps.caTtl);
       const updated = await ds.updateEntry(req.id, entry, req.expect_revision || undefined);
+      feed.entriesChanged();
       log.info({ id: updated.id, revision: updated.revision }, 'admin: entry updated');
       return toProto(updated);
     }),
     DeleteEntry: unary(log, 'DeleteEntry', async (req) => {
       const deleted = await ds.deleteEntry(required(req.id, 'id'));
+      feed.entriesChanged();
       log.info({ id: deleted.id }, 'admin: entry deleted');
       return toProto(deleted);
     }),
@@ -157,6 +186,23 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
       const token = randomBytes(16).toString('hex');
       const expiresAt = now() + ttl;
       await ds.createJoinToken({ token, expiresAt, ...(spiffeId ? { spiffeId } : {}) });
+      if (spiffeId) {
+        // A node alias: the agent that attests with this token (node selector
+        // join_token:<token>) may mint for entries parented by spiffeId.
+        await ds.createEntry({
+          spiffeId,
+          parentId: serverId(ca).toString(),
+          selectors: [{ type: 'join_token', value: token }],
+          x509SvidTtl: 0,
+          jwtSvidTtl: 0,
+          dnsNames: [],
+          federatesWith: [],
+          hint: '',
+          admin: false,
+          downstream: false,
+        });
+        feed.entriesChanged();
+      }
       log.info({ expiresAt, spiffeId }, 'admin: join token created');
       return { token, spiffe_id: spiffeId ?? '', expires_at: expiresAt };
     }),
@@ -192,6 +238,16 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
       });
       log.info({ spiffeId: req.spiffe_id, expiresAt: minted.expiresAt }, 'admin: jwt-svid minted');
       return { token: minted.token, expires_at: minted.expiresAt };
+    }),
+    ListAgents: unary(log, 'ListAgents', async () => ({ agents: (await ds.listAgents()).map(agentToProto) })),
+    GetAgent: unary(log, 'GetAgent', async (req) => agentToProto(await requireAgent(ds, req.spiffe_id))),
+    EvictAgent: unary(log, 'EvictAgent', async (req) => {
+      const agent = await requireAgent(ds, req.spiffe_id);
+      const evicted = { ...agent, evicted: true, updatedAt: now() };
+      await ds.putAgent(evicted);
+      feed.agentEvicted(agent.spiffeId);
+      log.warn({ agent: agent.spiffeId }, 'admin: agent evicted');
+      return agentToProto(evicted);
     }),
     GetCAStatus: unary(log, 'GetCAStatus', async () => {
       const rows = await ca.journal();

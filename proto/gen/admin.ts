@@ -2,6 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { MessageTypeDefinition } from '@grpc/proto-loader';
 
 import type { AdminClient as _anchorage_admin_v1_AdminClient, AdminDefinition as _anchorage_admin_v1_AdminDefinition } from './anchorage/admin/v1/Admin.js';
+import type { Agent as _anchorage_admin_v1_Agent, Agent__Output as _anchorage_admin_v1_Agent__Output } from './anchorage/admin/v1/Agent.js';
 import type { Bundle as _anchorage_admin_v1_Bundle, Bundle__Output as _anchorage_admin_v1_Bundle__Output } from './anchorage/admin/v1/Bundle.js';
 import type { CAKey as _anchorage_admin_v1_CAKey, CAKey__Output as _anchorage_admin_v1_CAKey__Output } from './anchorage/admin/v1/CAKey.js';
 import type { CAStatus as _anchorage_admin_v1_CAStatus, CAStatus__Output as _anchorage_admin_v1_CAStatus__Output } from './anchorage/admin/v1/CAStatus.js';
@@ -10,10 +11,14 @@ import type { CreateJoinTokenRequest as _anchorage_admin_v1_CreateJoinTokenReque
 import type { DeleteEntryRequest as _anchorage_admin_v1_DeleteEntryRequest, DeleteEntryRequest__Output as _anchorage_admin_v1_DeleteEntryRequest__Output } from './anchorage/admin/v1/DeleteEntryRequest.js';
 import type { Entry as _anchorage_admin_v1_Entry, Entry__Output as _anchorage_admin_v1_Entry__Output } from './anchorage/admin/v1/Entry.js';
 import type { EntryPatch as _anchorage_admin_v1_EntryPatch, EntryPatch__Output as _anchorage_admin_v1_EntryPatch__Output } from './anchorage/admin/v1/EntryPatch.js';
+import type { EvictAgentRequest as _anchorage_admin_v1_EvictAgentRequest, EvictAgentRequest__Output as _anchorage_admin_v1_EvictAgentRequest__Output } from './anchorage/admin/v1/EvictAgentRequest.js';
+import type { GetAgentRequest as _anchorage_admin_v1_GetAgentRequest, GetAgentRequest__Output as _anchorage_admin_v1_GetAgentRequest__Output } from './anchorage/admin/v1/GetAgentRequest.js';
 import type { GetBundleRequest as _anchorage_admin_v1_GetBundleRequest, GetBundleRequest__Output as _anchorage_admin_v1_GetBundleRequest__Output } from './anchorage/admin/v1/GetBundleRequest.js';
 import type { GetCAStatusRequest as _anchorage_admin_v1_GetCAStatusRequest, GetCAStatusRequest__Output as _anchorage_admin_v1_GetCAStatusRequest__Output } from './anchorage/admin/v1/GetCAStatusRequest.js';
 import type { GetEntryRequest as _anchorage_admin_v1_GetEntryRequest, GetEntryRequest__Output as _anchorage_admin_v1_GetEntryRequest__Output } from './anchorage/admin/v1/GetEntryRequest.js';
 import type { JoinToken as _anchorage_admin_v1_JoinToken, JoinToken__Output as _anchorage_admin_v1_JoinToken__Output } from './anchorage/admin/v1/JoinToken.js';
+import type { ListAgentsRequest as _anchorage_admin_v1_ListAgentsRequest, ListAgentsRequest__Output as _anchorage_admin_v1_ListAgentsRequest__Output } from './anchorage/admin/v1/ListAgentsRequest.js';
+import type { ListAgentsResponse as _anchorage_admin_v1_ListAgentsResponse, ListAgentsResponse__Output as _anchorage_admin_v1_ListAgentsResponse__Output } from './anchorage/admin/v1/ListAgentsResponse.js';
 import type { ListEntriesRequest as _anchorage_admin_v1_ListEntriesRequest, ListEntriesRequest__Output as _anchorage_admin_v1_ListEntriesRequest__Output } from './anchorage/admin/v1/ListEntriesRequest.js';
 import type { ListEntriesResponse as _anchorage_admin_v1_ListEntriesResponse, ListEntriesResponse__Output as _anchorage_admin_v1_ListEntriesResponse__Output } from './anchorage/admin/v1/ListEntriesResponse.js';
 import type { MintJWTSVIDRequest as _anchorage_admin_v1_MintJWTSVIDRequest, MintJWTSVIDRequest__Output as _anchorage_admin_v1_MintJWTSVIDRequest__Output } from './anchorage/admin/v1/MintJWTSVIDRequest.js';
@@ -34,6 +39,7 @@ export interface ProtoGrpcType {
     admin: {
       v1: {
         Admin: SubtypeConstructor<typeof grpc.Client, _anchorage_admin_v1_AdminClient> & { service: _anchorage_admin_v1_AdminDefinition }
+        Agent: MessageTypeDefinition<_anchorage_admin_v1_Agent, _anchorage_admin_v1_Agent__Output>
         Bundle: MessageTypeDefinition<_anchorage_admin_v1_Bundle, _anchorage_admin_v1_Bundle__Output>
         CAKey: MessageTypeDefinition<_anchorage_admin_v1_CAKey, _anchorage_admin_v1_CAKey__Output>
         CAStatus: MessageTypeDefinition<_anchorage_admin_v1_CAStatus, _anchorage_admin_v1_CAStatus__Output>
@@ -42,10 +48,14 @@ export interface ProtoGrpcType {
         DeleteEntryRequest: MessageTypeDefinition<_anchorage_admin_v1_DeleteEntryRequest, _anchorage_admin_v1_DeleteEntryRequest__Output>
         Entry: MessageTypeDefinition<_anchorage_admin_v1_Entry, _anchorage_admin_v1_Entry__Output>
         EntryPatch: MessageTypeDefinition<_anchorage_admin_v1_EntryPatch, _anchorage_admin_v1_EntryPatch__Output>
+        EvictAgentRequest: MessageTypeDefinition<_anchorage_admin_v1_EvictAgentRequest, _anchorage_admin_v1_EvictAgentRequest__Output>
+        GetAgentRequest: MessageTypeDefinition<_anchorage_admin_v1_GetAgentRequest, _anchorage_admin_v1_GetAgentRequest__Output>
         GetBundleRequest: MessageTypeDefinition<_anchorage_admin_v1_GetBundleRequest, _anchorage_admin_v1_GetBundleRequest__Output>
         GetCAStatusRequest: MessageTypeDefinition<_anchorage_admin_v1_GetCAStatusRequest, _anchorage_admin_v1_GetCAStatusRequest__Output>
         GetEntryRequest: MessageTypeDefinition<_anchorage_admin_v1_GetEntryRequest, _anchorage_admin_v1_GetEntryRequest__Output>
         JoinToken: MessageTypeDefinition<_anchorage_admin_v1_JoinToken, _anchorage_admin_v1_JoinToken__Output>
+        ListAgentsRequest: MessageTypeDefinition<_anchorage_admin_v1_ListAgentsRequest, _anchorage_admin_v1_ListAgentsRequest__Output>
+        ListAgentsResponse: MessageTypeDefinition<_anchorage_admin_v1_ListAgentsResponse, _anchorage_admin_v1_ListAgentsResponse__Output>
         ListEntriesRequest: MessageTypeDefinition<_anchorage_admin_v1_ListEntriesRequest, _anchorage_admin_v1_ListEntriesRequest__Output>
         ListEntriesResponse: MessageTypeDefinition<_anchorage_admin_v1_ListEntriesResponse, _anchorage_admin_v1_ListEntriesResponse__Output>
         MintJWTSVIDRequest: MessageTypeDefinition<_anchorage_admin_v1_MintJWTSVIDRequest, _anchorage_admin_v1_MintJWTSVIDRequest__Output>

@@ -36,6 +36,7 @@ function serverYaml(
   return `trust_domain: ${over.trustDomain ?? TD}
 data_dir: ${over.dataDir ?? join(tmp.dir, 'data')}
 admin_socket: ${over.socket ?? join(tmp.dir, 'admin.sock')}
+bind_address: 127.0.0.1:0
 key_manager:
   type: pkcs11
   module: ${over.module ?? token.module}
@@ -282,6 +283,11 @@ describe('server process', () => {
     expect(fails(['entry', 'show', '--id', created.id]).message).toBe(`admin: no entry with id ${created.id}`);
   });
 
+  it('lists agents (none yet) in text and JSON', () => {
+    expect(ok(['agent', 'list'])).toBe('No agents\n');
+    expect(JSON.parse(ok(['agent', 'list', '--json']))).toEqual([]);
+  });
+
   it('creates single-use join tokens', () => {
     const t = JSON.parse(ok(['token', 'create', '--ttl', '15m', '--json']));
     expect(t.token).toMatch(/^[0-9a-f]{32}$/);
@@ -304,6 +310,9 @@ describe('server process', () => {
       [['x509', 'mint', '--spiffe-id', `spiffe://${TD}`, '--out-dir', out], 1, /has no path/],
       [['jwt', 'mint', '--spiffe-id', `spiffe://${TD}/x`], 2, /^--audience is required$/],
       [['bundle', 'show', '--format', 'der'], 2, /--format must be pem or spiffe/],
+      [['agent', 'show', '--spiffe-id', `spiffe://${TD}/anchorage/agent/join_token/none`], 1, /^admin: no agent spiffe:\/\/prod.example\/anchorage\/agent\/join_token\/none$/],
+      [['agent', 'evict'], 2, /^--spiffe-id is required$/],
+      [['agent', 'show', '--spiffe-id', 'not-an-id'], 1, /^spiffeid: /],
     ];
     for (const [args, code, re] of cases) {
       const f = fails(args);

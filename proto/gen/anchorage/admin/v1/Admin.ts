@@ -2,16 +2,21 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { Agent as _anchorage_admin_v1_Agent, Agent__Output as _anchorage_admin_v1_Agent__Output } from '../../../anchorage/admin/v1/Agent.js';
 import type { Bundle as _anchorage_admin_v1_Bundle, Bundle__Output as _anchorage_admin_v1_Bundle__Output } from '../../../anchorage/admin/v1/Bundle.js';
 import type { CAStatus as _anchorage_admin_v1_CAStatus, CAStatus__Output as _anchorage_admin_v1_CAStatus__Output } from '../../../anchorage/admin/v1/CAStatus.js';
 import type { CreateEntryRequest as _anchorage_admin_v1_CreateEntryRequest, CreateEntryRequest__Output as _anchorage_admin_v1_CreateEntryRequest__Output } from '../../../anchorage/admin/v1/CreateEntryRequest.js';
 import type { CreateJoinTokenRequest as _anchorage_admin_v1_CreateJoinTokenRequest, CreateJoinTokenRequest__Output as _anchorage_admin_v1_CreateJoinTokenRequest__Output } from '../../../anchorage/admin/v1/CreateJoinTokenRequest.js';
 import type { DeleteEntryRequest as _anchorage_admin_v1_DeleteEntryRequest, DeleteEntryRequest__Output as _anchorage_admin_v1_DeleteEntryRequest__Output } from '../../../anchorage/admin/v1/DeleteEntryRequest.js';
 import type { Entry as _anchorage_admin_v1_Entry, Entry__Output as _anchorage_admin_v1_Entry__Output } from '../../../anchorage/admin/v1/Entry.js';
+import type { EvictAgentRequest as _anchorage_admin_v1_EvictAgentRequest, EvictAgentRequest__Output as _anchorage_admin_v1_EvictAgentRequest__Output } from '../../../anchorage/admin/v1/EvictAgentRequest.js';
+import type { GetAgentRequest as _anchorage_admin_v1_GetAgentRequest, GetAgentRequest__Output as _anchorage_admin_v1_GetAgentRequest__Output } from '../../../anchorage/admin/v1/GetAgentRequest.js';
 import type { GetBundleRequest as _anchorage_admin_v1_GetBundleRequest, GetBundleRequest__Output as _anchorage_admin_v1_GetBundleRequest__Output } from '../../../anchorage/admin/v1/GetBundleRequest.js';
 import type { GetCAStatusRequest as _anchorage_admin_v1_GetCAStatusRequest, GetCAStatusRequest__Output as _anchorage_admin_v1_GetCAStatusRequest__Output } from '../../../anchorage/admin/v1/GetCAStatusRequest.js';
 import type { GetEntryRequest as _anchorage_admin_v1_GetEntryRequest, GetEntryRequest__Output as _anchorage_admin_v1_GetEntryRequest__Output } from '../../../anchorage/admin/v1/GetEntryRequest.js';
 import type { JoinToken as _anchorage_admin_v1_JoinToken, JoinToken__Output as _anchorage_admin_v1_JoinToken__Output } from '../../../anchorage/admin/v1/JoinToken.js';
+import type { ListAgentsRequest as _anchorage_admin_v1_ListAgentsRequest, ListAgentsRequest__Output as _anchorage_admin_v1_ListAgentsRequest__Output } from '../../../anchorage/admin/v1/ListAgentsRequest.js';
+import type { ListAgentsResponse as _anchorage_admin_v1_ListAgentsResponse, ListAgentsResponse__Output as _anchorage_admin_v1_ListAgentsResponse__Output } from '../../../anchorage/admin/v1/ListAgentsResponse.js';
 import type { ListEntriesRequest as _anchorage_admin_v1_ListEntriesRequest, ListEntriesRequest__Output as _anchorage_admin_v1_ListEntriesRequest__Output } from '../../../anchorage/admin/v1/ListEntriesRequest.js';
 import type { ListEntriesResponse as _anchorage_admin_v1_ListEntriesResponse, ListEntriesResponse__Output as _anchorage_admin_v1_ListEntriesResponse__Output } from '../../../anchorage/admin/v1/ListEntriesResponse.js';
 import type { MintJWTSVIDRequest as _anchorage_admin_v1_MintJWTSVIDRequest, MintJWTSVIDRequest__Output as _anchorage_admin_v1_MintJWTSVIDRequest__Output } from '../../../anchorage/admin/v1/MintJWTSVIDRequest.js';
@@ -61,6 +66,30 @@ export interface AdminClient extends grpc.Client {
   deleteEntry(argument: _anchorage_admin_v1_DeleteEntryRequest, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
   
   /**
+   * Revokes an agent's access at once: its calls fail and its streams end.
+   */
+  EvictAgent(argument: _anchorage_admin_v1_EvictAgentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Agent__Output>): grpc.ClientUnaryCall;
+  EvictAgent(argument: _anchorage_admin_v1_EvictAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_Agent__Output>): grpc.ClientUnaryCall;
+  EvictAgent(argument: _anchorage_admin_v1_EvictAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Agent__Output>): grpc.ClientUnaryCall;
+  EvictAgent(argument: _anchorage_admin_v1_EvictAgentRequest, callback: grpc.requestCallback<_anchorage_admin_v1_Agent__Output>): grpc.ClientUnaryCall;
+  /**
+   * Revokes an agent's access at once: its calls fail and its streams end.
+   */
+  evictAgent(argument: _anchorage_admin_v1_EvictAgentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Agent__Output>): grpc.ClientUnaryCall;
+  evictAgent(argument: _anchorage_admin_v1_EvictAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_Agent__Output>): grpc.ClientUnaryCall;
+  evictAgent(argument: _anchorage_admin_v1_EvictAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Agent__Output>): grpc.ClientUnaryCall;
+  evictAgent(argument: _anchorage_admin_v1_EvictAgentRequest, callback: grpc.requestCallback<_anchorage_admin_v1_Agent__Output>): grpc.ClientUnaryCall;
+  
+  GetAgent(argument: _anchorage_admin_v1_GetAgentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Agent__Output>): grpc.ClientUnaryCall;
+  GetAgent(argument: _anchorage_admin_v1_GetAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_Agent__Output>): grpc.ClientUnaryCall;
+  GetAgent(argument: _anchorage_admin_v1_GetAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Agent__Output>): grpc.ClientUnaryCall;
+  GetAgent(argument: _anchorage_admin_v1_GetAgentRequest, callback: grpc.requestCallback<_anchorage_admin_v1_Agent__Output>): grpc.ClientUnaryCall;
+  getAgent(argument: _anchorage_admin_v1_GetAgentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Agent__Output>): grpc.ClientUnaryCall;
+  getAgent(argument: _anchorage_admin_v1_GetAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_Agent__Output>): grpc.ClientUnaryCall;
+  getAgent(argument: _anchorage_admin_v1_GetAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Agent__Output>): grpc.ClientUnaryCall;
+  getAgent(argument: _anchorage_admin_v1_GetAgentRequest, callback: grpc.requestCallback<_anchorage_admin_v1_Agent__Output>): grpc.ClientUnaryCall;
+  
+  /**
    * The trust domain's own bundle.
    */
   GetBundle(argument: _anchorage_admin_v1_GetBundleRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Bundle__Output>): grpc.ClientUnaryCall;
@@ -98,6 +127,21 @@ export interface AdminClient extends grpc.Client {
   getEntry(argument: _anchorage_admin_v1_GetEntryRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
   getEntry(argument: _anchorage_admin_v1_GetEntryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
   getEntry(argument: _anchorage_admin_v1_GetEntryRequest, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Attested node agents.
+   */
+  ListAgents(argument: _anchorage_admin_v1_ListAgentsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListAgentsResponse__Output>): grpc.ClientUnaryCall;
+  ListAgents(argument: _anchorage_admin_v1_ListAgentsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_ListAgentsResponse__Output>): grpc.ClientUnaryCall;
+  ListAgents(argument: _anchorage_admin_v1_ListAgentsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListAgentsResponse__Output>): grpc.ClientUnaryCall;
+  ListAgents(argument: _anchorage_admin_v1_ListAgentsRequest, callback: grpc.requestCallback<_anchorage_admin_v1_ListAgentsResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Attested node agents.
+   */
+  listAgents(argument: _anchorage_admin_v1_ListAgentsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListAgentsResponse__Output>): grpc.ClientUnaryCall;
+  listAgents(argument: _anchorage_admin_v1_ListAgentsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_ListAgentsResponse__Output>): grpc.ClientUnaryCall;
+  listAgents(argument: _anchorage_admin_v1_ListAgentsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListAgentsResponse__Output>): grpc.ClientUnaryCall;
+  listAgents(argument: _anchorage_admin_v1_ListAgentsRequest, callback: grpc.requestCallback<_anchorage_admin_v1_ListAgentsResponse__Output>): grpc.ClientUnaryCall;
   
   ListEntries(argument: _anchorage_admin_v1_ListEntriesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListEntriesResponse__Output>): grpc.ClientUnaryCall;
   ListEntries(argument: _anchorage_admin_v1_ListEntriesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_ListEntriesResponse__Output>): grpc.ClientUnaryCall;
@@ -157,6 +201,13 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   DeleteEntry: grpc.handleUnaryCall<_anchorage_admin_v1_DeleteEntryRequest__Output, _anchorage_admin_v1_Entry>;
   
   /**
+   * Revokes an agent's access at once: its calls fail and its streams end.
+   */
+  EvictAgent: grpc.handleUnaryCall<_anchorage_admin_v1_EvictAgentRequest__Output, _anchorage_admin_v1_Agent>;
+  
+  GetAgent: grpc.handleUnaryCall<_anchorage_admin_v1_GetAgentRequest__Output, _anchorage_admin_v1_Agent>;
+  
+  /**
    * The trust domain's own bundle.
    */
   GetBundle: grpc.handleUnaryCall<_anchorage_admin_v1_GetBundleRequest__Output, _anchorage_admin_v1_Bundle>;
@@ -167,6 +218,11 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   GetCAStatus: grpc.handleUnaryCall<_anchorage_admin_v1_GetCAStatusRequest__Output, _anchorage_admin_v1_CAStatus>;
   
   GetEntry: grpc.handleUnaryCall<_anchorage_admin_v1_GetEntryRequest__Output, _anchorage_admin_v1_Entry>;
+  
+  /**
+   * Attested node agents.
+   */
+  ListAgents: grpc.handleUnaryCall<_anchorage_admin_v1_ListAgentsRequest__Output, _anchorage_admin_v1_ListAgentsResponse>;
   
   ListEntries: grpc.handleUnaryCall<_anchorage_admin_v1_ListEntriesRequest__Output, _anchorage_admin_v1_ListEntriesResponse>;
   
@@ -185,9 +241,12 @@ export interface AdminDefinition extends grpc.ServiceDefinition {
   CreateEntry: MethodDefinition<_anchorage_admin_v1_CreateEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_CreateEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
   CreateJoinToken: MethodDefinition<_anchorage_admin_v1_CreateJoinTokenRequest, _anchorage_admin_v1_JoinToken, _anchorage_admin_v1_CreateJoinTokenRequest__Output, _anchorage_admin_v1_JoinToken__Output>
   DeleteEntry: MethodDefinition<_anchorage_admin_v1_DeleteEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_DeleteEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
+  EvictAgent: MethodDefinition<_anchorage_admin_v1_EvictAgentRequest, _anchorage_admin_v1_Agent, _anchorage_admin_v1_EvictAgentRequest__Output, _anchorage_admin_v1_Agent__Output>
+  GetAgent: MethodDefinition<_anchorage_admin_v1_GetAgentRequest, _anchorage_admin_v1_Agent, _anchorage_admin_v1_GetAgentRequest__Output, _anchorage_admin_v1_Agent__Output>
   GetBundle: MethodDefinition<_anchorage_admin_v1_GetBundleRequest, _anchorage_admin_v1_Bundle, _anchorage_admin_v1_GetBundleRequest__Output, _anchorage_admin_v1_Bundle__Output>
   GetCAStatus: MethodDefinition<_anchorage_admin_v1_GetCAStatusRequest, _anchorage_admin_v1_CAStatus, _anchorage_admin_v1_GetCAStatusRequest__Output, _anchorage_admin_v1_CAStatus__Output>
   GetEntry: MethodDefinition<_anchorage_admin_v1_GetEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_GetEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
+  ListAgents: MethodDefinition<_anchorage_admin_v1_ListAgentsRequest, _anchorage_admin_v1_ListAgentsResponse, _anchorage_admin_v1_ListAgentsRequest__Output, _anchorage_admin_v1_ListAgentsResponse__Output>
   ListEntries: MethodDefinition<_anchorage_admin_v1_ListEntriesRequest, _anchorage_admin_v1_ListEntriesResponse, _anchorage_admin_v1_ListEntriesRequest__Output, _anchorage_admin_v1_ListEntriesResponse__Output>
   MintJWTSVID: MethodDefinition<_anchorage_admin_v1_MintJWTSVIDRequest, _anchorage_admin_v1_MintJWTSVIDResponse, _anchorage_admin_v1_MintJWTSVIDRequest__Output, _anchorage_admin_v1_MintJWTSVIDResponse__Output>
   MintX509SVID: MethodDefinition<_anchorage_admin_v1_MintX509SVIDRequest, _anchorage_admin_v1_MintX509SVIDResponse, _anchorage_admin_v1_MintX509SVIDRequest__Output, _anchorage_admin_v1_MintX509SVIDResponse__Output>

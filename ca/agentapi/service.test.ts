@@ -1,0 +1,228 @@
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../common/log.js';
+import { toPem } from '../../common/pem.js';
+import { loadAdminProto, loadAgentProto } from '../../proto/load.js';
+import type { AdminClient } from '../../proto/gen/anchorage/admin/v1/Admin.js';
+import type { AgentClient } from '../../proto/gen/anchorage/agent/v1/Agent.js';
+import type { SyncAuthorizedEntriesResponse__Output } from '../../proto/gen/anchorage/agent/v1/SyncAuthorizedEntriesResponse.js';
+import { SpiffeBundle, X509Bundle } from '../../spiffe/bundle.js';
+import { TrustDomain } from '../../spiffe/id.js';
+import { verifyX509Svid } from '../../spiffe/x509svid.js';
+import { keyAndCsr } from '../../test/helpers/csr.js';
+import { parseServerConfig } from '../config.js';
+import { startServer, type RunningServer } from '../server.js';
+
+const TD = 'agents.test';
+const td = TrustDomain.parse(TD);
+let dir: string;
+let server: RunningServer;
+let admin: AdminClient;
+let rootPem: Buffer;
+
+type Status = { code: number; details: string };
+
+function unary<T>(fn: (cb: (err: grpc.ServiceError | null, res?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res as T))));
+}
+
+async function status(p: Promise<unknown>): Promise<Status> {
+  try {
+    await p;
+    return { code: grpc.status.OK, details: '' };
+  } catch (err) {
+    const e = err as grpc.ServiceError;
+    return { code: e.code, details: e.details };
+  }
+}
+
+/** Accept the server only if it presents the server's SPIFFE ID (no DNS names in SVIDs). */
+const verifyOptions = {
+  checkServerIdentity: (_host: string, cert: { subjectaltname?: string }) =>
+    cert.subjectaltname === `URI:spiffe://${TD}/anchorage/server` ? undefined : new Error(`unexpected server ${cert.subjectaltname}`),
+};
+
+function agentClient(identity?: { keyPem: string; chain: Uint8Array[] }): AgentClient {
+  const Ctor = loadAgentProto().anchorage.agent.v1.Agent;
+  const creds = identity
+    ? grpc.credentials.createSsl(rootPem, Buffer.from(identity.keyPem), Buffer.from(identity.chain.map((d) => toPem('CERTIFICATE', d)).join('')), verifyOptions)
+    : grpc.credentials.createSsl(rootPem, null, null, verifyOptions);
+  return new Ctor(`127.0.0.1:${server.agentPort}`, creds);
+}
+
+interface TestAgent {
+  id: string;
+  keyPem: string;
+  chain: Uint8Array[];
+  client: AgentClient;
+}
+
+async function token(spiffeId = ''): Promise<string> {
+  return (await unary<{ token: string }>((cb) => admin.CreateJoinToken({ spiffe_id: spiffeId, ttl: 600 }, cb))).token;
+}
+
+async function attest(joinToken?: string): Promise<TestAgent> {
+  const t = joinToken ?? (await token());
+  const { csr, keyPem } = keyAndCsr();
+  const anon = agentClient();
+  const res = await unary<{ spiffe_id: string; svid_chain: Buffer[]; bundle: string }>((cb) => anon.AttestAgent({ join_token: t, csr }, cb));
+  anon.close();
+  return { id: res.spiffe_id, keyPem, chain: res.svid_chain, client: agentClient({ keyPem, chain: res.svid_chain }) };
+}
+
+async function createEntry(spiffeId: string, parentId: string): Promise<string> {
+  const e = await unary<{ id: string }>((cb) =>
+    admin.CreateEntry({ entry: { spiffe_id: spiffeId, parent_id: parentId, selectors: [{ type: 'unix', value: 'uid:1000' }] } }, cb),
+  );
+  return e.id;
+}
+
+/** Collects the messages of a sync stream; resolves `next()` with each new one. */
+function sync(agent: TestAgent) {
+  const messages: SyncAuthorizedEntriesResponse__Output[] = [];
+  const waiters: Array<() => void> = [];
+  let ended: Status | undefined;
+  const call = agent.client.SyncAuthorizedEntries({});
+  call.on('data', (m: SyncAuthorizedEntriesResponse__Output) => {
+    messages.push(m);
+    waiters.splice(0).forEach((w) => w());
+  });
+  call.on('error', (e: grpc.ServiceError) => {
+    ended = { code: e.code, details: e.details };
+    waiters.splice(0).forEach((w) => w());
+  });
+  return {
+    messages,
+    call,
+    ended: () => ended,
+    async until(pred: () => boolean): Promise<void> {
+      while (!pred()) await new Promise<void>((r) => waiters.push(r));
+    },
+  };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'anchorage-agentapi-'));
+  const cfg = parseServerConfig(
+    { trust_domain: TD, data_dir: dir, bind_address: '127.0.0.1:0', key_manager: { type: 'memory' }, ca: { ttl: '24h' } },
+    'test',
+    dir,
+  );
+  server = await startServer(cfg, { logger: silentLogger() });
+  admin = new (loadAdminProto().anchorage.admin.v1.Admin)(`unix://${cfg.admin_socket}`, grpc.credentials.createInsecure());
+  rootPem = Buffer.from(server.ca.bundle().x509.authorities().map((d) => toPem('CERTIFICATE', d)).join(''));
+});
+
+afterAll(async () => {
+  admin?.close();
+  await server?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('agent API', () => {
+  it('serves TLS with the server SVID spiffe://<td>/anchorage/server', () => {
+    const cert = server.tlsIdentity.currentCertificate();
+    expect(cert.subjectAltName).toBe(`URI:spiffe://${TD}/anchorage/server`);
+  });
+
+  it('attests an agent with a join token: its SVID names the token and chains to the bundle', async () => {
+    const t = await token();
+    const a = await attest(t);
+    expect(a.id).toBe(`spiffe://${TD}/anchorage/agent/join_token/${t}`);
+    const bundle = new X509Bundle(td, server.ca.bundle().x509.authorities());
+    expect(verifyX509Svid(a.chain, () => bundle).spiffeId.toString()).toBe(a.id);
+    // single use
+    expect((await status(attest(t))).code).toBe(grpc.status.PERMISSION_DENIED);
+  });
+
+  it('refuses a bad CSR without spending the token, and unknown tokens', async () => {
+    const t = await token();
+    const anon = agentClient();
+    const bad = await status(unary((cb) => anon.AttestAgent({ join_token: t, csr: Buffer.from('junk') }, cb)));
+    expect(bad.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(bad.details).toMatch(/^csr: /);
+    expect((await attest(t)).id).toContain(t); // still usable
+    const unknown = await status(unary((cb) => anon.AttestAgent({ join_token: '0'.repeat(32), csr: keyAndCsr().csr }, cb)));
+    expect(unknown).toEqual({ code: grpc.status.PERMISSION_DENIED, details: 'agent api: join token is unknown, used or expired' });
+    const empty = await status(unary((cb) => anon.AttestAgent({ join_token: '', csr: keyAndCsr().csr }, cb)));
+    expect(empty).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: 'agent api: join_token is required' });
+    anon.close();
+  });
+
+  it('requires the agent SVID on every other call', async () => {
+    const anon = agentClient();
+    const r = await status(unary((cb) => anon.MintJWTSVID({ entry_id: 'x', audience: ['a'] }, cb)));
+    expect(r).toEqual({ code: grpc.status.UNAUTHENTICATED, details: 'agent api: this call needs the agent svid as client certificate' });
+    anon.close();
+  });
+
+  it('pushes authorized entries at once and signs only for them; another agent is refused', async () => {
+    const a = await attest();
+    const b = await attest();
+    const stream = sync(a);
+    await stream.until(() => stream.messages.length >= 1);
+    expect(stream.messages[0]!.entries).toEqual([]);
+    expect(SpiffeBundle.parse(td, stream.messages[0]!.bundle).x509.size).toBe(1);
+
+    const entryId = await createEntry(`spiffe://${TD}/web`, a.id);
+    await stream.until(() => stream.messages.length >= 2);
+    expect(stream.messages[1]!.entries.map((e) => [e.id, e.spiffe_id, e.selectors])).toEqual([[entryId, `spiffe://${TD}/web`, ['unix:uid:1000']]]);
+
+    const { csr } = keyAndCsr();
+    const signed = await unary<{ results: Array<{ entry_id: string; chain: Buffer[] }> }>((cb) => a.client.BatchSignX509SVID({ params: [{ entry_id: entryId, csr }] }, cb));
+    expect(new X509Certificate(signed.results[0]!.chain[0]!).subjectAltName).toBe(`URI:spiffe://${TD}/web`);
+
+    const stolen = await status(unary((cb) => b.client.BatchSignX509SVID({ params: [{ entry_id: entryId, csr }] }, cb)));
+    expect(stolen).toEqual({ code: grpc.status.PERMISSION_DENIED, details: `agent api: agent ${b.id} is not authorized for entry ${entryId}` });
+    const stolenJwt = await status(unary((cb) => b.client.MintJWTSVID({ entry_id: entryId, audience: ['x'] }, cb)));
+    expect(stolenJwt.code).toBe(grpc.status.PERMISSION_DENIED);
+    const jwt = await unary<{ token: string }>((cb) => a.client.MintJWTSVID({ entry_id: entryId, audience: ['x'] }, cb));
+    expect(JSON.parse(Buffer.from(jwt.token.split('.')[1]!, 'base64url').toString()).sub).toBe(`spiffe://${TD}/web`);
+    stream.call.cancel();
+  });
+
+  it('node aliases: a token created for an ID authorizes its agent for entries parented by that ID', async () => {
+    const alias = `spiffe://${TD}/cluster/east`;
+    const a = await attest(await token(alias));
+    const entryId = await createEntry(`spiffe://${TD}/east-worker`, alias);
+    const stream = sync(a);
+    await stream.until(() => stream.messages.some((m) => m.entries.some((e) => e.id === entryId)));
+    const other = await attest();
+    const refused = await status(unary((cb) => other.client.MintJWTSVID({ entry_id: entryId, audience: ['x'] }, cb)));
+    expect(refused.code).toBe(grpc.status.PERMISSION_DENIED);
+    stream.call.cancel();
+  });
+
+  it('renewal supersedes the old SVID', async () => {
+    const a = await attest();
+    const { csr, keyPem } = keyAndCsr();
+    const renewed = await unary<{ svid_chain: Buffer[] }>((cb) => a.client.RenewAgent({ csr }, cb));
+    expect(new X509Certificate(renewed.svid_chain[0]!).subjectAltName).toBe(`URI:${a.id}`);
+    const old = await status(unary((cb) => a.client.MintJWTSVID({ entry_id: 'none', audience: ['x'] }, cb)));
+    expect(old).toEqual({ code: grpc.status.PERMISSION_DENIED, details: `agent api: the svid presented by ${a.id} has been superseded` });
+    const fresh = agentClient({ keyPem, chain: renewed.svid_chain });
+    const r = await status(unary((cb) => fresh.MintJWTSVID({ entry_id: 'none', audience: ['x'] }, cb)));
+    expect(r.details).toBe(`agent api: agent ${a.id} is not authorized for entry none`);
+    fresh.close();
+  });
+
+  it('eviction ends the agent stream with PERMISSION_DENIED and refuses its calls from then on', async () => {
+    const a = await attest();
+    const stream = sync(a);
+    await stream.until(() => stream.messages.length >= 1);
+    const evicted = await unary<{ evicted: boolean }>((cb) => admin.EvictAgent({ spiffe_id: a.id }, cb));
+    expect(evicted.evicted).toBe(true);
+    await stream.until(() => stream.ended() !== undefined);
+    expect(stream.ended()).toEqual({ code: grpc.status.PERMISSION_DENIED, details: `agent api: agent ${a.id} has been evicted` });
+    const after = await status(unary((cb) => a.client.MintJWTSVID({ entry_id: 'x', audience: ['a'] }, cb)));
+    expect(after).toEqual({ code: grpc.status.PERMISSION_DENIED, details: `agent api: agent ${a.id} has been evicted` });
+    const listed = await unary<{ agents: Array<{ spiffe_id: string; evicted: boolean }> }>((cb) => admin.ListAgents({}, cb));
+    expect(listed.agents.find((x) => x.spiffe_id === a.id)?.evicted).toBe(true);
+    const missing = await status(unary((cb) => admin.EvictAgent({ spiffe_id: `spiffe://${TD}/anchorage/agent/none` }, cb)));
+    expect(missing.code).toBe(grpc.status.NOT_FOUND);
+  });
+});

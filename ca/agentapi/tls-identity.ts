@@ -1,0 +1,113 @@
+import { X509Certificate, generateKeyPairSync } from 'node:crypto';
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../../common/log.js';
+import { toPem } from '../../common/pem.js';
+import { SpiffeId } from '../../spiffe/id.js';
+import type { CaManager } from '../manager.js';
+import type { Minter } from '../minter.js';
+
+type CertificateProvider = grpc.experimental.CertificateProvider;
+type CaListener = grpc.experimental.CaCertificateUpdateListener;
+type IdentityListener = grpc.experimental.IdentityCertificateUpdateListener;
+
+/** The agent API's TLS identity lives for this long; renewed at half-life. */
+export const SERVER_SVID_TTL = 3600;
+
+/**
+ * The server's own X509-SVID (`spiffe://<td>/anchorage/server`) for the agent
+ * API, and the trust anchors it asks agents' certificates to chain to. It is
+ * a grpc-js CertificateProvider, so both rotate under a running server.
+ *
+ * The TLS key is a software key: it protects one hour of transport, unlike
+ * the CA keys, and TLS handshakes would otherwise queue behind SVID signing
+ * in the HSM.
+ */
+export class ServerTlsIdentity implements CertificateProvider {
+  readonly spiffeId: SpiffeId;
+  private readonly ca: CaManager;
+  private readonly minter: Minter;
+  private readonly log: Logger;
+  private readonly caListeners = new Set<CaListener>();
+  private readonly idListeners = new Set<IdentityListener>();
+  private identity: { certificate: Buffer; privateKey: Buffer; notAfter: number } | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly onBundle = () => this.emitCa();
+
+  constructor(opts: { ca: CaManager; minter: Minter; logger: Logger }) {
+    this.ca = opts.ca;
+    this.minter = opts.minter;
+    this.log = opts.logger;
+    this.spiffeId = SpiffeId.fromPath(this.ca.trustDomain, '/anchorage/server');
+  }
+
+  async start(): Promise<void> {
+    await this.renew();
+    this.ca.on('bundle', this.onBundle);
+  }
+
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.ca.off('bundle', this.onBundle);
+  }
+
+  private async renew(): Promise<void> {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const minted = await this.minter.mintX509({
+      spiffeId: this.spiffeId,
+      spki: publicKey.export({ type: 'spki', format: 'der' }),
+      ttl: 0,
+    });
+    this.identity = {
+      certificate: Buffer.from(minted.chain.map((d) => toPem('CERTIFICATE', d)).join('')),
+      privateKey: Buffer.from(privateKey.export({ type: 'pkcs8', format: 'pem' }) as string),
+      notAfter: minted.notAfter,
+    };
+    for (const l of this.idListeners) l(this.identity);
+    const lifetime = minted.notAfter * 1000 - Date.now();
+    this.timer = setTimeout(() => {
+      this.renew().catch((err) => {
+        this.log.error({ err }, 'agent api: renewing the server TLS certificate failed; retrying in 30 s');
+        this.timer = setTimeout(() => void this.renew().catch(() => undefined), 30_000).unref();
+      });
+    }, Math.max(1000, lifetime / 2)).unref();
+  }
+
+  /** PEM of the trust anchors agents' SVIDs must chain to. */
+  caPem(): Buffer {
+    return Buffer.from(this.ca.bundle().x509.authorities().map((d) => toPem('CERTIFICATE', d)).join(''));
+  }
+
+  /** The current TLS certificate (for tests and status). */
+  currentCertificate(): X509Certificate {
+    return new X509Certificate(this.identity!.certificate);
+  }
+
+  private emitCa(): void {
+    const update = { caCertificate: this.caPem() };
+    for (const l of this.caListeners) l(update);
+  }
+
+  // grpc-js registers its own watcher only after adding these listeners, so
+  // the first update must arrive asynchronously or it is lost.
+  addCaCertificateListener(listener: CaListener): void {
+    this.caListeners.add(listener);
+    queueMicrotask(() => {
+      if (this.caListeners.has(listener)) listener({ caCertificate: this.caPem() });
+    });
+  }
+
+  removeCaCertificateListener(listener: CaListener): void {
+    this.caListeners.delete(listener);
+  }
+
+  addIdentityCertificateListener(listener: IdentityListener): void {
+    this.idListeners.add(listener);
+    queueMicrotask(() => {
+      if (this.identity && this.idListeners.has(listener)) listener(this.identity);
+    });
+  }
+
+  removeIdentityCertificateListener(listener: IdentityListener): void {
+    this.idListeners.delete(listener);
+  }
+}

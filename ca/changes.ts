@@ -1,0 +1,23 @@
+import { EventEmitter } from 'node:events';
+
+/**
+ * In-process notifications of changes that connected agents must see at
+ * once (the agent API pushes them; nothing polls). Emitted by the admin
+ * service after a write has committed.
+ */
+export class ChangeFeed extends EventEmitter {
+  /** Registration entries were created, changed or deleted. */
+  entriesChanged(): void {
+    this.emit('entries');
+  }
+
+  /** An agent was evicted: its streams must end now. */
+  agentEvicted(spiffeId: string): void {
+    this.emit('evicted', spiffeId);
+  }
+
+  /** Federated bundles changed. */
+  bundlesChanged(): void {
+    this.emit('bundles');
+  }
+}
