@@ -1,0 +1,418 @@
+import { createHash, type Hash } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import type { Selector } from '../ca/datastore/DataStore.js';
+import { AnchorageError, errorMessage, isAnchorageError } from '../common/errors.js';
+import { toServiceError } from '../common/grpc.js';
+import type { Logger } from '../common/log.js';
+import type { JWTBundlesResponse } from '../proto/gen/JWTBundlesResponse.js';
+import type { JWTSVID } from '../proto/gen/JWTSVID.js';
+import type { SpiffeWorkloadAPIHandlers } from '../proto/gen/SpiffeWorkloadAPI.js';
+import type { X509BundlesResponse } from '../proto/gen/X509BundlesResponse.js';
+import type { X509SVID } from '../proto/gen/X509SVID.js';
+import type { X509SVIDResponse } from '../proto/gen/X509SVIDResponse.js';
+import type { SpiffeBundle } from '../spiffe/bundle.js';
+import { SpiffeId, TrustDomain } from '../spiffe/id.js';
+import { verifyJwtSvid } from '../spiffe/jwtsvid.js';
+import type { IdentitySource, X509Identity } from './IdentitySource.js';
+import { toStruct } from './struct.js';
+
+/** The metadata key every Workload API call must carry with the value `true` (SPIFFE_Workload_API.md §5.2). */
+export const SECURITY_HEADER = 'workload.spiffe.io';
+
+/** The parts of any incoming call (unary or stream) that admission needs. */
+export type IncomingCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getPeer' | 'metadata'>;
+
+/** Who is calling, as far as the handlers need to know. */
+export interface Caller {
+  pid: number;
+  uid: number;
+  selectors: Selector[];
+}
+
+/** Configuration of {@link WorkloadApiHandler}. */
+export interface WorkloadApiHandlerConfig {
+  source: IdentitySource;
+  /**
+   * Attests the process behind a call. Must throw `AnchorageError('unavailable')`
+   * when it cannot tell (the server wraps every attestor failure that way),
+   * because clients retry UNAVAILABLE and give up on most other codes.
+   */
+  attest: (call: IncomingCall) => Promise<Caller>;
+  logger: Logger;
+}
+
+type AnyStream = grpc.ServerWritableStream<unknown, unknown>;
+
+/** A response with a digest of its content, so streams only send when something a caller sees changed. */
+interface Rendered<T> {
+  response: T;
+  digest: string;
+}
+
+const NO_IDENTITY = 'workloadapi: no identity issued';
+
+/** Ends streams at close(); expected, so it is not logged as a failed request. */
+const SHUTTING_DOWN = new AnchorageError('unavailable', 'workloadapi: server is shutting down');
+
+function noIdentity(): AnchorageError {
+  return new AnchorageError('permission_denied', NO_IDENTITY);
+}
+
+function concatDer(ders: Uint8Array[]): Buffer {
+  return Buffer.concat(ders.map((d) => Buffer.from(d.buffer, d.byteOffset, d.byteLength)));
+}
+
+/** Length-prefixed, so that no two different sequences of fields feed the hash the same bytes. */
+function feed(h: Hash, ...parts: (string | Uint8Array)[]): void {
+  for (const p of parts) {
+    const b = typeof p === 'string' ? Buffer.from(p, 'utf8') : p;
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(b.byteLength, 0);
+    h.update(len);
+    h.update(b);
+  }
+}
+
+/**
+ * Keeps the first identity for each non-empty hint and drops later ones.
+ * The spec requires hints to be unique within a response so a workload can
+ * pick an SVID by hint; SPIRE resolves a clash the same way, which keeps the
+ * default (first) identity stable.
+ */
+function uniqueHints<T extends { hint: string }>(items: T[], log: Logger, method: string): T[] {
+  const seen = new Set<string>();
+  const out: T[] = [];
+  for (const item of items) {
+    if (item.hint !== '') {
+      if (seen.has(item.hint)) {
+        log.warn({ method, hint: item.hint }, 'workloadapi: dropping an identity whose hint repeats an earlier one');
+        continue;
+      }
+      seen.add(item.hint);
+    }
+    out.push(item);
+  }
+  return out;
+}
+
+/**
+ * A JWKS document holding only the JWT authorities of a bundle: what
+ * FetchJWTBundles serves. X.509 authorities are left out because relying
+ * parties parse this as a plain JWT key set (go-spiffe's jwtbundle), where
+ * a key without `kid` is an error.
+ */
+export function jwtBundleDocument(bundle: SpiffeBundle): string {
+  const keys: Record<string, unknown>[] = [];
+  for (const [kid, jwk] of bundle.jwt.keys()) {
+    keys.push({ ...jwk, kid, use: 'jwt-svid' });
+  }
+  return JSON.stringify({ keys });
+}
+
+/**
+ * The SpiffeWorkloadAPI service. Every call is checked for the security
+ * header, then attested; identities and bundles come from the
+ * {@link IdentitySource} only, so the same handler serves any agent cache.
+ *
+ * Policy on bundles: FetchX509Bundles, FetchJWTBundles and ValidateJWTSVID
+ * answer only callers that have at least one identity, and offer only the
+ * trust domains those identities belong to or federate with. The spec allows
+ * serving bundles to anyone; SPIRE does not by default, and a process
+ * with no registration has no business learning which trust domains this node
+ * federates with.
+ */
+export class WorkloadApiHandler {
+  readonly #source: IdentitySource;
+  readonly #attest: (call: IncomingCall) => Promise<Caller>;
+  readonly #log: Logger;
+  /** Ends every open stream; used by close() so clients see UNAVAILABLE and reconnect elsewhere or later. */
+  readonly #streams = new Set<(err: unknown) => void>();
+
+  constructor(config: WorkloadApiHandlerConfig) {
+    this.#source = config.source;
+    this.#attest = config.attest;
+    this.#log = config.logger;
+  }
+
+  /** Number of streams currently open (for tests and metrics). */
+  get openStreams(): number {
+    return this.#streams.size;
+  }
+
+  /** Ends every open stream with UNAVAILABLE: the server is going away, clients should retry. */
+  endAllStreams(): void {
+    for (const end of [...this.#streams]) end(SHUTTING_DOWN);
+  }
+
+  /** The grpc-js implementation object for `SpiffeWorkloadAPI`. */
+  implementation(): SpiffeWorkloadAPIHandlers {
+    return {
+      FetchX509SVID: (call) => {
+        void this.#serveStream('FetchX509SVID', call as AnyStream, (c) => this.#x509Svids(c));
+      },
+      FetchX509Bundles: (call) => {
+        void this.#serveStream('FetchX509Bundles', call as AnyStream, (c) => this.#x509Bundles(c));
+      },
+      FetchJWTBundles: (call) => {
+        void this.#serveStream('FetchJWTBundles', call as AnyStream, (c) => this.#jwtBundles(c));
+      },
+      FetchJWTSVID: (call, callback) => {
+        void this.#serveUnary('FetchJWTSVID', call, callback, async (caller) => {
+          const spiffeId = call.request.spiffe_id === '' ? undefined : SpiffeId.parse(call.request.spiffe_id);
+          const ids = this.#identities(caller);
+          if (spiffeId !== undefined && !ids.some((i) => i.spiffeId.equals(spiffeId))) {
+            throw new AnchorageError('permission_denied', `workloadapi: no identity ${spiffeId.toString()} issued to the caller`);
+          }
+          const svids = await this.#source.jwtSvids(caller.selectors, call.request.audience, spiffeId);
+          if (svids.length === 0) throw noIdentity();
+          const out: JWTSVID[] = uniqueHints(svids, this.#log, 'FetchJWTSVID').map((s) => ({
+            spiffe_id: s.spiffeId.toString(),
+            svid: s.token,
+            hint: s.hint,
+          }));
+          return { svids: out };
+        }, () => {
+          // Checked before attestation: a malformed request is the caller's
+          // bug and must not be retried, whatever the attestor thinks.
+          const { audience, spiffe_id } = call.request;
+          if (audience.length === 0) throw new AnchorageError('invalid_argument', 'workloadapi: audience must be specified');
+          if (audience.some((a) => a === '')) throw new AnchorageError('invalid_argument', 'workloadapi: audience must not contain empty strings');
+          if (spiffe_id !== '') {
+            try {
+              SpiffeId.parse(spiffe_id);
+            } catch (err) {
+              throw new AnchorageError('invalid_argument', `workloadapi: spiffe_id is invalid: ${errorMessage(err)}`, { cause: err });
+            }
+          }
+        });
+      },
+      ValidateJWTSVID: (call, callback) => {
+        void this.#serveUnary('ValidateJWTSVID', call, callback, async (caller) => {
+          const trusted = this.#trustDomainsOf(this.#identities(caller));
+          let verified;
+          try {
+            verified = await verifyJwtSvid(call.request.svid, (td) => (trusted.has(td.name) ? this.#source.bundle(td.name)?.jwt : undefined), [
+              call.request.audience,
+            ]);
+          } catch (err) {
+            // Every way a token can be bad is the caller's input; the reason
+            // (expired, wrong audience…) is what a relying party needs to see.
+            if (isAnchorageError(err, 'invalid_argument')) throw err;
+            throw new AnchorageError('invalid_argument', `workloadapi: token could not be validated: ${errorMessage(err)}`, { cause: err });
+          }
+          return { spiffe_id: verified.spiffeId.toString(), claims: toStruct(verified.claims) };
+        }, () => {
+          if (call.request.audience === '') throw new AnchorageError('invalid_argument', 'workloadapi: audience must be specified');
+          if (call.request.svid === '') throw new AnchorageError('invalid_argument', 'workloadapi: svid must be specified');
+        });
+      },
+    };
+  }
+
+  /** The caller's identities; none is PERMISSION_DENIED for every RPC (see the class comment). */
+  #identities(caller: Caller): X509Identity[] {
+    const ids = this.#source.x509Identities(caller.selectors);
+    if (ids.length === 0) throw noIdentity();
+    return ids;
+  }
+
+  /**
+   * Own trust domain first, then every trust domain the identities federate
+   * with. Unparseable names are skipped with a warning: one bad entry must
+   * not take the caller's own identity away.
+   */
+  #trustDomainsOf(ids: X509Identity[]): Set<string> {
+    const tds = new Set<string>([this.#source.trustDomain]);
+    for (const id of ids) {
+      for (const name of id.federatesWith) {
+        try {
+          tds.add(TrustDomain.parse(name).name);
+        } catch (err) {
+          this.#log.warn({ spiffeId: id.spiffeId.toString(), federatesWith: name, err: errorMessage(err) }, 'workloadapi: ignoring an invalid federated trust domain');
+        }
+      }
+    }
+    return tds;
+  }
+
+  /**
+   * Bundles the caller may see, keyed `spiffe://<td>`, own trust domain
+   * first. The own bundle must exist: an agent that has not synced yet
+   * cannot serve anything useful, and UNAVAILABLE makes clients retry.
+   */
+  #bundlesFor(ids: X509Identity[]): Map<string, SpiffeBundle> {
+    const own = this.#source.bundle(this.#source.trustDomain);
+    if (own === undefined) throw new AnchorageError('unavailable', 'workloadapi: the trust bundle is not available yet');
+    const out = new Map<string, SpiffeBundle>();
+    for (const name of this.#trustDomainsOf(ids)) {
+      const b = name === this.#source.trustDomain ? own : this.#source.bundle(name);
+      if (b !== undefined) out.set(b.trustDomain.idString(), b);
+    }
+    return out;
+  }
+
+  #x509Svids(caller: Caller): Rendered<X509SVIDResponse> {
+    const ids = uniqueHints(this.#identities(caller), this.#log, 'FetchX509SVID');
+    const bundles = this.#bundlesFor(ids);
+    const ownKey = `spiffe://${this.#source.trustDomain}`;
+    const ownDer = concatDer(bundles.get(ownKey)!.x509.authorities());
+    const h = createHash('sha256');
+    const svids: X509SVID[] = ids.map((id) => {
+      const chain = concatDer(id.chain);
+      // The private key is not hashed: a new key always comes with a new leaf.
+      feed(h, 'svid', id.spiffeId.toString(), id.hint, chain);
+      return { spiffe_id: id.spiffeId.toString(), x509_svid: chain, x509_svid_key: Buffer.from(id.privateKey), bundle: ownDer, hint: id.hint };
+    });
+    feed(h, 'bundle', ownDer);
+    const federated: Record<string, Buffer> = {};
+    for (const [key, b] of [...bundles].sort(([a], [b]) => a.localeCompare(b))) {
+      if (key === ownKey) continue;
+      const der = concatDer(b.x509.authorities());
+      federated[key] = der;
+      feed(h, 'federated', key, der);
+    }
+    return { response: { svids, crl: [], federated_bundles: federated }, digest: h.digest('hex') };
+  }
+
+  #x509Bundles(caller: Caller): Rendered<X509BundlesResponse> {
+    const bundles = this.#bundlesFor(this.#identities(caller));
+    const h = createHash('sha256');
+    const out: Record<string, Buffer> = {};
+    for (const [key, b] of [...bundles].sort(([a], [b]) => a.localeCompare(b))) {
+      out[key] = concatDer(b.x509.authorities());
+      feed(h, key, out[key]);
+    }
+    return { response: { crl: [], bundles: out }, digest: h.digest('hex') };
+  }
+
+  #jwtBundles(caller: Caller): Rendered<JWTBundlesResponse> {
+    const bundles = this.#bundlesFor(this.#identities(caller));
+    const h = createHash('sha256');
+    const out: Record<string, Buffer> = {};
+    for (const [key, b] of [...bundles].sort(([a], [b]) => a.localeCompare(b))) {
+      const doc = jwtBundleDocument(b);
+      out[key] = Buffer.from(doc, 'utf8');
+      feed(h, key, doc);
+    }
+    return { response: { bundles: out }, digest: h.digest('hex') };
+  }
+
+  /** Header check, then attestation; every failure here ends the call before any identity is looked at. */
+  async #admit(call: IncomingCall, validate?: () => void): Promise<Caller> {
+    const values = call.metadata.get(SECURITY_HEADER);
+    if (values.length !== 1 || values[0] !== 'true') {
+      throw new AnchorageError('invalid_argument', 'workloadapi: security header missing from request');
+    }
+    validate?.();
+    return this.#attest(call);
+  }
+
+  async #serveUnary<Res>(
+    method: string,
+    call: grpc.ServerUnaryCall<unknown, Res>,
+    callback: grpc.sendUnaryData<Res>,
+    run: (caller: Caller) => Promise<Res>,
+    validate: () => void,
+  ): Promise<void> {
+    let caller: Caller | undefined;
+    try {
+      caller = await this.#admit(call, validate);
+      const res = await run(caller);
+      this.#log.debug({ method, callerPid: caller.pid, callerUid: caller.uid, outcome: 'OK' }, 'workloadapi: call');
+      callback(null, res);
+    } catch (err) {
+      const se = this.#fail(method, caller, err);
+      callback(se);
+    }
+  }
+
+  /**
+   * Drives one server stream: full state first, then again on every source
+   * change that alters what this caller would receive. Selectors are taken
+   * once, at stream start, as in SPIRE: a process cannot change its uid or
+   * binary under an open connection without the kernel's peer credentials
+   * going stale anyway.
+   */
+  async #serveStream<Res>(method: string, call: grpc.ServerWritableStream<unknown, Res>, render: (caller: Caller) => Rendered<Res>): Promise<void> {
+    let caller: Caller;
+    try {
+      caller = await this.#admit(call);
+    } catch (err) {
+      call.emit('error', this.#fail(method, undefined, err));
+      return;
+    }
+    if (call.cancelled) return;
+
+    let ended = false;
+    let lastDigest: string | undefined;
+    let blocked = false;
+    let pending: Res | undefined;
+    let unsubscribe: (() => void) | undefined;
+
+    const cleanup = (): void => {
+      if (ended) return;
+      ended = true;
+      unsubscribe?.();
+      unsubscribe = undefined;
+      this.#streams.delete(endWith);
+      this.#log.debug({ method, callerPid: caller.pid, callerUid: caller.uid }, 'workloadapi: stream closed');
+    };
+    const endWith = (err: unknown): void => {
+      if (ended) return;
+      cleanup();
+      call.emit('error', this.#fail(method, caller, err));
+    };
+    const send = (res: Res): void => {
+      // Under backpressure only the newest state matters: every message is
+      // the full state, so older unsent ones can be dropped.
+      if (blocked) {
+        pending = res;
+        return;
+      }
+      if (!call.write(res)) {
+        blocked = true;
+        call.once('drain', () => {
+          blocked = false;
+          const next = pending;
+          pending = undefined;
+          if (next !== undefined && !ended) send(next);
+        });
+      }
+    };
+    const update = (): void => {
+      if (ended) return;
+      let rendered: Rendered<Res>;
+      try {
+        rendered = render(caller);
+      } catch (err) {
+        endWith(err);
+        return;
+      }
+      if (rendered.digest === lastDigest) return;
+      const first = lastDigest === undefined;
+      lastDigest = rendered.digest;
+      send(rendered.response);
+      this.#log.debug({ method, callerPid: caller.pid, callerUid: caller.uid, outcome: first ? 'OK' : 'update' }, 'workloadapi: stream message');
+    };
+
+    this.#streams.add(endWith);
+    call.on('cancelled', cleanup);
+    call.on('close', cleanup);
+    // Subscribe before the first render so a change between the two is not lost.
+    unsubscribe = this.#source.onChange(update);
+    update();
+  }
+
+  /** Logs the outcome and turns the error into a status; nothing but the message reaches the client. */
+  #fail(method: string, caller: Caller | undefined, err: unknown): Partial<grpc.ServiceError> {
+    const se =
+      err === SHUTTING_DOWN
+        ? { code: grpc.status.UNAVAILABLE, details: SHUTTING_DOWN.message, metadata: new grpc.Metadata() }
+        : toServiceError(err, this.#log, method);
+    this.#log.debug(
+      { method, callerPid: caller?.pid, callerUid: caller?.uid, outcome: grpc.status[se.code ?? grpc.status.UNKNOWN], reason: se.details },
+      'workloadapi: call failed',
+    );
+    return se;
+  }
+}

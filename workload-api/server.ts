@@ -1,0 +1,297 @@
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { createConnection, createServer, type Server as NetServer, type Socket } from 'node:net';
+import { dirname, join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { AnchorageError, errorMessage, isAnchorageError } from '../common/errors.js';
+import type { Logger } from '../common/log.js';
+import { closePidfd, peerCredentials } from '../node-agent/attestor/peercred.js';
+import type { PeerCredentials, WorkloadAttestor } from '../node-agent/attestor/WorkloadAttestor.js';
+import { loadWorkloadProto, PROTO_LOADER_OPTIONS, protoRoot } from '../proto/load.js';
+import { WorkloadApiHandler, type Caller, type IncomingCall } from './handlers.js';
+import type { IdentitySource } from './IdentitySource.js';
+
+/** Options of {@link startWorkloadApi}. */
+export interface WorkloadApiOptions {
+  /** Absolute path of the Unix socket to create. */
+  socketPath: string;
+  source: IdentitySource;
+  attestor: WorkloadAttestor;
+  logger: Logger;
+  /**
+   * Permission bits of the socket. Default 0o777: any local process may
+   * connect, and attestation decides what it gets — a process without a
+   * matching entry gets PERMISSION_DENIED, never someone else's identity.
+   */
+  socketMode?: number;
+  /** How long close() lets in-flight calls finish before cutting connections. Default 1 s. */
+  shutdownGraceMs?: number;
+}
+
+/** A running Workload API. */
+export interface WorkloadApi {
+  /** Stops accepting, ends open streams with UNAVAILABLE, closes every connection and removes the socket. */
+  close(): Promise<void>;
+  /** Streams currently open, for tests and metrics. */
+  readonly openStreams: number;
+  /** Connections currently open, for tests and metrics. */
+  readonly openConnections: number;
+}
+
+/** What the kernel told us about one accepted connection. */
+interface Connection {
+  socket: Socket;
+  creds?: PeerCredentials;
+  /** Why the credentials could not be read; every call on this connection gets UNAVAILABLE. */
+  error?: AnchorageError;
+  /** Attestations running on this connection; the pidfd stays open until they are done. */
+  inflight: number;
+  closed: boolean;
+  pidfdClosed: boolean;
+}
+
+/** Prefix of the synthetic `remoteAddress` that ties a gRPC call back to its connection. */
+const PEER_PREFIX = 'anchorage-peer-';
+
+/**
+ * Makes sure `path` can be bound: its directory exists, and whatever is at
+ * the path is a stale socket (removed) or nothing. A regular file there is
+ * refused, not deleted — it is more likely a misconfiguration than ours.
+ * A socket someone still listens on is refused too: two agents on one socket
+ * would hand out identities from two caches.
+ */
+async function prepareSocketPath(path: string): Promise<void> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new AnchorageError('unavailable', `workloadapi: cannot inspect ${path}: ${errorMessage(err)}`, { cause: err });
+  }
+  if (!st.isSocket()) {
+    throw new AnchorageError('failed_precondition', `workloadapi: ${path} exists and is not a socket; refusing to replace it`);
+  }
+  const live = await new Promise<boolean>((resolve, reject) => {
+    const probe = createConnection(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT') resolve(false);
+      else reject(new AnchorageError('unavailable', `workloadapi: cannot probe ${path}: ${err.message}`, { cause: err }));
+    });
+  });
+  if (live) throw new AnchorageError('failed_precondition', `workloadapi: another server is listening on ${path}`);
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+/**
+ * Binds the listening socket with its final permissions from the start. The
+ * umask is narrowed around the (synchronous) bind so that no connection can
+ * slip in under wider permissions before chmod; where the umask cannot be
+ * changed (worker threads) chmod alone has to do.
+ */
+async function listen(server: NetServer, path: string, mode: number): Promise<void> {
+  let previous: number | undefined;
+  try {
+    previous = process.umask(~mode & 0o777);
+  } catch {
+    previous = undefined;
+  }
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+      if (previous !== undefined) {
+        process.umask(previous);
+        previous = undefined;
+      }
+    });
+  } finally {
+    if (previous !== undefined) process.umask(previous);
+  }
+  chmodSync(path, mode);
+}
+
+/** The package definition of workload.proto, for reflection (the typed loader keeps only the grpc object). */
+function workloadPackageDefinition(): protoLoader.PackageDefinition {
+  return protoLoader.loadSync(join(protoRoot(), 'spiffe/workload.proto'), PROTO_LOADER_OPTIONS);
+}
+
+/** The indexes @grpc/reflection keeps per protocol version (private fields, checked before use). */
+interface ReflectionIndex {
+  services: Record<string, unknown>;
+  symbols: Record<string, unknown>;
+}
+
+function isReflectionIndex(v: unknown): v is ReflectionIndex {
+  const o = v as Partial<ReflectionIndex> | undefined;
+  return typeof o?.services === 'object' && o.services !== null && typeof o.symbols === 'object' && o.symbols !== null;
+}
+
+/**
+ * @grpc/reflection 1.0 indexes symbols of a file without a `package` line
+ * under a leading dot (`.SpiffeWorkloadAPI`), so it lists a service name no
+ * client can call and cannot find `SpiffeWorkloadAPI` by its real name
+ * (related: grpc-node#2934). The Workload API has no package by spec, so the
+ * names are fixed here; the dotted symbols stay as aliases. If a later
+ * version changes its internals, reflection keeps its upstream behaviour and
+ * we only warn.
+ */
+function fixUnscopedReflectionNames(reflection: ReflectionService, log: Logger): void {
+  const impls = reflection as unknown as Record<string, unknown>;
+  for (const version of ['v1', 'v1Alpha']) {
+    const index = impls[version];
+    if (!isReflectionIndex(index)) {
+      log.warn({ version }, 'workloadapi: unexpected @grpc/reflection internals; reflection may list ".SpiffeWorkloadAPI"');
+      continue;
+    }
+    for (const [name, service] of Object.entries(index.services)) {
+      if (!name.startsWith('.')) continue;
+      delete index.services[name];
+      index.services[name.slice(1)] = service;
+    }
+    for (const [name, file] of Object.entries(index.symbols)) {
+      if (name.startsWith('.') && !(name.slice(1) in index.symbols)) index.symbols[name.slice(1)] = file;
+    }
+  }
+}
+
+/**
+ * Serves the SPIFFE Workload API on a Unix socket.
+ *
+ * We accept connections ourselves (a plain net.Server) instead of letting
+ * grpc-js bind, because the peer's credentials must be read from the
+ * accepted socket before anything else happens — grpc-js does not expose the
+ * socket to handlers. Each socket gets a unique synthetic `remoteAddress`,
+ * which grpc-js reports as the call's peer, so a handler can find the
+ * credentials of the connection its call arrived on. The kernel captured
+ * those credentials at connect(); the client cannot influence the lookup.
+ */
+export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<WorkloadApi> {
+  const { socketPath, source, attestor, logger } = opts;
+  const mode = opts.socketMode ?? 0o777;
+  const graceMs = opts.shutdownGraceMs ?? 1000;
+  const log = logger.child({ component: 'workloadapi' });
+
+  const connections = new Map<string, Connection>();
+  let nextId = 0;
+
+  const release = (conn: Connection): void => {
+    // Closing the pidfd while an attestation still uses it would let the
+    // descriptor number be reused under the attestor's feet.
+    if (conn.closed && conn.inflight === 0 && !conn.pidfdClosed && conn.creds?.pidfd !== undefined) {
+      const fd = conn.creds.pidfd;
+      conn.pidfdClosed = true;
+      try {
+        closePidfd(fd);
+      } catch (err) {
+        log.error({ err: errorMessage(err) }, 'workloadapi: closing a pidfd failed');
+      }
+    }
+  };
+
+  const attest = async (call: IncomingCall): Promise<Caller> => {
+    const conn = connections.get(call.getPeer());
+    if (conn === undefined) throw new AnchorageError('unavailable', 'workloadapi: the connection of this call is unknown');
+    if (conn.error !== undefined) throw conn.error;
+    const creds = conn.creds!;
+    conn.inflight++;
+    try {
+      const selectors = await attestor.attest(creds);
+      return { pid: creds.pid, uid: creds.uid, selectors };
+    } catch (err) {
+      if (isAnchorageError(err, 'unavailable')) throw err;
+      // Whatever went wrong, the caller could not be attested *now*; only
+      // UNAVAILABLE makes clients try again rather than give up.
+      throw new AnchorageError('unavailable', `workloadapi: attestation failed: ${errorMessage(err)}`, { cause: err });
+    } finally {
+      conn.inflight--;
+      release(conn);
+    }
+  };
+
+  const handler = new WorkloadApiHandler({ source, attest, logger: log });
+  const grpcServer = new grpc.Server();
+  grpcServer.addService(loadWorkloadProto().SpiffeWorkloadAPI.service, handler.implementation());
+  const reflection = new ReflectionService(workloadPackageDefinition());
+  fixUnscopedReflectionNames(reflection, log);
+  reflection.addToServer(grpcServer);
+  const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+
+  const netServer = createServer((socket) => {
+    const id = `${PEER_PREFIX}${++nextId}`;
+    const conn: Connection = { socket, inflight: 0, closed: false, pidfdClosed: false };
+    try {
+      conn.creds = peerCredentials(socket);
+    } catch (err) {
+      conn.error = isAnchorageError(err, 'unavailable')
+        ? err
+        : new AnchorageError('unavailable', `workloadapi: cannot read the peer's credentials: ${errorMessage(err)}`, { cause: err });
+      log.warn({ err: errorMessage(err) }, 'workloadapi: peer credentials unavailable');
+    }
+    Object.defineProperty(socket, 'remoteAddress', { value: id, enumerable: true });
+    connections.set(id, conn);
+    socket.once('close', () => {
+      connections.delete(id);
+      conn.closed = true;
+      release(conn);
+    });
+    injector.injectConnection(socket);
+  });
+
+  await prepareSocketPath(socketPath);
+  await listen(netServer, socketPath, mode);
+  const ino = lstatSync(socketPath).ino;
+  log.info({ socketPath, mode: mode.toString(8) }, 'workloadapi: listening');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      const stopped = new Promise<void>((resolve) => netServer.close(() => resolve()));
+      handler.endAllStreams();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          grpcServer.forceShutdown();
+          resolve();
+        }, graceMs);
+        timer.unref();
+        grpcServer.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      injector.destroy();
+      for (const conn of connections.values()) conn.socket.destroy();
+      await stopped;
+      // Only our own socket: a successor may already have bound the path.
+      try {
+        if (lstatSync(socketPath).ino === ino) unlinkSync(socketPath);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.warn({ err: errorMessage(err) }, 'workloadapi: cannot remove the socket');
+      }
+      log.info({ socketPath }, 'workloadapi: closed');
+    })();
+    return closing;
+  };
+
+  return {
+    close,
+    get openStreams() {
+      return handler.openStreams;
+    },
+    get openConnections() {
+      return connections.size;
+    },
+  };
+}
