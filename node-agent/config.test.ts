@@ -1,0 +1,66 @@
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { AnchorageError } from '../common/errors.js';
+import { loadAgentConfig, parseAgentConfig } from './config.js';
+import { emptyState, ensureDataDir, loadState, saveState, STATE_FILE } from './state.js';
+
+const good = { trust_domain: 'example.org', server_address: '127.0.0.1:8081', data_dir: 'agent', join_token: 'a'.repeat(32), insecure_bootstrap: true };
+
+function errorOf(doc: unknown): string {
+  try {
+    parseAgentConfig(doc, 'agent.yaml', '/etc/anchorage');
+  } catch (err) {
+    expect(err).toBeInstanceOf(AnchorageError);
+    return (err as AnchorageError).message;
+  }
+  throw new Error('expected an error');
+}
+
+describe('agent config', () => {
+  it('applies defaults and resolves paths', () => {
+    const c = parseAgentConfig(good, 'agent.yaml', '/etc/anchorage');
+    expect(c.data_dir).toBe('/etc/anchorage/agent');
+    expect(c.socket_path).toBe('/etc/anchorage/agent/public/api.sock');
+    expect(c.socket_mode).toBe(0o777);
+    expect(c.attestor).toEqual({ hash_binary: true, max_hash_bytes: 256 * 1024 * 1024 });
+  });
+
+  it.each<[string, unknown, string]>([
+    ['bad server address', { ...good, server_address: 'nowhere' }, 'agent.yaml: server_address: must be host:port'],
+    ['bad join token', { ...good, join_token: 'abc' }, 'agent.yaml: join_token: must be a join token from "anchorage token create"'],
+    ['both bootstrap modes', { ...good, trust_bundle_file: 'b.pem' }, 'agent.yaml: (top level): give trust_bundle_file or insecure_bootstrap, not both'],
+    ['unknown key', { ...good, sokcet_path: '/x' }, 'agent.yaml: (top level): unknown key(s): sokcet_path'],
+    ['bad socket mode', { ...good, socket_mode: 'rw' }, 'agent.yaml: socket_mode: must be an octal file mode such as "0777"'],
+    ['bad trust domain', { ...good, trust_domain: 'A B' }, 'agent.yaml: trust_domain: spiffeid: '],
+  ])('rejects %s', (_n, doc, expected) => {
+    expect(errorOf(doc)).toContain(expected);
+  });
+
+  it('names an unreadable file', () => {
+    expect(() => loadAgentConfig('/nonexistent/agent.yaml')).toThrow('config: cannot read /nonexistent/agent.yaml: ENOENT');
+  });
+});
+
+describe('agent state', () => {
+  it('round-trips through a 0600 file in a 0700 dir, refusing another trust domain or garbage', () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'agent-state-')), 'data');
+    try {
+      ensureDataDir(dir);
+      expect(statSync(dir).mode & 0o777).toBe(0o700);
+      expect(loadState(dir, 'example.org')).toEqual(emptyState('example.org'));
+      const s = { ...emptyState('example.org'), bundle: '{"keys":[]}' };
+      saveState(dir, s);
+      expect(statSync(join(dir, STATE_FILE)).mode & 0o777).toBe(0o600);
+      expect(loadState(dir, 'example.org')).toEqual(s);
+      expect(() => loadState(dir, 'other.org')).toThrow(/belongs to trust domain "example.org", not "other.org"/);
+      writeFileSync(join(dir, STATE_FILE), '{not json');
+      expect(() => loadState(dir, 'example.org')).toThrow(/is not readable agent state/);
+      writeFileSync(join(dir, STATE_FILE), '{"version":2}');
+      expect(() => loadState(dir, 'example.org')).toThrow(/has an unknown format/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

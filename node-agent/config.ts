@@ -1,0 +1,75 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { errorMessage, invalid } from '../common/errors.js';
+import { TrustDomain } from '../spiffe/id.js';
+import { formatIssues } from '../ca/config.js';
+
+const agentSchema = z
+  .object({
+    trust_domain: z.string().transform((s, ctx) => {
+      try {
+        return TrustDomain.parse(s);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: errorMessage(err) });
+        return z.NEVER;
+      }
+    }),
+    server_address: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/, 'must be host:port'),
+    data_dir: z.string().min(1),
+    socket_path: z.string().min(1).optional(),
+    socket_mode: z
+      .string()
+      .regex(/^0?[0-7]{3}$/, 'must be an octal file mode such as "0777"')
+      .transform((s) => parseInt(s, 8))
+      .default(0o777),
+    join_token: z.string().regex(/^[0-9a-f]{32}$/, 'must be a join token from "anchorage token create"').optional(),
+    trust_bundle_file: z.string().min(1).optional(),
+    insecure_bootstrap: z.boolean().default(false),
+    log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+    attestor: z
+      .object({
+        hash_binary: z.boolean().default(true),
+        max_hash_bytes: z.number().int().min(0).default(256 * 1024 * 1024),
+      })
+      .strict()
+      .default({ hash_binary: true, max_hash_bytes: 256 * 1024 * 1024 }),
+  })
+  .strict()
+  .refine((c) => !(c.trust_bundle_file !== undefined && c.insecure_bootstrap), {
+    message: 'give trust_bundle_file or insecure_bootstrap, not both',
+  });
+
+export type AgentConfig = Omit<z.output<typeof agentSchema>, 'socket_path'> & { socket_path: string; source: string };
+
+export function parseAgentConfig(doc: unknown, source: string, baseDir: string): AgentConfig {
+  const r = agentSchema.safeParse(doc ?? {});
+  if (!r.success) throw invalid(`config: ${formatIssues(source, r.error)}`);
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const dataDir = abs(r.data.data_dir);
+  return {
+    ...r.data,
+    source,
+    data_dir: dataDir,
+    socket_path: abs(r.data.socket_path ?? join(dataDir, 'public', 'api.sock')),
+    trust_bundle_file: r.data.trust_bundle_file && abs(r.data.trust_bundle_file),
+  };
+}
+
+export function loadAgentConfig(path: string): AgentConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw invalid(`config: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { prettyErrors: true, uniqueKeys: true, maxAliasCount: 50 });
+  } catch (err) {
+    throw invalid(`config: ${path}: not valid YAML: ${errorMessage(err).split('\n')[0]}`);
+  }
+  if (doc !== null && (typeof doc !== 'object' || Array.isArray(doc))) throw invalid(`config: ${path}: the top level must be a mapping of keys`);
+  return parseAgentConfig(doc, path, dirname(resolve(path)));
+}
