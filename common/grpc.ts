@@ -1,4 +1,4 @@
-import { status, type ServiceError, Metadata } from '@grpc/grpc-js';
+import { status, type ServiceError, Metadata, type handleUnaryCall, type ServerUnaryCall } from '@grpc/grpc-js';
 import { AnchorageError, type ErrorCode } from './errors.js';
 import type { Logger } from './log.js';
 
@@ -31,4 +31,21 @@ export function toServiceError(err: unknown, log: Logger, method: string): Parti
 export function codeForStatus(code: number): ErrorCode {
   for (const [k, v] of Object.entries(STATUS_FOR)) if (v === code) return k as ErrorCode;
   return 'internal';
+}
+
+/**
+ * Adapts an async handler to grpc-js: every error goes through the one
+ * status mapping above.
+ */
+export function unaryHandler<Req, Res>(
+  log: Logger,
+  method: string,
+  fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
+): handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    fn(call.request, call).then(
+      (res) => callback(null, res),
+      (err) => callback(toServiceError(err, log, method)),
+    );
+  };
 }

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type * as grpc from '@grpc/grpc-js';
 import { AnchorageError, invalid } from '../../common/errors.js';
-import { toServiceError } from '../../common/grpc.js';
+import { unaryHandler } from '../../common/grpc.js';
 import type { Logger } from '../../common/log.js';
 import { SpiffeId } from '../../spiffe/id.js';
 import type { AdminHandlers } from '../../proto/gen/anchorage/admin/v1/Admin.js';
@@ -116,19 +115,6 @@ function required(value: string, what: string): string {
   return value;
 }
 
-/**
- * Wraps an async handler: every error goes through the one status mapping,
- * and nothing is written before validation has passed.
- */
-function unary<Req, Res>(log: Logger, method: string, fn: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
-  return (call, callback) => {
-    fn(call.request).then(
-      (res) => callback(null, res),
-      (err) => callback(toServiceError(err, log, method)),
-    );
-  };
-}
-
 /** The admin API handlers. The transport (a 0600 Unix socket) is the authorization. */
 export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
   const { datastore: ds, ca, minter, feed, logger: log } = deps;
@@ -136,7 +122,7 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
   const td = ca.trustDomain;
 
   return {
-    CreateEntry: unary(log, 'CreateEntry', async (req) => {
+    CreateEntry: unaryHandler(log, 'CreateEntry', async (req) => {
       if (!req.entry) throw invalid('admin: entry is required');
       const entry = validateEntry(fromProto(req.entry), td, deps.caTtl);
       const created = await ds.createEntry(entry);
@@ -144,19 +130,19 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
       log.info({ id: created.id, spiffeId: created.spiffeId }, 'admin: entry created');
       return toProto(created);
     }),
-    GetEntry: unary(log, 'GetEntry', async (req) => {
+    GetEntry: unaryHandler(log, 'GetEntry', async (req) => {
       const e = await ds.getEntry(required(req.id, 'id'));
       if (!e) throw new AnchorageError('not_found', `admin: no entry with id ${req.id}`);
       return toProto(e);
     }),
-    ListEntries: unary(log, 'ListEntries', async (req) => {
+    ListEntries: unaryHandler(log, 'ListEntries', async (req) => {
       const filter = {
         ...(req.parent_id ? { parentId: SpiffeId.parse(req.parent_id).toString() } : {}),
         ...(req.spiffe_id ? { spiffeId: SpiffeId.parse(req.spiffe_id).toString() } : {}),
       };
       return { entries: (await ds.listEntries(filter)).map(toProto) };
     }),
-    UpdateEntry: unary(log, 'UpdateEntry', async (req) => {
+    UpdateEntry: unaryHandler(log, 'UpdateEntry', async (req) => {
       const base = await ds.getEntry(required(req.id, 'id'));
       if (!base) throw new AnchorageError('not_found', `admin: no entry with id ${req.id}`);
       if (!req.patch) throw invalid('admin: patch is required');
@@ -166,13 +152,13 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
       log.info({ id: updated.id, revision: updated.revision }, 'admin: entry updated');
       return toProto(updated);
     }),
-    DeleteEntry: unary(log, 'DeleteEntry', async (req) => {
+    DeleteEntry: unaryHandler(log, 'DeleteEntry', async (req) => {
       const deleted = await ds.deleteEntry(required(req.id, 'id'));
       feed.entriesChanged();
       log.info({ id: deleted.id }, 'admin: entry deleted');
       return toProto(deleted);
     }),
-    CreateJoinToken: unary(log, 'CreateJoinToken', async (req) => {
+    CreateJoinToken: unaryHandler(log, 'CreateJoinToken', async (req) => {
       const ttl = req.ttl || DEFAULT_JOIN_TOKEN_TTL;
       if (ttl < 0 || ttl > MAX_JOIN_TOKEN_TTL) throw invalid(`admin: join token ttl must be between 1s and ${MAX_JOIN_TOKEN_TTL}s`);
       let spiffeId: string | undefined;
@@ -206,7 +192,7 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
       log.info({ expiresAt, spiffeId }, 'admin: join token created');
       return { token, spiffe_id: spiffeId ?? '', expires_at: expiresAt };
     }),
-    GetBundle: unary(log, 'GetBundle', async () => {
+    GetBundle: unaryHandler(log, 'GetBundle', async () => {
       const b = ca.bundle();
       return {
         trust_domain: td.name,
@@ -216,7 +202,7 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
         refresh_hint: b.refreshHint ?? 0,
       };
     }),
-    MintX509SVID: unary(log, 'MintX509SVID', async (req) => {
+    MintX509SVID: unaryHandler(log, 'MintX509SVID', async (req) => {
       if (req.csr.length === 0) throw invalid('admin: csr is required');
       const minted = await minter.mintX509FromCsr(req.csr, {
         spiffeId: SpiffeId.parse(required(req.spiffe_id, 'spiffe_id')),
@@ -230,7 +216,7 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
         expires_at: minted.notAfter,
       };
     }),
-    MintJWTSVID: unary(log, 'MintJWTSVID', async (req) => {
+    MintJWTSVID: unaryHandler(log, 'MintJWTSVID', async (req) => {
       const minted = await minter.mintJwt({
         spiffeId: SpiffeId.parse(required(req.spiffe_id, 'spiffe_id')),
         audience: req.audience,
@@ -239,9 +225,9 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
       log.info({ spiffeId: req.spiffe_id, expiresAt: minted.expiresAt }, 'admin: jwt-svid minted');
       return { token: minted.token, expires_at: minted.expiresAt };
     }),
-    ListAgents: unary(log, 'ListAgents', async () => ({ agents: (await ds.listAgents()).map(agentToProto) })),
-    GetAgent: unary(log, 'GetAgent', async (req) => agentToProto(await requireAgent(ds, req.spiffe_id))),
-    EvictAgent: unary(log, 'EvictAgent', async (req) => {
+    ListAgents: unaryHandler(log, 'ListAgents', async () => ({ agents: (await ds.listAgents()).map(agentToProto) })),
+    GetAgent: unaryHandler(log, 'GetAgent', async (req) => agentToProto(await requireAgent(ds, req.spiffe_id))),
+    EvictAgent: unaryHandler(log, 'EvictAgent', async (req) => {
       const agent = await requireAgent(ds, req.spiffe_id);
       const evicted = { ...agent, evicted: true, updatedAt: now() };
       await ds.putAgent(evicted);
@@ -249,7 +235,7 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
       log.warn({ agent: agent.spiffeId }, 'admin: agent evicted');
       return agentToProto(evicted);
     }),
-    GetCAStatus: unary(log, 'GetCAStatus', async () => {
+    GetCAStatus: unaryHandler(log, 'GetCAStatus', async () => {
       const rows = await ca.journal();
       return {
         trust_domain: td.name,

@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { AnchorageError, invalid } from '../../common/errors.js';
-import { toServiceError } from '../../common/grpc.js';
+import { toServiceError, unaryHandler } from '../../common/grpc.js';
 import type { Logger } from '../../common/log.js';
 import { SpiffeId } from '../../spiffe/id.js';
 import type { AgentHandlers } from '../../proto/gen/anchorage/agent/v1/Agent.js';
@@ -102,17 +102,8 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
     return { entries: entries.map(toAuthorized), bundle: ca.bundle().marshal(), federated_bundles: federated };
   }
 
-  function unary<Req, Res>(method: string, fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
-    return (call, callback) => {
-      fn(call.request, call).then(
-        (res) => callback(null, res),
-        (err) => callback(toServiceError(err, log, method)),
-      );
-    };
-  }
-
   return {
-    AttestAgent: unary('AttestAgent', async (req) => {
+    AttestAgent: unaryHandler(log, 'AttestAgent', async (req) => {
       if (!req.join_token) throw invalid('agent api: join_token is required');
       if (req.csr.length === 0) throw invalid('agent api: csr is required');
       // The CSR is checked before the token is spent, so a bad request does not burn it.
@@ -140,7 +131,7 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
       return { spiffe_id: id.toString(), svid_chain: minted.chain.map((d) => Buffer.from(d)), bundle: ca.bundle().marshal() };
     }),
 
-    RenewAgent: unary('RenewAgent', async (req, call) => {
+    RenewAgent: unaryHandler(log, 'RenewAgent', async (req, call) => {
       const agent = await authenticate(call);
       if (req.csr.length === 0) throw invalid('agent api: csr is required');
       const spki = await minter.verifyCsr(req.csr);
@@ -204,7 +195,7 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
       );
     },
 
-    BatchSignX509SVID: unary('BatchSignX509SVID', async (req, call) => {
+    BatchSignX509SVID: unaryHandler(log, 'BatchSignX509SVID', async (req, call) => {
       const agent = await authenticate(call);
       if (req.params.length === 0) throw invalid('agent api: params must not be empty');
       if (req.params.length > 500) throw invalid('agent api: at most 500 csrs per call');
@@ -229,7 +220,7 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
       return { results };
     }),
 
-    MintJWTSVID: unary('MintJWTSVID', async (req, call) => {
+    MintJWTSVID: unaryHandler(log, 'MintJWTSVID', async (req, call) => {
       const agent = await authenticate(call);
       const entry = (await authorizedFor(agent)).get(req.entry_id);
       if (!entry) throw new AnchorageError('permission_denied', `agent api: agent ${agent.spiffeId} is not authorized for entry ${req.entry_id}`);
