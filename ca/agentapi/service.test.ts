@@ -197,6 +197,23 @@ describe('agent API', () => {
     stream.call.cancel();
   });
 
+  it('answers malformed authenticated calls with INVALID_ARGUMENT', async () => {
+    const a = await attest();
+    const entryId = await createEntry(`spiffe://${TD}/bad-input`, a.id);
+    const none = await status(unary((cb) => a.client.BatchSignX509SVID({ params: [] }, cb)));
+    expect(none).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: 'agent api: params must not be empty' });
+    const many = Array.from({ length: 501 }, () => ({ entry_id: entryId, csr: Buffer.from('x') }));
+    const tooMany = await status(unary((cb) => a.client.BatchSignX509SVID({ params: many }, cb)));
+    expect(tooMany).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: 'agent api: at most 500 csrs per call' });
+    const badCsr = await status(unary((cb) => a.client.BatchSignX509SVID({ params: [{ entry_id: entryId, csr: Buffer.from('junk') }] }, cb)));
+    expect(badCsr.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(badCsr.details).toMatch(/^csr: not valid DER/);
+    const noAud = await status(unary((cb) => a.client.MintJWTSVID({ entry_id: entryId, audience: [] }, cb)));
+    expect(noAud).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: 'jwtsvid: at least one audience is required' });
+    const noCsr = await status(unary((cb) => a.client.RenewAgent({ csr: Buffer.alloc(0) }, cb)));
+    expect(noCsr).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: 'agent api: csr is required' });
+  });
+
   it('renewal supersedes the old SVID', async () => {
     const a = await attest();
     const { csr, keyPem } = keyAndCsr();
