@@ -100,6 +100,7 @@ const serverSchema = z
       .default({ ttl: parseDuration('24h'), key_type: 'ec-p256', root: { type: 'self-signed', ttl: parseDuration('3650d') } }),
     x509_svid_ttl: duration.default(parseDuration('1h')),
     jwt_svid_ttl: duration.default(parseDuration('5m')),
+    agent_svid_ttl: duration.default(parseDuration('1h')),
     bundle_refresh_hint: duration.default(parseDuration('5m')),
     datastore: z
       .object({ type: z.literal('sqlite'), path: z.string().min(1).optional() })
@@ -110,6 +111,9 @@ const serverSchema = z
   .superRefine((cfg, ctx) => {
     if (cfg.x509_svid_ttl >= cfg.ca.ttl) {
       ctx.addIssue({ code: 'custom', path: ['x509_svid_ttl'], message: 'must be shorter than ca.ttl' });
+    }
+    if (cfg.agent_svid_ttl >= cfg.ca.ttl) {
+      ctx.addIssue({ code: 'custom', path: ['agent_svid_ttl'], message: 'must be shorter than ca.ttl' });
     }
     if (cfg.jwt_svid_ttl >= cfg.ca.ttl) {
       ctx.addIssue({ code: 'custom', path: ['jwt_svid_ttl'], message: 'must be shorter than ca.ttl' });

@@ -1,8 +1,9 @@
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { AnchorageError, errorMessage } from '../common/errors.js';
+import { lockDataDir } from '../common/lockfile.js';
 import type { Logger } from '../common/log.js';
 import { loadAdminProto, loadAgentProto } from '../proto/load.js';
 import { agentHandlers } from './agentapi/service.js';
@@ -86,42 +87,6 @@ async function clearStaleSocket(path: string): Promise<void> {
   unlinkSync(path);
 }
 
-/**
- * Takes the data dir's lock file (`server.lock`, holding our pid). A lock
- * left by a dead process (SIGKILL, power loss) is taken over.
- */
-function lockDataDir(dir: string): () => void {
-  const path = join(dir, 'server.lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(path, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
-      return () => {
-        try {
-          if (readFileSync(path, 'utf8').trim() === String(process.pid)) unlinkSync(path);
-        } catch {
-          /* already gone */
-        }
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number(readFileSync(path, 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
-        throw new AnchorageError('failed_precondition', `server: another server (pid ${pid}) is using ${dir}`);
-      }
-      unlinkSync(path);
-    }
-  }
-  throw new AnchorageError('failed_precondition', `server: cannot take the lock ${path}`);
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function bindPort(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) =>
@@ -159,7 +124,7 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
     ensurePrivateDir(cfg.data_dir, log);
     ensurePrivateDir(dirname(cfg.admin_socket), log);
     // Two servers on one data dir would both rotate the CA: refuse before touching anything.
-    const releaseLock = lockDataDir(cfg.data_dir);
+    const releaseLock = lockDataDir(cfg.data_dir, 'server');
     closers.push(releaseLock);
     await clearStaleSocket(cfg.admin_socket);
 
@@ -244,7 +209,7 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
     const agentServer = new grpc.Server();
     agentServer.addService(
       loadAgentProto().anchorage.agent.v1.Agent.service,
-      agentHandlers({ datastore, ca, minter, feed, agentSvidTtl: cfg.x509_svid_ttl, now, logger: log }),
+      agentHandlers({ datastore, ca, minter, feed, agentSvidTtl: cfg.agent_svid_ttl, now, logger: log }),
     );
     const agentPort = await bindPort(
       agentServer,

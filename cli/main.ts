@@ -7,6 +7,7 @@ import { AnchorageError, errorMessage, invalid } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
 import { toPem } from '../common/pem.js';
 import { loadServerConfig } from '../ca/config.js';
+import { loadAgentConfig } from '../node-agent/config.js';
 import { parseSelector } from '../ca/entries.js';
 import type { Entry__Output } from '../proto/gen/anchorage/admin/v1/Entry.js';
 import type { Agent__Output } from '../proto/gen/anchorage/admin/v1/Agent.js';
@@ -24,9 +25,10 @@ const USAGE = `usage: anchorage <command> [flags]
   x509 mint --spiffe-id ID [--ttl D] [--dns NAME]... --out-dir DIR
   jwt mint --spiffe-id ID --audience A... [--ttl D]
   ca show                                   the CA journal (root, intermediates, JWT keys)
+  agent run -c agent.yaml                   run a node agent and its Workload API
   agent list | agent show --spiffe-id ID | agent evict --spiffe-id ID
 
-Every command but "server run" reaches the server through --socket PATH, or the
+Every command but "server run" and "agent run" reaches the server through --socket PATH, or the
 admin_socket of -c server.yaml, and takes --json for machine-readable output.
 Durations: 30s, 15m, 1h30m, 7d.`;
 
@@ -175,6 +177,22 @@ async function serverRun(args: string[]): Promise<void> {
   });
 }
 
+async function agentRun(args: string[]): Promise<void> {
+  const v = parse(args, {});
+  const cfg = loadAgentConfig(need(v.config, 'config'));
+  const logger = createLogger('anchorage-agent', cfg.log_level);
+  const { runAgent } = await import('../node-agent/run.js');
+  const running = await runAgent(cfg, { logger });
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'agent: shutting down');
+      running.close().then(resolve, resolve);
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+}
+
 async function entryCommand(sub: string | undefined, args: string[]): Promise<void> {
   switch (sub) {
     case 'create': {
@@ -289,7 +307,7 @@ async function jwtCommand(sub: string | undefined, args: string[]): Promise<void
 }
 
 async function agentCommand(sub: string | undefined, args: string[]): Promise<void> {
-  if (sub !== 'list' && sub !== 'show' && sub !== 'evict') throw new UsageError(`agent: unknown subcommand "${sub ?? ''}" (list, show, evict)`);
+  if (sub !== 'list' && sub !== 'show' && sub !== 'evict') throw new UsageError(`agent: unknown subcommand "${sub ?? ''}" (run, list, show, evict)`);
   const v = parse(args, sub === 'list' ? {} : { 'spiffe-id': { type: 'string' } });
   const iso = (t: number) => new Date(t * 1000).toISOString();
   const text = (a: Agent__Output) =>
@@ -348,7 +366,8 @@ export async function main(argv: string[]): Promise<number> {
         await caCommand(sub, rest);
         break;
       case 'agent':
-        await agentCommand(sub, rest);
+        if (sub === 'run') await agentRun(rest);
+        else await agentCommand(sub, rest);
         break;
       case undefined:
       case 'help':

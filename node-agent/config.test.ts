@@ -22,7 +22,7 @@ describe('agent config', () => {
   it('applies defaults and resolves paths', () => {
     const c = parseAgentConfig(good, 'agent.yaml', '/etc/anchorage');
     expect(c.data_dir).toBe('/etc/anchorage/agent');
-    expect(c.socket_path).toBe('/etc/anchorage/agent/public/api.sock');
+    expect(c.socket_path).toBe('/tmp/anchorage-agent/public/api.sock');
     expect(c.socket_mode).toBe(0o777);
     expect(c.attestor).toEqual({ hash_binary: true, max_hash_bytes: 256 * 1024 * 1024 });
   });

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { errorMessage, invalid } from '../common/errors.js';
@@ -41,6 +41,13 @@ const agentSchema = z
     message: 'give trust_bundle_file or insecure_bootstrap, not both',
   });
 
+/**
+ * Outside data_dir on purpose: data_dir is 0700 (it holds keys), and every
+ * workload, whatever its uid, must reach the socket. The Workload API refuses
+ * a socket directory that anyone but us or root could write to.
+ */
+export const DEFAULT_SOCKET_PATH = '/tmp/anchorage-agent/public/api.sock';
+
 export type AgentConfig = Omit<z.output<typeof agentSchema>, 'socket_path'> & { socket_path: string; source: string };
 
 export function parseAgentConfig(doc: unknown, source: string, baseDir: string): AgentConfig {
@@ -52,7 +59,7 @@ export function parseAgentConfig(doc: unknown, source: string, baseDir: string):
     ...r.data,
     source,
     data_dir: dataDir,
-    socket_path: abs(r.data.socket_path ?? join(dataDir, 'public', 'api.sock')),
+    socket_path: abs(r.data.socket_path ?? DEFAULT_SOCKET_PATH),
     trust_bundle_file: r.data.trust_bundle_file && abs(r.data.trust_bundle_file),
   };
 }

@@ -55,6 +55,31 @@ interface Connection {
 const PEER_PREFIX = 'anchorage-peer-';
 
 /**
+ * The socket's directory and every directory above it must be ours (or
+ * root's) and writable by nobody else, unless sticky like /tmp: whoever can
+ * rename an entry on the way can swap the socket for their own and hand
+ * workloads identities and bundles of their choosing.
+ */
+function checkSocketDir(dir: string): void {
+  const uid = process.geteuid?.() ?? 0;
+  for (let d = dir; ; d = dirname(d)) {
+    const st = lstatSync(d);
+    if (!st.isDirectory()) throw new AnchorageError('failed_precondition', `workloadapi: ${d} is not a directory`);
+    if (st.uid !== uid && st.uid !== 0) {
+      throw new AnchorageError('failed_precondition', `workloadapi: ${d} belongs to uid ${st.uid}, not to this process (uid ${uid}) or root; choose another socket_path`);
+    }
+    const sticky = (st.mode & 0o1000) !== 0;
+    if ((st.mode & 0o022) !== 0 && !(sticky && d !== dir)) {
+      throw new AnchorageError(
+        'failed_precondition',
+        `workloadapi: ${d} is writable by group or others (mode ${(st.mode & 0o7777).toString(8)}); make it 0755 or choose another socket_path`,
+      );
+    }
+    if (d === dirname(d)) return;
+  }
+}
+
+/**
  * Makes sure `path` can be bound: its directory exists, and whatever is at
  * the path is a stale socket (removed) or nothing. A regular file there is
  * refused, not deleted — it is more likely a misconfiguration than ours.
@@ -62,7 +87,9 @@ const PEER_PREFIX = 'anchorage-peer-';
  * would hand out identities from two caches.
  */
 async function prepareSocketPath(path: string): Promise<void> {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  checkSocketDir(dir);
   let st;
   try {
     st = lstatSync(path);

@@ -114,7 +114,7 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
       const token = await ds.consumeJoinToken(req.join_token, now());
       if (!token) throw new AnchorageError('permission_denied', 'agent api: join token is unknown, used or expired');
       const id = SpiffeId.fromPath(ca.trustDomain, `${AGENT_PATH_PREFIX}join_token/${req.join_token}`);
-      const minted = await minter.mintX509({ spiffeId: id, spki, ttl: 0 });
+      const minted = await minter.mintX509({ spiffeId: id, spki, ttl: deps.agentSvidTtl, capToCa: true });
       const leaf = new X509Certificate(minted.chain[0]!);
       const t = now();
       await ds.putAgent({
@@ -135,7 +135,7 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
       const agent = await authenticate(call);
       if (req.csr.length === 0) throw invalid('agent api: csr is required');
       const spki = await minter.verifyCsr(req.csr);
-      const minted = await minter.mintX509({ spiffeId: SpiffeId.parse(agent.spiffeId), spki, ttl: 0 });
+      const minted = await minter.mintX509({ spiffeId: SpiffeId.parse(agent.spiffeId), spki, ttl: deps.agentSvidTtl, capToCa: true });
       const leaf = new X509Certificate(minted.chain[0]!);
       await ds.putAgent({ ...agent, certSerial: serialHex(leaf), certNotAfter: minted.notAfter, updatedAt: now() });
       log.info({ agent: agent.spiffeId, notAfter: minted.notAfter }, 'agent api: agent svid renewed');

@@ -1,0 +1,705 @@
+import { X509Certificate, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AnchorageError, errorMessage, isAnchorageError } from '../common/errors.js';
+import { lockDataDir } from '../common/lockfile.js';
+import type { Logger } from '../common/log.js';
+import { newKeyAndCsr } from '../ca/x509/csr-create.js';
+import type { AuthorizedEntry__Output } from '../proto/gen/anchorage/agent/v1/AuthorizedEntry.js';
+import type { SyncAuthorizedEntriesResponse__Output } from '../proto/gen/anchorage/agent/v1/SyncAuthorizedEntriesResponse.js';
+import { SpiffeBundle, X509Bundle } from '../spiffe/bundle.js';
+import { SpiffeId, TrustDomain } from '../spiffe/id.js';
+import { verifyX509Svid } from '../spiffe/x509svid.js';
+import { WorkloadCache, rotationTime, type HeldSvid } from './cache.js';
+import { loadAgentConfig, type AgentConfig } from './config.js';
+import { ServerConnection, type ServerTrust } from './connection.js';
+import { ensureDataDir, loadState, saveState, type AgentState, type CachedEntry } from './state.js';
+
+/** Options of {@link NodeAgent.start}. */
+export interface NodeAgentOptions {
+  config: AgentConfig;
+  logger: Logger;
+  /** Milliseconds since the epoch. */
+  now?: () => number;
+  /**
+   * The join token to attest with when the agent has no valid SVID. Default:
+   * `join_token` of the config file, read again each time, so an operator
+   * can hand an evicted agent a new token without restarting it.
+   */
+  joinToken?: () => string | undefined;
+}
+
+/** The agent's own identity at the server. */
+interface AgentIdentity {
+  spiffeId: SpiffeId;
+  keyPem: string;
+  keyPkcs8: Buffer;
+  chain: Uint8Array[];
+  notBefore: number;
+  notAfter: number;
+  /** Half-life: when RenewAgent is called. */
+  renewAt: number;
+}
+
+/** CSRs per BatchSignX509SVID call (the server's limit). */
+const BATCH = 500;
+/** Reconnect and retry delays: 250 ms doubling to 30 s, ±20 % jitter. */
+const BACKOFF_MIN_MS = 250;
+const BACKOFF_MAX_MS = 30_000;
+/** Workload SVID changes are written at most this often; the agent identity at once. */
+const SAVE_DELAY_MS = 250;
+/** setTimeout's limit. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+class Backoff {
+  #n = 0;
+  next(): number {
+    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.#n);
+    this.#n = Math.min(this.#n + 1, 20);
+    return Math.round(base * (0.8 + 0.4 * Math.random()));
+  }
+  reset(): void {
+    this.#n = 0;
+  }
+  get failures(): number {
+    return this.#n;
+  }
+}
+
+function halfLife(from: number, notAfter: number): number {
+  return from + Math.floor((notAfter - from) / 2);
+}
+
+function b64(d: Uint8Array): string {
+  return Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('base64');
+}
+
+function unb64(s: string): Buffer {
+  return Buffer.from(s, 'base64');
+}
+
+function spkiOf(cert: X509Certificate): Buffer {
+  return cert.publicKey.export({ type: 'spki', format: 'der' });
+}
+
+function privateKeySpki(key: KeyObject): Buffer {
+  return createPublicKey(key).export({ type: 'spki', format: 'der' });
+}
+
+/** The join token inside an agent ID made by join-token attestation. */
+function tokenOf(agentId: string): string | undefined {
+  return /\/anchorage\/agent\/join_token\/([0-9a-f]{32})$/.exec(agentId)?.[1];
+}
+
+function toCachedEntry(e: AuthorizedEntry__Output): CachedEntry {
+  return {
+    id: e.id,
+    spiffeId: e.spiffe_id,
+    selectors: e.selectors,
+    x509SvidTtl: e.x509_svid_ttl,
+    jwtSvidTtl: e.jwt_svid_ttl,
+    dnsNames: e.dns_names,
+    federatesWith: e.federates_with,
+    hint: e.hint,
+    revision: Number(e.revision),
+  };
+}
+
+/**
+ * The node agent: attests to the server with a join token, keeps its own
+ * SVID renewed, follows the server's push stream of authorized entries,
+ * mints workload SVIDs (keys made here, CSRs signed by the server) and
+ * rotates them at half-life, and serves all of it to the Workload API
+ * through {@link cache}. Everything it needs to keep serving is written to
+ * its data dir, so it starts and serves cached SVIDs while the server is
+ * down.
+ */
+export class NodeAgent {
+  readonly cache: WorkloadCache;
+  readonly config: AgentConfig;
+  readonly #log: Logger;
+  readonly #nowMs: () => number;
+  readonly #td: TrustDomain;
+  readonly #serverId: SpiffeId;
+  readonly #joinToken: () => string | undefined;
+  readonly #releaseLock: () => void;
+
+  #identity: AgentIdentity | undefined;
+  /** Agent ID of the last identity, kept after eviction so its spent token is not tried again. */
+  #lastAgentId: string | undefined;
+  /** Tokens the server refused: not tried again until the config names another one. */
+  readonly #refusedTokens = new Set<string>();
+  #conn: ServerConnection | undefined;
+  #connFor = '';
+  #stream: { cancel: () => void } | undefined;
+  /** Set when we end the stream ourselves to reconnect with new credentials: no backoff. */
+  #reconnectNow = false;
+  #synced = false;
+
+  #closed = false;
+  #loop: Promise<void> | undefined;
+  #wake: AbortController | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #saveTimer: NodeJS.Timeout | undefined;
+  #minting = false;
+  #mintAgain = false;
+  readonly #mintBackoff = new Backoff();
+  #mintRetryAt = 0;
+  #renewing = false;
+  readonly #renewBackoff = new Backoff();
+  #renewRetryAt = 0;
+  /** Intermediates already verified against the bundle (base64 DER). */
+  readonly #verifiedIssuers = new Set<string>();
+
+  private constructor(opts: NodeAgentOptions, releaseLock: () => void) {
+    this.config = opts.config;
+    this.#log = opts.logger;
+    this.#nowMs = opts.now ?? Date.now;
+    this.#td = opts.config.trust_domain;
+    this.#serverId = SpiffeId.fromPath(this.#td, '/anchorage/server');
+    this.#releaseLock = releaseLock;
+    const cfg = opts.config;
+    this.#joinToken =
+      opts.joinToken ??
+      (() => {
+        if (!existsSync(cfg.source)) return cfg.join_token;
+        try {
+          return loadAgentConfig(cfg.source).join_token;
+        } catch (err) {
+          this.#log.warn({ err: errorMessage(err) }, 'agent: cannot re-read the config for a join token; using the one read at start');
+          return cfg.join_token;
+        }
+      });
+    this.cache = new WorkloadCache(this.#td.name, () => this.#now(), (entryId, audience) => this.#mintJwt(entryId, audience));
+  }
+
+  /**
+   * Takes the data dir, restores the cached state and connects. When the
+   * agent has no valid SVID it attests first: a refused token or a missing
+   * bootstrap trust is an error here, so a misconfigured agent fails at once;
+   * an unreachable server is not — the agent serves what it has cached and
+   * keeps trying.
+   */
+  static async start(opts: NodeAgentOptions): Promise<NodeAgent> {
+    const cfg = opts.config;
+    ensureDataDir(cfg.data_dir);
+    const release = lockDataDir(cfg.data_dir, 'agent');
+    const agent = new NodeAgent(opts, release);
+    try {
+      agent.#restore(loadState(cfg.data_dir, cfg.trust_domain.name));
+      if (!agent.#identityValid()) {
+        try {
+          await agent.#attest();
+        } catch (err) {
+          if (!isAnchorageError(err, 'unavailable')) throw err;
+          opts.logger.warn({ err: errorMessage(err) }, 'agent: server unreachable for attestation; retrying in the background');
+        }
+      }
+    } catch (err) {
+      release();
+      throw err;
+    }
+    agent.#loop = agent.#run();
+    agent.#schedule();
+    return agent;
+  }
+
+  /** The agent's SPIFFE ID, once attested. */
+  get spiffeId(): string | undefined {
+    return this.#identity?.spiffeId.toString();
+  }
+
+  /** True once the first sync message of this run arrived. */
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#wake?.abort();
+    this.#stream?.cancel();
+    await this.#loop?.catch(() => undefined);
+    this.#conn?.close();
+    if (this.#saveTimer) {
+      clearTimeout(this.#saveTimer);
+      this.#saveTimer = undefined;
+    }
+    this.#save();
+    this.#releaseLock();
+  }
+
+  // ---- state ----------------------------------------------------------------
+
+  #now(): number {
+    return Math.floor(this.#nowMs() / 1000);
+  }
+
+  #identityValid(): boolean {
+    return this.#identity !== undefined && this.#identity.notAfter > this.#now();
+  }
+
+  #restore(state: AgentState): void {
+    if (state.agent) {
+      this.#lastAgentId = state.agent.spiffeId;
+      const keyPkcs8 = unb64(state.agent.keyPkcs8);
+      this.#identity = {
+        spiffeId: SpiffeId.parse(state.agent.spiffeId),
+        keyPkcs8,
+        keyPem: createPrivateKey({ key: keyPkcs8, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }) as string,
+        chain: state.agent.chain.map(unb64),
+        notBefore: state.agent.notBefore,
+        notAfter: state.agent.notAfter,
+        renewAt: halfLife(state.agent.notBefore, state.agent.notAfter),
+      };
+    }
+    if (state.bundle) {
+      const federated = new Map<string, SpiffeBundle>();
+      for (const [td, doc] of Object.entries(state.federated)) {
+        try {
+          federated.set(td, SpiffeBundle.parse(TrustDomain.parse(td), doc));
+        } catch (err) {
+          this.#log.warn({ trustDomain: td, err: errorMessage(err) }, 'agent: dropping an unreadable cached federated bundle');
+        }
+      }
+      this.cache.setBundles(SpiffeBundle.parse(this.#td, state.bundle), federated);
+    }
+    this.cache.setEntries(state.entries);
+    const now = this.#now();
+    this.cache.putSvids(
+      Object.values(state.svids)
+        .filter((s) => s.notAfter > now)
+        .map((s) => ({
+          entryId: s.entryId,
+          revision: s.revision,
+          key: unb64(s.keyPkcs8),
+          chain: s.chain.map(unb64),
+          notBefore: s.notBefore,
+          notAfter: s.notAfter,
+          rotateAt: s.rotateAt,
+        })),
+    );
+    const served = this.cache.svids().length;
+    if (served > 0 || this.#identity) {
+      this.#log.info(
+        { agent: this.#identity?.spiffeId.toString(), entries: state.entries.length, svids: served },
+        'agent: restored cached state',
+      );
+    }
+  }
+
+  #state(): AgentState {
+    const id = this.#identity;
+    const own = this.cache.bundle(this.#td.name);
+    return {
+      version: 1,
+      trustDomain: this.#td.name,
+      agent: id && {
+        spiffeId: id.spiffeId.toString(),
+        keyPkcs8: b64(id.keyPkcs8),
+        chain: id.chain.map(b64),
+        notBefore: id.notBefore,
+        notAfter: id.notAfter,
+      },
+      bundle: own?.marshal(),
+      federated: this.cache.federatedDocuments(),
+      entries: this.cache.entries(),
+      svids: Object.fromEntries(
+        this.cache.svids().map((s) => [
+          s.entryId,
+          {
+            entryId: s.entryId,
+            revision: s.revision,
+            keyPkcs8: b64(s.key),
+            chain: s.chain.map(b64),
+            notBefore: s.notBefore,
+            notAfter: s.notAfter,
+            rotateAt: s.rotateAt,
+          },
+        ]),
+      ),
+    };
+  }
+
+  #save(): void {
+    try {
+      saveState(this.config.data_dir, this.#state());
+    } catch (err) {
+      // The agent keeps serving from memory; a restart would re-mint.
+      this.#log.error({ err: errorMessage(err) }, 'agent: cannot write its state');
+    }
+  }
+
+  #saveSoon(): void {
+    if (this.#saveTimer || this.#closed) return;
+    this.#saveTimer = setTimeout(() => {
+      this.#saveTimer = undefined;
+      this.#save();
+    }, SAVE_DELAY_MS);
+    this.#saveTimer.unref();
+  }
+
+  // ---- server connection ----------------------------------------------------
+
+  /** What the agent trusts the server with: its own bundle once it has one. */
+  #serverTrust(): ServerTrust {
+    const own = this.cache.bundle(this.#td.name);
+    if (own && own.x509.size > 0) return { kind: 'bundle', authorities: own.x509 };
+    const file = this.config.trust_bundle_file;
+    if (file !== undefined) return { kind: 'bundle', authorities: readTrustBundleFile(file, this.#td) };
+    if (this.config.insecure_bootstrap) return { kind: 'insecure' };
+    throw new AnchorageError(
+      'failed_precondition',
+      `agent: no trust bundle to verify the server with: set trust_bundle_file (from "anchorage bundle show") or insecure_bootstrap in ${this.config.source}`,
+    );
+  }
+
+  /** The channel for the current identity and authorities, made anew when either changed. */
+  #connection(): ServerConnection {
+    const id = this.#identity;
+    if (!id) throw new AnchorageError('unauthenticated', 'agent: not attested');
+    const trust = this.#serverTrust();
+    const fingerprint = `${b64(id.chain[0]!)}|${trust.kind === 'bundle' ? trust.authorities.authorities().map(b64).join(',') : ''}`;
+    if (!this.#conn || this.#connFor !== fingerprint) {
+      this.#conn?.close();
+      this.#conn = new ServerConnection(this.config.server_address, this.#serverId, trust, { keyPem: id.keyPem, chain: id.chain });
+      this.#connFor = fingerprint;
+    }
+    return this.#conn;
+  }
+
+  /** Join-token attestation: a new key, the server's SVID for it and the bundle. */
+  async #attest(): Promise<void> {
+    const token = this.#joinToken();
+    const where = this.config.source;
+    if (!token) {
+      throw new AnchorageError(
+        'failed_precondition',
+        `agent: no valid agent SVID and no join_token in ${where}: create one with "anchorage token create" on the server`,
+      );
+    }
+    if (this.#lastAgentId !== undefined && tokenOf(this.#lastAgentId) === token) {
+      throw new AnchorageError('failed_precondition', `agent: join token ${token.slice(0, 8)}… was already used by this agent; put a new one in ${where}`);
+    }
+    if (this.#refusedTokens.has(token)) {
+      throw new AnchorageError('permission_denied', `agent: the server refused join token ${token.slice(0, 8)}…; put a new one in ${where}`);
+    }
+    const trust = this.#serverTrust();
+    if (trust.kind === 'insecure') {
+      this.#log.warn('agent: insecure_bootstrap: the server is not verified for this first attestation');
+    }
+    const { csr, pkcs8, privateKey } = newKeyAndCsr();
+    const conn = new ServerConnection(this.config.server_address, this.#serverId, trust);
+    let res;
+    try {
+      res = await conn.attest(token, csr);
+    } catch (err) {
+      if (isAnchorageError(err, 'permission_denied')) this.#refusedTokens.add(token);
+      throw err;
+    } finally {
+      conn.close();
+    }
+    const bundle = SpiffeBundle.parse(this.#td, res.bundle);
+    const id = this.#checkAgentSvid(res.svid_chain, bundle.x509, privateKeySpki(privateKey));
+    if (id.spiffeId.toString() !== res.spiffe_id || tokenOf(res.spiffe_id) !== token) {
+      throw new AnchorageError('internal', `agent: the server attested us as ${res.spiffe_id}, not as an agent with our token`);
+    }
+    if (trust.kind === 'insecure') {
+      this.#log.warn({ authorities: bundle.x509.size }, 'agent: trusting the bundle received over the unverified first connection');
+    }
+    this.#setIdentity({ ...id, keyPkcs8: pkcs8, keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string });
+    this.cache.setOwnBundle(bundle); // federated bundles arrive with the first sync
+    this.#save();
+    this.#log.info({ agent: res.spiffe_id, notAfter: id.notAfter }, 'agent: attested');
+  }
+
+  /** Checks an agent SVID from the server: our key, an agent ID of our trust domain, a chain to the bundle. */
+  #checkAgentSvid(chain: Uint8Array[], authorities: X509Bundle, ourSpki: Buffer): Omit<AgentIdentity, 'keyPem' | 'keyPkcs8'> {
+    if (chain.length === 0) throw new AnchorageError('internal', 'agent: the server sent an empty agent svid chain');
+    let verified;
+    try {
+      verified = verifyX509Svid(chain, (td) => (td.equals(this.#td) ? authorities : undefined), new Date(this.#nowMs()));
+    } catch (err) {
+      throw new AnchorageError('internal', `agent: the agent svid from the server does not verify: ${errorMessage(err)}`);
+    }
+    const leaf = verified.chain[0]!;
+    if (!spkiOf(leaf).equals(ourSpki)) throw new AnchorageError('internal', 'agent: the agent svid from the server is not for our key');
+    if (!verified.spiffeId.path.startsWith('/anchorage/agent/')) {
+      throw new AnchorageError('internal', `agent: the server issued ${verified.spiffeId.toString()}, which is not an agent ID`);
+    }
+    const notBefore = Math.floor(Date.parse(leaf.validFrom) / 1000);
+    const notAfter = Math.floor(Date.parse(leaf.validTo) / 1000);
+    return { spiffeId: verified.spiffeId, chain, notBefore, notAfter, renewAt: halfLife(Math.max(notBefore, this.#now()), notAfter) };
+  }
+
+  #setIdentity(id: AgentIdentity): void {
+    this.#identity = id;
+    this.#lastAgentId = id.spiffeId.toString();
+  }
+
+  /** The server no longer accepts our SVID (evicted, superseded, unknown): attest again. */
+  #dropIdentity(reason: string): void {
+    if (!this.#identity) return;
+    this.#log.error({ agent: this.#identity.spiffeId.toString(), reason }, 'agent: the server refused our agent svid; attesting again with a new join token');
+    this.#identity = undefined;
+    this.#conn?.close();
+    this.#conn = undefined;
+    this.#connFor = '';
+    this.#save();
+  }
+
+  /** RenewAgent at half-life: a new key, a new SVID, a new channel. */
+  async #renew(): Promise<void> {
+    const id = this.#identity;
+    if (this.#renewing || !id || this.#closed) return;
+    this.#renewing = true;
+    try {
+      const { csr, pkcs8, privateKey } = newKeyAndCsr();
+      const chain = await this.#connection().renew(csr);
+      const own = this.cache.bundle(this.#td.name);
+      const checked = this.#checkAgentSvid(chain, own?.x509 ?? this.#serverTrustAuthorities(), privateKeySpki(privateKey));
+      if (!checked.spiffeId.equals(id.spiffeId)) throw new AnchorageError('internal', `agent: renewal returned ${checked.spiffeId.toString()}`);
+      this.#setIdentity({ ...checked, keyPkcs8: pkcs8, keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string });
+      // Written before anything uses it: the server now only accepts the new SVID.
+      this.#save();
+      this.#renewBackoff.reset();
+      this.#renewRetryAt = 0;
+      this.#log.info({ agent: id.spiffeId.toString(), notAfter: checked.notAfter }, 'agent: agent svid renewed');
+      this.#restartStream();
+    } catch (err) {
+      if (isAnchorageError(err, 'permission_denied') || isAnchorageError(err, 'unauthenticated')) {
+        this.#dropIdentity(errorMessage(err));
+        this.#restartStream();
+      } else {
+        const delay = this.#renewBackoff.next();
+        this.#renewRetryAt = this.#nowMs() + delay;
+        this.#log.warn({ err: errorMessage(err), retryMs: delay }, 'agent: agent svid renewal failed');
+      }
+    } finally {
+      this.#renewing = false;
+      this.#schedule();
+    }
+  }
+
+  #serverTrustAuthorities(): X509Bundle {
+    const t = this.#serverTrust();
+    if (t.kind !== 'bundle') throw new AnchorageError('failed_precondition', 'agent: no bundle to verify the renewed svid with');
+    return t.authorities;
+  }
+
+  /** Ends the current sync stream so the loop reconnects at once with the current credentials. */
+  #restartStream(): void {
+    this.#reconnectNow = true;
+    this.#stream?.cancel();
+    this.#wake?.abort();
+  }
+
+  // ---- the sync loop --------------------------------------------------------
+
+  async #run(): Promise<void> {
+    const backoff = new Backoff();
+    while (!this.#closed) {
+      let gotMessage = false;
+      try {
+        if (!this.#identityValid()) {
+          if (this.#identity) this.#log.warn({ agent: this.#identity.spiffeId.toString() }, 'agent: agent svid expired; attesting again');
+          await this.#attest();
+        }
+        const conn = this.#connection();
+        const stream = conn.sync((m) => {
+          gotMessage = true;
+          backoff.reset();
+          this.#onSync(m);
+        });
+        this.#stream = stream;
+        await stream.done;
+        if (!this.#closed) this.#log.warn('agent: the server ended the sync stream; reconnecting');
+      } catch (err) {
+        if (this.#closed) break;
+        if (this.#reconnectNow) {
+          this.#reconnectNow = false;
+          continue;
+        }
+        const msg = errorMessage(err);
+        if (isAnchorageError(err, 'permission_denied') || isAnchorageError(err, 'unauthenticated')) {
+          if (this.#identity && !msg.includes('join token')) this.#dropIdentity(msg);
+          else this.#log.error({ err: msg }, 'agent: cannot attest');
+        } else if (isAnchorageError(err, 'failed_precondition')) {
+          this.#log.error({ err: msg }, 'agent: cannot attest');
+        } else {
+          this.#log.warn({ err: msg, failures: backoff.failures + 1 }, 'agent: server unreachable; serving cached svids');
+        }
+      } finally {
+        this.#stream = undefined;
+      }
+      if (this.#closed) break;
+      if (this.#reconnectNow) {
+        this.#reconnectNow = false;
+        continue;
+      }
+      if (gotMessage) backoff.reset();
+      this.#wake = new AbortController();
+      await sleep(backoff.next(), undefined, { signal: this.#wake.signal }).catch(() => undefined);
+      this.#wake = undefined;
+    }
+  }
+
+  /** One full-state message from the server. */
+  #onSync(m: SyncAuthorizedEntriesResponse__Output): void {
+    const own = SpiffeBundle.parse(this.#td, m.bundle);
+    const federated = new Map<string, SpiffeBundle>();
+    for (const [name, doc] of Object.entries(m.federated_bundles)) {
+      try {
+        federated.set(name, SpiffeBundle.parse(TrustDomain.parse(name), doc));
+      } catch (err) {
+        const old = this.cache.bundle(name);
+        if (old && name !== this.#td.name) federated.set(name, old);
+        this.#log.error({ trustDomain: name, err: errorMessage(err) }, 'agent: the server sent an unreadable federated bundle; keeping the previous one');
+      }
+    }
+    const entries = m.entries.map(toCachedEntry);
+    for (const e of entries) SpiffeId.parse(e.spiffeId); // a malformed ID fails the message, not a lookup later
+    this.cache.setBundles(own, federated);
+    const { changed, needSvid } = this.cache.setEntries(entries);
+    if (!this.#synced) this.#log.info({ entries: entries.length }, 'agent: synced with the server');
+    else if (changed) this.#log.debug({ entries: entries.length, toMint: needSvid.length }, 'agent: authorized entries changed');
+    this.#synced = true;
+    this.#saveSoon();
+    if (needSvid.length > 0) void this.#mintDue();
+  }
+
+  // ---- workload SVIDs -------------------------------------------------------
+
+  /** Mints every due SVID (missing, outdated, at rotation time), in batches. One run at a time. */
+  async #mintDue(): Promise<void> {
+    if (this.#minting) {
+      this.#mintAgain = true;
+      return;
+    }
+    if (!this.#identityValid() || this.#closed) return;
+    this.#minting = true;
+    try {
+      do {
+        this.#mintAgain = false;
+        const due = this.cache.due();
+        for (let i = 0; i < due.length && !this.#closed; i += BATCH) {
+          await this.#mintBatch(due.slice(i, i + BATCH));
+        }
+      } while (this.#mintAgain && !this.#closed);
+      this.#mintBackoff.reset();
+      this.#mintRetryAt = 0;
+    } catch (err) {
+      const delay = this.#mintBackoff.next();
+      this.#mintRetryAt = this.#nowMs() + delay;
+      this.#log.warn({ err: errorMessage(err), retryMs: delay }, 'agent: minting workload svids failed; cached ones are still served');
+    } finally {
+      this.#minting = false;
+      this.#saveSoon();
+      this.#schedule();
+    }
+  }
+
+  async #mintBatch(entryIds: string[]): Promise<void> {
+    const reqs = entryIds.map((id) => ({ id, entry: this.cache.entry(id), ...newKeyAndCsr() })).filter((r) => r.entry !== undefined);
+    if (reqs.length === 0) return;
+    const res = await this.#connection().batchSign(reqs.map((r) => ({ entry_id: r.id, csr: r.csr })));
+    const byId = new Map(reqs.map((r) => [r.id, r]));
+    const held: HeldSvid[] = [];
+    for (const result of res.results) {
+      const req = byId.get(result.entry_id);
+      if (!req) throw new AnchorageError('internal', `agent: the server signed entry ${result.entry_id}, which was not asked for`);
+      held.push(this.#checkWorkloadSvid(req.entry!, req.privateKey, result.chain));
+    }
+    this.cache.putSvids(held);
+    this.#log.debug({ minted: held.length }, 'agent: workload svids minted');
+    // Let the Workload API answer between batches of key generation.
+    await new Promise((r) => setImmediate(r));
+  }
+
+  /**
+   * Checks what the server signed before handing it to workloads: our key,
+   * the entry's SPIFFE ID, a chain to our bundle. The full chain check runs
+   * once per intermediate; each leaf is then checked against it.
+   */
+  #checkWorkloadSvid(entry: CachedEntry, privateKey: KeyObject, chain: Uint8Array[]): HeldSvid {
+    if (chain.length === 0) throw new AnchorageError('internal', `agent: empty chain for entry ${entry.id}`);
+    const leaf = new X509Certificate(chain[0]!);
+    const issuerKey = chain.length > 1 ? b64(chain[1]!) : '';
+    if (!this.#verifiedIssuers.has(issuerKey)) {
+      const own = this.cache.bundle(this.#td.name);
+      if (!own) throw new AnchorageError('failed_precondition', 'agent: no bundle yet to check svids against');
+      verifyX509Svid(chain, (td) => (td.equals(this.#td) ? own.x509 : undefined), new Date(this.#nowMs()));
+      if (this.#verifiedIssuers.size > 16) this.#verifiedIssuers.clear();
+      if (issuerKey) this.#verifiedIssuers.add(issuerKey);
+    } else if (!leaf.verify(new X509Certificate(chain[1]!).publicKey)) {
+      throw new AnchorageError('internal', `agent: the svid for entry ${entry.id} is not signed by its intermediate`);
+    }
+    const want = `URI:${entry.spiffeId}`;
+    if (!(leaf.subjectAltName ?? '').split(', ').includes(want)) {
+      throw new AnchorageError('internal', `agent: the server signed ${leaf.subjectAltName} for entry ${entry.id} (${entry.spiffeId})`);
+    }
+    if (!spkiOf(leaf).equals(privateKeySpki(privateKey))) throw new AnchorageError('internal', `agent: the svid for entry ${entry.id} is not for our key`);
+    const notBefore = Math.floor(Date.parse(leaf.validFrom) / 1000);
+    const notAfter = Math.floor(Date.parse(leaf.validTo) / 1000);
+    return {
+      entryId: entry.id,
+      revision: entry.revision,
+      key: privateKey.export({ type: 'pkcs8', format: 'der' }),
+      chain,
+      notBefore,
+      notAfter,
+      // From now, not from notBefore: the server backdates notBefore for clock
+      // skew, which would put the half-life of a short-lived SVID in the past.
+      rotateAt: rotationTime(Math.max(notBefore, this.#now()), notAfter),
+    };
+  }
+
+  async #mintJwt(entryId: string, audience: string[]): Promise<{ token: string; expiresAt: number }> {
+    if (!this.#identityValid()) throw new AnchorageError('unavailable', 'agent: not attested to the server; no JWT-SVID can be minted');
+    return this.#connection().mintJwt(entryId, audience);
+  }
+
+  // ---- timers ---------------------------------------------------------------
+
+  /** One timer for the next thing to do: a rotation, an expiry, a renewal or a retry. */
+  #schedule(): void {
+    if (this.#closed) return;
+    clearTimeout(this.#timer);
+    const nowMs = this.#nowMs();
+    const times: number[] = [];
+    const deadline = this.cache.nextDeadline();
+    if (deadline !== undefined) times.push(Math.max(deadline * 1000, this.#mintRetryAt));
+    if (this.#identity) times.push(Math.max(this.#identity.renewAt * 1000, this.#renewRetryAt));
+    if (times.length === 0) return;
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, Math.min(...times) - nowMs));
+    this.#timer = setTimeout(() => this.#tick(), delay);
+  }
+
+  #tick(): void {
+    if (this.#closed) return;
+    const nowMs = this.#nowMs();
+    this.cache.expire();
+    if (this.#identity && this.#identity.renewAt * 1000 <= nowMs && this.#renewRetryAt <= nowMs) void this.#renew();
+    if (this.#mintRetryAt <= nowMs && this.cache.due().length > 0 && this.#synced) void this.#mintDue();
+    this.#schedule();
+  }
+}
+
+/** The bootstrap trust bundle: a SPIFFE bundle document or PEM certificates. */
+export function readTrustBundleFile(path: string, td: TrustDomain): X509Bundle {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new AnchorageError('failed_precondition', `agent: cannot read trust_bundle_file ${path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
+  }
+  let bundle: X509Bundle;
+  try {
+    bundle = text.trimStart().startsWith('{') ? SpiffeBundle.parse(td, text).x509 : X509Bundle.parsePem(td, text);
+  } catch (err) {
+    throw new AnchorageError('failed_precondition', `agent: trust_bundle_file ${path}: ${errorMessage(err)}`);
+  }
+  if (bundle.size === 0) throw new AnchorageError('failed_precondition', `agent: trust_bundle_file ${path} holds no X.509 authorities`);
+  return bundle;
+}

@@ -1,0 +1,363 @@
+import type { Selector } from '../ca/datastore/DataStore.js';
+import { AnchorageError } from '../common/errors.js';
+import type { SpiffeBundle } from '../spiffe/bundle.js';
+import { SpiffeId } from '../spiffe/id.js';
+import type { IdentitySource, JwtIdentity, X509Identity } from '../workload-api/IdentitySource.js';
+import type { CachedEntry } from './state.js';
+
+/** One workload X509-SVID held by the agent, with its key. */
+export interface HeldSvid {
+  entryId: string;
+  /** Entry revision it was minted for: a changed entry is minted again. */
+  revision: number;
+  /** Unencrypted PKCS#8 DER. */
+  key: Uint8Array;
+  /** DER, leaf first. */
+  chain: Uint8Array[];
+  /** Unix seconds. */
+  notBefore: number;
+  notAfter: number;
+  /** Unix seconds: half-life with ±10 % jitter, fixed when the SVID arrived. */
+  rotateAt: number;
+}
+
+interface HeldEntry {
+  entry: CachedEntry;
+  spiffeId: SpiffeId;
+  /** `type:value`, as the caller's selectors are keyed. */
+  selectorKeys: string[];
+  svid?: HeldSvid;
+  /** Built once per SVID, so every caller gets the same object. */
+  identity?: X509Identity;
+}
+
+/** A JWT-SVID kept until its half-life. */
+interface HeldJwt {
+  token: string;
+  /** Unix seconds after which it is minted anew. */
+  refreshAt: number;
+}
+
+/** JWT-SVIDs kept at most; the oldest go first. Far more than one node's workloads ask for. */
+export const MAX_CACHED_JWTS = 10_000;
+
+/** Mints one JWT-SVID at the server: token and expiry (unix seconds). */
+export type JwtMinter = (entryId: string, audience: string[]) => Promise<{ token: string; expiresAt: number }>;
+
+/** Half-life ±10 %: `notBefore + (notAfter − notBefore) · 0.5 · (0.9 … 1.1)`. */
+export function rotationTime(notBefore: number, notAfter: number, random: () => number = Math.random): number {
+  const half = (notAfter - notBefore) / 2;
+  return Math.floor(notBefore + half * (0.9 + 0.2 * random()));
+}
+
+function key(s: Selector): string {
+  return `${s.type}:${s.value}`;
+}
+
+/**
+ * What the agent knows and hands to workloads: its authorized entries, the
+ * X509-SVIDs minted for them, the bundles, and JWT-SVIDs per audience. The
+ * Workload API reads it through {@link IdentitySource}; the agent writes it
+ * as the server's sync stream and its own rotation dictate.
+ *
+ * Lookups by selectors go through an index on each entry's first selector,
+ * so a caller's answer costs the entries that could match it, not all of
+ * them (10k entries, 1k workloads).
+ */
+export class WorkloadCache implements IdentitySource {
+  readonly trustDomain: string;
+  readonly #now: () => number;
+  readonly #mintJwt: JwtMinter;
+  readonly #entries = new Map<string, HeldEntry>();
+  /** First selector key → entries whose first selector it is. */
+  readonly #index = new Map<string, Set<HeldEntry>>();
+  #bundle: SpiffeBundle | undefined;
+  readonly #federated = new Map<string, SpiffeBundle>();
+  readonly #jwts = new Map<string, HeldJwt>();
+  readonly #jwtInflight = new Map<string, Promise<string>>();
+  readonly #listeners = new Set<() => void>();
+  /** Intermediates shared by many SVIDs are kept once. */
+  readonly #interned = new Map<string, Uint8Array>();
+
+  /**
+   * @param now unix seconds
+   * @param mintJwt asks the server for a JWT-SVID (the agent's connection)
+   */
+  constructor(trustDomain: string, now: () => number, mintJwt: JwtMinter) {
+    this.trustDomain = trustDomain;
+    this.#now = now;
+    this.#mintJwt = mintJwt;
+  }
+
+  // ---- written by the agent -------------------------------------------------
+
+  /**
+   * Replaces the authorized entries (full state from the server). SVIDs of
+   * entries that are gone are dropped; an entry whose revision changed keeps
+   * serving its old SVID until the new one arrives. Returns the entries that
+   * need an SVID minted.
+   */
+  setEntries(entries: CachedEntry[]): { changed: boolean; needSvid: string[] } {
+    let changed = false;
+    const seen = new Set<string>();
+    for (const e of entries) {
+      seen.add(e.id);
+      const old = this.#entries.get(e.id);
+      if (old && old.entry.revision === e.revision && old.entry.spiffeId === e.spiffeId) continue;
+      changed = true;
+      if (old) this.#unindex(old);
+      const held: HeldEntry = { entry: e, spiffeId: SpiffeId.parse(e.spiffeId), selectorKeys: [...e.selectors].sort() };
+      if (old?.svid && old.entry.spiffeId === e.spiffeId) {
+        // Same identity, new revision (selectors, TTL, DNS names, hint...):
+        // keep serving until the new SVID replaces it.
+        held.svid = old.svid;
+        held.identity = this.#identity(held, old.svid);
+      }
+      this.#entries.set(e.id, held);
+      this.#indexEntry(held);
+      this.#dropJwts(e.id);
+    }
+    for (const [id, held] of this.#entries) {
+      if (seen.has(id)) continue;
+      this.#unindex(held);
+      this.#entries.delete(id);
+      this.#dropJwts(id);
+      changed = true;
+    }
+    const needSvid: string[] = [];
+    for (const held of this.#entries.values()) {
+      if (!held.svid || held.svid.revision !== held.entry.revision) needSvid.push(held.entry.id);
+    }
+    if (changed) this.emitChange();
+    return { changed, needSvid };
+  }
+
+  /** Installs freshly minted SVIDs (for entries still present). */
+  putSvids(svids: HeldSvid[]): void {
+    let changed = false;
+    for (const s of svids) {
+      const held = this.#entries.get(s.entryId);
+      if (!held) continue;
+      const chain = s.chain.map((der, i) => (i === 0 ? der : this.#intern(der)));
+      held.svid = { ...s, chain };
+      held.identity = this.#identity(held, held.svid);
+      changed = true;
+    }
+    if (changed) this.emitChange();
+  }
+
+  /** Sets the own bundle only (after attestation, before the first sync). */
+  setOwnBundle(own: SpiffeBundle): void {
+    if (this.#bundle && this.#bundle.equals(own)) return;
+    this.#bundle = own;
+    this.emitChange();
+  }
+
+  /** Sets the own bundle and the federated ones; true when anything changed. */
+  setBundles(own: SpiffeBundle, federated: Map<string, SpiffeBundle>): boolean {
+    let changed = !this.#bundle || !this.#bundle.equals(own);
+    this.#bundle = own;
+    for (const [td, b] of federated) {
+      const old = this.#federated.get(td);
+      if (!old || !old.equals(b)) changed = true;
+      this.#federated.set(td, b);
+    }
+    for (const td of [...this.#federated.keys()]) {
+      if (!federated.has(td)) {
+        this.#federated.delete(td);
+        changed = true;
+      }
+    }
+    if (changed) this.emitChange();
+    return changed;
+  }
+
+  /**
+   * Drops SVIDs past their notAfter: they are no use to anybody, and a caller
+   * whose last identity expired must see its stream end.
+   */
+  expire(): boolean {
+    const now = this.#now();
+    let changed = false;
+    for (const held of this.#entries.values()) {
+      if (held.svid && held.svid.notAfter <= now) {
+        held.svid = undefined;
+        held.identity = undefined;
+        changed = true;
+      }
+    }
+    if (changed) this.emitChange();
+    return changed;
+  }
+
+  /** Entries whose SVID is missing, outdated or past its rotation time. */
+  due(): string[] {
+    const now = this.#now();
+    const out: string[] = [];
+    for (const held of this.#entries.values()) {
+      const s = held.svid;
+      if (!s || s.revision !== held.entry.revision || s.rotateAt <= now) out.push(held.entry.id);
+    }
+    return out;
+  }
+
+  /** The earliest moment something must happen: a rotation or an expiry (unix seconds). */
+  nextDeadline(): number | undefined {
+    let next: number | undefined;
+    for (const held of this.#entries.values()) {
+      const s = held.svid;
+      if (!s) continue;
+      const t = Math.min(s.rotateAt, s.notAfter);
+      if (next === undefined || t < next) next = t;
+    }
+    return next;
+  }
+
+  entry(id: string): CachedEntry | undefined {
+    return this.#entries.get(id)?.entry;
+  }
+
+  entries(): CachedEntry[] {
+    return [...this.#entries.values()].map((h) => h.entry);
+  }
+
+  svids(): HeldSvid[] {
+    const out: HeldSvid[] = [];
+    for (const h of this.#entries.values()) if (h.svid) out.push(h.svid);
+    return out;
+  }
+
+  federatedDocuments(): Record<string, string> {
+    return Object.fromEntries([...this.#federated].map(([td, b]) => [td, b.marshal()]));
+  }
+
+  emitChange(): void {
+    for (const l of [...this.#listeners]) l();
+  }
+
+  // ---- read by the Workload API ---------------------------------------------
+
+  x509Identities(selectors: Selector[]): X509Identity[] {
+    const have = new Set(selectors.map(key));
+    const now = this.#now();
+    const found: HeldEntry[] = [];
+    const consider = (set: Set<HeldEntry> | undefined) => {
+      if (!set) return;
+      for (const h of set) {
+        if (h.identity && h.svid!.notAfter > now && h.selectorKeys.every((k) => have.has(k))) found.push(h);
+      }
+    };
+    for (const k of have) consider(this.#index.get(k));
+    found.sort(byIdentity);
+    return found.map((h) => h.identity!);
+  }
+
+  bundle(trustDomain: string): SpiffeBundle | undefined {
+    return trustDomain === this.trustDomain ? this.#bundle : this.#federated.get(trustDomain);
+  }
+
+  bundles(): SpiffeBundle[] {
+    return this.#bundle ? [this.#bundle, ...this.#federated.values()] : [...this.#federated.values()];
+  }
+
+  async jwtSvids(selectors: Selector[], audience: string[], spiffeId?: SpiffeId): Promise<JwtIdentity[]> {
+    const have = new Set(selectors.map(key));
+    const matching: HeldEntry[] = [];
+    for (const k of have) {
+      for (const h of this.#index.get(k) ?? []) if (h.selectorKeys.every((s) => have.has(s))) matching.push(h);
+    }
+    matching.sort(byIdentity);
+    // One token per SPIFFE ID: two entries naming the same ID would only give the same token twice.
+    const byId = new Map<string, HeldEntry>();
+    for (const h of matching) if (!byId.has(h.entry.spiffeId)) byId.set(h.entry.spiffeId, h);
+    let chosen = [...byId.values()];
+    if (spiffeId !== undefined) {
+      chosen = chosen.filter((h) => h.spiffeId.equals(spiffeId));
+      if (chosen.length === 0) throw new AnchorageError('permission_denied', `agent: the caller has no identity ${spiffeId.toString()}`);
+    }
+    return Promise.all(
+      chosen.map(async (h) => ({ spiffeId: h.spiffeId, token: await this.#jwtFor(h.entry.id, audience), hint: h.entry.hint })),
+    );
+  }
+
+  onChange(listener: () => void): () => void {
+    const wrapped = (): void => listener();
+    this.#listeners.add(wrapped);
+    return () => {
+      this.#listeners.delete(wrapped);
+    };
+  }
+
+  get jwtCacheSize(): number {
+    return this.#jwts.size;
+  }
+
+  // ---- internals ------------------------------------------------------------
+
+  async #jwtFor(entryId: string, audience: string[]): Promise<string> {
+    const k = `${entryId}\n${[...audience].sort().join('\n')}`;
+    const held = this.#jwts.get(k);
+    if (held && held.refreshAt > this.#now()) return held.token;
+    const inflight = this.#jwtInflight.get(k);
+    if (inflight) return inflight;
+    const p = this.#mintJwt(entryId, audience)
+      .then(({ token, expiresAt }) => {
+        const now = this.#now();
+        // Kept only while the entry is still there; half-life like X.509.
+        if (this.#entries.has(entryId)) {
+          this.#jwts.delete(k);
+          this.#jwts.set(k, { token, refreshAt: now + Math.max(0, Math.floor((expiresAt - now) / 2)) });
+          while (this.#jwts.size > MAX_CACHED_JWTS) this.#jwts.delete(this.#jwts.keys().next().value!);
+        }
+        return token;
+      })
+      .finally(() => this.#jwtInflight.delete(k));
+    this.#jwtInflight.set(k, p);
+    return p;
+  }
+
+  #dropJwts(entryId: string): void {
+    const prefix = `${entryId}\n`;
+    for (const k of this.#jwts.keys()) if (k.startsWith(prefix)) this.#jwts.delete(k);
+  }
+
+  #identity(held: HeldEntry, svid: HeldSvid): X509Identity {
+    return {
+      spiffeId: held.spiffeId,
+      chain: svid.chain,
+      privateKey: svid.key,
+      hint: held.entry.hint,
+      federatesWith: held.entry.federatesWith,
+      notAfter: svid.notAfter,
+    };
+  }
+
+  #indexEntry(h: HeldEntry): void {
+    const k = h.selectorKeys[0] ?? '';
+    let set = this.#index.get(k);
+    if (!set) this.#index.set(k, (set = new Set()));
+    set.add(h);
+  }
+
+  #unindex(h: HeldEntry): void {
+    const k = h.selectorKeys[0] ?? '';
+    const set = this.#index.get(k);
+    set?.delete(h);
+    if (set?.size === 0) this.#index.delete(k);
+  }
+
+  #intern(der: Uint8Array): Uint8Array {
+    const k = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64');
+    let v = this.#interned.get(k);
+    if (!v) {
+      if (this.#interned.size > 64) this.#interned.clear();
+      this.#interned.set(k, (v = der));
+    }
+    return v;
+  }
+}
+
+/** Default first: ordered by SPIFFE ID, then entry ID, so the answer is stable. */
+function byIdentity(a: HeldEntry, b: HeldEntry): number {
+  return a.entry.spiffeId < b.entry.spiffeId ? -1 : a.entry.spiffeId > b.entry.spiffeId ? 1 : a.entry.id < b.entry.id ? -1 : a.entry.id > b.entry.id ? 1 : 0;
+}

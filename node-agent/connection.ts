@@ -1,0 +1,138 @@
+import type { PeerCertificate } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import { AnchorageError, errorMessage, type ErrorCode } from '../common/errors.js';
+import { codeForStatus } from '../common/grpc.js';
+import { toPem } from '../common/pem.js';
+import { loadAgentProto } from '../proto/load.js';
+import type { AgentClient } from '../proto/gen/anchorage/agent/v1/Agent.js';
+import type { AttestAgentResponse__Output } from '../proto/gen/anchorage/agent/v1/AttestAgentResponse.js';
+import type { BatchSignX509SVIDResponse__Output } from '../proto/gen/anchorage/agent/v1/BatchSignX509SVIDResponse.js';
+import type { SyncAuthorizedEntriesResponse__Output } from '../proto/gen/anchorage/agent/v1/SyncAuthorizedEntriesResponse.js';
+import type { X509SVIDParams } from '../proto/gen/anchorage/agent/v1/X509SVIDParams.js';
+import type { X509Bundle } from '../spiffe/bundle.js';
+import type { SpiffeId } from '../spiffe/id.js';
+
+/** How the agent proves itself to the server: its SVID and key. */
+export interface AgentCredentials {
+  keyPem: string;
+  /** DER, leaf first. */
+  chain: Uint8Array[];
+}
+
+/** How the agent decides the server is the server. */
+export type ServerTrust =
+  | { kind: 'bundle'; authorities: X509Bundle }
+  /** First contact without verification (`insecure_bootstrap`): only ever used for AttestAgent. */
+  | { kind: 'insecure' };
+
+/** Deadline of unary calls to the server. */
+const CALL_TIMEOUT_MS = 30_000;
+
+
+/** A gRPC failure from the server as our error, keeping the server's message. */
+export function fromGrpc(err: unknown, what: string): AnchorageError {
+  const e = err as Partial<grpc.ServiceError>;
+  if (typeof e.code !== 'number') return new AnchorageError('unavailable', `agent: ${what}: ${errorMessage(err)}`, { cause: err });
+  // Statuses without an error code of ours (CANCELLED, DEADLINE_EXCEEDED, ...) mean "try again".
+  const mapped = codeForStatus(e.code);
+  const code: ErrorCode = mapped === 'internal' && e.code !== grpc.status.INTERNAL ? 'unavailable' : mapped;
+  return new AnchorageError(code, `agent: ${what}: ${e.details || grpc.status[e.code]}`, { cause: err });
+}
+
+/**
+ * Checks that the peer's certificate names exactly the server's SPIFFE ID.
+ * Hostnames mean nothing here: SVIDs carry no DNS names.
+ */
+export function serverIdentityCheck(serverId: SpiffeId): (host: string, cert: PeerCertificate) => Error | undefined {
+  const want = serverId.toString();
+  return (_host, cert) => {
+    const uris = (cert.subjectaltname ?? '')
+      .split(', ')
+      .filter((s) => s.startsWith('URI:'))
+      .map((s) => s.slice(4));
+    if (uris.length === 1 && uris[0] === want) return undefined;
+    return new Error(`agent: the server presented ${uris.join(', ') || 'no SPIFFE ID'}, expected ${want}`);
+  };
+}
+
+/**
+ * One gRPC channel to the server's agent API with fixed credentials. The
+ * agent replaces it when its SVID is renewed or the server's authorities
+ * change.
+ */
+export class ServerConnection {
+  readonly #client: AgentClient;
+
+  constructor(address: string, serverId: SpiffeId, trust: ServerTrust, identity?: AgentCredentials) {
+    const Ctor = loadAgentProto().anchorage.agent.v1.Agent;
+    const roots = trust.kind === 'bundle' ? Buffer.from(trust.authorities.authorities().map((d) => toPem('CERTIFICATE', d)).join('')) : null;
+    const creds = grpc.credentials.createSsl(
+      roots,
+      identity ? Buffer.from(identity.keyPem) : null,
+      identity ? Buffer.from(identity.chain.map((d) => toPem('CERTIFICATE', d)).join('')) : null,
+      trust.kind === 'insecure' ? { rejectUnauthorized: false } : { checkServerIdentity: serverIdentityCheck(serverId) },
+    );
+    this.#client = new Ctor(address, creds, {
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 5_000,
+      // SNI must be a name, not the IP of server_address; identity is checked on the SPIFFE ID.
+      'grpc.ssl_target_name_override': serverId.trustDomain.name,
+    });
+  }
+
+  close(): void {
+    this.#client.close();
+  }
+
+  attest(joinToken: string, csr: Uint8Array): Promise<AttestAgentResponse__Output> {
+    return this.#unary('attestation', (cb) => this.#client.AttestAgent({ join_token: joinToken, csr }, this.#opts(), cb));
+  }
+
+  renew(csr: Uint8Array): Promise<Buffer[]> {
+    return this.#unary<{ svid_chain: Buffer[] }>('agent svid renewal', (cb) => this.#client.RenewAgent({ csr }, this.#opts(), cb)).then(
+      (r) => r.svid_chain,
+    );
+  }
+
+  batchSign(params: X509SVIDParams[]): Promise<BatchSignX509SVIDResponse__Output> {
+    return this.#unary('signing', (cb) => this.#client.BatchSignX509SVID({ params }, this.#opts(), cb));
+  }
+
+  mintJwt(entryId: string, audience: string[]): Promise<{ token: string; expiresAt: number }> {
+    return this.#unary<{ token: string; expires_at: number }>('jwt-svid', (cb) =>
+      this.#client.MintJWTSVID({ entry_id: entryId, audience }, this.#opts(), cb),
+    ).then((r) => ({ token: r.token, expiresAt: Number(r.expires_at) }));
+  }
+
+  /**
+   * Opens the sync stream. `onMessage` gets every full-state message;
+   * the returned promise settles when the stream ends (rejects with the
+   * reason), and `cancel` ends it from our side.
+   */
+  sync(onMessage: (m: SyncAuthorizedEntriesResponse__Output) => void): { done: Promise<void>; cancel: () => void } {
+    const call = this.#client.SyncAuthorizedEntries({});
+    const done = new Promise<void>((resolve, reject) => {
+      call.on('data', (m: SyncAuthorizedEntriesResponse__Output) => {
+        try {
+          onMessage(m);
+        } catch (err) {
+          call.cancel();
+          reject(err);
+        }
+      });
+      call.on('error', (err) => reject(fromGrpc(err, 'sync stream')));
+      call.on('end', () => resolve());
+    });
+    return { done, cancel: () => call.cancel() };
+  }
+
+  #opts(): grpc.CallOptions {
+    return { deadline: Date.now() + CALL_TIMEOUT_MS };
+  }
+
+  #unary<T>(what: string, fn: (cb: (err: grpc.ServiceError | null, res?: T) => void) => void): Promise<T> {
+    return new Promise((resolve, reject) => fn((err, res) => (err ? reject(fromGrpc(err, what)) : resolve(res as T))));
+  }
+}

@@ -1,0 +1,42 @@
+import type { Logger } from '../common/log.js';
+import { startWorkloadApi, type WorkloadApi } from '../workload-api/server.js';
+import { NodeAgent } from './agent.js';
+import { UnixWorkloadAttestor } from './attestor/unix.js';
+import type { AgentConfig } from './config.js';
+
+/** A running agent process: the agent and the Workload API it serves. */
+export interface RunningAgent {
+  agent: NodeAgent;
+  workloadApi: WorkloadApi;
+  close(): Promise<void>;
+}
+
+/**
+ * `anchorage agent run`: starts the agent (attesting if needed), then the
+ * Workload API on its Unix socket with the unix workload attestor.
+ */
+export async function runAgent(config: AgentConfig, opts: { logger: Logger; now?: () => number }): Promise<RunningAgent> {
+  const { logger } = opts;
+  const agent = await NodeAgent.start({ config, logger, now: opts.now });
+  let workloadApi: WorkloadApi;
+  try {
+    const attestor = new UnixWorkloadAttestor({
+      logger,
+      hashBinary: config.attestor.hash_binary,
+      maxHashBytes: config.attestor.max_hash_bytes,
+    });
+    workloadApi = await startWorkloadApi({ socketPath: config.socket_path, source: agent.cache, attestor, logger, socketMode: config.socket_mode });
+  } catch (err) {
+    await agent.close();
+    throw err;
+  }
+  logger.info({ socket: config.socket_path, agent: agent.spiffeId }, 'agent: workload api listening');
+  return {
+    agent,
+    workloadApi,
+    async close() {
+      await workloadApi.close();
+      await agent.close();
+    },
+  };
+}
