@@ -19,11 +19,12 @@ import { JwtBundle, SpiffeBundle, X509Bundle } from '../spiffe/bundle.js';
 import { SpiffeId, TrustDomain } from '../spiffe/id.js';
 import { verifyJwtSvid } from '../spiffe/jwtsvid.js';
 import { verifyX509Svid } from '../spiffe/x509svid.js';
+import { runWorkloadClient, WORKLOAD_CLIENT, type WorkloadClientResult } from '../test/helpers/workload.js';
 import { startWorkloadApi, type WorkloadApi } from './server.js';
 import { splitDer, startTestCa, TestIdentitySource, type TestCa } from './testing.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const CLIENT = join(HERE, 'testdata', 'client.mjs');
+const CLIENT = WORKLOAD_CLIENT;
 const TD = 'example.test';
 const FED_TD = 'fed.test';
 const ROOT_ID = `spiffe://${TD}/root-workload`;
@@ -571,32 +572,6 @@ describe('status codes', () => {
   });
 });
 
-interface ChildResult {
-  ok: boolean;
-  code?: number;
-  details?: string;
-  response?: { svids?: { spiffe_id: string; x509_svid: string; x509_svid_key: string; bundle: string; hint: string }[]; federated_bundles?: Record<string, string> };
-}
-
-/** Runs the client script as `uid` and returns the JSON line it printed. */
-function runClient(uid: number, opts: Record<string, unknown>): Promise<ChildResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLIENT, JSON.stringify(opts)], { uid, gid: uid, cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      try {
-        resolve(JSON.parse(out.trim()) as ChildResult);
-      } catch {
-        reject(new Error(`client as uid ${uid} exited ${code}: ${out} ${err}`));
-      }
-    });
-  });
-}
-
 describe.skipIf(!isRoot)('callers under different uids (child processes)', () => {
   let env: Env;
   beforeAll(async () => {
@@ -605,8 +580,8 @@ describe.skipIf(!isRoot)('callers under different uids (child processes)', () =>
 
   it('root and nobody each get only their own SVID', async () => {
     const [root, nobody] = await Promise.all([
-      runClient(0, { socket: env.socketPath, method: 'FetchX509SVID' }),
-      runClient(NOBODY_UID, { socket: env.socketPath, method: 'FetchX509SVID' }),
+      runWorkloadClient(0, { socket: env.socketPath, method: 'FetchX509SVID' }),
+      runWorkloadClient(NOBODY_UID, { socket: env.socketPath, method: 'FetchX509SVID' }),
     ]);
     expect(root.ok, JSON.stringify(root)).toBe(true);
     expect(nobody.ok, JSON.stringify(nobody)).toBe(true);
@@ -619,9 +594,9 @@ describe.skipIf(!isRoot)('callers under different uids (child processes)', () =>
   });
 
   it('nobody cannot ask for root’s JWT-SVID, but gets its own', async () => {
-    const denied = await runClient(NOBODY_UID, { socket: env.socketPath, method: 'FetchJWTSVID', audience: ['svc'], spiffeId: ROOT_ID });
+    const denied = await runWorkloadClient(NOBODY_UID, { socket: env.socketPath, method: 'FetchJWTSVID', audience: ['svc'], spiffeId: ROOT_ID });
     expect(denied).toMatchObject({ ok: false, code: grpc.status.PERMISSION_DENIED });
-    const own = (await runClient(NOBODY_UID, { socket: env.socketPath, method: 'FetchJWTSVID', audience: ['svc'] })) as ChildResult & {
+    const own = (await runWorkloadClient(NOBODY_UID, { socket: env.socketPath, method: 'FetchJWTSVID', audience: ['svc'] })) as WorkloadClientResult & {
       response: { svids: { spiffe_id: string }[] };
     };
     expect(own.response.svids.map((s) => s.spiffe_id)).toEqual([NOBODY_ID]);
@@ -643,9 +618,9 @@ describe.skipIf(!isRoot)('callers under different uids (child processes)', () =>
   });
 
   it('a uid without identity gets PERMISSION_DENIED; a call without the header INVALID_ARGUMENT', async () => {
-    const stranger = await runClient(STRANGER_UID, { socket: env.socketPath, method: 'FetchX509SVID' });
+    const stranger = await runWorkloadClient(STRANGER_UID, { socket: env.socketPath, method: 'FetchX509SVID' });
     expect(stranger).toMatchObject({ ok: false, code: grpc.status.PERMISSION_DENIED });
-    const noHeader = await runClient(NOBODY_UID, { socket: env.socketPath, method: 'FetchX509SVID', header: false });
+    const noHeader = await runWorkloadClient(NOBODY_UID, { socket: env.socketPath, method: 'FetchX509SVID', header: false });
     expect(noHeader).toMatchObject({ ok: false, code: grpc.status.INVALID_ARGUMENT });
   });
 });

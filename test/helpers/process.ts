@@ -37,31 +37,33 @@ export function cliAsync(args: string[], env: NodeJS.ProcessEnv = process.env): 
   });
 }
 
-export interface ServerProcess {
+export interface AnchorageProcess {
   child: ChildProcess;
   socket: string;
-  /** Everything the server wrote to stderr (its JSON log). */
+  /** Everything the process wrote to stderr (its JSON log). */
   log(): string;
   /** Waits for the process to exit. */
   exited(): Promise<number | null>;
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `anchorage server run -c config` and resolves once the admin socket exists. */
-export async function startServerProcess(config: string, socket: string, env: NodeJS.ProcessEnv): Promise<ServerProcess> {
+export type ServerProcess = AnchorageProcess;
+
+/** Starts `anchorage <args>` and resolves once it logged `ready` and `socket` exists. */
+async function startAnchorage(args: string[], ready: string, socket: string, env: NodeJS.ProcessEnv): Promise<AnchorageProcess> {
   assertBuilt();
-  const child = spawn(process.execPath, [BIN, 'server', 'run', '-c', config], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d) => (log += d));
   child.stdout!.on('data', (d) => (log += d));
   const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (log.includes('"server: ready"') && existsSync(socket)) break;
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}:\n${log}`);
+    if (log.includes(`"${ready}"`) && existsSync(socket)) break;
+    if (child.exitCode !== null) throw new Error(`${args.join(' ')} exited with ${child.exitCode}:\n${log}`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`server did not become ready in 30 s:\n${log}`);
+      throw new Error(`${args.join(' ')} did not become ready in 30 s:\n${log}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -71,10 +73,33 @@ export async function startServerProcess(config: string, socket: string, env: No
     log: () => log,
     exited: () => exit,
     kill: async (signal = 'SIGTERM') => {
-      if (child.exitCode === null) child.kill(signal);
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exit;
     },
   };
+}
+
+/** Starts `anchorage server run -c config` and resolves once the admin socket exists. */
+export function startServerProcess(config: string, socket: string, env: NodeJS.ProcessEnv): Promise<ServerProcess> {
+  return startAnchorage(['server', 'run', '-c', config], 'server: ready', socket, env);
+}
+
+/** Starts `anchorage agent run -c config` and resolves once the Workload API socket exists. */
+export function startAgentProcess(config: string, socket: string, env: NodeJS.ProcessEnv): Promise<AnchorageProcess> {
+  return startAnchorage(['agent', 'run', '-c', config], 'agent: workload api listening', socket, env);
+}
+
+/** A free TCP port on loopback (for a server that must come back on the same address). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 /** A temp dir removed by the returned function. */

@@ -1,0 +1,37 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { REPO } from './process.js';
+
+/** The plain-JS Workload API client run as another process (and uid). */
+export const WORKLOAD_CLIENT = join(REPO, 'workload-api', 'testdata', 'client.mjs');
+
+/** What the client script printed: the first response, or the status it failed with. */
+export interface WorkloadClientResult {
+  ok: boolean;
+  code?: number;
+  details?: string;
+  response?: {
+    svids?: { spiffe_id: string; x509_svid: string; x509_svid_key: string; bundle: string; hint: string }[];
+    federated_bundles?: Record<string, string>;
+    svids_jwt?: unknown;
+  };
+}
+
+/** Runs the client script as `uid` (gid = uid) and returns the JSON line it printed. */
+export function runWorkloadClient(uid: number, opts: Record<string, unknown>): Promise<WorkloadClientResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [WORKLOAD_CLIENT, JSON.stringify(opts)], { uid, gid: uid, cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      try {
+        resolve(JSON.parse(out.trim()) as WorkloadClientResult);
+      } catch {
+        reject(new Error(`client as uid ${uid} exited ${code}: ${out} ${err}`));
+      }
+    });
+  });
+}
