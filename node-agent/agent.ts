@@ -43,9 +43,9 @@ interface AgentIdentity {
 
 /** CSRs per BatchSignX509SVID call (the server's limit). */
 const BATCH = 500;
-/** Reconnect and retry delays: 250 ms doubling to 30 s, ±20 % jitter. */
+/** Reconnect and retry delays: 250 ms doubling to 5 s (SPIRE agents sync every 5 s), ±20 % jitter. */
 const BACKOFF_MIN_MS = 250;
-const BACKOFF_MAX_MS = 30_000;
+const BACKOFF_MAX_MS = 5_000;
 /** Workload SVID changes are written at most this often; the agent identity at once. */
 const SAVE_DELAY_MS = 250;
 /** setTimeout's limit. */
@@ -566,7 +566,8 @@ export class NodeAgent {
     else if (changed) this.#log.debug({ entries: entries.length, toMint: needSvid.length }, 'agent: authorized entries changed');
     this.#synced = true;
     this.#saveSoon();
-    if (needSvid.length > 0) void this.#mintDue();
+    // New or changed entries, and rotations that came due while the server was away.
+    if (needSvid.length > 0 || this.cache.due().length > 0) void this.#mintDue();
   }
 
   // ---- workload SVIDs -------------------------------------------------------
