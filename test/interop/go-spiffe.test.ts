@@ -3,41 +3,56 @@
 // test/interop/go/ is a small Go program (its own module, go.sum committed)
 // that does what a Go workload does with go-spiffe's workloadapi package and
 // checks every answer with go-spiffe's own verifiers; it prints one JSON line.
-// This file builds it once and runs it against a target from startTarget().
+// This file builds it once and runs the same checks against every target in
+// TARGETS:
+//
+//  - a Workload API server in this process over a TestIdentitySource, which
+//    also covers federated bundles (the real server cannot configure them yet);
+//  - the real node agent: `anchorage agent run` attested with a join token to
+//    `anchorage server run` on a SoftHSM2 token, both as separate processes
+//    (as test/integration/agent.test.ts brings them up; needs `npm run build`).
 //
 // Without a Go toolchain the suite is skipped with a warning, except in CI
 // (CI=true), where it fails: there it must run.
 import { spawn, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Admin } from '../../cli/client.js';
 import { silentLogger } from '../../common/log.js';
 import { UnixWorkloadAttestor } from '../../node-agent/attestor/unix.js';
+import { loadWorkloadProto } from '../../proto/load.js';
+import type { X509SVIDResponse__Output } from '../../proto/gen/X509SVIDResponse.js';
 import { startWorkloadApi } from '../../workload-api/server.js';
 import { startTestCa, TestIdentitySource, type TestCa } from '../../workload-api/testing.js';
+import { cli, freePort, startAgentProcess, startServerProcess, writeFile, type AnchorageProcess } from '../helpers/process.js';
+import { createSoftHsmToken } from '../helpers/softhsm.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const GO_DIR = join(HERE, 'go');
 const AUDIENCE = 'spiffe://example.test/interop-audience';
 const READY_MARKER = 'interop: ready-for-rotation';
 const IN_CI = process.env.CI === 'true';
+/** A uid (and gid) with no entry at the real agent; the program can only be run as it by root. */
+const NOBODY_UID = 65534;
 
-// --- the target --------------------------------------------------------------------
+// --- the targets -------------------------------------------------------------------
 
-/**
- * What the go-spiffe program is run against, and what it must find there.
- * Today a Workload API server in this process over a TestIdentitySource;
- * to run against the real agent, replace startTarget() and nothing else.
- */
+/** Where the program gets PERMISSION_DENIED: an endpoint, and the uid/gid to run it as (default: ours). */
+type DeniedCase = { endpoint: string; uid?: number } | { skip: string };
+
+/** What the go-spiffe program is run against, and what it must find there. */
 interface InteropTarget {
   /** `unix:///…` of a Workload API where this process has exactly one identity. */
   endpoint: string;
-  /** `unix:///…` of a Workload API where this process has no entry. */
-  deniedEndpoint: string;
+  /** How to get PERMISSION_DENIED there, or why that case cannot run here. */
+  denied: DeniedCase;
   expectedId: string;
+  /** The hint of expectedId's entry (rotate() may change it). */
   hint: string;
   /** Trust domains whose X.509 and JWT bundles this process must get, sorted. */
   trustDomains: string[];
@@ -52,7 +67,15 @@ interface InteropTarget {
   current?(): { serial: string; notAfter: number };
   /** Makes the served X509-SVID of expectedId rotate (new key, new serial). */
   rotate(): Promise<void>;
+  /** Diagnostics to add to a failure message (e.g. the tail of the agent's log). */
+  diagnostics?(): string;
   close(): Promise<void>;
+}
+
+interface TargetSpec {
+  name: string;
+  /** Starts the target with its files under `dir` (a fresh 0755 directory). */
+  start(dir: string): Promise<InteropTarget>;
 }
 
 /** Lowercase hex without leading zeros, as go-spiffe's program prints serials. */
@@ -60,15 +83,30 @@ function serialHex(s: string): string {
   return BigInt(`0x${s}`).toString(16);
 }
 
-async function startTarget(dir: string): Promise<InteropTarget> {
+function currentUid(): number {
   const uid = process.getuid?.();
   if (uid === undefined) throw new Error('interop: process.getuid() is not available on this platform');
+  return uid;
+}
+
+/** Runs the closers in reverse order; used both by close() and when a start fails half-way. */
+function closerList(): { push(c: () => Promise<unknown> | unknown): void; close(): Promise<void> } {
+  const closers: (() => Promise<unknown> | unknown)[] = [];
+  return {
+    push: (c) => void closers.push(c),
+    close: async () => {
+      for (const c of closers.reverse()) await c();
+      closers.length = 0;
+    },
+  };
+}
+
+/** A Workload API server in this process over a TestIdentitySource, with a federated trust domain. */
+async function startInProcessTarget(dir: string): Promise<InteropTarget> {
+  const uid = currentUid();
   const expectedId = 'spiffe://example.test/interop/go-spiffe';
   const hint = 'interop';
-  const closers: (() => Promise<void> | void)[] = [];
-  const close = async (): Promise<void> => {
-    for (const c of closers.reverse()) await c();
-  };
+  const closers = closerList();
   try {
     const ca: TestCa = await startTestCa('example.test', dir);
     closers.push(() => ca.close());
@@ -98,7 +136,7 @@ async function startTarget(dir: string): Promise<InteropTarget> {
 
     return {
       endpoint: `unix://${socketPath}`,
-      deniedEndpoint: `unix://${deniedPath}`,
+      denied: { endpoint: `unix://${deniedPath}` },
       expectedId,
       hint,
       trustDomains: ['example.test', 'fed.test'],
@@ -111,13 +149,154 @@ async function startTarget(dir: string): Promise<InteropTarget> {
       rotate: async () => {
         identity = await source.rotate(expectedId);
       },
-      close,
+      close: closers.close,
     };
   } catch (err) {
-    await close();
+    await closers.close();
     throw err;
   }
 }
+
+/**
+ * The first FetchX509SVID answer this process gets from the Workload API at
+ * `socket`, once it serves `spiffeId` (the agent mints an entry's SVID a
+ * moment after the entry is created; until then callers get PERMISSION_DENIED).
+ */
+async function waitForSvid(socket: string, spiffeId: string, timeoutMs: number): Promise<X509SVIDResponse__Output> {
+  const client = new (loadWorkloadProto().SpiffeWorkloadAPI)(`unix://${socket}`, grpc.credentials.createInsecure());
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer yet';
+  try {
+    for (;;) {
+      const got = await new Promise<X509SVIDResponse__Output | undefined>((resolve) => {
+        const md = new grpc.Metadata();
+        md.set('workload.spiffe.io', 'true');
+        const call = client.FetchX509SVID({}, md, { deadline: Date.now() + 5_000 });
+        call.on('data', (m: X509SVIDResponse__Output) => {
+          call.cancel();
+          if (m.svids.some((s) => s.spiffe_id === spiffeId)) resolve(m);
+          else {
+            last = `served ${m.svids.map((s) => s.spiffe_id).join(', ') || 'no SVID'}`;
+            resolve(undefined);
+          }
+        });
+        call.on('error', (e: grpc.ServiceError) => {
+          if (e.code !== grpc.status.CANCELLED) last = `${grpc.status[e.code]}: ${e.details}`;
+          resolve(undefined);
+        });
+      });
+      if (got) return got;
+      if (Date.now() > deadline) throw new Error(`interop: the agent did not serve ${spiffeId} within ${timeoutMs} ms (${last})`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * The real thing: `anchorage server run` on a fresh SoftHSM2 token and
+ * `anchorage agent run` attested with a join token, each its own process;
+ * one entry for this process's uid, parented by the agent.
+ */
+async function startAgentTarget(dir: string): Promise<InteropTarget> {
+  const uid = currentUid();
+  const TD = 'go-interop.test';
+  const expectedId = `spiffe://${TD}/interop/go-spiffe`;
+  const closers = closerList();
+  let server: AnchorageProcess | undefined;
+  let agent: AnchorageProcess | undefined;
+  try {
+    const hsm = createSoftHsmToken('anchorage-interop', '1357');
+    closers.push(() => hsm.cleanup());
+    const env = { ...hsm.env, ANCHORAGE_LOG_LEVEL: 'debug' };
+    const port = await freePort();
+    const adminSocket = join(dir, 'admin.sock');
+    const workloadSocket = join(dir, 'public', 'api.sock');
+    writeFile(join(dir, 'pin'), `${hsm.pin}\n`);
+    const serverConfig = writeFile(
+      join(dir, 'server.yaml'),
+      `trust_domain: ${TD}
+data_dir: ${join(dir, 'server')}
+admin_socket: ${adminSocket}
+bind_address: 127.0.0.1:${port}
+key_manager:
+  type: pkcs11
+  module: ${hsm.module}
+  token_label: ${hsm.label}
+  pin_file: ${join(dir, 'pin')}
+ca:
+  ttl: 24h
+x509_svid_ttl: 1h
+jwt_svid_ttl: 5m
+`,
+    );
+    server = await startServerProcess(serverConfig, adminSocket, env);
+    closers.push(() => server?.kill('SIGTERM'));
+    const admin = new Admin(adminSocket);
+    closers.push(() => admin.close());
+
+    const token = await admin.call('CreateJoinToken', { spiffe_id: '', ttl: 600 });
+    const bundle = cli(['bundle', 'show', '--format', 'pem', '--socket', adminSocket], env);
+    if (bundle.code !== 0) throw new Error(`interop: anchorage bundle show failed (exit ${bundle.code}): ${bundle.stderr}`);
+    writeFile(join(dir, 'bundle.pem'), bundle.stdout);
+    const agentConfig = writeFile(
+      join(dir, 'agent.yaml'),
+      `trust_domain: ${TD}
+server_address: 127.0.0.1:${port}
+data_dir: ${join(dir, 'agent')}
+socket_path: ${workloadSocket}
+join_token: ${token.token}
+trust_bundle_file: ${join(dir, 'bundle.pem')}
+`,
+    );
+    agent = await startAgentProcess(agentConfig, workloadSocket, env);
+    closers.push(() => agent?.kill('SIGTERM'));
+    const agentId = `spiffe://${TD}/anchorage/agent/join_token/${token.token}`;
+
+    let hint = 'interop';
+    const entry = await admin.call('CreateEntry', {
+      entry: { spiffe_id: expectedId, parent_id: agentId, selectors: [{ type: 'unix', value: `uid:${uid}` }], hint },
+    });
+    await waitForSvid(workloadSocket, expectedId, 30_000);
+
+    let rotations = 0;
+    const target: InteropTarget = {
+      endpoint: `unix://${workloadSocket}`,
+      // Same socket, run as a uid without an entry: only root can start a process as another uid.
+      denied:
+        uid === 0
+          ? { endpoint: `unix://${workloadSocket}`, uid: NOBODY_UID }
+          : { skip: `not root (uid ${uid}): the program cannot be run as uid ${NOBODY_UID}, which has no entry at the agent` },
+      expectedId,
+      hint,
+      trustDomains: [TD],
+      chainLength: 2,
+      verifiedChainLength: 3,
+      x509SvidTtl: 3600,
+      jwtSvidTtl: 300,
+      // A new revision of the entry (here: its hint) makes the agent mint a new SVID at once.
+      rotate: async () => {
+        hint = `interop-rotated-${++rotations}`;
+        await admin.call('UpdateEntry', { id: entry.id, patch: { hint } });
+        target.hint = hint;
+      },
+      diagnostics: () => `\n--- agent log (tail) ---\n${agent?.log().slice(-4000) ?? ''}\n--- server log (tail) ---\n${server?.log().slice(-2000) ?? ''}`,
+      close: closers.close,
+    };
+    return target;
+  } catch (err) {
+    const logs = `${agent ? `\n--- agent log ---\n${agent.log().slice(-4000)}` : ''}${server ? `\n--- server log ---\n${server.log().slice(-4000)}` : ''}`;
+    await closers.close();
+    if (logs && err instanceof Error) err.message += logs;
+    throw err;
+  }
+}
+
+const TARGETS: TargetSpec[] = [
+  { name: 'in-process Workload API', start: startInProcessTarget },
+  { name: 'anchorage agent run', start: startAgentTarget },
+];
 
 // --- the Go toolchain and the program -------------------------------------------------
 
@@ -184,10 +363,16 @@ interface RunResult {
 function run(
   cmd: string,
   args: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs: number; onStderr?: (all: string) => void },
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; uid?: number; timeoutMs: number; onStderr?: (all: string) => void },
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, {
+      cwd: opts.cwd,
+      env: opts.env ?? process.env,
+      // gid = uid, as for nobody (65534:65534).
+      ...(opts.uid !== undefined && { uid: opts.uid, gid: opts.uid }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
@@ -272,12 +457,12 @@ if (unusable !== undefined && IN_CI) {
 describe.skipIf(unusable !== undefined)('go-spiffe v2 against our Workload API', () => {
   let dir: string | undefined;
   let binary: string;
-  let target: InteropTarget | undefined;
-  /** Why the build or the target failed; every test reports it (a failed hook alone counts as skips). */
-  let setupError: unknown;
+  /** Why the build failed; every test reports it (a failed hook alone counts as skips). */
+  let buildError: unknown;
 
   beforeAll(async () => {
     try {
+      // 0755 all the way: the program also runs as another uid, and the agent's socket lives below.
       dir = mkdtempSync(join(tmpdir(), 'anchorage-interop-'));
       chmodSync(dir, 0o755);
       binary = join(dir, 'gospiffe-interop');
@@ -287,101 +472,150 @@ describe.skipIf(unusable !== undefined)('go-spiffe v2 against our Workload API',
       if (build.code !== 0) {
         throw new Error(`interop: go build failed (exit ${build.code}, signal ${build.signal}):\n${build.stderr}${build.stdout}`);
       }
+      chmodSync(binary, 0o755);
       console.info(`interop: built the go-spiffe program in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      target = await startTarget(dir);
     } catch (err) {
-      setupError = err;
+      buildError = err;
     }
   }, 300_000);
 
-  afterAll(async () => {
-    await target?.close();
+  afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** The target, once the program is built and the target started; otherwise the reason, as this test's failure. */
-  const ready = (): InteropTarget => {
-    if (setupError !== undefined) throw setupError;
-    return target!;
-  };
+  describe.each(TARGETS.map((t) => [t.name, t] as const))('served by %s', (_name, spec) => {
+    let target: InteropTarget | undefined;
+    /** Why the target failed to start; every test reports it. */
+    let setupError: unknown;
 
-  const runGo = async (args: string[], onStderr?: (all: string) => void): Promise<GoRun> =>
-    parseOutput(await run(binary, args, { env: { ...process.env, SPIFFE_ENDPOINT_SOCKET: target!.endpoint }, timeoutMs: 90_000, onStderr }));
-
-  it('fetches, verifies and validates its X509-SVID, JWT-SVID and bundles', async () => {
-    const t = ready();
-    const before = Date.now() / 1000;
-    const r = await runGo(['-expect-id', t.expectedId, '-audience', AUDIENCE]);
-    expect(r.stderr).toBe('');
-    expect(r.code, r.stdout).toBe(0);
-    const o = r.out;
-    expect(o.ok).toBe(true);
-    expect(o.go_spiffe_version).toBe(requiredGoSpiffeVersion());
-
-    expect(o.spiffe_id).toBe(t.expectedId);
-    expect(o.svid_count).toBe(1);
-    expect(o.hint).toBe(t.hint);
-    expect(o.chain_length).toBe(t.chainLength);
-    expect(o.verified_chain_length).toBe(t.verifiedChainLength);
-    const notAfter = unixSeconds(o.not_after);
-    expect(notAfter).toBeGreaterThan(before);
-    expect(notAfter).toBeLessThanOrEqual(before + t.x509SvidTtl + 5);
-    const current = t.current?.();
-    if (current) {
-      expect(o.serial).toBe(current.serial);
-      expect(notAfter).toBe(current.notAfter);
-    }
-
-    expect(o.x509_bundle_trust_domains).toEqual(t.trustDomains);
-    expect(o.x509_bundles_rpc_trust_domains).toEqual(t.trustDomains);
-    expect(o.jwt_bundle_trust_domains).toEqual(t.trustDomains);
-
-    expect(o.jwt_subject).toBe(t.expectedId);
-    expect(o.jwt_audience).toEqual([AUDIENCE]);
-    const exp = unixSeconds(o.jwt_expiry);
-    expect(exp).toBeGreaterThan(before);
-    expect(exp).toBeLessThanOrEqual(before + t.jwtSvidTtl + 5);
-    expect(o.jwt_validated_subject).toBe(t.expectedId);
-    expect(o.jwt_wrong_audience_code).toBe('InvalidArgument');
-
-    expect(o.rotation_watched).toBe(false);
-    expect(o.rotation_seen).toBe(false);
-  });
-
-  it('gets PERMISSION_DENIED where it has no entry, and says so', async () => {
-    const t = ready();
-    const r = await runGo(['-socket', t.deniedEndpoint, '-expect-id', t.expectedId, '-audience', AUDIENCE]);
-    expect(r.code).toBe(1);
-    expect(r.out).toMatchObject({ ok: false, step: 'fetch_x509_context', grpc_code: 'PermissionDenied' });
-    expect(r.stderr).toContain('PermissionDenied');
-  });
-
-  it('sees a rotated X509-SVID through WatchX509Context', async () => {
-    const t = ready();
-    const first = t.current?.();
-    let rotation: Promise<void> | undefined;
-    const r = await runGo(['-expect-id', t.expectedId, '-audience', AUDIENCE, '-watch-rotation', '-watch-timeout', '60s'], (stderr) => {
-      if (rotation === undefined && stderr.includes(READY_MARKER)) {
-        rotation = t.rotate();
-        rotation.catch(() => {}); // awaited below, once the program has ended
+    beforeAll(async () => {
+      if (buildError !== undefined) return;
+      try {
+        const targetDir = join(dir!, `target-${TARGETS.indexOf(spec)}`);
+        mkdirSync(targetDir, { mode: 0o755 });
+        chmodSync(targetDir, 0o755);
+        const started = Date.now();
+        target = await spec.start(targetDir);
+        console.info(`interop: started ${spec.name} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      } catch (err) {
+        setupError = err;
       }
+    }, 120_000);
+
+    afterAll(async () => {
+      await target?.close();
+    }, 60_000);
+
+    /** The target, once the program is built and the target started; otherwise the reason, as this test's failure. */
+    const ready = (): InteropTarget => {
+      if (buildError !== undefined) throw buildError;
+      if (setupError !== undefined) throw setupError;
+      return target!;
+    };
+
+    const runGo = async (args: string[], opts: { uid?: number; onStderr?: (all: string) => void } = {}): Promise<GoRun> =>
+      parseOutput(
+        await run(binary, args, {
+          env: { ...process.env, SPIFFE_ENDPOINT_SOCKET: target!.endpoint },
+          cwd: '/',
+          uid: opts.uid,
+          timeoutMs: 90_000,
+          onStderr: opts.onStderr,
+        }),
+      );
+
+    /** A failure message with the program's output and the target's diagnostics. */
+    const explain = (r: RunResult): string => `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}${target?.diagnostics?.() ?? ''}`;
+
+    it('fetches, verifies and validates its X509-SVID, JWT-SVID and bundles', async () => {
+      const t = ready();
+      const before = Date.now() / 1000;
+      const r = await runGo(['-expect-id', t.expectedId, '-audience', AUDIENCE]);
+      expect(r.code, explain(r)).toBe(0);
+      expect(r.stderr).toBe('');
+      const o = r.out;
+      expect(o.ok).toBe(true);
+      expect(o.go_spiffe_version).toBe(requiredGoSpiffeVersion());
+
+      expect(o.spiffe_id).toBe(t.expectedId);
+      expect(o.svid_count).toBe(1);
+      expect(o.hint).toBe(t.hint);
+      expect(o.chain_length).toBe(t.chainLength);
+      expect(o.verified_chain_length).toBe(t.verifiedChainLength);
+      const notAfter = unixSeconds(o.not_after);
+      expect(notAfter).toBeGreaterThan(before);
+      expect(notAfter).toBeLessThanOrEqual(before + t.x509SvidTtl + 5);
+      const current = t.current?.();
+      if (current) {
+        expect(o.serial).toBe(current.serial);
+        expect(notAfter).toBe(current.notAfter);
+      }
+
+      expect(o.x509_bundle_trust_domains).toEqual(t.trustDomains);
+      expect(o.x509_bundles_rpc_trust_domains).toEqual(t.trustDomains);
+      expect(o.jwt_bundle_trust_domains).toEqual(t.trustDomains);
+
+      expect(o.jwt_subject).toBe(t.expectedId);
+      expect(o.jwt_audience).toEqual([AUDIENCE]);
+      const exp = unixSeconds(o.jwt_expiry);
+      expect(exp).toBeGreaterThan(before);
+      expect(exp).toBeLessThanOrEqual(before + t.jwtSvidTtl + 5);
+      expect(o.jwt_validated_subject).toBe(t.expectedId);
+      expect(o.jwt_wrong_audience_code).toBe('InvalidArgument');
+
+      expect(o.rotation_watched).toBe(false);
+      expect(o.rotation_seen).toBe(false);
     });
-    expect(rotation, `the program never reported "${READY_MARKER}":\n${r.stderr}`).toBeDefined();
-    await rotation;
-    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
-    const o = r.out;
-    expect(o.ok).toBe(true);
-    expect(o.rotation_watched).toBe(true);
-    expect(o.rotation_seen).toBe(true);
-    expect(o.rotated_spiffe_id).toBe(t.expectedId);
-    expect(o.rotated_serial).toMatch(/^[0-9a-f]+$/);
-    expect(o.rotated_serial).not.toBe(o.serial);
-    expect(unixSeconds(o.rotated_not_after)).toBeGreaterThanOrEqual(unixSeconds(o.not_after));
-    if (first) expect(o.serial).toBe(first.serial);
-    const now = t.current?.();
-    if (now) {
-      expect(o.rotated_serial).toBe(now.serial);
-      expect(unixSeconds(o.rotated_not_after)).toBe(now.notAfter);
-    }
+
+    it('gets PERMISSION_DENIED where it has no entry, and says so', async (ctx) => {
+      const t = ready();
+      const denied = t.denied;
+      if ('skip' in denied) {
+        console.warn(`interop: ${spec.name}: PERMISSION_DENIED case skipped: ${denied.skip}`);
+        ctx.skip(denied.skip);
+        return;
+      }
+      const r = await runGo(['-socket', denied.endpoint, '-expect-id', t.expectedId, '-audience', AUDIENCE], { uid: denied.uid });
+      expect(r.code, explain(r)).toBe(1);
+      expect(r.out).toMatchObject({ ok: false, step: 'fetch_x509_context', grpc_code: 'PermissionDenied' });
+      expect(r.stderr).toContain('PermissionDenied');
+    });
+
+    it('sees a rotated X509-SVID through WatchX509Context', async () => {
+      const t = ready();
+      const first = t.current?.();
+      let rotation: Promise<void> | undefined;
+      const r = await runGo(['-expect-id', t.expectedId, '-audience', AUDIENCE, '-watch-rotation', '-watch-timeout', '60s'], {
+        onStderr: (stderr) => {
+          if (rotation === undefined && stderr.includes(READY_MARKER)) {
+            rotation = t.rotate();
+            rotation.catch(() => {}); // awaited below, once the program has ended
+          }
+        },
+      });
+      expect(rotation, `the program never reported "${READY_MARKER}":\n${explain(r)}`).toBeDefined();
+      await rotation;
+      expect(r.code, explain(r)).toBe(0);
+      const o = r.out;
+      expect(o.ok).toBe(true);
+      expect(o.rotation_watched).toBe(true);
+      expect(o.rotation_seen).toBe(true);
+      expect(o.rotated_spiffe_id).toBe(t.expectedId);
+      expect(o.rotated_serial).toMatch(/^[0-9a-f]+$/);
+      expect(o.rotated_serial).not.toBe(o.serial);
+      expect(unixSeconds(o.rotated_not_after)).toBeGreaterThanOrEqual(unixSeconds(o.not_after));
+      if (first) expect(o.serial).toBe(first.serial);
+      const now = t.current?.();
+      if (now) {
+        expect(o.rotated_serial).toBe(now.serial);
+        expect(unixSeconds(o.rotated_not_after)).toBe(now.notAfter);
+      }
+
+      // A new client gets the rotated SVID, with the entry as it is now (the agent target rotates by changing the hint).
+      const after = await runGo(['-expect-id', t.expectedId, '-audience', AUDIENCE]);
+      expect(after.code, explain(after)).toBe(0);
+      expect(after.out.serial).toBe(o.rotated_serial);
+      expect(after.out.hint).toBe(t.hint);
+    }, 120_000);
   });
 });
