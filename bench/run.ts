@@ -1,7 +1,9 @@
 import { benchMint } from './mint.js';
+import { benchWorkload } from './workload.js';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   mint: benchMint,
+  workload: benchWorkload,
 };
 
 const name = process.argv[2];

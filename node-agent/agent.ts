@@ -1,6 +1,7 @@
 import { X509Certificate, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Backoff } from '../common/backoff.js';
 import { AnchorageError, errorMessage, isAnchorageError } from '../common/errors.js';
 import { lockDataDir } from '../common/lockfile.js';
 import type { Logger } from '../common/log.js';
@@ -44,27 +45,11 @@ interface AgentIdentity {
 /** CSRs per BatchSignX509SVID call (the server's limit). */
 const BATCH = 500;
 /** Reconnect and retry delays: 250 ms doubling to 5 s (SPIRE agents sync every 5 s), ±20 % jitter. */
-const BACKOFF_MIN_MS = 250;
-const BACKOFF_MAX_MS = 5_000;
+const BACKOFF = { initialMs: 250, maxMs: 5_000 };
 /** Workload SVID changes are written at most this often; the agent identity at once. */
 const SAVE_DELAY_MS = 250;
 /** setTimeout's limit. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-class Backoff {
-  #n = 0;
-  next(): number {
-    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.#n);
-    this.#n = Math.min(this.#n + 1, 20);
-    return Math.round(base * (0.8 + 0.4 * Math.random()));
-  }
-  reset(): void {
-    this.#n = 0;
-  }
-  get failures(): number {
-    return this.#n;
-  }
-}
 
 function halfLife(from: number, notAfter: number): number {
   return from + Math.floor((notAfter - from) / 2);
@@ -143,10 +128,10 @@ export class NodeAgent {
   #saveTimer: NodeJS.Timeout | undefined;
   #minting = false;
   #mintAgain = false;
-  readonly #mintBackoff = new Backoff();
+  readonly #mintBackoff = new Backoff(BACKOFF);
   #mintRetryAt = 0;
   #renewing = false;
-  readonly #renewBackoff = new Backoff();
+  readonly #renewBackoff = new Backoff(BACKOFF);
   #renewRetryAt = 0;
   /** Intermediates already verified against the bundle (base64 DER). */
   readonly #verifiedIssuers = new Set<string>();
@@ -498,9 +483,11 @@ export class NodeAgent {
   // ---- the sync loop --------------------------------------------------------
 
   async #run(): Promise<void> {
-    const backoff = new Backoff();
+    const backoff = new Backoff(BACKOFF);
+    let failures = 0;
     while (!this.#closed) {
       let gotMessage = false;
+      failures++;
       try {
         if (!this.#identityValid()) {
           if (this.#identity) this.#log.warn({ agent: this.#identity.spiffeId.toString() }, 'agent: agent svid expired; attesting again');
@@ -511,6 +498,7 @@ export class NodeAgent {
           gotMessage = true;
           backoff.reset();
           this.#onSync(m);
+          failures = 0;
         });
         this.#stream = stream;
         await stream.done;
@@ -528,7 +516,7 @@ export class NodeAgent {
         } else if (isAnchorageError(err, 'failed_precondition')) {
           this.#log.error({ err: msg }, 'agent: cannot attest');
         } else {
-          this.#log.warn({ err: msg, failures: backoff.failures + 1 }, 'agent: server unreachable; serving cached svids');
+          this.#log.warn({ err: msg, failures }, 'agent: server unreachable; serving cached svids');
         }
       } finally {
         this.#stream = undefined;
@@ -558,12 +546,22 @@ export class NodeAgent {
         this.#log.error({ trustDomain: name, err: errorMessage(err) }, 'agent: the server sent an unreadable federated bundle; keeping the previous one');
       }
     }
-    const entries = m.entries.map(toCachedEntry);
-    for (const e of entries) SpiffeId.parse(e.spiffeId); // a malformed ID fails the message, not a lookup later
+    const received = m.entries.map(toCachedEntry);
+    for (const e of received) SpiffeId.parse(e.spiffeId); // a malformed ID fails the message, not a lookup later
+    // The first message of a stream is the whole set; later ones are changes.
+    let entries = received;
+    if (!m.full) {
+      const merged = new Map(this.cache.entries().map((e) => [e.id, e]));
+      for (const id of m.removed_entry_ids) merged.delete(id);
+      for (const e of received) merged.set(e.id, e);
+      entries = [...merged.values()];
+    }
     this.cache.setBundles(own, federated);
     const { changed, needSvid } = this.cache.setEntries(entries);
     if (!this.#synced) this.#log.info({ entries: entries.length }, 'agent: synced with the server');
-    else if (changed) this.#log.debug({ entries: entries.length, toMint: needSvid.length }, 'agent: authorized entries changed');
+    else if (changed) {
+      this.#log.debug({ entries: entries.length, changed: received.length, removed: m.removed_entry_ids.length, toMint: needSvid.length }, 'agent: authorized entries changed');
+    }
     this.#synced = true;
     this.#saveSoon();
     // New or changed entries, and rotations that came due while the server was away.

@@ -125,6 +125,8 @@ async function prepareSocketPath(path: string): Promise<void> {
  * slip in under wider permissions before chmod; where the umask cannot be
  * changed (worker threads) chmod alone has to do.
  */
+const LISTEN_BACKLOG = 4096;
+
 async function listen(server: NetServer, path: string, mode: number): Promise<void> {
   let previous: number | undefined;
   try {
@@ -135,7 +137,10 @@ async function listen(server: NetServer, path: string, mode: number): Promise<vo
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(path, () => {
+      // A deep accept queue: after an agent restart every workload on the node
+      // reconnects at once, and a full queue fails connect() with EAGAIN.
+      // The kernel caps it at net.core.somaxconn.
+      server.listen({ path, backlog: LISTEN_BACKLOG }, () => {
         server.off('error', reject);
         resolve();
       });

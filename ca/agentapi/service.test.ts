@@ -168,9 +168,27 @@ describe('agent API', () => {
     expect(stream.messages[0]!.entries).toEqual([]);
     expect(SpiffeBundle.parse(td, stream.messages[0]!.bundle).x509.size).toBe(1);
 
+    expect(stream.messages[0]!.full).toBe(true);
+
     const entryId = await createEntry(`spiffe://${TD}/web`, a.id);
     await stream.until(() => stream.messages.length >= 2);
+    expect(stream.messages[1]!.full).toBe(false);
     expect(stream.messages[1]!.entries.map((e) => [e.id, e.spiffe_id, e.selectors])).toEqual([[entryId, `spiffe://${TD}/web`, ['unix:uid:1000']]]);
+
+    // Later messages carry only the change: a second entry comes alone, a deletion as its ID.
+    const second = await createEntry(`spiffe://${TD}/second`, a.id);
+    await stream.until(() => stream.messages.length >= 3);
+    expect(stream.messages[2]!.entries.map((e) => e.id)).toEqual([second]);
+    expect(stream.messages[2]!.removed_entry_ids).toEqual([]);
+    await unary((cb) => admin.DeleteEntry({ id: second }, cb));
+    await stream.until(() => stream.messages.length >= 4);
+    expect(stream.messages[3]).toMatchObject({ full: false, entries: [], removed_entry_ids: [second] });
+    // A new stream starts from the full set again.
+    const again = sync(a);
+    await again.until(() => again.messages.length >= 1);
+    expect(again.messages[0]!.full).toBe(true);
+    expect(again.messages[0]!.entries.map((e) => e.id)).toEqual([entryId]);
+    again.call.cancel();
 
     const { csr } = keyAndCsr();
     const signed = await unary<{ results: Array<{ entry_id: string; chain: Buffer[] }> }>((cb) => a.client.BatchSignX509SVID({ params: [{ entry_id: entryId, csr }] }, cb));

@@ -90,16 +90,33 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
     return agent;
   }
 
-  async function authorizedFor(agent: AttestedAgent): Promise<Map<string, RegistrationEntry>> {
-    const entries = authorizedEntries(agent, await ds.listEntries(), server);
-    return new Map(entries.map((e) => [e.id, e]));
+  // Every entry, read once per change and shared by all agents' streams and
+  // signing calls: the feed bumps the generation before any stream hears of
+  // the change (this listener is registered first).
+  let generation = 0;
+  let allEntries: { generation: number; entries: Promise<RegistrationEntry[]> } | undefined;
+  feed.on('entries', () => {
+    generation++;
+  });
+  function entries(): Promise<RegistrationEntry[]> {
+    if (!allEntries || allEntries.generation !== generation) {
+      const p = ds.listEntries();
+      allEntries = { generation, entries: p };
+      p.catch(() => {
+        if (allEntries?.entries === p) allEntries = undefined;
+      });
+    }
+    return allEntries.entries;
   }
 
-  async function snapshot(agent: AttestedAgent): Promise<SyncAuthorizedEntriesResponse> {
-    const entries = [...(await authorizedFor(agent)).values()].sort((a, b) => a.id.localeCompare(b.id));
+  async function authorizedFor(agent: AttestedAgent): Promise<Map<string, RegistrationEntry>> {
+    return new Map(authorizedEntries(agent, await entries(), server).map((e) => [e.id, e]));
+  }
+
+  async function bundles(): Promise<Pick<SyncAuthorizedEntriesResponse, 'bundle' | 'federated_bundles'>> {
     const federated: Record<string, string> = {};
     for (const b of await ds.listBundles()) if (b.trustDomain !== ca.trustDomain.name) federated[b.trustDomain] = b.document;
-    return { entries: entries.map(toAuthorized), bundle: ca.bundle().marshal(), federated_bundles: federated };
+    return { bundle: ca.bundle().marshal(), federated_bundles: federated };
   }
 
   return {
@@ -144,26 +161,50 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
 
     SyncAuthorizedEntries: (call) => {
       let agent: AttestedAgent;
-      let last = '';
       let closed = false;
-      let pending: Promise<void> = Promise.resolve();
+      /** What this agent has been sent: entry ID -> revision. */
+      const sent = new Map<string, number>();
+      let sentBundles = '';
+      let first = true;
+      // One message at a time, and changes that arrive meanwhile are folded
+      // into the next one: a burst of entry changes costs a few messages, not
+      // one each, and an older state is never sent after a newer one.
+      let running = false;
+      let dirty = false;
       const push = () => {
-        // Serialized: two quick changes must not race and send the older state last.
-        pending = pending.then(async () => {
-          if (closed) return;
+        dirty = true;
+        if (running) return;
+        running = true;
+        void (async () => {
           try {
-            const current = await ds.getAgent(agent.spiffeId);
-            if (!current || current.evicted) return end(new AnchorageError('permission_denied', `agent api: agent ${agent.spiffeId} has been evicted`));
-            const snap = await snapshot(current);
-            const text = JSON.stringify(snap);
-            if (text !== last && !closed) {
-              last = text;
-              call.write(snap);
+            while (dirty && !closed) {
+              dirty = false;
+              const current = await ds.getAgent(agent.spiffeId);
+              if (!current || current.evicted) return end(new AnchorageError('permission_denied', `agent api: agent ${agent.spiffeId} has been evicted`));
+              const authorized = authorizedEntries(current, await entries(), server);
+              const b = await bundles();
+              const changed: RegistrationEntry[] = [];
+              const seen = new Set<string>();
+              for (const e of authorized) {
+                seen.add(e.id);
+                if (sent.get(e.id) !== e.revision) changed.push(e);
+              }
+              const removed = [...sent.keys()].filter((id) => !seen.has(id));
+              const bundleText = JSON.stringify(b);
+              if (!first && changed.length === 0 && removed.length === 0 && bundleText === sentBundles) continue;
+              if (closed) return;
+              for (const e of changed) sent.set(e.id, e.revision);
+              for (const id of removed) sent.delete(id);
+              sentBundles = bundleText;
+              call.write({ ...b, full: first, entries: changed.map(toAuthorized), removed_entry_ids: first ? [] : removed });
+              first = false;
             }
           } catch (err) {
             end(err);
+          } finally {
+            running = false;
           }
-        });
+        })();
       };
       const onEvicted = (id: string) => {
         if (agent && id === agent.spiffeId) push();

@@ -4,7 +4,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const REPO = resolve(fileURLToPath(import.meta.url), '../../..');
+/** The repository root, from the TypeScript tree or from dist/ (benchmarks run compiled). */
+export const REPO = ((): string => {
+  let dir = resolve(fileURLToPath(import.meta.url), '..');
+  while (!existsSync(join(dir, 'package.json')) && dir !== resolve(dir, '..')) dir = resolve(dir, '..');
+  return dir;
+})();
 export const BIN = join(REPO, 'bin', 'anchorage.js');
 
 export function assertBuilt(): void {

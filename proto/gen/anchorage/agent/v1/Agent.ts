@@ -77,14 +77,14 @@ export interface AgentClient extends grpc.Client {
   renewAgent(argument: _anchorage_agent_v1_RenewAgentRequest, callback: grpc.requestCallback<_anchorage_agent_v1_RenewAgentResponse__Output>): grpc.ClientUnaryCall;
   
   /**
-   * The entries this agent is authorized for and the bundles, as full state:
-   * one message at once, then one on every change. Never polled.
+   * The entries this agent is authorized for and the bundles: the full set at
+   * once, then the changes as they happen. Never polled.
    */
   SyncAuthorizedEntries(argument: _anchorage_agent_v1_SyncAuthorizedEntriesRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_anchorage_agent_v1_SyncAuthorizedEntriesResponse__Output>;
   SyncAuthorizedEntries(argument: _anchorage_agent_v1_SyncAuthorizedEntriesRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_anchorage_agent_v1_SyncAuthorizedEntriesResponse__Output>;
   /**
-   * The entries this agent is authorized for and the bundles, as full state:
-   * one message at once, then one on every change. Never polled.
+   * The entries this agent is authorized for and the bundles: the full set at
+   * once, then the changes as they happen. Never polled.
    */
   syncAuthorizedEntries(argument: _anchorage_agent_v1_SyncAuthorizedEntriesRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_anchorage_agent_v1_SyncAuthorizedEntriesResponse__Output>;
   syncAuthorizedEntries(argument: _anchorage_agent_v1_SyncAuthorizedEntriesRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_anchorage_agent_v1_SyncAuthorizedEntriesResponse__Output>;
@@ -114,8 +114,8 @@ export interface AgentHandlers extends grpc.UntypedServiceImplementation {
   RenewAgent: grpc.handleUnaryCall<_anchorage_agent_v1_RenewAgentRequest__Output, _anchorage_agent_v1_RenewAgentResponse>;
   
   /**
-   * The entries this agent is authorized for and the bundles, as full state:
-   * one message at once, then one on every change. Never polled.
+   * The entries this agent is authorized for and the bundles: the full set at
+   * once, then the changes as they happen. Never polled.
    */
   SyncAuthorizedEntries: grpc.handleServerStreamingCall<_anchorage_agent_v1_SyncAuthorizedEntriesRequest__Output, _anchorage_agent_v1_SyncAuthorizedEntriesResponse>;
   

@@ -2,7 +2,17 @@
 
 import type { AuthorizedEntry as _anchorage_agent_v1_AuthorizedEntry, AuthorizedEntry__Output as _anchorage_agent_v1_AuthorizedEntry__Output } from '../../../anchorage/agent/v1/AuthorizedEntry.js';
 
+/**
+ * The first message of a stream is the full state (full = true): every
+ * authorized entry. Later messages carry only what changed since the previous
+ * one: entries added or changed, and the IDs of entries no longer authorized,
+ * so a change costs its own size, not the size of the agent's whole set.
+ * Bundles are always sent whole.
+ */
 export interface SyncAuthorizedEntriesResponse {
+  /**
+   * full: all of them; else added or changed
+   */
   'entries'?: (_anchorage_agent_v1_AuthorizedEntry)[];
   /**
    * own SPIFFE bundle document
@@ -12,9 +22,24 @@ export interface SyncAuthorizedEntriesResponse {
    * trust domain name -> bundle document
    */
   'federated_bundles'?: ({[key: string]: string});
+  'full'?: (boolean);
+  /**
+   * only when full is false
+   */
+  'removed_entry_ids'?: (string)[];
 }
 
+/**
+ * The first message of a stream is the full state (full = true): every
+ * authorized entry. Later messages carry only what changed since the previous
+ * one: entries added or changed, and the IDs of entries no longer authorized,
+ * so a change costs its own size, not the size of the agent's whole set.
+ * Bundles are always sent whole.
+ */
 export interface SyncAuthorizedEntriesResponse__Output {
+  /**
+   * full: all of them; else added or changed
+   */
   'entries': (_anchorage_agent_v1_AuthorizedEntry__Output)[];
   /**
    * own SPIFFE bundle document
@@ -24,4 +49,9 @@ export interface SyncAuthorizedEntriesResponse__Output {
    * trust domain name -> bundle document
    */
   'federated_bundles': ({[key: string]: string});
+  'full': (boolean);
+  /**
+   * only when full is false
+   */
+  'removed_entry_ids': (string)[];
 }
