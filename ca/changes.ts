@@ -6,9 +6,9 @@ import { EventEmitter } from 'node:events';
  * service after a write has committed.
  */
 export class ChangeFeed extends EventEmitter {
-  /** Registration entries were created, changed or deleted. */
-  entriesChanged(): void {
-    this.emit('entries');
+  /** Registration entries were created, changed or deleted (their IDs). */
+  entriesChanged(ids: string[]): void {
+    this.emit('entries', ids);
   }
 
   /** An agent was evicted: its streams must end now. */

@@ -126,7 +126,7 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
       if (!req.entry) throw invalid('admin: entry is required');
       const entry = validateEntry(fromProto(req.entry), td, deps.caTtl);
       const created = await ds.createEntry(entry);
-      feed.entriesChanged();
+      feed.entriesChanged([created.id]);
       log.info({ id: created.id, spiffeId: created.spiffeId }, 'admin: entry created');
       return toProto(created);
     }),
@@ -148,13 +148,13 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
       if (!req.patch) throw invalid('admin: patch is required');
       const entry = validateEntry(applyPatch(base, req.patch), td, deps.caTtl);
       const updated = await ds.updateEntry(req.id, entry, req.expect_revision || undefined);
-      feed.entriesChanged();
+      feed.entriesChanged([updated.id]);
       log.info({ id: updated.id, revision: updated.revision }, 'admin: entry updated');
       return toProto(updated);
     }),
     DeleteEntry: unaryHandler(log, 'DeleteEntry', async (req) => {
       const deleted = await ds.deleteEntry(required(req.id, 'id'));
-      feed.entriesChanged();
+      feed.entriesChanged([deleted.id]);
       log.info({ id: deleted.id }, 'admin: entry deleted');
       return toProto(deleted);
     }),
@@ -175,7 +175,7 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
       if (spiffeId) {
         // A node alias: the agent that attests with this token (node selector
         // join_token:<token>) may mint for entries parented by spiffeId.
-        await ds.createEntry({
+        const alias = await ds.createEntry({
           spiffeId,
           parentId: serverId(ca).toString(),
           selectors: [{ type: 'join_token', value: token }],
@@ -187,7 +187,7 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
           admin: false,
           downstream: false,
         });
-        feed.entriesChanged();
+        feed.entriesChanged([alias.id]);
       }
       log.info({ expiresAt, spiffeId }, 'admin: join token created');
       return { token, spiffe_id: spiffeId ?? '', expires_at: expiresAt };

@@ -212,6 +212,21 @@ describe('agent API', () => {
     const other = await attest();
     const refused = await status(unary((cb) => other.client.MintJWTSVID({ entry_id: entryId, audience: ['x'] }, cb)));
     expect(refused.code).toBe(grpc.status.PERMISSION_DENIED);
+
+    // An alias made while the stream is open: its entries arrive; deleting the alias takes them away.
+    const otherStream = sync(other);
+    await otherStream.until(() => otherStream.messages.length >= 1);
+    const lateAlias = `spiffe://${TD}/cluster/west`;
+    const token2 = other.id.split('/').pop()!;
+    const westWorker = await createEntry(`spiffe://${TD}/west-worker`, lateAlias);
+    const aliasEntry = await unary<{ id: string }>((cb) =>
+      admin.CreateEntry({ entry: { spiffe_id: lateAlias, parent_id: `spiffe://${TD}/anchorage/server`, selectors: [{ type: 'join_token', value: token2 }] } }, cb),
+    );
+    await otherStream.until(() => otherStream.messages.some((m) => m.entries.some((e) => e.id === westWorker)));
+    await unary((cb) => admin.DeleteEntry({ id: aliasEntry.id }, cb));
+    await otherStream.until(() => otherStream.messages.some((m) => m.removed_entry_ids.includes(westWorker)));
+    expect((await status(unary((cb) => other.client.MintJWTSVID({ entry_id: westWorker, audience: ['x'] }, cb)))).code).toBe(grpc.status.PERMISSION_DENIED);
+    otherStream.call.cancel();
     stream.call.cancel();
   });
 

@@ -109,8 +109,22 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
     return allEntries.entries;
   }
 
-  async function authorizedFor(agent: AttestedAgent): Promise<Map<string, RegistrationEntry>> {
-    return new Map(authorizedEntries(agent, await entries(), server).map((e) => [e.id, e]));
+  /** SPIFFE IDs of the node aliases whose selectors the agent's node selectors match. */
+  async function aliasesOf(agent: AttestedAgent): Promise<Set<string>> {
+    const aliases = await ds.listEntries({ parentId: server });
+    return new Set(aliases.filter((e) => subset(e.selectors, agent.selectors)).map((e) => e.spiffeId));
+  }
+
+  /** The requested entries the agent may mint for, by ID: the cost is the request's, not the datastore's. */
+  async function authorizedFor(agent: AttestedAgent, ids: string[]): Promise<Map<string, RegistrationEntry>> {
+    const parents = await aliasesOf(agent);
+    parents.add(agent.spiffeId);
+    const out = new Map<string, RegistrationEntry>();
+    for (const id of new Set(ids)) {
+      const e = await ds.getEntry(id);
+      if (e && e.parentId !== server && parents.has(e.parentId)) out.set(id, e);
+    }
+    return out;
   }
 
   async function bundles(): Promise<Pick<SyncAuthorizedEntriesResponse, 'bundle' | 'federated_bundles'>> {
@@ -164,14 +178,20 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
       let closed = false;
       /** What this agent has been sent: entry ID -> revision. */
       const sent = new Map<string, number>();
+      /** Node aliases the agent matched at the last full pass. */
+      let aliases = new Set<string>();
       let sentBundles = '';
       let first = true;
-      // One message at a time, and changes that arrive meanwhile are folded
-      // into the next one: a burst of entry changes costs a few messages, not
-      // one each, and an older state is never sent after a newer one.
-      let running = false;
+      // Work is folded: entry IDs that changed since the last message, or
+      // "everything" (first message, a node alias changed). One message is
+      // built at a time, so an older state is never sent after a newer one,
+      // and a burst of changes costs a few messages, not one each.
+      let changedIds = new Set<string>();
+      let everything = true;
       let dirty = false;
-      const push = () => {
+      let running = false;
+      const push = (ids?: string[]) => {
+        if (ids) for (const id of ids) changedIds.add(id);
         dirty = true;
         if (running) return;
         running = true;
@@ -179,17 +199,41 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
           try {
             while (dirty && !closed) {
               dirty = false;
+              const ids = changedIds;
+              changedIds = new Set();
               const current = await ds.getAgent(agent.spiffeId);
               if (!current || current.evicted) return end(new AnchorageError('permission_denied', `agent api: agent ${agent.spiffeId} has been evicted`));
-              const authorized = authorizedEntries(current, await entries(), server);
-              const b = await bundles();
               const changed: RegistrationEntry[] = [];
-              const seen = new Set<string>();
-              for (const e of authorized) {
-                seen.add(e.id);
-                if (sent.get(e.id) !== e.revision) changed.push(e);
+              const removed: string[] = [];
+              let full = everything;
+              if (!full) {
+                // Only the entries that changed; a node alias changing may
+                // change the whole set, so it falls back to a full pass.
+                for (const id of ids) {
+                  const e = await ds.getEntry(id);
+                  if (e?.parentId === server || (e === undefined && !sent.has(id) && aliases.size > 0)) {
+                    full = true;
+                    break;
+                  }
+                  const mine = e !== undefined && (e.parentId === current.spiffeId || aliases.has(e.parentId));
+                  if (mine && sent.get(id) !== e.revision) changed.push(e);
+                  else if (!mine && sent.has(id)) removed.push(id);
+                }
               }
-              const removed = [...sent.keys()].filter((id) => !seen.has(id));
+              if (full) {
+                everything = false;
+                changed.length = 0;
+                removed.length = 0;
+                const all = await entries();
+                aliases = new Set(all.filter((e) => e.parentId === server && subset(e.selectors, current.selectors)).map((e) => e.spiffeId));
+                const seen = new Set<string>();
+                for (const e of authorizedEntries(current, all, server)) {
+                  seen.add(e.id);
+                  if (sent.get(e.id) !== e.revision) changed.push(e);
+                }
+                for (const id of sent.keys()) if (!seen.has(id)) removed.push(id);
+              }
+              const b = await bundles();
               const bundleText = JSON.stringify(b);
               if (!first && changed.length === 0 && removed.length === 0 && bundleText === sentBundles) continue;
               if (closed) return;
@@ -206,15 +250,17 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
           }
         })();
       };
+      const onEntries = (ids: string[]) => push(ids);
+      const onBundles = () => push();
       const onEvicted = (id: string) => {
         if (agent && id === agent.spiffeId) push();
       };
       const cleanup = () => {
         closed = true;
-        feed.off('entries', push);
-        feed.off('bundles', push);
+        feed.off('entries', onEntries);
+        feed.off('bundles', onBundles);
         feed.off('evicted', onEvicted);
-        ca.off('bundle', push);
+        ca.off('bundle', onBundles);
       };
       const end = (err: unknown) => {
         if (closed) return;
@@ -226,10 +272,10 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
       authenticate(call).then(
         (a) => {
           agent = a;
-          feed.on('entries', push);
-          feed.on('bundles', push);
+          feed.on('entries', onEntries);
+          feed.on('bundles', onBundles);
           feed.on('evicted', onEvicted);
-          ca.on('bundle', push);
+          ca.on('bundle', onBundles);
           push();
         },
         (err) => end(err),
@@ -240,7 +286,7 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
       const agent = await authenticate(call);
       if (req.params.length === 0) throw invalid('agent api: params must not be empty');
       if (req.params.length > 500) throw invalid('agent api: at most 500 csrs per call');
-      const allowed = await authorizedFor(agent);
+      const allowed = await authorizedFor(agent, req.params.map((p) => p.entry_id));
       for (const p of req.params) {
         if (!allowed.has(p.entry_id)) {
           throw new AnchorageError('permission_denied', `agent api: agent ${agent.spiffeId} is not authorized for entry ${p.entry_id}`);
@@ -263,7 +309,7 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
 
     MintJWTSVID: unaryHandler(log, 'MintJWTSVID', async (req, call) => {
       const agent = await authenticate(call);
-      const entry = (await authorizedFor(agent)).get(req.entry_id);
+      const entry = (await authorizedFor(agent, [req.entry_id])).get(req.entry_id);
       if (!entry) throw new AnchorageError('permission_denied', `agent api: agent ${agent.spiffeId} is not authorized for entry ${req.entry_id}`);
       const minted = await minter.mintJwt({ spiffeId: SpiffeId.parse(entry.spiffeId), audience: req.audience, ttl: entry.jwtSvidTtl, capToCa: true });
       return { token: minted.token, expires_at: minted.expiresAt };
