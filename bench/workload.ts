@@ -50,11 +50,16 @@ function rssMb(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-/** Sum of the agent's "svids minted" log counts so far. */
+/** Sum of the agent's "svids minted" log counts so far (reading only what was logged since the last call). */
+const mintedSeen = new WeakMap<AnchorageProcess, { offset: number; count: number }>();
 function minted(agent: AnchorageProcess): number {
-  let n = 0;
-  for (const m of agent.log().matchAll(/"minted":(\d+)[^\n]*"msg":"agent: workload svids minted"/g)) n += Number(m[1]);
-  return n;
+  const seen = mintedSeen.get(agent) ?? { offset: 0, count: 0 };
+  const log = agent.log();
+  const end = log.lastIndexOf('\n') + 1;
+  for (const m of log.slice(seen.offset, end).matchAll(/"minted":(\d+)[^\n]*"msg":"agent: workload svids minted"/g)) seen.count += Number(m[1]);
+  seen.offset = Math.max(seen.offset, end);
+  mintedSeen.set(agent, seen);
+  return seen.count;
 }
 
 async function waitFor(pred: () => boolean, what: string, ms: number): Promise<void> {
@@ -70,7 +75,7 @@ export async function benchWorkload(): Promise<void> {
   const hsm = createSoftHsmToken('bench', '1357');
   const tmp = tempDir('anchorage-bench-workload-');
   chmodSync(tmp.dir, 0o755);
-  const env = { ...hsm.env, ANCHORAGE_LOG_LEVEL: 'debug' };
+  const env = { ...hsm.env, ANCHORAGE_LOG_LEVEL: 'info' };
   const port = await freePort();
   const adminSocket = join(tmp.dir, 'admin.sock');
   const socket = join(tmp.dir, 'public', 'api.sock');
@@ -92,7 +97,7 @@ export async function benchWorkload(): Promise<void> {
     const agentConfig = writeFile(
       join(tmp.dir, 'agent.yaml'),
       `trust_domain: ${TD}\nserver_address: 127.0.0.1:${port}\ndata_dir: ${join(tmp.dir, 'agent')}\nsocket_path: ${socket}\n` +
-        `join_token: ${token.token}\ntrust_bundle_file: ${join(tmp.dir, 'bundle.pem')}\nlog_level: debug\n`,
+        `join_token: ${token.token}\ntrust_bundle_file: ${join(tmp.dir, 'bundle.pem')}\n`,
     );
     agent = await startAgentProcess(agentConfig, socket, env);
     const agentPid = agent.child.pid!;

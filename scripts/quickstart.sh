@@ -45,7 +45,9 @@ ANCHORAGE="node bin/anchorage.js"
 $ANCHORAGE server run -c "$HOME_DIR/server.yaml" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT INT TERM
-for _ in $(seq 1 100); do [ -S "$HOME_DIR/admin.sock" ] && break; kill -0 $SERVER 2>/dev/null || exit 1; sleep 0.1; done
+# A socket file may be left from an earlier run that was killed: wait until one accepts.
+live() { node -e 'require("net").connect(process.argv[1]).on("connect", () => process.exit(0)).on("error", () => process.exit(1))' "$1"; }
+for _ in $(seq 1 150); do live "$HOME_DIR/admin.sock" && break; kill -0 $SERVER 2>/dev/null || exit 1; sleep 0.2; done
 
 echo
 echo "quickstart: trust domain $TD is up (admin socket $HOME_DIR/admin.sock)"
@@ -53,9 +55,39 @@ $ANCHORAGE ca show --socket "$HOME_DIR/admin.sock"
 $ANCHORAGE x509 mint --socket "$HOME_DIR/admin.sock" --spiffe-id "spiffe://$TD/demo" --out-dir "$HOME_DIR/demo"
 openssl verify -CAfile "$HOME_DIR/demo/bundle.pem" -untrusted <(sed -n '/END CERT/,$p' "$HOME_DIR/demo/svid.pem" | tail -n +2) \
   <(sed -n '1,/END CERT/p' "$HOME_DIR/demo/svid.pem") >/dev/null && echo "quickstart: openssl verifies the demo SVID against the bundle"
-echo "quickstart: JWT-SVID for audience demo:"
+
+# The node agent. Its join token names a node alias, so any agent attested
+# with such a token may mint for entries parented by the alias; a rerun that
+# needs a new token keeps the same entries.
+NODE_ID="spiffe://$TD/quickstart/node"
+SOCKET="$HOME_DIR/public/api.sock"
+$ANCHORAGE bundle show --socket "$HOME_DIR/admin.sock" --format pem > "$HOME_DIR/bundle.pem"
+TOKEN=$($ANCHORAGE token create --socket "$HOME_DIR/admin.sock" --spiffe-id "$NODE_ID" --ttl 10m --json | node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(0, "utf8")).token)')
+cat > "$HOME_DIR/agent.yaml" <<YAML
+trust_domain: $TD
+server_address: 127.0.0.1:8081
+data_dir: $HOME_DIR/agent
+socket_path: $SOCKET
+join_token: $TOKEN
+trust_bundle_file: $HOME_DIR/bundle.pem
+YAML
+$ANCHORAGE agent run -c "$HOME_DIR/agent.yaml" &
+AGENT=$!
+trap 'kill ${DEMO:-} $AGENT $SERVER 2>/dev/null; wait ${DEMO:-} $AGENT $SERVER 2>/dev/null' EXIT INT TERM
+for _ in $(seq 1 150); do live "$SOCKET" && break; kill -0 $AGENT 2>/dev/null || exit 1; sleep 0.2; done
+echo "quickstart: agent is up; Workload API at unix://$SOCKET"
+
+# An entry for whoever runs this script, with a short X509-SVID lifetime so
+# that rotations show within a minute or two.
+if ! $ANCHORAGE entry list --socket "$HOME_DIR/admin.sock" --spiffe-id "spiffe://$TD/demo-workload" --json | grep -q '"id"'; then
+  $ANCHORAGE entry create --socket "$HOME_DIR/admin.sock" --spiffe-id "spiffe://$TD/demo-workload" --parent-id "$NODE_ID" \
+    --selector "unix:uid:$(id -u)" --x509-ttl 2m >/dev/null
+fi
+echo "quickstart: entry spiffe://$TD/demo-workload for unix:uid:$(id -u)"
+echo "quickstart: JWT-SVID for audience demo (minted by the server):"
 $ANCHORAGE jwt mint --socket "$HOME_DIR/admin.sock" --spiffe-id "spiffe://$TD/demo" --audience demo
 echo
-echo "quickstart: the server keeps running; try: node bin/anchorage.js bundle show --socket $HOME_DIR/admin.sock"
-echo "quickstart: press Ctrl-C to stop"
-wait $SERVER
+echo "quickstart: the demo workload prints its identity at each rotation (about every minute); Ctrl-C stops everything"
+SPIFFE_ENDPOINT_SOCKET="unix://$SOCKET" node dist/examples/demo-workload.js &
+DEMO=$!
+wait $DEMO
