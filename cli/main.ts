@@ -161,20 +161,25 @@ async function withAdmin<T>(v: { socket?: string; config?: string }, fn: (a: Adm
   }
 }
 
+/** Keeps a long-running process up until SIGINT or SIGTERM, then closes it cleanly. */
+function untilSignal(logger: { info(o: object, msg: string): void }, who: string, close: () => Promise<void>): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, `${who}: shutting down`);
+      close().then(resolve, resolve);
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+}
+
 async function serverRun(args: string[]): Promise<void> {
   const v = parse(args, {});
   const cfg = loadServerConfig(need(v.config, 'config'));
   const logger = createLogger('anchorage-server', cfg.log_level);
   const { startServer } = await import('../ca/server.js');
   const server = await startServer(cfg, { logger });
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, 'server: shutting down');
-      server.close().then(resolve, resolve);
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
+  await untilSignal(logger, 'server', () => server.close());
 }
 
 async function agentRun(args: string[]): Promise<void> {
@@ -183,14 +188,7 @@ async function agentRun(args: string[]): Promise<void> {
   const logger = createLogger('anchorage-agent', cfg.log_level);
   const { runAgent } = await import('../node-agent/run.js');
   const running = await runAgent(cfg, { logger });
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, 'agent: shutting down');
-      running.close().then(resolve, resolve);
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
+  await untilSignal(logger, 'agent', () => running.close());
 }
 
 async function entryCommand(sub: string | undefined, args: string[]): Promise<void> {

@@ -14,7 +14,7 @@ import { verifyX509Svid } from '../spiffe/x509svid.js';
 import { WorkloadCache, rotationTime, type HeldSvid } from './cache.js';
 import { loadAgentConfig, type AgentConfig } from './config.js';
 import { ServerConnection, type ServerTrust } from './connection.js';
-import { ensureDataDir, loadState, saveState, type AgentState, type CachedEntry } from './state.js';
+import { ensureDataDir, loadState, saveState, type AgentState, type AgentStateSource, type CachedEntry } from './state.js';
 
 /** Options of {@link NodeAgent.start}. */
 export interface NodeAgentOptions {
@@ -275,9 +275,11 @@ export class NodeAgent {
     }
   }
 
-  #state(): AgentState {
+  /** The state to write; entries and SVIDs are produced one at a time as the file is written. */
+  #state(): AgentStateSource {
     const id = this.#identity;
     const own = this.cache.bundle(this.#td.name);
+    const cache = this.cache;
     return {
       version: 1,
       trustDomain: this.#td.name,
@@ -289,12 +291,11 @@ export class NodeAgent {
         notAfter: id.notAfter,
       },
       bundle: own?.marshal(),
-      federated: this.cache.federatedDocuments(),
-      entries: this.cache.entries(),
-      svids: Object.fromEntries(
-        this.cache.svids().map((s) => [
-          s.entryId,
-          {
+      federated: cache.federatedDocuments(),
+      entries: cache.entries(),
+      svids: (function* () {
+        for (const s of cache.svids()) {
+          yield {
             entryId: s.entryId,
             revision: s.revision,
             keyPkcs8: b64(s.key),
@@ -302,9 +303,9 @@ export class NodeAgent {
             notBefore: s.notBefore,
             notAfter: s.notAfter,
             rotateAt: s.rotateAt,
-          },
-        ]),
-      ),
+          };
+        }
+      })(),
     };
   }
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { AnchorageError, errorMessage } from '../common/errors.js';
 
@@ -73,10 +73,56 @@ export function loadState(dir: string, trustDomain: string): AgentState {
   return parsed;
 }
 
-/** Written to a temp file and renamed: a crash leaves the old state or the new, never half of one. */
-export function saveState(dir: string, state: AgentState): void {
+/**
+ * What {@link saveState} writes: the same shape as {@link AgentState}, with
+ * entries and SVIDs given lazily, so that 10k SVIDs are serialized one at a
+ * time instead of as one 20 MB string next to a 20 MB object tree.
+ */
+export interface AgentStateSource extends Omit<AgentState, 'entries' | 'svids'> {
+  entries: Iterable<CachedEntry>;
+  svids: Iterable<CachedSvid>;
+}
+
+/** Bytes gathered before each write. */
+const WRITE_CHUNK = 1 << 20;
+
+/**
+ * Written to a temp file, flushed to disk and renamed: a crash leaves the
+ * old state or the new, never half of one.
+ */
+export function saveState(dir: string, state: AgentState | AgentStateSource): void {
   const path = join(dir, STATE_FILE);
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    let buf = '';
+    const put = (text: string) => {
+      buf += text;
+      if (buf.length >= WRITE_CHUNK) {
+        writeSync(fd, buf);
+        buf = '';
+      }
+    };
+    const { entries, svids, ...head } = state;
+    put(JSON.stringify(head).slice(0, -1)); // the head object, still open
+    put(`${Object.keys(head).length > 0 ? ',' : ''}"entries":[`);
+    let first = true;
+    for (const e of entries) {
+      put((first ? '' : ',') + JSON.stringify(e));
+      first = false;
+    }
+    put('],"svids":{');
+    first = true;
+    const list: Iterable<CachedSvid> = Symbol.iterator in svids ? (svids as Iterable<CachedSvid>) : Object.values(svids as Record<string, CachedSvid>);
+    for (const sv of list) {
+      put(`${first ? '' : ','}${JSON.stringify(sv.entryId)}:${JSON.stringify(sv)}`);
+      first = false;
+    }
+    put('}}');
+    writeSync(fd, buf);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(tmp, path);
 }
