@@ -16,7 +16,7 @@
 // (CI=true), where it fails: there it must run.
 import { spawn, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -333,6 +333,9 @@ function versionAtLeast(have: string, need: string): boolean {
  */
 function goEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, GOTOOLCHAIN: 'local' };
+  // Go's own installer puts it in /usr/local/go; a CI shell may not have that on PATH.
+  const goRoot = '/usr/local/go/bin';
+  if (existsSync(join(goRoot, 'go')) && !(env.PATH ?? '').split(':').includes(goRoot)) env.PATH = `${env.PATH ?? ''}:${goRoot}`;
   if (!env.HOME && !env.XDG_CACHE_HOME && !env.GOCACHE) env.GOCACHE = join(tmpdir(), 'anchorage-go-cache', 'build');
   if (!env.HOME && !env.GOPATH && !env.GOMODCACHE) env.GOMODCACHE = join(tmpdir(), 'anchorage-go-cache', 'mod');
   return env;
