@@ -276,17 +276,17 @@ describe('UnixWorkloadAttestor on a fake procRoot (start-time fallback)', () => 
 
   it('fails when the start time changes during attestation', async () => {
     const { root } = fakeProc('reused');
-    // status is a FIFO: attest() blocks reading it until we write. In between,
-    // "the process exits and its pid is reused": the start time changes.
-    const statusPath = join(root, '4242', 'status');
-    rmSync(statusPath);
-    execFileSync('mkfifo', [statusPath]);
-    const p = attestor({ procRoot: root }).attest({ pid: 4242, uid: 0, gid: 0 });
-    const fifo = await open(statusPath, 'w'); // resolves once attest() has opened it
+    // The user database is a FIFO: attest() waits reading it (procfs files
+    // are read synchronously, /etc/passwd asynchronously) until we write. In
+    // between, "the process exits and its pid is reused": the start time changes.
+    const passwd = join(dir, 'reused-passwd');
+    execFileSync('mkfifo', [passwd]);
+    const p = attestor({ procRoot: root, passwdPath: passwd, hashBinary: false }).attest({ pid: 4242, uid: 0, gid: 0 });
+    const fifo = await open(passwd, 'w'); // resolves once attest() has opened it
     const tmp = join(root, '4242', 'stat.tmp');
     await writeFile(tmp, stat(2000));
     await rename(tmp, join(root, '4242', 'stat'));
-    await fifo.write(STATUS);
+    await fifo.write('root:x:0:0:root:/root:/bin/sh\n');
     await fifo.close();
     const err = await attestError(p);
     expect(isAnchorageError(err, 'unavailable')).toBe(true);
