@@ -254,7 +254,9 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
   };
 
   const handler = new WorkloadApiHandler({ source, attest, logger: log });
-  const grpcServer = new grpc.Server();
+  // No channelz: its per-connection and per-call trace bookkeeping showed up
+  // in profiles of the first response, and nothing here reads it.
+  const grpcServer = new grpc.Server({ 'grpc.enable_channelz': 0 });
   grpcServer.addService(loadWorkloadProto().SpiffeWorkloadAPI.service, handler.implementation());
   const reflection = new ReflectionService(workloadPackageDefinition());
   fixUnscopedReflectionNames(reflection, log);

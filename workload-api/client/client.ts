@@ -88,6 +88,7 @@ const DEFAULT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.initial_reconnect_backoff_ms': 100,
   'grpc.max_reconnect_backoff_ms': 30_000,
   'grpc.enable_http_proxy': 0,
+  'grpc.enable_channelz': 0,
 };
 
 function header(): grpc.Metadata {
