@@ -1,5 +1,5 @@
 import { X509Certificate, generateKeyPairSync, webcrypto } from 'node:crypto';
-import { mkdirSync, renameSync, rmSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseDuration } from '../common/duration.js';
@@ -11,6 +11,7 @@ import { loadAgentConfig } from '../node-agent/config.js';
 import { parseSelector } from '../ca/entries.js';
 import type { Entry__Output } from '../proto/gen/anchorage/admin/v1/Entry.js';
 import type { Agent__Output } from '../proto/gen/anchorage/admin/v1/Agent.js';
+import type { FederatedBundle__Output } from '../proto/gen/anchorage/admin/v1/FederatedBundle.js';
 import { Admin } from './client.js';
 
 const USAGE = `usage: anchorage <command> [flags]
@@ -22,6 +23,8 @@ const USAGE = `usage: anchorage <command> [flags]
   entry show --id ID | entry delete --id ID | entry list [--parent-id ID] [--spiffe-id ID]
   token create [--spiffe-id ID] [--ttl D]   join token for an agent
   bundle show [--format pem|spiffe]         the trust domain's bundle
+  bundle set --trust-domain TD --file F|-   a federated trust domain's bundle document (static federation)
+  bundle list | bundle delete --trust-domain TD
   x509 mint --spiffe-id ID [--ttl D] [--dns NAME]... --out-dir DIR
   jwt mint --spiffe-id ID --audience A... [--ttl D]
   ca show                                   the CA journal (root, intermediates, JWT keys)
@@ -261,7 +264,8 @@ async function tokenCommand(sub: string | undefined, args: string[]): Promise<vo
 }
 
 async function bundleCommand(sub: string | undefined, args: string[]): Promise<void> {
-  if (sub !== 'show') throw new UsageError(`bundle: unknown subcommand "${sub ?? ''}" (show)`);
+  if (sub === 'set' || sub === 'list' || sub === 'delete') return federatedBundleCommand(sub, args);
+  if (sub !== 'show') throw new UsageError(`bundle: unknown subcommand "${sub ?? ''}" (show, set, list, delete)`);
   const v = parse(args, { format: { type: 'string' } });
   const format = v.format ?? 'pem';
   if (format !== 'pem' && format !== 'spiffe') throw new UsageError(`--format must be pem or spiffe, not "${format}"`);
@@ -273,6 +277,38 @@ async function bundleCommand(sub: string | undefined, args: string[]): Promise<v
   } else {
     process.stdout.write(b.x509_authorities.map((d) => toPem('CERTIFICATE', d)).join(''));
   }
+}
+
+function federatedText(b: FederatedBundle__Output): string {
+  const iso = (t: number) => new Date(t * 1000).toISOString();
+  return (
+    `Trust domain: ${b.trust_domain} (${b.source})\nSequence    : ${b.sequence}\nUpdated     : ${iso(b.updated_at)}\n` +
+    b.keys.map((k) => `Key         : ${k.use} ${k.id}${k.not_after ? `, expires ${iso(k.not_after)}` : ''}\n`).join('')
+  );
+}
+
+/** `bundle set|list|delete`: bundles of federated trust domains, set by hand. */
+async function federatedBundleCommand(sub: 'set' | 'list' | 'delete', args: string[]): Promise<void> {
+  if (sub === 'list') {
+    const v = parse(args, {});
+    const res = await withAdmin(v, (a) => a.call('ListFederatedBundles', {}));
+    return out(v.json, res.bundles, () => (res.bundles.length === 0 ? 'No federated bundles\n' : res.bundles.map(federatedText).join('\n')));
+  }
+  const v = parse(args, { 'trust-domain': { type: 'string' }, file: { type: 'string' } });
+  const trustDomain = need(v['trust-domain'], 'trust-domain');
+  if (sub === 'delete') {
+    const b = await withAdmin(v, (a) => a.call('DeleteFederatedBundle', { trust_domain: trustDomain }));
+    return out(v.json, b, () => `Deleted the bundle of ${b.trust_domain}\n`);
+  }
+  const file = need(v.file, 'file');
+  let document: string;
+  try {
+    document = readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (err) {
+    throw invalid(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
+  }
+  const b = await withAdmin(v, (a) => a.call('SetFederatedBundle', { trust_domain: trustDomain, document }));
+  out(v.json, b, () => federatedText(b));
 }
 
 async function x509Command(sub: string | undefined, args: string[]): Promise<void> {

@@ -17,6 +17,7 @@ import { captureLogger } from '../test/helpers/log.js';
 import { NodeAgent } from './agent.js';
 import { parseAgentConfig, type AgentConfig } from './config.js';
 import { STATE_FILE } from './state.js';
+import { startTestCa } from '../workload-api/testing.js';
 
 const TD = 'agent.test';
 const td = TrustDomain.parse(TD);
@@ -172,6 +173,28 @@ describe('node agent', () => {
       expect(agent.spiffeId).toBe(`spiffe://${TD}/anchorage/agent/join_token/${token}`);
     } finally {
       await agent.close();
+    }
+  });
+
+  it('receives federated bundles set at the server at once, and loses them when deleted', async () => {
+    const fed = await startTestCa('fed.test', dir);
+    const agent = await NodeAgent.start({ config: agentConfig({ join_token: await newToken() }), logger: silentLogger() });
+    try {
+      await until(() => agent.synced, 'the sync');
+      const changes: number[] = [];
+      agent.cache.onChange(() => changes.push(1));
+      await admin.call('SetFederatedBundle', { trust_domain: 'fed.test', document: fed.ca.bundle().marshal() });
+      await until(() => agent.cache.bundle('fed.test') !== undefined, 'the federated bundle');
+      expect(agent.cache.bundle('fed.test')!.x509.equals(fed.ca.bundle().x509)).toBe(true);
+      expect(agent.cache.bundle('fed.test')!.jwt.equals(fed.ca.bundle().jwt)).toBe(true);
+      expect(changes.length).toBeGreaterThan(0);
+      // Trust domains are never merged: the own bundle is unchanged.
+      expect(agent.cache.bundle(TD)!.x509.equals(bundleOf())).toBe(true);
+      await admin.call('DeleteFederatedBundle', { trust_domain: 'fed.test' });
+      await until(() => agent.cache.bundle('fed.test') === undefined, 'the federated bundle to go');
+    } finally {
+      await agent.close();
+      await fed.close();
     }
   });
 

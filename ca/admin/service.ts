@@ -11,6 +11,7 @@ import { validateEntry } from '../entries.js';
 import type { CaManager } from '../manager.js';
 import type { ChangeFeed } from '../changes.js';
 import { serverId } from '../agentapi/service.js';
+import { deleteFederatedBundle, listFederatedBundles, setFederatedBundle, toFederatedBundle } from '../federation/static.js';
 import type { AttestedAgent } from '../datastore/DataStore.js';
 import type { Agent } from '../../proto/gen/anchorage/admin/v1/Agent.js';
 import type { Minter } from '../minter.js';
@@ -191,6 +192,21 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
       }
       log.info({ expiresAt, spiffeId }, 'admin: join token created');
       return { token, spiffe_id: spiffeId ?? '', expires_at: expiresAt };
+    }),
+    SetFederatedBundle: unaryHandler(log, 'SetFederatedBundle', async (req) => {
+      const stored = await setFederatedBundle(ds, td, req.trust_domain, req.document, now());
+      feed.bundlesChanged();
+      log.info({ trustDomain: stored.trustDomain, sequence: stored.sequence }, 'admin: federated bundle set');
+      return toFederatedBundle(stored);
+    }),
+    ListFederatedBundles: unaryHandler(log, 'ListFederatedBundles', async () => ({
+      bundles: (await listFederatedBundles(ds, td)).map(toFederatedBundle),
+    })),
+    DeleteFederatedBundle: unaryHandler(log, 'DeleteFederatedBundle', async (req) => {
+      const old = await deleteFederatedBundle(ds, td, req.trust_domain);
+      feed.bundlesChanged();
+      log.info({ trustDomain: old.trustDomain }, 'admin: federated bundle deleted');
+      return toFederatedBundle(old);
     }),
     GetBundle: unaryHandler(log, 'GetBundle', async () => {
       const b = ca.bundle();

@@ -343,6 +343,35 @@ describe('server process', () => {
     expect((await callStatus((c, cb) => c.CreateEntry({}, (err) => cb(err)))).code).toBe(grpc.status.INVALID_ARGUMENT);
     expect((await callStatus((c, cb) => c.DeleteEntry({ id: 'nope' }, (err) => cb(err)))).code).toBe(grpc.status.NOT_FOUND);
   });
+
+  it('bundle set|list|delete keep a federated trust domain\'s bundle apart from our own', () => {
+    // Another trust domain's bundle: a self-signed CA made here stands in for the peer's root.
+    const key = join(tmp.dir, 'peer-root.key');
+    const cert = join(tmp.dir, 'peer-root.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '30', '-subj', '/O=Peer',
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-addext', 'subjectAltName=URI:spiffe://peer.test']);
+    const der = fromPem(readFileSync(cert, 'utf8'), 'CERTIFICATE')[0]!;
+    const doc = new SpiffeBundle(TrustDomain.parse('peer.test'), { x509Authorities: [der], sequence: 3 }).marshal();
+    const docFile = writeFile(join(tmp.dir, 'peer.json'), doc);
+    expect(ok(['bundle', 'list'])).toBe('No federated bundles\n');
+    const set = JSON.parse(ok(['bundle', 'set', '--trust-domain', 'peer.test', '--file', docFile, '--json']));
+    expect(set).toMatchObject({ trust_domain: 'peer.test', sequence: 3, source: 'static' });
+    const listed = JSON.parse(ok(['bundle', 'list', '--json']));
+    const peerCert = new X509Certificate(der);
+    expect(listed).toHaveLength(1);
+    expect(listed[0].keys).toEqual([{ use: 'x509-svid', id: `O=Peer serial ${peerCert.serialNumber}`, not_after: Math.floor(Date.parse(peerCert.validTo) / 1000) }]);
+    expect(ok(['bundle', 'list'])).toContain(`Key         : x509-svid O=Peer serial ${peerCert.serialNumber}, expires `);
+    // Our own bundle is untouched.
+    expect(fromPem(ok(['bundle', 'show', '--format', 'pem']), 'CERTIFICATE')).toHaveLength(1);
+    expect(fails(['bundle', 'set', '--trust-domain', TD, '--file', docFile]).message).toBe(`federation: ${TD} is this server's own trust domain; its bundle is not set by hand`);
+    expect(fails(['bundle', 'set', '--trust-domain', 'peer.test', '--file', join(tmp.dir, 'missing.json')]).message).toBe(`cannot read ${join(tmp.dir, 'missing.json')}: ENOENT`);
+    expect(fails(['bundle', 'set', '--trust-domain', 'peer.test', '--file', writeFile(join(tmp.dir, 'junk.json'), '{"keys": 7}')]).message).toMatch(/^federation: bundle for peer\.test: /);
+    const usage = fails(['bundle', 'set', '--trust-domain', 'peer.test']);
+    expect(usage.code).toBe(2);
+    expect(usage.message).toBe('--file is required');
+    expect(ok(['bundle', 'delete', '--trust-domain', 'peer.test'])).toBe('Deleted the bundle of peer.test\n');
+    expect(fails(['bundle', 'delete', '--trust-domain', 'peer.test']).message).toBe('federation: no bundle for peer.test');
+  });
 });
 
 describe('restart after SIGKILL', () => {

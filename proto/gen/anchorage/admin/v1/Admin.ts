@@ -8,8 +8,10 @@ import type { CAStatus as _anchorage_admin_v1_CAStatus, CAStatus__Output as _anc
 import type { CreateEntryRequest as _anchorage_admin_v1_CreateEntryRequest, CreateEntryRequest__Output as _anchorage_admin_v1_CreateEntryRequest__Output } from '../../../anchorage/admin/v1/CreateEntryRequest.js';
 import type { CreateJoinTokenRequest as _anchorage_admin_v1_CreateJoinTokenRequest, CreateJoinTokenRequest__Output as _anchorage_admin_v1_CreateJoinTokenRequest__Output } from '../../../anchorage/admin/v1/CreateJoinTokenRequest.js';
 import type { DeleteEntryRequest as _anchorage_admin_v1_DeleteEntryRequest, DeleteEntryRequest__Output as _anchorage_admin_v1_DeleteEntryRequest__Output } from '../../../anchorage/admin/v1/DeleteEntryRequest.js';
+import type { DeleteFederatedBundleRequest as _anchorage_admin_v1_DeleteFederatedBundleRequest, DeleteFederatedBundleRequest__Output as _anchorage_admin_v1_DeleteFederatedBundleRequest__Output } from '../../../anchorage/admin/v1/DeleteFederatedBundleRequest.js';
 import type { Entry as _anchorage_admin_v1_Entry, Entry__Output as _anchorage_admin_v1_Entry__Output } from '../../../anchorage/admin/v1/Entry.js';
 import type { EvictAgentRequest as _anchorage_admin_v1_EvictAgentRequest, EvictAgentRequest__Output as _anchorage_admin_v1_EvictAgentRequest__Output } from '../../../anchorage/admin/v1/EvictAgentRequest.js';
+import type { FederatedBundle as _anchorage_admin_v1_FederatedBundle, FederatedBundle__Output as _anchorage_admin_v1_FederatedBundle__Output } from '../../../anchorage/admin/v1/FederatedBundle.js';
 import type { GetAgentRequest as _anchorage_admin_v1_GetAgentRequest, GetAgentRequest__Output as _anchorage_admin_v1_GetAgentRequest__Output } from '../../../anchorage/admin/v1/GetAgentRequest.js';
 import type { GetBundleRequest as _anchorage_admin_v1_GetBundleRequest, GetBundleRequest__Output as _anchorage_admin_v1_GetBundleRequest__Output } from '../../../anchorage/admin/v1/GetBundleRequest.js';
 import type { GetCAStatusRequest as _anchorage_admin_v1_GetCAStatusRequest, GetCAStatusRequest__Output as _anchorage_admin_v1_GetCAStatusRequest__Output } from '../../../anchorage/admin/v1/GetCAStatusRequest.js';
@@ -19,10 +21,13 @@ import type { ListAgentsRequest as _anchorage_admin_v1_ListAgentsRequest, ListAg
 import type { ListAgentsResponse as _anchorage_admin_v1_ListAgentsResponse, ListAgentsResponse__Output as _anchorage_admin_v1_ListAgentsResponse__Output } from '../../../anchorage/admin/v1/ListAgentsResponse.js';
 import type { ListEntriesRequest as _anchorage_admin_v1_ListEntriesRequest, ListEntriesRequest__Output as _anchorage_admin_v1_ListEntriesRequest__Output } from '../../../anchorage/admin/v1/ListEntriesRequest.js';
 import type { ListEntriesResponse as _anchorage_admin_v1_ListEntriesResponse, ListEntriesResponse__Output as _anchorage_admin_v1_ListEntriesResponse__Output } from '../../../anchorage/admin/v1/ListEntriesResponse.js';
+import type { ListFederatedBundlesRequest as _anchorage_admin_v1_ListFederatedBundlesRequest, ListFederatedBundlesRequest__Output as _anchorage_admin_v1_ListFederatedBundlesRequest__Output } from '../../../anchorage/admin/v1/ListFederatedBundlesRequest.js';
+import type { ListFederatedBundlesResponse as _anchorage_admin_v1_ListFederatedBundlesResponse, ListFederatedBundlesResponse__Output as _anchorage_admin_v1_ListFederatedBundlesResponse__Output } from '../../../anchorage/admin/v1/ListFederatedBundlesResponse.js';
 import type { MintJWTSVIDRequest as _anchorage_admin_v1_MintJWTSVIDRequest, MintJWTSVIDRequest__Output as _anchorage_admin_v1_MintJWTSVIDRequest__Output } from '../../../anchorage/admin/v1/MintJWTSVIDRequest.js';
 import type { MintJWTSVIDResponse as _anchorage_admin_v1_MintJWTSVIDResponse, MintJWTSVIDResponse__Output as _anchorage_admin_v1_MintJWTSVIDResponse__Output } from '../../../anchorage/admin/v1/MintJWTSVIDResponse.js';
 import type { MintX509SVIDRequest as _anchorage_admin_v1_MintX509SVIDRequest, MintX509SVIDRequest__Output as _anchorage_admin_v1_MintX509SVIDRequest__Output } from '../../../anchorage/admin/v1/MintX509SVIDRequest.js';
 import type { MintX509SVIDResponse as _anchorage_admin_v1_MintX509SVIDResponse, MintX509SVIDResponse__Output as _anchorage_admin_v1_MintX509SVIDResponse__Output } from '../../../anchorage/admin/v1/MintX509SVIDResponse.js';
+import type { SetFederatedBundleRequest as _anchorage_admin_v1_SetFederatedBundleRequest, SetFederatedBundleRequest__Output as _anchorage_admin_v1_SetFederatedBundleRequest__Output } from '../../../anchorage/admin/v1/SetFederatedBundleRequest.js';
 import type { UpdateEntryRequest as _anchorage_admin_v1_UpdateEntryRequest, UpdateEntryRequest__Output as _anchorage_admin_v1_UpdateEntryRequest__Output } from '../../../anchorage/admin/v1/UpdateEntryRequest.js';
 
 export interface AdminClient extends grpc.Client {
@@ -64,6 +69,15 @@ export interface AdminClient extends grpc.Client {
   deleteEntry(argument: _anchorage_admin_v1_DeleteEntryRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
   deleteEntry(argument: _anchorage_admin_v1_DeleteEntryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
   deleteEntry(argument: _anchorage_admin_v1_DeleteEntryRequest, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  
+  DeleteFederatedBundle(argument: _anchorage_admin_v1_DeleteFederatedBundleRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
+  DeleteFederatedBundle(argument: _anchorage_admin_v1_DeleteFederatedBundleRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
+  DeleteFederatedBundle(argument: _anchorage_admin_v1_DeleteFederatedBundleRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
+  DeleteFederatedBundle(argument: _anchorage_admin_v1_DeleteFederatedBundleRequest, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
+  deleteFederatedBundle(argument: _anchorage_admin_v1_DeleteFederatedBundleRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
+  deleteFederatedBundle(argument: _anchorage_admin_v1_DeleteFederatedBundleRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
+  deleteFederatedBundle(argument: _anchorage_admin_v1_DeleteFederatedBundleRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
+  deleteFederatedBundle(argument: _anchorage_admin_v1_DeleteFederatedBundleRequest, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
   
   /**
    * Revokes an agent's access at once: its calls fail and its streams end.
@@ -152,6 +166,15 @@ export interface AdminClient extends grpc.Client {
   listEntries(argument: _anchorage_admin_v1_ListEntriesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListEntriesResponse__Output>): grpc.ClientUnaryCall;
   listEntries(argument: _anchorage_admin_v1_ListEntriesRequest, callback: grpc.requestCallback<_anchorage_admin_v1_ListEntriesResponse__Output>): grpc.ClientUnaryCall;
   
+  ListFederatedBundles(argument: _anchorage_admin_v1_ListFederatedBundlesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListFederatedBundlesResponse__Output>): grpc.ClientUnaryCall;
+  ListFederatedBundles(argument: _anchorage_admin_v1_ListFederatedBundlesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_ListFederatedBundlesResponse__Output>): grpc.ClientUnaryCall;
+  ListFederatedBundles(argument: _anchorage_admin_v1_ListFederatedBundlesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListFederatedBundlesResponse__Output>): grpc.ClientUnaryCall;
+  ListFederatedBundles(argument: _anchorage_admin_v1_ListFederatedBundlesRequest, callback: grpc.requestCallback<_anchorage_admin_v1_ListFederatedBundlesResponse__Output>): grpc.ClientUnaryCall;
+  listFederatedBundles(argument: _anchorage_admin_v1_ListFederatedBundlesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListFederatedBundlesResponse__Output>): grpc.ClientUnaryCall;
+  listFederatedBundles(argument: _anchorage_admin_v1_ListFederatedBundlesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_ListFederatedBundlesResponse__Output>): grpc.ClientUnaryCall;
+  listFederatedBundles(argument: _anchorage_admin_v1_ListFederatedBundlesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListFederatedBundlesResponse__Output>): grpc.ClientUnaryCall;
+  listFederatedBundles(argument: _anchorage_admin_v1_ListFederatedBundlesRequest, callback: grpc.requestCallback<_anchorage_admin_v1_ListFederatedBundlesResponse__Output>): grpc.ClientUnaryCall;
+  
   MintJWTSVID(argument: _anchorage_admin_v1_MintJWTSVIDRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_MintJWTSVIDResponse__Output>): grpc.ClientUnaryCall;
   MintJWTSVID(argument: _anchorage_admin_v1_MintJWTSVIDRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_MintJWTSVIDResponse__Output>): grpc.ClientUnaryCall;
   MintJWTSVID(argument: _anchorage_admin_v1_MintJWTSVIDRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_MintJWTSVIDResponse__Output>): grpc.ClientUnaryCall;
@@ -176,6 +199,25 @@ export interface AdminClient extends grpc.Client {
   mintX509Svid(argument: _anchorage_admin_v1_MintX509SVIDRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_MintX509SVIDResponse__Output>): grpc.ClientUnaryCall;
   mintX509Svid(argument: _anchorage_admin_v1_MintX509SVIDRequest, callback: grpc.requestCallback<_anchorage_admin_v1_MintX509SVIDResponse__Output>): grpc.ClientUnaryCall;
   
+  /**
+   * Bundles of federated trust domains. Set by hand (static federation, for
+   * peers without a reachable bundle endpoint); agents get them at once and
+   * hand them to workloads whose entries federate with that trust domain.
+   */
+  SetFederatedBundle(argument: _anchorage_admin_v1_SetFederatedBundleRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
+  SetFederatedBundle(argument: _anchorage_admin_v1_SetFederatedBundleRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
+  SetFederatedBundle(argument: _anchorage_admin_v1_SetFederatedBundleRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
+  SetFederatedBundle(argument: _anchorage_admin_v1_SetFederatedBundleRequest, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
+  /**
+   * Bundles of federated trust domains. Set by hand (static federation, for
+   * peers without a reachable bundle endpoint); agents get them at once and
+   * hand them to workloads whose entries federate with that trust domain.
+   */
+  setFederatedBundle(argument: _anchorage_admin_v1_SetFederatedBundleRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
+  setFederatedBundle(argument: _anchorage_admin_v1_SetFederatedBundleRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
+  setFederatedBundle(argument: _anchorage_admin_v1_SetFederatedBundleRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
+  setFederatedBundle(argument: _anchorage_admin_v1_SetFederatedBundleRequest, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
+  
   UpdateEntry(argument: _anchorage_admin_v1_UpdateEntryRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
   UpdateEntry(argument: _anchorage_admin_v1_UpdateEntryRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
   UpdateEntry(argument: _anchorage_admin_v1_UpdateEntryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
@@ -199,6 +241,8 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   CreateJoinToken: grpc.handleUnaryCall<_anchorage_admin_v1_CreateJoinTokenRequest__Output, _anchorage_admin_v1_JoinToken>;
   
   DeleteEntry: grpc.handleUnaryCall<_anchorage_admin_v1_DeleteEntryRequest__Output, _anchorage_admin_v1_Entry>;
+  
+  DeleteFederatedBundle: grpc.handleUnaryCall<_anchorage_admin_v1_DeleteFederatedBundleRequest__Output, _anchorage_admin_v1_FederatedBundle>;
   
   /**
    * Revokes an agent's access at once: its calls fail and its streams end.
@@ -226,12 +270,21 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   
   ListEntries: grpc.handleUnaryCall<_anchorage_admin_v1_ListEntriesRequest__Output, _anchorage_admin_v1_ListEntriesResponse>;
   
+  ListFederatedBundles: grpc.handleUnaryCall<_anchorage_admin_v1_ListFederatedBundlesRequest__Output, _anchorage_admin_v1_ListFederatedBundlesResponse>;
+  
   MintJWTSVID: grpc.handleUnaryCall<_anchorage_admin_v1_MintJWTSVIDRequest__Output, _anchorage_admin_v1_MintJWTSVIDResponse>;
   
   /**
    * Direct minting for operators (the key stays with the caller: X.509 takes a CSR).
    */
   MintX509SVID: grpc.handleUnaryCall<_anchorage_admin_v1_MintX509SVIDRequest__Output, _anchorage_admin_v1_MintX509SVIDResponse>;
+  
+  /**
+   * Bundles of federated trust domains. Set by hand (static federation, for
+   * peers without a reachable bundle endpoint); agents get them at once and
+   * hand them to workloads whose entries federate with that trust domain.
+   */
+  SetFederatedBundle: grpc.handleUnaryCall<_anchorage_admin_v1_SetFederatedBundleRequest__Output, _anchorage_admin_v1_FederatedBundle>;
   
   UpdateEntry: grpc.handleUnaryCall<_anchorage_admin_v1_UpdateEntryRequest__Output, _anchorage_admin_v1_Entry>;
   
@@ -241,6 +294,7 @@ export interface AdminDefinition extends grpc.ServiceDefinition {
   CreateEntry: MethodDefinition<_anchorage_admin_v1_CreateEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_CreateEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
   CreateJoinToken: MethodDefinition<_anchorage_admin_v1_CreateJoinTokenRequest, _anchorage_admin_v1_JoinToken, _anchorage_admin_v1_CreateJoinTokenRequest__Output, _anchorage_admin_v1_JoinToken__Output>
   DeleteEntry: MethodDefinition<_anchorage_admin_v1_DeleteEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_DeleteEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
+  DeleteFederatedBundle: MethodDefinition<_anchorage_admin_v1_DeleteFederatedBundleRequest, _anchorage_admin_v1_FederatedBundle, _anchorage_admin_v1_DeleteFederatedBundleRequest__Output, _anchorage_admin_v1_FederatedBundle__Output>
   EvictAgent: MethodDefinition<_anchorage_admin_v1_EvictAgentRequest, _anchorage_admin_v1_Agent, _anchorage_admin_v1_EvictAgentRequest__Output, _anchorage_admin_v1_Agent__Output>
   GetAgent: MethodDefinition<_anchorage_admin_v1_GetAgentRequest, _anchorage_admin_v1_Agent, _anchorage_admin_v1_GetAgentRequest__Output, _anchorage_admin_v1_Agent__Output>
   GetBundle: MethodDefinition<_anchorage_admin_v1_GetBundleRequest, _anchorage_admin_v1_Bundle, _anchorage_admin_v1_GetBundleRequest__Output, _anchorage_admin_v1_Bundle__Output>
@@ -248,7 +302,9 @@ export interface AdminDefinition extends grpc.ServiceDefinition {
   GetEntry: MethodDefinition<_anchorage_admin_v1_GetEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_GetEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
   ListAgents: MethodDefinition<_anchorage_admin_v1_ListAgentsRequest, _anchorage_admin_v1_ListAgentsResponse, _anchorage_admin_v1_ListAgentsRequest__Output, _anchorage_admin_v1_ListAgentsResponse__Output>
   ListEntries: MethodDefinition<_anchorage_admin_v1_ListEntriesRequest, _anchorage_admin_v1_ListEntriesResponse, _anchorage_admin_v1_ListEntriesRequest__Output, _anchorage_admin_v1_ListEntriesResponse__Output>
+  ListFederatedBundles: MethodDefinition<_anchorage_admin_v1_ListFederatedBundlesRequest, _anchorage_admin_v1_ListFederatedBundlesResponse, _anchorage_admin_v1_ListFederatedBundlesRequest__Output, _anchorage_admin_v1_ListFederatedBundlesResponse__Output>
   MintJWTSVID: MethodDefinition<_anchorage_admin_v1_MintJWTSVIDRequest, _anchorage_admin_v1_MintJWTSVIDResponse, _anchorage_admin_v1_MintJWTSVIDRequest__Output, _anchorage_admin_v1_MintJWTSVIDResponse__Output>
   MintX509SVID: MethodDefinition<_anchorage_admin_v1_MintX509SVIDRequest, _anchorage_admin_v1_MintX509SVIDResponse, _anchorage_admin_v1_MintX509SVIDRequest__Output, _anchorage_admin_v1_MintX509SVIDResponse__Output>
+  SetFederatedBundle: MethodDefinition<_anchorage_admin_v1_SetFederatedBundleRequest, _anchorage_admin_v1_FederatedBundle, _anchorage_admin_v1_SetFederatedBundleRequest__Output, _anchorage_admin_v1_FederatedBundle__Output>
   UpdateEntry: MethodDefinition<_anchorage_admin_v1_UpdateEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_UpdateEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
 }

@@ -1,0 +1,87 @@
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AnchorageError } from '../../common/errors.js';
+import { TrustDomain } from '../../spiffe/id.js';
+import { startTestCa, type TestCa } from '../../workload-api/testing.js';
+import { SqliteDataStore } from '../datastore/sqlite.js';
+import { deleteFederatedBundle, listFederatedBundles, setFederatedBundle, toFederatedBundle } from './static.js';
+
+const own = TrustDomain.parse('own.test');
+let dir: string;
+let ds: SqliteDataStore;
+let fed: TestCa;
+
+async function refused(p: Promise<unknown>): Promise<AnchorageError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(AnchorageError);
+    return err as AnchorageError;
+  }
+  throw new Error('expected a refusal');
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'anchorage-fed-static-'));
+  ds = SqliteDataStore.open(join(dir, 'ds.sqlite3'));
+  fed = await startTestCa('fed.test', dir);
+});
+
+afterAll(async () => {
+  await fed?.close();
+  await ds?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('static federation', () => {
+  it('stores a peer bundle as given and lists it with every key and its expiry', async () => {
+    const doc = fed.ca.bundle().marshal();
+    const stored = await setFederatedBundle(ds, own, 'fed.test', doc, 1000);
+    expect(stored).toMatchObject({ trustDomain: 'fed.test', sequence: fed.ca.bundle().sequence, updatedAt: 1000 });
+    const [listed] = (await listFederatedBundles(ds, own)).map(toFederatedBundle);
+    const root = new X509Certificate(fed.ca.bundle().x509.authorities()[0]!);
+    const kid = [...fed.ca.bundle().jwt.keys().keys()][0]!;
+    expect(listed).toMatchObject({ trust_domain: 'fed.test', source: 'static', updated_at: 1000 });
+    expect(listed!.keys).toEqual([
+      { use: 'x509-svid', id: `${root.subject.replace(/\n/g, ', ')} serial ${root.serialNumber}`, not_after: Math.floor(Date.parse(root.validTo) / 1000) },
+      { use: 'jwt-svid', id: kid, not_after: 0 },
+    ]);
+    expect(JSON.parse(listed!.document!)).toEqual(JSON.parse(doc));
+  });
+
+  it('refuses bad input with one clear message each', async () => {
+    const doc = fed.ca.bundle().marshal();
+    const cases: Array<[Promise<unknown>, string, string]> = [
+      [setFederatedBundle(ds, own, '', doc, 1), 'invalid_argument', 'federation: trust_domain is required'],
+      [setFederatedBundle(ds, own, 'Bad Domain', doc, 1), 'invalid_argument', 'spiffeid: '],
+      [setFederatedBundle(ds, own, 'own.test', doc, 1), 'invalid_argument', "federation: own.test is this server's own trust domain"],
+      [setFederatedBundle(ds, own, 'x.test', '', 1), 'invalid_argument', 'federation: document is required'],
+      [setFederatedBundle(ds, own, 'x.test', '{not json', 1), 'invalid_argument', 'federation: bundle for x.test: '],
+      [setFederatedBundle(ds, own, 'x.test', '{"keys":[]}', 1), 'invalid_argument', 'federation: bundle for x.test holds no keys'],
+      [deleteFederatedBundle(ds, own, 'missing.test'), 'not_found', 'federation: no bundle for missing.test'],
+    ];
+    for (const [p, code, message] of cases) {
+      const err = await refused(p);
+      expect(err.code, message).toBe(code);
+      expect(err.message).toContain(message);
+    }
+    // Nothing was stored by the refusals.
+    expect((await listFederatedBundles(ds, own)).map((b) => b.trustDomain)).toEqual(['fed.test']);
+  });
+
+  it('refuses a document whose spiffe_sequence goes backwards; delete, then set, goes back on purpose', async () => {
+    const newer = JSON.parse(fed.ca.bundle().marshal());
+    newer.spiffe_sequence = 50;
+    await setFederatedBundle(ds, own, 'seq.test', JSON.stringify(newer), 1);
+    const older = { ...newer, spiffe_sequence: 49 };
+    const err = await refused(setFederatedBundle(ds, own, 'seq.test', JSON.stringify(older), 2));
+    expect(err.code).toBe('failed_precondition');
+    expect(err.message).toBe('federation: bundle for seq.test has spiffe_sequence 49, lower than the stored 50; delete the stored one first to go back');
+    expect((await ds.getBundle('seq.test'))!.sequence).toBe(50);
+    await deleteFederatedBundle(ds, own, 'seq.test');
+    expect((await setFederatedBundle(ds, own, 'seq.test', JSON.stringify(older), 3)).sequence).toBe(49);
+  });
+});

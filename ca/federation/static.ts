@@ -1,0 +1,88 @@
+import { AnchorageError, invalid } from '../../common/errors.js';
+import { SpiffeBundle } from '../../spiffe/bundle.js';
+import { TrustDomain } from '../../spiffe/id.js';
+import type { FederatedBundle } from '../../proto/gen/anchorage/admin/v1/FederatedBundle.js';
+import type { DataStore, StoredBundle } from '../datastore/DataStore.js';
+
+/**
+ * Bundles of other trust domains, set by an operator (static federation).
+ * Each is checked as a SPIFFE bundle document of exactly that trust domain
+ * and stored apart from the own bundle: trust domains are never merged.
+ */
+
+/** Parses and checks a trust domain name given for federation. */
+export function federatedTrustDomain(name: string, own: TrustDomain): TrustDomain {
+  if (!name) throw invalid('federation: trust_domain is required');
+  const td = TrustDomain.parse(name);
+  if (td.equals(own)) throw invalid(`federation: ${td.name} is this server's own trust domain; its bundle is not set by hand`);
+  return td;
+}
+
+/**
+ * Stores `document` as the bundle of `trustDomain`. Refused: a document
+ * that does not parse, holds no keys, or whose spiffe_sequence is lower than
+ * the stored one (an older bundle would bring back removed authorities;
+ * delete first to go back on purpose).
+ */
+export async function setFederatedBundle(ds: DataStore, own: TrustDomain, trustDomain: string, document: string, now: number): Promise<StoredBundle> {
+  const td = federatedTrustDomain(trustDomain, own);
+  if (!document) throw invalid('federation: document is required');
+  let bundle: SpiffeBundle;
+  try {
+    bundle = SpiffeBundle.parse(td, document);
+  } catch (err) {
+    throw invalid(`federation: bundle for ${td.name}: ${(err as Error).message}`, err);
+  }
+  if (bundle.x509.size === 0 && bundle.jwt.size === 0) throw invalid(`federation: bundle for ${td.name} holds no keys`);
+  const old = await ds.getBundle(td.name);
+  if (old && bundle.sequence !== undefined && bundle.sequence < old.sequence) {
+    throw new AnchorageError(
+      'failed_precondition',
+      `federation: bundle for ${td.name} has spiffe_sequence ${bundle.sequence}, lower than the stored ${old.sequence}; delete the stored one first to go back`,
+    );
+  }
+  const stored: StoredBundle = {
+    trustDomain: td.name,
+    document: bundle.marshal(),
+    sequence: bundle.sequence ?? 0,
+    refreshHint: bundle.refreshHint ?? 0,
+    updatedAt: now,
+  };
+  await ds.putBundle(stored);
+  return stored;
+}
+
+/** Every stored bundle of another trust domain. */
+export async function listFederatedBundles(ds: DataStore, own: TrustDomain): Promise<StoredBundle[]> {
+  return (await ds.listBundles()).filter((b) => b.trustDomain !== own.name).sort((a, b) => a.trustDomain.localeCompare(b.trustDomain));
+}
+
+export async function deleteFederatedBundle(ds: DataStore, own: TrustDomain, trustDomain: string): Promise<StoredBundle> {
+  const td = federatedTrustDomain(trustDomain, own);
+  const old = await ds.getBundle(td.name);
+  if (!old) throw new AnchorageError('not_found', `federation: no bundle for ${td.name}`);
+  await ds.deleteBundle(td.name);
+  return old;
+}
+
+/** The admin API's view of a stored bundle, with every key and its expiry. */
+export function toFederatedBundle(b: StoredBundle): FederatedBundle {
+  const parsed = SpiffeBundle.parse(TrustDomain.parse(b.trustDomain), b.document);
+  const keys = [
+    ...parsed.x509.certificates().map((c) => ({
+      use: 'x509-svid',
+      id: `${c.subject.replace(/\n/g, ', ')} serial ${c.serialNumber}`,
+      not_after: Math.floor(Date.parse(c.validTo) / 1000),
+    })),
+    ...[...parsed.jwt.keys().keys()].map((kid) => ({ use: 'jwt-svid', id: kid, not_after: 0 })),
+  ];
+  return {
+    trust_domain: b.trustDomain,
+    document: b.document,
+    sequence: b.sequence,
+    refresh_hint: b.refreshHint,
+    updated_at: b.updatedAt,
+    keys,
+    source: 'static',
+  };
+}

@@ -1,0 +1,48 @@
+// Original file: proto/anchorage/admin/v1/admin.proto
+
+import type { FederatedKey as _anchorage_admin_v1_FederatedKey, FederatedKey__Output as _anchorage_admin_v1_FederatedKey__Output } from '../../../anchorage/admin/v1/FederatedKey.js';
+import type { Long } from '@grpc/proto-loader';
+
+export interface FederatedBundle {
+  'trust_domain'?: (string);
+  /**
+   * as stored and sent to agents
+   */
+  'document'?: (string);
+  /**
+   * spiffe_sequence of the document; 0 when it has none
+   */
+  'sequence'?: (number | string | Long);
+  'refresh_hint'?: (number);
+  /**
+   * Unix seconds
+   */
+  'updated_at'?: (number | string | Long);
+  'keys'?: (_anchorage_admin_v1_FederatedKey)[];
+  /**
+   * "static" (set by hand)
+   */
+  'source'?: (string);
+}
+
+export interface FederatedBundle__Output {
+  'trust_domain': (string);
+  /**
+   * as stored and sent to agents
+   */
+  'document': (string);
+  /**
+   * spiffe_sequence of the document; 0 when it has none
+   */
+  'sequence': (number);
+  'refresh_hint': (number);
+  /**
+   * Unix seconds
+   */
+  'updated_at': (number);
+  'keys': (_anchorage_admin_v1_FederatedKey__Output)[];
+  /**
+   * "static" (set by hand)
+   */
+  'source': (string);
+}
