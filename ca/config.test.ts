@@ -61,6 +61,73 @@ describe('server config', () => {
     expect(errorOf(doc)).toContain(expected);
   });
 
+  describe('federation.bundle_endpoint', () => {
+    const be = (endpoint: unknown) => ({ ...minimal, federation: { bundle_endpoint: endpoint } });
+
+    it('defaults refresh_hint to bundle_refresh_hint and resolves the files', () => {
+      const web = parseServerConfig(
+        be({ address: '0.0.0.0:8443', profile: 'https_web', cert_file: 'tls/chain.pem', key_file: '/keys/web.key' }),
+        'server.yaml',
+        '/etc/anchorage',
+      );
+      expect(web.federation?.bundle_endpoint).toEqual({
+        address: '0.0.0.0:8443',
+        profile: 'https_web',
+        refresh_hint: 300,
+        cert_file: '/etc/anchorage/tls/chain.pem',
+        key_file: '/keys/web.key',
+      });
+      const spiffe = parseServerConfig(
+        { ...be({ address: '[::1]:0', profile: 'https_spiffe', refresh_hint: '90s' }), bundle_refresh_hint: '10m' },
+        'server.yaml',
+        '/etc/anchorage',
+      );
+      expect(spiffe.federation?.bundle_endpoint).toEqual({ address: '[::1]:0', profile: 'https_spiffe', refresh_hint: 90 });
+      expect(spiffe.bundle_refresh_hint).toBe(600);
+      expect(parseServerConfig(minimal, 'server.yaml', '/etc/anchorage').federation).toBeUndefined();
+    });
+
+    it.each<[string, unknown, string]>([
+      ['missing address', be({ profile: 'https_spiffe' }), 'server.yaml: federation.bundle_endpoint.address: is required'],
+      ['a bad address', be({ address: 'localhost', profile: 'https_spiffe' }), 'server.yaml: federation.bundle_endpoint.address: must be host:port'],
+      ['a bad port', be({ address: 'localhost:99999', profile: 'https_spiffe' }), 'server.yaml: federation.bundle_endpoint.address: port must be between 0 (any free port) and 65535'],
+      ['missing profile', be({ address: '127.0.0.1:8443' }), 'server.yaml: federation.bundle_endpoint.profile: is required'],
+      ['a bad profile', be({ address: '127.0.0.1:8443', profile: 'https' }), 'server.yaml: federation.bundle_endpoint.profile: must be https_spiffe or https_web'],
+      ['a bad refresh hint', be({ address: '127.0.0.1:8443', profile: 'https_spiffe', refresh_hint: '5 min' }), 'server.yaml: federation.bundle_endpoint.refresh_hint: "5 min" is not a duration (use e.g. 30s, 15m, 1h30m, 7d)'],
+      [
+        'cert_file with https_spiffe',
+        be({ address: '127.0.0.1:8443', profile: 'https_spiffe', cert_file: 'c.pem' }),
+        'server.yaml: federation.bundle_endpoint.cert_file: only for profile https_web (https_spiffe serves the server SVID)',
+      ],
+      [
+        'key_file with https_spiffe',
+        be({ address: '127.0.0.1:8443', profile: 'https_spiffe', key_file: 'k.pem' }),
+        'server.yaml: federation.bundle_endpoint.key_file: only for profile https_web (https_spiffe serves the server SVID)',
+      ],
+      [
+        'https_web without a certificate',
+        be({ address: '127.0.0.1:8443', profile: 'https_web', key_file: 'k.pem' }),
+        'server.yaml: federation.bundle_endpoint.cert_file: is required for profile https_web',
+      ],
+      [
+        'https_web without a key',
+        be({ address: '127.0.0.1:8443', profile: 'https_web', cert_file: 'c.pem' }),
+        'server.yaml: federation.bundle_endpoint.key_file: is required for profile https_web',
+      ],
+      ['an unknown key', be({ address: '127.0.0.1:8443', profile: 'https_spiffe', path: '/bundle' }), 'server.yaml: federation.bundle_endpoint: unknown key(s): path'],
+      ['an unknown federation key', { ...minimal, federation: { relationships: [] } }, 'server.yaml: federation: unknown key(s): relationships'],
+    ])('rejects %s with exactly one line', (_name, doc, expected) => {
+      expect(errorOf(doc)).toBe(`config: ${expected}`);
+    });
+
+    it('reports both missing https_web files', () => {
+      expect(errorOf(be({ address: '127.0.0.1:8443', profile: 'https_web' })).split('\n')).toEqual([
+        'config: server.yaml: federation.bundle_endpoint.cert_file: is required for profile https_web',
+        'server.yaml: federation.bundle_endpoint.key_file: is required for profile https_web',
+      ]);
+    });
+  });
+
   it('reports every problem at once, one per line', () => {
     const m = errorOf({ ...minimal, x509_svid_ttl: 'x', jwt_svid_ttl: 'y' });
     expect(m.split('\n')).toHaveLength(2);

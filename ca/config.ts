@@ -24,7 +24,7 @@ const fileMode = z
 
 const hostPort = z
   .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$/, 'must be host:port')
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$/, { message: 'must be host:port', abort: true })
   .refine((s) => {
     const port = Number(s.slice(s.lastIndexOf(':') + 1));
     return port >= 0 && port < 65536;
@@ -74,6 +74,33 @@ const root = z.discriminatedUnion('type', [
     }),
 ]);
 
+/** A required value: "is required" when absent, `message` when present but wrong. */
+const requiredError = (message: string) => (issue: { input?: unknown }) => (issue.input === undefined ? 'is required' : message);
+
+export const BUNDLE_ENDPOINT_PROFILES = ['https_spiffe', 'https_web'] as const;
+export type BundleEndpointProfile = (typeof BUNDLE_ENDPOINT_PROFILES)[number];
+
+/** The SPIFFE bundle endpoint this server serves (ca/federation/endpoint.ts). */
+const bundleEndpoint = z
+  .object({
+    address: z.string({ error: requiredError('must be host:port') }).pipe(hostPort),
+    profile: z.enum(BUNDLE_ENDPOINT_PROFILES, { error: requiredError('must be https_spiffe or https_web') }),
+    refresh_hint: duration.optional(),
+    cert_file: z.string().min(1).optional(),
+    key_file: z.string().min(1).optional(),
+  })
+  .strict()
+  .superRefine((v, ctx) => {
+    for (const key of ['cert_file', 'key_file'] as const) {
+      if (v.profile === 'https_spiffe' && v[key] !== undefined) {
+        ctx.addIssue({ code: 'custom', path: [key], message: 'only for profile https_web (https_spiffe serves the server SVID)' });
+      }
+      if (v.profile === 'https_web' && v[key] === undefined) {
+        ctx.addIssue({ code: 'custom', path: [key], message: 'is required for profile https_web' });
+      }
+    }
+  });
+
 const serverSchema = z
   .object({
     trust_domain: z.string().transform((s, ctx) => {
@@ -106,6 +133,7 @@ const serverSchema = z
       .object({ type: z.literal('sqlite'), path: z.string().min(1).optional() })
       .strict()
       .default({ type: 'sqlite' }),
+    federation: z.object({ bundle_endpoint: bundleEndpoint.optional() }).strict().optional(),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -127,10 +155,22 @@ export type RawServerConfig = z.output<typeof serverSchema>;
 export type KeyManagerConfig = z.output<typeof keyManager>;
 export type RootConfig = z.output<typeof root>;
 
+/** `federation.bundle_endpoint` with its defaults applied and its paths absolute. */
+export interface BundleEndpointConfig {
+  address: string;
+  profile: BundleEndpointProfile;
+  /** spiffe_refresh_hint of the served document, seconds. */
+  refresh_hint: number;
+  /** https_web only. */
+  cert_file?: string;
+  key_file?: string;
+}
+
 /** Server configuration with every path absolute and every default applied. */
 export interface ServerConfig extends RawServerConfig {
   admin_socket: string;
   datastore: { type: 'sqlite'; path: string };
+  federation?: { bundle_endpoint?: BundleEndpointConfig };
   /** Where the file came from, for messages. */
   source: string;
 }
@@ -169,6 +209,7 @@ export function parseServerConfig(doc: unknown, source: string, baseDir: string)
           key_manager: rootCfg.key_manager && fixKm(rootCfg.key_manager),
         }
       : { ...rootCfg, key_manager: rootCfg.key_manager && fixKm(rootCfg.key_manager) };
+  const be = cfg.federation?.bundle_endpoint;
   return {
     ...cfg,
     source,
@@ -177,6 +218,14 @@ export function parseServerConfig(doc: unknown, source: string, baseDir: string)
     key_manager: fixKm(cfg.key_manager),
     ca: { ...cfg.ca, root: fixedRoot },
     datastore: { type: 'sqlite', path: abs(cfg.datastore.path ?? join(dataDir, 'datastore.sqlite3')) },
+    federation: cfg.federation && {
+      bundle_endpoint: be && {
+        ...be,
+        refresh_hint: be.refresh_hint ?? cfg.bundle_refresh_hint,
+        cert_file: be.cert_file && abs(be.cert_file),
+        key_file: be.key_file && abs(be.key_file),
+      },
+    },
   };
 }
 

@@ -13,6 +13,7 @@ import { adminHandlers } from './admin/service.js';
 import { resolvePin, type KeyManagerConfig, type ServerConfig } from './config.js';
 import type { DataStore } from './datastore/DataStore.js';
 import { SqliteDataStore } from './datastore/sqlite.js';
+import { BundleEndpoint, loadWebIdentity, type WebIdentity } from './federation/endpoint.js';
 import type { KeyManager } from './keymanager/KeyManager.js';
 import { openKeyManager } from './keymanager/factory.js';
 import { CaManager } from './manager.js';
@@ -30,6 +31,8 @@ export interface RunningServer {
   readonly agentPort: number;
   readonly feed: ChangeFeed;
   readonly tlsIdentity: ServerTlsIdentity;
+  /** The port of the SPIFFE bundle endpoint, when `federation.bundle_endpoint` is configured. */
+  readonly bundleEndpointPort: number | undefined;
   close(): Promise<void>;
 }
 
@@ -121,6 +124,11 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
   try {
     // Everything the server creates (datastore, sockets, keys on disk) is private.
     process.umask(0o077);
+    // The https_web certificate and key are read first: a bad file fails the
+    // start before anything is opened.
+    const endpointCfg = cfg.federation?.bundle_endpoint;
+    let webIdentity: WebIdentity | undefined;
+    if (endpointCfg?.profile === 'https_web') webIdentity = loadWebIdentity(endpointCfg.cert_file!, endpointCfg.key_file!, log);
     ensurePrivateDir(cfg.data_dir, log);
     ensurePrivateDir(dirname(cfg.admin_socket), log);
     // Two servers on one data dir would both rotate the CA: refuse before touching anything.
@@ -227,6 +235,23 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
         }),
     );
 
+    // The SPIFFE bundle endpoint, for trust domains that federate with ours.
+    let bundleEndpointPort: number | undefined;
+    if (endpointCfg) {
+      const endpoint = new BundleEndpoint({ config: endpointCfg, ca, tlsIdentity, webIdentity, logger: log });
+      closers.push(() => endpoint.close());
+      bundleEndpointPort = await endpoint.start();
+      log.info(
+        {
+          address: `${endpointCfg.address.slice(0, endpointCfg.address.lastIndexOf(':'))}:${bundleEndpointPort}`,
+          profile: endpointCfg.profile,
+          refreshHint: endpointCfg.refresh_hint,
+          ...(endpointCfg.profile === 'https_spiffe' ? { spiffeId: tlsIdentity.spiffeId.toString() } : { certFile: endpointCfg.cert_file }),
+        },
+        'federation: bundle endpoint listening',
+      );
+    }
+
     const rootInfo = root.certInfo;
     log.info(
       {
@@ -249,6 +274,7 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
       agentPort,
       feed,
       tlsIdentity,
+      bundleEndpointPort,
       close: async () => {
         if (closed) return;
         closed = true;
