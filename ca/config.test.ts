@@ -46,6 +46,8 @@ describe('server config', () => {
     ['unknown nested key', { ...minimal, ca: { tll: '1h' } }, 'server.yaml: ca: unknown key(s): tll'],
     ['bad duration', { ...minimal, x509_svid_ttl: '1 hour' }, 'server.yaml: x509_svid_ttl: "1 hour" is not a duration'],
     ['zero duration', { ...minimal, jwt_svid_ttl: '0s' }, 'server.yaml: jwt_svid_ttl: "0s" must be greater than zero'],
+    ['bad agent svid ttl', { ...minimal, agent_svid_ttl: 'soon' }, 'server.yaml: agent_svid_ttl: "soon" is not a duration'],
+    ['agent svid ttl beyond the CA', { ...minimal, agent_svid_ttl: '48h' }, 'server.yaml: agent_svid_ttl: must be shorter than ca.ttl'],
     ['bad socket mode', { ...minimal, admin_socket_mode: '0999' }, 'server.yaml: admin_socket_mode: must be an octal file mode such as "0600"'],
     ['bad bind address', { ...minimal, bind_address: 'localhost' }, 'server.yaml: bind_address: must be host:port'],
     ['bad port', { ...minimal, bind_address: '127.0.0.1:70000' }, 'server.yaml: bind_address: port must be between 0 (any free port) and 65535'],
