@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -284,6 +284,30 @@ describe('connection plumbing', () => {
       (e) => isAnchorageError(e, 'failed_precondition') && /not a socket/.test((e as Error).message),
     );
     expect(existsSync(socketPath)).toBe(true);
+  });
+
+  it('refuses a socket directory others could write to or that belongs to another user', async () => {
+    const source = new TestIdentitySource(ca);
+    const attestor = new UnixWorkloadAttestor({ logger: silentLogger() });
+    const open = join(dir, 'open-dir');
+    mkdirSync(open, { mode: 0o755 });
+    chmodSync(open, 0o777);
+    const inOpen = join(open, 'api.sock');
+    await expect(startWorkloadApi({ socketPath: inOpen, source, attestor, logger: silentLogger() })).rejects.toThrow(
+      `workloadapi: ${open} is writable by group or others (mode 777); make it 0755 or choose another socket_path`,
+    );
+    // Below a writable directory is no better: the directory could be renamed away.
+    const nested = join(open, 'sub', 'api.sock');
+    await expect(startWorkloadApi({ socketPath: nested, source, attestor, logger: silentLogger() })).rejects.toThrow(`workloadapi: ${open} is writable by group or others`);
+    expect(existsSync(inOpen)).toBe(false);
+    if (isRoot) {
+      const foreign = join(dir, 'foreign-dir');
+      mkdirSync(foreign, { mode: 0o755 });
+      chownSync(foreign, NOBODY_UID, NOBODY_UID);
+      await expect(startWorkloadApi({ socketPath: join(foreign, 'api.sock'), source, attestor, logger: silentLogger() })).rejects.toThrow(
+        `workloadapi: ${foreign} belongs to uid ${NOBODY_UID}, not to this process (uid 0) or root; choose another socket_path`,
+      );
+    }
   });
 
   it('close() ends open streams with UNAVAILABLE and unsubscribes them', async () => {

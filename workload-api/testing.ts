@@ -14,9 +14,10 @@ import type { IdentitySource, JwtIdentity, X509Identity } from './IdentitySource
 
 /**
  * Test support for the Workload API: a real CA in process and an
- * {@link IdentitySource} that hands out SVIDs it minted. It stands in for
- * the agent cache (not written yet); everything it serves is real key
- * material, so tests verify real chains and real tokens.
+ * {@link IdentitySource} that hands out SVIDs it minted, so the Workload API
+ * can be tested on its own (the agent's cache is node-agent/cache.ts, tested
+ * through the agent); everything it serves is real key material, so tests
+ * verify real chains and real tokens.
  */
 
 /** A throwaway CA: memory keys, SQLite in `dir`. */
