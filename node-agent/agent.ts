@@ -10,7 +10,7 @@ import type { AuthorizedEntry__Output } from '../proto/gen/anchorage/agent/v1/Au
 import type { SyncAuthorizedEntriesResponse__Output } from '../proto/gen/anchorage/agent/v1/SyncAuthorizedEntriesResponse.js';
 import { SpiffeBundle, X509Bundle } from '../spiffe/bundle.js';
 import { SpiffeId, TrustDomain } from '../spiffe/id.js';
-import { verifyX509Svid } from '../spiffe/x509svid.js';
+import { uriSansOf, verifyX509Svid } from '../spiffe/x509svid.js';
 import { WorkloadCache, rotationTime, type HeldSvid } from './cache.js';
 import { loadAgentConfig, type AgentConfig } from './config.js';
 import { ServerConnection, type ServerTrust } from './connection.js';
@@ -644,8 +644,8 @@ export class NodeAgent {
     } else if (!leaf.verify(new X509Certificate(chain[1]!).publicKey)) {
       throw new AnchorageError('internal', `agent: the svid for entry ${entry.id} is not signed by its intermediate`);
     }
-    const want = `URI:${entry.spiffeId}`;
-    if (!(leaf.subjectAltName ?? '').split(', ').includes(want)) {
+    const uris = uriSansOf(leaf);
+    if (uris.length !== 1 || uris[0] !== entry.spiffeId) {
       throw new AnchorageError('internal', `agent: the server signed ${leaf.subjectAltName} for entry ${entry.id} (${entry.spiffeId})`);
     }
     if (!spkiOf(leaf).equals(privateKeySpki(privateKey))) throw new AnchorageError('internal', `agent: the svid for entry ${entry.id} is not for our key`);

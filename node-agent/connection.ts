@@ -11,6 +11,7 @@ import type { SyncAuthorizedEntriesResponse__Output } from '../proto/gen/anchora
 import type { X509SVIDParams } from '../proto/gen/anchorage/agent/v1/X509SVIDParams.js';
 import type { X509Bundle } from '../spiffe/bundle.js';
 import type { SpiffeId } from '../spiffe/id.js';
+import { uriSansOf } from '../spiffe/x509svid.js';
 
 /** How the agent proves itself to the server: its SVID and key. */
 export interface AgentCredentials {
@@ -46,10 +47,7 @@ export function fromGrpc(err: unknown, what: string): AnchorageError {
 export function serverIdentityCheck(serverId: SpiffeId): (host: string, cert: PeerCertificate) => Error | undefined {
   const want = serverId.toString();
   return (_host, cert) => {
-    const uris = (cert.subjectaltname ?? '')
-      .split(', ')
-      .filter((s) => s.startsWith('URI:'))
-      .map((s) => s.slice(4));
+    const uris = uriSansOf(cert);
     if (uris.length === 1 && uris[0] === want) return undefined;
     return new Error(`agent: the server presented ${uris.join(', ') || 'no SPIFFE ID'}, expected ${want}`);
   };

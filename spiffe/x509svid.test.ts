@@ -3,7 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { AnchorageError } from '../common/errors.js';
 import { TrustDomain } from './id.js';
 import { X509Bundle } from './bundle.js';
-import { parseSpiffeIdFromCert, verifyX509Svid, type X509BundleSource } from './x509svid.js';
+import { parseSpiffeIdFromCert, uriSansOf, verifyX509Svid, type X509BundleSource } from './x509svid.js';
 import { KU, makeCert, makeIntermediate, makeLeaf, makeRoot, newKeyPair, type TestCert } from './testdata/pki.js';
 
 const td = TrustDomain.parse('example.org');
@@ -324,5 +324,14 @@ describe('parseSpiffeIdFromCert', () => {
   ])('rejects %j', async (opts, message) => {
     const cert = await makeCert(opts);
     expect(thrown(() => parseSpiffeIdFromCert(cert.der)).message).toBe(message);
+  });
+});
+
+describe('uriSansOf', () => {
+  it('lists the URI SANs from either of Node\'s spellings, and nothing else', () => {
+    expect(uriSansOf({ subjectaltname: 'DNS:a.example, URI:spiffe://td/x, IP Address:127.0.0.1, URI:spiffe://td/y' })).toEqual(['spiffe://td/x', 'spiffe://td/y']);
+    expect(uriSansOf({ subjectAltName: 'URI:spiffe://td/z' })).toEqual(['spiffe://td/z']);
+    expect(uriSansOf({ subjectaltname: 'DNS:only.example' })).toEqual([]);
+    expect(uriSansOf({})).toEqual([]);
   });
 });

@@ -110,6 +110,19 @@ function idFromUris(uris: string[], label: string): SpiffeId {
 }
 
 /**
+ * The URI SANs of a certificate as Node reports them (`subjectaltname` on a
+ * TLS peer certificate, `subjectAltName` on an X509Certificate), without
+ * parsing the certificate again. For checks on certificates a TLS stack has
+ * already verified.
+ */
+export function uriSansOf(cert: { subjectaltname?: string | undefined; subjectAltName?: string | undefined }): string[] {
+  return (cert.subjectaltname ?? cert.subjectAltName ?? '')
+    .split(', ')
+    .filter((s) => s.startsWith('URI:'))
+    .map((s) => s.slice(4));
+}
+
+/**
  * Reads the SPIFFE ID of an X509-SVID (leaf or signing certificate) from
  * its single URI SAN, without verifying anything else. For use on
  * certificates whose chain has already been verified, e.g. by a TLS stack

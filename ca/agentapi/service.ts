@@ -4,6 +4,7 @@ import { AnchorageError, invalid } from '../../common/errors.js';
 import { toServiceError, unaryHandler } from '../../common/grpc.js';
 import type { Logger } from '../../common/log.js';
 import { SpiffeId } from '../../spiffe/id.js';
+import { uriSansOf } from '../../spiffe/x509svid.js';
 import type { AgentHandlers } from '../../proto/gen/anchorage/agent/v1/Agent.js';
 import type { AuthorizedEntry } from '../../proto/gen/anchorage/agent/v1/AuthorizedEntry.js';
 import type { SyncAuthorizedEntriesResponse } from '../../proto/gen/anchorage/agent/v1/SyncAuthorizedEntriesResponse.js';
@@ -75,9 +76,9 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
   async function authenticate(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getAuthContext'>): Promise<AttestedAgent> {
     const cert = call.getAuthContext().sslPeerCertificate;
     if (!cert || !cert.raw) throw new AnchorageError('unauthenticated', 'agent api: this call needs the agent svid as client certificate');
-    const uris = (cert.subjectaltname ?? '').split(', ').filter((s: string) => s.startsWith('URI:'));
+    const uris = uriSansOf(cert);
     if (uris.length !== 1) throw new AnchorageError('unauthenticated', 'agent api: the client certificate is not an svid');
-    const id = SpiffeId.parse(uris[0]!.slice(4));
+    const id = SpiffeId.parse(uris[0]!);
     if (!id.memberOf(ca.trustDomain) || !id.path.startsWith(AGENT_PATH_PREFIX)) {
       throw new AnchorageError('permission_denied', `agent api: ${id} is not an agent`);
     }

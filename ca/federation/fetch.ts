@@ -4,6 +4,7 @@ import { AnchorageError, errorMessage } from '../../common/errors.js';
 import { toPem } from '../../common/pem.js';
 import { DEFAULT_MAX_BUNDLE_BYTES, SpiffeBundle, type X509Bundle } from '../../spiffe/bundle.js';
 import { SpiffeId, type TrustDomain } from '../../spiffe/id.js';
+import { uriSansOf } from '../../spiffe/x509svid.js';
 
 /**
  * Fetching a federated trust domain's bundle from its bundle endpoint, as
@@ -60,13 +61,6 @@ export function parseEndpointUrl(url: string): URL {
   return u;
 }
 
-function uriSans(cert: { subjectaltname?: string; subjectAltName?: string | undefined }): string[] {
-  return (cert.subjectaltname ?? cert.subjectAltName ?? '')
-    .split(', ')
-    .filter((s) => s.startsWith('URI:'))
-    .map((s) => s.slice(4));
-}
-
 /** Fetches, authenticates and checks the bundle; resolves only with a bundle fit to trust. */
 export function fetchBundle(opts: FetchOptions): Promise<SpiffeBundle> {
   const url = parseEndpointUrl(opts.url);
@@ -79,7 +73,7 @@ export function fetchBundle(opts: FetchOptions): Promise<SpiffeBundle> {
           ca: profile.authorities.authorities().map((d) => toPem('CERTIFICATE', d)),
           // The host name means nothing here: the endpoint is named by its SPIFFE ID.
           checkServerIdentity: (_host: string, cert: PeerCertificate) => {
-            const uris = uriSans(cert);
+            const uris = uriSansOf(cert);
             const want = profile.endpointId.toString();
             return uris.length === 1 && uris[0] === want
               ? undefined
@@ -142,7 +136,7 @@ function checkDocument(body: Buffer, opts: FetchOptions, where: string): SpiffeB
   // The document does not name its trust domain, but authorities that carry
   // a SPIFFE ID do: one of another trust domain means we were sent the wrong bundle.
   for (const cert of bundle.x509.certificates()) {
-    for (const uri of uriSans(cert)) {
+    for (const uri of uriSansOf(cert)) {
       let id: SpiffeId;
       try {
         id = SpiffeId.parse(uri);
