@@ -14,31 +14,23 @@
 //
 // Without a Go toolchain the suite is skipped with a warning, except in CI
 // (CI=true), where it fails: there it must run.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Admin } from '../../cli/client.js';
 import { silentLogger } from '../../common/log.js';
 import { UnixWorkloadAttestor } from '../../node-agent/attestor/unix.js';
-import { loadWorkloadProto } from '../../proto/load.js';
-import type { X509SVIDResponse__Output } from '../../proto/gen/X509SVIDResponse.js';
 import { startWorkloadApi } from '../../workload-api/server.js';
 import { startTestCa, TestIdentitySource, type TestCa } from '../../workload-api/testing.js';
-import { cli, freePort, startAgentProcess, startServerProcess, writeFile, type AnchorageProcess } from '../helpers/process.js';
-import { createSoftHsmToken } from '../helpers/softhsm.js';
+import { closerList, currentUid, describeWithToolchain, jsonLine, NOBODY_UID, run, startTrustDomain, type RunResult } from './harness.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const GO_DIR = join(HERE, 'go');
 const AUDIENCE = 'spiffe://example.test/interop-audience';
 const READY_MARKER = 'interop: ready-for-rotation';
-const IN_CI = process.env.CI === 'true';
-/** A uid (and gid) with no entry at the real agent; the program can only be run as it by root. */
-const NOBODY_UID = 65534;
 
 // --- the targets -------------------------------------------------------------------
 
@@ -83,23 +75,6 @@ function serialHex(s: string): string {
   return BigInt(`0x${s}`).toString(16);
 }
 
-function currentUid(): number {
-  const uid = process.getuid?.();
-  if (uid === undefined) throw new Error('interop: process.getuid() is not available on this platform');
-  return uid;
-}
-
-/** Runs the closers in reverse order; used both by close() and when a start fails half-way. */
-function closerList(): { push(c: () => Promise<unknown> | unknown): void; close(): Promise<void> } {
-  const closers: (() => Promise<unknown> | unknown)[] = [];
-  return {
-    push: (c) => void closers.push(c),
-    close: async () => {
-      for (const c of closers.reverse()) await c();
-      closers.length = 0;
-    },
-  };
-}
 
 /** A Workload API server in this process over a TestIdentitySource, with a federated trust domain. */
 async function startInProcessTarget(dir: string): Promise<InteropTarget> {
@@ -158,139 +133,36 @@ async function startInProcessTarget(dir: string): Promise<InteropTarget> {
 }
 
 /**
- * The first FetchX509SVID answer this process gets from the Workload API at
- * `socket`, once it serves `spiffeId` (the agent mints an entry's SVID a
- * moment after the entry is created; until then callers get PERMISSION_DENIED).
- */
-async function waitForSvid(socket: string, spiffeId: string, timeoutMs: number): Promise<X509SVIDResponse__Output> {
-  const client = new (loadWorkloadProto().SpiffeWorkloadAPI)(`unix://${socket}`, grpc.credentials.createInsecure());
-  const deadline = Date.now() + timeoutMs;
-  let last = 'no answer yet';
-  try {
-    for (;;) {
-      const got = await new Promise<X509SVIDResponse__Output | undefined>((resolve) => {
-        const md = new grpc.Metadata();
-        md.set('workload.spiffe.io', 'true');
-        const call = client.FetchX509SVID({}, md, { deadline: Date.now() + 5_000 });
-        call.on('data', (m: X509SVIDResponse__Output) => {
-          call.cancel();
-          if (m.svids.some((s) => s.spiffe_id === spiffeId)) resolve(m);
-          else {
-            last = `served ${m.svids.map((s) => s.spiffe_id).join(', ') || 'no SVID'}`;
-            resolve(undefined);
-          }
-        });
-        call.on('error', (e: grpc.ServiceError) => {
-          if (e.code !== grpc.status.CANCELLED) last = `${grpc.status[e.code]}: ${e.details}`;
-          resolve(undefined);
-        });
-      });
-      if (got) return got;
-      if (Date.now() > deadline) throw new Error(`interop: the agent did not serve ${spiffeId} within ${timeoutMs} ms (${last})`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  } finally {
-    client.close();
-  }
-}
-
-/**
  * The real thing: `anchorage server run` on a fresh SoftHSM2 token and
  * `anchorage agent run` attested with a join token, each its own process;
- * one entry for this process's uid, parented by the agent.
+ * one entry for this process's uid, parented by the agent (harness.ts).
  */
 async function startAgentTarget(dir: string): Promise<InteropTarget> {
   const uid = currentUid();
   const TD = 'go-interop.test';
   const expectedId = `spiffe://${TD}/interop/go-spiffe`;
-  const closers = closerList();
-  let server: AnchorageProcess | undefined;
-  let agent: AnchorageProcess | undefined;
-  try {
-    const hsm = createSoftHsmToken('anchorage-interop', '1357');
-    closers.push(() => hsm.cleanup());
-    const env = { ...hsm.env, ANCHORAGE_LOG_LEVEL: 'debug' };
-    const port = await freePort();
-    const adminSocket = join(dir, 'admin.sock');
-    const workloadSocket = join(dir, 'public', 'api.sock');
-    writeFile(join(dir, 'pin'), `${hsm.pin}\n`);
-    const serverConfig = writeFile(
-      join(dir, 'server.yaml'),
-      `trust_domain: ${TD}
-data_dir: ${join(dir, 'server')}
-admin_socket: ${adminSocket}
-bind_address: 127.0.0.1:${port}
-key_manager:
-  type: pkcs11
-  module: ${hsm.module}
-  token_label: ${hsm.label}
-  pin_file: ${join(dir, 'pin')}
-ca:
-  ttl: 24h
-x509_svid_ttl: 1h
-jwt_svid_ttl: 5m
-`,
-    );
-    server = await startServerProcess(serverConfig, adminSocket, env);
-    closers.push(() => server?.kill('SIGTERM'));
-    const admin = new Admin(adminSocket);
-    closers.push(() => admin.close());
-
-    const token = await admin.call('CreateJoinToken', { spiffe_id: '', ttl: 600 });
-    const bundle = cli(['bundle', 'show', '--format', 'pem', '--socket', adminSocket], env);
-    if (bundle.code !== 0) throw new Error(`interop: anchorage bundle show failed (exit ${bundle.code}): ${bundle.stderr}`);
-    writeFile(join(dir, 'bundle.pem'), bundle.stdout);
-    const agentConfig = writeFile(
-      join(dir, 'agent.yaml'),
-      `trust_domain: ${TD}
-server_address: 127.0.0.1:${port}
-data_dir: ${join(dir, 'agent')}
-socket_path: ${workloadSocket}
-join_token: ${token.token}
-trust_bundle_file: ${join(dir, 'bundle.pem')}
-`,
-    );
-    agent = await startAgentProcess(agentConfig, workloadSocket, env);
-    closers.push(() => agent?.kill('SIGTERM'));
-    const agentId = `spiffe://${TD}/anchorage/agent/join_token/${token.token}`;
-
-    let hint = 'interop';
-    const entry = await admin.call('CreateEntry', {
-      entry: { spiffe_id: expectedId, parent_id: agentId, selectors: [{ type: 'unix', value: `uid:${uid}` }], hint },
-    });
-    await waitForSvid(workloadSocket, expectedId, 30_000);
-
-    let rotations = 0;
-    const target: InteropTarget = {
-      endpoint: `unix://${workloadSocket}`,
-      // Same socket, run as a uid without an entry: only root can start a process as another uid.
-      denied:
-        uid === 0
-          ? { endpoint: `unix://${workloadSocket}`, uid: NOBODY_UID }
-          : { skip: `not root (uid ${uid}): the program cannot be run as uid ${NOBODY_UID}, which has no entry at the agent` },
-      expectedId,
-      hint,
-      trustDomains: [TD],
-      chainLength: 2,
-      verifiedChainLength: 3,
-      x509SvidTtl: 3600,
-      jwtSvidTtl: 300,
-      // A new revision of the entry (here: its hint) makes the agent mint a new SVID at once.
-      rotate: async () => {
-        hint = `interop-rotated-${++rotations}`;
-        await admin.call('UpdateEntry', { id: entry.id, patch: { hint } });
-        target.hint = hint;
-      },
-      diagnostics: () => `\n--- agent log (tail) ---\n${agent?.log().slice(-4000) ?? ''}\n--- server log (tail) ---\n${server?.log().slice(-2000) ?? ''}`,
-      close: closers.close,
-    };
-    return target;
-  } catch (err) {
-    const logs = `${agent ? `\n--- agent log ---\n${agent.log().slice(-4000)}` : ''}${server ? `\n--- server log ---\n${server.log().slice(-4000)}` : ''}`;
-    await closers.close();
-    if (logs && err instanceof Error) err.message += logs;
-    throw err;
-  }
+  const td = await startTrustDomain(dir, { trustDomain: TD, entries: [{ spiffeId: expectedId, selectors: [`unix:uid:${uid}`], hint: 'interop' }] });
+  const target: InteropTarget = {
+    endpoint: td.endpoint,
+    // Same socket, run as a uid without an entry: only root can start a process as another uid.
+    denied:
+      uid === 0
+        ? { endpoint: td.endpoint, uid: NOBODY_UID }
+        : { skip: `not root (uid ${uid}): the program cannot be run as uid ${NOBODY_UID}, which has no entry at the agent` },
+    expectedId,
+    hint: 'interop',
+    trustDomains: [TD],
+    chainLength: 2,
+    verifiedChainLength: 3,
+    x509SvidTtl: 3600,
+    jwtSvidTtl: 300,
+    rotate: async () => {
+      target.hint = await td.rotate(0);
+    },
+    diagnostics: td.diagnostics,
+    close: td.close,
+  };
+  return target;
 }
 
 const TARGETS: TargetSpec[] = [
@@ -353,47 +225,6 @@ function goUnusable(): string | undefined {
 }
 
 const unusable = goUnusable();
-if (unusable !== undefined && !IN_CI) console.warn(`interop: ${unusable}; go-spiffe interop skipped`);
-
-interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command without blocking the event loop (the Workload API under test lives in this process). */
-function run(
-  cmd: string,
-  args: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; uid?: number; timeoutMs: number; onStderr?: (all: string) => void },
-): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      cwd: opts.cwd,
-      env: opts.env ?? process.env,
-      // gid = uid, as for nobody (65534:65534).
-      ...(opts.uid !== undefined && { uid: opts.uid, gid: opts.uid }),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      opts.onStderr?.(stderr);
-    });
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
 
 /** The JSON line of test/interop/go/main.go, success or failure. */
 interface GoOutput {
@@ -431,11 +262,7 @@ interface GoRun extends RunResult {
 }
 
 function parseOutput(r: RunResult): GoRun {
-  const lines = r.stdout.split('\n').filter((l) => l.trim() !== '');
-  if (lines.length !== 1) {
-    throw new Error(`interop: expected one JSON line on stdout, got ${lines.length} (exit ${r.code}, signal ${r.signal}):\n${r.stdout}\nstderr:\n${r.stderr}`);
-  }
-  return { ...r, out: JSON.parse(lines[0]!) as GoOutput };
+  return { ...r, out: jsonLine<GoOutput>(r) };
 }
 
 /** Unix seconds of an RFC 3339 time printed by the Go program. */
@@ -447,17 +274,7 @@ function unixSeconds(rfc3339: string | undefined): number {
 
 // --- the suite -----------------------------------------------------------------------
 
-// In CI a missing or too old toolchain is a failed test, not a skip (and not
-// only a failed hook, which vitest's summary would count as skipped tests).
-if (unusable !== undefined && IN_CI) {
-  describe('go-spiffe v2 interop prerequisites', () => {
-    it('has a usable Go toolchain (required when CI=true)', () => {
-      throw new Error(`interop: ${unusable}, and CI=true: the go-spiffe interop suite must run in CI (install Go ${requiredGoVersion()} or newer)`);
-    });
-  });
-}
-
-describe.skipIf(unusable !== undefined)('go-spiffe v2 against our Workload API', () => {
+describeWithToolchain('go-spiffe v2 against our Workload API', unusable, () => {
   let dir: string | undefined;
   let binary: string;
   /** Why the build failed; every test reports it (a failed hook alone counts as skips). */
