@@ -86,7 +86,7 @@ describe('server config', () => {
       );
       expect(spiffe.federation?.bundle_endpoint).toEqual({ address: '[::1]:0', profile: 'https_spiffe', refresh_hint: 90 });
       expect(spiffe.bundle_refresh_hint).toBe(600);
-      expect(parseServerConfig(minimal, 'server.yaml', '/etc/anchorage').federation).toBeUndefined();
+      expect(parseServerConfig(minimal, 'server.yaml', '/etc/anchorage').federation).toEqual({ bundle_endpoint: undefined, refresh: { min_interval: 30, max_interval: 3600, default_interval: 300, fetch_timeout: 10 } });
     });
 
     it.each<[string, unknown, string]>([

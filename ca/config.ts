@@ -101,6 +101,25 @@ const bundleEndpoint = z
     }
   });
 
+/** How often the federation client fetches peers' bundles (ca/federation/client.ts). */
+const federationRefresh = z
+  .object({
+    min_interval: duration.default(30),
+    max_interval: duration.default(3600),
+    default_interval: duration.default(300),
+    fetch_timeout: duration.default(10),
+  })
+  .strict()
+  .superRefine((v, ctx) => {
+    if (v.min_interval < 1) ctx.addIssue({ code: 'custom', path: ['min_interval'], message: 'must be at least 1s' });
+    if (v.max_interval > 86400) ctx.addIssue({ code: 'custom', path: ['max_interval'], message: 'must be at most 24h' });
+    if (v.min_interval > v.max_interval) ctx.addIssue({ code: 'custom', path: ['min_interval'], message: 'must not be longer than max_interval' });
+    if (v.default_interval < v.min_interval || v.default_interval > v.max_interval) {
+      ctx.addIssue({ code: 'custom', path: ['default_interval'], message: 'must be between min_interval and max_interval' });
+    }
+    if (v.fetch_timeout < 1 || v.fetch_timeout > 300) ctx.addIssue({ code: 'custom', path: ['fetch_timeout'], message: 'must be between 1s and 5m' });
+  });
+
 const serverSchema = z
   .object({
     trust_domain: z.string().transform((s, ctx) => {
@@ -133,7 +152,10 @@ const serverSchema = z
       .object({ type: z.literal('sqlite'), path: z.string().min(1).optional() })
       .strict()
       .default({ type: 'sqlite' }),
-    federation: z.object({ bundle_endpoint: bundleEndpoint.optional() }).strict().optional(),
+    federation: z
+      .object({ bundle_endpoint: bundleEndpoint.optional(), refresh: federationRefresh.prefault({}) })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -166,11 +188,19 @@ export interface BundleEndpointConfig {
   key_file?: string;
 }
 
+/** `federation.refresh`, in seconds. */
+export interface FederationRefreshConfig {
+  min_interval: number;
+  max_interval: number;
+  default_interval: number;
+  fetch_timeout: number;
+}
+
 /** Server configuration with every path absolute and every default applied. */
 export interface ServerConfig extends RawServerConfig {
   admin_socket: string;
   datastore: { type: 'sqlite'; path: string };
-  federation?: { bundle_endpoint?: BundleEndpointConfig };
+  federation: { bundle_endpoint?: BundleEndpointConfig; refresh: FederationRefreshConfig };
   /** Where the file came from, for messages. */
   source: string;
 }
@@ -218,7 +248,8 @@ export function parseServerConfig(doc: unknown, source: string, baseDir: string)
     key_manager: fixKm(cfg.key_manager),
     ca: { ...cfg.ca, root: fixedRoot },
     datastore: { type: 'sqlite', path: abs(cfg.datastore.path ?? join(dataDir, 'datastore.sqlite3')) },
-    federation: cfg.federation && {
+    federation: {
+      refresh: cfg.federation.refresh,
       bundle_endpoint: be && {
         ...be,
         refresh_hint: be.refresh_hint ?? cfg.bundle_refresh_hint,

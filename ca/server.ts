@@ -13,6 +13,7 @@ import { adminHandlers } from './admin/service.js';
 import { resolvePin, type KeyManagerConfig, type ServerConfig } from './config.js';
 import type { DataStore } from './datastore/DataStore.js';
 import { SqliteDataStore } from './datastore/sqlite.js';
+import { FederationClient } from './federation/client.js';
 import { BundleEndpoint, loadWebIdentity, type WebIdentity } from './federation/endpoint.js';
 import type { KeyManager } from './keymanager/KeyManager.js';
 import { openKeyManager } from './keymanager/factory.js';
@@ -126,7 +127,7 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
     process.umask(0o077);
     // The https_web certificate and key are read first: a bad file fails the
     // start before anything is opened.
-    const endpointCfg = cfg.federation?.bundle_endpoint;
+    const endpointCfg = cfg.federation.bundle_endpoint;
     let webIdentity: WebIdentity | undefined;
     if (endpointCfg?.profile === 'https_web') webIdentity = loadWebIdentity(endpointCfg.cert_file!, endpointCfg.key_file!, log);
     ensurePrivateDir(cfg.data_dir, log);
@@ -185,10 +186,20 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
     const minter = new Minter({ ca, x509SvidTtl: cfg.x509_svid_ttl, jwtSvidTtl: cfg.jwt_svid_ttl, now, csrVerifier });
 
     const feed = new ChangeFeed();
+    const refresh = cfg.federation.refresh;
+    const federation = new FederationClient({
+      datastore,
+      feed,
+      logger: log,
+      bounds: { min: refresh.min_interval, max: refresh.max_interval, fallback: refresh.default_interval },
+      timeoutMs: refresh.fetch_timeout * 1000,
+      now,
+    });
+    closers.push(() => federation.close());
     const admin = new grpc.Server();
     admin.addService(
       loadAdminProto().anchorage.admin.v1.Admin.service,
-      adminHandlers({ datastore, feed, ca, minter, caTtl: cfg.ca.ttl, keyManagerKind: keyManager.kind, now, logger: log }),
+      adminHandlers({ datastore, feed, ca, minter, caTtl: cfg.ca.ttl, keyManagerKind: keyManager.kind, federation, now, logger: log }),
     );
     await bind(admin, `unix://${cfg.admin_socket}`);
     chmodSync(cfg.admin_socket, cfg.admin_socket_mode);
@@ -251,6 +262,9 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
         'federation: bundle endpoint listening',
       );
     }
+
+    // Peers' bundles, fetched from their bundle endpoints (federation relationships).
+    await federation.start();
 
     const rootInfo = root.certInfo;
     log.info(

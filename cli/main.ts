@@ -1,8 +1,7 @@
 import { X509Certificate, generateKeyPairSync, webcrypto } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { parseDuration } from '../common/duration.js';
+import type { ParseArgsConfig } from 'node:util';
 import { AnchorageError, errorMessage, invalid } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
 import { toPem } from '../common/pem.js';
@@ -12,7 +11,8 @@ import { parseSelector } from '../ca/entries.js';
 import type { Entry__Output } from '../proto/gen/anchorage/admin/v1/Entry.js';
 import type { Agent__Output } from '../proto/gen/anchorage/admin/v1/Agent.js';
 import type { FederatedBundle__Output } from '../proto/gen/anchorage/admin/v1/FederatedBundle.js';
-import { Admin } from './client.js';
+import { HelpRequested, need, out, parse, readInput, seconds, UsageError, withAdmin } from './args.js';
+import { federationCommand } from './federation.js';
 
 const USAGE = `usage: anchorage <command> [flags]
 
@@ -25,6 +25,11 @@ const USAGE = `usage: anchorage <command> [flags]
   bundle show [--format pem|spiffe]         the trust domain's bundle
   bundle set --trust-domain TD --file F|-   a federated trust domain's bundle document (static federation)
   bundle list | bundle delete --trust-domain TD
+  federation create --trust-domain TD --url URL --profile https_spiffe --endpoint-id ID --bootstrap-bundle F
+  federation create --trust-domain TD --url URL --profile https_web [--ca-file F]
+                                            a federation relationship: the server fetches TD's bundle
+  federation update --trust-domain TD [same flags; those given replace the old values]
+  federation list | show | refresh | delete --trust-domain TD
   x509 mint --spiffe-id ID [--ttl D] [--dns NAME]... --out-dir DIR
   jwt mint --spiffe-id ID --audience A... [--ttl D]
   ca show                                   the CA journal (root, intermediates, JWT keys)
@@ -34,19 +39,6 @@ const USAGE = `usage: anchorage <command> [flags]
 Every command but "server run" and "agent run" reaches the server through --socket PATH, or the
 admin_socket of -c server.yaml, and takes --json for machine-readable output.
 Durations: 30s, 15m, 1h30m, 7d.`;
-
-/** A usage error: exit code 2, as with most CLIs. */
-class UsageError extends Error {}
-
-/** `-h` / `--help` anywhere: print the usage and exit 0. */
-class HelpRequested extends Error {}
-
-const COMMON = {
-  socket: { type: 'string' },
-  config: { type: 'string', short: 'c' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const satisfies ParseArgsConfig['options'];
 
 const ENTRY_FIELDS = {
   'spiffe-id': { type: 'string' },
@@ -60,40 +52,6 @@ const ENTRY_FIELDS = {
   admin: { type: 'boolean' },
   downstream: { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
-
-function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
-  if (args.includes('--help') || args.includes('-h')) throw new HelpRequested();
-  try {
-    return parseArgs({ args, options: { ...COMMON, ...options }, strict: true, allowPositionals: false }).values;
-  } catch (err) {
-    throw new UsageError(errorMessage(err).replace(/^TypeError \[[A-Z_]+\]: /, '').split('\n')[0]);
-  }
-}
-
-function need<T>(value: T | undefined, flag: string): T {
-  if (value === undefined || value === '') throw new UsageError(`--${flag} is required`);
-  return value;
-}
-
-function seconds(text: string | undefined, flag: string): number {
-  if (text === undefined) return 0;
-  try {
-    return parseDuration(text, `--${flag}`);
-  } catch (err) {
-    throw new UsageError(errorMessage(err));
-  }
-}
-
-function socketPath(v: { socket?: string; config?: string }): string {
-  if (v.socket && v.config) throw new UsageError('give either --socket or -c, not both');
-  if (v.socket) return v.socket;
-  if (v.config) return loadServerConfig(v.config).admin_socket;
-  throw new UsageError('--socket PATH or -c server.yaml is required');
-}
-
-function out(json: boolean | undefined, value: unknown, text: () => string): void {
-  process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text());
-}
 
 function entryText(e: Entry__Output): string {
   const lines = [
@@ -153,15 +111,6 @@ async function makeCsr(spiffeId: string): Promise<{ csrDer: Uint8Array; keyPem: 
     extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }])],
   });
   return { csrDer: new Uint8Array(csr.rawData), keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
-}
-
-async function withAdmin<T>(v: { socket?: string; config?: string }, fn: (a: Admin) => Promise<T>): Promise<T> {
-  const admin = new Admin(socketPath(v));
-  try {
-    return await fn(admin);
-  } finally {
-    admin.close();
-  }
 }
 
 /** Keeps a long-running process up until SIGINT or SIGTERM, then closes it cleanly. */
@@ -301,12 +250,7 @@ async function federatedBundleCommand(sub: 'set' | 'list' | 'delete', args: stri
     return out(v.json, b, () => `Deleted the bundle of ${b.trust_domain}\n`);
   }
   const file = need(v.file, 'file');
-  let document: string;
-  try {
-    document = readFileSync(file === '-' ? 0 : file, 'utf8');
-  } catch (err) {
-    throw invalid(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
-  }
+  const document = readInput(file);
   const b = await withAdmin(v, (a) => a.call('SetFederatedBundle', { trust_domain: trustDomain, document }));
   out(v.json, b, () => federatedText(b));
 }
@@ -389,6 +333,9 @@ export async function main(argv: string[]): Promise<number> {
         break;
       case 'bundle':
         await bundleCommand(sub, rest);
+        break;
+      case 'federation':
+        await federationCommand(sub, rest);
         break;
       case 'x509':
         await x509Command(sub, rest);

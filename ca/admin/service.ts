@@ -11,7 +11,9 @@ import { validateEntry } from '../entries.js';
 import type { CaManager } from '../manager.js';
 import type { ChangeFeed } from '../changes.js';
 import { serverId } from '../agentapi/service.js';
-import { deleteFederatedBundle, listFederatedBundles, setFederatedBundle, toFederatedBundle } from '../federation/static.js';
+import { deleteFederatedBundle, setFederatedBundle, toFederatedBundle } from '../federation/static.js';
+import type { FederationClient } from '../federation/client.js';
+import { federationHandlers } from './federation.js';
 import type { AttestedAgent } from '../datastore/DataStore.js';
 import type { Agent } from '../../proto/gen/anchorage/admin/v1/Agent.js';
 import type { Minter } from '../minter.js';
@@ -25,6 +27,8 @@ export interface AdminServiceDeps {
   /** Intermediate CA lifetime (seconds): no entry TTL may exceed it. */
   caTtl: number;
   keyManagerKind: string;
+  /** Fetches the bundles of federated trust domains (ca/federation/client.ts). */
+  federation: FederationClient;
   now?: () => number;
   logger: Logger;
 }
@@ -199,9 +203,6 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
       log.info({ trustDomain: stored.trustDomain, sequence: stored.sequence }, 'admin: federated bundle set');
       return toFederatedBundle(stored);
     }),
-    ListFederatedBundles: unaryHandler(log, 'ListFederatedBundles', async () => ({
-      bundles: (await listFederatedBundles(ds, td)).map(toFederatedBundle),
-    })),
     DeleteFederatedBundle: unaryHandler(log, 'DeleteFederatedBundle', async (req) => {
       const old = await deleteFederatedBundle(ds, td, req.trust_domain);
       feed.bundlesChanged();
@@ -251,6 +252,7 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
       log.warn({ agent: agent.spiffeId }, 'admin: agent evicted');
       return agentToProto(evicted);
     }),
+    ...federationHandlers({ datastore: ds, feed, federation: deps.federation, trustDomain: td, now, logger: log }),
     GetCAStatus: unaryHandler(log, 'GetCAStatus', async () => {
       const rows = await ca.journal();
       return {

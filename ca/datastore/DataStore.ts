@@ -48,6 +48,24 @@ export interface DataStore {
    */
   putBundle(bundle: StoredBundle): Promise<void>;
   deleteBundle(trustDomain: string): Promise<void>;
+  /**
+   * Replaces a bundle whose document carries no spiffe_sequence (stored as 0)
+   * with another without one: no order can be checked, so the caller decides.
+   * `failed_precondition` if the stored bundle's sequence is not `expectSequence`.
+   */
+  replaceBundle(bundle: StoredBundle, expectSequence: number): Promise<void>;
+
+  // --- federation relationships ---------------------------------------------
+  /** `already_exists` if a relationship with that trust domain exists. */
+  createRelationship(r: NewRelationship, now: number): Promise<FederationRelationship>;
+  getRelationship(trustDomain: string): Promise<FederationRelationship | undefined>;
+  listRelationships(): Promise<FederationRelationship[]>;
+  /** Replaces the configured fields (status is kept); `not_found` if absent. */
+  updateRelationship(r: NewRelationship, now: number): Promise<FederationRelationship>;
+  /** Returns the deleted relationship; `not_found` if absent. */
+  deleteRelationship(trustDomain: string): Promise<FederationRelationship>;
+  /** Records the outcome of a refresh; false if the relationship is gone. */
+  setRelationshipStatus(trustDomain: string, status: RelationshipStatus): Promise<boolean>;
 
   // --- CA journal -----------------------------------------------------------
   listJournal(): Promise<JournalEntry[]>;
@@ -121,6 +139,39 @@ export interface StoredBundle {
   document: string;
   sequence: number;
   refreshHint: number;
+  updatedAt: number;
+}
+
+export type FederationProfile = 'https_spiffe' | 'https_web';
+
+/** A federation relationship as configured by an operator. */
+export interface NewRelationship {
+  /** The peer trust domain (name without scheme). */
+  trustDomain: string;
+  bundleEndpointUrl: string;
+  profile: FederationProfile;
+  /** https_spiffe: the SPIFFE ID the endpoint's X509-SVID must carry; '' for https_web. */
+  endpointSpiffeId: string;
+  /** https_web: PEM CA certificates to verify the endpoint with; '' means the system roots. */
+  webCaPem: string;
+}
+
+/** What the federation client last saw of a relationship's endpoint. */
+export interface RelationshipStatus {
+  /** Unix seconds; 0 = never. */
+  lastAttemptAt: number;
+  lastSuccessAt: number;
+  /** The last failure ('' after a success) and its reason (tls, http, malformed, ...). */
+  lastError: string;
+  lastErrorReason: string;
+  lastErrorAt: number;
+  consecutiveFailures: number;
+  /** When the client will fetch next (Unix seconds; 0 = not scheduled). */
+  nextRefreshAt: number;
+}
+
+export interface FederationRelationship extends NewRelationship, RelationshipStatus {
+  createdAt: number;
   updatedAt: number;
 }
 

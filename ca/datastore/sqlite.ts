@@ -8,12 +8,16 @@ import type {
   AttestedAgent,
   DataStore,
   EntryFilter,
+  FederationProfile,
+  FederationRelationship,
   JoinToken,
   JournalEntry,
   JournalKind,
   JournalStatus,
   NewEntry,
+  NewRelationship,
   RegistrationEntry,
+  RelationshipStatus,
   Selector,
   StoredBundle,
 } from './DataStore.js';
@@ -111,6 +115,25 @@ export const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   );
   `,
+  // 2: federation relationships, with the federation client's last outcome.
+  `
+  CREATE TABLE federation_relationships (
+    trust_domain           TEXT    PRIMARY KEY,
+    bundle_endpoint_url    TEXT    NOT NULL,
+    profile                TEXT    NOT NULL CHECK (profile IN ('https_spiffe', 'https_web')),
+    endpoint_spiffe_id     TEXT    NOT NULL DEFAULT '',
+    web_ca_pem             TEXT    NOT NULL DEFAULT '',
+    created_at             INTEGER NOT NULL,
+    updated_at             INTEGER NOT NULL,
+    last_attempt_at        INTEGER NOT NULL DEFAULT 0,
+    last_success_at        INTEGER NOT NULL DEFAULT 0,
+    last_error             TEXT    NOT NULL DEFAULT '',
+    last_error_reason      TEXT    NOT NULL DEFAULT '',
+    last_error_at          INTEGER NOT NULL DEFAULT 0,
+    consecutive_failures   INTEGER NOT NULL DEFAULT 0,
+    next_refresh_at        INTEGER NOT NULL DEFAULT 0
+  );
+  `,
 ];
 
 /** The schema version this code writes and understands. */
@@ -164,6 +187,23 @@ interface BundleRow {
   sequence: number;
   refresh_hint: number;
   updated_at: number;
+}
+
+interface RelationshipRow {
+  trust_domain: string;
+  bundle_endpoint_url: string;
+  profile: FederationProfile;
+  endpoint_spiffe_id: string;
+  web_ca_pem: string;
+  created_at: number;
+  updated_at: number;
+  last_attempt_at: number;
+  last_success_at: number;
+  last_error: string;
+  last_error_reason: string;
+  last_error_at: number;
+  consecutive_failures: number;
+  next_refresh_at: number;
 }
 
 interface JournalRow {
@@ -243,6 +283,27 @@ const SQL = {
       updated_at = excluded.updated_at
     WHERE excluded.sequence > bundles.sequence`,
   bundleDelete: 'DELETE FROM bundles WHERE trust_domain = ?',
+  bundleReplace: `UPDATE bundles SET document = @document, sequence = @sequence, refresh_hint = @refresh_hint,
+      updated_at = @updated_at
+    WHERE trust_domain = @trust_domain AND sequence = @expect_sequence`,
+
+  relInsert: `INSERT INTO federation_relationships (trust_domain, bundle_endpoint_url, profile,
+      endpoint_spiffe_id, web_ca_pem, created_at, updated_at)
+    VALUES (@trust_domain, @bundle_endpoint_url, @profile, @endpoint_spiffe_id, @web_ca_pem, @now, @now)
+    RETURNING *`,
+  relGet: 'SELECT * FROM federation_relationships WHERE trust_domain = ?',
+  relList: 'SELECT * FROM federation_relationships ORDER BY trust_domain',
+  relUpdate: `UPDATE federation_relationships SET bundle_endpoint_url = @bundle_endpoint_url,
+      profile = @profile, endpoint_spiffe_id = @endpoint_spiffe_id, web_ca_pem = @web_ca_pem,
+      updated_at = @now
+    WHERE trust_domain = @trust_domain
+    RETURNING *`,
+  relDelete: 'DELETE FROM federation_relationships WHERE trust_domain = ? RETURNING *',
+  relStatus: `UPDATE federation_relationships SET last_attempt_at = @last_attempt_at,
+      last_success_at = @last_success_at, last_error = @last_error,
+      last_error_reason = @last_error_reason, last_error_at = @last_error_at,
+      consecutive_failures = @consecutive_failures, next_refresh_at = @next_refresh_at
+    WHERE trust_domain = @trust_domain`,
 
   journalList: 'SELECT * FROM ca_journal ORDER BY created_at, id',
   journalPut: `INSERT INTO ca_journal (id, kind, status, key_id, cert_der, public_key_spki, kid,
@@ -497,6 +558,80 @@ export class SqliteDataStore implements DataStore {
     });
   }
 
+  async replaceBundle(bundle: StoredBundle, expectSequence: number): Promise<void> {
+    this.run('replace bundle', () => {
+      const { changes } = this.stmt.bundleReplace.run({
+        trust_domain: bundle.trustDomain,
+        document: bundle.document,
+        sequence: bundle.sequence,
+        refresh_hint: bundle.refreshHint,
+        updated_at: bundle.updatedAt,
+        expect_sequence: expectSequence,
+      });
+      if (changes === 0) {
+        throw new AnchorageError('failed_precondition', `datastore: bundle of ${bundle.trustDomain} is no longer at sequence ${expectSequence}`);
+      }
+    });
+  }
+
+  // --- federation relationships ---------------------------------------------
+
+  async createRelationship(r: NewRelationship, now: number): Promise<FederationRelationship> {
+    return this.run('create relationship', () => {
+      try {
+        return relationshipFromRow(this.stmt.relInsert.get(relationshipParams(r, now)) as RelationshipRow);
+      } catch (err) {
+        if (isSqliteCode(err, 'SQLITE_CONSTRAINT_PRIMARYKEY')) {
+          throw new AnchorageError('already_exists', `datastore: a federation relationship with ${r.trustDomain} already exists`, { cause: err });
+        }
+        throw err;
+      }
+    });
+  }
+
+  async getRelationship(trustDomain: string): Promise<FederationRelationship | undefined> {
+    return this.run('get relationship', () => {
+      const row = this.stmt.relGet.get(trustDomain) as RelationshipRow | undefined;
+      return row === undefined ? undefined : relationshipFromRow(row);
+    });
+  }
+
+  async listRelationships(): Promise<FederationRelationship[]> {
+    return this.run('list relationships', () => (this.stmt.relList.all() as RelationshipRow[]).map(relationshipFromRow));
+  }
+
+  async updateRelationship(r: NewRelationship, now: number): Promise<FederationRelationship> {
+    return this.run('update relationship', () => {
+      const row = this.stmt.relUpdate.get(relationshipParams(r, now)) as RelationshipRow | undefined;
+      if (row === undefined) throw new AnchorageError('not_found', `datastore: no federation relationship with ${r.trustDomain}`);
+      return relationshipFromRow(row);
+    });
+  }
+
+  async deleteRelationship(trustDomain: string): Promise<FederationRelationship> {
+    return this.run('delete relationship', () => {
+      const row = this.stmt.relDelete.get(trustDomain) as RelationshipRow | undefined;
+      if (row === undefined) throw new AnchorageError('not_found', `datastore: no federation relationship with ${trustDomain}`);
+      return relationshipFromRow(row);
+    });
+  }
+
+  async setRelationshipStatus(trustDomain: string, st: RelationshipStatus): Promise<boolean> {
+    return this.run('set relationship status', () => {
+      const { changes } = this.stmt.relStatus.run({
+        trust_domain: trustDomain,
+        last_attempt_at: st.lastAttemptAt,
+        last_success_at: st.lastSuccessAt,
+        last_error: st.lastError,
+        last_error_reason: st.lastErrorReason,
+        last_error_at: st.lastErrorAt,
+        consecutive_failures: st.consecutiveFailures,
+        next_refresh_at: st.nextRefreshAt,
+      });
+      return changes > 0;
+    });
+  }
+
   // --- CA journal -----------------------------------------------------------
 
   async listJournal(): Promise<JournalEntry[]> {
@@ -709,6 +844,36 @@ function bundleFromRow(r: BundleRow): StoredBundle {
     sequence: r.sequence,
     refreshHint: r.refresh_hint,
     updatedAt: r.updated_at,
+  };
+}
+
+function relationshipParams(r: NewRelationship, now: number): Record<string, string | number> {
+  return {
+    trust_domain: r.trustDomain,
+    bundle_endpoint_url: r.bundleEndpointUrl,
+    profile: r.profile,
+    endpoint_spiffe_id: r.endpointSpiffeId,
+    web_ca_pem: r.webCaPem,
+    now,
+  };
+}
+
+function relationshipFromRow(r: RelationshipRow): FederationRelationship {
+  return {
+    trustDomain: r.trust_domain,
+    bundleEndpointUrl: r.bundle_endpoint_url,
+    profile: r.profile,
+    endpointSpiffeId: r.endpoint_spiffe_id,
+    webCaPem: r.web_ca_pem,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    lastAttemptAt: r.last_attempt_at,
+    lastSuccessAt: r.last_success_at,
+    lastError: r.last_error,
+    lastErrorReason: r.last_error_reason,
+    lastErrorAt: r.last_error_at,
+    consecutiveFailures: r.consecutive_failures,
+    nextRefreshAt: r.next_refresh_at,
   };
 }
 

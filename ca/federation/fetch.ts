@@ -15,7 +15,16 @@ import { uriSansOf } from '../../spiffe/x509svid.js';
  * report why.
  */
 
-export type FetchFailure = 'tls' | 'http' | 'too_large' | 'malformed' | 'wrong_trust_domain' | 'sequence_backwards' | 'unreachable';
+export type FetchFailure =
+  | 'tls'
+  | 'http'
+  | 'too_large'
+  | 'malformed'
+  | 'wrong_trust_domain'
+  | 'sequence_backwards'
+  | 'unreachable'
+  /** https_spiffe without any X.509 authority of the peer to authenticate the endpoint with. */
+  | 'no_authorities';
 
 export class BundleFetchError extends AnchorageError {
   readonly reason: FetchFailure;

@@ -41,7 +41,7 @@ describe('static federation', () => {
     const doc = fed.ca.bundle().marshal();
     const stored = await setFederatedBundle(ds, own, 'fed.test', doc, 1000);
     expect(stored).toMatchObject({ trustDomain: 'fed.test', sequence: fed.ca.bundle().sequence, updatedAt: 1000 });
-    const [listed] = (await listFederatedBundles(ds, own)).map(toFederatedBundle);
+    const [listed] = (await listFederatedBundles(ds, own)).map((b) => toFederatedBundle(b));
     const root = new X509Certificate(fed.ca.bundle().x509.authorities()[0]!);
     const kid = [...fed.ca.bundle().jwt.keys().keys()][0]!;
     expect(listed).toMatchObject({ trust_domain: 'fed.test', source: 'static', updated_at: 1000 });

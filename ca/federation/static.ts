@@ -2,7 +2,7 @@ import { AnchorageError, invalid } from '../../common/errors.js';
 import { SpiffeBundle } from '../../spiffe/bundle.js';
 import { TrustDomain } from '../../spiffe/id.js';
 import type { FederatedBundle } from '../../proto/gen/anchorage/admin/v1/FederatedBundle.js';
-import type { DataStore, StoredBundle } from '../datastore/DataStore.js';
+import type { DataStore, FederationRelationship, StoredBundle } from '../datastore/DataStore.js';
 
 /**
  * Bundles of other trust domains, set by an operator (static federation).
@@ -65,8 +65,11 @@ export async function deleteFederatedBundle(ds: DataStore, own: TrustDomain, tru
   return old;
 }
 
-/** The admin API's view of a stored bundle, with every key and its expiry. */
-export function toFederatedBundle(b: StoredBundle): FederatedBundle {
+/**
+ * The admin API's view of a stored bundle, with every key and its expiry;
+ * with `relationship`, where it is fetched from and how the last fetch went.
+ */
+export function toFederatedBundle(b: StoredBundle, relationship?: FederationRelationship): FederatedBundle {
   const parsed = SpiffeBundle.parse(TrustDomain.parse(b.trustDomain), b.document);
   const keys = [
     ...parsed.x509.certificates().map((c) => ({
@@ -83,6 +86,9 @@ export function toFederatedBundle(b: StoredBundle): FederatedBundle {
     refresh_hint: b.refreshHint,
     updated_at: b.updatedAt,
     keys,
-    source: 'static',
+    source: relationship ? 'endpoint' : 'static',
+    last_refresh: relationship?.lastSuccessAt ?? 0,
+    last_error: relationship?.lastError ?? '',
+    last_error_at: relationship?.lastErrorAt ?? 0,
   };
 }

@@ -7,18 +7,22 @@ import type { Bundle as _anchorage_admin_v1_Bundle, Bundle__Output as _anchorage
 import type { CAKey as _anchorage_admin_v1_CAKey, CAKey__Output as _anchorage_admin_v1_CAKey__Output } from './anchorage/admin/v1/CAKey.js';
 import type { CAStatus as _anchorage_admin_v1_CAStatus, CAStatus__Output as _anchorage_admin_v1_CAStatus__Output } from './anchorage/admin/v1/CAStatus.js';
 import type { CreateEntryRequest as _anchorage_admin_v1_CreateEntryRequest, CreateEntryRequest__Output as _anchorage_admin_v1_CreateEntryRequest__Output } from './anchorage/admin/v1/CreateEntryRequest.js';
+import type { CreateFederationRelationshipRequest as _anchorage_admin_v1_CreateFederationRelationshipRequest, CreateFederationRelationshipRequest__Output as _anchorage_admin_v1_CreateFederationRelationshipRequest__Output } from './anchorage/admin/v1/CreateFederationRelationshipRequest.js';
 import type { CreateJoinTokenRequest as _anchorage_admin_v1_CreateJoinTokenRequest, CreateJoinTokenRequest__Output as _anchorage_admin_v1_CreateJoinTokenRequest__Output } from './anchorage/admin/v1/CreateJoinTokenRequest.js';
 import type { DeleteEntryRequest as _anchorage_admin_v1_DeleteEntryRequest, DeleteEntryRequest__Output as _anchorage_admin_v1_DeleteEntryRequest__Output } from './anchorage/admin/v1/DeleteEntryRequest.js';
 import type { DeleteFederatedBundleRequest as _anchorage_admin_v1_DeleteFederatedBundleRequest, DeleteFederatedBundleRequest__Output as _anchorage_admin_v1_DeleteFederatedBundleRequest__Output } from './anchorage/admin/v1/DeleteFederatedBundleRequest.js';
+import type { DeleteFederationRelationshipRequest as _anchorage_admin_v1_DeleteFederationRelationshipRequest, DeleteFederationRelationshipRequest__Output as _anchorage_admin_v1_DeleteFederationRelationshipRequest__Output } from './anchorage/admin/v1/DeleteFederationRelationshipRequest.js';
 import type { Entry as _anchorage_admin_v1_Entry, Entry__Output as _anchorage_admin_v1_Entry__Output } from './anchorage/admin/v1/Entry.js';
 import type { EntryPatch as _anchorage_admin_v1_EntryPatch, EntryPatch__Output as _anchorage_admin_v1_EntryPatch__Output } from './anchorage/admin/v1/EntryPatch.js';
 import type { EvictAgentRequest as _anchorage_admin_v1_EvictAgentRequest, EvictAgentRequest__Output as _anchorage_admin_v1_EvictAgentRequest__Output } from './anchorage/admin/v1/EvictAgentRequest.js';
 import type { FederatedBundle as _anchorage_admin_v1_FederatedBundle, FederatedBundle__Output as _anchorage_admin_v1_FederatedBundle__Output } from './anchorage/admin/v1/FederatedBundle.js';
 import type { FederatedKey as _anchorage_admin_v1_FederatedKey, FederatedKey__Output as _anchorage_admin_v1_FederatedKey__Output } from './anchorage/admin/v1/FederatedKey.js';
+import type { FederationRelationship as _anchorage_admin_v1_FederationRelationship, FederationRelationship__Output as _anchorage_admin_v1_FederationRelationship__Output } from './anchorage/admin/v1/FederationRelationship.js';
 import type { GetAgentRequest as _anchorage_admin_v1_GetAgentRequest, GetAgentRequest__Output as _anchorage_admin_v1_GetAgentRequest__Output } from './anchorage/admin/v1/GetAgentRequest.js';
 import type { GetBundleRequest as _anchorage_admin_v1_GetBundleRequest, GetBundleRequest__Output as _anchorage_admin_v1_GetBundleRequest__Output } from './anchorage/admin/v1/GetBundleRequest.js';
 import type { GetCAStatusRequest as _anchorage_admin_v1_GetCAStatusRequest, GetCAStatusRequest__Output as _anchorage_admin_v1_GetCAStatusRequest__Output } from './anchorage/admin/v1/GetCAStatusRequest.js';
 import type { GetEntryRequest as _anchorage_admin_v1_GetEntryRequest, GetEntryRequest__Output as _anchorage_admin_v1_GetEntryRequest__Output } from './anchorage/admin/v1/GetEntryRequest.js';
+import type { GetFederationRelationshipRequest as _anchorage_admin_v1_GetFederationRelationshipRequest, GetFederationRelationshipRequest__Output as _anchorage_admin_v1_GetFederationRelationshipRequest__Output } from './anchorage/admin/v1/GetFederationRelationshipRequest.js';
 import type { JoinToken as _anchorage_admin_v1_JoinToken, JoinToken__Output as _anchorage_admin_v1_JoinToken__Output } from './anchorage/admin/v1/JoinToken.js';
 import type { ListAgentsRequest as _anchorage_admin_v1_ListAgentsRequest, ListAgentsRequest__Output as _anchorage_admin_v1_ListAgentsRequest__Output } from './anchorage/admin/v1/ListAgentsRequest.js';
 import type { ListAgentsResponse as _anchorage_admin_v1_ListAgentsResponse, ListAgentsResponse__Output as _anchorage_admin_v1_ListAgentsResponse__Output } from './anchorage/admin/v1/ListAgentsResponse.js';
@@ -26,15 +30,19 @@ import type { ListEntriesRequest as _anchorage_admin_v1_ListEntriesRequest, List
 import type { ListEntriesResponse as _anchorage_admin_v1_ListEntriesResponse, ListEntriesResponse__Output as _anchorage_admin_v1_ListEntriesResponse__Output } from './anchorage/admin/v1/ListEntriesResponse.js';
 import type { ListFederatedBundlesRequest as _anchorage_admin_v1_ListFederatedBundlesRequest, ListFederatedBundlesRequest__Output as _anchorage_admin_v1_ListFederatedBundlesRequest__Output } from './anchorage/admin/v1/ListFederatedBundlesRequest.js';
 import type { ListFederatedBundlesResponse as _anchorage_admin_v1_ListFederatedBundlesResponse, ListFederatedBundlesResponse__Output as _anchorage_admin_v1_ListFederatedBundlesResponse__Output } from './anchorage/admin/v1/ListFederatedBundlesResponse.js';
+import type { ListFederationRelationshipsRequest as _anchorage_admin_v1_ListFederationRelationshipsRequest, ListFederationRelationshipsRequest__Output as _anchorage_admin_v1_ListFederationRelationshipsRequest__Output } from './anchorage/admin/v1/ListFederationRelationshipsRequest.js';
+import type { ListFederationRelationshipsResponse as _anchorage_admin_v1_ListFederationRelationshipsResponse, ListFederationRelationshipsResponse__Output as _anchorage_admin_v1_ListFederationRelationshipsResponse__Output } from './anchorage/admin/v1/ListFederationRelationshipsResponse.js';
 import type { MintJWTSVIDRequest as _anchorage_admin_v1_MintJWTSVIDRequest, MintJWTSVIDRequest__Output as _anchorage_admin_v1_MintJWTSVIDRequest__Output } from './anchorage/admin/v1/MintJWTSVIDRequest.js';
 import type { MintJWTSVIDResponse as _anchorage_admin_v1_MintJWTSVIDResponse, MintJWTSVIDResponse__Output as _anchorage_admin_v1_MintJWTSVIDResponse__Output } from './anchorage/admin/v1/MintJWTSVIDResponse.js';
 import type { MintX509SVIDRequest as _anchorage_admin_v1_MintX509SVIDRequest, MintX509SVIDRequest__Output as _anchorage_admin_v1_MintX509SVIDRequest__Output } from './anchorage/admin/v1/MintX509SVIDRequest.js';
 import type { MintX509SVIDResponse as _anchorage_admin_v1_MintX509SVIDResponse, MintX509SVIDResponse__Output as _anchorage_admin_v1_MintX509SVIDResponse__Output } from './anchorage/admin/v1/MintX509SVIDResponse.js';
+import type { RefreshFederationRelationshipRequest as _anchorage_admin_v1_RefreshFederationRelationshipRequest, RefreshFederationRelationshipRequest__Output as _anchorage_admin_v1_RefreshFederationRelationshipRequest__Output } from './anchorage/admin/v1/RefreshFederationRelationshipRequest.js';
 import type { Selector as _anchorage_admin_v1_Selector, Selector__Output as _anchorage_admin_v1_Selector__Output } from './anchorage/admin/v1/Selector.js';
 import type { SelectorList as _anchorage_admin_v1_SelectorList, SelectorList__Output as _anchorage_admin_v1_SelectorList__Output } from './anchorage/admin/v1/SelectorList.js';
 import type { SetFederatedBundleRequest as _anchorage_admin_v1_SetFederatedBundleRequest, SetFederatedBundleRequest__Output as _anchorage_admin_v1_SetFederatedBundleRequest__Output } from './anchorage/admin/v1/SetFederatedBundleRequest.js';
 import type { StringList as _anchorage_admin_v1_StringList, StringList__Output as _anchorage_admin_v1_StringList__Output } from './anchorage/admin/v1/StringList.js';
 import type { UpdateEntryRequest as _anchorage_admin_v1_UpdateEntryRequest, UpdateEntryRequest__Output as _anchorage_admin_v1_UpdateEntryRequest__Output } from './anchorage/admin/v1/UpdateEntryRequest.js';
+import type { UpdateFederationRelationshipRequest as _anchorage_admin_v1_UpdateFederationRelationshipRequest, UpdateFederationRelationshipRequest__Output as _anchorage_admin_v1_UpdateFederationRelationshipRequest__Output } from './anchorage/admin/v1/UpdateFederationRelationshipRequest.js';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -50,18 +58,22 @@ export interface ProtoGrpcType {
         CAKey: MessageTypeDefinition<_anchorage_admin_v1_CAKey, _anchorage_admin_v1_CAKey__Output>
         CAStatus: MessageTypeDefinition<_anchorage_admin_v1_CAStatus, _anchorage_admin_v1_CAStatus__Output>
         CreateEntryRequest: MessageTypeDefinition<_anchorage_admin_v1_CreateEntryRequest, _anchorage_admin_v1_CreateEntryRequest__Output>
+        CreateFederationRelationshipRequest: MessageTypeDefinition<_anchorage_admin_v1_CreateFederationRelationshipRequest, _anchorage_admin_v1_CreateFederationRelationshipRequest__Output>
         CreateJoinTokenRequest: MessageTypeDefinition<_anchorage_admin_v1_CreateJoinTokenRequest, _anchorage_admin_v1_CreateJoinTokenRequest__Output>
         DeleteEntryRequest: MessageTypeDefinition<_anchorage_admin_v1_DeleteEntryRequest, _anchorage_admin_v1_DeleteEntryRequest__Output>
         DeleteFederatedBundleRequest: MessageTypeDefinition<_anchorage_admin_v1_DeleteFederatedBundleRequest, _anchorage_admin_v1_DeleteFederatedBundleRequest__Output>
+        DeleteFederationRelationshipRequest: MessageTypeDefinition<_anchorage_admin_v1_DeleteFederationRelationshipRequest, _anchorage_admin_v1_DeleteFederationRelationshipRequest__Output>
         Entry: MessageTypeDefinition<_anchorage_admin_v1_Entry, _anchorage_admin_v1_Entry__Output>
         EntryPatch: MessageTypeDefinition<_anchorage_admin_v1_EntryPatch, _anchorage_admin_v1_EntryPatch__Output>
         EvictAgentRequest: MessageTypeDefinition<_anchorage_admin_v1_EvictAgentRequest, _anchorage_admin_v1_EvictAgentRequest__Output>
         FederatedBundle: MessageTypeDefinition<_anchorage_admin_v1_FederatedBundle, _anchorage_admin_v1_FederatedBundle__Output>
         FederatedKey: MessageTypeDefinition<_anchorage_admin_v1_FederatedKey, _anchorage_admin_v1_FederatedKey__Output>
+        FederationRelationship: MessageTypeDefinition<_anchorage_admin_v1_FederationRelationship, _anchorage_admin_v1_FederationRelationship__Output>
         GetAgentRequest: MessageTypeDefinition<_anchorage_admin_v1_GetAgentRequest, _anchorage_admin_v1_GetAgentRequest__Output>
         GetBundleRequest: MessageTypeDefinition<_anchorage_admin_v1_GetBundleRequest, _anchorage_admin_v1_GetBundleRequest__Output>
         GetCAStatusRequest: MessageTypeDefinition<_anchorage_admin_v1_GetCAStatusRequest, _anchorage_admin_v1_GetCAStatusRequest__Output>
         GetEntryRequest: MessageTypeDefinition<_anchorage_admin_v1_GetEntryRequest, _anchorage_admin_v1_GetEntryRequest__Output>
+        GetFederationRelationshipRequest: MessageTypeDefinition<_anchorage_admin_v1_GetFederationRelationshipRequest, _anchorage_admin_v1_GetFederationRelationshipRequest__Output>
         JoinToken: MessageTypeDefinition<_anchorage_admin_v1_JoinToken, _anchorage_admin_v1_JoinToken__Output>
         ListAgentsRequest: MessageTypeDefinition<_anchorage_admin_v1_ListAgentsRequest, _anchorage_admin_v1_ListAgentsRequest__Output>
         ListAgentsResponse: MessageTypeDefinition<_anchorage_admin_v1_ListAgentsResponse, _anchorage_admin_v1_ListAgentsResponse__Output>
@@ -69,15 +81,19 @@ export interface ProtoGrpcType {
         ListEntriesResponse: MessageTypeDefinition<_anchorage_admin_v1_ListEntriesResponse, _anchorage_admin_v1_ListEntriesResponse__Output>
         ListFederatedBundlesRequest: MessageTypeDefinition<_anchorage_admin_v1_ListFederatedBundlesRequest, _anchorage_admin_v1_ListFederatedBundlesRequest__Output>
         ListFederatedBundlesResponse: MessageTypeDefinition<_anchorage_admin_v1_ListFederatedBundlesResponse, _anchorage_admin_v1_ListFederatedBundlesResponse__Output>
+        ListFederationRelationshipsRequest: MessageTypeDefinition<_anchorage_admin_v1_ListFederationRelationshipsRequest, _anchorage_admin_v1_ListFederationRelationshipsRequest__Output>
+        ListFederationRelationshipsResponse: MessageTypeDefinition<_anchorage_admin_v1_ListFederationRelationshipsResponse, _anchorage_admin_v1_ListFederationRelationshipsResponse__Output>
         MintJWTSVIDRequest: MessageTypeDefinition<_anchorage_admin_v1_MintJWTSVIDRequest, _anchorage_admin_v1_MintJWTSVIDRequest__Output>
         MintJWTSVIDResponse: MessageTypeDefinition<_anchorage_admin_v1_MintJWTSVIDResponse, _anchorage_admin_v1_MintJWTSVIDResponse__Output>
         MintX509SVIDRequest: MessageTypeDefinition<_anchorage_admin_v1_MintX509SVIDRequest, _anchorage_admin_v1_MintX509SVIDRequest__Output>
         MintX509SVIDResponse: MessageTypeDefinition<_anchorage_admin_v1_MintX509SVIDResponse, _anchorage_admin_v1_MintX509SVIDResponse__Output>
+        RefreshFederationRelationshipRequest: MessageTypeDefinition<_anchorage_admin_v1_RefreshFederationRelationshipRequest, _anchorage_admin_v1_RefreshFederationRelationshipRequest__Output>
         Selector: MessageTypeDefinition<_anchorage_admin_v1_Selector, _anchorage_admin_v1_Selector__Output>
         SelectorList: MessageTypeDefinition<_anchorage_admin_v1_SelectorList, _anchorage_admin_v1_SelectorList__Output>
         SetFederatedBundleRequest: MessageTypeDefinition<_anchorage_admin_v1_SetFederatedBundleRequest, _anchorage_admin_v1_SetFederatedBundleRequest__Output>
         StringList: MessageTypeDefinition<_anchorage_admin_v1_StringList, _anchorage_admin_v1_StringList__Output>
         UpdateEntryRequest: MessageTypeDefinition<_anchorage_admin_v1_UpdateEntryRequest, _anchorage_admin_v1_UpdateEntryRequest__Output>
+        UpdateFederationRelationshipRequest: MessageTypeDefinition<_anchorage_admin_v1_UpdateFederationRelationshipRequest, _anchorage_admin_v1_UpdateFederationRelationshipRequest__Output>
       }
     }
   }

@@ -6,16 +6,20 @@ import type { Agent as _anchorage_admin_v1_Agent, Agent__Output as _anchorage_ad
 import type { Bundle as _anchorage_admin_v1_Bundle, Bundle__Output as _anchorage_admin_v1_Bundle__Output } from '../../../anchorage/admin/v1/Bundle.js';
 import type { CAStatus as _anchorage_admin_v1_CAStatus, CAStatus__Output as _anchorage_admin_v1_CAStatus__Output } from '../../../anchorage/admin/v1/CAStatus.js';
 import type { CreateEntryRequest as _anchorage_admin_v1_CreateEntryRequest, CreateEntryRequest__Output as _anchorage_admin_v1_CreateEntryRequest__Output } from '../../../anchorage/admin/v1/CreateEntryRequest.js';
+import type { CreateFederationRelationshipRequest as _anchorage_admin_v1_CreateFederationRelationshipRequest, CreateFederationRelationshipRequest__Output as _anchorage_admin_v1_CreateFederationRelationshipRequest__Output } from '../../../anchorage/admin/v1/CreateFederationRelationshipRequest.js';
 import type { CreateJoinTokenRequest as _anchorage_admin_v1_CreateJoinTokenRequest, CreateJoinTokenRequest__Output as _anchorage_admin_v1_CreateJoinTokenRequest__Output } from '../../../anchorage/admin/v1/CreateJoinTokenRequest.js';
 import type { DeleteEntryRequest as _anchorage_admin_v1_DeleteEntryRequest, DeleteEntryRequest__Output as _anchorage_admin_v1_DeleteEntryRequest__Output } from '../../../anchorage/admin/v1/DeleteEntryRequest.js';
 import type { DeleteFederatedBundleRequest as _anchorage_admin_v1_DeleteFederatedBundleRequest, DeleteFederatedBundleRequest__Output as _anchorage_admin_v1_DeleteFederatedBundleRequest__Output } from '../../../anchorage/admin/v1/DeleteFederatedBundleRequest.js';
+import type { DeleteFederationRelationshipRequest as _anchorage_admin_v1_DeleteFederationRelationshipRequest, DeleteFederationRelationshipRequest__Output as _anchorage_admin_v1_DeleteFederationRelationshipRequest__Output } from '../../../anchorage/admin/v1/DeleteFederationRelationshipRequest.js';
 import type { Entry as _anchorage_admin_v1_Entry, Entry__Output as _anchorage_admin_v1_Entry__Output } from '../../../anchorage/admin/v1/Entry.js';
 import type { EvictAgentRequest as _anchorage_admin_v1_EvictAgentRequest, EvictAgentRequest__Output as _anchorage_admin_v1_EvictAgentRequest__Output } from '../../../anchorage/admin/v1/EvictAgentRequest.js';
 import type { FederatedBundle as _anchorage_admin_v1_FederatedBundle, FederatedBundle__Output as _anchorage_admin_v1_FederatedBundle__Output } from '../../../anchorage/admin/v1/FederatedBundle.js';
+import type { FederationRelationship as _anchorage_admin_v1_FederationRelationship, FederationRelationship__Output as _anchorage_admin_v1_FederationRelationship__Output } from '../../../anchorage/admin/v1/FederationRelationship.js';
 import type { GetAgentRequest as _anchorage_admin_v1_GetAgentRequest, GetAgentRequest__Output as _anchorage_admin_v1_GetAgentRequest__Output } from '../../../anchorage/admin/v1/GetAgentRequest.js';
 import type { GetBundleRequest as _anchorage_admin_v1_GetBundleRequest, GetBundleRequest__Output as _anchorage_admin_v1_GetBundleRequest__Output } from '../../../anchorage/admin/v1/GetBundleRequest.js';
 import type { GetCAStatusRequest as _anchorage_admin_v1_GetCAStatusRequest, GetCAStatusRequest__Output as _anchorage_admin_v1_GetCAStatusRequest__Output } from '../../../anchorage/admin/v1/GetCAStatusRequest.js';
 import type { GetEntryRequest as _anchorage_admin_v1_GetEntryRequest, GetEntryRequest__Output as _anchorage_admin_v1_GetEntryRequest__Output } from '../../../anchorage/admin/v1/GetEntryRequest.js';
+import type { GetFederationRelationshipRequest as _anchorage_admin_v1_GetFederationRelationshipRequest, GetFederationRelationshipRequest__Output as _anchorage_admin_v1_GetFederationRelationshipRequest__Output } from '../../../anchorage/admin/v1/GetFederationRelationshipRequest.js';
 import type { JoinToken as _anchorage_admin_v1_JoinToken, JoinToken__Output as _anchorage_admin_v1_JoinToken__Output } from '../../../anchorage/admin/v1/JoinToken.js';
 import type { ListAgentsRequest as _anchorage_admin_v1_ListAgentsRequest, ListAgentsRequest__Output as _anchorage_admin_v1_ListAgentsRequest__Output } from '../../../anchorage/admin/v1/ListAgentsRequest.js';
 import type { ListAgentsResponse as _anchorage_admin_v1_ListAgentsResponse, ListAgentsResponse__Output as _anchorage_admin_v1_ListAgentsResponse__Output } from '../../../anchorage/admin/v1/ListAgentsResponse.js';
@@ -23,12 +27,16 @@ import type { ListEntriesRequest as _anchorage_admin_v1_ListEntriesRequest, List
 import type { ListEntriesResponse as _anchorage_admin_v1_ListEntriesResponse, ListEntriesResponse__Output as _anchorage_admin_v1_ListEntriesResponse__Output } from '../../../anchorage/admin/v1/ListEntriesResponse.js';
 import type { ListFederatedBundlesRequest as _anchorage_admin_v1_ListFederatedBundlesRequest, ListFederatedBundlesRequest__Output as _anchorage_admin_v1_ListFederatedBundlesRequest__Output } from '../../../anchorage/admin/v1/ListFederatedBundlesRequest.js';
 import type { ListFederatedBundlesResponse as _anchorage_admin_v1_ListFederatedBundlesResponse, ListFederatedBundlesResponse__Output as _anchorage_admin_v1_ListFederatedBundlesResponse__Output } from '../../../anchorage/admin/v1/ListFederatedBundlesResponse.js';
+import type { ListFederationRelationshipsRequest as _anchorage_admin_v1_ListFederationRelationshipsRequest, ListFederationRelationshipsRequest__Output as _anchorage_admin_v1_ListFederationRelationshipsRequest__Output } from '../../../anchorage/admin/v1/ListFederationRelationshipsRequest.js';
+import type { ListFederationRelationshipsResponse as _anchorage_admin_v1_ListFederationRelationshipsResponse, ListFederationRelationshipsResponse__Output as _anchorage_admin_v1_ListFederationRelationshipsResponse__Output } from '../../../anchorage/admin/v1/ListFederationRelationshipsResponse.js';
 import type { MintJWTSVIDRequest as _anchorage_admin_v1_MintJWTSVIDRequest, MintJWTSVIDRequest__Output as _anchorage_admin_v1_MintJWTSVIDRequest__Output } from '../../../anchorage/admin/v1/MintJWTSVIDRequest.js';
 import type { MintJWTSVIDResponse as _anchorage_admin_v1_MintJWTSVIDResponse, MintJWTSVIDResponse__Output as _anchorage_admin_v1_MintJWTSVIDResponse__Output } from '../../../anchorage/admin/v1/MintJWTSVIDResponse.js';
 import type { MintX509SVIDRequest as _anchorage_admin_v1_MintX509SVIDRequest, MintX509SVIDRequest__Output as _anchorage_admin_v1_MintX509SVIDRequest__Output } from '../../../anchorage/admin/v1/MintX509SVIDRequest.js';
 import type { MintX509SVIDResponse as _anchorage_admin_v1_MintX509SVIDResponse, MintX509SVIDResponse__Output as _anchorage_admin_v1_MintX509SVIDResponse__Output } from '../../../anchorage/admin/v1/MintX509SVIDResponse.js';
+import type { RefreshFederationRelationshipRequest as _anchorage_admin_v1_RefreshFederationRelationshipRequest, RefreshFederationRelationshipRequest__Output as _anchorage_admin_v1_RefreshFederationRelationshipRequest__Output } from '../../../anchorage/admin/v1/RefreshFederationRelationshipRequest.js';
 import type { SetFederatedBundleRequest as _anchorage_admin_v1_SetFederatedBundleRequest, SetFederatedBundleRequest__Output as _anchorage_admin_v1_SetFederatedBundleRequest__Output } from '../../../anchorage/admin/v1/SetFederatedBundleRequest.js';
 import type { UpdateEntryRequest as _anchorage_admin_v1_UpdateEntryRequest, UpdateEntryRequest__Output as _anchorage_admin_v1_UpdateEntryRequest__Output } from '../../../anchorage/admin/v1/UpdateEntryRequest.js';
+import type { UpdateFederationRelationshipRequest as _anchorage_admin_v1_UpdateFederationRelationshipRequest, UpdateFederationRelationshipRequest__Output as _anchorage_admin_v1_UpdateFederationRelationshipRequest__Output } from '../../../anchorage/admin/v1/UpdateFederationRelationshipRequest.js';
 
 export interface AdminClient extends grpc.Client {
   /**
@@ -45,6 +53,23 @@ export interface AdminClient extends grpc.Client {
   createEntry(argument: _anchorage_admin_v1_CreateEntryRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
   createEntry(argument: _anchorage_admin_v1_CreateEntryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
   createEntry(argument: _anchorage_admin_v1_CreateEntryRequest, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Federation relationships: the server fetches each peer's bundle from its
+   * bundle endpoint at the peer's refresh hint and keeps the last good one.
+   */
+  CreateFederationRelationship(argument: _anchorage_admin_v1_CreateFederationRelationshipRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  CreateFederationRelationship(argument: _anchorage_admin_v1_CreateFederationRelationshipRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  CreateFederationRelationship(argument: _anchorage_admin_v1_CreateFederationRelationshipRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  CreateFederationRelationship(argument: _anchorage_admin_v1_CreateFederationRelationshipRequest, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  /**
+   * Federation relationships: the server fetches each peer's bundle from its
+   * bundle endpoint at the peer's refresh hint and keeps the last good one.
+   */
+  createFederationRelationship(argument: _anchorage_admin_v1_CreateFederationRelationshipRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  createFederationRelationship(argument: _anchorage_admin_v1_CreateFederationRelationshipRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  createFederationRelationship(argument: _anchorage_admin_v1_CreateFederationRelationshipRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  createFederationRelationship(argument: _anchorage_admin_v1_CreateFederationRelationshipRequest, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
   
   /**
    * Join tokens for node attestation.
@@ -78,6 +103,21 @@ export interface AdminClient extends grpc.Client {
   deleteFederatedBundle(argument: _anchorage_admin_v1_DeleteFederatedBundleRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
   deleteFederatedBundle(argument: _anchorage_admin_v1_DeleteFederatedBundleRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
   deleteFederatedBundle(argument: _anchorage_admin_v1_DeleteFederatedBundleRequest, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Deletes the relationship and the peer's bundle (agents drop it at once).
+   */
+  DeleteFederationRelationship(argument: _anchorage_admin_v1_DeleteFederationRelationshipRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  DeleteFederationRelationship(argument: _anchorage_admin_v1_DeleteFederationRelationshipRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  DeleteFederationRelationship(argument: _anchorage_admin_v1_DeleteFederationRelationshipRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  DeleteFederationRelationship(argument: _anchorage_admin_v1_DeleteFederationRelationshipRequest, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  /**
+   * Deletes the relationship and the peer's bundle (agents drop it at once).
+   */
+  deleteFederationRelationship(argument: _anchorage_admin_v1_DeleteFederationRelationshipRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  deleteFederationRelationship(argument: _anchorage_admin_v1_DeleteFederationRelationshipRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  deleteFederationRelationship(argument: _anchorage_admin_v1_DeleteFederationRelationshipRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  deleteFederationRelationship(argument: _anchorage_admin_v1_DeleteFederationRelationshipRequest, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
   
   /**
    * Revokes an agent's access at once: its calls fail and its streams end.
@@ -142,6 +182,15 @@ export interface AdminClient extends grpc.Client {
   getEntry(argument: _anchorage_admin_v1_GetEntryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
   getEntry(argument: _anchorage_admin_v1_GetEntryRequest, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
   
+  GetFederationRelationship(argument: _anchorage_admin_v1_GetFederationRelationshipRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  GetFederationRelationship(argument: _anchorage_admin_v1_GetFederationRelationshipRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  GetFederationRelationship(argument: _anchorage_admin_v1_GetFederationRelationshipRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  GetFederationRelationship(argument: _anchorage_admin_v1_GetFederationRelationshipRequest, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  getFederationRelationship(argument: _anchorage_admin_v1_GetFederationRelationshipRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  getFederationRelationship(argument: _anchorage_admin_v1_GetFederationRelationshipRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  getFederationRelationship(argument: _anchorage_admin_v1_GetFederationRelationshipRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  getFederationRelationship(argument: _anchorage_admin_v1_GetFederationRelationshipRequest, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  
   /**
    * Attested node agents.
    */
@@ -175,6 +224,15 @@ export interface AdminClient extends grpc.Client {
   listFederatedBundles(argument: _anchorage_admin_v1_ListFederatedBundlesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListFederatedBundlesResponse__Output>): grpc.ClientUnaryCall;
   listFederatedBundles(argument: _anchorage_admin_v1_ListFederatedBundlesRequest, callback: grpc.requestCallback<_anchorage_admin_v1_ListFederatedBundlesResponse__Output>): grpc.ClientUnaryCall;
   
+  ListFederationRelationships(argument: _anchorage_admin_v1_ListFederationRelationshipsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListFederationRelationshipsResponse__Output>): grpc.ClientUnaryCall;
+  ListFederationRelationships(argument: _anchorage_admin_v1_ListFederationRelationshipsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_ListFederationRelationshipsResponse__Output>): grpc.ClientUnaryCall;
+  ListFederationRelationships(argument: _anchorage_admin_v1_ListFederationRelationshipsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListFederationRelationshipsResponse__Output>): grpc.ClientUnaryCall;
+  ListFederationRelationships(argument: _anchorage_admin_v1_ListFederationRelationshipsRequest, callback: grpc.requestCallback<_anchorage_admin_v1_ListFederationRelationshipsResponse__Output>): grpc.ClientUnaryCall;
+  listFederationRelationships(argument: _anchorage_admin_v1_ListFederationRelationshipsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListFederationRelationshipsResponse__Output>): grpc.ClientUnaryCall;
+  listFederationRelationships(argument: _anchorage_admin_v1_ListFederationRelationshipsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_ListFederationRelationshipsResponse__Output>): grpc.ClientUnaryCall;
+  listFederationRelationships(argument: _anchorage_admin_v1_ListFederationRelationshipsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListFederationRelationshipsResponse__Output>): grpc.ClientUnaryCall;
+  listFederationRelationships(argument: _anchorage_admin_v1_ListFederationRelationshipsRequest, callback: grpc.requestCallback<_anchorage_admin_v1_ListFederationRelationshipsResponse__Output>): grpc.ClientUnaryCall;
+  
   MintJWTSVID(argument: _anchorage_admin_v1_MintJWTSVIDRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_MintJWTSVIDResponse__Output>): grpc.ClientUnaryCall;
   MintJWTSVID(argument: _anchorage_admin_v1_MintJWTSVIDRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_MintJWTSVIDResponse__Output>): grpc.ClientUnaryCall;
   MintJWTSVID(argument: _anchorage_admin_v1_MintJWTSVIDRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_MintJWTSVIDResponse__Output>): grpc.ClientUnaryCall;
@@ -198,6 +256,21 @@ export interface AdminClient extends grpc.Client {
   mintX509Svid(argument: _anchorage_admin_v1_MintX509SVIDRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_MintX509SVIDResponse__Output>): grpc.ClientUnaryCall;
   mintX509Svid(argument: _anchorage_admin_v1_MintX509SVIDRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_MintX509SVIDResponse__Output>): grpc.ClientUnaryCall;
   mintX509Svid(argument: _anchorage_admin_v1_MintX509SVIDRequest, callback: grpc.requestCallback<_anchorage_admin_v1_MintX509SVIDResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Fetches the peer's bundle now and returns the relationship with the outcome.
+   */
+  RefreshFederationRelationship(argument: _anchorage_admin_v1_RefreshFederationRelationshipRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  RefreshFederationRelationship(argument: _anchorage_admin_v1_RefreshFederationRelationshipRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  RefreshFederationRelationship(argument: _anchorage_admin_v1_RefreshFederationRelationshipRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  RefreshFederationRelationship(argument: _anchorage_admin_v1_RefreshFederationRelationshipRequest, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  /**
+   * Fetches the peer's bundle now and returns the relationship with the outcome.
+   */
+  refreshFederationRelationship(argument: _anchorage_admin_v1_RefreshFederationRelationshipRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  refreshFederationRelationship(argument: _anchorage_admin_v1_RefreshFederationRelationshipRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  refreshFederationRelationship(argument: _anchorage_admin_v1_RefreshFederationRelationshipRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  refreshFederationRelationship(argument: _anchorage_admin_v1_RefreshFederationRelationshipRequest, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
   
   /**
    * Bundles of federated trust domains. Set by hand (static federation, for
@@ -227,6 +300,15 @@ export interface AdminClient extends grpc.Client {
   updateEntry(argument: _anchorage_admin_v1_UpdateEntryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
   updateEntry(argument: _anchorage_admin_v1_UpdateEntryRequest, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
   
+  UpdateFederationRelationship(argument: _anchorage_admin_v1_UpdateFederationRelationshipRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  UpdateFederationRelationship(argument: _anchorage_admin_v1_UpdateFederationRelationshipRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  UpdateFederationRelationship(argument: _anchorage_admin_v1_UpdateFederationRelationshipRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  UpdateFederationRelationship(argument: _anchorage_admin_v1_UpdateFederationRelationshipRequest, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  updateFederationRelationship(argument: _anchorage_admin_v1_UpdateFederationRelationshipRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  updateFederationRelationship(argument: _anchorage_admin_v1_UpdateFederationRelationshipRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  updateFederationRelationship(argument: _anchorage_admin_v1_UpdateFederationRelationshipRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  updateFederationRelationship(argument: _anchorage_admin_v1_UpdateFederationRelationshipRequest, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  
 }
 
 export interface AdminHandlers extends grpc.UntypedServiceImplementation {
@@ -236,6 +318,12 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   CreateEntry: grpc.handleUnaryCall<_anchorage_admin_v1_CreateEntryRequest__Output, _anchorage_admin_v1_Entry>;
   
   /**
+   * Federation relationships: the server fetches each peer's bundle from its
+   * bundle endpoint at the peer's refresh hint and keeps the last good one.
+   */
+  CreateFederationRelationship: grpc.handleUnaryCall<_anchorage_admin_v1_CreateFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship>;
+  
+  /**
    * Join tokens for node attestation.
    */
   CreateJoinToken: grpc.handleUnaryCall<_anchorage_admin_v1_CreateJoinTokenRequest__Output, _anchorage_admin_v1_JoinToken>;
@@ -243,6 +331,11 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   DeleteEntry: grpc.handleUnaryCall<_anchorage_admin_v1_DeleteEntryRequest__Output, _anchorage_admin_v1_Entry>;
   
   DeleteFederatedBundle: grpc.handleUnaryCall<_anchorage_admin_v1_DeleteFederatedBundleRequest__Output, _anchorage_admin_v1_FederatedBundle>;
+  
+  /**
+   * Deletes the relationship and the peer's bundle (agents drop it at once).
+   */
+  DeleteFederationRelationship: grpc.handleUnaryCall<_anchorage_admin_v1_DeleteFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship>;
   
   /**
    * Revokes an agent's access at once: its calls fail and its streams end.
@@ -263,6 +356,8 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   
   GetEntry: grpc.handleUnaryCall<_anchorage_admin_v1_GetEntryRequest__Output, _anchorage_admin_v1_Entry>;
   
+  GetFederationRelationship: grpc.handleUnaryCall<_anchorage_admin_v1_GetFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship>;
+  
   /**
    * Attested node agents.
    */
@@ -272,12 +367,19 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   
   ListFederatedBundles: grpc.handleUnaryCall<_anchorage_admin_v1_ListFederatedBundlesRequest__Output, _anchorage_admin_v1_ListFederatedBundlesResponse>;
   
+  ListFederationRelationships: grpc.handleUnaryCall<_anchorage_admin_v1_ListFederationRelationshipsRequest__Output, _anchorage_admin_v1_ListFederationRelationshipsResponse>;
+  
   MintJWTSVID: grpc.handleUnaryCall<_anchorage_admin_v1_MintJWTSVIDRequest__Output, _anchorage_admin_v1_MintJWTSVIDResponse>;
   
   /**
    * Direct minting for operators (the key stays with the caller: X.509 takes a CSR).
    */
   MintX509SVID: grpc.handleUnaryCall<_anchorage_admin_v1_MintX509SVIDRequest__Output, _anchorage_admin_v1_MintX509SVIDResponse>;
+  
+  /**
+   * Fetches the peer's bundle now and returns the relationship with the outcome.
+   */
+  RefreshFederationRelationship: grpc.handleUnaryCall<_anchorage_admin_v1_RefreshFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship>;
   
   /**
    * Bundles of federated trust domains. Set by hand (static federation, for
@@ -288,23 +390,31 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   
   UpdateEntry: grpc.handleUnaryCall<_anchorage_admin_v1_UpdateEntryRequest__Output, _anchorage_admin_v1_Entry>;
   
+  UpdateFederationRelationship: grpc.handleUnaryCall<_anchorage_admin_v1_UpdateFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship>;
+  
 }
 
 export interface AdminDefinition extends grpc.ServiceDefinition {
   CreateEntry: MethodDefinition<_anchorage_admin_v1_CreateEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_CreateEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
+  CreateFederationRelationship: MethodDefinition<_anchorage_admin_v1_CreateFederationRelationshipRequest, _anchorage_admin_v1_FederationRelationship, _anchorage_admin_v1_CreateFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship__Output>
   CreateJoinToken: MethodDefinition<_anchorage_admin_v1_CreateJoinTokenRequest, _anchorage_admin_v1_JoinToken, _anchorage_admin_v1_CreateJoinTokenRequest__Output, _anchorage_admin_v1_JoinToken__Output>
   DeleteEntry: MethodDefinition<_anchorage_admin_v1_DeleteEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_DeleteEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
   DeleteFederatedBundle: MethodDefinition<_anchorage_admin_v1_DeleteFederatedBundleRequest, _anchorage_admin_v1_FederatedBundle, _anchorage_admin_v1_DeleteFederatedBundleRequest__Output, _anchorage_admin_v1_FederatedBundle__Output>
+  DeleteFederationRelationship: MethodDefinition<_anchorage_admin_v1_DeleteFederationRelationshipRequest, _anchorage_admin_v1_FederationRelationship, _anchorage_admin_v1_DeleteFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship__Output>
   EvictAgent: MethodDefinition<_anchorage_admin_v1_EvictAgentRequest, _anchorage_admin_v1_Agent, _anchorage_admin_v1_EvictAgentRequest__Output, _anchorage_admin_v1_Agent__Output>
   GetAgent: MethodDefinition<_anchorage_admin_v1_GetAgentRequest, _anchorage_admin_v1_Agent, _anchorage_admin_v1_GetAgentRequest__Output, _anchorage_admin_v1_Agent__Output>
   GetBundle: MethodDefinition<_anchorage_admin_v1_GetBundleRequest, _anchorage_admin_v1_Bundle, _anchorage_admin_v1_GetBundleRequest__Output, _anchorage_admin_v1_Bundle__Output>
   GetCAStatus: MethodDefinition<_anchorage_admin_v1_GetCAStatusRequest, _anchorage_admin_v1_CAStatus, _anchorage_admin_v1_GetCAStatusRequest__Output, _anchorage_admin_v1_CAStatus__Output>
   GetEntry: MethodDefinition<_anchorage_admin_v1_GetEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_GetEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
+  GetFederationRelationship: MethodDefinition<_anchorage_admin_v1_GetFederationRelationshipRequest, _anchorage_admin_v1_FederationRelationship, _anchorage_admin_v1_GetFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship__Output>
   ListAgents: MethodDefinition<_anchorage_admin_v1_ListAgentsRequest, _anchorage_admin_v1_ListAgentsResponse, _anchorage_admin_v1_ListAgentsRequest__Output, _anchorage_admin_v1_ListAgentsResponse__Output>
   ListEntries: MethodDefinition<_anchorage_admin_v1_ListEntriesRequest, _anchorage_admin_v1_ListEntriesResponse, _anchorage_admin_v1_ListEntriesRequest__Output, _anchorage_admin_v1_ListEntriesResponse__Output>
   ListFederatedBundles: MethodDefinition<_anchorage_admin_v1_ListFederatedBundlesRequest, _anchorage_admin_v1_ListFederatedBundlesResponse, _anchorage_admin_v1_ListFederatedBundlesRequest__Output, _anchorage_admin_v1_ListFederatedBundlesResponse__Output>
+  ListFederationRelationships: MethodDefinition<_anchorage_admin_v1_ListFederationRelationshipsRequest, _anchorage_admin_v1_ListFederationRelationshipsResponse, _anchorage_admin_v1_ListFederationRelationshipsRequest__Output, _anchorage_admin_v1_ListFederationRelationshipsResponse__Output>
   MintJWTSVID: MethodDefinition<_anchorage_admin_v1_MintJWTSVIDRequest, _anchorage_admin_v1_MintJWTSVIDResponse, _anchorage_admin_v1_MintJWTSVIDRequest__Output, _anchorage_admin_v1_MintJWTSVIDResponse__Output>
   MintX509SVID: MethodDefinition<_anchorage_admin_v1_MintX509SVIDRequest, _anchorage_admin_v1_MintX509SVIDResponse, _anchorage_admin_v1_MintX509SVIDRequest__Output, _anchorage_admin_v1_MintX509SVIDResponse__Output>
+  RefreshFederationRelationship: MethodDefinition<_anchorage_admin_v1_RefreshFederationRelationshipRequest, _anchorage_admin_v1_FederationRelationship, _anchorage_admin_v1_RefreshFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship__Output>
   SetFederatedBundle: MethodDefinition<_anchorage_admin_v1_SetFederatedBundleRequest, _anchorage_admin_v1_FederatedBundle, _anchorage_admin_v1_SetFederatedBundleRequest__Output, _anchorage_admin_v1_FederatedBundle__Output>
   UpdateEntry: MethodDefinition<_anchorage_admin_v1_UpdateEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_UpdateEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
+  UpdateFederationRelationship: MethodDefinition<_anchorage_admin_v1_UpdateFederationRelationshipRequest, _anchorage_admin_v1_FederationRelationship, _anchorage_admin_v1_UpdateFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship__Output>
 }

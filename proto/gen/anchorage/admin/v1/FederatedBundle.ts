@@ -20,9 +20,16 @@ export interface FederatedBundle {
   'updated_at'?: (number | string | Long);
   'keys'?: (_anchorage_admin_v1_FederatedKey)[];
   /**
-   * "static" (set by hand)
+   * "static" (set by hand) or "endpoint" (a federation relationship fetches it)
    */
   'source'?: (string);
+  /**
+   * For source "endpoint": the last successful fetch, the last error ('' if
+   * the last fetch succeeded) and when it happened (Unix seconds; 0 = never).
+   */
+  'last_refresh'?: (number | string | Long);
+  'last_error'?: (string);
+  'last_error_at'?: (number | string | Long);
 }
 
 export interface FederatedBundle__Output {
@@ -42,7 +49,14 @@ export interface FederatedBundle__Output {
   'updated_at': (number);
   'keys': (_anchorage_admin_v1_FederatedKey__Output)[];
   /**
-   * "static" (set by hand)
+   * "static" (set by hand) or "endpoint" (a federation relationship fetches it)
    */
   'source': (string);
+  /**
+   * For source "endpoint": the last successful fetch, the last error ('' if
+   * the last fetch succeeded) and when it happened (Unix seconds; 0 = never).
+   */
+  'last_refresh': (number);
+  'last_error': (string);
+  'last_error_at': (number);
 }

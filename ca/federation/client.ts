@@ -1,0 +1,268 @@
+import { AnchorageError, errorMessage } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import { SpiffeBundle } from '../../spiffe/bundle.js';
+import { SpiffeId, TrustDomain } from '../../spiffe/id.js';
+import type { ChangeFeed } from '../changes.js';
+import type { DataStore, FederationRelationship, RelationshipStatus, StoredBundle } from '../datastore/DataStore.js';
+import { BundleFetchError, fetchBundle, type EndpointProfile } from './fetch.js';
+import { relationshipNotFound } from './relationships.js';
+
+/**
+ * The federation client: keeps the bundle of every federated trust domain
+ * fresh by fetching it from the peer's bundle endpoint (fetch.ts) at the
+ * peer's spiffe_refresh_hint, clamped to `bounds`.
+ *
+ * A fetch that fails for any reason changes nothing that is trusted: the last
+ * good bundle stays in the datastore (and with the agents), and the failure
+ * is logged and recorded on the relationship (`anchorage federation show`).
+ * Failed fetches are retried sooner, from `bounds.min` doubling up to the
+ * normal interval. A new bundle is stored under its own trust domain only
+ * (never merged with another) and announced on the change feed, which pushes
+ * it to every agent.
+ */
+
+export interface RefreshBounds {
+  /** Seconds. A peer's hint below this is raised to it (it also paces retries). */
+  min: number;
+  /** Seconds. A hint above this is lowered to it. */
+  max: number;
+  /** Seconds, when the document carries no hint. */
+  fallback: number;
+}
+
+export const DEFAULT_REFRESH_BOUNDS: RefreshBounds = { min: 30, max: 3600, fallback: 300 };
+
+export interface FederationClientOptions {
+  datastore: DataStore;
+  feed: ChangeFeed;
+  logger: Logger;
+  bounds?: RefreshBounds;
+  /** Per fetch (connect, TLS, the whole body). */
+  timeoutMs?: number;
+  maxBytes?: number;
+  /** Milliseconds since the epoch. */
+  now?: () => number;
+}
+
+interface Slot {
+  timer?: NodeJS.Timeout;
+  inflight?: Promise<FederationRelationship>;
+  /** Raised by update and delete: a fetch started before must not store what it got. */
+  generation: number;
+}
+
+export class FederationClient {
+  readonly #ds: DataStore;
+  readonly #feed: ChangeFeed;
+  readonly #log: Logger;
+  readonly #bounds: RefreshBounds;
+  readonly #timeoutMs: number;
+  readonly #maxBytes: number | undefined;
+  readonly #now: () => number;
+  readonly #slots = new Map<string, Slot>();
+  #closed = false;
+
+  constructor(opts: FederationClientOptions) {
+    this.#ds = opts.datastore;
+    this.#feed = opts.feed;
+    this.#log = opts.logger;
+    this.#bounds = opts.bounds ?? DEFAULT_REFRESH_BOUNDS;
+    this.#timeoutMs = opts.timeoutMs ?? 10_000;
+    this.#maxBytes = opts.maxBytes;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** Schedules every stored relationship; each is fetched within its first second. */
+  async start(): Promise<void> {
+    const all = await this.#ds.listRelationships();
+    for (const r of all) this.#schedule(r.trustDomain, Math.floor(Math.random() * 1000));
+    if (all.length > 0) this.#log.info({ relationships: all.map((r) => r.trustDomain) }, 'federation: client started');
+  }
+
+  /**
+   * Fetches the peer's bundle now (sharing a fetch already under way) and
+   * resolves with the relationship as recorded afterwards, success or not.
+   * `not_found` if there is no such relationship.
+   */
+  refresh(trustDomain: string): Promise<FederationRelationship> {
+    const slot = this.#slot(trustDomain);
+    if (slot.inflight) return slot.inflight;
+    clearTimeout(slot.timer);
+    const p = this.#refresh(trustDomain, slot).finally(() => {
+      slot.inflight = undefined;
+    });
+    slot.inflight = p;
+    return p;
+  }
+
+  /** A relationship was created or changed: its next fetch starts now. */
+  changed(trustDomain: string): Promise<FederationRelationship> {
+    const slot = this.#slot(trustDomain);
+    slot.generation++;
+    // A fetch under way was made with the old settings: let it finish unrecorded, then fetch again.
+    const after = slot.inflight ? slot.inflight.catch(() => undefined) : Promise.resolve();
+    return after.then(() => this.refresh(trustDomain));
+  }
+
+  /** A relationship was deleted: no more fetches, and one under way stores nothing. */
+  forget(trustDomain: string): void {
+    const slot = this.#slots.get(trustDomain);
+    if (!slot) return;
+    slot.generation++;
+    clearTimeout(slot.timer);
+    this.#slots.delete(trustDomain);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const inflight = [...this.#slots.values()].map((s) => s.inflight?.catch(() => undefined));
+    for (const s of this.#slots.values()) clearTimeout(s.timer);
+    await Promise.all(inflight);
+    this.#slots.clear();
+  }
+
+  #slot(td: string): Slot {
+    let slot = this.#slots.get(td);
+    if (!slot) {
+      slot = { generation: 0 };
+      this.#slots.set(td, slot);
+    }
+    return slot;
+  }
+
+  #schedule(td: string, delayMs: number): void {
+    if (this.#closed) return;
+    const slot = this.#slot(td);
+    clearTimeout(slot.timer);
+    slot.timer = setTimeout(() => {
+      this.refresh(td).catch((err: unknown) => {
+        // not_found: deleted meanwhile; anything else is a datastore problem, retried at the minimum interval.
+        if (err instanceof AnchorageError && err.code === 'not_found') return;
+        this.#log.error({ trustDomain: td, err: errorMessage(err) }, 'federation: refresh could not run');
+        this.#schedule(td, this.#bounds.min * 1000);
+      });
+    }, delayMs);
+    slot.timer.unref();
+  }
+
+  async #refresh(td: string, slot: Slot): Promise<FederationRelationship> {
+    const generation = slot.generation;
+    const rel = await this.#ds.getRelationship(td);
+    if (!rel) {
+      this.forget(td);
+      throw relationshipNotFound(td);
+    }
+    const stored = await this.#ds.getBundle(td);
+    const started = this.#now();
+    let status: RelationshipStatus;
+    let changed = false;
+    try {
+      const bundle = await fetchBundle({
+        url: rel.bundleEndpointUrl,
+        trustDomain: TrustDomain.parse(td),
+        profile: this.#profile(rel, stored),
+        previousSequence: stored?.sequence,
+        timeoutMs: this.#timeoutMs,
+        ...(this.#maxBytes !== undefined && { maxBytes: this.#maxBytes }),
+      });
+      if (slot.generation !== generation || this.#closed) return await this.#current(td);
+      changed = await this.#store(td, bundle, stored);
+      const now = Math.floor(this.#now() / 1000);
+      const interval = this.#interval(bundle.refreshHint);
+      status = {
+        lastAttemptAt: Math.floor(started / 1000),
+        lastSuccessAt: now,
+        lastError: '',
+        lastErrorReason: '',
+        lastErrorAt: rel.lastErrorAt,
+        consecutiveFailures: 0,
+        nextRefreshAt: now + interval,
+      };
+      if (rel.consecutiveFailures > 0) {
+        this.#log.info({ trustDomain: td, failuresBefore: rel.consecutiveFailures }, 'federation: bundle endpoint reachable again');
+      }
+      this.#schedule(td, jittered(interval));
+    } catch (err) {
+      if (slot.generation !== generation || this.#closed) return await this.#current(td);
+      const reason = err instanceof BundleFetchError ? err.reason : 'internal';
+      const failures = rel.consecutiveFailures + 1;
+      const interval = this.#interval(stored?.refreshHint);
+      const retry = Math.min(interval, this.#bounds.min * 2 ** Math.min(failures - 1, 16));
+      const now = Math.floor(this.#now() / 1000);
+      status = {
+        lastAttemptAt: Math.floor(started / 1000),
+        lastSuccessAt: rel.lastSuccessAt,
+        lastError: errorMessage(err),
+        lastErrorReason: reason,
+        lastErrorAt: now,
+        consecutiveFailures: failures,
+        nextRefreshAt: now + retry,
+      };
+      this.#log.warn(
+        { trustDomain: td, url: rel.bundleEndpointUrl, reason, failures, retryInSeconds: retry, heldSequence: stored?.sequence, err: errorMessage(err) },
+        'federation: bundle refresh failed; keeping the last good bundle',
+      );
+      this.#schedule(td, jittered(retry));
+    }
+    await this.#ds.setRelationshipStatus(td, status);
+    if (changed) this.#feed.bundlesChanged();
+    return await this.#current(td);
+  }
+
+  async #current(td: string): Promise<FederationRelationship> {
+    const rel = await this.#ds.getRelationship(td);
+    if (!rel) throw relationshipNotFound(td);
+    return rel;
+  }
+
+  /** How the endpoint is authenticated; https_spiffe needs a bundle of the peer to start from. */
+  #profile(rel: FederationRelationship, stored: StoredBundle | undefined): EndpointProfile {
+    if (rel.profile === 'https_web') return { kind: 'https_web', ...(rel.webCaPem && { ca: rel.webCaPem }) };
+    const td = TrustDomain.parse(rel.trustDomain);
+    const authorities = stored ? SpiffeBundle.parse(td, stored.document).x509 : undefined;
+    if (!authorities || authorities.size === 0) {
+      throw new BundleFetchError(
+        'no_authorities',
+        `federation: no X.509 authorities of ${td.name} to authenticate ${rel.bundleEndpointUrl} with; set a bootstrap bundle (anchorage federation update --bootstrap-bundle)`,
+      );
+    }
+    return { kind: 'https_spiffe', endpointId: SpiffeId.parse(rel.endpointSpiffeId), authorities };
+  }
+
+  /** Stores a fetched bundle if it differs from the held one; true if it did. */
+  async #store(td: string, bundle: SpiffeBundle, stored: StoredBundle | undefined): Promise<boolean> {
+    const document = bundle.marshal();
+    if (stored?.document === document) return false;
+    const next: StoredBundle = {
+      trustDomain: td,
+      document,
+      sequence: bundle.sequence ?? 0,
+      refreshHint: bundle.refreshHint ?? 0,
+      updatedAt: Math.floor(this.#now() / 1000),
+    };
+    if (stored && next.sequence <= stored.sequence) {
+      // Same sequence, other content (fetch.ts already refused a lower one):
+      // the peer changed its bundle without raising the sequence, or sends none.
+      this.#log.warn({ trustDomain: td, sequence: next.sequence }, 'federation: the peer changed its bundle without raising spiffe_sequence');
+      await this.#ds.replaceBundle(next, stored.sequence);
+    } else {
+      await this.#ds.putBundle(next);
+    }
+    this.#log.info(
+      { trustDomain: td, sequence: next.sequence, previousSequence: stored?.sequence, x509Authorities: bundle.x509.size, jwtKeys: bundle.jwt.size },
+      'federation: stored a new bundle',
+    );
+    return true;
+  }
+
+  /** Seconds until the next fetch, from a document's hint. */
+  #interval(hint: number | undefined): number {
+    const { min, max, fallback } = this.#bounds;
+    return Math.min(max, Math.max(min, hint && hint > 0 ? hint : fallback));
+  }
+}
+
+/** 90–100 % of `seconds`, in ms: peers are not all polled in step, and never later than the hint. */
+function jittered(seconds: number): number {
+  return Math.round(seconds * 1000 * (0.9 + Math.random() * 0.1));
+}

@@ -1,0 +1,127 @@
+import { errorMessage, invalid } from '../common/errors.js';
+import { SpiffeBundle, X509Bundle } from '../spiffe/bundle.js';
+import { TrustDomain } from '../spiffe/id.js';
+import type { FederationRelationship__Output } from '../proto/gen/anchorage/admin/v1/FederationRelationship.js';
+import { need, out, parse, readInput, UsageError, withAdmin } from './args.js';
+
+/**
+ * `anchorage federation create|update|list|show|refresh|delete`: federation
+ * relationships, whose peer bundles the server fetches from the peer's bundle
+ * endpoint (ca/federation/client.ts).
+ */
+
+const RELATIONSHIP_FLAGS = {
+  'trust-domain': { type: 'string' },
+  url: { type: 'string' },
+  profile: { type: 'string' },
+  'endpoint-id': { type: 'string' },
+  'bootstrap-bundle': { type: 'string' },
+  'ca-file': { type: 'string' },
+} as const;
+
+const PROFILES = ['https_spiffe', 'https_web'];
+
+/**
+ * A bootstrap bundle file as a SPIFFE bundle document: either that already
+ * (JSON), or PEM certificates (e.g. from `anchorage bundle show` at the peer),
+ * which become its X.509 authorities.
+ */
+function bootstrapDocument(file: string, trustDomain: string): string {
+  const text = readInput(file);
+  if (!text.trimStart().startsWith('-----BEGIN')) return text;
+  let td: TrustDomain;
+  try {
+    td = TrustDomain.parse(trustDomain);
+  } catch (err) {
+    throw invalid(`--trust-domain: ${errorMessage(err)}`);
+  }
+  let x509: X509Bundle;
+  try {
+    x509 = X509Bundle.parsePem(td, text);
+  } catch (err) {
+    throw invalid(`${file}: ${errorMessage(err)}`);
+  }
+  return new SpiffeBundle(td, { x509Authorities: x509.authorities() }).marshal();
+}
+
+function relationshipText(r: FederationRelationship__Output): string {
+  const iso = (t: number) => (t ? new Date(t * 1000).toISOString() : 'never');
+  const lines = [
+    `Trust domain : ${r.trust_domain}`,
+    `Endpoint URL : ${r.bundle_endpoint_url}`,
+    `Profile      : ${r.profile}`,
+    ...(r.profile === 'https_spiffe' ? [`Endpoint ID  : ${r.endpoint_spiffe_id}`] : [`CA           : ${r.web_ca_pem ? 'given (PEM)' : 'system roots'}`]),
+    `Last refresh : ${iso(r.last_success_at)}`,
+    `Last attempt : ${iso(r.last_attempt_at)}`,
+    `Last error   : ${r.last_error ? `${r.last_error_reason}: ${r.last_error} (${iso(r.last_error_at)}, ${r.consecutive_failures} in a row)` : 'none'}`,
+    `Next refresh : ${iso(r.next_refresh_at)}`,
+  ];
+  if (r.bundle) {
+    lines.push(`Bundle       : sequence ${r.bundle.sequence}, refresh hint ${r.bundle.refresh_hint}s, stored ${iso(r.bundle.updated_at)}`);
+    for (const k of r.bundle.keys) lines.push(`Key          : ${k.use} ${k.id}${k.not_after ? `, expires ${iso(k.not_after)}` : ''}`);
+  } else {
+    lines.push('Bundle       : none held');
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export async function federationCommand(sub: string | undefined, args: string[]): Promise<void> {
+  switch (sub) {
+    case 'create':
+    case 'update': {
+      const v = parse(args, RELATIONSHIP_FLAGS);
+      const trustDomain = need(v['trust-domain'], 'trust-domain');
+      if (v.profile !== undefined && !PROFILES.includes(v.profile)) throw new UsageError(`--profile must be https_spiffe or https_web, not "${v.profile}"`);
+      const bootstrap = v['bootstrap-bundle'] === undefined ? '' : bootstrapDocument(v['bootstrap-bundle'], trustDomain);
+      const caPem = v['ca-file'] === undefined ? undefined : readInput(v['ca-file']);
+      const r = await withAdmin(v, async (a) => {
+        if (sub === 'create') {
+          const profile = need(v.profile, 'profile');
+          return a.call('CreateFederationRelationship', {
+            relationship: {
+              trust_domain: trustDomain,
+              bundle_endpoint_url: need(v.url, 'url'),
+              profile,
+              endpoint_spiffe_id: v['endpoint-id'] ?? '',
+              web_ca_pem: caPem ?? '',
+            },
+            bootstrap_bundle: bootstrap,
+          });
+        }
+        // Flags not given keep their values; a profile change drops what belonged to the old one.
+        const old = await a.call('GetFederationRelationship', { trust_domain: trustDomain });
+        const profile = v.profile ?? old.profile;
+        const same = profile === old.profile;
+        return a.call('UpdateFederationRelationship', {
+          relationship: {
+            trust_domain: trustDomain,
+            bundle_endpoint_url: v.url ?? old.bundle_endpoint_url,
+            profile,
+            endpoint_spiffe_id: v['endpoint-id'] ?? (same ? old.endpoint_spiffe_id : ''),
+            web_ca_pem: caPem ?? (same ? old.web_ca_pem : ''),
+          },
+          bootstrap_bundle: bootstrap,
+        });
+      });
+      return out(v.json, r, () => relationshipText(r));
+    }
+    case 'list': {
+      const v = parse(args, {});
+      const res = await withAdmin(v, (a) => a.call('ListFederationRelationships', {}));
+      return out(v.json, res.relationships, () =>
+        res.relationships.length === 0 ? 'No federation relationships\n' : res.relationships.map(relationshipText).join('\n'),
+      );
+    }
+    case 'show':
+    case 'refresh':
+    case 'delete': {
+      const v = parse(args, { 'trust-domain': { type: 'string' } });
+      const trust_domain = need(v['trust-domain'], 'trust-domain');
+      const rpc = sub === 'show' ? 'GetFederationRelationship' : sub === 'refresh' ? 'RefreshFederationRelationship' : 'DeleteFederationRelationship';
+      const r = await withAdmin(v, (a) => a.call(rpc, { trust_domain }));
+      return out(v.json, r, () => (sub === 'delete' ? `Deleted the federation relationship with ${r.trust_domain} and its bundle\n` : relationshipText(r)));
+    }
+    default:
+      throw new UsageError(`federation: unknown subcommand "${sub ?? ''}" (create, update, list, show, refresh, delete)`);
+  }
+}
