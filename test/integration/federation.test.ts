@@ -15,7 +15,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import type tls from 'node:tls';
+import type * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authorizeId, connectMtls, createMtlsServer, JWTSource, peerSpiffeId, WorkloadApiClient, WorkloadApiError, X509Source } from '../../workload-api/client/index.js';
 import type { FederatedBundle__Output } from '../../proto/gen/anchorage/admin/v1/FederatedBundle.js';
@@ -299,7 +299,7 @@ describe.skipIf(!softHsmAvailable())('federation between two trust domains (real
       goodContext = issue('web');
       strangerContext = issue('stranger');
       caFile = join(dir.dir, 'web-ca.pem');
-      proxy = createServer(goodContext, (req, res) => {
+      proxy = createServer(goodContext, (_req, res) => {
         void (async () => {
           const b = await ownSequence(B);
           const doc = JSON.parse(b.document) as Record<string, unknown>;

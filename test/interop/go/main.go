@@ -6,14 +6,24 @@
 // Usage:
 //
 //	gospiffe-interop -expect-id spiffe://td/path -audience aud [-socket unix:///path] [-watch-rotation]
+//	gospiffe-interop mtls-server -authorize-id spiffe://td/peer [-listen 127.0.0.1:0] [-reply text]
+//	gospiffe-interop mtls-client -authorize-id spiffe://td/peer -connect host:port [-message text]
+//	gospiffe-interop no-header [-audience aud]
 //
-// The socket defaults to $SPIFFE_ENDPOINT_SOCKET. On success it prints one
-// JSON line (a result object, "ok": true) on stdout and exits 0. On any
-// failure it prints one JSON line ("ok": false, the step, the gRPC code) on
-// stdout, a message on stderr, and exits 1. With -watch-rotation it then
-// watches the X.509 context, writes "interop: ready-for-rotation" on stderr
-// once the watch stream delivered its first answer, and waits for an answer
-// whose default SVID has another serial number.
+// The socket (-socket everywhere) defaults to $SPIFFE_ENDPOINT_SOCKET. On
+// success it prints one JSON line (a result object, "ok": true) on stdout and
+// exits 0. On any failure it prints one JSON line ("ok": false, the step, the
+// gRPC code) on stdout, a message on stderr, and exits 1. With
+// -watch-rotation it then watches the X.509 context, writes "interop:
+// ready-for-rotation" on stderr once the watch stream delivered its first
+// answer, and waits for an answer whose default SVID has another serial
+// number.
+//
+// The subcommands: mtls-server and mtls-client (mtls.go) speak mutual TLS
+// with go-spiffe's spiffetls package, authorizing exactly one peer SPIFFE ID,
+// and exchange one line each way; no-header (noheader.go) calls every
+// Workload API RPC over a raw gRPC connection with and without the security
+// header.
 package main
 
 import (
@@ -90,7 +100,19 @@ func fail(step string, format string, args ...any) error {
 
 func wrap(step string, err error) error { return &stepError{step: step, err: err} }
 
+// subcommands are the modes other than the default one, by their first argument.
+var subcommands = map[string]func(args []string) int{
+	"mtls-server": mtlsServerMain,
+	"mtls-client": mtlsClientMain,
+	"no-header":   noHeaderMain,
+}
+
 func main() {
+	if len(os.Args) > 1 {
+		if sub, ok := subcommands[os.Args[1]]; ok {
+			os.Exit(sub(os.Args[2:]))
+		}
+	}
 	socket := flag.String("socket", os.Getenv("SPIFFE_ENDPOINT_SOCKET"), "Workload API address, unix:///path (default $SPIFFE_ENDPOINT_SOCKET)")
 	expectID := flag.String("expect-id", "", "the SPIFFE ID the default X509-SVID and the JWT-SVID must carry")
 	audience := flag.String("audience", "", "audience of the JWT-SVID to fetch")
@@ -356,4 +378,19 @@ func goSpiffeVersion() string {
 		}
 	}
 	return "unknown"
+}
+
+// printJSON prints v as the one JSON line on stdout and returns the exit
+// code: 0 when ok, 1 otherwise.
+func printJSON(v any, ok bool) int {
+	line, err := json.Marshal(v)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "interop: FAILED: encoding the result: %v\n", err)
+		return 1
+	}
+	fmt.Println(string(line))
+	if !ok {
+		return 1
+	}
+	return 0
 }
