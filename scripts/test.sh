@@ -11,4 +11,5 @@ npx --no-install vitest run --reporter=default --reporter=json --outputFile.json
 rc=$?
 set -e
 node scripts/test-summary.mjs .test-results/vitest.json || true
+node scripts/interop-table.mjs || true
 exit $rc

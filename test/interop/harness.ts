@@ -3,7 +3,7 @@
 // the event loop, toolchain gating (skip on a developer's machine, fail in
 // CI), the build cache, and the results behind the README's interop table.
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -139,7 +139,15 @@ export function interopRecorder(library: string): { record(rpc: string, outcome:
     if (outcomes.size === 0) return;
     mkdirSync(RESULTS_DIR, { recursive: true });
     const file = join(RESULTS_DIR, `${library.replace(/[^a-zA-Z0-9_.-]/g, '_')}.json`);
-    writeFileSync(file, `${JSON.stringify({ library, at: new Date().toISOString(), results: Object.fromEntries(outcomes) }, null, 2)}\n`);
+    // A filtered run (-t) records only what it ran: what it did not run keeps its last outcome.
+    let earlier: Record<string, Outcome> = {};
+    try {
+      earlier = (JSON.parse(readFileSync(file, 'utf8')) as { results: Record<string, Outcome> }).results;
+    } catch {
+      /* first run */
+    }
+    const results = { ...earlier, ...Object.fromEntries(outcomes) };
+    writeFileSync(file, `${JSON.stringify({ library, at: new Date().toISOString(), results }, null, 2)}\n`);
   });
   return {
     record,
