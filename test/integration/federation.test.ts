@@ -205,6 +205,17 @@ describe.skipIf(!softHsmAvailable())('federation between two trust domains (real
     // Pushed to the agents, and by them to the workloads that federate.
     await until('A\'s workload to get b.test\'s bundle', () => srcA.bundles().has('b.test'));
     await until('B\'s workload to get a.test\'s bundle', () => srcB.bundles().has('a.test'));
+    // FetchX509Bundles and FetchJWTBundles name both trust domains, with B's authorities as A holds them.
+    const heldB = (await federatedAtA())!.document;
+    const x509Bundles = await clientA.fetchX509Bundles();
+    expect(x509Bundles.get('b.test')?.authorities().map((d) => Buffer.from(d).toString('base64'))).toEqual(
+      (JSON.parse(heldB).keys as { use: string; x5c?: string[] }[]).filter((k) => k.use === 'x509-svid').map((k) => k.x5c![0]),
+    );
+    expect(x509Bundles.has('a.test')).toBe(true);
+    const jwtBundles = await clientA.fetchJWTBundles();
+    expect([...jwtBundles.get('b.test')!.keys().keys()].sort()).toEqual(
+      (JSON.parse(heldB).keys as { use: string; kid?: string }[]).filter((k) => k.use === 'jwt-svid').map((k) => k.kid!).sort(),
+    );
     const { serverSaw, clientSaw } = await handshake();
     expect(clientSaw).toBe(B_SERVER);
     expect(serverSaw).toBe(`hello ${A_CLIENT}`);
