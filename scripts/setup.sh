@@ -19,6 +19,8 @@ command -v pkcs11-tool >/dev/null || need_pkgs+=(opensc)
 command -v openssl >/dev/null || need_pkgs+=(openssl)
 # Native addons (pkcs11js, better-sqlite3) compile with node-gyp.
 command -v make >/dev/null && command -v g++ >/dev/null || need_pkgs+=(build-essential)
+# The py-spiffe and pkilint interop checks make a venv with Debian's python3.
+if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null; then need_pkgs+=(python3-venv); fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null; then
     SUDO=""
