@@ -232,6 +232,9 @@ function federatedText(b: FederatedBundle__Output): string {
   const iso = (t: number) => new Date(t * 1000).toISOString();
   return (
     `Trust domain: ${b.trust_domain} (${b.source})\nSequence    : ${b.sequence}\nUpdated     : ${iso(b.updated_at)}\n` +
+    (b.source === 'endpoint'
+      ? `Last refresh: ${b.last_refresh ? iso(b.last_refresh) : 'never'}\nLast error  : ${b.last_error ? `${b.last_error} (${iso(b.last_error_at)})` : 'none'}\n`
+      : '') +
     b.keys.map((k) => `Key         : ${k.use} ${k.id}${k.not_after ? `, expires ${iso(k.not_after)}` : ''}\n`).join('')
   );
 }
