@@ -368,6 +368,9 @@ describe.skipIf(!softHsmAvailable())('federation between two trust domains (real
         expect((await handshake()).serverSaw).toBe(`hello ${A_CLIENT}`);
         const show = await cliAsync(['federation', 'show', '--trust-domain', 'b.test', '--socket', A.adminSocket], A.env);
         expect(show.stdout).toMatch(new RegExp(`^Last error   : ${reason}: `, 'm'));
+        const list = await cliAsync(['bundle', 'list', '--socket', A.adminSocket], A.env);
+        expect(list.stdout).toContain(`Trust domain: b.test (endpoint)\nSequence    : ${before.sequence}\n`);
+        expect(list.stdout).toContain(`Last error  : ${rel.last_error} (`);
       } finally {
         mode = 'good';
         if (reason === 'tls') proxy.setSecureContext(goodContext);
