@@ -130,6 +130,66 @@ describe('server config', () => {
     });
   });
 
+  describe('federation.refresh', () => {
+    const refresh = (r: unknown) => ({ ...minimal, federation: { refresh: r } });
+    const parse = (doc: unknown) => parseServerConfig(doc, 'server.yaml', '/etc/anchorage').federation.refresh;
+
+    it('defaults to 30s / 1h / 5m and a 10s fetch timeout, also when given empty or in part', () => {
+      const defaults = { min_interval: 30, max_interval: 3600, default_interval: 300, fetch_timeout: 10 };
+      expect(parse(minimal)).toEqual(defaults);
+      expect(parse({ ...minimal, federation: {} })).toEqual(defaults);
+      expect(parse(refresh({}))).toEqual(defaults);
+      expect(parse(refresh({ fetch_timeout: '30s' }))).toEqual({ ...defaults, fetch_timeout: 30 });
+    });
+
+    it('parses durations into seconds, bounds included', () => {
+      expect(parse(refresh({ min_interval: '1s', max_interval: '24h', default_interval: '1h30m', fetch_timeout: '5m' }))).toEqual({
+        min_interval: 1,
+        max_interval: 86400,
+        default_interval: 5400,
+        fetch_timeout: 300,
+      });
+      expect(parse(refresh({ min_interval: '2m', max_interval: '2m', default_interval: '2m', fetch_timeout: '1s' }))).toEqual({
+        min_interval: 120,
+        max_interval: 120,
+        default_interval: 120,
+        fetch_timeout: 1,
+      });
+    });
+
+    it.each<[string, unknown, string]>([
+      ['a min_interval of zero', { min_interval: '0s' }, 'server.yaml: federation.refresh.min_interval: "0s" must be greater than zero'],
+      ['a min_interval that is no duration', { min_interval: '30' }, 'server.yaml: federation.refresh.min_interval: "30" is not a duration (use e.g. 30s, 15m, 1h30m, 7d)'],
+      ['a max_interval above 24h', { max_interval: '24h1s' }, 'server.yaml: federation.refresh.max_interval: must be at most 24h'],
+      ['a default_interval below min_interval', { min_interval: '1m', default_interval: '59s' }, 'server.yaml: federation.refresh.default_interval: must be between min_interval and max_interval'],
+      ['a default_interval above max_interval', { max_interval: '10m', default_interval: '10m1s' }, 'server.yaml: federation.refresh.default_interval: must be between min_interval and max_interval'],
+      ['a fetch_timeout above 5m', { fetch_timeout: '5m1s' }, 'server.yaml: federation.refresh.fetch_timeout: must be between 1s and 5m'],
+      ['a fetch_timeout of zero', { fetch_timeout: '0s' }, 'server.yaml: federation.refresh.fetch_timeout: "0s" must be greater than zero'],
+      ['a number instead of a duration', { fetch_timeout: 10 }, 'server.yaml: federation.refresh.fetch_timeout: '],
+      ['an unknown key', { interval: '5m' }, 'server.yaml: federation.refresh: unknown key(s): interval'],
+    ])('rejects %s with exactly one line', (_name, r, expected) => {
+      const m = errorOf(refresh(r));
+      expect(m.split('\n')).toHaveLength(1);
+      if (expected.endsWith(': ')) expect(m.startsWith(`config: ${expected}`), m).toBe(true);
+      else expect(m).toBe(`config: ${expected}`);
+    });
+
+    it('rejects a min_interval longer than max_interval with one line', () => {
+      expect(errorOf(refresh({ min_interval: '2h', max_interval: '1h' }))).toBe('config: server.yaml: federation.refresh.min_interval: must not be longer than max_interval');
+    });
+
+    it('moves the default interval into the bounds when only the bounds are given', () => {
+      expect(parse(refresh({ min_interval: '10m' })).default_interval).toBe(600);
+      expect(parse(refresh({ max_interval: '1m', min_interval: '10s' })).default_interval).toBe(60);
+    });
+
+    it('rejects a refresh block that is not a mapping', () => {
+      const m = errorOf(refresh('5m'));
+      expect(m.split('\n')).toHaveLength(1);
+      expect(m.startsWith('config: server.yaml: federation.refresh: ')).toBe(true);
+    });
+  });
+
   it('reports every problem at once, one per line', () => {
     const m = errorOf({ ...minimal, x509_svid_ttl: 'x', jwt_svid_ttl: 'y' });
     expect(m.split('\n')).toHaveLength(2);

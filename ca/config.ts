@@ -106,19 +106,22 @@ const federationRefresh = z
   .object({
     min_interval: duration.default(30),
     max_interval: duration.default(3600),
-    default_interval: duration.default(300),
+    /** Default: 5m, moved into [min_interval, max_interval] when those exclude it. */
+    default_interval: duration.optional(),
     fetch_timeout: duration.default(10),
   })
   .strict()
   .superRefine((v, ctx) => {
     if (v.min_interval < 1) ctx.addIssue({ code: 'custom', path: ['min_interval'], message: 'must be at least 1s' });
     if (v.max_interval > 86400) ctx.addIssue({ code: 'custom', path: ['max_interval'], message: 'must be at most 24h' });
-    if (v.min_interval > v.max_interval) ctx.addIssue({ code: 'custom', path: ['min_interval'], message: 'must not be longer than max_interval' });
-    if (v.default_interval < v.min_interval || v.default_interval > v.max_interval) {
+    if (v.min_interval > v.max_interval) {
+      ctx.addIssue({ code: 'custom', path: ['min_interval'], message: 'must not be longer than max_interval' });
+    } else if (v.default_interval !== undefined && (v.default_interval < v.min_interval || v.default_interval > v.max_interval)) {
       ctx.addIssue({ code: 'custom', path: ['default_interval'], message: 'must be between min_interval and max_interval' });
     }
     if (v.fetch_timeout < 1 || v.fetch_timeout > 300) ctx.addIssue({ code: 'custom', path: ['fetch_timeout'], message: 'must be between 1s and 5m' });
-  });
+  })
+  .transform((v) => ({ ...v, default_interval: v.default_interval ?? Math.min(v.max_interval, Math.max(v.min_interval, 300)) }));
 
 const serverSchema = z
   .object({

@@ -72,6 +72,8 @@ export function federationHandlers(deps: FederationAdminDeps): FederationHandler
       await ds.createRelationship(r, now());
       if (req.bootstrap_bundle) {
         try {
+          // Given explicitly, it replaces a bundle held before (e.g. set by hand), whatever its sequence.
+          await ds.deleteBundle(r.trustDomain);
           await setFederatedBundle(ds, td, r.trustDomain, req.bootstrap_bundle, now());
         } catch (err) {
           await ds.deleteRelationship(r.trustDomain);
@@ -91,6 +93,9 @@ export function federationHandlers(deps: FederationAdminDeps): FederationHandler
       const r = checkRelationship(req.relationship, td);
       await lookup(r.trustDomain);
       if (req.bootstrap_bundle) checkBootstrap(r, req.bootstrap_bundle);
+      else if (r.profile === 'https_spiffe' && !(await ds.getBundle(r.trustDomain))) {
+        throw invalid(`federation: bootstrap_bundle is required for profile https_spiffe: no bundle of ${r.trustDomain} is held to authenticate the endpoint with`);
+      }
       await ds.updateRelationship(r, now());
       if (req.bootstrap_bundle) {
         // The operator replaces what authenticates the endpoint: whatever is held goes, sequence and all.

@@ -8,8 +8,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AnchorageError } from '../../common/errors.js';
-import type { AttestedAgent, JournalEntry, NewEntry, StoredBundle } from './DataStore.js';
-import { SCHEMA_VERSION, SQLITE_PRAGMAS, SqliteDataStore } from './sqlite.js';
+import type { AttestedAgent, JournalEntry, NewEntry, NewRelationship, RelationshipStatus, StoredBundle } from './DataStore.js';
+import { MIGRATIONS, SCHEMA_VERSION, SQLITE_PRAGMAS, SqliteDataStore } from './sqlite.js';
 
 let dir: string;
 let open: SqliteDataStore[];
@@ -697,5 +697,183 @@ describe('durability', () => {
     const [row] = await ds.listJournal();
     expect(row?.keyId).toBe('anchorage-root-1');
     expect(Array.from(row?.publicKeySpki ?? [])).toEqual([1, 2, 3]);
+  });
+});
+
+describe('federation relationships', () => {
+  function rel(over: Partial<NewRelationship> = {}): NewRelationship {
+    return {
+      trustDomain: 'peer.test',
+      bundleEndpointUrl: 'https://peer.test:8443/',
+      profile: 'https_spiffe',
+      endpointSpiffeId: 'spiffe://peer.test/bundle-endpoint',
+      webCaPem: '',
+      ...over,
+    };
+  }
+
+  const noStatus: RelationshipStatus = {
+    lastAttemptAt: 0,
+    lastSuccessAt: 0,
+    lastError: '',
+    lastErrorReason: '',
+    lastErrorAt: 0,
+    consecutiveFailures: 0,
+    nextRefreshAt: 0,
+  };
+
+  const failed: RelationshipStatus = {
+    lastAttemptAt: 1_700_000_100,
+    lastSuccessAt: 1_700_000_050,
+    lastError: 'federation: https://peer.test:8443/ answered HTTP 500',
+    lastErrorReason: 'http',
+    lastErrorAt: 1_700_000_101,
+    consecutiveFailures: 3,
+    nextRefreshAt: 1_700_000_221,
+  };
+
+  it('creates, gets, lists (by trust domain), updates and deletes', async () => {
+    const ds = openStore();
+    const created = await ds.createRelationship(rel(), 1_700_000_000);
+    expect(created).toEqual({ ...rel(), ...noStatus, createdAt: 1_700_000_000, updatedAt: 1_700_000_000 });
+    expect(await ds.getRelationship('peer.test')).toEqual(created);
+    expect(await ds.getRelationship('missing.test')).toBeUndefined();
+
+    const web = rel({ trustDomain: 'alpha.test', bundleEndpointUrl: 'https://alpha.example/', profile: 'https_web', endpointSpiffeId: '', webCaPem: 'PEM\n' });
+    await ds.createRelationship(web, 1_700_000_001);
+    expect((await ds.listRelationships()).map((r) => r.trustDomain)).toEqual(['alpha.test', 'peer.test']);
+    expect((await ds.listRelationships())[0]).toEqual({ ...web, ...noStatus, createdAt: 1_700_000_001, updatedAt: 1_700_000_001 });
+
+    const changed = rel({ bundleEndpointUrl: 'https://peer.test:9443/bundle', profile: 'https_web', endpointSpiffeId: '', webCaPem: 'CA\n' });
+    const updated = await ds.updateRelationship(changed, 1_700_000_500);
+    expect(updated).toEqual({ ...changed, ...noStatus, createdAt: 1_700_000_000, updatedAt: 1_700_000_500 });
+    expect(await ds.getRelationship('peer.test')).toEqual(updated);
+
+    expect(await ds.deleteRelationship('peer.test')).toEqual(updated);
+    expect(await ds.getRelationship('peer.test')).toBeUndefined();
+    expect((await ds.listRelationships()).map((r) => r.trustDomain)).toEqual(['alpha.test']);
+  });
+
+  it('refuses a second relationship with the same trust domain, keeping the first', async () => {
+    const ds = openStore();
+    const first = await ds.createRelationship(rel(), 1_700_000_000);
+    const err = await failure(ds.createRelationship(rel({ bundleEndpointUrl: 'https://evil.example/' }), 1_700_000_001));
+    expect(err.code).toBe('already_exists');
+    expect(err.message).toBe('datastore: a federation relationship with peer.test already exists');
+    expect(await ds.listRelationships()).toEqual([first]);
+  });
+
+  it('answers not_found for updating or deleting a missing one, and false for its status', async () => {
+    const ds = openStore();
+    const up = await failure(ds.updateRelationship(rel({ trustDomain: 'missing.test' }), 1));
+    expect(up.code).toBe('not_found');
+    expect(up.message).toBe('datastore: no federation relationship with missing.test');
+    const del = await failure(ds.deleteRelationship('missing.test'));
+    expect(del.code).toBe('not_found');
+    expect(del.message).toBe('datastore: no federation relationship with missing.test');
+    expect(await ds.setRelationshipStatus('missing.test', failed)).toBe(false);
+    expect(await ds.listRelationships()).toEqual([]);
+  });
+
+  it('refuses an unknown profile in the table itself', async () => {
+    const ds = openStore();
+    const err = await failure(ds.createRelationship(rel({ profile: 'http' as NewRelationship['profile'] }), 1));
+    expect(err.code).toBe('internal');
+    expect(err.message).toMatch(/^datastore: create relationship: CHECK constraint failed/);
+    expect(await ds.listRelationships()).toEqual([]);
+  });
+
+  it('records the status, keeps it across an update and a reopen', async () => {
+    const path = join(dir, 'anchorage.db');
+    const ds = openStore(path);
+    await ds.createRelationship(rel(), 1_700_000_000);
+    await ds.createRelationship(rel({ trustDomain: 'other.test', endpointSpiffeId: 'spiffe://other.test/be' }), 1_700_000_000);
+    expect(await ds.setRelationshipStatus('peer.test', failed)).toBe(true);
+    expect(await ds.getRelationship('peer.test')).toEqual({ ...rel(), ...failed, createdAt: 1_700_000_000, updatedAt: 1_700_000_000 });
+    // Only that relationship.
+    expect(await ds.getRelationship('other.test')).toMatchObject(noStatus);
+
+    // An operator's update replaces the configuration, not what the client saw.
+    const moved = rel({ bundleEndpointUrl: 'https://peer.test:9443/' });
+    expect(await ds.updateRelationship(moved, 1_700_000_200)).toEqual({ ...moved, ...failed, createdAt: 1_700_000_000, updatedAt: 1_700_000_200 });
+    await ds.close();
+
+    const again = openStore(path);
+    expect(await again.getRelationship('peer.test')).toEqual({ ...moved, ...failed, createdAt: 1_700_000_000, updatedAt: 1_700_000_200 });
+    const recovered: RelationshipStatus = { ...failed, lastError: '', lastErrorReason: '', consecutiveFailures: 0, lastSuccessAt: 1_700_000_300 };
+    expect(await again.setRelationshipStatus('peer.test', recovered)).toBe(true);
+    expect(await again.getRelationship('peer.test')).toMatchObject(recovered);
+  });
+
+  it('keeps bundles and relationships apart: deleting one leaves the other', async () => {
+    const ds = openStore();
+    await ds.createRelationship(rel(), 1);
+    await ds.putBundle(bundle(3, { trustDomain: 'peer.test' }));
+    await ds.deleteRelationship('peer.test');
+    expect(await ds.getBundle('peer.test')).toEqual(bundle(3, { trustDomain: 'peer.test' }));
+  });
+
+  it('replaceBundle replaces only at the expected sequence', async () => {
+    const ds = openStore();
+    // Nothing stored: nothing to replace.
+    const none = await failure(ds.replaceBundle(bundle(0, { document: '{"keys":[1]}' }), 0));
+    expect(none.code).toBe('failed_precondition');
+    expect(none.message).toBe('datastore: bundle of example.org is no longer at sequence 0');
+    expect(await ds.getBundle('example.org')).toBeUndefined();
+
+    await ds.putBundle(bundle(0, { document: 'first' }));
+    await ds.replaceBundle(bundle(0, { document: 'second', refreshHint: 60 }), 0);
+    expect(await ds.getBundle('example.org')).toEqual(bundle(0, { document: 'second', refreshHint: 60 }));
+
+    // Someone raised the sequence meanwhile: the replacement is refused, the newer bundle stays.
+    await ds.putBundle(bundle(4, { document: 'fourth' }));
+    const raced = await failure(ds.replaceBundle(bundle(0, { document: 'third' }), 0));
+    expect(raced.code).toBe('failed_precondition');
+    expect(raced.message).toBe('datastore: bundle of example.org is no longer at sequence 0');
+    expect(await ds.getBundle('example.org')).toEqual(bundle(4, { document: 'fourth' }));
+
+    // At the sequence held, it replaces (a document changed without raising its sequence).
+    await ds.replaceBundle(bundle(4, { document: 'fourth, again' }), 4);
+    expect(await ds.getBundle('example.org')).toEqual(bundle(4, { document: 'fourth, again' }));
+  });
+
+  it('migrates a database at schema version 1 to 2, keeping its bundles', async () => {
+    const path = join(dir, 'v1.db');
+    const raw = new Database(path);
+    raw.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+    raw.exec(MIGRATIONS[0]!);
+    raw.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (1, 1600000000)').run();
+    raw
+      .prepare('INSERT INTO bundles (trust_domain, document, sequence, refresh_hint, updated_at) VALUES (?, ?, ?, ?, ?)')
+      .run('peer.test', '{"keys":[],"spiffe_sequence":9}', 9, 120, 1_650_000_000);
+    raw.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('trust_domain', 'example.org');
+    const tables = (): string[] => raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all() as string[];
+    expect(tables()).not.toContain('federation_relationships');
+    raw.close();
+
+    const ds = openStore(path);
+    expect(await ds.getBundle('peer.test')).toEqual({
+      trustDomain: 'peer.test',
+      document: '{"keys":[],"spiffe_sequence":9}',
+      sequence: 9,
+      refreshHint: 120,
+      updatedAt: 1_650_000_000,
+    });
+    expect(await ds.getMeta('trust_domain')).toBe('example.org');
+    expect(await ds.listRelationships()).toEqual([]);
+    await ds.createRelationship(rel(), 1_700_000_000);
+    expect((await ds.getRelationship('peer.test'))?.bundleEndpointUrl).toBe('https://peer.test:8443/');
+    await ds.close();
+
+    const check = new Database(path, { readonly: true });
+    try {
+      const versions = check.prepare('SELECT version, applied_at FROM schema_migrations ORDER BY version').all() as Array<{ version: number; applied_at: number }>;
+      expect(SCHEMA_VERSION).toBeGreaterThanOrEqual(2);
+      expect(versions.map((v) => v.version)).toEqual(Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1));
+      // Version 1 was not applied again.
+      expect(versions[0]!.applied_at).toBe(1_600_000_000);
+    } finally {
+      check.close();
+    }
   });
 });

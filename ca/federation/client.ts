@@ -204,8 +204,12 @@ export class FederationClient {
       );
       this.#schedule(td, jittered(retry));
     }
-    await this.#ds.setRelationshipStatus(td, status);
-    if (changed) this.#feed.bundlesChanged();
+    try {
+      await this.#ds.setRelationshipStatus(td, status);
+    } finally {
+      // A stored bundle is announced even if its status could not be recorded: the next fetch finds nothing new to announce.
+      if (changed) this.#feed.bundlesChanged();
+    }
     return await this.#current(td);
   }
 
@@ -236,7 +240,9 @@ export class FederationClient {
     const next: StoredBundle = {
       trustDomain: td,
       document,
-      sequence: bundle.sequence ?? 0,
+      // A document without a sequence keeps the one held as a floor: a later
+      // document that has one still cannot go below what was seen.
+      sequence: bundle.sequence ?? stored?.sequence ?? 0,
       refreshHint: bundle.refreshHint ?? 0,
       updatedAt: Math.floor(this.#now() / 1000),
     };

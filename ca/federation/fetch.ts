@@ -89,14 +89,29 @@ export function fetchBundle(opts: FetchOptions): Promise<SpiffeBundle> {
               : new Error(`the endpoint presented ${uris.join(', ') || 'no SPIFFE ID'}, expected ${want}`);
           },
         };
-  return new Promise<SpiffeBundle>((resolve, reject) => {
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  return new Promise<SpiffeBundle>((resolvePromise, rejectPromise) => {
+    // The socket timeout below fires only when the peer goes quiet; this one
+    // bounds the whole fetch, so a peer trickling its body cannot hold it open.
+    const overall = setTimeout(
+      () => fail(new BundleFetchError('unreachable', `federation: ${url.href} did not send its bundle within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    const resolve = (b: SpiffeBundle) => {
+      clearTimeout(overall);
+      resolvePromise(b);
+    };
+    const reject = (err: unknown) => {
+      clearTimeout(overall);
+      rejectPromise(err);
+    };
     const fail = (err: BundleFetchError) => {
       req.destroy();
       reject(err);
     };
     const req = request(
       url,
-      { method: 'GET', agent: false, timeout: opts.timeoutMs ?? 10_000, rejectUnauthorized: true, headers: { accept: 'application/json' }, ...tls },
+      { method: 'GET', agent: false, timeout: timeoutMs, rejectUnauthorized: true, headers: { accept: 'application/json' }, ...tls },
       (res) => {
         if (res.statusCode !== 200) {
           res.resume();
@@ -124,7 +139,7 @@ export function fetchBundle(opts: FetchOptions): Promise<SpiffeBundle> {
         });
       },
     );
-    req.on('timeout', () => fail(new BundleFetchError('unreachable', `federation: ${url.href} did not answer within ${opts.timeoutMs ?? 10_000} ms`)));
+    req.on('timeout', () => fail(new BundleFetchError('unreachable', `federation: ${url.href} did not answer within ${timeoutMs} ms`)));
     req.on('error', (err: NodeJS.ErrnoException) => {
       // Certificate problems (unknown CA, wrong name or SPIFFE ID) are told apart from a network failure.
       const tlsProblem = /CERT|SELF_SIGNED|ERR_TLS|UNABLE_TO|expected spiffe|presented/i.test(`${err.code ?? ''} ${err.message}`);

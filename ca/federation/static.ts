@@ -14,7 +14,7 @@ import type { DataStore, FederationRelationship, StoredBundle } from '../datasto
 export function federatedTrustDomain(name: string, own: TrustDomain): TrustDomain {
   if (!name) throw invalid('federation: trust_domain is required');
   const td = TrustDomain.parse(name);
-  if (td.equals(own)) throw invalid(`federation: ${td.name} is this server's own trust domain; its bundle is not set by hand`);
+  if (td.equals(own)) throw invalid(`federation: ${td.name} is this server's own trust domain, not a federated one`);
   return td;
 }
 

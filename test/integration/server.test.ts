@@ -363,7 +363,7 @@ describe('server process', () => {
     expect(ok(['bundle', 'list'])).toContain(`Key         : x509-svid O=Peer serial ${peerCert.serialNumber}, expires `);
     // Our own bundle is untouched.
     expect(fromPem(ok(['bundle', 'show', '--format', 'pem']), 'CERTIFICATE')).toHaveLength(1);
-    expect(fails(['bundle', 'set', '--trust-domain', TD, '--file', docFile]).message).toBe(`federation: ${TD} is this server's own trust domain; its bundle is not set by hand`);
+    expect(fails(['bundle', 'set', '--trust-domain', TD, '--file', docFile]).message).toBe(`federation: ${TD} is this server's own trust domain, not a federated one`);
     expect(fails(['bundle', 'set', '--trust-domain', 'peer.test', '--file', join(tmp.dir, 'missing.json')]).message).toBe(`cannot read ${join(tmp.dir, 'missing.json')}: ENOENT`);
     expect(fails(['bundle', 'set', '--trust-domain', 'peer.test', '--file', writeFile(join(tmp.dir, 'junk.json'), '{"keys": 7}')]).message).toMatch(/^federation: bundle for peer\.test: /);
     const usage = fails(['bundle', 'set', '--trust-domain', 'peer.test']);
