@@ -8,6 +8,7 @@
 //!
 //!   rust-spiffe-interop check  --expect-id spiffe://td/path --audience AUD
 //!   rust-spiffe-interop denied --audience AUD --token JWT
+//!   rust-spiffe-interop no-header --audience AUD
 //!
 //! The Workload API address comes from $SPIFFE_ENDPOINT_SOCKET (unix:///path),
 //! as for any workload. `check` prints the material it fetched (certificates
@@ -15,6 +16,11 @@
 //! a failing step prints {"ok":false,"step":…,"error":…} and exits 1.
 //! `denied` makes every Workload API call of the crate once, expecting each to
 //! fail, and prints how the crate reported each failure (exit 0).
+//! `no-header` makes every Workload API call with tonic directly (raw.rs), with
+//! and without the `workload.spiffe.io` security header, and prints each call's
+//! gRPC code and message (exit 0).
+
+mod raw;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -414,7 +420,8 @@ fn main() -> ExitCode {
             match args.first().map(String::as_str) {
                 Some("check") => check(&flag("--expect-id"), &flag("--audience")).await,
                 Some("denied") => denied(&flag("--audience"), &flag("--token")).await,
-                _ => Err(fail("setup", "usage: rust-spiffe-interop check|denied [--expect-id ID] --audience AUD [--token JWT]")),
+                Some("no-header") => raw::no_header(&flag("--audience")).await,
+                _ => Err(fail("setup", "usage: rust-spiffe-interop check|denied|no-header [--expect-id ID] --audience AUD [--token JWT]")),
             }
         };
         tokio::time::timeout(Duration::from_secs(60), work)
