@@ -170,6 +170,29 @@ interface DeniedOutput {
   x509_source_error: string | null;
 }
 
+const WORKLOAD_RPCS = ['FetchX509SVID', 'FetchX509Bundles', 'FetchJWTSVID', 'FetchJWTBundles', 'ValidateJWTSVID'] as const;
+type WorkloadRpc = (typeof WORKLOAD_RPCS)[number];
+/** What our agent answers a call without `workload.spiffe.io: true` (workload-api/handlers.ts). */
+const NO_HEADER_MESSAGE = 'workloadapi: security header missing from request';
+
+/** One raw call's outcome: tonic's name of the gRPC code, and what the answer held. */
+interface RawOutcome {
+  code: string;
+  message?: string;
+  spiffe_ids?: string[];
+  trust_domains?: string[];
+  spiffe_id?: string;
+}
+
+/** The JSON line of `rust-spiffe-interop no-header`. */
+interface NoHeaderOutput {
+  ok: boolean;
+  step?: string;
+  error?: ApiError;
+  with_header: Record<WorkloadRpc, RawOutcome>;
+  no_header: Record<WorkloadRpc, RawOutcome>;
+}
+
 // --- reference values: what the agent and the server serve ----------------------------
 
 /** Splits concatenated DER certificates (as the Workload API sends bundles). */
@@ -458,11 +481,37 @@ describeWithToolchain('rust spiffe crate against our Workload API', unusable, ()
     });
   });
 
-  it('InvalidArgument (no header): not testable through this crate', (ctx) => {
-    // The crate's interceptor (MetadataAdder) always sets `workload.spiffe.io: true`, after any
-    // custom interceptor, and its generated tonic client is private (pub(crate) mod pb).
-    const reason = `spiffe crate ${pinnedSpiffeVersion()} always sends the workload.spiffe.io header and exposes no raw client`;
-    rec.record('InvalidArgument (no header)', 'skip');
-    ctx.skip(reason);
-  });
+  it('InvalidArgument (no header): raw tonic calls without `workload.spiffe.io: true` are refused on every RPC', () =>
+    rec.check(['InvalidArgument (no header)'], async () => {
+      // The crate always sends the header (its MetadataAdder interceptor) and keeps its client
+      // private, so the program calls the Workload API with tonic itself (src/raw.rs).
+      if (setupError !== undefined) throw setupError;
+      const refused: RawOutcome = { code: 'InvalidArgument', message: NO_HEADER_MESSAGE };
+      const allRefused = Object.fromEntries(WORKLOAD_RPCS.map((rpc) => [rpc, refused]));
+
+      const r = await runRust(['no-header', '--audience', AUDIENCE]);
+      expect(r.code, explain(r)).toBe(0);
+      expect(r.stderr).toBe('');
+      const o = jsonLine<NoHeaderOutput>(r);
+      expect(o.ok, explain(r)).toBe(true);
+      // The control: the same raw path and requests with the header are answered.
+      expect(o.with_header).toEqual({
+        FetchX509SVID: { code: 'Ok', spiffe_ids: [EXPECTED_ID] },
+        FetchX509Bundles: { code: 'Ok', trust_domains: [`spiffe://${TD}`] },
+        FetchJWTSVID: { code: 'Ok', spiffe_ids: [EXPECTED_ID] },
+        FetchJWTBundles: { code: 'Ok', trust_domains: [`spiffe://${TD}`] },
+        ValidateJWTSVID: { code: 'Ok', spiffe_id: EXPECTED_ID },
+      });
+      expect(o.no_header).toEqual(allRefused);
+
+      // A caller without an entry: the header is checked before the caller is attested.
+      if (currentUid() !== 0) return;
+      const n = await runRust(['no-header', '--audience', AUDIENCE], NOBODY_UID);
+      expect(n.code, explain(n)).toBe(0);
+      const nobody = jsonLine<NoHeaderOutput>(n);
+      for (const rpc of WORKLOAD_RPCS) {
+        expect(nobody.with_header[rpc], `${rpc} with the header, uid ${NOBODY_UID}`).toEqual({ code: 'PermissionDenied', message: 'workloadapi: no identity issued' });
+      }
+      expect(nobody.no_header).toEqual(allRefused);
+    }));
 });
