@@ -9,6 +9,7 @@ import type { Logger } from '../common/log.js';
 import { closePidfd, peerCredentials } from '../node-agent/attestor/peercred.js';
 import type { PeerCredentials, WorkloadAttestor } from '../node-agent/attestor/WorkloadAttestor.js';
 import { loadWorkloadProto, PROTO_LOADER_OPTIONS, protoRoot } from '../proto/load.js';
+import { routeConnection } from './authority.js';
 import { WorkloadApiHandler, type Caller, type IncomingCall } from './handlers.js';
 import type { IdentitySource } from './IdentitySource.js';
 
@@ -262,6 +263,7 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
   fixUnscopedReflectionNames(reflection, log);
   reflection.addToServer(grpcServer);
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  let closing: Promise<void> | undefined;
 
   const netServer = createServer((socket) => {
     const id = `${PEER_PREFIX}${++nextId}`;
@@ -281,7 +283,17 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
       conn.closed = true;
       release(conn);
     });
-    injector.injectConnection(socket);
+    // Clients that send the socket path as :authority (grpc-java) go through
+    // a rewriting stream; every other one gets the raw socket (authority.ts).
+    routeConnection(socket, {
+      peerAddress: id,
+      inject: (stream) => {
+        if (closing !== undefined) stream.destroy();
+        else injector.injectConnection(stream);
+      },
+      onSlowPath: (reason) => log.debug({ peer: id, reason }, 'workloadapi: connection served through the :authority rewriter'),
+      onPeerUnbound: () => log.error({ peer: id }, 'workloadapi: cannot tie a rewritten connection to its peer; its calls will fail'),
+    });
   });
 
   await prepareSocketPath(socketPath);
@@ -289,7 +301,6 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
   const ino = lstatSync(socketPath).ino;
   log.info({ socketPath, mode: mode.toString(8) }, 'workloadapi: listening');
 
-  let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       const stopped = new Promise<void>((resolve) => netServer.close(() => resolve()));
