@@ -19,7 +19,8 @@
 //    the connection, so one decoder decodes every block, and the blocks are
 //    re-encoded as literals without indexing: the server's decoder never
 //    needs its dynamic table, and client dynamic table size updates are left
-//    out.
+//    out. The caller carries that Duplex to grpc-js over a real socket
+//    (hop.ts), so the call's peer is named like any other connection's.
 //
 // One wrinkle decides the shape of the fast path: gRPC clients (grpc-js for
 // one, as checked) send no HEADERS until they have the server's SETTINGS, so
@@ -684,18 +685,14 @@ export class AuthorityRewritingStream extends Duplex {
 export const PEEK_TIMEOUT_MS = 2000;
 
 export interface RouteOptions {
-  /** Hands a connection to the HTTP/2 server (grpc-js's connection injector). */
-  inject(stream: Duplex): void;
   /**
-   * The connection's synthetic peer address (already set as the socket's
-   * `remoteAddress`); on the slow path it is set on what grpc-js reports
-   * as the call's peer too.
+   * Hands a connection to the HTTP/2 server: the raw socket (fast path), or
+   * the rewriting stream (`rewritten`), which the caller must carry to
+   * grpc-js on a socket that names the peer (see hop.ts).
    */
-  peerAddress: string;
+  inject(stream: Duplex, rewritten: boolean): void;
   /** Called when a connection takes the slow path. */
   onSlowPath?(reason: string): void;
-  /** Called when a slow-path connection's peer address could not be set (its calls then fail closed). */
-  onPeerUnbound?(): void;
   timeoutMs?: number;
 }
 
@@ -720,16 +717,13 @@ export function routeConnection(socket: Socket, opts: RouteOptions): void {
     cleanup();
     if (socket.destroyed) return;
     if (data.length > 0) socket.unshift(data);
-    opts.inject(socket);
+    opts.inject(socket, false);
   };
   const slow = (reason: string, ended = false): void => {
     cleanup();
     if (socket.destroyed) return;
     opts.onSlowPath?.(reason);
-    const stream = new AuthorityRewritingStream(socket, { initial: sniffer.chunks, ended });
-    Object.defineProperty(stream, 'remoteAddress', { value: opts.peerAddress, enumerable: true });
-    opts.inject(stream);
-    if (!stream.destroyed && !bindPeerAddress(stream, opts.peerAddress)) opts.onPeerUnbound?.();
+    opts.inject(new AuthorityRewritingStream(socket, { initial: sniffer.chunks, ended }), true);
   };
   const onData = (chunk: Buffer): void => {
     if (done) return;
@@ -747,34 +741,4 @@ export function routeConnection(socket: Socket, opts: RouteOptions): void {
   socket.once('error', onError);
   socket.once('close', onClose);
   socket.write(EMPTY_SETTINGS);
-}
-
-/**
- * grpc-js reports `session.socket.remoteAddress` as a call's peer. For a
- * stream that is not a net.Socket, Node's HTTP/2 session wraps it in an
- * internal JSStreamSocket (its `stream` is ours), whose remoteAddress comes
- * from its `_peername` — not from our stream. Node's session binds itself to
- * the stream it was given as an own property (`kBoundSession`; Node 20 stores
- * it under the key "undefined", later versions under a symbol), so any own
- * key whose value's socket wraps our stream is taken, and the wrapper's
- * `_peername` is set through the session's socket proxy. Returns whether
- * grpc-js now sees `peerAddress`. Should Node's internals change, this
- * returns false and the connection's calls find no connection for their
- * peer and fail closed (UNAVAILABLE); the tests of the slow path fail too.
- */
-export function bindPeerAddress(stream: Duplex, peerAddress: string): boolean {
-  const own = stream as unknown as Record<PropertyKey, unknown>;
-  for (const key of Reflect.ownKeys(stream)) {
-    try {
-      const session = own[key] as { socket?: Record<string, unknown> } | null | undefined;
-      if (typeof session !== 'object' || session === null || !('socket' in session)) continue;
-      const proxy = session.socket;
-      if (proxy === undefined || proxy['stream'] !== stream) continue;
-      if (proxy['remoteAddress'] !== peerAddress) proxy['_peername'] = { address: peerAddress, family: 'unix' };
-      return proxy['remoteAddress'] === peerAddress;
-    } catch {
-      // not the session (its socket getter may throw once unbound); keep looking
-    }
-  }
-  return false;
 }

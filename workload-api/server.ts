@@ -10,6 +10,7 @@ import { closePidfd, peerCredentials } from '../node-agent/attestor/peercred.js'
 import type { PeerCredentials, WorkloadAttestor } from '../node-agent/attestor/WorkloadAttestor.js';
 import { loadWorkloadProto, PROTO_LOADER_OPTIONS, protoRoot } from '../proto/load.js';
 import { routeConnection } from './authority.js';
+import { SocketHop } from './hop.js';
 import { WorkloadApiHandler, type Caller, type IncomingCall } from './handlers.js';
 import type { IdentitySource } from './IdentitySource.js';
 
@@ -263,6 +264,7 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
   fixUnscopedReflectionNames(reflection, log);
   reflection.addToServer(grpcServer);
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const hop = await SocketHop.open();
   let closing: Promise<void> | undefined;
 
   const netServer = createServer((socket) => {
@@ -286,18 +288,27 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
     // Clients that send the socket path as :authority (grpc-java) go through
     // a rewriting stream; every other one gets the raw socket (authority.ts).
     routeConnection(socket, {
-      peerAddress: id,
-      inject: (stream) => {
-        if (closing !== undefined) stream.destroy();
-        else injector.injectConnection(stream);
+      inject: (stream, rewritten) => {
+        if (closing !== undefined) return void stream.destroy();
+        if (!rewritten) return injector.injectConnection(stream);
+        // grpc-js names the peer by the session socket's address: give the rewritten bytes a real socket (hop.ts).
+        hop.carry(stream, (serverEnd) => {
+          if (closing !== undefined) return void serverEnd.destroy();
+          Object.defineProperty(serverEnd, 'remoteAddress', { value: id, enumerable: true });
+          injector.injectConnection(serverEnd);
+        });
       },
       onSlowPath: (reason) => log.debug({ peer: id, reason }, 'workloadapi: connection served through the :authority rewriter'),
-      onPeerUnbound: () => log.error({ peer: id }, 'workloadapi: cannot tie a rewritten connection to its peer; its calls will fail'),
     });
   });
 
-  await prepareSocketPath(socketPath);
-  await listen(netServer, socketPath, mode);
+  try {
+    await prepareSocketPath(socketPath);
+    await listen(netServer, socketPath, mode);
+  } catch (err) {
+    await hop.close();
+    throw err;
+  }
   const ino = lstatSync(socketPath).ino;
   log.info({ socketPath, mode: mode.toString(8) }, 'workloadapi: listening');
 
@@ -318,6 +329,7 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
       });
       injector.destroy();
       for (const conn of connections.values()) conn.socket.destroy();
+      await hop.close();
       await stopped;
       // Only our own socket: a successor may already have bound the path.
       try {
