@@ -207,6 +207,7 @@ export function splitDer(buf: Uint8Array): Uint8Array[] {
       for (let k = 0; k < n; k++) len = len * 256 + buf[i + 2 + k]!;
       header += n;
     }
+    if (i + header + len > buf.length) throw new Error(`testing: DER element at offset ${i} runs past the end (${len} bytes declared)`);
     out.push(buf.subarray(i, i + header + len));
     i += header + len;
   }

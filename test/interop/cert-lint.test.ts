@@ -24,15 +24,32 @@
 // directory to keep the collected certificates (PEM) for running the linters
 // by hand. lint/README.md says how findings are judged and accepted.
 import { spawnSync } from 'node:child_process';
-import { createHash, X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { toPem } from '../../common/pem.js';
 import { STATE_FILE, type AgentState } from '../../node-agent/state.js';
 import { freePort } from '../helpers/process.js';
-import { cacheDir, currentUid, describeWithToolchain, INTEROP_DIR, interopRecorder, openDir, run, startTrustDomain, waitForSvid, type RealTrustDomain } from './harness.js';
+import { splitDer } from '../../workload-api/testing.js';
+import {
+  cacheDir,
+  cachedBuild,
+  choosePython,
+  currentUid,
+  describeWithToolchain,
+  goEnv,
+  INTEROP_DIR,
+  interopRecorder,
+  openDir,
+  pythonEnv,
+  run,
+  startTrustDomain,
+  versionAtLeast,
+  waitForSvid,
+  type RealTrustDomain,
+} from './harness.js';
 
 const LINT_DIR = join(INTEROP_DIR, 'lint');
 const REQUIREMENTS = join(LINT_DIR, 'requirements.txt');
@@ -241,26 +258,6 @@ function describeFinding(f: Finding): string {
 
 // --- the toolchains ---------------------------------------------------------------------
 
-/** The environment for `go`: as in go-spiffe.test.ts, no toolchain download, /usr/local/go/bin on PATH. */
-function goEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-mod=readonly' };
-  const goRoot = '/usr/local/go/bin';
-  if (existsSync(join(goRoot, 'go')) && !(env.PATH ?? '').split(':').includes(goRoot)) env.PATH = `${env.PATH ?? ''}:${goRoot}`;
-  if (!env.HOME && !env.XDG_CACHE_HOME && !env.GOCACHE) env.GOCACHE = join(cacheDir('go-build'), 'build');
-  if (!env.HOME && !env.GOPATH && !env.GOMODCACHE) env.GOMODCACHE = join(cacheDir('go-build'), 'mod');
-  return env;
-}
-
-function versionAtLeast(have: string, need: string): boolean {
-  const parse = (v: string): number[] => v.replace(/^go/, '').split(/[^0-9]+/).filter(Boolean).map(Number);
-  const a = parse(have);
-  const b = parse(need);
-  for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
-  }
-  return true;
-}
-
 /** The `go` line and the zlint version of lint/go.mod. */
 function goModPins(): { go: string; zlint: string } {
   const text = readFileSync(GO_MOD, 'utf8');
@@ -277,38 +274,12 @@ function pkilintPin(): string {
   return v;
 }
 
-/** Python's environment for the venv and pkilint: nothing from the caller's Python setup leaks in. */
-function pyEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, PYTHONNOUSERSITE: '1', PYTHONDONTWRITEBYTECODE: '1', PIP_DISABLE_PIP_VERSION_CHECK: '1', PIP_NO_INPUT: '1' };
-  for (const k of ['PYTHONPATH', 'PYTHONHOME', 'VIRTUAL_ENV', 'PYTHONSTARTUP']) delete env[k];
-  return env;
-}
-
-/**
- * The Python the venv is made with: the first of python3 on PATH, Debian's
- * and /usr/local's that is new enough and has venv and ensurepip
- * (ANCHORAGE_INTEROP_PYTHON names one instead, as for the py-spiffe suite).
- */
-function findPython(): { python: string; version: string } | { unusable: string } {
-  const forced = process.env.ANCHORAGE_INTEROP_PYTHON;
-  const reasons: string[] = [];
-  for (const cmd of forced ? [forced] : ['python3', '/usr/bin/python3', '/usr/local/bin/python3']) {
-    const r = spawnSync(cmd, ['-c', 'import sys, venv, ensurepip; print("%d.%d.%d" % sys.version_info[:3]); print(sys.executable)'], { encoding: 'utf8', env: pyEnv(), timeout: 30_000 });
-    if (r.error) reasons.push(`${cmd}: not found`);
-    else if (r.status !== 0) reasons.push(`${cmd}: no venv with pip (install python3-venv): ${r.stderr.trim().split('\n').pop()}`);
-    else {
-      const [version = '', executable = ''] = r.stdout.trim().split('\n');
-      if (versionAtLeast(version, PYTHON_MIN)) return { python: executable, version };
-      reasons.push(`${cmd}: Python ${version} is older than ${PYTHON_MIN}, which lint/requirements.txt needs`);
-    }
-  }
-  return { unusable: `no usable python3 for pkilint (${reasons.join('; ')})` };
-}
+/** The Python the pkilint venv is made with. */
+const python = choosePython({ min: PYTHON_MIN, purpose: 'pkilint (lint/requirements.txt)' });
 
 /** Why the suite cannot run here, or undefined when it can. */
 function toolchainUnusable(): string | undefined {
-  const py = findPython();
-  if ('unusable' in py) return py.unusable;
+  if (python.unusable !== undefined) return python.unusable;
   const go = spawnSync('go', ['env', 'GOVERSION'], { encoding: 'utf8', env: goEnv(), timeout: 30_000 });
   if (go.error) return 'Go toolchain not found (zlint is built with it)';
   if (go.status !== 0) return `"go env GOVERSION" failed: ${go.stderr.trim()}`;
@@ -319,32 +290,11 @@ function toolchainUnusable(): string | undefined {
 
 const unusable = toolchainUnusable();
 
-function sha256(...parts: (string | Buffer)[]): string {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return h.digest('hex');
-}
-
 /** Fails with everything a command printed unless it exited 0. */
 async function mustRun(what: string, cmd: string, args: string[], opts: Parameters<typeof run>[2]): Promise<string> {
   const r = await run(cmd, args, opts);
   if (r.code !== 0) throw new Error(`cert-lint: ${what} failed (exit ${r.code}, signal ${r.signal}):\n${r.stderr}${r.stdout}`);
   return r.stdout;
-}
-
-/**
- * Installs (or reuses) a tool in the build cache. `stamp` names what is
- * installed (pin files, toolchain version); a matching stamp file means the
- * install is complete and current, anything else means starting afresh.
- */
-async function cachedInstall(dir: string, stamp: string, install: () => Promise<void>): Promise<'cached' | 'installed'> {
-  const stampFile = join(dir, '.anchorage-stamp');
-  if (existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) return 'cached';
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  await install();
-  writeFileSync(stampFile, stamp);
-  return 'installed';
 }
 
 interface Tools {
@@ -355,15 +305,15 @@ interface Tools {
 
 async function installTools(): Promise<Tools> {
   // pkilint: a venv whose stamp is the requirements file and the interpreter.
-  const py = findPython();
-  if ('unusable' in py) throw new Error(`cert-lint: ${py.unusable}`);
+  const py = python.python;
+  if (py === undefined) throw new Error(`cert-lint: ${python.unusable}`);
   const venv = cacheDir('pkilint');
-  const pk = await cachedInstall(venv, `${sha256(readFileSync(REQUIREMENTS))}\npython ${py.version} ${py.python}\n`, async () => {
-    await mustRun('python3 -m venv', py.python, ['-m', 'venv', venv], { env: pyEnv(), timeoutMs: 120_000 });
-    await mustRun('pip install -r test/interop/lint/requirements.txt', join(venv, 'bin', 'pip'), ['install', '-q', '-r', REQUIREMENTS], { env: pyEnv(), timeoutMs: 480_000 });
+  const pk = await cachedBuild(venv, [readFileSync(REQUIREMENTS), `python ${py.version} ${py.executable}`], async () => {
+    await mustRun('python3 -m venv', py.executable, ['-m', 'venv', venv], { env: pythonEnv(), timeoutMs: 120_000 });
+    await mustRun('pip install -r test/interop/lint/requirements.txt', join(venv, 'bin', 'pip'), ['install', '-q', '-r', REQUIREMENTS], { env: pythonEnv(), timeoutMs: 480_000 });
   });
   const pkVersion = await mustRun('reading the pkilint version', join(venv, 'bin', 'python'), ['-c', 'import importlib.metadata as m; print(m.version("pkilint"))'], {
-    env: pyEnv(),
+    env: pythonEnv(),
     timeoutMs: 60_000,
   });
   if (pkVersion.trim() !== pkilintPin()) throw new Error(`cert-lint: the venv has pkilint ${pkVersion.trim()}, requirements.txt pins ${pkilintPin()}`);
@@ -373,7 +323,7 @@ async function installTools(): Promise<Tools> {
   const pins = goModPins();
   const goVersion = spawnSync('go', ['env', 'GOVERSION'], { encoding: 'utf8', env: goEnv() }).stdout.trim();
   const zlint = join(zdir, 'zlint');
-  const zl = await cachedInstall(zdir, `${sha256(readFileSync(GO_MOD), readFileSync(GO_SUM))}\n${goVersion}\n`, async () => {
+  const zl = await cachedBuild(zdir, [readFileSync(GO_MOD), readFileSync(GO_SUM), goVersion], async () => {
     await mustRun('go build zlint', 'go', ['build', '-buildvcs=false', '-trimpath', '-ldflags', `-X main.version=${pins.zlint}`, '-o', zlint, ZLINT_PACKAGE], {
       cwd: LINT_DIR,
       env: goEnv(),
@@ -383,7 +333,8 @@ async function installTools(): Promise<Tools> {
   const zVersion = (await mustRun('zlint -version', zlint, ['-version'], { timeoutMs: 30_000 })).trim();
   if (zVersion !== `ZLint version ${pins.zlint}`) throw new Error(`cert-lint: the cached zlint says "${zVersion}", go.mod pins ${pins.zlint}`);
 
-  return { pkilintBin: join(venv, 'bin'), zlint, versions: `pkilint ${pkVersion.trim()} (${pk}), zlint ${pins.zlint} (${zl}), ${goVersion}, python ${py.version}` };
+  const how = (built: boolean): string => (built ? 'installed' : 'cached');
+  return { pkilintBin: join(venv, 'bin'), zlint, versions: `pkilint ${pkVersion.trim()} (${how(pk)}), zlint ${pins.zlint} (${how(zl)}), ${goVersion}, python ${py.version}` };
 }
 
 // --- the linters ------------------------------------------------------------------------
@@ -394,7 +345,7 @@ interface PkilintReport {
 
 /** Runs one pkilint command; its exit status is its finding count, so only its JSON says whether it worked. */
 async function pkilint(tools: Tools, kind: Kind, command: string, files: string[]): Promise<Finding[]> {
-  const r = await run(join(tools.pkilintBin, command), ['lint', '-s', 'ALL', '-f', 'JSON', '--document-format', 'PEM', ...files], { env: pyEnv(), timeoutMs: 120_000 });
+  const r = await run(join(tools.pkilintBin, command), ['lint', '-s', 'ALL', '-f', 'JSON', '--document-format', 'PEM', ...files], { env: pythonEnv(), timeoutMs: 120_000 });
   let report: PkilintReport;
   try {
     report = JSON.parse(r.stdout) as PkilintReport;
@@ -431,28 +382,6 @@ async function zlint(tools: Tools, kind: Kind, file: string): Promise<Finding[]>
 
 // --- the certificates -------------------------------------------------------------------
 
-/** Splits concatenated DER certificates (a chain or bundle from the Workload API). */
-function splitDer(buf: Uint8Array): Buffer[] {
-  const out: Buffer[] = [];
-  let i = 0;
-  while (i < buf.length) {
-    if (buf[i] !== 0x30 || i + 2 > buf.length) throw new Error(`cert-lint: no DER SEQUENCE at offset ${i}`);
-    let len = buf[i + 1]!;
-    let header = 2;
-    if (len & 0x80) {
-      const n = len & 0x7f;
-      if (n < 1 || n > 4) throw new Error(`cert-lint: bad DER length at offset ${i}`);
-      len = 0;
-      for (let k = 0; k < n; k++) len = len * 256 + buf[i + 2 + k]!;
-      header += n;
-    }
-    if (i + header + len > buf.length) throw new Error(`cert-lint: truncated DER at offset ${i}`);
-    out.push(Buffer.from(buf.subarray(i, i + header + len)));
-    i += header + len;
-  }
-  return out;
-}
-
 /** The leaf certificate the bundle endpoint presents in its TLS handshake. */
 async function bundleEndpointCert(port: number): Promise<Buffer> {
   const deadline = Date.now() + 15_000;
@@ -480,7 +409,7 @@ async function bundleEndpointCert(port: number): Promise<Buffer> {
 async function collect(td: RealTrustDomain, dir: string, endpointPort: number): Promise<Record<Kind, X509Certificate>> {
   let svids = await waitForSvid(td.workloadSocket, DNS_WORKLOAD_ID, 30_000);
   if (!svids.svids.some((s) => s.spiffe_id === WORKLOAD_ID)) svids = await waitForSvid(td.workloadSocket, WORKLOAD_ID, 30_000);
-  const chainOf = (id: string): Buffer[] => {
+  const chainOf = (id: string): Uint8Array[] => {
     const s = svids.svids.find((x) => x.spiffe_id === id);
     if (!s) throw new Error(`cert-lint: the Workload API did not serve ${id}`);
     return splitDer(s.x509_svid);

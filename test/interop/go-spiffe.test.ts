@@ -47,11 +47,13 @@ import {
   closerList,
   currentUid,
   describeWithToolchain,
+  goEnv,
   interopRecorder,
   jsonLine,
   NOBODY_UID,
   run,
   startTrustDomain,
+  versionAtLeast,
   type RunResult,
 } from './harness.js';
 
@@ -251,33 +253,6 @@ function requiredGoSpiffeVersion(): string {
   const m = /github\.com\/spiffe\/go-spiffe\/v2 (v\S+)/.exec(readFileSync(join(GO_DIR, 'go.mod'), 'utf8'));
   if (!m) throw new Error('interop: test/interop/go/go.mod does not require go-spiffe v2');
   return m[1]!;
-}
-
-function versionAtLeast(have: string, need: string): boolean {
-  const parse = (v: string): number[] => v.replace(/^go/, '').split(/[^0-9]+/).filter(Boolean).map(Number);
-  const a = parse(have);
-  const b = parse(need);
-  for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    const x = a[i] ?? 0;
-    const y = b[i] ?? 0;
-    if (x !== y) return x > y;
-  }
-  return true;
-}
-
-/**
- * The environment for `go`: default caches (so repeated runs are fast), no
- * automatic toolchain download, and caches under the temp dir only when the
- * machine has no HOME for Go's defaults.
- */
-function goEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, GOTOOLCHAIN: 'local' };
-  // Go's own installer puts it in /usr/local/go; a CI shell may not have that on PATH.
-  const goRoot = '/usr/local/go/bin';
-  if (existsSync(join(goRoot, 'go')) && !(env.PATH ?? '').split(':').includes(goRoot)) env.PATH = `${env.PATH ?? ''}:${goRoot}`;
-  if (!env.HOME && !env.XDG_CACHE_HOME && !env.GOCACHE) env.GOCACHE = join(tmpdir(), 'anchorage-go-cache', 'build');
-  if (!env.HOME && !env.GOPATH && !env.GOMODCACHE) env.GOMODCACHE = join(tmpdir(), 'anchorage-go-cache', 'mod');
-  return env;
 }
 
 /** The Go toolchain's version ("go1.24.1"), or why the suite cannot run here. */

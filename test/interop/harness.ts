@@ -1,9 +1,11 @@
 // Shared pieces of the interop suites (test/interop/*.test.ts): a real trust
 // domain to run a client library against, child processes that do not block
 // the event loop, toolchain gating (skip on a developer's machine, fail in
-// CI), the build cache, and the results behind the README's interop table.
-import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// CI), Go and Python toolchains, the build cache, and the results behind the
+// README's interop table.
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +28,31 @@ export function cacheDir(name: string): string {
   const d = join(BUILD_CACHE, name);
   mkdirSync(d, { recursive: true });
   return d;
+}
+
+/**
+ * A build (or install) in the build cache, redone only when what it is made
+ * from changes. `stampInputs` (pin files, sources, toolchain versions) are
+ * hashed into the stamp file in `dir`; when it matches and every file of
+ * `products` is there, the build is reused. Otherwise `dir` is emptied and
+ * `build` fills it; the stamp is written last, so a build cut short is
+ * redone. Resolves to whether it built now.
+ */
+export async function cachedBuild(dir: string, stampInputs: (string | Uint8Array)[], build: () => Promise<void>, products: string[] = []): Promise<boolean> {
+  const h = createHash('sha256');
+  for (const part of stampInputs) {
+    const bytes = typeof part === 'string' ? Buffer.from(part) : part;
+    h.update(`${bytes.length}:`);
+    h.update(bytes);
+  }
+  const stamp = h.digest('hex');
+  const stampFile = join(dir, '.anchorage-stamp');
+  if (existsSync(stampFile) && readFileSync(stampFile, 'utf8').trim() === stamp && products.every((p) => existsSync(p))) return false;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  await build();
+  writeFileSync(stampFile, `${stamp}\n`);
+  return true;
 }
 
 export function currentUid(): number {
@@ -113,6 +140,119 @@ export function describeWithToolchain(suite: string, unusable: string | undefine
     });
   }
   describe.skipIf(unusable !== undefined)(suite, body);
+}
+
+/** Whether version `have` is at least `need`, comparing their runs of digits as numbers ("go1.24.1" vs "1.24", "3.6.3"). */
+export function versionAtLeast(have: string, need: string): boolean {
+  const parse = (v: string): number[] => v.split(/[^0-9]+/).filter(Boolean).map(Number);
+  const a = parse(have);
+  const b = parse(need);
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    if (x !== y) return x > y;
+  }
+  return true;
+}
+
+/**
+ * The environment for `go`: default caches (so repeated runs are fast), no
+ * automatic toolchain download, go.mod and go.sum never rewritten, and caches
+ * in the build cache only when the machine has no HOME for Go's defaults.
+ */
+export function goEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-mod=readonly' };
+  // Go's own installer puts it in /usr/local/go; a CI shell may not have that on PATH.
+  const goRoot = '/usr/local/go/bin';
+  if (existsSync(join(goRoot, 'go')) && !(env.PATH ?? '').split(':').includes(goRoot)) env.PATH = `${env.PATH ?? ''}:${goRoot}`;
+  if (!env.HOME && !env.XDG_CACHE_HOME && !env.GOCACHE) env.GOCACHE = join(cacheDir('go-build'), 'build');
+  if (!env.HOME && !env.GOPATH && !env.GOMODCACHE) env.GOMODCACHE = join(cacheDir('go-build'), 'mod');
+  return env;
+}
+
+/** Python's environment (plus `extra`): nothing from the caller's Python setup leaks in, pip never asks. */
+export function pythonEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, PYTHONNOUSERSITE: '1', PYTHONDONTWRITEBYTECODE: '1', PIP_DISABLE_PIP_VERSION_CHECK: '1', PIP_NO_INPUT: '1', ...extra };
+  for (const k of ['PYTHONPATH', 'PYTHONHOME', 'VIRTUAL_ENV', 'PYTHONSTARTUP']) delete env[k];
+  return env;
+}
+
+export interface PythonInfo {
+  /** The interpreter's real path (not a pyenv shim). */
+  executable: string;
+  version: string;
+  stdlib: string;
+}
+
+export type PythonChoice =
+  | {
+      python: PythonInfo;
+      unusable?: undefined;
+      /** With reachableByOthers: why no interpreter here could be run as uid 65534 (`python` is then the first usable one). */
+      notForNobody?: string;
+    }
+  /** Why the suite cannot run here. */
+  | { python?: undefined; unusable: string; notForNobody?: undefined };
+
+const PYTHON_PROBE = `
+import json, os, sys, sysconfig
+try:
+    import ensurepip, venv
+    venv_ok = True
+except ImportError as e:
+    venv_ok = str(e)
+print(json.dumps({"executable": os.path.realpath(sys.executable), "version": ".".join(map(str, sys.version_info[:3])),
+                  "stdlib": os.path.realpath(sysconfig.get_paths()["stdlib"]), "venv": venv_ok}))
+`;
+
+/** The interpreter behind `cmd`, or why it cannot be used. */
+function probePython(cmd: string, min: string): PythonInfo | string {
+  const r = spawnSync(cmd, ['-c', PYTHON_PROBE], { encoding: 'utf8', env: pythonEnv(), timeout: 30_000 });
+  if (r.error) return `${cmd}: not found`;
+  if (r.status !== 0) return `${cmd}: exit ${r.status}: ${r.stderr.trim().split('\n').pop() ?? ''}`;
+  let p: PythonInfo & { venv: true | string };
+  try {
+    p = JSON.parse(r.stdout.trim()) as PythonInfo & { venv: true | string };
+  } catch {
+    return `${cmd}: printed ${JSON.stringify(r.stdout.slice(0, 200))}`;
+  }
+  if (!versionAtLeast(p.version, min)) return `${cmd}: Python ${p.version} is older than ${min}`;
+  if (p.venv !== true) return `${cmd}: no venv/ensurepip (install python3-venv): ${p.venv}`;
+  return { executable: p.executable, version: p.version, stdlib: p.stdlib };
+}
+
+/** Why uid 65534 (other, to the file mode) could not read `path`, or undefined. */
+function unreachableByOthers(path: string): string | undefined {
+  const st = statSync(path);
+  if (!(st.mode & 0o004)) return `${path} is not world-readable`;
+  for (let d = dirname(path); ; d = dirname(d)) {
+    if (!(statSync(d).mode & 0o001)) return `${d} is not world-searchable`;
+    if (d === '/') return undefined;
+  }
+}
+
+/**
+ * The Python a venv is made with: the first of python3 on PATH, Debian's and
+ * /usr/local's that is at least `min` and has venv and ensurepip
+ * (ANCHORAGE_INTEROP_PYTHON names the one to use instead). With
+ * `reachableByOthers`, the first such that uid 65534 can also run.
+ */
+export function choosePython(opts: { min: string; purpose: string; reachableByOthers?: boolean }): PythonChoice {
+  const forced = process.env.ANCHORAGE_INTEROP_PYTHON;
+  const reasons: string[] = [];
+  let first: { python: PythonInfo; why: string } | undefined;
+  for (const cmd of forced ? [forced] : ['python3', '/usr/bin/python3', '/usr/local/bin/python3']) {
+    const p = probePython(cmd, opts.min);
+    if (typeof p === 'string') {
+      reasons.push(p);
+      continue;
+    }
+    const why = opts.reachableByOthers ? (unreachableByOthers(p.executable) ?? unreachableByOthers(join(p.stdlib, 'os.py'))) : undefined;
+    if (why === undefined) return { python: p };
+    first ??= { python: p, why };
+  }
+  if (first) return { python: first.python, notForNobody: `no Python here that uid ${NOBODY_UID} can run (${first.python.executable}: ${first.why})` };
+  return { unusable: `python3 (>= ${opts.min}) with venv not found for ${opts.purpose} (${reasons.join('; ')})` };
 }
 
 // --- the README table ----------------------------------------------------------------

@@ -29,8 +29,8 @@
 // Without Java (>= the version the library targets) or Maven the suite is
 // skipped with a warning, except in CI (CI=true), where it fails.
 import { spawnSync } from 'node:child_process';
-import { createHash, createPrivateKey, createPublicKey, X509Certificate, type JsonWebKey } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createPrivateKey, createPublicKey, X509Certificate, type JsonWebKey } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,6 +41,7 @@ import type { X509SVIDResponse__Output } from '../../proto/gen/X509SVIDResponse.
 import { splitDer } from '../../workload-api/testing.js';
 import {
   cacheDir,
+  cachedBuild,
   currentUid,
   describeWithToolchain,
   INTEROP_DIR,
@@ -50,6 +51,7 @@ import {
   openDir,
   run,
   startTrustDomain,
+  versionAtLeast,
   waitForSvid,
   type RealTrustDomain,
   type RunResult,
@@ -79,17 +81,6 @@ function pomProperty(name: string): string {
 const JAVA_SPIFFE_VERSION = pomProperty('java-spiffe.version');
 /** The Java release the program and java-spiffe target (8: java-spiffe's Gradle metadata says org.gradle.jvm.version 8). */
 const JAVA_RELEASE = Number(pomProperty('maven.compiler.release'));
-
-function versionAtLeast(have: string, need: string): boolean {
-  const a = have.split(/[^0-9]+/).filter(Boolean).map(Number);
-  const b = need.split(/[^0-9]+/).filter(Boolean).map(Number);
-  for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    const x = a[i] ?? 0;
-    const y = b[i] ?? 0;
-    if (x !== y) return x > y;
-  }
-  return true;
-}
 
 /** `java -version` as one line, e.g. `openjdk version "17.0.15" 2025-04-15`; part of the build hash. */
 let javaVersionLine = '';
@@ -129,16 +120,9 @@ function filesUnder(dir: string): string[] {
   return out.sort();
 }
 
-/** A hash of everything the jar is made from: pom.xml, src/, the JDK, and the Maven command. */
-function buildHash(mvnArgs: string[]): string {
-  const h = createHash('sha256');
-  for (const f of filesUnder(JAVA_DIR)) {
-    h.update(`${relative(JAVA_DIR, f)}\0`);
-    h.update(readFileSync(f));
-    h.update('\0');
-  }
-  h.update(`${javaVersionLine}\0${mvnArgs.join(' ')}`);
-  return h.digest('hex');
+/** Everything the jar is made from: pom.xml, src/, the JDK, and the Maven command. */
+function buildInputs(mvnArgs: string[]): (string | Buffer)[] {
+  return [...filesUnder(JAVA_DIR).flatMap((f) => [relative(JAVA_DIR, f), readFileSync(f)]), javaVersionLine, mvnArgs.join(' ')];
 }
 
 /**
@@ -146,24 +130,22 @@ function buildHash(mvnArgs: string[]): string {
  * already holds one made from the same inputs.
  */
 async function buildJar(): Promise<{ jar: string; built: boolean; seconds: number }> {
-  const cache = cacheDir('java');
-  const target = join(cache, 'target');
+  const target = join(cacheDir('java'), 'target');
   const jar = join(target, 'java-spiffe-interop.jar');
-  const hashFile = join(cache, 'build.sha256');
   const args = ['-B', '-q', '-Dstyle.color=never', `-DbuildDir=${target}`, 'package'];
-  const hash = buildHash(args);
   const started = Date.now();
-  if (existsSync(jar) && existsSync(hashFile) && readFileSync(hashFile, 'utf8').trim() === hash) {
-    return { jar, built: false, seconds: (Date.now() - started) / 1000 };
-  }
-  rmSync(hashFile, { force: true });
-  rmSync(target, { recursive: true, force: true });
-  const r = await run('mvn', args, { cwd: JAVA_DIR, timeoutMs: 580_000 });
-  if (r.code !== 0 || !existsSync(jar)) {
-    throw new Error(`interop: mvn ${args.join(' ')} failed (exit ${r.code}, signal ${r.signal}):\n${r.stdout}${r.stderr}`);
-  }
-  writeFileSync(hashFile, `${hash}\n`);
-  return { jar, built: true, seconds: (Date.now() - started) / 1000 };
+  const built = await cachedBuild(
+    target,
+    buildInputs(args),
+    async () => {
+      const r = await run('mvn', args, { cwd: JAVA_DIR, timeoutMs: 580_000 });
+      if (r.code !== 0 || !existsSync(jar)) {
+        throw new Error(`interop: mvn ${args.join(' ')} failed (exit ${r.code}, signal ${r.signal}):\n${r.stdout}${r.stderr}`);
+      }
+    },
+    [jar],
+  );
+  return { jar, built, seconds: (Date.now() - started) / 1000 };
 }
 
 // --- what the program prints ---------------------------------------------------------

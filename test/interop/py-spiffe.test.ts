@@ -19,14 +19,15 @@
 // interpreter to use instead of looking for one (e.g. a path that does not
 // exist, to see the skip).
 import { createHash, createPublicKey, verify as cryptoVerify, X509Certificate, constants as cryptoConstants, type JsonWebKey } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { chmodSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { cliAsync } from '../helpers/process.js';
 import {
   BUILD_CACHE,
   cacheDir,
+  cachedBuild,
+  choosePython,
   currentUid,
   describeWithToolchain,
   IN_CI,
@@ -35,8 +36,10 @@ import {
   jsonLine,
   NOBODY_UID,
   openDir,
+  pythonEnv,
   run,
   startTrustDomain,
+  type PythonInfo,
   type RealTrustDomain,
   type RunResult,
 } from './harness.js';
@@ -45,7 +48,7 @@ const PY_DIR = join(INTEROP_DIR, 'python');
 const PROGRAM = join(PY_DIR, 'interop.py');
 const REQUIREMENTS = join(PY_DIR, 'requirements.txt');
 /** The oldest Python the pinned set installs on (pycparser 3.12 needs 3.11; spiffe itself 3.10). */
-const MIN_PYTHON: [number, number] = [3, 11];
+const MIN_PYTHON = '3.11';
 
 const TD = 'py-interop.test';
 const EXPECTED_ID = `spiffe://${TD}/interop/py-spiffe`;
@@ -55,85 +58,9 @@ const JWT_SVID_TTL_S = 300;
 
 // --- the interpreter -----------------------------------------------------------------
 
-interface PythonInfo {
-  /** The interpreter's real path (not a pyenv shim). */
-  executable: string;
-  version: string;
-  stdlib: string;
-}
-
-const PROBE = `
-import json, os, sys, sysconfig
-try:
-    import ensurepip, venv
-    venv_ok = True
-except ImportError as e:
-    venv_ok = str(e)
-print(json.dumps({"executable": os.path.realpath(sys.executable), "version": ".".join(map(str, sys.version_info[:3])),
-                  "stdlib": os.path.realpath(sysconfig.get_paths()["stdlib"]), "venv": venv_ok}))
-`;
-
-/** The interpreter behind `cmd`, or why it cannot be used. */
-function probePython(cmd: string): PythonInfo | string {
-  const r = spawnSync(cmd, ['-c', PROBE], { encoding: 'utf8', timeout: 30_000 });
-  if (r.error) return `${cmd}: not found`;
-  if (r.status !== 0) return `${cmd}: exit ${r.status}: ${r.stderr.trim().split('\n').pop() ?? ''}`;
-  let p: PythonInfo & { venv: true | string };
-  try {
-    p = JSON.parse(r.stdout.trim()) as PythonInfo & { venv: true | string };
-  } catch {
-    return `${cmd}: printed ${JSON.stringify(r.stdout.slice(0, 200))}`;
-  }
-  const [major = 0, minor = 0] = p.version.split('.').map(Number);
-  if (major !== MIN_PYTHON[0] || minor < MIN_PYTHON[1]) return `${cmd}: Python ${p.version} is older than ${MIN_PYTHON.join('.')}`;
-  if (p.venv !== true) return `${cmd}: no venv/ensurepip (${p.venv})`;
-  return { executable: p.executable, version: p.version, stdlib: p.stdlib };
-}
-
-/** Why uid 65534 (other, to the file mode) could not read `path`, or undefined. */
-function unreachableByOthers(path: string): string | undefined {
-  const st = statSync(path);
-  if (!(st.mode & 0o004)) return `${path} is not world-readable`;
-  for (let d = dirname(path); ; d = dirname(d)) {
-    if (!(statSync(d).mode & 0o001)) return `${d} is not world-searchable`;
-    if (d === '/') return undefined;
-  }
-}
-
-interface PythonChoice {
-  python?: PythonInfo;
-  /** Why the suite cannot run here. */
-  unusable?: string;
-  /** Why the venv could not be run as uid 65534. */
-  notForNobody?: string;
-}
-
-function choosePython(): PythonChoice {
-  const forced = process.env.ANCHORAGE_INTEROP_PYTHON;
-  const candidates = forced ? [forced] : ['python3', '/usr/bin/python3', '/usr/local/bin/python3'];
-  const usable: PythonInfo[] = [];
-  const reasons: string[] = [];
-  for (const c of candidates) {
-    const p = probePython(c);
-    if (typeof p === 'string') reasons.push(p);
-    else if (!usable.some((u) => u.executable === p.executable)) usable.push(p);
-  }
-  if (usable.length === 0) return { unusable: `python3 (>= ${MIN_PYTHON.join('.')}) with venv not found (${reasons.join('; ')})` };
-  const why = (p: PythonInfo): string | undefined => unreachableByOthers(p.executable) ?? unreachableByOthers(join(p.stdlib, 'os.py'));
-  const reachable = usable.find((p) => why(p) === undefined);
-  if (reachable) return { python: reachable };
-  const first = usable[0]!;
-  return { python: first, notForNobody: `no Python here that uid ${NOBODY_UID} can run (${first.executable}: ${why(first)})` };
-}
-
-const choice = choosePython();
+const choice = choosePython({ min: MIN_PYTHON, purpose: 'py-spiffe (python/requirements.txt)', reachableByOthers: true });
 
 // --- the venv ------------------------------------------------------------------------
-
-/** What the venv was built from: the requirements and the interpreter. */
-function venvStamp(py: PythonInfo): string {
-  return createHash('sha256').update(readFileSync(REQUIREMENTS)).update(`\n${py.executable}\n${py.version}\n`).digest('hex');
-}
 
 /** Directories 0755, files at least 0644 (0755 if executable): the venv is also run as uid 65534. */
 function openUp(path: string): void {
@@ -147,36 +74,30 @@ function openUp(path: string): void {
   }
 }
 
-function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, PYTHONNOUSERSITE: '1', PYTHONDONTWRITEBYTECODE: '1', ...extra };
-  for (const k of ['PYTHONPATH', 'PYTHONHOME', 'VIRTUAL_ENV', 'PYTHONSTARTUP']) delete env[k];
-  return env;
-}
-
-/** The venv's python, built (or rebuilt) when the stamp does not match; whether it was built now. */
+/** The venv's python, built (or rebuilt) when the requirements or the interpreter changed; whether it was built now. */
 async function ensureVenv(py: PythonInfo): Promise<{ python: string; built: boolean }> {
   const root = cacheDir('python');
   // Reachable by uid 65534 whatever the umask was when they were made.
   for (const d of [BUILD_CACHE, root]) chmodSync(d, 0o755);
   const venv = join(root, 'venv');
   const python = join(venv, 'bin', 'python');
-  const stampFile = join(venv, '.anchorage-stamp');
-  const stamp = venvStamp(py);
-  if (existsSync(python) && existsSync(stampFile) && readFileSync(stampFile, 'utf8').trim() === stamp) return { python, built: false };
-
-  rmSync(venv, { recursive: true, force: true });
   const step = async (what: string, cmd: string, args: string[], timeoutMs: number): Promise<void> => {
-    const r = await run(cmd, args, { env: cleanEnv({ PIP_NO_INPUT: '1', PIP_DISABLE_PIP_VERSION_CHECK: '1' }), cwd: PY_DIR, timeoutMs });
+    const r = await run(cmd, args, { env: pythonEnv(), cwd: PY_DIR, timeoutMs });
     if (r.code !== 0) throw new Error(`interop: ${what} failed (exit ${r.code}, signal ${r.signal}):\n${r.stderr}${r.stdout}`);
   };
-  await step('python -m venv', py.executable, ['-m', 'venv', venv], 60_000);
-  // Wheels only: no compiler, no sdist builds in CI.
-  await step('pip install -r requirements.txt', python, ['-m', 'pip', 'install', '--no-input', '--only-binary=:all:', '--require-virtualenv', '-r', REQUIREMENTS], 200_000);
-  await step('pip check', python, ['-m', 'pip', 'check'], 30_000);
-  openUp(venv);
-  // Written last: a venv whose install was cut short has no stamp and is rebuilt.
-  writeFileSync(stampFile, `${stamp}\n`, { mode: 0o644 });
-  return { python, built: true };
+  const built = await cachedBuild(
+    venv,
+    [readFileSync(REQUIREMENTS), py.executable, py.version],
+    async () => {
+      await step('python -m venv', py.executable, ['-m', 'venv', venv], 60_000);
+      // Wheels only: no compiler, no sdist builds in CI.
+      await step('pip install -r requirements.txt', python, ['-m', 'pip', 'install', '--no-input', '--only-binary=:all:', '--require-virtualenv', '-r', REQUIREMENTS], 200_000);
+      await step('pip check', python, ['-m', 'pip', 'check'], 30_000);
+      openUp(venv);
+    },
+    [python],
+  );
+  return { python, built };
 }
 
 /** The `spiffe==X` pin of requirements.txt. */
@@ -350,7 +271,7 @@ describeWithToolchain(`py-spiffe against the anchorage node agent`, choice.unusa
 
   const runPy = (args: string[], opts: { uid?: number } = {}): Promise<RunResult> => {
     const { python, td: t } = ready();
-    return run(python, [PROGRAM, ...args, '--socket', t.endpoint], { env: cleanEnv({ GRPC_VERBOSITY: 'ERROR' }), cwd: '/', uid: opts.uid, timeoutMs: 90_000 });
+    return run(python, [PROGRAM, ...args, '--socket', t.endpoint], { env: pythonEnv({ GRPC_VERBOSITY: 'ERROR' }), cwd: '/', uid: opts.uid, timeoutMs: 90_000 });
   };
 
   const explain = (r: RunResult): string => `exit ${r.code}, signal ${r.signal}\nstdout: ${r.stdout}\nstderr: ${r.stderr}${td?.diagnostics() ?? ''}`;

@@ -26,6 +26,7 @@ import * as grpc from '@grpc/grpc-js';
 import { decodeProtectedHeader, importJWK, jwtVerify, type JSONWebKeySet, type JWK } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loadWorkloadProto } from '../../proto/load.js';
+import { splitDer } from '../../workload-api/testing.js';
 import {
   cacheDir,
   currentUid,
@@ -37,6 +38,7 @@ import {
   openDir,
   run,
   startTrustDomain,
+  versionAtLeast,
   waitForSvid,
   type RealTrustDomain,
   type RunResult,
@@ -88,17 +90,6 @@ function requiredRustVersion(): string {
   const m = /^rust-version\s*=\s*"([^"]+)"/m.exec(cargoToml());
   if (!m) throw new Error('interop: test/interop/rust/Cargo.toml has no rust-version');
   return m[1]!;
-}
-
-function versionAtLeast(have: string, need: string): boolean {
-  const a = have.split('.').map(Number);
-  const b = need.split('.').map(Number);
-  for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    const x = a[i] ?? 0;
-    const y = b[i] ?? 0;
-    if (x !== y) return x > y;
-  }
-  return true;
 }
 
 /** Why the suite cannot run here, or undefined when it can. */
@@ -195,30 +186,10 @@ interface NoHeaderOutput {
 
 // --- reference values: what the agent and the server serve ----------------------------
 
-/** Splits concatenated DER certificates (as the Workload API sends bundles). */
-function splitDer(buf: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  let i = 0;
-  while (i < buf.length) {
-    if (buf[i] !== 0x30) throw new Error(`interop: not a DER SEQUENCE at offset ${i}`);
-    let len = buf[i + 1]!;
-    let header = 2;
-    if (len & 0x80) {
-      const n = len & 0x7f;
-      len = 0;
-      for (let k = 0; k < n; k++) len = len * 256 + buf[i + 2 + k]!;
-      header = 2 + n;
-    }
-    out.push(buf.subarray(i, i + header + len));
-    i += header + len;
-  }
-  return out;
-}
-
 /** "spiffe://td" or "td" -> "td". */
 const tdName = (key: string): string => key.replace(/^spiffe:\/\//, '');
 
-const b64 = (b: Buffer): string => b.toString('base64');
+const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 
 interface Reference {
   /** The SVID and key the agent serves to this process (base64 DER). */
