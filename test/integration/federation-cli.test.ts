@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SpiffeBundle, X509Bundle } from '../../spiffe/bundle.js';
 import { TrustDomain } from '../../spiffe/id.js';
-import { cli, freePort, startServerProcess, tempDir, writeFile, type CliResult, type ServerProcess } from '../helpers/process.js';
+import type { FederatedBundle__Output } from '../../proto/gen/anchorage/admin/v1/FederatedBundle.js';
+import type { FederationRelationship__Output } from '../../proto/gen/anchorage/admin/v1/FederationRelationship.js';
+import { cli, startServerProcess, tempDir, writeFile, type CliResult, type ServerProcess } from '../helpers/process.js';
 import { createSoftHsmToken, type SoftHsmToken } from '../helpers/softhsm.js';
 
 // `anchorage federation ...` against a real `anchorage server run` on SoftHSM2.
@@ -45,36 +47,9 @@ function refused(r: CliResult, code: number, line: string, what = line): void {
   else expect(r.stderr, what).toBe(`${line}\n`);
 }
 
-interface RelationshipJson {
-  trust_domain: string;
-  bundle_endpoint_url: string;
-  profile: string;
-  endpoint_spiffe_id: string;
-  web_ca_pem: string;
-  created_at: number;
-  updated_at: number;
-  last_attempt_at: number;
-  last_success_at: number;
-  last_error: string;
-  last_error_reason: string;
-  last_error_at: number;
-  consecutive_failures: number;
-  next_refresh_at: number;
-  bundle: FederatedBundleJson | null;
-}
-
-interface FederatedBundleJson {
-  trust_domain: string;
-  document: string;
-  sequence: number;
-  refresh_hint: number;
-  updated_at: number;
-  keys: Array<{ use: string; id: string; not_after: number }>;
-  source: string;
-  last_refresh: number;
-  last_error: string;
-  last_error_at: number;
-}
+// What `--json` prints is the admin API's message as the CLI received it.
+type RelationshipJson = FederationRelationship__Output;
+type FederatedBundleJson = FederatedBundle__Output;
 
 beforeAll(async () => {
   token = createSoftHsmToken('anchorage-fed-cli', '2468');
@@ -108,7 +83,9 @@ jwt_svid_ttl: 5m
   );
   peerPemFile = join(tmp.dir, 'peer.pem');
   peerPem = readFileSync(peerPemFile, 'utf8');
-  closedPort = await freePort();
+  // Port 1 on loopback: below the ephemeral range, so no concurrent test can bind it (a port from
+  // freePort() could be taken by another test's server between here and the fetch).
+  closedPort = 1;
   server = await startServerProcess(config, socket, env);
 });
 
