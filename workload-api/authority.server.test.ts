@@ -4,7 +4,6 @@
 // plain grpc-js client, which must keep the fast path. Without authority.ts,
 // nghttp2 resets every stream of the first two (authority.test.ts shows that
 // on a bare Node HTTP/2 server).
-import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
@@ -18,6 +17,7 @@ import { UnixWorkloadAttestor } from '../node-agent/attestor/unix.js';
 import { loadWorkloadProto, protoRoot } from '../proto/load.js';
 import type { X509SVIDResponse__Output } from '../proto/gen/X509SVIDResponse.js';
 import { captureLogger } from '../test/helpers/log.js';
+import { runNodeAs } from '../test/helpers/workload.js';
 import { PEEK_TIMEOUT_MS } from './authority.js';
 import { startWorkloadApi, type WorkloadApi } from './server.js';
 import { splitDer, startTestCa, TestIdentitySource, type TestCa } from './testing.js';
@@ -274,21 +274,7 @@ function runChild(uid: number, authority: string | undefined): Promise<ChildResu
   const script = join(dir, 'child.cjs');
   writeFileSync(script, CHILD, { mode: 0o644 });
   const args = [script, require.resolve('@grpc/grpc-js'), require.resolve('@grpc/proto-loader'), join(protoRoot(), 'spiffe/workload.proto'), socketPath, authority ?? ''];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { uid, gid: uid, cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      try {
-        resolve(JSON.parse(out.trim()) as ChildResult);
-      } catch {
-        reject(new Error(`child as uid ${uid} exited ${code}: ${out} ${err}`));
-      }
-    });
-  });
+  return runNodeAs<ChildResult>(uid, args);
 }
 
 describe.skipIf(!isRoot)('peer credentials on both paths (child processes under different uids)', () => {

@@ -17,10 +17,10 @@ export interface WorkloadClientResult {
   };
 }
 
-/** Runs the client script as `uid` (gid = uid) and returns the JSON line it printed. */
-export function runWorkloadClient(uid: number, opts: Record<string, unknown>): Promise<WorkloadClientResult> {
+/** Runs `node args…` as `uid` (gid = uid) from `/` and parses the one JSON line it prints. */
+export function runNodeAs<T>(uid: number, args: string[]): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WORKLOAD_CLIENT, JSON.stringify(opts)], { uid, gid: uid, cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { uid, gid: uid, cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -28,10 +28,15 @@ export function runWorkloadClient(uid: number, opts: Record<string, unknown>): P
     child.on('error', reject);
     child.on('close', (code) => {
       try {
-        resolve(JSON.parse(out.trim()) as WorkloadClientResult);
+        resolve(JSON.parse(out.trim()) as T);
       } catch {
-        reject(new Error(`client as uid ${uid} exited ${code}: ${out} ${err}`));
+        reject(new Error(`node ${args[0]} as uid ${uid} exited ${code}: ${out} ${err}`));
       }
     });
   });
+}
+
+/** Runs the client script as `uid` (gid = uid) and returns the JSON line it printed. */
+export function runWorkloadClient(uid: number, opts: Record<string, unknown>): Promise<WorkloadClientResult> {
+  return runNodeAs<WorkloadClientResult>(uid, [WORKLOAD_CLIENT, JSON.stringify(opts)]);
 }
