@@ -13,6 +13,7 @@ import { toPem } from '../../common/pem.js';
 import { SpiffeBundle } from '../../spiffe/bundle.js';
 import { SpiffeId, TrustDomain } from '../../spiffe/id.js';
 import { startTestCa, type TestCa } from '../../workload-api/testing.js';
+import { captureLogger } from '../../test/helpers/log.js';
 import { ChangeFeed } from '../changes.js';
 import type { FederationRelationship, NewRelationship, StoredBundle } from '../datastore/DataStore.js';
 import { SqliteDataStore } from '../datastore/sqlite.js';
@@ -611,6 +612,29 @@ describe('FederationClient', () => {
     expect(r.lastError).toBe('');
     expect(await ds.getBundle(TD)).toEqual({ trustDomain: TD, document: changed, sequence: 5, refreshHint: 200, updatedAt: nowS() });
     expect(events).toBe(2);
+  });
+
+  it('warns of a change under the same spiffe_sequence only when the keys changed, not for a bootstrap document without a refresh hint', async () => {
+    const logs = captureLogger();
+    const c = client({ min: 30, max: 3600, fallback: 300 }, { logger: logs.logger });
+    // SPIRE's `bundle show -format spiffe`: the peer's keys and sequence, but no spiffe_refresh_hint.
+    await ds.putBundle({ trustDomain: TD, document: peerDoc(5, null), sequence: 5, refreshHint: 0, updatedAt: 1000 });
+    await ds.createRelationship(spiffeRel('/doc'), 100);
+    const served = peerDoc(5, 300);
+    routes.set('/doc', answer(served));
+    expect((await c.refresh(TD)).lastError).toBe('');
+    expect(await ds.getBundle(TD)).toEqual({ trustDomain: TD, document: served, sequence: 5, refreshHint: 300, updatedAt: nowS() });
+    const warning = 'federation: the peer changed its bundle without raising spiffe_sequence';
+    expect(logs.records.filter((r) => r.msg === warning)).toEqual([]);
+    expect(logs.records.filter((r) => r.msg === 'federation: stored a new bundle')).toMatchObject([{ trustDomain: TD, sequence: 5, keysChanged: false }]);
+
+    // Other keys under the same sequence: that is worth a warning.
+    clock += 10_000;
+    const rotated = peerDoc(5, 300, impostor);
+    routes.set('/doc', answer(rotated));
+    expect((await c.refresh(TD)).lastError).toBe('');
+    expect((await ds.getBundle(TD))?.document).toBe(rotated);
+    expect(logs.records.filter((r) => r.msg === warning)).toMatchObject([{ level: 40, trustDomain: TD, sequence: 5 }]);
   });
 
   it('announces a bundle it stored even when recording the status fails', async () => {

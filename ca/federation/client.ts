@@ -246,16 +246,23 @@ export class FederationClient {
       refreshHint: bundle.refreshHint ?? 0,
       updatedAt: Math.floor(this.#now() / 1000),
     };
+    // What is trusted is the set of keys; the refresh hint and the layout of
+    // the document are not. A bootstrap document without a hint (SPIRE's
+    // `bundle show -format spiffe`) differs from what the endpoint serves
+    // while holding the very same keys.
+    const keysChanged = !stored || !sameKeys(td, stored.document, bundle);
     if (stored && next.sequence <= stored.sequence) {
-      // Same sequence, other content (fetch.ts already refused a lower one):
-      // the peer changed its bundle without raising the sequence, or sends none.
-      this.#log.warn({ trustDomain: td, sequence: next.sequence }, 'federation: the peer changed its bundle without raising spiffe_sequence');
+      // Same sequence, other content (fetch.ts already refused a lower one).
+      if (keysChanged) {
+        // The peer changed its keys without raising the sequence, or sends none.
+        this.#log.warn({ trustDomain: td, sequence: next.sequence }, 'federation: the peer changed its bundle without raising spiffe_sequence');
+      }
       await this.#ds.replaceBundle(next, stored.sequence);
     } else {
       await this.#ds.putBundle(next);
     }
     this.#log.info(
-      { trustDomain: td, sequence: next.sequence, previousSequence: stored?.sequence, x509Authorities: bundle.x509.size, jwtKeys: bundle.jwt.size },
+      { trustDomain: td, sequence: next.sequence, previousSequence: stored?.sequence, keysChanged, x509Authorities: bundle.x509.size, jwtKeys: bundle.jwt.size },
       'federation: stored a new bundle',
     );
     return true;
@@ -266,6 +273,17 @@ export class FederationClient {
     const { min, max, fallback } = this.#bounds;
     return Math.min(max, Math.max(min, hint && hint > 0 ? hint : fallback));
   }
+}
+
+/** True if `document` (as stored) holds exactly the X.509 authorities and JWT keys (kid and key) of `bundle`. */
+function sameKeys(td: string, document: string, bundle: SpiffeBundle): boolean {
+  let held: SpiffeBundle;
+  try {
+    held = SpiffeBundle.parse(TrustDomain.parse(td), document);
+  } catch {
+    return false;
+  }
+  return held.x509.equals(bundle.x509) && held.jwt.equals(bundle.jwt);
 }
 
 /** 90–100 % of `seconds`, in ms: peers are not all polled in step, and never later than the hint. */
