@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../common/log.js';
 import { toPem } from '../../common/pem.js';
 import { loadAdminProto, loadAgentProto } from '../../proto/load.js';
 import type { AdminClient } from '../../proto/gen/anchorage/admin/v1/Admin.js';
@@ -14,6 +13,7 @@ import { SpiffeBundle, X509Bundle } from '../../spiffe/bundle.js';
 import { TrustDomain } from '../../spiffe/id.js';
 import { verifyX509Svid } from '../../spiffe/x509svid.js';
 import { keyAndCsr } from '../../test/helpers/csr.js';
+import { captureLogger } from '../../test/helpers/log.js';
 import { parseServerConfig } from '../config.js';
 import { startServer, type RunningServer } from '../server.js';
 
@@ -23,6 +23,8 @@ let dir: string;
 let server: RunningServer;
 let admin: AdminClient;
 let rootPem: Buffer;
+/** The server's log, for the refusals it must record. */
+const logs = captureLogger();
 
 type Status = { code: number; details: string };
 
@@ -112,7 +114,7 @@ beforeAll(async () => {
     'test',
     dir,
   );
-  server = await startServer(cfg, { logger: silentLogger() });
+  server = await startServer(cfg, { logger: logs.logger });
   admin = new (loadAdminProto().anchorage.admin.v1.Admin)(`unix://${cfg.admin_socket}`, grpc.credentials.createInsecure());
   rootPem = Buffer.from(server.ca.bundle().x509.authorities().map((d) => toPem('CERTIFICATE', d)).join(''));
 });
@@ -274,5 +276,50 @@ describe('agent API', () => {
     expect(listed.agents.find((x) => x.spiffe_id === a.id)?.evicted).toBe(true);
     const missing = await status(unary((cb) => admin.EvictAgent({ spiffe_id: `spiffe://${TD}/anchorage/agent/none` }, cb)));
     expect(missing.code).toBe(grpc.status.NOT_FOUND);
+  });
+  it('never sends or signs an entry of the reserved namespace that an older datastore holds, and logs the refusal', async () => {
+    const a = await attest();
+    const victim = await attest();
+    const stream = sync(a);
+    await stream.until(() => stream.messages.length >= 1);
+    const victimEntry = await createEntry(`spiffe://${TD}/victim-db`, victim.id);
+    // What the admin API refuses today, written as an older version let it in.
+    const fields = { x509SvidTtl: 0, jwtSvidTtl: 0, dnsNames: [], federatesWith: [], hint: '', admin: false, downstream: false };
+    const impostor = await server.datastore.createEntry({ ...fields, spiffeId: `spiffe://${TD}/anchorage/server`, parentId: a.id, selectors: [{ type: 'unix', value: 'uid:1000' }] });
+    // A node alias naming another agent would hand a the victim's entries.
+    const alias = await server.datastore.createEntry({
+      ...fields,
+      spiffeId: victim.id,
+      parentId: `spiffe://${TD}/anchorage/server`,
+      selectors: [{ type: 'join_token', value: a.id.split('/').pop()! }],
+    });
+    server.feed.entriesChanged([impostor.id, alias.id]);
+    const marker = await createEntry(`spiffe://${TD}/after-reserved`, a.id);
+    await stream.until(() => stream.messages.some((m) => m.entries.some((e) => e.id === marker)));
+    const fresh = sync(a);
+    await fresh.until(() => fresh.messages.length >= 1);
+    for (const s of [stream, fresh]) {
+      const sent = s.messages.flatMap((m) => m.entries.map((e) => e.id));
+      expect(sent).toContain(marker);
+      expect(sent).not.toContain(impostor.id);
+      expect(sent).not.toContain(victimEntry);
+    }
+    fresh.call.cancel();
+    stream.call.cancel();
+
+    const refusal = {
+      code: grpc.status.PERMISSION_DENIED,
+      details: `agent api: entry ${impostor.id} names spiffe://${TD}/anchorage/server, in the namespace reserved for anchorage itself (/anchorage/...); it is never signed`,
+    };
+    const { csr } = keyAndCsr();
+    expect(await status(unary((cb) => a.client.BatchSignX509SVID({ params: [{ entry_id: marker, csr }, { entry_id: impostor.id, csr }] }, cb)))).toEqual(refusal);
+    expect(await status(unary((cb) => a.client.MintJWTSVID({ entry_id: impostor.id, audience: ['x'] }, cb)))).toEqual(refusal);
+    expect(await status(unary((cb) => a.client.MintJWTSVID({ entry_id: victimEntry, audience: ['x'] }, cb)))).toEqual({
+      code: grpc.status.PERMISSION_DENIED,
+      details: `agent api: agent ${a.id} is not authorized for entry ${victimEntry}`,
+    });
+    const logged = logs.records.filter((r) => r.msg === 'agent api: refused to sign an entry in the reserved namespace' && r.entry === impostor.id);
+    expect(logged).toHaveLength(2);
+    expect(logged[0]).toMatchObject({ level: 40, agent: a.id, spiffeId: `spiffe://${TD}/anchorage/server` });
   });
 });

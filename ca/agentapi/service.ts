@@ -12,6 +12,7 @@ import type { ChangeFeed } from '../changes.js';
 import type { AttestedAgent, DataStore, RegistrationEntry, Selector } from '../datastore/DataStore.js';
 import type { CaManager } from '../manager.js';
 import type { Minter } from '../minter.js';
+import { isReservedPath, RESERVED_PATH } from '../reserved.js';
 
 export interface AgentServiceDeps {
   datastore: DataStore;
@@ -32,6 +33,16 @@ export function serverId(ca: CaManager): SpiffeId {
   return SpiffeId.fromPath(ca.trustDomain, '/anchorage/server');
 }
 
+/**
+ * An entry naming an ID of anchorage's own namespace (the server, an agent).
+ * The admin API refuses to create one; an entry of an older version's
+ * datastore may still hold one, and it is neither sent to agents nor signed.
+ */
+function reservedEntry(e: Pick<RegistrationEntry, 'spiffeId'>): boolean {
+  const slash = e.spiffeId.indexOf('/', 'spiffe://'.length);
+  return isReservedPath(slash === -1 ? '' : e.spiffeId.slice(slash));
+}
+
 function subset(needed: Selector[], have: Selector[]): boolean {
   const set = new Set(have.map((s) => `${s.type}:${s.value}`));
   return needed.every((s) => set.has(`${s.type}:${s.value}`));
@@ -44,8 +55,8 @@ function subset(needed: Selector[], have: Selector[]): boolean {
  */
 export function authorizedEntries(agent: AttestedAgent, all: RegistrationEntry[], server: string): RegistrationEntry[] {
   const parents = new Set([agent.spiffeId]);
-  for (const e of all) if (e.parentId === server && subset(e.selectors, agent.selectors)) parents.add(e.spiffeId);
-  return all.filter((e) => e.parentId !== server && parents.has(e.parentId));
+  for (const e of all) if (e.parentId === server && !reservedEntry(e) && subset(e.selectors, agent.selectors)) parents.add(e.spiffeId);
+  return all.filter((e) => e.parentId !== server && !reservedEntry(e) && parents.has(e.parentId));
 }
 
 function toAuthorized(e: RegistrationEntry): AuthorizedEntry {
@@ -113,7 +124,7 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
   /** SPIFFE IDs of the node aliases whose selectors the agent's node selectors match. */
   async function aliasesOf(agent: AttestedAgent): Promise<Set<string>> {
     const aliases = await ds.listEntries({ parentId: server });
-    return new Set(aliases.filter((e) => subset(e.selectors, agent.selectors)).map((e) => e.spiffeId));
+    return new Set(aliases.filter((e) => !reservedEntry(e) && subset(e.selectors, agent.selectors)).map((e) => e.spiffeId));
   }
 
   /** The requested entries the agent may mint for, by ID: the cost is the request's, not the datastore's. */
@@ -123,7 +134,13 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
     const out = new Map<string, RegistrationEntry>();
     for (const id of new Set(ids)) {
       const e = await ds.getEntry(id);
-      if (e && e.parentId !== server && parents.has(e.parentId)) out.set(id, e);
+      if (e && e.parentId !== server && parents.has(e.parentId)) {
+        if (reservedEntry(e)) {
+          log.warn({ agent: agent.spiffeId, entry: e.id, spiffeId: e.spiffeId }, 'agent api: refused to sign an entry in the reserved namespace');
+          throw new AnchorageError('permission_denied', `agent api: entry ${e.id} names ${e.spiffeId}, in the namespace reserved for anchorage itself (${RESERVED_PATH}/...); it is never signed`);
+        }
+        out.set(id, e);
+      }
     }
     return out;
   }
@@ -216,7 +233,7 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
                     full = true;
                     break;
                   }
-                  const mine = e !== undefined && (e.parentId === current.spiffeId || aliases.has(e.parentId));
+                  const mine = e !== undefined && !reservedEntry(e) && (e.parentId === current.spiffeId || aliases.has(e.parentId));
                   if (mine && sent.get(id) !== e.revision) changed.push(e);
                   else if (!mine && sent.has(id)) removed.push(id);
                 }
@@ -226,7 +243,7 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
                 changed.length = 0;
                 removed.length = 0;
                 const all = await entries();
-                aliases = new Set(all.filter((e) => e.parentId === server && subset(e.selectors, current.selectors)).map((e) => e.spiffeId));
+                aliases = new Set(all.filter((e) => e.parentId === server && !reservedEntry(e) && subset(e.selectors, current.selectors)).map((e) => e.spiffeId));
                 const seen = new Set<string>();
                 for (const e of authorizedEntries(current, all, server)) {
                   seen.add(e.id);
