@@ -1,8 +1,12 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AnchorageError } from '../common/errors.js';
 import { TrustDomain } from '../spiffe/id.js';
 import type { NewEntry } from './datastore/DataStore.js';
-import { parseSelector, validateEntry } from './entries.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteDataStore } from './datastore/sqlite.js';
+import { checkFederatesWith, parseSelector, validateEntry } from './entries.js';
 
 const td = TrustDomain.parse('example.org');
 const base: NewEntry = {
@@ -40,6 +44,9 @@ describe('parseSelector', () => {
     ['unix:', 'entry: selector "unix:" must be type:value (e.g. unix:uid:1000)'],
     ['Unix:uid:1', 'entry: selector type "Unix" must be 1-64 characters of a-z, 0-9, _ or -'],
     ['unix:uid\n1', 'entry: selector value for type "unix" must be 1-1024 printable characters'],
+    ['unix:uid:1\u007f', 'entry: selector value for type "unix" must be 1-1024 printable characters'],
+    ['unix:uid:1\u009b', 'entry: selector value for type "unix" must be 1-1024 printable characters'],
+    ['unix:uid:\u202e1', 'entry: selector value for type "unix" must be 1-1024 printable characters'],
   ])('rejects %j', (text, expected) => {
     expect(message(() => parseSelector(text))).toBe(expected);
   });
@@ -70,9 +77,54 @@ describe('validateEntry', () => {
     ['federates with itself', { federatesWith: ['example.org'] }, 'entry: an entry cannot federate with its own trust domain'],
     ['bad federated trust domain', { federatesWith: ['Bad!'] }, /^spiffeid: /],
     ['long hint', { hint: 'x'.repeat(257) }, 'entry: hint must be at most 256 characters'],
+    ['hint with NUL', { hint: 'a\u0000' }, 'entry: hint contains the control character U+0000; control and bidirectional formatting characters are not accepted'],
+    ['hint with ESC', { hint: '\u001b[31m' }, 'entry: hint contains the control character U+001B; control and bidirectional formatting characters are not accepted'],
+    ['hint with a bidi override', { hint: 'exe.\u202egnp' }, 'entry: hint contains the control character U+202E; control and bidirectional formatting characters are not accepted'],
+    ['hint with an isolate', { hint: '\u2068x' }, 'entry: hint contains the control character U+2068; control and bidirectional formatting characters are not accepted'],
+    ['the server id', { spiffeId: 'spiffe://example.org/anchorage/server' }, 'entry: spiffe id spiffe://example.org/anchorage/server is in the namespace reserved for anchorage itself (/anchorage/...)'],
+    ['an agent id', { spiffeId: 'spiffe://example.org/anchorage/agent/join_token/abc' }, 'entry: spiffe id spiffe://example.org/anchorage/agent/join_token/abc is in the namespace reserved for anchorage itself (/anchorage/...)'],
+    ['the namespace itself', { spiffeId: 'spiffe://example.org/anchorage' }, 'entry: spiffe id spiffe://example.org/anchorage is in the namespace reserved for anchorage itself (/anchorage/...)'],
+    ['an unknown id under it', { spiffeId: 'spiffe://example.org/anchorage/x/y' }, 'entry: spiffe id spiffe://example.org/anchorage/x/y is in the namespace reserved for anchorage itself (/anchorage/...)'],
   ])('rejects %s', (_name, patch, expected) => {
     const m = message(() => validateEntry({ ...base, ...patch }, td, 86400));
     if (typeof expected === 'string') expect(m).toBe(expected);
     else expect(m).toMatch(expected);
+  });
+});
+
+describe('reserved namespace and parents', () => {
+  it('takes agents and the server as parents, and IDs that only look alike', () => {
+    for (const parentId of ['spiffe://example.org/anchorage/agent/join_token/abc', 'spiffe://example.org/anchorage/server']) {
+      expect(validateEntry({ ...base, parentId }, td, 86400).parentId).toBe(parentId);
+    }
+    for (const spiffeId of ['spiffe://example.org/anchorage-ops/x', 'spiffe://example.org/Anchorage/server', 'spiffe://example.org/ns/anchorage/server']) {
+      expect(validateEntry({ ...base, spiffeId }, td, 86400).spiffeId).toBe(spiffeId);
+    }
+  });
+});
+
+describe('checkFederatesWith', () => {
+  let dir: string;
+  let ds: SqliteDataStore;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'anchorage-entries-'));
+    ds = SqliteDataStore.open(join(dir, 'ds.sqlite3'));
+  });
+  afterAll(async () => {
+    await ds?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const refusal = (t: string) =>
+    `entry: cannot federate with ${t}: this server holds no bundle of it and no federation relationship with it (add one first: anchorage bundle set, or anchorage federation create)`;
+
+  it('needs a bundle or a relationship of each trust domain not federated with before', async () => {
+    await expect(checkFederatesWith(ds, ['nowhere.test'])).rejects.toMatchObject({ code: 'invalid_argument', message: refusal('nowhere.test') });
+    await ds.putBundle({ trustDomain: 'bundle.test', document: '{"keys":[]}', sequence: 0, refreshHint: 0, updatedAt: 1 });
+    await ds.createRelationship({ trustDomain: 'rel.test', bundleEndpointUrl: 'https://rel.test/', profile: 'https_web', endpointSpiffeId: '', webCaPem: '' }, 1);
+    await expect(checkFederatesWith(ds, ['bundle.test', 'rel.test'])).resolves.toBeUndefined();
+    await expect(checkFederatesWith(ds, ['bundle.test', 'gone.test'])).rejects.toMatchObject({ message: refusal('gone.test') });
+    // Kept from before (its bundle deleted since): not refused again.
+    await expect(checkFederatesWith(ds, ['bundle.test', 'gone.test'], ['gone.test'])).resolves.toBeUndefined();
   });
 });

@@ -1,6 +1,8 @@
 import { invalid } from '../common/errors.js';
 import { SpiffeId, TrustDomain } from '../spiffe/id.js';
-import type { NewEntry, Selector } from './datastore/DataStore.js';
+import { controlMessage, findControl } from './admin/text.js';
+import type { DataStore, NewEntry, Selector } from './datastore/DataStore.js';
+import { checkNotReserved } from './reserved.js';
 import { checkDnsName } from './x509/cert.js';
 
 const SELECTOR_TYPE = /^[a-z0-9_-]{1,64}$/;
@@ -20,7 +22,7 @@ export function checkSelector(s: Selector): Selector {
   if (!SELECTOR_TYPE.test(s.type)) {
     throw invalid(`entry: selector type "${s.type}" must be 1-64 characters of a-z, 0-9, _ or -`);
   }
-  if (s.value === '' || s.value.length > 1024 || /[\u0000-\u001f]/.test(s.value)) {
+  if (s.value === '' || s.value.length > 1024 || findControl(s.value) !== undefined) {
     throw invalid(`entry: selector value for type "${s.type}" must be 1-1024 printable characters`);
   }
   return { type: s.type, value: s.value };
@@ -44,6 +46,8 @@ export function validateEntry(e: NewEntry, td: TrustDomain, maxTtl: number): New
   const id = SpiffeId.parse(e.spiffeId);
   if (!id.memberOf(td)) throw invalid(`entry: spiffe id ${id} is not in trust domain ${td.name}`);
   if (id.isTrustDomainId()) throw invalid(`entry: spiffe id ${id} has no path`);
+  // The parent may be an agent or the server (node aliases): only the ID the entry issues is checked.
+  checkNotReserved(id, 'entry');
   const parent = SpiffeId.parse(e.parentId);
   if (!parent.memberOf(td)) throw invalid(`entry: parent id ${parent} is not in trust domain ${td.name}`);
   if (parent.equals(id)) throw invalid('entry: an entry cannot be its own parent');
@@ -65,6 +69,8 @@ export function validateEntry(e: NewEntry, td: TrustDomain, maxTtl: number): New
   const federatesWith = [...new Set(e.federatesWith.map((t) => TrustDomain.parse(t).name))];
   if (federatesWith.includes(td.name)) throw invalid('entry: an entry cannot federate with its own trust domain');
   if (e.hint.length > 256) throw invalid('entry: hint must be at most 256 characters');
+  const c = findControl(e.hint);
+  if (c !== undefined) throw invalid(controlMessage('entry', 'hint', c));
   return {
     spiffeId: id.toString(),
     parentId: parent.toString(),
@@ -77,4 +83,22 @@ export function validateEntry(e: NewEntry, td: TrustDomain, maxTtl: number): New
     admin: e.admin,
     downstream: e.downstream,
   };
+}
+
+/**
+ * Refuses federating with a trust domain this server holds nothing of: with
+ * neither a bundle (`anchorage bundle set`) nor a federation relationship
+ * that will fetch one, the entry's workloads would silently get no bundle for
+ * it, as in SPIRE ("unable to find federated bundle"). `kept` are trust
+ * domains the entry federated with already: an update that leaves them in
+ * place is not refused because a bundle was deleted since.
+ */
+export async function checkFederatesWith(ds: Pick<DataStore, 'getBundle' | 'getRelationship'>, federatesWith: string[], kept: string[] = []): Promise<void> {
+  for (const td of federatesWith) {
+    if (kept.includes(td)) continue;
+    if ((await ds.getBundle(td)) || (await ds.getRelationship(td))) continue;
+    throw invalid(
+      `entry: cannot federate with ${td}: this server holds no bundle of it and no federation relationship with it (add one first: anchorage bundle set, or anchorage federation create)`,
+    );
+  }
 }

@@ -9,7 +9,7 @@ import type { ChangeFeed } from '../changes.js';
 import type { DataStore, FederationRelationship, NewRelationship } from '../datastore/DataStore.js';
 import type { FederationClient } from '../federation/client.js';
 import { checkRelationship, relationshipNotFound, toRelationshipProto } from '../federation/relationships.js';
-import { federatedTrustDomain, listFederatedBundles, setFederatedBundle, toFederatedBundle } from '../federation/static.js';
+import { checkAuthorities, federatedTrustDomain, listFederatedBundles, setFederatedBundle, toFederatedBundle } from '../federation/static.js';
 
 export interface FederationAdminDeps {
   datastore: DataStore;
@@ -41,12 +41,15 @@ export function federationHandlers(deps: FederationAdminDeps): FederationHandler
 
   /** A bootstrap bundle must be a bundle document of the relationship's trust domain. */
   const checkBootstrap = (r: NewRelationship, document: string): void => {
+    let b: SpiffeBundle;
     try {
-      const b = SpiffeBundle.parse(TrustDomain.parse(r.trustDomain), document);
+      b = SpiffeBundle.parse(TrustDomain.parse(r.trustDomain), document);
       if (b.x509.size === 0) throw new Error('it holds no X.509 authorities');
     } catch (err) {
       throw invalid(`federation: bootstrap_bundle for ${r.trustDomain}: ${(err as Error).message}`, err);
     }
+    // Before anything is written: an update stores the relationship and drops the held bundle first.
+    checkAuthorities(b, now());
   };
 
   const withBundle = async (r: FederationRelationship): Promise<RelationshipProto> => {

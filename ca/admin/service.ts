@@ -1,13 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { AnchorageError, invalid } from '../../common/errors.js';
-import { unaryHandler } from '../../common/grpc.js';
+import { toServiceError, unaryHandler } from '../../common/grpc.js';
+import type { handleUnaryCall } from '@grpc/grpc-js';
 import type { Logger } from '../../common/log.js';
 import { SpiffeId } from '../../spiffe/id.js';
 import type { AdminHandlers } from '../../proto/gen/anchorage/admin/v1/Admin.js';
 import type { Entry } from '../../proto/gen/anchorage/admin/v1/Entry.js';
 import type { EntryPatch__Output } from '../../proto/gen/anchorage/admin/v1/EntryPatch.js';
 import type { DataStore, NewEntry, RegistrationEntry } from '../datastore/DataStore.js';
-import { validateEntry } from '../entries.js';
+import { checkFederatesWith, validateEntry } from '../entries.js';
+import { checkNotReserved } from '../reserved.js';
+import { checkRequestText } from './text.js';
 import type { CaManager } from '../manager.js';
 import type { ChangeFeed } from '../changes.js';
 import { serverId } from '../agentapi/service.js';
@@ -120,8 +123,33 @@ function required(value: string, what: string): string {
   return value;
 }
 
+/**
+ * Every handler, behind one check of every string in its request for control
+ * and bidirectional formatting characters (ca/admin/text.ts): one place, so
+ * no field or future RPC is forgotten.
+ */
+function withTextCheck(handlers: AdminHandlers, log: Logger): AdminHandlers {
+  const guarded: Record<string, handleUnaryCall<unknown, unknown>> = {};
+  for (const [method, handler] of Object.entries(handlers) as Array<[string, handleUnaryCall<unknown, unknown>]>) {
+    guarded[method] = (call, callback) => {
+      try {
+        checkRequestText(call.request);
+      } catch (err) {
+        callback(toServiceError(err, log, method));
+        return;
+      }
+      handler(call, callback);
+    };
+  }
+  return guarded as unknown as AdminHandlers;
+}
+
 /** The admin API handlers. The transport (a 0600 Unix socket) is the authorization. */
 export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
+  return withTextCheck(handlers(deps), deps.logger);
+}
+
+function handlers(deps: AdminServiceDeps): AdminHandlers {
   const { datastore: ds, ca, minter, feed, logger: log } = deps;
   const now = () => Math.floor((deps.now ?? Date.now)() / 1000);
   const td = ca.trustDomain;
@@ -130,6 +158,7 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
     CreateEntry: unaryHandler(log, 'CreateEntry', async (req) => {
       if (!req.entry) throw invalid('admin: entry is required');
       const entry = validateEntry(fromProto(req.entry), td, deps.caTtl);
+      await checkFederatesWith(ds, entry.federatesWith);
       const created = await ds.createEntry(entry);
       feed.entriesChanged([created.id]);
       log.info({ id: created.id, spiffeId: created.spiffeId }, 'admin: entry created');
@@ -152,6 +181,7 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
       if (!base) throw new AnchorageError('not_found', `admin: no entry with id ${req.id}`);
       if (!req.patch) throw invalid('admin: patch is required');
       const entry = validateEntry(applyPatch(base, req.patch), td, deps.caTtl);
+      await checkFederatesWith(ds, entry.federatesWith, base.federatesWith);
       const updated = await ds.updateEntry(req.id, entry, req.expect_revision || undefined);
       feed.entriesChanged([updated.id]);
       log.info({ id: updated.id, revision: updated.revision }, 'admin: entry updated');
@@ -171,6 +201,8 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
         const id = SpiffeId.parse(req.spiffe_id);
         if (!id.memberOf(td)) throw invalid(`admin: spiffe id ${id} is not in trust domain ${td.name}`);
         if (id.isTrustDomainId()) throw invalid(`admin: spiffe id ${id} has no path`);
+        // An alias naming an agent would hand this token's agent every entry of that agent.
+        checkNotReserved(id, 'admin');
         spiffeId = id.toString();
       }
       // 128 bits from the CSPRNG; hex keeps it a valid SPIFFE ID path segment.
@@ -222,7 +254,7 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
     MintX509SVID: unaryHandler(log, 'MintX509SVID', async (req) => {
       if (req.csr.length === 0) throw invalid('admin: csr is required');
       const minted = await minter.mintX509FromCsr(req.csr, {
-        spiffeId: SpiffeId.parse(required(req.spiffe_id, 'spiffe_id')),
+        spiffeId: checkNotReserved(SpiffeId.parse(required(req.spiffe_id, 'spiffe_id')), 'x509svid'),
         dnsNames: req.dns_names,
         ttl: req.ttl,
       });
@@ -235,7 +267,7 @@ export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
     }),
     MintJWTSVID: unaryHandler(log, 'MintJWTSVID', async (req) => {
       const minted = await minter.mintJwt({
-        spiffeId: SpiffeId.parse(required(req.spiffe_id, 'spiffe_id')),
+        spiffeId: checkNotReserved(SpiffeId.parse(required(req.spiffe_id, 'spiffe_id')), 'jwtsvid'),
         audience: req.audience,
         ttl: req.ttl,
       });

@@ -1,9 +1,12 @@
-import { X509Certificate } from 'node:crypto';
+import 'reflect-metadata';
+import { webcrypto, X509Certificate } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AnchorageError } from '../../common/errors.js';
+import { SpiffeBundle } from '../../spiffe/bundle.js';
 import { TrustDomain } from '../../spiffe/id.js';
 import { startTestCa, type TestCa } from '../../workload-api/testing.js';
 import { SqliteDataStore } from '../datastore/sqlite.js';
@@ -23,6 +26,28 @@ async function refused(p: Promise<unknown>): Promise<AnchorageError> {
   }
   throw new Error('expected a refusal');
 }
+
+/** A self-signed certificate for x509.test made to order; undefined leaves an extension out. */
+async function cert(name: string, opts: { ca?: boolean; usages?: number; notBefore?: Date; notAfter?: Date }): Promise<Uint8Array> {
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const c = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: '01',
+    name,
+    notBefore: opts.notBefore ?? new Date('2026-01-01T00:00:00Z'),
+    notAfter: opts.notAfter ?? new Date('2027-01-01T00:00:00Z'),
+    keys,
+    signingAlgorithm: alg,
+    extensions: [
+      ...(opts.ca === undefined ? [] : [new x509.BasicConstraintsExtension(opts.ca, undefined, true)]),
+      ...(opts.usages === undefined ? [] : [new x509.KeyUsagesExtension(opts.usages, true)]),
+    ],
+  });
+  return new Uint8Array(c.rawData);
+}
+
+const docOf = (...ders: Uint8Array[]) => new SpiffeBundle(TrustDomain.parse('x509.test'), { x509Authorities: ders }).marshal();
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'anchorage-fed-static-'));
@@ -83,5 +108,30 @@ describe('static federation', () => {
     expect((await ds.getBundle('seq.test'))!.sequence).toBe(50);
     await deleteFederatedBundle(ds, own, 'seq.test');
     expect((await setFederatedBundle(ds, own, 'seq.test', JSON.stringify(older), 3)).sequence).toBe(49);
+  });
+
+  it('takes only CA certificates that may sign and have not expired as X.509 authorities; one not valid yet is taken', async () => {
+    const SIGN = x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign;
+    const good = await cert('O=Good', { ca: true, usages: SIGN });
+    const t2027 = Date.parse('2027-01-01T00:00:00Z') / 1000;
+    const cases: Array<[Uint8Array, number, string]> = [
+      [await cert('O=Leaf', { ca: false, usages: x509.KeyUsageFlags.digitalSignature }), 1, 'x509 authority 2 (O=Leaf serial 01) is not a CA certificate (basicConstraints cA is not true)'],
+      [await cert('O=NoBC', { usages: SIGN }), 1, 'x509 authority 2 (O=NoBC serial 01) is not a CA certificate (basicConstraints cA is not true)'],
+      [await cert('O=NoKU', { ca: true }), 1, 'x509 authority 2 (O=NoKU serial 01) may not sign certificates (keyUsage lacks keyCertSign)'],
+      [await cert('O=CrlOnly', { ca: true, usages: x509.KeyUsageFlags.cRLSign }), 1, 'x509 authority 2 (O=CrlOnly serial 01) may not sign certificates (keyUsage lacks keyCertSign)'],
+      // The second certificate expires at the same instant as the first: at that second, both are refused; the first is named.
+      [good, t2027, 'x509 authority 1 (O=Good serial 01) expired at 2027-01-01T00:00:00.000Z'],
+    ];
+    for (const [second, now, message] of cases) {
+      const err = await refused(setFederatedBundle(ds, own, 'x509.test', docOf(good, second), now));
+      expect(err.code, message).toBe('invalid_argument');
+      expect(err.message).toBe(`federation: bundle for x509.test: ${message}`);
+    }
+    expect(await ds.getBundle('x509.test')).toBeUndefined();
+    // One second before it expires, and long before it is valid (a root published ahead of a rotation): taken.
+    expect((await setFederatedBundle(ds, own, 'x509.test', docOf(good), t2027 - 1)).trustDomain).toBe('x509.test');
+    await deleteFederatedBundle(ds, own, 'x509.test');
+    expect((await setFederatedBundle(ds, own, 'x509.test', docOf(good), 1)).trustDomain).toBe('x509.test');
+    await deleteFederatedBundle(ds, own, 'x509.test');
   });
 });
