@@ -3,6 +3,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseDuration } from '../common/duration.js';
 import { errorMessage, invalid } from '../common/errors.js';
 import { loadServerConfig } from '../ca/config.js';
+import { escapeControls, escapeJsonControls } from '../ca/admin/text.js';
 import { Admin } from './client.js';
 
 // What every `anchorage` subcommand shares: flag parsing, usage errors, output and the admin connection.
@@ -50,8 +51,20 @@ export function socketPath(v: { socket?: string; config?: string }): string {
   throw new UsageError('--socket PATH or -c server.yaml is required');
 }
 
+/**
+ * Writes a command's result. Nothing from the server reaches the terminal
+ * raw: text templates escape each field with {@link esc} (a newline in a
+ * field must not forge a line), and whatever a template forgot is escaped
+ * here, but for the template's own newlines. JSON is escaped by
+ * JSON.stringify but for DEL, C1 and bidi characters, escaped here.
+ */
 export function out(json: boolean | undefined, value: unknown, text: () => string): void {
-  process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text());
+  process.stdout.write(json ? escapeJsonControls(JSON.stringify(value, null, 2)) + '\n' : escapeControls(text(), true));
+}
+
+/** A field of a server answer, for text output: control and bidi characters made visible (`\x1b`). */
+export function esc(value: string | number | boolean): string {
+  return escapeControls(String(value));
 }
 
 export async function withAdmin<T>(v: { socket?: string; config?: string }, fn: (a: Admin) => Promise<T>): Promise<T> {

@@ -2,7 +2,7 @@ import { errorMessage, invalid } from '../common/errors.js';
 import { SpiffeBundle, X509Bundle } from '../spiffe/bundle.js';
 import { TrustDomain } from '../spiffe/id.js';
 import type { FederationRelationship__Output } from '../proto/gen/anchorage/admin/v1/FederationRelationship.js';
-import { need, out, parse, readInput, UsageError, withAdmin } from './args.js';
+import { esc, need, out, parse, readInput, UsageError, withAdmin } from './args.js';
 
 /**
  * `anchorage federation create|update|list|show|refresh|delete`: federation
@@ -47,18 +47,18 @@ function bootstrapDocument(file: string, trustDomain: string): string {
 function relationshipText(r: FederationRelationship__Output): string {
   const iso = (t: number) => (t ? new Date(t * 1000).toISOString() : 'never');
   const lines = [
-    `Trust domain : ${r.trust_domain}`,
-    `Endpoint URL : ${r.bundle_endpoint_url}`,
-    `Profile      : ${r.profile}`,
-    ...(r.profile === 'https_spiffe' ? [`Endpoint ID  : ${r.endpoint_spiffe_id}`] : [`CA           : ${r.web_ca_pem ? 'given (PEM)' : 'system roots'}`]),
+    `Trust domain : ${esc(r.trust_domain)}`,
+    `Endpoint URL : ${esc(r.bundle_endpoint_url)}`,
+    `Profile      : ${esc(r.profile)}`,
+    ...(r.profile === 'https_spiffe' ? [`Endpoint ID  : ${esc(r.endpoint_spiffe_id)}`] : [`CA           : ${r.web_ca_pem ? 'given (PEM)' : 'system roots'}`]),
     `Last refresh : ${iso(r.last_success_at)}`,
     `Last attempt : ${iso(r.last_attempt_at)}`,
-    `Last error   : ${r.last_error ? `${r.last_error_reason}: ${r.last_error} (${iso(r.last_error_at)}, ${r.consecutive_failures} in a row)` : 'none'}`,
+    `Last error   : ${r.last_error ? `${esc(r.last_error_reason)}: ${esc(r.last_error)} (${iso(r.last_error_at)}, ${r.consecutive_failures} in a row)` : 'none'}`,
     `Next refresh : ${iso(r.next_refresh_at)}`,
   ];
   if (r.bundle) {
     lines.push(`Bundle       : sequence ${r.bundle.sequence}, refresh hint ${r.bundle.refresh_hint}s, stored ${iso(r.bundle.updated_at)}`);
-    for (const k of r.bundle.keys) lines.push(`Key          : ${k.use} ${k.id}${k.not_after ? `, expires ${iso(k.not_after)}` : ''}`);
+    for (const k of r.bundle.keys) lines.push(`Key          : ${esc(k.use)} ${esc(k.id)}${k.not_after ? `, expires ${iso(k.not_after)}` : ''}`);
   } else {
     lines.push('Bundle       : none held');
   }
@@ -119,7 +119,7 @@ export async function federationCommand(sub: string | undefined, args: string[])
       const trust_domain = need(v['trust-domain'], 'trust-domain');
       const rpc = sub === 'show' ? 'GetFederationRelationship' : sub === 'refresh' ? 'RefreshFederationRelationship' : 'DeleteFederationRelationship';
       const r = await withAdmin(v, (a) => a.call(rpc, { trust_domain }));
-      return out(v.json, r, () => (sub === 'delete' ? `Deleted the federation relationship with ${r.trust_domain} and its bundle\n` : relationshipText(r)));
+      return out(v.json, r, () => (sub === 'delete' ? `Deleted the federation relationship with ${esc(r.trust_domain)} and its bundle\n` : relationshipText(r)));
     }
     default:
       throw new UsageError(`federation: unknown subcommand "${sub ?? ''}" (create, update, list, show, refresh, delete)`);

@@ -11,7 +11,8 @@ import { parseSelector } from '../ca/entries.js';
 import type { Entry__Output } from '../proto/gen/anchorage/admin/v1/Entry.js';
 import type { Agent__Output } from '../proto/gen/anchorage/admin/v1/Agent.js';
 import type { FederatedBundle__Output } from '../proto/gen/anchorage/admin/v1/FederatedBundle.js';
-import { HelpRequested, need, out, parse, readInput, seconds, UsageError, withAdmin } from './args.js';
+import { esc, HelpRequested, need, out, parse, readInput, seconds, UsageError, withAdmin } from './args.js';
+import { escapeControls, escapeJsonControls } from '../ca/admin/text.js';
 import { federationCommand } from './federation.js';
 
 const USAGE = `usage: anchorage <command> [flags]
@@ -55,17 +56,17 @@ const ENTRY_FIELDS = {
 
 function entryText(e: Entry__Output): string {
   const lines = [
-    `Entry ID       : ${e.id}`,
-    `SPIFFE ID      : ${e.spiffe_id}`,
-    `Parent ID      : ${e.parent_id}`,
+    `Entry ID       : ${esc(e.id)}`,
+    `SPIFFE ID      : ${esc(e.spiffe_id)}`,
+    `Parent ID      : ${esc(e.parent_id)}`,
     `Revision       : ${e.revision}`,
-    ...e.selectors.map((s) => `Selector       : ${s.type}:${s.value}`),
+    ...e.selectors.map((s) => `Selector       : ${esc(s.type)}:${esc(s.value)}`),
     `X509-SVID TTL  : ${e.x509_svid_ttl ? `${e.x509_svid_ttl}s` : 'default'}`,
     `JWT-SVID TTL   : ${e.jwt_svid_ttl ? `${e.jwt_svid_ttl}s` : 'default'}`,
-    ...e.dns_names.map((d) => `DNS name       : ${d}`),
-    ...e.federates_with.map((t) => `Federates with : ${t}`),
+    ...e.dns_names.map((d) => `DNS name       : ${esc(d)}`),
+    ...e.federates_with.map((t) => `Federates with : ${esc(t)}`),
   ];
-  if (e.hint) lines.push(`Hint           : ${e.hint}`);
+  if (e.hint) lines.push(`Hint           : ${esc(e.hint)}`);
   if (e.admin) lines.push('Admin          : true');
   if (e.downstream) lines.push('Downstream     : true');
   return lines.join('\n') + '\n';
@@ -188,7 +189,7 @@ async function entryCommand(sub: string | undefined, args: string[]): Promise<vo
       const v = parse(args, { id: { type: 'string' } });
       const id = need(v.id, 'id');
       const e = await withAdmin(v, (a) => (sub === 'show' ? a.call('GetEntry', { id }) : a.call('DeleteEntry', { id })));
-      return out(v.json, entryJson(e), () => (sub === 'show' ? entryText(e) : `Deleted entry ${e.id} (${e.spiffe_id})\n`));
+      return out(v.json, entryJson(e), () => (sub === 'show' ? entryText(e) : `Deleted entry ${esc(e.id)} (${esc(e.spiffe_id)})\n`));
     }
     case 'list': {
       const v = parse(args, { 'parent-id': { type: 'string' }, 'spiffe-id': { type: 'string' } });
@@ -209,7 +210,7 @@ async function tokenCommand(sub: string | undefined, args: string[]): Promise<vo
   const v = parse(args, { 'spiffe-id': { type: 'string' }, ttl: { type: 'string' } });
   const ttl = seconds(v.ttl, 'ttl');
   const t = await withAdmin(v, (a) => a.call('CreateJoinToken', { spiffe_id: v['spiffe-id'] ?? '', ttl }));
-  out(v.json, t, () => `Token: ${t.token}\nExpires: ${new Date(t.expires_at * 1000).toISOString()}\n`);
+  out(v.json, t, () => `Token: ${esc(t.token)}\nExpires: ${new Date(t.expires_at * 1000).toISOString()}\n`);
 }
 
 async function bundleCommand(sub: string | undefined, args: string[]): Promise<void> {
@@ -220,7 +221,7 @@ async function bundleCommand(sub: string | undefined, args: string[]): Promise<v
   if (format !== 'pem' && format !== 'spiffe') throw new UsageError(`--format must be pem or spiffe, not "${format}"`);
   const b = await withAdmin(v, (a) => a.call('GetBundle', {}));
   if (format === 'spiffe') {
-    process.stdout.write(JSON.stringify(JSON.parse(b.document), null, 2) + '\n');
+    process.stdout.write(escapeJsonControls(JSON.stringify(JSON.parse(b.document), null, 2)) + '\n');
   } else if (v.json) {
     out(true, { trust_domain: b.trust_domain, sequence: b.sequence, x509_authorities: b.x509_authorities.map((d) => toPem('CERTIFICATE', d)) }, () => '');
   } else {
@@ -231,11 +232,11 @@ async function bundleCommand(sub: string | undefined, args: string[]): Promise<v
 function federatedText(b: FederatedBundle__Output): string {
   const iso = (t: number) => new Date(t * 1000).toISOString();
   return (
-    `Trust domain: ${b.trust_domain} (${b.source})\nSequence    : ${b.sequence}\nUpdated     : ${iso(b.updated_at)}\n` +
+    `Trust domain: ${esc(b.trust_domain)} (${esc(b.source)})\nSequence    : ${b.sequence}\nUpdated     : ${iso(b.updated_at)}\n` +
     (b.source === 'endpoint'
-      ? `Last refresh: ${b.last_refresh ? iso(b.last_refresh) : 'never'}\nLast error  : ${b.last_error ? `${b.last_error} (${iso(b.last_error_at)})` : 'none'}\n`
+      ? `Last refresh: ${b.last_refresh ? iso(b.last_refresh) : 'never'}\nLast error  : ${b.last_error ? `${esc(b.last_error)} (${iso(b.last_error_at)})` : 'none'}\n`
       : '') +
-    b.keys.map((k) => `Key         : ${k.use} ${k.id}${k.not_after ? `, expires ${iso(k.not_after)}` : ''}\n`).join('')
+    b.keys.map((k) => `Key         : ${esc(k.use)} ${esc(k.id)}${k.not_after ? `, expires ${iso(k.not_after)}` : ''}\n`).join('')
   );
 }
 
@@ -250,7 +251,7 @@ async function federatedBundleCommand(sub: 'set' | 'list' | 'delete', args: stri
   const trustDomain = need(v['trust-domain'], 'trust-domain');
   if (sub === 'delete') {
     const b = await withAdmin(v, (a) => a.call('DeleteFederatedBundle', { trust_domain: trustDomain }));
-    return out(v.json, b, () => `Deleted the bundle of ${b.trust_domain}\n`);
+    return out(v.json, b, () => `Deleted the bundle of ${esc(b.trust_domain)}\n`);
   }
   const file = need(v.file, 'file');
   const document = readInput(file);
@@ -275,7 +276,7 @@ async function x509Command(sub: string | undefined, args: string[]): Promise<voi
   out(
     v.json,
     { spiffe_id: spiffeId, expires_at: res.expires_at, serial: leaf.serialNumber, files: ['svid.pem', 'key.pem', 'bundle.pem'].map((f) => join(outDir, f)) },
-    () => `SPIFFE ID: ${spiffeId}\nExpires  : ${new Date(res.expires_at * 1000).toISOString()}\nWrote    : ${join(outDir, 'svid.pem')}, key.pem, bundle.pem\n`,
+    () => `SPIFFE ID: ${esc(spiffeId)}\nExpires  : ${new Date(res.expires_at * 1000).toISOString()}\nWrote    : ${join(outDir, 'svid.pem')}, key.pem, bundle.pem\n`,
   );
 }
 
@@ -292,15 +293,15 @@ async function agentCommand(sub: string | undefined, args: string[]): Promise<vo
   const v = parse(args, sub === 'list' ? {} : { 'spiffe-id': { type: 'string' } });
   const iso = (t: number) => new Date(t * 1000).toISOString();
   const text = (a: Agent__Output) =>
-    `Agent      : ${a.spiffe_id}\nAttested by: ${a.attestation_type}\nSVID       : serial ${a.cert_serial}, expires ${iso(a.cert_not_after)}\n` +
-    `Evicted    : ${a.evicted}\n` + a.selectors.map((s) => `Selector   : ${s.type}:${s.value}\n`).join('');
+    `Agent      : ${esc(a.spiffe_id)}\nAttested by: ${esc(a.attestation_type)}\nSVID       : serial ${esc(a.cert_serial)}, expires ${iso(a.cert_not_after)}\n` +
+    `Evicted    : ${a.evicted}\n` + a.selectors.map((s) => `Selector   : ${esc(s.type)}:${esc(s.value)}\n`).join('');
   if (sub === 'list') {
     const res = await withAdmin(v, (a) => a.call('ListAgents', {}));
     return out(v.json, res.agents, () => (res.agents.length === 0 ? 'No agents\n' : res.agents.map(text).join('\n')));
   }
   const spiffeId = need((v as { 'spiffe-id'?: string })['spiffe-id'], 'spiffe-id');
   const agent = await withAdmin(v, (a) => a.call(sub === 'show' ? 'GetAgent' : 'EvictAgent', { spiffe_id: spiffeId }));
-  out(v.json, agent, () => (sub === 'evict' ? `Evicted ${agent.spiffe_id}\n` : text(agent)));
+  out(v.json, agent, () => (sub === 'evict' ? `Evicted ${esc(agent.spiffe_id)}\n` : text(agent)));
 }
 
 async function caCommand(sub: string | undefined, args: string[]): Promise<void> {
@@ -312,9 +313,9 @@ async function caCommand(sub: string | undefined, args: string[]): Promise<void>
     v.json,
     { ...s, keys: s.keys.map((k) => ({ ...k, cert: k.cert.length ? toPem('CERTIFICATE', k.cert) : undefined })) },
     () =>
-      `Trust domain: ${s.trust_domain} (key manager: ${s.key_manager})\n` +
+      `Trust domain: ${esc(s.trust_domain)} (key manager: ${esc(s.key_manager)})\n` +
       s.keys
-        .map((k) => `${k.kind.padEnd(5)} ${k.status.padEnd(9)} ${k.id.padEnd(42)} ${iso(k.not_before)} → ${iso(k.not_after)}${k.kid ? ` kid=${k.kid}` : ''}`)
+        .map((k) => `${esc(k.kind).padEnd(5)} ${esc(k.status).padEnd(9)} ${esc(k.id).padEnd(42)} ${iso(k.not_before)} → ${iso(k.not_after)}${k.kid ? ` kid=${esc(k.kid)}` : ''}`)
         .join('\n') +
       '\n',
   );
@@ -369,11 +370,12 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (err instanceof UsageError) {
-      process.stderr.write(`anchorage: ${err.message}\n(run "anchorage help" for usage)\n`);
+      process.stderr.write(`anchorage: ${escapeControls(err.message)}\n(run "anchorage help" for usage)\n`);
       return 2;
     }
     const message = err instanceof AnchorageError ? err.message : `unexpected error: ${errorMessage(err)}`;
-    process.stderr.write(`anchorage: ${message.split('\n').join('\nanchorage: ')}\n`);
+    // Messages can echo what a caller sent, or come from an older server: no line of them drives the terminal.
+    process.stderr.write(`anchorage: ${message.split('\n').map((l) => escapeControls(l)).join('\nanchorage: ')}\n`);
     return 1;
   }
 }
