@@ -55,12 +55,21 @@ export function checkAuthorities(bundle: SpiffeBundle, now: number): void {
     // Named as `anchorage bundle list` names keys.
     const name = `x509 authority ${i + 1} (${escapeControls(authorityId(node))})`;
     const ext = (oid: string) => cert.extensions.filter((e) => e.type === oid);
-    const bc = ext(OID_BASIC_CONSTRAINTS);
-    const ku = ext(OID_KEY_USAGE);
-    if (bc.length !== 1 || !new BasicConstraintsExtension(bc[0]!.rawData).ca) {
+    const bcs = ext(OID_BASIC_CONSTRAINTS);
+    const kus = ext(OID_KEY_USAGE);
+    let isCa: boolean;
+    let usages: number;
+    try {
+      // Exactly one of each: with two, parsers could each pick another and disagree (as in spiffe/x509svid.ts).
+      isCa = bcs.length === 1 && new BasicConstraintsExtension(bcs[0]!.rawData).ca;
+      usages = kus.length === 1 ? new KeyUsagesExtension(kus[0]!.rawData).usages : 0;
+    } catch (err) {
+      throw invalid(`federation: bundle for ${td}: ${name} has a malformed extension`, err);
+    }
+    if (!isCa) {
       throw invalid(`federation: bundle for ${td}: ${name} is not a CA certificate (basicConstraints cA is not true)`);
     }
-    if (ku.length !== 1 || !(new KeyUsagesExtension(ku[0]!.rawData).usages & KeyUsageFlags.keyCertSign)) {
+    if (!(usages & KeyUsageFlags.keyCertSign)) {
       throw invalid(`federation: bundle for ${td}: ${name} may not sign certificates (keyUsage lacks keyCertSign)`);
     }
     const notAfter = Math.floor(cert.notAfter.getTime() / 1000);
