@@ -133,13 +133,13 @@ describe.skipIf(!softHsmAvailable())('federation between two trust domains (real
     [A, B] = await Promise.all([
       startTrustDomain(mk('a'), {
         trustDomain: 'a.test',
-        entries: [{ spiffeId: A_CLIENT, selectors: [`unix:uid:${uid}`], federatesWith: ['b.test'] }],
+        entries: [{ spiffeId: A_CLIENT, selectors: [`unix:uid:${uid}`] }],
         serverYaml: federationYaml(portA, '5s'),
       }),
       // B's CA lives 60 s: a new intermediate (and JWT key) every ~50 s, prepared ~30 s in.
       startTrustDomain(mk('b'), {
         trustDomain: 'b.test',
-        entries: [{ spiffeId: B_SERVER, selectors: [`unix:uid:${uid}`], federatesWith: ['a.test'] }],
+        entries: [{ spiffeId: B_SERVER, selectors: [`unix:uid:${uid}`] }],
         caTtl: '60s',
         x509SvidTtl: '20s',
         jwtSvidTtl: '10s',
@@ -202,6 +202,10 @@ describe.skipIf(!softHsmAvailable())('federation between two trust domains (real
     // The fetched bundle is the one each server publishes (B may have moved on since; its sequence only grows).
     expect(authorities(relBA.bundle!.document)).toEqual(authorities((await ownSequence(A)).document));
     expect(relAB.bundle!.sequence).toBeGreaterThanOrEqual(JSON.parse(readFileSync(bFile, 'utf8')).spiffe_sequence);
+
+    // An entry may federate only with a trust domain the server holds a bundle of or a relationship with: now each can.
+    await A.admin.call('UpdateEntry', { id: A.entryIds[0]!, patch: { federates_with: { items: ['b.test'] } } });
+    await B.admin.call('UpdateEntry', { id: B.entryIds[0]!, patch: { federates_with: { items: ['a.test'] } } });
 
     // Pushed to the agents, and by them to the workloads that federate.
     await until('A\'s workload to get b.test\'s bundle', () => srcA.bundles().has('b.test'));
