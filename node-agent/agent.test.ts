@@ -258,9 +258,18 @@ describe('node agent', () => {
     const agent = await NodeAgent.start({ config: cfg, logger, joinToken: () => token });
     try {
       const oldId = agent.spiffeId!;
-      await until(() => agent.synced, 'the sync');
+      await createEntry(`spiffe://${TD}/evicted-workload`, oldId, 6001);
+      await until(() => agent.cache.x509Identities(sel(6001)).length === 1, 'the SVID');
       await admin.call('EvictAgent', { spiffe_id: oldId });
-      await until(() => records.some((r) => r.msg === 'agent: the server refused our agent svid; attesting again with a new join token'), 'eviction noticed');
+      await until(
+        () => records.some((r) => r.msg === 'agent: evicted by the server; dropped every workload identity it held; attesting again with a new join token'),
+        'eviction noticed',
+      );
+      // Nothing obtained with the evicted identity is served or kept on disk.
+      expect(agent.cache.x509Identities(sel(6001))).toEqual([]);
+      expect(agent.cache.entries()).toEqual([]);
+      const onDisk = JSON.parse(readFileSync(join(cfg.data_dir, STATE_FILE), 'utf8'));
+      expect([onDisk.agent, onDisk.entries, onDisk.svids]).toEqual([undefined, [], {}]);
       // The spent token is not tried again.
       await until(() => records.some((r) => String(r.err ?? '').includes('was already used by this agent')), 'the spent-token message');
       token = await newToken();
