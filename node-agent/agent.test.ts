@@ -1,5 +1,5 @@
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -320,6 +320,18 @@ describe('node agent', () => {
       expect(err.code, message).toBe(code);
       expect(err.message).toContain(message);
     }
+  });
+
+  it('refuses a state file that is a link (it could feed the agent keys and bundles of someone else)', async () => {
+    const cfg = agentConfig({ join_token: await newToken() });
+    mkdirSync(cfg.data_dir, { mode: 0o700 });
+    writeFileSync(join(dir, 'elsewhere.json'), '{}');
+    symlinkSync(join(dir, 'elsewhere.json'), join(cfg.data_dir, STATE_FILE));
+    const err = await thrown(NodeAgent.start({ config: cfg, logger: silentLogger() }));
+    expect(err.code).toBe('failed_precondition');
+    expect(err.message).toBe(`agent: ${join(cfg.data_dir, STATE_FILE)} is not a regular file owned by uid ${process.getuid!()}; move it away to start afresh`);
+    // Refused before the lock is kept or anything is written.
+    expect(readdirSync(cfg.data_dir)).toEqual([STATE_FILE]);
   });
 
   it('does not trust a server whose certificate does not chain to the bootstrap bundle', async () => {
