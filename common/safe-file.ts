@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, unlinkSync, type Stats } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync, renameSync, unlinkSync, type Stats } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { AnchorageError } from './errors.js';
 
 /**
@@ -31,7 +31,10 @@ function myUid(): number | undefined {
  *   check and our writes; give the real path instead;
  * - not a directory;
  * - owned by another uid: its owner could plant links or read what we write;
- * - writable by group or others: they could do the same.
+ * - writable by group or others: they could do the same;
+ * - below a directory (links resolved) that belongs to another uid than
+ *   ours or root's, or that others can write to without the sticky bit:
+ *   they could swap the whole directory after this check.
  *
  * Group or other *read* access is returned for the caller to fix or report
  * (`mode`), since the directory is ours and nobody could have replaced files in it.
@@ -40,6 +43,9 @@ function myUid(): number | undefined {
  * @param key the config key that names the directory, for the message
  */
 export function checkPrivateDir(dir: string, who: string, key = 'data_dir'): Stats {
+  const uid = myUid();
+  // Before anything is created below them.
+  if (uid !== undefined) checkAncestors(dir, uid, who, key);
   let st: Stats;
   try {
     st = lstatSync(dir);
@@ -58,7 +64,6 @@ export function checkPrivateDir(dir: string, who: string, key = 'data_dir'): Sta
     throw new AnchorageError('failed_precondition', `${who}: ${key} ${dir} is a symbolic link; give the real directory`);
   }
   if (!st.isDirectory()) throw new AnchorageError('failed_precondition', `${who}: ${key} ${dir} is not a directory`);
-  const uid = myUid();
   if (uid !== undefined && st.uid !== uid) {
     throw new AnchorageError(
       'failed_precondition',
@@ -72,6 +77,47 @@ export function checkPrivateDir(dir: string, who: string, key = 'data_dir'): Sta
     );
   }
   return st;
+}
+
+/**
+ * Every directory above `dir` (links resolved) must belong to us or root and
+ * be writable by nobody else, unless sticky like /tmp: whoever can rename
+ * an entry on the way can swap the whole directory for one of theirs after
+ * our check. The same rule as the Workload API socket's directory.
+ */
+function checkAncestors(dir: string, uid: number, who: string, key: string): void {
+  // From the nearest directory that exists (the rest will be created, ours and 0700).
+  let d = dirname(resolve(dir));
+  for (;;) {
+    try {
+      d = realpathSync(d);
+      break;
+    } catch (err) {
+      const up = dirname(d);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || up === d) {
+        throw new AnchorageError('failed_precondition', `${who}: cannot resolve ${d}, above ${key} ${dir}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      }
+      d = up;
+    }
+  }
+  for (;;) {
+    const st = lstatSync(d);
+    if (st.uid !== uid && st.uid !== 0) {
+      throw new AnchorageError(
+        'failed_precondition',
+        `${who}: ${d}, above ${key} ${dir}, belongs to uid ${st.uid}; only root or uid ${uid} (which runs the ${who}) may own it; choose another ${key}`,
+      );
+    }
+    if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
+      throw new AnchorageError(
+        'failed_precondition',
+        `${who}: ${d}, above ${key} ${dir}, is writable by group or others and not sticky (mode ${(st.mode & 0o7777).toString(8)}); choose another ${key}`,
+      );
+    }
+    const up = dirname(d);
+    if (up === d) return;
+    d = up;
+  }
 }
 
 /**

@@ -80,6 +80,19 @@ describe.skipIf(!isRoot)('a data_dir another uid controls', () => {
     expect(readdirSync(real)).toEqual([]);
   });
 
+  it('agent run refuses a data_dir below a directory uid 65534 owns (it could swap the whole directory)', () => {
+    const parent = join(f.dir, 'nobody-parent');
+    mkdirSync(parent, { mode: 0o755 });
+    chownSync(parent, NOBODY, NOBODY);
+    const dataDir = join(parent, 'agent');
+    const r = cli(['agent', 'run', '-c', f.agentConfig('nobody-parent', { dataDir, socket: join(f.dir, 'sock-np', 'api.sock'), token: 'ab'.repeat(16) })], f.env);
+    expect(r.stderr).toBe(
+      `anchorage: agent: ${parent}, above data_dir ${dataDir}, belongs to uid ${NOBODY}; only root or uid 0 (which runs the agent) may own it; choose another data_dir\n`,
+    );
+    expect(r.code).toBe(1);
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
   it('server run refuses a data_dir owned by uid 65534 with one line', () => {
     const dataDir = join(f.dir, 'server-nobody');
     mkdirSync(dataDir, { mode: 0o700 });
