@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { AnchorageError, errorMessage } from '../common/errors.js';
 import { lockDataDir } from '../common/lockfile.js';
+import { checkPrivateDir } from '../common/safe-file.js';
 import type { Logger } from '../common/log.js';
 import { loadAdminProto, loadAgentProto } from '../proto/load.js';
 import { agentHandlers } from './agentapi/service.js';
@@ -130,7 +131,9 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
     const endpointCfg = cfg.federation.bundle_endpoint;
     let webIdentity: WebIdentity | undefined;
     if (endpointCfg?.profile === 'https_web') webIdentity = loadWebIdentity(endpointCfg.cert_file!, endpointCfg.key_file!, log);
-    ensurePrivateDir(cfg.data_dir, log);
+    // The data dir holds the datastore (and disk keys): refused unless it is a
+    // real directory of our uid that nobody else can write to.
+    if ((checkPrivateDir(cfg.data_dir, 'server').mode & 0o077) !== 0) ensurePrivateDir(cfg.data_dir, log);
     ensurePrivateDir(dirname(cfg.admin_socket), log);
     // Two servers on one data dir would both rotate the CA: refuse before touching anything.
     const releaseLock = lockDataDir(cfg.data_dir, 'server');

@@ -1,5 +1,5 @@
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,9 @@ import { SpiffeId, TrustDomain } from '../spiffe/id.js';
 import { verifyJwtSvid } from '../spiffe/jwtsvid.js';
 import { verifyX509Svid } from '../spiffe/x509svid.js';
 import { captureLogger } from '../test/helpers/log.js';
+import * as grpc from '@grpc/grpc-js';
 import { NodeAgent } from './agent.js';
+import { EvictedError, fromGrpc } from './connection.js';
 import { parseAgentConfig, type AgentConfig } from './config.js';
 import { STATE_FILE } from './state.js';
 import { startTestCa } from '../workload-api/testing.js';
@@ -258,9 +260,18 @@ describe('node agent', () => {
     const agent = await NodeAgent.start({ config: cfg, logger, joinToken: () => token });
     try {
       const oldId = agent.spiffeId!;
-      await until(() => agent.synced, 'the sync');
+      await createEntry(`spiffe://${TD}/evicted-workload`, oldId, 6001);
+      await until(() => agent.cache.x509Identities(sel(6001)).length === 1, 'the SVID');
       await admin.call('EvictAgent', { spiffe_id: oldId });
-      await until(() => records.some((r) => r.msg === 'agent: the server refused our agent svid; attesting again with a new join token'), 'eviction noticed');
+      await until(
+        () => records.some((r) => r.msg === 'agent: evicted by the server; dropped every workload identity it held; attesting again with a new join token'),
+        'eviction noticed',
+      );
+      // Nothing obtained with the evicted identity is served or kept on disk.
+      expect(agent.cache.x509Identities(sel(6001))).toEqual([]);
+      expect(agent.cache.entries()).toEqual([]);
+      const onDisk = JSON.parse(readFileSync(join(cfg.data_dir, STATE_FILE), 'utf8'));
+      expect([onDisk.agent, onDisk.entries, onDisk.svids]).toEqual([undefined, [], {}]);
       // The spent token is not tried again.
       await until(() => records.some((r) => String(r.err ?? '').includes('was already used by this agent')), 'the spent-token message');
       token = await newToken();
@@ -270,6 +281,43 @@ describe('node agent', () => {
       await agent.close();
     }
   }, 60_000);
+
+  it('evicted while it was down: serves its cache only until the server says so, then drops it', async () => {
+    const cfg = agentConfig({ join_token: await newToken() });
+    let agent = await NodeAgent.start({ config: cfg, logger: silentLogger() });
+    const id = agent.spiffeId!;
+    await createEntry(`spiffe://${TD}/evicted-offline`, id, 6101);
+    await until(() => agent.cache.x509Identities(sel(6101)).length === 1, 'the SVID');
+    await agent.close();
+    await admin.call('EvictAgent', { spiffe_id: id });
+    const { logger, records } = captureLogger();
+    agent = await NodeAgent.start({ config: cfg, logger });
+    try {
+      await until(() => records.some((r) => r.msg === 'agent: evicted by the server; dropped every workload identity it held; attesting again with a new join token'), 'eviction');
+      expect(agent.cache.x509Identities(sel(6101))).toEqual([]);
+      const onDisk = JSON.parse(readFileSync(join(cfg.data_dir, STATE_FILE), 'utf8'));
+      expect([onDisk.agent, onDisk.entries, onDisk.svids]).toEqual([undefined, [], {}]);
+      // Its bundle stays, to verify the server when it attests again.
+      expect(onDisk.bundle).toBeTypeOf('string');
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it('tells eviction apart from every other refusal by the server', () => {
+    const evicted = fromGrpc({ code: grpc.status.PERMISSION_DENIED, details: `agent api: agent spiffe://${TD}/anchorage/agent/x has been evicted` }, 'sync stream');
+    expect(evicted).toBeInstanceOf(EvictedError);
+    expect((evicted as EvictedError).agentId).toBe(`spiffe://${TD}/anchorage/agent/x`);
+    expect(evicted.message).toBe(`agent: sync stream: agent api: agent spiffe://${TD}/anchorage/agent/x has been evicted`);
+    for (const [code, details] of [
+      [grpc.status.PERMISSION_DENIED, `agent api: the svid presented by spiffe://${TD}/anchorage/agent/x has been superseded`],
+      [grpc.status.PERMISSION_DENIED, `agent api: spiffe://${TD}/anchorage/agent/x is not an attested agent`],
+      [grpc.status.UNAVAILABLE, `agent api: agent spiffe://${TD}/anchorage/agent/x has been evicted`],
+      [grpc.status.UNAVAILABLE, 'No connection established'],
+    ] as const) {
+      expect(fromGrpc({ code, details }, 'sync stream'), details).not.toBeInstanceOf(EvictedError);
+    }
+  });
 
   it('renews its own SVID at half-life and keeps syncing with the new one', async () => {
     await server!.close();
@@ -311,6 +359,18 @@ describe('node agent', () => {
       expect(err.code, message).toBe(code);
       expect(err.message).toContain(message);
     }
+  });
+
+  it('refuses a state file that is a link (it could feed the agent keys and bundles of someone else)', async () => {
+    const cfg = agentConfig({ join_token: await newToken() });
+    mkdirSync(cfg.data_dir, { mode: 0o700 });
+    writeFileSync(join(dir, 'elsewhere.json'), '{}');
+    symlinkSync(join(dir, 'elsewhere.json'), join(cfg.data_dir, STATE_FILE));
+    const err = await thrown(NodeAgent.start({ config: cfg, logger: silentLogger() }));
+    expect(err.code).toBe('failed_precondition');
+    expect(err.message).toBe(`agent: ${join(cfg.data_dir, STATE_FILE)} is not a regular file owned by uid ${process.getuid!()}; move it away to start afresh`);
+    // Refused before the lock is kept or anything is written.
+    expect(readdirSync(cfg.data_dir)).toEqual([STATE_FILE]);
   });
 
   it('does not trust a server whose certificate does not chain to the bootstrap bundle', async () => {

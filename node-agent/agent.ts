@@ -1,5 +1,6 @@
 import { X509Certificate, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../common/backoff.js';
 import { AnchorageError, errorMessage, isAnchorageError } from '../common/errors.js';
@@ -13,8 +14,8 @@ import { SpiffeId, TrustDomain } from '../spiffe/id.js';
 import { uriSansOf, verifyX509Svid } from '../spiffe/x509svid.js';
 import { WorkloadCache, rotationTime, type HeldSvid } from './cache.js';
 import { loadAgentConfig, type AgentConfig } from './config.js';
-import { ServerConnection, type ServerTrust } from './connection.js';
-import { ensureDataDir, loadState, saveState, type AgentState, type AgentStateSource, type CachedEntry } from './state.js';
+import { EvictedError, ServerConnection, type ServerTrust } from './connection.js';
+import { STATE_FILE, ensureDataDir, loadState, removeStateLeftovers, saveState, type AgentState, type AgentStateSource, type CachedEntry } from './state.js';
 
 /** Options of {@link NodeAgent.start}. */
 export interface NodeAgentOptions {
@@ -172,6 +173,9 @@ export class NodeAgent {
     const release = lockDataDir(cfg.data_dir, 'agent');
     const agent = new NodeAgent(opts, release);
     try {
+      // Ours alone now (the lock): temp files of a write a kill interrupted.
+      const leftovers = removeStateLeftovers(cfg.data_dir);
+      if (leftovers.length > 0) opts.logger.warn({ removed: leftovers }, 'agent: removed temp files of an interrupted state write');
       agent.#restore(loadState(cfg.data_dir, cfg.trust_domain.name));
       if (!agent.#identityValid()) {
         try {
@@ -309,15 +313,19 @@ export class NodeAgent {
     };
   }
 
-  #save(): void {
+  /** Writes the state; false (logged) when it could not. */
+  #save(): boolean {
     const t0 = performance.now();
+    let ok = true;
     try {
       saveState(this.config.data_dir, this.#state());
     } catch (err) {
       // The agent keeps serving from memory; a restart would re-mint.
       this.#log.error({ err: errorMessage(err) }, 'agent: cannot write its state');
+      ok = false;
     }
     this.#lastSaveMs = performance.now() - t0;
+    return ok;
   }
 
   /**
@@ -444,6 +452,49 @@ export class NodeAgent {
     this.#save();
   }
 
+  /**
+   * The server evicted us (`anchorage agent evict`): we are no longer
+   * authorized to hold anything obtained with this identity. Every workload
+   * SVID, cached JWT-SVID, entry and federated bundle is dropped at once —
+   * open Workload API streams end with PERMISSION_DENIED and new calls get it
+   * — and the state file is rewritten without them (removed, if it cannot
+   * be written), so a restart does not bring them back. The own trust
+   * domain's bundle is kept only to verify the server when attesting again
+   * with a new join token; what the new identity is authorized for arrives
+   * with its first sync. An unreachable server is not this: cached SVIDs
+   * are then served until they expire.
+   */
+  #onEvicted(err: EvictedError): void {
+    const id = this.#identity;
+    // A late refusal naming an identity we already dropped changes nothing.
+    if (!id || err.agentId !== id.spiffeId.toString()) return;
+    const dropped = this.cache.svids().length;
+    this.#synced = false;
+    this.cache.setEntries([]);
+    const own = this.cache.bundle(this.#td.name);
+    if (own) this.cache.setBundles(own, new Map());
+    this.#identity = undefined;
+    this.#conn?.close();
+    this.#conn = undefined;
+    this.#connFor = '';
+    if (this.#saveTimer) {
+      clearTimeout(this.#saveTimer);
+      this.#saveTimer = undefined;
+    }
+    if (!this.#save()) {
+      const path = join(this.config.data_dir, STATE_FILE);
+      try {
+        unlinkSync(path);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.#log.error({ err: errorMessage(e), path }, 'agent: cannot remove its state after eviction');
+      }
+    }
+    this.#log.error(
+      { agent: err.agentId, droppedSvids: dropped, reason: err.message },
+      'agent: evicted by the server; dropped every workload identity it held; attesting again with a new join token',
+    );
+  }
+
   /** RenewAgent at half-life: a new key, a new SVID, a new channel. */
   async #renew(): Promise<void> {
     const id = this.#identity;
@@ -463,7 +514,10 @@ export class NodeAgent {
       this.#log.info({ agent: id.spiffeId.toString(), notAfter: checked.notAfter }, 'agent: agent svid renewed');
       this.#restartStream();
     } catch (err) {
-      if (isAnchorageError(err, 'permission_denied') || isAnchorageError(err, 'unauthenticated')) {
+      if (err instanceof EvictedError) {
+        this.#onEvicted(err);
+        this.#restartStream();
+      } else if (isAnchorageError(err, 'permission_denied') || isAnchorageError(err, 'unauthenticated')) {
         this.#dropIdentity(errorMessage(err));
         this.#restartStream();
       } else {
@@ -520,7 +574,9 @@ export class NodeAgent {
           continue;
         }
         const msg = errorMessage(err);
-        if (isAnchorageError(err, 'permission_denied') || isAnchorageError(err, 'unauthenticated')) {
+        if (err instanceof EvictedError) {
+          this.#onEvicted(err);
+        } else if (isAnchorageError(err, 'permission_denied') || isAnchorageError(err, 'unauthenticated')) {
           if (this.#identity && !msg.includes('join token')) this.#dropIdentity(msg);
           else this.#log.error({ err: msg }, 'agent: cannot attest');
         } else if (isAnchorageError(err, 'failed_precondition')) {
@@ -601,7 +657,8 @@ export class NodeAgent {
     } catch (err) {
       const delay = this.#mintBackoff.next();
       this.#mintRetryAt = this.#nowMs() + delay;
-      this.#log.warn({ err: errorMessage(err), retryMs: delay }, 'agent: minting workload svids failed; cached ones are still served');
+      if (err instanceof EvictedError) this.#onEvicted(err);
+      else this.#log.warn({ err: errorMessage(err), retryMs: delay }, 'agent: minting workload svids failed; cached ones are still served');
     } finally {
       this.#minting = false;
       this.#saveSoon();
@@ -666,7 +723,12 @@ export class NodeAgent {
 
   async #mintJwt(entryId: string, audience: string[]): Promise<{ token: string; expiresAt: number }> {
     if (!this.#identityValid()) throw new AnchorageError('unavailable', 'agent: not attested to the server; no JWT-SVID can be minted');
-    return this.#connection().mintJwt(entryId, audience);
+    return this.#connection()
+      .mintJwt(entryId, audience)
+      .catch((err: unknown) => {
+        if (err instanceof EvictedError) this.#onEvicted(err);
+        throw err;
+      });
   }
 
   // ---- timers ---------------------------------------------------------------

@@ -30,10 +30,31 @@ export type ServerTrust =
 const CALL_TIMEOUT_MS = 30_000;
 
 
+/**
+ * The server's word that this agent was evicted (`anchorage agent evict`):
+ * PERMISSION_DENIED with exactly this message (ca/agentapi/service.ts). It is
+ * told apart from every other refusal (a superseded SVID, an unknown agent)
+ * and from an unreachable server, because it alone means "no longer
+ * authorized to hold what you hold".
+ */
+const EVICTED = /^agent api: agent (spiffe:\/\/\S+) has been evicted$/;
+
+/** The server refused the agent because it was evicted; `agentId` is the ID it named. */
+export class EvictedError extends AnchorageError {
+  readonly agentId: string;
+
+  constructor(agentId: string, message: string, options?: { cause?: unknown }) {
+    super('permission_denied', message, options);
+    this.agentId = agentId;
+  }
+}
+
 /** A gRPC failure from the server as our error, keeping the server's message. */
 export function fromGrpc(err: unknown, what: string): AnchorageError {
   const e = err as Partial<grpc.ServiceError>;
   if (typeof e.code !== 'number') return new AnchorageError('unavailable', `agent: ${what}: ${errorMessage(err)}`, { cause: err });
+  const evicted = e.code === grpc.status.PERMISSION_DENIED ? EVICTED.exec(e.details ?? '') : null;
+  if (evicted) return new EvictedError(evicted[1]!, `agent: ${what}: ${e.details}`, { cause: err });
   // Statuses without an error code of ours (CANCELLED, DEADLINE_EXCEEDED, ...) mean "try again".
   const mapped = codeForStatus(e.code);
   const code: ErrorCode = mapped === 'internal' && e.code !== grpc.status.INTERNAL ? 'unavailable' : mapped;

@@ -1,6 +1,7 @@
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { AnchorageError, errorMessage } from '../common/errors.js';
+import { checkPrivateDir, removeTempFiles, writeFileAtomic } from '../common/safe-file.js';
 
 /** One workload SVID the agent holds, with its key. */
 export interface CachedSvid {
@@ -46,17 +47,42 @@ export function emptyState(trustDomain: string): AgentState {
   return { version: 1, trustDomain, federated: {}, entries: [], svids: {} };
 }
 
-/** The data dir holds private keys: it must be 0700 and the state file 0600. */
+/**
+ * The data dir holds private keys: it must be a real directory (not a
+ * symbolic link) owned by the agent's uid and writable by nobody else, or the
+ * agent refuses to start; read access for group or others is taken away
+ * (0700). The state file is 0600.
+ */
 export function ensureDataDir(dir: string): void {
-  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const st = statSync(dir);
-  if (!st.isDirectory()) throw new AnchorageError('invalid_argument', `agent: data_dir ${dir} is not a directory`);
+  const st = checkPrivateDir(dir, 'agent');
   if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
+}
+
+/**
+ * Removes the temp files of state writes a killed agent left behind. Call
+ * with the data dir locked. Returns the names removed.
+ */
+export function removeStateLeftovers(dir: string): string[] {
+  return removeTempFiles(dir, STATE_FILE, 'agent');
+}
+
+function isLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 export function loadState(dir: string, trustDomain: string): AgentState {
   const path = join(dir, STATE_FILE);
-  if (!existsSync(path)) return emptyState(trustDomain);
+  if (!existsSync(path) && !isLink(path)) return emptyState(trustDomain);
+  // A link or a file of someone else's could feed us state (keys, bundles) of their choosing.
+  const st = lstatSync(path);
+  const uid = process.getuid?.();
+  if (!st.isFile() || (uid !== undefined && st.uid !== uid)) {
+    throw new AnchorageError('failed_precondition', `agent: ${path} is not a regular file owned by uid ${uid}; move it away to start afresh`);
+  }
   let parsed: AgentState;
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8')) as AgentState;
@@ -83,23 +109,28 @@ export interface AgentStateSource extends Omit<AgentState, 'entries' | 'svids'> 
   svids: Iterable<CachedSvid>;
 }
 
+/** writeSync may write less than asked (a disk filling up): loop until all is written or it fails. */
+function writeAll(fd: number, text: string): void {
+  const b = Buffer.from(text, 'utf8');
+  let off = 0;
+  while (off < b.length) off += writeSync(fd, b, off, b.length - off);
+}
+
 /** Bytes gathered before each write. */
 const WRITE_CHUNK = 1 << 20;
 
 /**
- * Written to a temp file, flushed to disk and renamed: a crash leaves the
- * old state or the new, never half of one.
+ * Written to a new temp file (unpredictable name, created exclusively,
+ * links not followed), flushed to disk and renamed: a crash leaves the old
+ * state or the new, never half of one.
  */
 export function saveState(dir: string, state: AgentState | AgentStateSource): void {
-  const path = join(dir, STATE_FILE);
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
+  writeFileAtomic(dir, STATE_FILE, (fd) => {
     let buf = '';
     const put = (text: string) => {
       buf += text;
       if (buf.length >= WRITE_CHUNK) {
-        writeSync(fd, buf);
+        writeAll(fd, buf);
         buf = '';
       }
     };
@@ -119,10 +150,6 @@ export function saveState(dir: string, state: AgentState | AgentStateSource): vo
       first = false;
     }
     put('}}');
-    writeSync(fd, buf);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
+    writeAll(fd, buf);
+  });
 }

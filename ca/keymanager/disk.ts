@@ -73,7 +73,8 @@ export class DiskKeyManager implements KeyManager {
       const { privateKey } = await generateKeyPairAsync('ec', { namedCurve: CURVES[type].nodeCurve });
       const pem = privateKey.export({ type: 'pkcs8', format: 'pem' });
       const tmp = join(this.dir, `.${id}.${randomBytes(6).toString('hex')}.tmp`);
-      const fh = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+      // Unpredictable name, never an existing path, never through a link.
+      const fh = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
       try {
         try {
           await fh.writeFile(pem);

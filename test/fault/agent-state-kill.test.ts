@@ -1,0 +1,148 @@
+import { watch } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadState } from '../../node-agent/state.js';
+import { X509Bundle } from '../../spiffe/bundle.js';
+import { TrustDomain } from '../../spiffe/id.js';
+import { verifyX509Svid } from '../../spiffe/x509svid.js';
+import { splitDer } from '../../workload-api/testing.js';
+import { startAgentProcess, type AnchorageProcess } from '../helpers/process.js';
+import { runWorkloadClient } from '../helpers/workload.js';
+import { startServerFixture, type ServerFixture } from '../integration/agent-harness.js';
+
+/**
+ * Fault suite: SIGKILL `anchorage agent run` at random points while it
+ * writes its state (entries churning at the server, so it re-mints and
+ * writes all the time), then start it again. Every start must succeed on
+ * the state left behind — the old or the new, never a torn one — with no
+ * temp file of the killed writer left, and workloads must get a valid SVID.
+ */
+
+const TD = 'agent-state-kill.test';
+const td = TrustDomain.parse(TD);
+const KILLS = 12;
+/** Extra kills, right as a write begins, if none of the first KILLS landed inside one (rare): the suite must exercise that case. */
+const EXTRA_KILLS = 8;
+/** Entries nobody's selectors match: they only make the state file large (≈ 2.5 KB each), so writes take a while. */
+const FILLER = 120;
+const WORKLOAD_ID = `spiffe://${TD}/kill-workload`;
+const isRoot = process.getuid?.() === 0;
+
+let f: ServerFixture;
+let agent: AnchorageProcess | undefined;
+let agentCfg: string;
+let dataDir: string;
+let socket: string;
+const filler: string[] = [];
+
+const temps = (): string[] => readdirSync(dataDir).filter((e) => e.endsWith('.tmp'));
+
+beforeAll(async () => {
+  f = await startServerFixture(TD, 'anchorage-agent-kill-');
+  dataDir = join(f.dir, 'agent');
+  socket = join(f.dir, 'public', 'api.sock');
+  const token = await f.newToken();
+  const agentId = `spiffe://${TD}/anchorage/agent/join_token/${token}`;
+  agentCfg = f.agentConfig('agent', { dataDir, socket, token });
+  agent = await startAgentProcess(agentCfg, socket, f.env);
+  await f.admin(async (a) => {
+    await a.call('CreateEntry', { entry: { spiffe_id: WORKLOAD_ID, parent_id: agentId, selectors: [{ type: 'unix', value: 'uid:0' }] } });
+    for (let i = 0; i < FILLER; i++) {
+      const e = await a.call('CreateEntry', {
+        entry: { spiffe_id: `spiffe://${TD}/filler/${i}`, parent_id: agentId, selectors: [{ type: 'unix', value: `uid:${20_000 + i}` }] },
+      });
+      filler.push(e.id);
+    }
+  });
+  const end = Date.now() + 60_000;
+  while (Object.keys(loadState(dataDir, TD).svids).length < FILLER + 1) {
+    if (Date.now() > end) throw new Error('the agent did not mint every SVID in 60 s');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}, 180_000);
+
+afterAll(async () => {
+  await agent?.kill('SIGTERM');
+  await f?.close();
+});
+
+/** Resolves once the agent starts a state write (a temp file appears), or after `ms`. */
+function nextWrite(ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const w = watch(dataDir, (_event, name) => {
+      if (name?.endsWith('.tmp')) done(true);
+    });
+    const t = setTimeout(() => done(false), ms);
+    function done(seen: boolean) {
+      clearTimeout(t);
+      w.close();
+      resolve(seen);
+    }
+  });
+}
+
+describe.skipIf(!isRoot)('SIGKILL during the agent state write', () => {
+  it(`${KILLS} kills at random points; every restart finds the old or the new state and no temp file`, async () => {
+    // Churn: a few entries change every 150 ms, so the agent re-mints and writes its state continuously.
+    let churning = true;
+    let changes = 0;
+    const churn = (async () => {
+      while (churning && changes < 5_000) {
+        await f.admin(async (a) => {
+          for (let k = 0; k < 5; k++) {
+            const id = filler[Math.floor(Math.random() * filler.length)]!;
+            await a.call('UpdateEntry', { id, patch: { hint: `h${changes++}` } });
+          }
+        });
+        await new Promise((r) => setTimeout(r, 150));
+      }
+    })();
+    let midWrite = 0;
+    try {
+      let kills = 0;
+      for (let i = 0; i < KILLS + EXTRA_KILLS && (i < KILLS || midWrite === 0); i++) {
+        kills++;
+        if (i % 2 === 0 && i < KILLS) {
+          // Anywhere: mid-write, between writes, while minting.
+          await new Promise((r) => setTimeout(r, 100 + Math.random() * 1_400));
+        } else {
+          // Right as a write begins, plus 0–3 ms: inside the write most of the time.
+          await nextWrite(5_000);
+          await new Promise((r) => setTimeout(r, Math.random() * 3));
+        }
+        await agent!.kill('SIGKILL');
+        agent = undefined;
+        const left = temps();
+        if (left.length > 0) midWrite++;
+        // Old or new, never torn: the agent's own loader accepts it.
+        const st = loadState(dataDir, TD);
+        expect(st.agent?.spiffeId).toMatch(/\/anchorage\/agent\/join_token\//);
+        expect(st.svids[st.entries.find((e) => e.spiffeId === WORKLOAD_ID)!.id]).toBeDefined();
+
+        agent = await startAgentProcess(agentCfg, socket, f.env);
+        // The killed writer's temp files are gone (the new agent's own writes use new names).
+        expect(left.filter((n) => existsSync(join(dataDir, n)))).toEqual([]);
+        if (left.length > 0) expect(agent.log()).toContain('"msg":"agent: removed temp files of an interrupted state write"');
+      }
+      // How many kills landed inside a write (left a temp file); at least one, or the suite proved little.
+      console.log(`agent-state-kill: ${kills} kills, ${midWrite} inside a state write, ${changes} entry changes`);
+    } finally {
+      churning = false;
+      await churn;
+    }
+    expect(midWrite).toBeGreaterThan(0);
+
+    const res = await runWorkloadClient(0, { socket, method: 'FetchX509SVID' });
+    expect(res.ok).toBe(true);
+    const svid = res.response!.svids![0]!;
+    expect(res.response!.svids!.map((s) => s.spiffe_id)).toEqual([WORKLOAD_ID]);
+    const bundle = new X509Bundle(td, splitDer(Buffer.from(svid.bundle, 'base64')));
+    const verified = verifyX509Svid(splitDer(Buffer.from(svid.x509_svid, 'base64')), (t) => (t.equals(td) ? bundle : undefined));
+    expect(verified.spiffeId.toString()).toBe(WORKLOAD_ID);
+
+    await agent!.kill('SIGTERM');
+    agent = undefined;
+    expect(temps()).toEqual([]);
+  }, 240_000);
+});
