@@ -7,7 +7,7 @@ import { SpiffeBundle } from '../spiffe/bundle.js';
 import type { TrustDomain } from '../spiffe/id.js';
 import type { DataStore, JournalEntry, JournalKind } from './datastore/DataStore.js';
 import type { KeyHandle, KeyManager, KeyType } from './keymanager/KeyManager.js';
-import { BACKDATE_SECONDS, type RootOfTrust } from './root.js';
+import { BACKDATE_SECONDS, keyForPreparingRow, type RootOfTrust } from './root.js';
 import {
   LeafEncoder,
   assembleCertificate,
@@ -256,7 +256,7 @@ export class CaManager extends EventEmitter {
   /** Steps 2 and 3 of preparing a row: the key (found again or generated), then the certificate or kid. */
   private async completePreparation(row: JournalEntry, status: 'prepared' | 'active'): Promise<JournalEntry> {
     const keyType = row.kind === 'jwt' ? 'ec-p256' : this.opts.keyType;
-    const key = (await this.km.getKey(row.keyId)) ?? (await this.km.generateKey(row.keyId, keyType));
+    const key = await keyForPreparingRow(this.km, row, keyType, this.log);
     const now = this.nowSeconds();
     const notBefore = now - BACKDATE_SECONDS;
     const notAfter = Math.min(now + this.opts.caTtl, this.root.notAfter);

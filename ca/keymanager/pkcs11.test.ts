@@ -1,6 +1,4 @@
 import { execFileSync } from 'node:child_process';
-import { renameSync } from 'node:fs';
-import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -470,9 +468,7 @@ describe('recovers from a token outage without a restart (issue 10, item 9)', ()
     const key = await km.generateKey(uid('outage'), 'ec-p256');
     const data = randomBytes(32);
     expect(verifyP1363(key, data, await key.sign(data))).toBe(true);
-    const dir = join(token.dir, 'tokens');
-    renameSync(dir, `${dir}.away`);
-    let restored = false;
+    const restore = token.takeAway();
     try {
       const unavailable = new RegExp(`^pkcs11: token "${token.label}" is unavailable: .+; retrying$`);
       const first = await key.sign(data).catch((e: unknown) => e);
@@ -489,8 +485,7 @@ describe('recovers from a token outage without a restart (issue 10, item 9)', ()
       }
       await expect(km.getKey(key.id)).rejects.toMatchObject({ code: 'unavailable' });
       expect(km.unavailableReason).toBeDefined();
-      renameSync(`${dir}.away`, dir);
-      restored = true;
+      restore();
       // back: the same manager and the same handle sign again, within seconds
       const deadline = Date.now() + 15_000;
       let sig: Uint8Array | undefined;
@@ -510,7 +505,7 @@ describe('recovers from a token outage without a restart (issue 10, item 9)', ()
       const k2 = await km.generateKey(uid('after'), 'ec-p384');
       expect(verifyP1363(k2, data, await k2.sign(data))).toBe(true);
     } finally {
-      if (!restored) renameSync(`${dir}.away`, dir);
+      restore();
       await km.close();
     }
   });
