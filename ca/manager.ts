@@ -219,6 +219,15 @@ export class CaManager extends EventEmitter {
       rows = await this.rows(kind);
       active = rows.find((r) => r.status === 'active')!;
     }
+    // A prepared key that is already past its own activation time (the
+    // server was down for most of its life) would expire right after being
+    // activated, before anything renewed against it: retire it and make a
+    // fresh one. Retired rows leave as 'old' ones do, at their notAfter.
+    for (const stale of rows.filter((r) => r.status === 'prepared' && now >= rotationTimes(r.notBefore, r.notAfter).activateAt)) {
+      await this.ds.putJournal({ ...stale, status: 'old' });
+      this.log.warn({ id: stale.id, kind, notAfter: new Date(stale.notAfter * 1000).toISOString() }, 'ca: retired a prepared key too close to its expiry to be activated');
+    }
+    rows = await this.rows(kind);
     const times = rotationTimes(active.notBefore, active.notAfter);
     let prepared = rows.find((r) => r.status === 'prepared');
     if (!prepared && (now >= times.prepareAt || active.notAfter <= now)) {

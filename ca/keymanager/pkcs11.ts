@@ -758,7 +758,10 @@ export class Pkcs11KeyManager implements KeyManager {
   #describe(s: Handle, h: Handle, unlabelled: boolean): KeyObject | undefined {
     const cls = attrUlong(this.#attr(s, h, P.CKA_CLASS));
     if (cls !== P.CKO_PRIVATE_KEY && cls !== P.CKO_PUBLIC_KEY) return undefined;
-    if (attrUlong(this.#attr(s, h, P.CKA_KEY_TYPE)) !== P.CKK_EC) return undefined;
+    // An object killed while its default attributes were being written may
+    // not even have a key type yet; one that names another type is not ours.
+    const keyType = attrUlong(this.#attr(s, h, P.CKA_KEY_TYPE));
+    if (keyType !== P.CKK_EC && keyType !== -1) return undefined;
     const params = this.#attr(s, h, P.CKA_EC_PARAMS) ?? Buffer.alloc(0);
     if (cls === P.CKO_PRIVATE_KEY) return { h, cls: 'private', unlabelled, finished: params.length > 0, params };
     const point = this.#attr(s, h, P.CKA_EC_POINT) ?? Buffer.alloc(0);
