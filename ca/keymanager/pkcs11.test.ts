@@ -39,6 +39,22 @@ runKeyManagerContract('pkcs11 (SoftHSM2)', async () => {
       await km.close();
       for (const m of others) await m.close();
     },
+    // The states a SIGKILL inside C_GenerateKeyPair leaves in SoftHSM2 (see
+    // test/fault/server-start-kill.test.ts): the public half alone, the
+    // private half alone, the public half beside an unfinished private object.
+    interrupt: async (id, state) => {
+      if (state > 2) return false;
+      const raw = rawSession();
+      try {
+        const pair = raw.generate(id, id, id);
+        if (state === 0 || state === 2) raw.destroy(pair.privateKey);
+        if (state === 1) raw.destroy(pair.publicKey);
+        if (state === 2) raw.plantUnfinishedPrivate();
+      } finally {
+        raw.close();
+      }
+      return true;
+    },
   };
 });
 
