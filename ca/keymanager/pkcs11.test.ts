@@ -7,6 +7,7 @@ import { AnchorageError } from '../../common/errors.js';
 import { captureLogger, runKeyManagerContract, verifyP1363 } from './contract.js';
 import { acquirePkcs11Module, ckr, Pkcs11KeyManager } from './pkcs11.js';
 import { openKeyManager } from './factory.js';
+import { keyForPreparingRow } from '../root.js';
 import { silentLogger } from '../../common/log.js';
 
 // One token store per test file: SoftHSM reads SOFTHSM2_CONF at the first
@@ -450,6 +451,23 @@ describe('recovers what an interrupted key generation left (issue 10, item 8)', 
     raw.close();
   });
 
+  it('a CA journal row still preparing whose label has two whole pairs: both cleared, one key made', async () => {
+    const raw = rawSession();
+    const { logger, records } = captureLogger();
+    const km = await open({ logger });
+    const id = uid('prep');
+    raw.generate(id, id, id);
+    raw.generate(id, id, id);
+    const row = { id: 'x509-test', kind: 'x509' as const, status: 'preparing' as const, keyId: id, notBefore: 0, notAfter: 0, createdAt: 0 };
+    const key = await keyForPreparingRow(km, row, 'ec-p256', logger);
+    expect(raw.classesOf(id)).toEqual(['private', 'public']);
+    const data = randomBytes(8);
+    expect(verifyP1363(key, data, await key.sign(data))).toBe(true);
+    expect(records.some((r) => r.msg === 'ca: clearing an unusable key of a journal row that was still being prepared' && r.label === id)).toBe(true);
+    await km.close();
+    raw.close();
+  });
+
   it('a label used by a non-key object is still refused', async () => {
     const raw = rawSession();
     const km = await open();
@@ -524,6 +542,90 @@ describe('recovers from a token outage without a restart (issue 10, item 9)', ()
       restore();
       await km.close();
     }
+  });
+
+  it('two managers on two tokens of the module, signatures in flight when the token goes: both recover', async () => {
+    const a = await open({ sessions: 2 });
+    const b = await Pkcs11KeyManager.open({ module: token.module, tokenLabel: SECOND_LABEL, pin: SECOND_PIN, sessions: 3 });
+    try {
+      const ka = await a.generateKey(uid('two-out'), 'ec-p256');
+      const kb = await b.generateKey(uid('two-out'), 'ec-p384');
+      const data = randomBytes(32);
+      // 200 signatures racing the outage (the token goes while they are
+      // queued and in flight): each one either signs validly or fails with
+      // unavailable; none hangs, none gets another error.
+      const pending = Promise.allSettled(Array.from({ length: 200 }, (_, i) => (i % 2 ? ka : kb).sign(data)));
+      await new Promise((r) => setTimeout(r, 3));
+      const restore = token.takeAway();
+      try {
+        const results = await pending;
+        expect(results.some((r) => r.status === 'rejected')).toBe(true);
+        for (const [i, r] of results.entries()) {
+          if (r.status === 'fulfilled') expect(verifyP1363(i % 2 ? ka : kb, data, r.value)).toBe(true);
+          else expect(r.reason).toMatchObject({ code: 'unavailable' });
+        }
+        await expect(ka.sign(data)).rejects.toMatchObject({ code: 'unavailable' });
+        await expect(kb.sign(data)).rejects.toMatchObject({ code: 'unavailable' });
+      } finally {
+        restore();
+      }
+      const deadline = Date.now() + 15_000;
+      for (const k of [ka, kb]) {
+        let sig: Uint8Array | undefined;
+        while (!sig && Date.now() < deadline) {
+          sig = await k.sign(data).catch(() => undefined);
+          if (!sig) await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(sig, `${k.id} did not sign again within 15 s`).toBeDefined();
+        expect(verifyP1363(k, data, sig!)).toBe(true);
+      }
+      // and concurrently, on every session of both pools
+      const sigs = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? ka : kb).sign(data)));
+      sigs.forEach((sig, i) => expect(verifyP1363(i % 2 ? ka : kb, data, sig)).toBe(true));
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('stops retrying when the token refuses the pin after an outage (retries would lock it)', async () => {
+    const { logger, records } = captureLogger();
+    const km = await open({ logger });
+    const key = await km.generateKey(uid('pin'), 'ec-p256');
+    const changePin = (from: string, to: string) =>
+      execFileSync(
+        'pkcs11-tool',
+        ['--module', token.module, '--token-label', token.label, '--login', '--pin', from, '--change-pin', '--new-pin', to],
+        { env: token.env, stdio: 'pipe' },
+      );
+    changePin(token.pin, '98765');
+    try {
+      const restore = token.takeAway();
+      await expect(key.sign(randomBytes(8))).rejects.toMatchObject({ code: 'unavailable' });
+      restore();
+      // recovery finds the token back, logs in with the old pin, and stops
+      const deadline = Date.now() + 15_000;
+      let last: unknown;
+      while (Date.now() < deadline) {
+        last = await key.sign(randomBytes(8)).catch((e: unknown) => e);
+        if ((last as Error).message?.endsWith('not retrying (fix the pin and restart)')) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(last).toMatchObject({
+        code: 'unavailable',
+        message: `pkcs11: token "${token.label}" is unavailable: login to token "${token.label}" failed: incorrect pin; not retrying (fix the pin and restart)`,
+      });
+      await new Promise((r) => setTimeout(r, 2500)); // longer than the longest backoff
+      const refusals = records.filter((r) => r.msg === `pkcs11: token "${token.label}" refused the login; not retrying (fix the pin and restart)`);
+      expect(refusals).toHaveLength(1);
+      expect(km.recoveries).toBe(0);
+    } finally {
+      changePin('98765', token.pin);
+      await km.close();
+    }
+    // the pin still works (it was not locked by retries)
+    const again = await open();
+    await again.close();
   });
 
   it('a key deleted on a healthy token is still not_found, not an outage', async () => {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { PKCS11, Template } from 'pkcs11js';
-import { AnchorageError, errorMessage, invalid } from '../../common/errors.js';
+import { AnchorageError, errorMessage, invalid, isAnchorageError } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import type { KeyHandle, KeyManager, KeyType } from './KeyManager.js';
 import { CURVES, checkKeyId, checkKeyType, closedError, digestFor, keyTypeFromEcParams, spkiFromEcPoint } from './ec.js';
@@ -433,6 +433,8 @@ export class Pkcs11KeyManager implements KeyManager {
   #recoverTimer: NodeJS.Timeout | undefined;
   #recoverDelay = RECOVERY_FIRST_MS;
   #recoveries = 0;
+  /** Set when recovery stopped for good (the token refused the PIN). */
+  #gaveUp = false;
 
   private constructor(opts: Required<Omit<Pkcs11Options, 'logger'>> & { logger: Logger }, mod: Pkcs11Module, slot: Handle) {
     this.module = opts.module;
@@ -980,7 +982,8 @@ export class Pkcs11KeyManager implements KeyManager {
   }
 
   #unavailable(): AnchorageError {
-    return new AnchorageError('unavailable', `pkcs11: token "${this.tokenLabel}" is unavailable: ${this.#down}; retrying`);
+    const next = this.#gaveUp ? 'not retrying (fix the pin and restart)' : 'retrying';
+    return new AnchorageError('unavailable', `pkcs11: token "${this.tokenLabel}" is unavailable: ${this.#down}; ${next}`);
   }
 
   /** Marks the token unavailable (logging only the transition) and schedules recovery. */
@@ -1041,6 +1044,13 @@ export class Pkcs11KeyManager implements KeyManager {
       const detail = err instanceof AnchorageError ? err.message.replace(/^pkcs11: /, '') : (ckr(err) ?? errorMessage(err));
       this.#logger.debug({ token: this.tokenLabel, err: detail, retryMs: this.#recoverDelay }, 'pkcs11: token still unavailable');
       this.#down = `${detail}`;
+      if (isAnchorageError(err, 'permission_denied')) {
+        // A wrong or locked PIN does not heal, and every retry would count
+        // towards locking it: stop, and say so.
+        this.#gaveUp = true;
+        this.#logger.error({ token: this.tokenLabel, err: detail }, `pkcs11: token "${this.tokenLabel}" refused the login; not retrying (fix the pin and restart)`);
+        return;
+      }
       const delay = this.#recoverDelay;
       this.#recoverDelay = Math.min(this.#recoverDelay * 2, RECOVERY_MAX_MS);
       this.#scheduleRecovery(delay);
