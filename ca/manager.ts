@@ -7,7 +7,7 @@ import { SpiffeBundle } from '../spiffe/bundle.js';
 import type { TrustDomain } from '../spiffe/id.js';
 import type { DataStore, JournalEntry, JournalKind } from './datastore/DataStore.js';
 import type { KeyHandle, KeyManager, KeyType } from './keymanager/KeyManager.js';
-import { BACKDATE_SECONDS, type RootOfTrust } from './root.js';
+import { BACKDATE_SECONDS, keyForPreparingRow, type RootOfTrust } from './root.js';
 import {
   LeafEncoder,
   assembleCertificate,
@@ -219,6 +219,15 @@ export class CaManager extends EventEmitter {
       rows = await this.rows(kind);
       active = rows.find((r) => r.status === 'active')!;
     }
+    // A prepared key that is already past its own activation time (the
+    // server was down for most of its life) would expire right after being
+    // activated, before anything renewed against it: retire it and make a
+    // fresh one. Retired rows leave as 'old' ones do, at their notAfter.
+    for (const stale of rows.filter((r) => r.status === 'prepared' && now >= rotationTimes(r.notBefore, r.notAfter).activateAt)) {
+      await this.ds.putJournal({ ...stale, status: 'old' });
+      this.log.warn({ id: stale.id, kind, notAfter: new Date(stale.notAfter * 1000).toISOString() }, 'ca: retired a prepared key too close to its expiry to be activated');
+    }
+    rows = await this.rows(kind);
     const times = rotationTimes(active.notBefore, active.notAfter);
     let prepared = rows.find((r) => r.status === 'prepared');
     if (!prepared && (now >= times.prepareAt || active.notAfter <= now)) {
@@ -256,7 +265,7 @@ export class CaManager extends EventEmitter {
   /** Steps 2 and 3 of preparing a row: the key (found again or generated), then the certificate or kid. */
   private async completePreparation(row: JournalEntry, status: 'prepared' | 'active'): Promise<JournalEntry> {
     const keyType = row.kind === 'jwt' ? 'ec-p256' : this.opts.keyType;
-    const key = (await this.km.getKey(row.keyId)) ?? (await this.km.generateKey(row.keyId, keyType));
+    const key = await keyForPreparingRow(this.km, row, keyType, this.log);
     const now = this.nowSeconds();
     const notBefore = now - BACKDATE_SECONDS;
     const notAfter = Math.min(now + this.opts.caTtl, this.root.notAfter);

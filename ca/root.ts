@@ -1,6 +1,6 @@
 import { X509Certificate, createPrivateKey, createPublicKey, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { AnchorageError, errorMessage } from '../common/errors.js';
+import { AnchorageError, errorMessage, isAnchorageError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { fromPem } from '../common/pem.js';
 import type { TrustDomain } from '../spiffe/id.js';
@@ -99,13 +99,7 @@ async function loadSelfSigned(cfg: Extract<RootConfig, { type: 'self-signed' }>,
   };
   if (!existing) await ds.putJournal(row);
   const keyType = cfg.key_type ?? deps.defaultKeyType;
-  let key = await km.getKey(row.keyId);
-  if (key) {
-    logger.info({ label: row.keyId }, 'ca: using the existing root key found in the key manager');
-  } else {
-    key = await km.generateKey(row.keyId, keyType);
-    logger.info({ label: row.keyId, keyType }, 'ca: generated the root key');
-  }
+  const key = await keyForPreparingRow(km, row, keyType, logger);
   const subject = encodeName([
     { type: 'O', value: 'Anchorage' },
     { type: 'CN', value: `Anchorage root ${td.name}`.slice(0, 64) },
@@ -134,6 +128,32 @@ async function loadSelfSigned(cfg: Extract<RootConfig, { type: 'self-signed' }>,
   });
   logger.info({ notAfter: certInfo.validTo, fingerprint: certInfo.fingerprint256 }, 'ca: created the self-signed root');
   return selfSignedRoot(key, certDer, certInfo);
+}
+
+/**
+ * The key of a journal row that is still `preparing`: found again if the
+ * key manager holds exactly one whole key under the row's label, generated
+ * otherwise. Nothing trusts such a key yet (its certificate or kid is written
+ * in the same journal write that ends `preparing`), so whatever a crash left
+ * under the label (duplicates, a lone half: see the PKCS#11 manager) may be
+ * cleared. Keys of `active`, `prepared` or `old` rows are never cleared.
+ */
+export async function keyForPreparingRow(km: KeyManager, row: JournalEntry, keyType: KeyType, logger: Logger): Promise<KeyHandle> {
+  let key: KeyHandle | undefined;
+  try {
+    key = await km.getKey(row.keyId);
+  } catch (err) {
+    if (!isAnchorageError(err, 'failed_precondition')) throw err;
+    logger.warn({ row: row.id, label: row.keyId, err: err.message }, 'ca: clearing an unusable key of a journal row that was still being prepared');
+    await km.deleteKey(row.keyId);
+  }
+  if (key) {
+    logger.info({ row: row.id, label: row.keyId }, 'ca: using the key found in the key manager for a journal row being prepared');
+    return key;
+  }
+  key = await km.generateKey(row.keyId, keyType);
+  logger.info({ row: row.id, label: row.keyId, keyType }, 'ca: generated a key for a journal row being prepared');
+  return key;
 }
 
 function selfSignedRoot(key: KeyHandle, cert: Uint8Array, certInfo: X509Certificate): RootOfTrust {

@@ -27,9 +27,15 @@ export interface KeyHandle {
  */
 export interface KeyManager {
   readonly kind: 'pkcs11' | 'disk' | 'memory';
-  /** Creates a key; fails with `already_exists` if the id is taken. */
+  /**
+   * Creates a key; fails with `already_exists` if the id is taken. Atomic as
+   * seen by callers: a crash in the middle leaves no key under the id (getKey
+   * gives undefined), and a later generateKey for the id succeeds, replacing
+   * whatever remains the crash left. Callers generate only for ids that no
+   * record trusts yet (the CA journal's `preparing` rows).
+   */
   generateKey(id: string, type: KeyType): Promise<KeyHandle>;
-  /** Finds a key again, including after a restart; undefined if absent. */
+  /** Finds a key again, including after a restart; undefined if absent or only half-made. */
   getKey(id: string): Promise<KeyHandle | undefined>;
   listKeys(): Promise<KeyHandle[]>;
   /** Destroys a key; no error if it is already gone. */

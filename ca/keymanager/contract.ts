@@ -13,6 +13,13 @@ export interface KeyManagerContractSetup {
   reopen: () => Promise<KeyManager>;
   /** Closes what setup opened and removes its storage, if it owns any. */
   cleanup: () => Promise<void>;
+  /**
+   * Leaves in the storage, for `id`, each state a crash inside
+   * generateKey(id) can leave (one call per state; `state` counts from 0,
+   * and the function returns false once there are no more). Implementations
+   * whose writes are atomic leave it out.
+   */
+  interrupt?: (id: string, state: number) => Promise<boolean>;
 }
 
 /** Checks a P1363 signature the way a relying party would, with node:crypto. */
@@ -98,6 +105,24 @@ export function runKeyManagerContract(name: string, setup: () => Promise<KeyMana
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
       const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
       expect((failed.reason as AnchorageError).code).toBe('already_exists');
+    });
+
+    it('recovers from a crash inside generateKey: the id stays free, generating it again gives one key', async (t) => {
+      if (!ctx.interrupt) t.skip();
+      for (let state = 0; state < 20; state++) {
+        const id = uid();
+        if (!(await ctx.interrupt!(id, state))) break;
+        // What the crash left is no key: nothing signs with it, nothing lists it.
+        expect(await km.getKey(id), `state ${state}`).toBeUndefined();
+        expect((await km.listKeys()).map((k) => k.id), `state ${state}`).not.toContain(id);
+        const key = await km.generateKey(id, 'ec-p256');
+        const data = randomBytes(32);
+        expect(verifyP1363(key, data, await key.sign(data)), `state ${state}`).toBe(true);
+        expect((await km.listKeys()).filter((k) => k.id === id), `state ${state}`).toHaveLength(1);
+        // and a restart finds that one key
+        const again = await km.getKey(id);
+        expect(Buffer.from(again!.publicKeySpki).equals(Buffer.from(key.publicKeySpki)), `state ${state}`).toBe(true);
+      }
     });
 
     it('rejects malformed ids and key types with invalid_argument', async () => {

@@ -7,6 +7,7 @@ import { AnchorageError } from '../../common/errors.js';
 import { captureLogger, runKeyManagerContract, verifyP1363 } from './contract.js';
 import { acquirePkcs11Module, ckr, Pkcs11KeyManager } from './pkcs11.js';
 import { openKeyManager } from './factory.js';
+import { keyForPreparingRow } from '../root.js';
 import { silentLogger } from '../../common/log.js';
 
 // One token store per test file: SoftHSM reads SOFTHSM2_CONF at the first
@@ -38,6 +39,22 @@ runKeyManagerContract('pkcs11 (SoftHSM2)', async () => {
     cleanup: async () => {
       await km.close();
       for (const m of others) await m.close();
+    },
+    // The states a SIGKILL inside C_GenerateKeyPair leaves in SoftHSM2 (see
+    // test/fault/server-start-kill.test.ts): the public half alone, the
+    // private half alone, the public half beside an unfinished private object.
+    interrupt: async (id, state) => {
+      if (state > 2) return false;
+      const raw = rawSession();
+      try {
+        const pair = raw.generate(id, id, id);
+        if (state === 0 || state === 2) raw.destroy(pair.privateKey);
+        if (state === 1) raw.destroy(pair.publicKey);
+        if (state === 2) raw.plantUnfinishedPrivate();
+      } finally {
+        raw.close();
+      }
+      return true;
     },
   };
 });
@@ -264,5 +281,365 @@ describe('Pkcs11KeyManager', () => {
     expect(km).toBeInstanceOf(Pkcs11KeyManager);
     expect((km as Pkcs11KeyManager).sessions).toBe(3);
     await km.close();
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Issue 10, item 8: what a SIGKILL inside C_GenerateKeyPair leaves behind.
+// The states are planted with pkcs11js directly, exactly as SoftHSM2 leaves
+// them (see test/fault/server-start-kill.test.ts for the real kills).
+// ---------------------------------------------------------------------------
+
+const ckaId = (id: string) => createHash('sha256').update(id, 'utf8').digest().subarray(0, 20);
+const P256 = Buffer.from('06082a8648ce3d030107', 'hex');
+
+/** A raw logged-in session on the test token, beside the managers under test. */
+function rawSession() {
+  const mod = acquirePkcs11Module(token.module);
+  const lib = mod.lib;
+  const slot = lib.C_GetSlotList(true).find((x) => lib.C_GetTokenInfo(x).label.trim() === token.label)!;
+  const s = lib.C_OpenSession(slot, P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION);
+  try {
+    lib.C_Login(s, P.CKU_USER, token.pin);
+  } catch (err) {
+    if (ckr(err) !== 'CKR_USER_ALREADY_LOGGED_IN') throw err;
+  }
+  const find = (template: Parameters<typeof lib.C_FindObjectsInit>[1]) => {
+    lib.C_FindObjectsInit(s, template);
+    const out = lib.C_FindObjects(s, 1000);
+    lib.C_FindObjectsFinal(s);
+    return out;
+  };
+  /** Private and public key objects under a label, as "private"/"public". */
+  const classesOf = (label: string) =>
+    find([{ type: P.CKA_LABEL, value: Buffer.from(label) }])
+      .map((h) => lib.C_GetAttributeValue(s, h, [{ type: P.CKA_CLASS }])[0]!.value.readUInt32LE(0))
+      .map((c) => (c === P.CKO_PRIVATE_KEY ? 'private' : c === P.CKO_PUBLIC_KEY ? 'public' : String(c)))
+      .sort();
+  const unlabelledKeys = () =>
+    [P.CKO_PRIVATE_KEY, P.CKO_PUBLIC_KEY].flatMap((c) =>
+      find([
+        { type: P.CKA_CLASS, value: c },
+        { type: P.CKA_LABEL, value: Buffer.alloc(0) },
+      ]),
+    ).length;
+  /** A whole pair generated the way a caller other than the manager might: labels chosen per half. */
+  const generate = (pubLabel: string, privLabel: string, id: string) =>
+    lib.C_GenerateKeyPair(
+      s,
+      { mechanism: P.CKM_EC_KEY_PAIR_GEN },
+      [
+        { type: P.CKA_CLASS, value: P.CKO_PUBLIC_KEY },
+        { type: P.CKA_KEY_TYPE, value: P.CKK_EC },
+        { type: P.CKA_TOKEN, value: true },
+        { type: P.CKA_VERIFY, value: true },
+        { type: P.CKA_EC_PARAMS, value: P256 },
+        { type: P.CKA_LABEL, value: Buffer.from(pubLabel) },
+        { type: P.CKA_ID, value: ckaId(id) },
+      ],
+      [
+        { type: P.CKA_CLASS, value: P.CKO_PRIVATE_KEY },
+        { type: P.CKA_KEY_TYPE, value: P.CKK_EC },
+        { type: P.CKA_TOKEN, value: true },
+        { type: P.CKA_PRIVATE, value: true },
+        { type: P.CKA_SENSITIVE, value: true },
+        { type: P.CKA_SIGN, value: true },
+        { type: P.CKA_LABEL, value: Buffer.from(privLabel) },
+        { type: P.CKA_ID, value: ckaId(id) },
+      ],
+    );
+  /** An unfinished private key: what SoftHSM2 writes before the template (empty label, id, curve). */
+  const plantUnfinishedPrivate = () =>
+    lib.C_CreateObject(s, [
+      { type: P.CKA_CLASS, value: P.CKO_PRIVATE_KEY },
+      { type: P.CKA_KEY_TYPE, value: P.CKK_EC },
+      { type: P.CKA_TOKEN, value: true },
+      { type: P.CKA_PRIVATE, value: true },
+      { type: P.CKA_EC_PARAMS, value: Buffer.alloc(0) },
+      { type: P.CKA_VALUE, value: Buffer.alloc(0) },
+    ]);
+  const destroy = (h: Buffer) => lib.C_DestroyObject(s, h);
+  const close = () => {
+    lib.C_CloseSession(s);
+    mod.release();
+  };
+  return { lib, s, find, classesOf, unlabelledKeys, generate, plantUnfinishedPrivate, destroy, close };
+}
+
+describe('recovers what an interrupted key generation left (issue 10, item 8)', () => {
+  it('a labelled public key alone: getKey is undefined, generateKey replaces it, one pair remains', async () => {
+    const raw = rawSession();
+    const { logger, records } = captureLogger();
+    const km = await open({ logger });
+    const id = uid('lonepub');
+    const pair = raw.generate(id, id, id);
+    raw.destroy(pair.privateKey); // killed between the two halves
+    expect(raw.classesOf(id)).toEqual(['public']);
+    expect(await km.getKey(id)).toBeUndefined();
+    // today's main: already_exists "label … is already used by 1 other object(s)", forever
+    const key = await km.generateKey(id, 'ec-p256');
+    const data = randomBytes(16);
+    expect(verifyP1363(key, data, await key.sign(data))).toBe(true);
+    expect(raw.classesOf(id)).toEqual(['private', 'public']);
+    expect(records.some((r) => r.msg === 'pkcs11: destroyed the remains of an interrupted key generation' && r.id === id)).toBe(true);
+    await km.close();
+    raw.close();
+  });
+
+  it('a labelled private key alone: getKey is undefined, generateKey replaces it', async () => {
+    const raw = rawSession();
+    const km = await open();
+    const id = uid('lonepriv');
+    const pair = raw.generate(id, id, id);
+    raw.destroy(pair.publicKey);
+    expect(await km.getKey(id)).toBeUndefined();
+    await km.generateKey(id, 'ec-p384');
+    expect(raw.classesOf(id)).toEqual(['private', 'public']);
+    await km.close();
+    raw.close();
+  });
+
+  it('a private key with an empty label whose CKA_ID matches a labelled public key gets its label back', async () => {
+    const raw = rawSession();
+    const km = await open();
+    const id = uid('nolabel');
+    raw.generate(id, '', id);
+    expect(raw.classesOf(id)).toEqual(['public']);
+    const key = await km.getKey(id);
+    expect(key).toBeDefined();
+    const data = randomBytes(16);
+    expect(verifyP1363(key!, data, await key!.sign(data))).toBe(true);
+    expect(raw.classesOf(id)).toEqual(['private', 'public']);
+    // and generateKey refuses it as an existing key, not as a stray label
+    await expect(km.generateKey(id, 'ec-p256')).rejects.toMatchObject({
+      code: 'already_exists',
+      message: `pkcs11: key "${id}" already exists on token "${token.label}"`,
+    });
+    await km.close();
+    raw.close();
+  });
+
+  it('unfinished unlabelled key objects are destroyed when a manager opens', async () => {
+    const raw = rawSession();
+    raw.plantUnfinishedPrivate();
+    raw.plantUnfinishedPrivate();
+    expect(raw.unlabelledKeys()).toBeGreaterThanOrEqual(2);
+    const { logger, records } = captureLogger();
+    const km = await open({ logger });
+    expect(raw.unlabelledKeys()).toBe(0);
+    const rec = records.find((r) => r.msg === 'pkcs11: destroyed unlabelled, unfinished key objects of interrupted key generations');
+    expect(rec?.objects).toEqual(['private (unfinished) (unlabelled)', 'private (unfinished) (unlabelled)']);
+    await km.close();
+    raw.close();
+  });
+
+  it('two whole pairs under one label are refused as ambiguous; deleteKey clears them all', async () => {
+    const raw = rawSession();
+    const km = await open();
+    const id = uid('dup');
+    raw.generate(id, id, id);
+    raw.generate(id, id, id);
+    await expect(km.getKey(id)).rejects.toMatchObject({
+      code: 'failed_precondition',
+      message: `pkcs11: key "${id}" on token "${token.label}" is ambiguous: 2 private keys have that label`,
+    });
+    await km.deleteKey(id);
+    expect(raw.classesOf(id)).toEqual([]);
+    await km.generateKey(id, 'ec-p256');
+    expect(raw.classesOf(id)).toEqual(['private', 'public']);
+    await km.close();
+    raw.close();
+  });
+
+  it('a CA journal row still preparing whose label has two whole pairs: both cleared, one key made', async () => {
+    const raw = rawSession();
+    const { logger, records } = captureLogger();
+    const km = await open({ logger });
+    const id = uid('prep');
+    raw.generate(id, id, id);
+    raw.generate(id, id, id);
+    const row = { id: 'x509-test', kind: 'x509' as const, status: 'preparing' as const, keyId: id, notBefore: 0, notAfter: 0, createdAt: 0 };
+    const key = await keyForPreparingRow(km, row, 'ec-p256', logger);
+    expect(raw.classesOf(id)).toEqual(['private', 'public']);
+    const data = randomBytes(8);
+    expect(verifyP1363(key, data, await key.sign(data))).toBe(true);
+    expect(records.some((r) => r.msg === 'ca: clearing an unusable key of a journal row that was still being prepared' && r.label === id)).toBe(true);
+    await km.close();
+    raw.close();
+  });
+
+  it('a label used by a non-key object is still refused', async () => {
+    const raw = rawSession();
+    const km = await open();
+    const id = uid('data');
+    const h = raw.lib.C_CreateObject(raw.s, [
+      { type: P.CKA_CLASS, value: P.CKO_DATA },
+      { type: P.CKA_TOKEN, value: true },
+      { type: P.CKA_LABEL, value: Buffer.from(id) },
+      { type: P.CKA_VALUE, value: Buffer.from('x') },
+    ]);
+    await expect(km.generateKey(id, 'ec-p256')).rejects.toMatchObject({
+      code: 'already_exists',
+      message: `pkcs11: label "${id}" is already used by 1 other object(s) on token "${token.label}"`,
+    });
+    raw.destroy(h);
+    await km.close();
+    raw.close();
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Issue 10, item 9: the token goes away and comes back. SoftHSM2 keeps the
+// token in a directory; with it renamed away, a running process gets
+// CKR_OBJECT_HANDLE_INVALID on sign, empty finds and CKR_GENERAL_ERROR from
+// C_GetTokenInfo, and sees the token again only after C_Finalize/C_Initialize.
+// ---------------------------------------------------------------------------
+
+describe('recovers from a token outage without a restart (issue 10, item 9)', () => {
+  it('sign fails fast with unavailable while the token is away, and works again once it is back', async () => {
+    const { logger, records } = captureLogger();
+    const km = await open({ logger });
+    const key = await km.generateKey(uid('outage'), 'ec-p256');
+    const data = randomBytes(32);
+    expect(verifyP1363(key, data, await key.sign(data))).toBe(true);
+    const restore = token.takeAway();
+    try {
+      const unavailable = new RegExp(`^pkcs11: token "${token.label}" is unavailable: .+; retrying$`);
+      const first = await key.sign(data).catch((e: unknown) => e);
+      expect(first).toBeInstanceOf(AnchorageError);
+      expect((first as AnchorageError).code).toBe('unavailable');
+      expect((first as AnchorageError).message).toBe(
+        `pkcs11: token "${token.label}" is unavailable: key "${key.id}" cannot be found (CKR_OBJECT_HANDLE_INVALID) and the token answers CKR_GENERAL_ERROR; retrying`,
+      );
+      // many requests during the outage: each fails, the log says so once
+      for (let i = 0; i < 20; i++) {
+        const err = await key.sign(data).catch((e: unknown) => e);
+        expect(err).toMatchObject({ code: 'unavailable', message: expect.stringMatching(unavailable) });
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      await expect(km.getKey(key.id)).rejects.toMatchObject({ code: 'unavailable' });
+      expect(km.unavailableReason).toBeDefined();
+      restore();
+      // back: the same manager and the same handle sign again, within seconds
+      const deadline = Date.now() + 15_000;
+      let sig: Uint8Array | undefined;
+      while (!sig && Date.now() < deadline) {
+        sig = await key.sign(data).catch(() => undefined);
+        if (!sig) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(sig, 'signing did not come back within 15 s').toBeDefined();
+      expect(verifyP1363(key, data, sig!)).toBe(true);
+      expect(km.recoveries).toBe(1);
+      expect(km.unavailableReason).toBeUndefined();
+      const down = records.filter((r) => typeof r.msg === 'string' && (r.msg as string).startsWith(`pkcs11: token "${token.label}" is unavailable:`));
+      expect(down).toHaveLength(1);
+      expect(records.filter((r) => r.msg === `pkcs11: token "${token.label}" is available again`)).toHaveLength(1);
+      // key management works too, and a fresh manager sees the same key
+      expect(Buffer.from((await km.getKey(key.id))!.publicKeySpki).equals(Buffer.from(key.publicKeySpki))).toBe(true);
+      const k2 = await km.generateKey(uid('after'), 'ec-p384');
+      expect(verifyP1363(k2, data, await k2.sign(data))).toBe(true);
+    } finally {
+      restore();
+      await km.close();
+    }
+  });
+
+  it('two managers on two tokens of the module, signatures in flight when the token goes: both recover', async () => {
+    const a = await open({ sessions: 2 });
+    const b = await Pkcs11KeyManager.open({ module: token.module, tokenLabel: SECOND_LABEL, pin: SECOND_PIN, sessions: 3 });
+    try {
+      const ka = await a.generateKey(uid('two-out'), 'ec-p256');
+      const kb = await b.generateKey(uid('two-out'), 'ec-p384');
+      const data = randomBytes(32);
+      // 200 signatures racing the outage (the token goes while they are
+      // queued and in flight): each one either signs validly or fails with
+      // unavailable; none hangs, none gets another error.
+      const pending = Promise.allSettled(Array.from({ length: 200 }, (_, i) => (i % 2 ? ka : kb).sign(data)));
+      await new Promise((r) => setTimeout(r, 3));
+      const restore = token.takeAway();
+      try {
+        const results = await pending;
+        expect(results.some((r) => r.status === 'rejected')).toBe(true);
+        for (const [i, r] of results.entries()) {
+          if (r.status === 'fulfilled') expect(verifyP1363(i % 2 ? ka : kb, data, r.value)).toBe(true);
+          else expect(r.reason).toMatchObject({ code: 'unavailable' });
+        }
+        await expect(ka.sign(data)).rejects.toMatchObject({ code: 'unavailable' });
+        await expect(kb.sign(data)).rejects.toMatchObject({ code: 'unavailable' });
+      } finally {
+        restore();
+      }
+      const deadline = Date.now() + 15_000;
+      for (const k of [ka, kb]) {
+        let sig: Uint8Array | undefined;
+        while (!sig && Date.now() < deadline) {
+          sig = await k.sign(data).catch(() => undefined);
+          if (!sig) await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(sig, `${k.id} did not sign again within 15 s`).toBeDefined();
+        expect(verifyP1363(k, data, sig!)).toBe(true);
+      }
+      // and concurrently, on every session of both pools
+      const sigs = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? ka : kb).sign(data)));
+      sigs.forEach((sig, i) => expect(verifyP1363(i % 2 ? ka : kb, data, sig)).toBe(true));
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('stops retrying when the token refuses the pin after an outage (retries would lock it)', async () => {
+    const { logger, records } = captureLogger();
+    const km = await open({ logger });
+    const key = await km.generateKey(uid('pin'), 'ec-p256');
+    const changePin = (from: string, to: string) =>
+      execFileSync(
+        'pkcs11-tool',
+        ['--module', token.module, '--token-label', token.label, '--login', '--pin', from, '--change-pin', '--new-pin', to],
+        { env: token.env, stdio: 'pipe' },
+      );
+    changePin(token.pin, '98765');
+    try {
+      const restore = token.takeAway();
+      await expect(key.sign(randomBytes(8))).rejects.toMatchObject({ code: 'unavailable' });
+      restore();
+      // recovery finds the token back, logs in with the old pin, and stops
+      const deadline = Date.now() + 15_000;
+      let last: unknown;
+      while (Date.now() < deadline) {
+        last = await key.sign(randomBytes(8)).catch((e: unknown) => e);
+        if ((last as Error).message?.endsWith('not retrying (fix the pin and restart)')) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(last).toMatchObject({
+        code: 'unavailable',
+        message: `pkcs11: token "${token.label}" is unavailable: login to token "${token.label}" failed: incorrect pin; not retrying (fix the pin and restart)`,
+      });
+      await new Promise((r) => setTimeout(r, 2500)); // longer than the longest backoff
+      const refusals = records.filter((r) => r.msg === `pkcs11: token "${token.label}" refused the login; not retrying (fix the pin and restart)`);
+      expect(refusals).toHaveLength(1);
+      expect(km.recoveries).toBe(0);
+    } finally {
+      changePin('98765', token.pin);
+      await km.close();
+    }
+    // the pin still works (it was not locked by retries)
+    const again = await open();
+    await again.close();
+  });
+
+  it('a key deleted on a healthy token is still not_found, not an outage', async () => {
+    const a = await open();
+    const b = await open();
+    const id = uid('gone');
+    const key = await a.generateKey(id, 'ec-p256');
+    await b.deleteKey(id);
+    await expect(key.sign(randomBytes(8))).rejects.toMatchObject({
+      code: 'not_found',
+      message: `pkcs11: key "${id}" is no longer on token "${token.label}"`,
+    });
+    expect(a.unavailableReason).toBeUndefined();
+    await a.close();
+    await b.close();
   });
 });

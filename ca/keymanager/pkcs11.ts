@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { PKCS11, Template } from 'pkcs11js';
-import { AnchorageError, errorMessage, invalid } from '../../common/errors.js';
+import { AnchorageError, errorMessage, invalid, isAnchorageError } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import type { KeyHandle, KeyManager, KeyType } from './KeyManager.js';
 import { CURVES, checkKeyId, checkKeyType, closedError, digestFor, keyTypeFromEcParams, spkiFromEcPoint } from './ec.js';
@@ -30,6 +30,27 @@ export interface Pkcs11Module {
   readonly lib: PKCS11;
   /** The path as given to acquirePkcs11Module. */
   readonly path: string;
+  /**
+   * Bumped by every C_Finalize/C_Initialize of {@link reinitialize}. Session
+   * and object handles from an older generation name nothing (or, worse,
+   * something else once numbers are reused), so holders compare it before use.
+   */
+  readonly generation: number;
+  /** Whether the module is initialized now (a failed re-initialize leaves it not). */
+  readonly initialized: boolean;
+  /** Operations in flight on this module, across every user; a re-initialize waits for zero. */
+  readonly busy: number;
+  /** Marks an operation in flight (C_SignAsync runs on another thread); pair with leave(). */
+  enter(): void;
+  leave(): void;
+  /**
+   * C_Finalize (if initialized) then C_Initialize with CKF_OS_LOCKING_OK:
+   * the only way to make SoftHSM2 (and many HSM clients) see a token that
+   * came back. Callers must make sure nothing is in flight (busy === 0).
+   * Throws `unavailable` if C_Initialize fails; the module then stays
+   * uninitialized and a later call tries again.
+   */
+  reinitialize(): void;
   /** Drops this reference; the last one finalizes and unloads the module. */
   release(): void;
 }
@@ -39,9 +60,24 @@ interface LoadedModule {
   refs: number;
   /** False when something outside the registry initialized the library first; then it is not ours to finalize. */
   ownsInit: boolean;
+  initialized: boolean;
+  generation: number;
+  busy: number;
 }
 
 const loaded = new Map<string, LoadedModule>();
+
+function initializeModule(lib: PKCS11, path: string): 'ours' | 'theirs' {
+  try {
+    lib.C_Initialize({ flags: P.CKF_OS_LOCKING_OK });
+    return 'ours';
+  } catch (err) {
+    if (ckr(err) === 'CKR_CRYPTOKI_ALREADY_INITIALIZED') return 'theirs';
+    throw new AnchorageError('unavailable', `pkcs11: cannot initialize module ${path}: ${ckr(err) ?? errorMessage(err)}`, {
+      cause: err,
+    });
+  }
+}
 
 /**
  * Loads (once per process) and initializes a PKCS#11 module, ref-counted.
@@ -66,25 +102,25 @@ export function acquirePkcs11Module(path: string): Pkcs11Module {
       const detail = errorMessage(err).replace(`${path}: `, '');
       throw new AnchorageError('failed_precondition', `pkcs11: cannot load module ${path}: ${detail}`, { cause: err });
     }
-    let ownsInit = true;
+    let ownsInit: boolean;
     try {
-      lib.C_Initialize({ flags: P.CKF_OS_LOCKING_OK });
+      ownsInit = initializeModule(lib, path) === 'ours';
     } catch (err) {
-      if (ckr(err) === 'CKR_CRYPTOKI_ALREADY_INITIALIZED') {
-        ownsInit = false;
-      } else {
-        try {
-          lib.close();
-        } catch {
-          // already failing; the initialize error is the one to report
-        }
-        throw new AnchorageError('unavailable', `pkcs11: cannot initialize module ${path}: ${ckr(err) ?? errorMessage(err)}`, {
-          cause: err,
-        });
+      try {
+        lib.close();
+      } catch {
+        // already failing; the initialize error is the one to report
       }
+      throw err;
     }
-    mod = { lib, refs: 0, ownsInit };
+    mod = { lib, refs: 0, ownsInit, initialized: true, generation: 0, busy: 0 };
     loaded.set(key, mod);
+  } else if (!mod.initialized) {
+    // A re-initialize failed earlier (token outage); this user tries again.
+    initializeModule(mod.lib, path);
+    mod.initialized = true;
+    mod.ownsInit = true;
+    mod.generation++;
   }
   mod.refs++;
   const entry = mod;
@@ -92,6 +128,35 @@ export function acquirePkcs11Module(path: string): Pkcs11Module {
   return {
     lib: entry.lib,
     path,
+    get generation() {
+      return entry.generation;
+    },
+    get initialized() {
+      return entry.initialized;
+    },
+    get busy() {
+      return entry.busy;
+    },
+    enter: () => {
+      entry.busy++;
+    },
+    leave: () => {
+      entry.busy--;
+    },
+    reinitialize: () => {
+      if (entry.initialized) {
+        try {
+          entry.lib.C_Finalize();
+        } catch {
+          // A module that cannot finalize is re-initialized all the same.
+        }
+      }
+      entry.initialized = false;
+      entry.generation++;
+      initializeModule(entry.lib, path);
+      entry.initialized = true;
+      entry.ownsInit = true;
+    },
     release: () => {
       if (released) return;
       released = true;
@@ -99,7 +164,7 @@ export function acquirePkcs11Module(path: string): Pkcs11Module {
       if (entry.refs > 0) return;
       loaded.delete(key);
       try {
-        if (entry.ownsInit) entry.lib.C_Finalize();
+        if (entry.ownsInit && entry.initialized) entry.lib.C_Finalize();
       } catch {
         // Finalize failing at shutdown changes nothing for the caller.
       }
@@ -137,11 +202,29 @@ const SLOT_LOST = new Set(['CKR_DEVICE_REMOVED', 'CKR_TOKEN_NOT_PRESENT']);
 const HANDLE_INVALID = new Set(['CKR_KEY_HANDLE_INVALID', 'CKR_OBJECT_HANDLE_INVALID']);
 const UNAVAILABLE = new Set([
   ...SESSION_LOST,
+  'CKR_GENERAL_ERROR',
+  'CKR_CRYPTOKI_NOT_INITIALIZED',
+  'CKR_TOKEN_NOT_RECOGNIZED',
   'CKR_DEVICE_ERROR',
   'CKR_DEVICE_MEMORY',
   'CKR_HOST_MEMORY',
   'CKR_SESSION_COUNT',
   'CKR_FUNCTION_FAILED',
+]);
+
+/**
+ * The token or the module is in trouble, not the request: the fix is new
+ * sessions, a new login, handles found again and maybe a re-initialized
+ * module, which the manager does on its own (see Pkcs11KeyManager, recovery).
+ */
+const TOKEN_TROUBLE = new Set([
+  ...SESSION_LOST,
+  'CKR_DEVICE_ERROR',
+  'CKR_GENERAL_ERROR',
+  'CKR_FUNCTION_FAILED',
+  'CKR_CRYPTOKI_NOT_INITIALIZED',
+  'CKR_TOKEN_NOT_RECOGNIZED',
+  'CKR_DEVICE_MEMORY',
 ]);
 
 function p11Error(what: string, err: unknown): AnchorageError {
@@ -233,6 +316,8 @@ export interface Pkcs11Options {
 interface PoolSession {
   /** Open session, or null when it must be (re)opened before use. */
   handle: Handle | null;
+  /** Module generation the handle belongs to; a handle of an older one is dropped, never closed. */
+  gen: number;
   /** True once this slot has held a session: the next open is a reopen. */
   used: boolean;
 }
@@ -243,6 +328,8 @@ interface KeyEntry {
   readonly spki: Buffer;
   priv: Handle;
   pub: Handle;
+  /** Module generation of priv/pub; after a re-initialize they are looked up again by label. */
+  gen: number;
   deleted: boolean;
   handle?: KeyHandle;
 }
@@ -255,6 +342,33 @@ interface FoundKey {
   pub: Handle;
 }
 
+/** One key object found for an id, as #inspect sees it. */
+interface KeyObject {
+  h: Handle;
+  cls: 'private' | 'public';
+  /** Empty label, found through the CKA_ID derived from the id. */
+  unlabelled: boolean;
+  /**
+   * False for an object SoftHSM2 (and others) create before they write the
+   * template and the key: no curve (private) or no point (public). Such an
+   * object holds no key and can never be used; it is what a SIGKILL in the
+   * middle of C_GenerateKeyPair leaves behind.
+   */
+  finished: boolean;
+  params: Buffer;
+  point?: Buffer;
+}
+
+/** Everything on the token that belongs to one id. */
+interface Inspection {
+  privs: KeyObject[];
+  pubs: KeyObject[];
+  /** Unfinished key objects: never usable, always safe to destroy. */
+  remnants: KeyObject[];
+  /** Objects of other classes (certificates, data) that carry the label. */
+  others: number;
+}
+
 /** CK_STATE of a read/write session whose token is logged in as the user (pkcs11js does not export CKS_*). */
 const CKS_RW_USER_FUNCTIONS = 3;
 
@@ -262,10 +376,33 @@ const DEFAULT_SESSIONS = 4;
 const MAX_SESSIONS = 64;
 
 /**
+ * Recovery backoff after a token outage: the first retry comes quickly (most
+ * outages are a session or a reconnect), then doubles up to the cap, so a
+ * token that comes back is in use again within RECOVERY_MAX_MS.
+ */
+const RECOVERY_FIRST_MS = 100;
+const RECOVERY_MAX_MS = 2000;
+/** While operations are still in flight, a re-initialize waits this long and looks again. */
+const RECOVERY_DRAIN_MS = 20;
+
+/**
  * Keys in an HSM reached through PKCS#11. Keys are generated in the token as
  * sensitive, never-extractable objects; signing hashes locally and has the
  * token sign the digest (CKM_ECDSA) on a pool of logged-in sessions, so up to
  * `sessions` signatures run in parallel on the libuv threadpool.
+ *
+ * Key generation is atomic from the caller's point of view: CKA_LABEL and
+ * CKA_ID are in both generation templates, and what a crash in the middle
+ * leaves (an unfinished object, an unlabelled half, one half without the
+ * other) is recognized and cleaned up: unfinished unlabelled objects when the
+ * manager opens, the rest when the id is looked up or generated again.
+ *
+ * Token outages are recovered from without a restart: when an operation
+ * fails in a way that says the token, not the request, is at fault (see
+ * TOKEN_TROUBLE), the manager marks the token unavailable, fails every
+ * request fast with `unavailable`, and in the background drops its sessions,
+ * re-initializes the module if the token does not answer, logs in again and
+ * finds its keys again by label, with backoff. It logs each state change once.
  */
 export class Pkcs11KeyManager implements KeyManager {
   readonly kind = 'pkcs11' as const;
@@ -291,6 +428,13 @@ export class Pkcs11KeyManager implements KeyManager {
   #closed = false;
   #closing: Promise<void> | undefined;
   #reopens = 0;
+  /** Set while the token is unavailable: why, for the fail-fast error. */
+  #down: string | undefined;
+  #recoverTimer: NodeJS.Timeout | undefined;
+  #recoverDelay = RECOVERY_FIRST_MS;
+  #recoveries = 0;
+  /** Set when recovery stopped for good (the token refused the PIN). */
+  #gaveUp = false;
 
   private constructor(opts: Required<Omit<Pkcs11Options, 'logger'>> & { logger: Logger }, mod: Pkcs11Module, slot: Handle) {
     this.module = opts.module;
@@ -301,14 +445,15 @@ export class Pkcs11KeyManager implements KeyManager {
     this.#mod = mod;
     this.#lib = mod.lib;
     this.#slot = slot;
-    this.#pool = Array.from({ length: opts.sessions }, () => ({ handle: null, used: false }));
+    this.#pool = Array.from({ length: opts.sessions }, () => ({ handle: null, gen: mod.generation, used: false }));
     this.#free = [...this.#pool];
   }
 
   /**
    * Loads the module (shared per process), finds the token by label, logs in
    * and opens the session pool. Every failure names what to fix: the module
-   * path, the labels that do exist, or the PIN.
+   * path, the labels that do exist, or the PIN. Then removes unfinished,
+   * unlabelled key objects that an interrupted key generation left behind.
    */
   static async open(opts: Pkcs11Options): Promise<Pkcs11KeyManager> {
     const sessions = opts.sessions ?? DEFAULT_SESSIONS;
@@ -341,6 +486,7 @@ export class Pkcs11KeyManager implements KeyManager {
       // Opening every session now, not lazily, makes a wrong PIN or a full
       // token fail at startup instead of on the first signature.
       for (const ps of km.#pool) km.#ensureOpen(ps);
+      km.#sweepRemnants(km.#pool[0]!.handle!);
     } catch (err) {
       if (km) km.#closeSessions();
       mod.release();
@@ -355,6 +501,23 @@ export class Pkcs11KeyManager implements KeyManager {
     return this.#reopens;
   }
 
+  /** How many times the manager recovered from a token outage; for metrics and tests. */
+  get recoveries(): number {
+    return this.#recoveries;
+  }
+
+  /** Why the token is unavailable now, or undefined when it is in use. */
+  get unavailableReason(): string | undefined {
+    return this.#down;
+  }
+
+  /**
+   * Generates the key pair with label and CKA_ID in both templates, so the
+   * token never holds a labelled half of it. Remains of an interrupted
+   * generation under this id (one half alone, unfinished objects) are
+   * destroyed first: no certificate can name them, since callers generate
+   * only for ids that no record trusts yet (the CA journal's `preparing`).
+   */
   async generateKey(id: string, type: KeyType): Promise<KeyHandle> {
     this.#checkOpen();
     checkKeyId(id);
@@ -362,21 +525,19 @@ export class Pkcs11KeyManager implements KeyManager {
     return this.#serial(() =>
       this.#withSession(`generating key "${id}"`, undefined, async (s) => {
         const label = Buffer.from(id, 'utf8');
-        // Any object with the label blocks it, not only a complete pair: a
-        // second pair under one label would make every later lookup ambiguous.
-        const taken = this.#findObjects(s, [{ type: P.CKA_LABEL, value: label }]);
-        if (taken.length > 0) {
-          const hasPrivate = this.#findObjects(s, [
-            { type: P.CKA_CLASS, value: P.CKO_PRIVATE_KEY },
-            { type: P.CKA_LABEL, value: label },
-          ]).length > 0;
+        const found = this.#inspect(s, id);
+        if (found.others > 0) {
+          // A certificate or data object under the label is someone else's.
           throw new AnchorageError(
             'already_exists',
-            hasPrivate
-              ? `pkcs11: key "${id}" already exists on token "${this.tokenLabel}"`
-              : `pkcs11: label "${id}" is already used by ${taken.length} other object(s) on token "${this.tokenLabel}"`,
+            `pkcs11: label "${id}" is already used by ${found.others} other object(s) on token "${this.tokenLabel}"`,
           );
         }
+        if (found.privs.length > 0 && found.pubs.length > 0) {
+          throw new AnchorageError('already_exists', `pkcs11: key "${id}" already exists on token "${this.tokenLabel}"`);
+        }
+        const leftovers = [...found.privs, ...found.pubs, ...found.remnants];
+        if (leftovers.length > 0) this.#destroy(s, id, leftovers, 'the remains of an interrupted key generation');
         const curve = CURVES[type];
         const ckaId = ckaIdFor(id);
         const publicTemplate: Template = [
@@ -423,13 +584,28 @@ export class Pkcs11KeyManager implements KeyManager {
     );
   }
 
+  /**
+   * Finds a key pair by id. Only a whole pair counts: one half alone, or
+   * unfinished objects, are what an interrupted generation left, and give
+   * undefined (generateKey then replaces them). Two private or two public
+   * keys under one id fail with failed_precondition: which one a certificate
+   * names is for the operator to decide.
+   */
   async getKey(id: string): Promise<KeyHandle | undefined> {
     this.#checkOpen();
     checkKeyId(id);
-    return this.#withSession(`looking up key "${id}"`, undefined, async (s) => {
-      const found = this.#loadKey(s, id);
-      return found ? this.#remember(id, found).handle : this.#forget(id);
-    });
+    const found = await this.#withSession(`looking up key "${id}"`, undefined, async (s) => this.#loadKey(s, id));
+    if (found === 'repair') {
+      // Repairs write to the token: serialized with generateKey/deleteKey,
+      // so a generation in flight is never mistaken for its own remains.
+      return this.#serial(() =>
+        this.#withSession(`looking up key "${id}"`, undefined, async (s) => {
+          const again = this.#loadKey(s, id, true);
+          return again && again !== 'repair' ? this.#remember(id, again).handle : this.#forget(id);
+        }),
+      );
+    }
+    return found ? this.#remember(id, found).handle : this.#forget(id);
   }
 
   async listKeys(): Promise<KeyHandle[]> {
@@ -449,7 +625,7 @@ export class Pkcs11KeyManager implements KeyManager {
       for (const id of [...ids].sort()) {
         try {
           const found = this.#loadKey(s, id);
-          if (found) out.push(this.#remember(id, found).handle!);
+          if (found && found !== 'repair') out.push(this.#remember(id, found).handle!);
         } catch (err) {
           // Keys this manager did not make (other curves, no public half) are
           // not ours to list; say so once instead of failing the whole list.
@@ -465,20 +641,11 @@ export class Pkcs11KeyManager implements KeyManager {
     checkKeyId(id);
     await this.#serial(() =>
       this.#withSession(`deleting key "${id}"`, undefined, async (s) => {
-        const label = Buffer.from(id, 'utf8');
-        const objects = [
-          ...this.#findObjects(s, [
-            { type: P.CKA_CLASS, value: P.CKO_PRIVATE_KEY },
-            { type: P.CKA_LABEL, value: label },
-          ]),
-          ...this.#findObjects(s, [
-            { type: P.CKA_CLASS, value: P.CKO_PUBLIC_KEY },
-            { type: P.CKA_LABEL, value: label },
-          ]),
-        ];
-        for (const h of objects) {
+        const found = this.#inspect(s, id);
+        const objects = [...found.privs, ...found.pubs, ...found.remnants];
+        for (const o of objects) {
           try {
-            this.#lib.C_DestroyObject(s, h);
+            this.#lib.C_DestroyObject(s, o.h);
           } catch (err) {
             if (!HANDLE_INVALID.has(ckr(err) ?? '')) throw err;
           }
@@ -497,6 +664,7 @@ export class Pkcs11KeyManager implements KeyManager {
   async close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;
+      if (this.#recoverTimer) clearTimeout(this.#recoverTimer);
       for (const w of this.#waiters.splice(0)) w.reject(closedError('pkcs11'));
       if (this.#busy > 0) await new Promise<void>((resolve) => (this.#onDrained = resolve));
       this.#closeSessions();
@@ -515,7 +683,7 @@ export class Pkcs11KeyManager implements KeyManager {
    */
   _dropSessionsForTest(): void {
     for (const ps of this.#pool) {
-      if (!ps.handle) continue;
+      if (!ps.handle || ps.gen !== this.#mod.generation) continue;
       try {
         this.#lib.C_CloseSession(ps.handle);
       } catch {
@@ -541,6 +709,9 @@ export class Pkcs11KeyManager implements KeyManager {
     const { size } = CURVES[entry.type];
     const digest = digestFor(entry.type, data);
     return this.#withSession(`signing with key "${entry.id}"`, entry, async (s) => {
+      // Object handles die with a re-initialized module: find the key again.
+      // An integer compare, no PKCS#11 call, on the hot path.
+      if (entry.gen !== this.#mod.generation && !this.#refreshKey(s, entry)) throw this.#keyVanished(entry, 'CKR_OBJECT_HANDLE_INVALID');
       this.#lib.C_SignInit(s, { mechanism: P.CKM_ECDSA }, entry.priv);
       const sig = await this.#lib.C_SignAsync(s, digest, Buffer.alloc(2 * size));
       if (sig.length !== 2 * size) {
@@ -557,10 +728,11 @@ export class Pkcs11KeyManager implements KeyManager {
     if (cached && !cached.deleted && cached.type === found.type && cached.spki.equals(found.spki)) {
       cached.priv = found.priv;
       cached.pub = found.pub;
+      cached.gen = this.#mod.generation;
       return cached;
     }
     if (cached) cached.deleted = true; // a different key now has this label
-    const entry: KeyEntry = { id, ...found, deleted: false };
+    const entry: KeyEntry = { id, ...found, gen: this.#mod.generation, deleted: false };
     entry.handle = this.#handleFor(entry);
     this.#keys.set(id, entry);
     return entry;
@@ -573,30 +745,123 @@ export class Pkcs11KeyManager implements KeyManager {
     return undefined;
   }
 
-  /** Finds a key pair by label: exactly one EC private key and one public key. */
-  #loadKey(s: Handle, id: string): FoundKey | undefined {
-    const label = Buffer.from(id, 'utf8');
-    const privs = this.#findObjects(s, [
-      { type: P.CKA_CLASS, value: P.CKO_PRIVATE_KEY },
-      { type: P.CKA_LABEL, value: label },
-    ]);
-    if (privs.length === 0) return undefined;
+  /** Reads one attribute; undefined if the token will not give it (absent, sensitive). */
+  #attr(s: Handle, h: Handle, type: number): Buffer | undefined {
+    try {
+      return this.#lib.C_GetAttributeValue(s, h, [{ type }])[0]?.value;
+    } catch (err) {
+      const code = ckr(err);
+      if (code === 'CKR_ATTRIBUTE_TYPE_INVALID' || code === 'CKR_ATTRIBUTE_SENSITIVE') return undefined;
+      throw err;
+    }
+  }
+
+  /** Describes an EC key object; undefined for anything else (another key type, a certificate). */
+  #describe(s: Handle, h: Handle, unlabelled: boolean): KeyObject | undefined {
+    const cls = attrUlong(this.#attr(s, h, P.CKA_CLASS));
+    if (cls !== P.CKO_PRIVATE_KEY && cls !== P.CKO_PUBLIC_KEY) return undefined;
+    // An object killed while its default attributes were being written may
+    // not even have a key type yet; one that names another type is not ours.
+    const keyType = attrUlong(this.#attr(s, h, P.CKA_KEY_TYPE));
+    if (keyType !== P.CKK_EC && keyType !== -1) return undefined;
+    const params = this.#attr(s, h, P.CKA_EC_PARAMS) ?? Buffer.alloc(0);
+    if (cls === P.CKO_PRIVATE_KEY) return { h, cls: 'private', unlabelled, finished: params.length > 0, params };
+    const point = this.#attr(s, h, P.CKA_EC_POINT) ?? Buffer.alloc(0);
+    return { h, cls: 'public', unlabelled, finished: params.length > 0 && point.length > 0, params, point };
+  }
+
+  /**
+   * Everything on the token that belongs to `id`: objects labelled with it,
+   * and key objects with an empty label whose CKA_ID is the one derived from
+   * it (a half whose label was lost).
+   */
+  #inspect(s: Handle, id: string): Inspection {
+    const out: Inspection = { privs: [], pubs: [], remnants: [], others: 0 };
+    const add = (o: KeyObject | undefined) => {
+      if (!o) return false;
+      if (!o.finished) out.remnants.push(o);
+      else (o.cls === 'private' ? out.privs : out.pubs).push(o);
+      return true;
+    };
+    for (const h of this.#findObjects(s, [{ type: P.CKA_LABEL, value: Buffer.from(id, 'utf8') }])) {
+      if (!add(this.#describe(s, h, false))) out.others++;
+    }
+    for (const h of this.#findObjects(s, [
+      { type: P.CKA_ID, value: ckaIdFor(id) },
+      { type: P.CKA_LABEL, value: Buffer.alloc(0) },
+    ])) {
+      add(this.#describe(s, h, true));
+    }
+    return out;
+  }
+
+  /**
+   * Finds a key pair by id: exactly one finished EC private key and one
+   * public key. Returns 'repair' when the pair is whole but has remnants or
+   * an unlabelled half beside it (unless `repair`: then it fixes them).
+   */
+  #loadKey(s: Handle, id: string, repair = false): FoundKey | 'repair' | undefined {
+    const found = this.#inspect(s, id);
     const fail = (why: string) => new AnchorageError('failed_precondition', `pkcs11: key "${id}" on token "${this.tokenLabel}" ${why}`);
-    if (privs.length > 1) throw fail(`is ambiguous: ${privs.length} private keys have that label`);
-    const priv = privs[0]!;
-    const [keyType, privParams] = this.#lib.C_GetAttributeValue(s, priv, [{ type: P.CKA_KEY_TYPE }, { type: P.CKA_EC_PARAMS }]);
-    if (attrUlong(keyType?.value) !== P.CKK_EC) throw fail('is not an ec key');
-    const type = keyTypeFromEcParams(privParams!.value);
+    if (found.privs.length > 1) throw fail(`is ambiguous: ${found.privs.length} private keys have that label`);
+    if (found.pubs.length > 1) throw fail(`is ambiguous: ${found.pubs.length} public keys have that label`);
+    const priv = found.privs[0];
+    const pub = found.pubs[0];
+    if (!priv || !pub) {
+      if (priv || pub || found.remnants.length > 0) {
+        this.#logger.warn(
+          { id, token: this.tokenLabel, private: found.privs.length, public: found.pubs.length, unfinished: found.remnants.length },
+          'pkcs11: key is incomplete (an interrupted key generation); generating it again replaces it',
+        );
+      }
+      return undefined;
+    }
+    const type = keyTypeFromEcParams(priv.params);
     if (!type) throw fail('is on a curve other than p-256 or p-384');
-    const pubs = this.#findObjects(s, [
-      { type: P.CKA_CLASS, value: P.CKO_PUBLIC_KEY },
-      { type: P.CKA_LABEL, value: label },
-    ]);
-    if (pubs.length !== 1) throw fail(pubs.length === 0 ? 'has no public key object' : `is ambiguous: ${pubs.length} public keys have that label`);
-    const pub = pubs[0]!;
-    const [pubParams, point] = this.#lib.C_GetAttributeValue(s, pub, [{ type: P.CKA_EC_PARAMS }, { type: P.CKA_EC_POINT }]);
-    if (!pubParams!.value.equals(privParams!.value)) throw fail('has public and private halves on different curves');
-    return { type, spki: spkiFromEcPoint(type, point!.value), priv, pub };
+    if (!pub.params.equals(priv.params)) throw fail('has public and private halves on different curves');
+    if (found.remnants.length > 0 || priv.unlabelled || pub.unlabelled) {
+      if (!repair) return 'repair';
+      if (found.remnants.length > 0) this.#destroy(s, id, found.remnants, 'unfinished objects of an interrupted key generation');
+      for (const half of [priv, pub].filter((o) => o.unlabelled)) {
+        // The pair is whole and its CKA_ID is ours: give the half its label back.
+        this.#lib.C_SetAttributeValue(s, half.h, [{ type: P.CKA_LABEL, value: Buffer.from(id, 'utf8') }]);
+        this.#logger.warn({ id, token: this.tokenLabel, half: half.cls }, 'pkcs11: restored the label of a key half that had lost it');
+      }
+    }
+    return { type, spki: spkiFromEcPoint(type, pub.point!), priv: priv.h, pub: pub.h };
+  }
+
+  #destroy(s: Handle, id: string, objects: KeyObject[], what: string): void {
+    for (const o of objects) {
+      try {
+        this.#lib.C_DestroyObject(s, o.h);
+      } catch (err) {
+        if (!HANDLE_INVALID.has(ckr(err) ?? '')) throw err;
+      }
+    }
+    this.#logger.warn(
+      { id, token: this.tokenLabel, objects: objects.map((o) => `${o.cls}${o.finished ? '' : ' (unfinished)'}${o.unlabelled ? ' (unlabelled)' : ''}`) },
+      `pkcs11: destroyed ${what}`,
+    );
+  }
+
+  /**
+   * Destroys unlabelled EC key objects that hold no key (no curve, no point):
+   * what SoftHSM2 leaves when killed inside C_GenerateKeyPair, before it
+   * wrote the template. No lookup can reach them; they only fill the token.
+   */
+  #sweepRemnants(s: Handle): void {
+    const remnants: KeyObject[] = [];
+    for (const cls of [P.CKO_PRIVATE_KEY, P.CKO_PUBLIC_KEY]) {
+      for (const h of this.#findObjects(s, [
+        { type: P.CKA_CLASS, value: cls },
+        { type: P.CKA_LABEL, value: Buffer.alloc(0) },
+      ])) {
+        const o = this.#describe(s, h, true);
+        if (o && !o.finished) remnants.push(o);
+      }
+    }
+    if (remnants.length > 0) this.#destroy(s, '', remnants, 'unlabelled, unfinished key objects of interrupted key generations');
   }
 
   /** Runs a whole find (init, collect, final) synchronously, so nothing else can use the session's find state meanwhile. */
@@ -620,23 +885,34 @@ export class Pkcs11KeyManager implements KeyManager {
   /**
    * Runs `op` on a session of the pool. A lost session (closed, logged out,
    * token re-inserted) is reopened and the op retried once; stale key
-   * handles are looked up again by label and the op retried once.
+   * handles are looked up again by label and the op retried once. Anything
+   * beyond that which says the token is in trouble marks it unavailable and
+   * starts the background recovery; while it is unavailable every op fails
+   * fast with `unavailable`, without touching the token.
    */
   async #withSession<T>(what: string, entry: KeyEntry | undefined, op: (s: Handle) => Promise<T>): Promise<T> {
+    if (this.#down !== undefined) throw this.#unavailable();
     const ps = await this.#acquire();
+    this.#mod.enter();
     try {
       let sessionRetried = false;
       let handleRetried = false;
       for (;;) {
+        if (this.#down !== undefined) throw this.#unavailable();
         let s: Handle;
         try {
           s = this.#ensureOpen(ps);
         } catch (err) {
+          const code = ckr(err instanceof AnchorageError ? err.cause : err);
+          if (!this.#closed && ((code !== undefined && TOKEN_TROUBLE.has(code)) || isTokenGone(err))) {
+            throw this.#goDown(`${what} failed: ${code ?? errorMessage(err)}`);
+          }
           throw err instanceof AnchorageError ? err : p11Error(what, err);
         }
         try {
           return await op(s);
         } catch (err) {
+          if (err instanceof AnchorageError) throw err;
           const code = ckr(err);
           if (code === undefined || this.#closed) throw p11Error(what, err);
           if (SESSION_LOST.has(code) && !sessionRetried) {
@@ -646,35 +922,147 @@ export class Pkcs11KeyManager implements KeyManager {
           }
           if (entry && HANDLE_INVALID.has(code) && !handleRetried) {
             handleRetried = true;
-            this.#refreshKey(s, entry);
-            continue;
+            if (this.#refreshKey(s, entry)) continue;
+            throw this.#keyVanished(entry, code);
           }
+          if (TOKEN_TROUBLE.has(code)) throw this.#goDown(`${what} failed: ${code}`);
           throw p11Error(what, err);
         }
       }
     } finally {
+      this.#mod.leave();
       this.#release(ps);
     }
   }
 
-  #refreshKey(s: Handle, entry: KeyEntry): void {
-    let found: FoundKey | undefined;
+  /**
+   * Looks a cached key up again by label after its handle went stale. True
+   * if found (handles updated); throws not_found if another key took the
+   * label; false if nothing has the label, which #keyVanished sorts out.
+   */
+  #refreshKey(s: Handle, entry: KeyEntry): boolean {
+    let found: FoundKey | 'repair' | undefined;
     try {
       found = this.#loadKey(s, entry.id);
     } catch (err) {
       throw p11Error(`looking up key "${entry.id}" again`, err);
     }
-    if (!found || found.type !== entry.type || !found.spki.equals(entry.spki)) {
-      entry.deleted = true;
-      if (this.#keys.get(entry.id) === entry) this.#keys.delete(entry.id);
+    if (found === 'repair') found = undefined;
+    if (!found) return false;
+    if (found.type !== entry.type || !found.spki.equals(entry.spki)) {
+      this.#markDeleted(entry);
       throw new AnchorageError('not_found', `pkcs11: key "${entry.id}" is no longer on token "${this.tokenLabel}"`);
     }
     entry.priv = found.priv;
     entry.pub = found.pub;
+    entry.gen = this.#mod.generation;
+    return true;
+  }
+
+  /**
+   * A cached key is not on the token any more. Either it was deleted, or the
+   * token is in trouble and shows nothing (SoftHSM2 whose token directory
+   * went away answers finds with nothing and C_GetTokenInfo with
+   * CKR_GENERAL_ERROR, and stays so until re-initialized). The token's own
+   * answer tells which; only a healthy token gets to say "deleted".
+   */
+  #keyVanished(entry: KeyEntry, code: string): AnchorageError {
+    try {
+      this.#lib.C_GetTokenInfo(this.#slot);
+    } catch (err) {
+      return this.#goDown(`key "${entry.id}" cannot be found (${code}) and the token answers ${ckr(err) ?? errorMessage(err)}`);
+    }
+    this.#markDeleted(entry);
+    return new AnchorageError('not_found', `pkcs11: key "${entry.id}" is no longer on token "${this.tokenLabel}"`);
+  }
+
+  #markDeleted(entry: KeyEntry): void {
+    entry.deleted = true;
+    if (this.#keys.get(entry.id) === entry) this.#keys.delete(entry.id);
+  }
+
+  #unavailable(): AnchorageError {
+    const next = this.#gaveUp ? 'not retrying (fix the pin and restart)' : 'retrying';
+    return new AnchorageError('unavailable', `pkcs11: token "${this.tokenLabel}" is unavailable: ${this.#down}; ${next}`);
+  }
+
+  /** Marks the token unavailable (logging only the transition) and schedules recovery. */
+  #goDown(reason: string): AnchorageError {
+    if (this.#down === undefined) {
+      this.#down = reason;
+      this.#recoverDelay = RECOVERY_FIRST_MS;
+      this.#logger.warn({ token: this.tokenLabel, reason }, `pkcs11: token "${this.tokenLabel}" is unavailable: ${reason}; retrying`);
+      this.#scheduleRecovery(0);
+    }
+    return this.#unavailable();
+  }
+
+  #scheduleRecovery(delay: number): void {
+    if (this.#closed || this.#recoverTimer) return;
+    this.#recoverTimer = setTimeout(() => {
+      this.#recoverTimer = undefined;
+      this.#recover();
+    }, delay);
+    this.#recoverTimer.unref();
+  }
+
+  /**
+   * One recovery attempt: new sessions, a new login, every cached key found
+   * again by label; and when the token does not answer, a re-initialized
+   * module first. Runs only when nothing is in flight on the module, since
+   * C_Finalize under a running C_Sign is undefined behaviour.
+   */
+  #recover(): void {
+    if (this.#closed || this.#down === undefined) return;
+    if (this.#busy > 0 || this.#mod.busy > 0) {
+      this.#scheduleRecovery(RECOVERY_DRAIN_MS);
+      return;
+    }
+    this.#closeSessions();
+    try {
+      let healthy = this.#mod.initialized;
+      if (healthy) {
+        try {
+          this.#lib.C_GetTokenInfo(this.#slot);
+        } catch {
+          healthy = false;
+        }
+      }
+      if (!healthy) this.#mod.reinitialize();
+      this.#slot = findSlot(this.#lib, this.tokenLabel);
+      this.#slotStale = false;
+      for (const ps of this.#pool) this.#ensureOpen(ps);
+      const s = this.#pool[0]!.handle!;
+      for (const entry of [...this.#keys.values()]) {
+        if (!this.#refreshKey(s, entry)) {
+          this.#markDeleted(entry);
+          this.#logger.warn({ id: entry.id, token: this.tokenLabel }, 'pkcs11: key is no longer on the token after recovery');
+        }
+      }
+    } catch (err) {
+      this.#closeSessions();
+      const detail = err instanceof AnchorageError ? err.message.replace(/^pkcs11: /, '') : (ckr(err) ?? errorMessage(err));
+      this.#logger.debug({ token: this.tokenLabel, err: detail, retryMs: this.#recoverDelay }, 'pkcs11: token still unavailable');
+      this.#down = `${detail}`;
+      if (isAnchorageError(err, 'permission_denied')) {
+        // A wrong or locked PIN does not heal, and every retry would count
+        // towards locking it: stop, and say so.
+        this.#gaveUp = true;
+        this.#logger.error({ token: this.tokenLabel, err: detail }, `pkcs11: token "${this.tokenLabel}" refused the login; not retrying (fix the pin and restart)`);
+        return;
+      }
+      const delay = this.#recoverDelay;
+      this.#recoverDelay = Math.min(this.#recoverDelay * 2, RECOVERY_MAX_MS);
+      this.#scheduleRecovery(delay);
+      return;
+    }
+    this.#down = undefined;
+    this.#recoveries++;
+    this.#logger.info({ token: this.tokenLabel }, `pkcs11: token "${this.tokenLabel}" is available again`);
   }
 
   #discardSession(ps: PoolSession, code: string): void {
-    if (ps.handle) {
+    if (ps.handle && ps.gen === this.#mod.generation) {
       try {
         this.#lib.C_CloseSession(ps.handle);
       } catch {
@@ -688,7 +1076,13 @@ export class Pkcs11KeyManager implements KeyManager {
 
   /** Returns the slot's open session, opening it (and logging in) if needed. Synchronous on purpose: no other op can interleave. */
   #ensureOpen(ps: PoolSession): Handle {
-    if (ps.handle) return ps.handle;
+    const gen = this.#mod.generation;
+    if (ps.handle) {
+      if (ps.gen === gen) return ps.handle;
+      // Opened before a re-initialize: the number may now be someone else's session.
+      ps.handle = null;
+      this.#slotStale = true;
+    }
     if (this.#slotStale) {
       this.#slot = findSlot(this.#lib, this.tokenLabel);
       this.#slotStale = false;
@@ -721,6 +1115,7 @@ export class Pkcs11KeyManager implements KeyManager {
     if (ps.used) this.#reopens++;
     ps.used = true;
     ps.handle = s;
+    ps.gen = gen;
     return s;
   }
 
@@ -748,10 +1143,12 @@ export class Pkcs11KeyManager implements KeyManager {
   #closeSessions(): void {
     for (const ps of this.#pool) {
       if (!ps.handle) continue;
-      try {
-        this.#lib.C_CloseSession(ps.handle);
-      } catch {
-        // closing anyway
+      if (ps.gen === this.#mod.generation && this.#mod.initialized) {
+        try {
+          this.#lib.C_CloseSession(ps.handle);
+        } catch {
+          // closing anyway
+        }
       }
       ps.handle = null;
     }
@@ -766,4 +1163,9 @@ export class Pkcs11KeyManager implements KeyManager {
   #checkOpen(): void {
     if (this.#closed) throw closedError('pkcs11');
   }
+}
+
+/** The token is not there at all (no slot has its label): an outage once the manager is open. */
+function isTokenGone(err: unknown): boolean {
+  return err instanceof AnchorageError && err.code === 'not_found' && err.message.startsWith('pkcs11: no token labelled');
 }

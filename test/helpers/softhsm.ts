@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -21,6 +21,15 @@ export interface SoftHsmToken {
   soPin: string;
   /** Environment for child processes (SOFTHSM2_CONF set). */
   env: NodeJS.ProcessEnv;
+  /** The token directory (directories.tokendir) that holds every token of this store. */
+  tokensDir: string;
+  /**
+   * A token outage as a running process sees it: renames the token directory
+   * away, so SoftHSM2 answers CKR_OBJECT_HANDLE_INVALID, empty finds and
+   * CKR_GENERAL_ERROR until it is back and the module re-initialized.
+   * Returns the function that brings it back (idempotent).
+   */
+  takeAway(): () => void;
   /** Adds another token to the same store (same conf). */
   addToken(label: string, pin: string): void;
   cleanup(): void;
@@ -61,6 +70,17 @@ export function createSoftHsmToken(label = 'anchorage-test', pin = '1234', soPin
     pin,
     soPin,
     env,
+    tokensDir: tokens,
+    takeAway: () => {
+      const away = `${tokens}.away`;
+      renameSync(tokens, away);
+      let back = false;
+      return () => {
+        if (back) return;
+        back = true;
+        renameSync(away, tokens);
+      };
+    },
     addToken,
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
