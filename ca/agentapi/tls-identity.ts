@@ -12,6 +12,9 @@ type IdentityListener = grpc.experimental.IdentityCertificateUpdateListener;
 
 /** The agent API's TLS identity lives for this long; renewed at half-life. */
 export const SERVER_SVID_TTL = 3600;
+/** Backoff between failed renewals of that identity: 5 s doubling to 60 s, without end. */
+const RENEW_RETRY_MIN_MS = 5_000;
+const RENEW_RETRY_MAX_MS = 60_000;
 
 /**
  * The server's own X509-SVID (`spiffe://<td>/anchorage/server`) for the agent
@@ -31,6 +34,8 @@ export class ServerTlsIdentity implements CertificateProvider {
   private readonly idListeners = new Set<IdentityListener>();
   private identity: { certificate: Buffer; privateKey: Buffer; notAfter: number } | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private retryMs = RENEW_RETRY_MIN_MS;
   private readonly onBundle = () => this.emitCa();
 
   constructor(opts: { ca: CaManager; minter: Minter; logger: Logger }) {
@@ -46,6 +51,7 @@ export class ServerTlsIdentity implements CertificateProvider {
   }
 
   close(): void {
+    this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.ca.off('bundle', this.onBundle);
   }
@@ -63,13 +69,25 @@ export class ServerTlsIdentity implements CertificateProvider {
       notAfter: minted.notAfter,
     };
     for (const l of this.idListeners) l(this.identity);
-    const lifetime = minted.notAfter * 1000 - Date.now();
+    this.retryMs = RENEW_RETRY_MIN_MS;
+    this.schedule(Math.max(1000, (minted.notAfter * 1000 - Date.now()) / 2));
+  }
+
+  /**
+   * Renewal is retried until it succeeds (a token outage can outlast any fixed
+   * number of tries), backing off so an outage is not hammered; the current
+   * certificate keeps serving meanwhile.
+   */
+  private schedule(delayMs: number): void {
+    if (this.closed) return;
     this.timer = setTimeout(() => {
       this.renew().catch((err) => {
-        this.log.error({ err }, 'agent api: renewing the server TLS certificate failed; retrying in 30 s');
-        this.timer = setTimeout(() => void this.renew().catch(() => undefined), 30_000).unref();
+        const wait = this.retryMs;
+        this.retryMs = Math.min(this.retryMs * 2, RENEW_RETRY_MAX_MS);
+        this.log.error({ err, retryInMs: wait }, 'agent api: renewing the server TLS certificate failed; retrying');
+        this.schedule(wait);
       });
-    }, Math.max(1000, lifetime / 2)).unref();
+    }, delayMs).unref();
   }
 
   /** PEM of the trust anchors agents' SVIDs must chain to. */
