@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { AnchorageError } from '../common/errors.js';
-import { codeForStatus } from '../common/grpc.js';
+import { answeredByServer, codeForStatus } from '../common/grpc.js';
 import { loadAdminProto } from '../proto/load.js';
 import type { MethodDefinition } from '@grpc/proto-loader';
 import type { AdminClient, AdminDefinition } from '../proto/gen/anchorage/admin/v1/Admin.js';
@@ -34,7 +34,8 @@ export class Admin {
       ) => grpc.ClientUnaryCall;
       fn.call(this.client, request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
         if (err) {
-          const detail = err.code === grpc.status.UNAVAILABLE ? `cannot reach the server at ${this.socket}: ${err.details}` : err.details;
+          // A server that answers UNAVAILABLE (token down, disk full) was reached; say so only when none answered.
+          const detail = err.code === grpc.status.UNAVAILABLE && !answeredByServer(err) ? `cannot reach the server at ${this.socket}: ${err.details}` : err.details;
           reject(new AnchorageError(codeForStatus(err.code), detail));
         } else resolve(res as Res<K>);
       });

@@ -14,6 +14,19 @@ const STATUS_FOR: Record<ErrorCode, status> = {
 };
 
 /**
+ * Trailer naming the AnchorageError code of a status our own handler returned.
+ * A client tells "the server answered UNAVAILABLE" (a token outage, a full
+ * disk) from "no server answered" (grpc-js makes those statuses locally,
+ * without trailers) by its presence.
+ */
+export const ERROR_CODE_TRAILER = 'anchorage-error-code';
+
+/** True when a status came from one of our handlers rather than from the transport. */
+export function answeredByServer(err: Pick<ServiceError, 'metadata'>): boolean {
+  return (err.metadata?.get(ERROR_CODE_TRAILER).length ?? 0) > 0;
+}
+
+/**
  * The one place errors become gRPC statuses. Anything that is not an
  * AnchorageError is a bug: it is logged with its stack and the caller sees a
  * generic INTERNAL, never the internals.
@@ -21,7 +34,9 @@ const STATUS_FOR: Record<ErrorCode, status> = {
 export function toServiceError(err: unknown, log: Logger, method: string): Partial<ServiceError> {
   if (err instanceof AnchorageError) {
     if (err.code === 'internal' || err.code === 'unavailable') log.error({ err, method }, 'request failed');
-    return { code: STATUS_FOR[err.code], details: err.message, metadata: new Metadata() };
+    const metadata = new Metadata();
+    metadata.set(ERROR_CODE_TRAILER, err.code);
+    return { code: STATUS_FOR[err.code], details: err.message, metadata };
   }
   log.error({ err, method }, 'unexpected error');
   return { code: status.INTERNAL, details: `internal error in ${method}`, metadata: new Metadata() };

@@ -1,5 +1,9 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { assertBuilt, cli } from '../helpers/process.js';
+import { assertBuilt, cli, cliAsync } from '../helpers/process.js';
 
 describe('anchorage command line', () => {
   assertBuilt();
@@ -35,5 +39,22 @@ describe('anchorage command line', () => {
     const r = cli(['entry', 'list', '-c', '/nonexistent/server.yaml']);
     expect(r.code).toBe(1);
     expect(r.stderr.trim()).toBe('anchorage: config: cannot read /nonexistent/server.yaml: ENOENT');
+  });
+
+  it('says "cannot reach the server" only when no server answered', async () => {
+    // A socket whose listener speaks no gRPC: the transport fails, grpc-js makes UNAVAILABLE itself.
+    const dir = mkdtempSync(join(tmpdir(), 'anchorage-cli-'));
+    const socket = join(dir, 'admin.sock');
+    const mute = createServer((c) => c.destroy());
+    await new Promise<void>((r) => mute.listen(socket, r));
+    try {
+      const r = await cliAsync(['entry', 'list', '--socket', socket]);
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(new RegExp(`^anchorage: cannot reach the server at ${socket.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
+    } finally {
+      mute.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
