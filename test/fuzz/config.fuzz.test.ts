@@ -154,7 +154,7 @@ function textMutated(base: Record<string, unknown>) {
   });
 }
 
-const RUNS = 700;
+const RUNS = 400;
 
 describe('fuzz: config files (ca/config.ts, node-agent/config.ts)', () => {
   for (const [which, valid] of [
