@@ -158,9 +158,8 @@ describe('fuzz: CSR DER (ca/x509/csr.ts)', () => {
             }
             if (der.equals(before)) return;
             const got = await outcomeAsync(() => parseCsr(der));
-            // Changing a length can leave valid DER only when it moves bytes
-            // between siblings of one SEQUENCE; even then the signed bytes
-            // changed, so the request must never be accepted.
+            // A changed length either breaks the structure or moves bytes
+            // between siblings, which changes what was signed: never accepted.
             expect(got.ok, `accepted tampered length at ${t.lenPos}: ${der.toString('hex')}`).toBe(false);
             if (!got.ok) expectClearError(got.err, 'invalid_argument', 'csr: ');
           },
