@@ -10,15 +10,19 @@ const DURATION = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/;
  * that ends in a CA outliving its intended life.
  */
 export function parseDuration(text: string, what = 'duration'): number {
+  // Quoted as JSON: the text comes from config files and the command line,
+  // and a raw newline or escape sequence would break the one-line error or
+  // reach the operator's terminal.
+  const quoted = JSON.stringify(text);
   const m = DURATION.exec(text.trim());
   if (!m || text.trim() === '') {
-    throw invalid(`${what}: "${text}" is not a duration (use e.g. 30s, 15m, 1h30m, 7d)`);
+    throw invalid(`${what}: ${quoted} is not a duration (use e.g. 30s, 15m, 1h30m, 7d)`);
   }
   const [, d, h, mi, s] = m;
   const total =
     Number(d ?? 0) * UNIT_SECONDS.d! + Number(h ?? 0) * UNIT_SECONDS.h! + Number(mi ?? 0) * UNIT_SECONDS.m! + Number(s ?? 0);
-  if (!Number.isSafeInteger(total)) throw invalid(`${what}: "${text}" is too large`);
-  if (total <= 0) throw invalid(`${what}: "${text}" must be greater than zero`);
+  if (!Number.isSafeInteger(total)) throw invalid(`${what}: ${quoted} is too large`);
+  if (total <= 0) throw invalid(`${what}: ${quoted} must be greater than zero`);
   return total;
 }
 

@@ -262,6 +262,38 @@ describe('SpiffeBundle.parse and marshal', () => {
         () => doc([x509Entry(ecRoot, { d: 'AAAA' })]),
         'bundle: x509-svid key 0 must not contain private key material',
       ],
+      // Found by test/fuzz/bundle.fuzz.test.ts: Node imports these leniently.
+      ...(
+        [
+          ['padding', () => ({ x: `${jwtEc.x}=` }), 'x'],
+          ['a space', () => ({ y: ` ${jwtEc.y}` }), 'y'],
+          ['a leading zero byte', () => ({ x: Buffer.concat([Buffer.alloc(1), Buffer.from(jwtEc.x!, 'base64url')]).toString('base64url') }), 'x'],
+        ] as const
+      ).map(([what, member, m]): (typeof cases)[number] => [
+        `jwt-svid EC key whose ${m} has ${what}`,
+        () => doc([jwtEntry({ ...jwtEc, ...member() }, 'k')]),
+        `bundle: jwt-svid key 0 (kid "k") member "${m}" is not the canonical unpadded base64url encoding`,
+      ]),
+      [
+        'jwt-svid RSA key whose n has a leading zero byte',
+        () => doc([jwtEntry({ ...jwtRsa, n: Buffer.concat([Buffer.alloc(1), Buffer.from(jwtRsa.n!, 'base64url')]).toString('base64url') }, 'r')]),
+        'bundle: jwt-svid key 0 (kid "r") member "n" is not the canonical unpadded base64url encoding',
+      ],
+      [
+        'jwt-svid RSA key whose e is not base64url ("__proto__")',
+        () => doc([jwtEntry({ ...jwtRsa, e: '__proto__' }, 'r')]),
+        'bundle: jwt-svid key 0 (kid "r") member "e" is not the canonical unpadded base64url encoding',
+      ],
+      ['jwt-svid RSA key with e = 1', () => doc([jwtEntry({ ...jwtRsa, e: 'AQ' }, 'r')]), 'bundle: jwt-svid key 0 (kid "r") has an invalid RSA public exponent'],
+      ['jwt-svid RSA key with e = 65536', () => doc([jwtEntry({ ...jwtRsa, e: 'AQAA' }, 'r')]), 'bundle: jwt-svid key 0 (kid "r") has an invalid RSA public exponent'],
+      [
+        'x509-svid key whose n has a leading zero byte',
+        () => {
+          const e = x509Entry(rsaRoot);
+          return doc([{ ...e, n: Buffer.concat([Buffer.alloc(1), Buffer.from(e.n as string, 'base64url')]).toString('base64url') }]);
+        },
+        'bundle: x509-svid key 0 member "n" is not the canonical unpadded base64url encoding',
+      ],
       ['jwt-svid key without kid', () => doc([jwtEntry(jwtEc, 'x', { kid: undefined })]), 'bundle: jwt-svid key 0 has no kid'],
       ['jwt-svid key with empty kid', () => doc([jwtEntry(jwtEc, '')]), 'bundle: jwt-svid key 0 has no kid'],
       ['jwt-svid key with numeric kid', () => doc([jwtEntry(jwtEc, 'x', { kid: 1 })]), 'bundle: jwt-svid key 0 has no kid'],

@@ -117,6 +117,22 @@ function importPublicJwk(jwk: Record<string, unknown>, where: string): KeyObject
   if (key.asymmetricKeyType === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) {
     throw invalid(`bundle: ${where} has an RSA key shorter than ${MIN_RSA_BITS} bits`);
   }
+  // With e = 1 a "signature" is the padded digest itself, which anyone can
+  // write; an even e is not an RSA key at all (same rule as ca/x509/csr.ts).
+  const e = key.asymmetricKeyDetails?.publicExponent;
+  if (key.asymmetricKeyType === 'rsa' && (e === undefined || e < 3n || e % 2n === 0n)) {
+    throw invalid(`bundle: ${where} has an invalid RSA public exponent`);
+  }
+  // Node decodes JWK members leniently (padding, whitespace, the standard
+  // base64 alphabet, leading zero bytes), so one key had many spellings and
+  // documents that RFC 7518 and other SPIFFE implementations refuse were
+  // trusted here. The members must be the key's one canonical encoding.
+  const canonical = toPublicJwk(key) as unknown as Record<string, unknown> | undefined;
+  for (const m of ['crv', 'x', 'y', 'n', 'e']) {
+    if (canonical?.[m] !== undefined && jwk[m] !== canonical[m]) {
+      throw invalid(`bundle: ${where} member "${m}" is not the canonical unpadded base64url encoding`);
+    }
+  }
   return key;
 }
 

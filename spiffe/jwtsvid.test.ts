@@ -192,6 +192,21 @@ describe('verifyJwtSvid rejects', () => {
     ['a JWE-shaped token', async () => ({ token: 'a.b.c.d.e' }), 'jwtsvid: token is not a compact JWS'],
     ['an empty token', async () => ({ token: '' }), 'jwtsvid: token is not a compact JWS'],
     ['a header that is not JSON', async () => ({ token: 'bm90IGpzb24.e30.' }), 'jwtsvid: token header is malformed'],
+    // Found by test/fuzz/jwtsvid.fuzz.test.ts: jose skips whitespace and
+    // padding, so these re-spellings of a valid token used to validate.
+    ...[
+      ['a space', ' '],
+      ['a line break', '\n'],
+      ['padding', '='],
+    ].map(([what, extra]): (typeof cases)[number] => [
+      `a valid token re-spelled with ${what} before its signature`,
+      async () => {
+        const [h, p, sig] = (await token(es256)).split('.');
+        return { token: `${h}.${p}${extra}.${sig}` };
+      },
+      'jwtsvid: token is not a compact JWS',
+    ]),
+    ['a token with a base64 "+" in its header', async () => ({ token: `eyJ+${(await token(es256)).slice(3)}` }), 'jwtsvid: token is not a compact JWS'],
     [
       'a payload that is not JSON',
       async () => ({ token: `${base64url.encode('{"alg":"ES256","kid":"key-1"}')}.${base64url.encode('nope')}.c2ln` }),

@@ -43,6 +43,9 @@ export const JWT_SVID_ALGORITHMS: readonly string[] = [
   'PS512',
 ];
 
+/** Three base64url parts without padding; the signature may be empty only to be refused later with a clearer error. */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
 const EC_CURVE_FOR_ALG: Record<string, string> = { ES256: 'P-256', ES384: 'P-384', ES512: 'P-521' };
 
 /**
@@ -84,7 +87,11 @@ export async function verifyJwtSvid(
   now: Date = new Date(),
 ): Promise<VerifiedJwtSvid> {
   if (audience.length === 0) throw invalid('jwtsvid: at least one expected audience is required');
-  if (typeof token !== 'string' || token.split('.').length !== 3) throw invalid('jwtsvid: token is not a compact JWS');
+  // RFC 7515 §7.1: three unpadded base64url parts. jose's decoder skips
+  // whitespace and tolerates other spellings, so without this check a token
+  // with a space or a line break in it validated here while go-spiffe and
+  // other verifiers refuse it, and one token had many accepted spellings.
+  if (typeof token !== 'string' || !COMPACT_JWS.test(token)) throw invalid('jwtsvid: token is not a compact JWS');
 
   let header: Record<string, unknown>;
   let unverified: Record<string, unknown>;
