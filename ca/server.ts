@@ -6,11 +6,12 @@ import { AnchorageError, errorMessage } from '../common/errors.js';
 import { lockDataDir } from '../common/lockfile.js';
 import type { Logger } from '../common/log.js';
 import { loadAdminProto, loadAgentProto } from '../proto/load.js';
+import { listenAgentApi } from './agentapi/listener.js';
 import { agentHandlers } from './agentapi/service.js';
 import { ServerTlsIdentity } from './agentapi/tls-identity.js';
 import { ChangeFeed } from './changes.js';
 import { adminHandlers } from './admin/service.js';
-import { resolvePin, type KeyManagerConfig, type ServerConfig } from './config.js';
+import { resolvePin, tcpLimits, type KeyManagerConfig, type ServerConfig } from './config.js';
 import type { DataStore } from './datastore/DataStore.js';
 import { SqliteDataStore } from './datastore/sqlite.js';
 import { FederationClient } from './federation/client.js';
@@ -91,14 +92,6 @@ async function clearStaleSocket(path: string): Promise<void> {
   unlinkSync(path);
 }
 
-
-function bindPort(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
-  return new Promise((resolve, reject) =>
-    server.bindAsync(address, creds, (err, port) =>
-      err ? reject(new AnchorageError('failed_precondition', `server: cannot listen on ${address}: ${err.message}`)) : resolve(port),
-    ),
-  );
-}
 
 function bind(server: grpc.Server, address: string): Promise<void> {
   return new Promise((resolve, reject) =>
@@ -230,11 +223,16 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
       loadAgentProto().anchorage.agent.v1.Agent.service,
       agentHandlers({ datastore, ca, minter, feed, agentSvidTtl: cfg.agent_svid_ttl, now, logger: log }),
     );
-    const agentPort = await bindPort(
+    // Our own TCP listener (handshake timeout, connection caps), not bindAsync.
+    const agentListener = await listenAgentApi(
       agentServer,
-      cfg.bind_address,
       grpc.experimental.createCertificateProviderServerCredentials(tlsIdentity, tlsIdentity, false),
+      cfg.bind_address,
+      tcpLimits(cfg.agent_api),
+      log,
     );
+    const agentPort = agentListener.port;
+    closers.push(() => agentListener.close());
     closers.push(
       () =>
         new Promise<void>((resolve) => {
@@ -245,6 +243,7 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
           }, 2000).unref();
         }),
     );
+    closers.push(() => agentListener.stopAccepting());
 
     // The SPIFFE bundle endpoint, for trust domains that federate with ours.
     let bundleEndpointPort: number | undefined;
