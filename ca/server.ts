@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { AnchorageError, errorMessage } from '../common/errors.js';
 import { lockDataDir } from '../common/lockfile.js';
+import { checkDescriptorBudget } from '../common/tcp-guard.js';
 import type { Logger } from '../common/log.js';
 import { loadAdminProto, loadAgentProto } from '../proto/load.js';
 import { listenAgentApi } from './agentapi/listener.js';
@@ -224,6 +225,7 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
       agentHandlers({ datastore, ca, minter, feed, agentSvidTtl: cfg.agent_svid_ttl, now, logger: log }),
     );
     // Our own TCP listener (handshake timeout, connection caps), not bindAsync.
+    checkDescriptorBudget(cfg.agent_api.max_connections + (endpointCfg?.max_connections ?? 0), log);
     const agentListener = await listenAgentApi(
       agentServer,
       grpc.experimental.createCertificateProviderServerCredentials(tlsIdentity, tlsIdentity, false),

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { Logger } from './log.js';
 
@@ -11,9 +12,9 @@ import type { Logger } from './log.js';
  */
 export interface TcpLimits {
   /**
-   * Milliseconds a connection may go without TLS handshake progress before it
-   * is closed (Node's `handshakeTimeout`: it runs from accept, restarts on
-   * each handshake message, and stops once the handshake completes).
+   * Milliseconds from accept by which the TLS handshake must be complete, or
+   * the connection is closed (Node's `handshakeTimeout`). Measured: a client
+   * trickling its ClientHello a byte at a time does not extend it.
    */
   handshakeTimeoutMs: number;
   /** Open connections on the listener, handshaking or established. */
@@ -82,4 +83,40 @@ export class ConnectionCap {
     });
     return true;
   }
+}
+
+/**
+ * Descriptors kept free beyond the TCP caps: the datastore and its WAL, the
+ * token's files, the admin socket and its clients, logs.
+ */
+export const DESCRIPTOR_RESERVE = 256;
+
+/** The soft limit on open files of this process, where Linux tells (`/proc/self/limits`). */
+export function openFileLimit(): number | undefined {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const soft = line?.split(/\s{2,}/)[1];
+    return soft === undefined || soft === 'unlimited' ? undefined : Number(soft);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Warns when the TCP caps together could use up the descriptors this process
+ * may open: the caps exist so that a flood on TCP cannot starve the admin
+ * socket, which needs descriptors of its own. (Node already raises the soft
+ * limit to the hard limit at start.) A warning, not a refusal: the default
+ * caps must not stop a server from starting on a host with a small limit.
+ */
+export function checkDescriptorBudget(caps: number, log: Logger, limit = openFileLimit()): boolean {
+  if (limit === undefined || caps + DESCRIPTOR_RESERVE <= limit) return true;
+  log.warn(
+    { connectionCaps: caps, openFileLimit: limit, reserve: DESCRIPTOR_RESERVE },
+    'server: the TCP connection caps leave too few file descriptors for the admin socket and the datastore; ' +
+      'lower agent_api.max_connections / federation.bundle_endpoint.max_connections or raise the open file limit',
+  );
+  return false;
 }

@@ -12,7 +12,7 @@
 //   - meanwhile the admin socket answers, a TLS client completes a handshake
 //     with the agent API, and the bundle endpoint serves the bundle.
 import { get } from 'node:https';
-import { connect as tcpConnect, type Socket } from 'node:net';
+import { connect as tcpConnect, createServer, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +23,7 @@ const TD = 'listeners.example';
 const ATTACKER = '127.0.0.2';
 const ATTACKER_2 = '127.0.0.3';
 const HONEST = '127.0.0.1';
+const TRICKLER = '127.0.0.4';
 
 /** A TCP connection that never sends a byte; `closedAt` is set when the server closes it. */
 interface HalfOpen {
@@ -195,5 +196,42 @@ federation:
     // And the listeners serve normally again.
     expect(await agentHandshake(HONEST)).toBe('handshake ok, alpn h2');
     expect(await fetchBundle()).toBe('200 with an x509 authority');
+  });
+
+  it('closes a connection that trickles its ClientHello a byte at a time after the handshake timeout', async () => {
+    // A real ClientHello, sent one byte every 200 ms: activity that must not
+    // keep the connection alive past handshake_timeout (2 s here).
+    const hello = await new Promise<Buffer>((resolve) => {
+      const sink = createServer((s) =>
+        s.once('data', (d: Buffer) => {
+          s.destroy();
+          sink.close();
+          resolve(d);
+        }),
+      );
+      sink.listen(0, '127.0.0.1', () => {
+        const t = tlsConnect({ host: '127.0.0.1', port: (sink.address() as { port: number }).port, rejectUnauthorized: false });
+        t.on('error', () => undefined);
+      });
+    });
+    expect(hello.length).toBeGreaterThan(100); // 20 s of trickling would not finish it
+    const trickle = async (port: number) => {
+      const [c] = await openHalfOpen(port, TRICKLER, 1);
+      let sent = 0;
+      const timer = setInterval(() => {
+        if (c!.closedAt === undefined && sent < hello.length) c!.socket.write(hello.subarray(sent, ++sent));
+      }, 200);
+      try {
+        await until('the server to close the trickling connection', () => c!.closedAt !== undefined, 20_000);
+      } finally {
+        clearInterval(timer);
+      }
+      return { sent, heldMs: c!.closedAt! - c!.openedAt };
+    };
+    for (const port of [agentPort, bundlePort]) {
+      const { sent, heldMs } = await trickle(port);
+      expect(sent).toBeLessThan(hello.length);
+      expect(heldMs).toBeGreaterThanOrEqual(1_500);
+    }
   });
 });
