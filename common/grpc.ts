@@ -14,6 +14,14 @@ const STATUS_FOR: Record<ErrorCode, status> = {
 };
 
 /**
+ * Trailer naming the {@link ErrorCode} of a status our server produced. A
+ * client needs it to tell a server that answered UNAVAILABLE (its datastore's
+ * disk is full) from one it could not reach, which grpc-js also reports as
+ * UNAVAILABLE.
+ */
+export const ERROR_CODE_TRAILER = 'anchorage-error-code';
+
+/**
  * The one place errors become gRPC statuses. Anything that is not an
  * AnchorageError is a bug: it is logged with its stack and the caller sees a
  * generic INTERNAL, never the internals.
@@ -21,7 +29,9 @@ const STATUS_FOR: Record<ErrorCode, status> = {
 export function toServiceError(err: unknown, log: Logger, method: string): Partial<ServiceError> {
   if (err instanceof AnchorageError) {
     if (err.code === 'internal' || err.code === 'unavailable') log.error({ err, method }, 'request failed');
-    return { code: STATUS_FOR[err.code], details: err.message, metadata: new Metadata() };
+    const metadata = new Metadata();
+    metadata.set(ERROR_CODE_TRAILER, err.code);
+    return { code: STATUS_FOR[err.code], details: err.message, metadata };
   }
   log.error({ err, method }, 'unexpected error');
   return { code: status.INTERNAL, details: `internal error in ${method}`, metadata: new Metadata() };

@@ -7,7 +7,10 @@
 // the server is killed and started again, or exits 1 with the datastore's
 // UNAVAILABLE message; once the space is back, writes work again.
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ERROR_CODE_TRAILER } from '../../common/grpc.js';
+import { loadAdminProto } from '../../proto/load.js';
 import { cliAsync, startServerProcess, tempDir, writeFile, type CliResult, type ServerProcess } from '../helpers/process.js';
 import { createSoftHsmToken, type SoftHsmToken } from '../helpers/softhsm.js';
 import { canMount, mountSmallFs, type SmallFs } from './tmpfs.js';
@@ -84,10 +87,29 @@ key_manager:
       if (r.code === 0) {
         confirmed.push((JSON.parse(r.stdout) as { id: string }).id);
       } else {
-        expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 1, stderr: expect.stringContaining(FULL) as unknown });
+        expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({ code: 1, stdout: '', stderr: expect.stringContaining(FULL) as unknown });
         refused++;
       }
     }
+    // At the admin API's edge: UNAVAILABLE with the datastore's message, and
+    // the trailer that tells it from a server that could not be reached.
+    const raw = new (loadAdminProto().anchorage.admin.v1.Admin)(`unix://${socket}`, grpc.credentials.createInsecure());
+    const status = await new Promise<{ code: number; details: string; trailer: unknown[] }>((resolve) =>
+      raw.CreateEntry(
+        { entry: { spiffe_id: `spiffe://${TD}/raw`, parent_id: PARENT, selectors: [{ type: 'unix', value: 'uid:7' }] } },
+        (err) => resolve({ code: err?.code ?? 0, details: err?.details ?? '', trailer: err?.metadata.get(ERROR_CODE_TRAILER) ?? [] }),
+      ),
+    );
+    raw.close();
+    expect(status).toEqual({ code: grpc.status.UNAVAILABLE, details: FULL, trailer: ['unavailable'] });
+
+    // A join token that was not saved would be handed out and then fail the agent.
+    const tok = await run(['token', 'create', '--ttl', '10m']);
+    expect({ code: tok.code, stdout: tok.stdout, stderr: tok.stderr }).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: expect.stringContaining('datastore: create join token: write failed, nothing was saved: database or disk is full') as unknown,
+    });
     const del = await run(['entry', 'delete', '--id', victim]);
     const deleted = del.code === 0;
     if (deleted) expect(del.stdout).toBe(`Deleted entry ${victim} (spiffe://${TD}/w0)\n`);
