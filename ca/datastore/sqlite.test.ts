@@ -992,6 +992,21 @@ describe('a full disk (a real tmpfs filled up, then drained)', () => {
     expect(await last.getMeta('m')).toBe('v2');
   });
 
+  it.skipIf(!canMount)('refuses to open (and migrate) on a full disk with unavailable, and opens once drained', async () => {
+    fs = mountSmallFs(1024 * 1024);
+    const path = join(fs.dir, 'anchorage.db');
+    fs.fill();
+    const err = await failure(() => SqliteDataStore.open(path));
+    expect(err.code).toBe('unavailable');
+    expect(err.message).toMatch(new RegExp(`^datastore: cannot (create|open) ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
+    fs.drain();
+    const ds = openStore(path);
+    await ds.setMeta('m', 'v');
+    await ds.close();
+    const again = openStore(path);
+    expect(await again.getMeta('m')).toBe('v');
+  });
+
   it.skipIf(!canMount)('never confirms an entry that is not there after a reopen, as the disk fills', async () => {
     fs = mountSmallFs(1024 * 1024);
     const path = join(fs.dir, 'anchorage.db');
