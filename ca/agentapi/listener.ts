@@ -1,4 +1,5 @@
-import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { createServer, isIP, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
 import { AnchorageError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
@@ -43,28 +44,48 @@ export async function listenAgentApi(
   const injector = server.createConnectionInjector(credentials);
   const cap = new ConnectionCap('agent api', limits, log);
   const sockets = new Set<Socket>();
-  const tcp: NetServer = createServer((socket) => {
+  const onConnection = (socket: Socket) => {
     if (!cap.admit(socket)) return;
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     injector.injectConnection(socket);
-  });
+  };
+
+  // Like grpc-js's bindAsync: a host name is bound on every address it
+  // resolves to (localhost: 127.0.0.1 and ::1), all on the same port.
   const { host, port } = splitAddress(address);
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) => reject(new AnchorageError('failed_precondition', `server: cannot listen on ${address}: ${err.message}`));
-    tcp.once('error', onError);
-    tcp.listen({ host, port }, () => {
-      tcp.off('error', onError);
-      resolve();
-    });
-  });
-  tcp.on('error', (err) => log.error({ err: err.message }, 'server: agent api listener error'));
-  const closed = new Promise<void>((resolve) => tcp.once('close', () => resolve()));
+  const servers: NetServer[] = [];
+  const closeServers = () => Promise.all(servers.map((srv) => new Promise<void>((resolve) => (srv.listening ? srv.close(() => resolve()) : resolve()))));
+  let boundPort = port;
+  try {
+    const addresses = isIP(host) !== 0 ? [host] : (await lookup(host, { all: true })).map((a) => a.address);
+    let lastError: Error | undefined;
+    for (const a of addresses) {
+      const srv = createServer(onConnection);
+      try {
+        await listenOn(srv, a, boundPort);
+      } catch (err) {
+        // Another address of the same name may still work (no IPv6, say).
+        lastError = err as Error;
+        continue;
+      }
+      servers.push(srv);
+      boundPort = (srv.address() as AddressInfo).port;
+      srv.on('error', (err) => log.error({ err: err.message }, 'server: agent api listener error'));
+    }
+    if (servers.length === 0) throw lastError ?? new Error(`${host} resolves to no address`);
+  } catch (err) {
+    injector.destroy();
+    await closeServers();
+    throw new AnchorageError('failed_precondition', `server: cannot listen on ${address}: ${(err as Error).message}`, { cause: err });
+  }
+
+  const closed = Promise.all(servers.map((srv) => new Promise<void>((resolve) => srv.once('close', () => resolve()))));
   const stopAccepting = () => {
-    if (tcp.listening) tcp.close();
+    for (const srv of servers) if (srv.listening) srv.close();
   };
   return {
-    port: (tcp.address() as { port: number }).port,
+    port: boundPort,
     get open() {
       return cap.open;
     },
@@ -76,6 +97,16 @@ export async function listenAgentApi(
       await closed;
     },
   };
+}
+
+function listenOn(srv: NetServer, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen({ host, port }, () => {
+      srv.off('error', reject);
+      resolve();
+    });
+  });
 }
 
 /** `host:port` or `[v6]:port` (already checked by the config schema). */
