@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AnchorageError } from '../common/errors.js';
-import { parseServerConfig } from './config.js';
+import { parseServerConfig, tcpLimits } from './config.js';
 
 const minimal = {
   trust_domain: 'example.org',
@@ -78,13 +78,23 @@ describe('server config', () => {
         refresh_hint: 300,
         cert_file: '/etc/anchorage/tls/chain.pem',
         key_file: '/keys/web.key',
+        handshake_timeout: 10,
+        max_connections: 256,
+        max_connections_per_ip: 32,
       });
       const spiffe = parseServerConfig(
         { ...be({ address: '[::1]:0', profile: 'https_spiffe', refresh_hint: '90s' }), bundle_refresh_hint: '10m' },
         'server.yaml',
         '/etc/anchorage',
       );
-      expect(spiffe.federation?.bundle_endpoint).toEqual({ address: '[::1]:0', profile: 'https_spiffe', refresh_hint: 90 });
+      expect(spiffe.federation?.bundle_endpoint).toEqual({
+        address: '[::1]:0',
+        profile: 'https_spiffe',
+        refresh_hint: 90,
+        handshake_timeout: 10,
+        max_connections: 256,
+        max_connections_per_ip: 32,
+      });
       expect(spiffe.bundle_refresh_hint).toBe(600);
       expect(parseServerConfig(minimal, 'server.yaml', '/etc/anchorage').federation).toEqual({ bundle_endpoint: undefined, refresh: { min_interval: 30, max_interval: 3600, default_interval: 300, fetch_timeout: 10 } });
     });
@@ -187,6 +197,47 @@ describe('server config', () => {
       const m = errorOf(refresh('5m'));
       expect(m.split('\n')).toHaveLength(1);
       expect(m.startsWith('config: server.yaml: federation.refresh: ')).toBe(true);
+    });
+  });
+
+  describe('listener limits (agent_api, federation.bundle_endpoint)', () => {
+    const be = (extra: object) => ({
+      ...minimal,
+      federation: { bundle_endpoint: { address: '127.0.0.1:8443', profile: 'https_spiffe', ...extra } },
+    });
+
+    it('defaults to a 10s handshake timeout, 1024 / 128 agent api connections and 256 / 32 bundle endpoint ones', () => {
+      const cfg = parseServerConfig(be({}), 'server.yaml', '/etc/anchorage');
+      expect(cfg.agent_api).toEqual({ handshake_timeout: 10, max_connections: 1024, max_connections_per_ip: 128 });
+      expect(cfg.federation.bundle_endpoint).toMatchObject({ handshake_timeout: 10, max_connections: 256, max_connections_per_ip: 32 });
+      expect(tcpLimits(cfg.agent_api)).toEqual({ handshakeTimeoutMs: 10_000, maxConnections: 1024, maxConnectionsPerIp: 128 });
+    });
+
+    it('takes every key, bounds included', () => {
+      const cfg = parseServerConfig(
+        { ...be({ handshake_timeout: '2m', max_connections: 65536, max_connections_per_ip: 65536 }), agent_api: { handshake_timeout: '1s', max_connections: 1, max_connections_per_ip: 1 } },
+        'server.yaml',
+        '/etc/anchorage',
+      );
+      expect(cfg.agent_api).toEqual({ handshake_timeout: 1, max_connections: 1, max_connections_per_ip: 1 });
+      expect(cfg.federation.bundle_endpoint).toMatchObject({ handshake_timeout: 120, max_connections: 65536, max_connections_per_ip: 65536 });
+    });
+
+    it.each<[string, unknown, string]>([
+      ['a handshake timeout that is not a duration', { ...minimal, agent_api: { handshake_timeout: 'fast' } }, 'config: server.yaml: agent_api.handshake_timeout: "fast" is not a duration (use e.g. 30s, 15m, 1h30m, 7d)'],
+      ['a handshake timeout over 2m', { ...minimal, agent_api: { handshake_timeout: '3m' } }, 'config: server.yaml: agent_api.handshake_timeout: must be between 1s and 2m'],
+      ['a handshake timeout of zero', { ...minimal, agent_api: { handshake_timeout: '0s' } }, 'config: server.yaml: agent_api.handshake_timeout: "0s" must be greater than zero'],
+      ['zero connections', { ...minimal, agent_api: { max_connections: 0 } }, 'config: server.yaml: agent_api.max_connections: Too small: expected number to be >=1'],
+      ['a fractional cap', { ...minimal, agent_api: { max_connections_per_ip: 1.5 } }, 'config: server.yaml: agent_api.max_connections_per_ip: Invalid input: expected int, received number'],
+      ['a cap given as text', { ...minimal, agent_api: { max_connections: '100' } }, 'config: server.yaml: agent_api.max_connections: Invalid input: expected number, received string'],
+      ['a cap over 65536', { ...minimal, agent_api: { max_connections: 70000 } }, 'config: server.yaml: agent_api.max_connections: Too big: expected number to be <=65536'],
+      ['a per-address cap above the total', { ...minimal, agent_api: { max_connections: 10, max_connections_per_ip: 11 } }, 'config: server.yaml: agent_api.max_connections_per_ip: must not be more than max_connections'],
+      ['an unknown agent_api key', { ...minimal, agent_api: { max_conns: 10 } }, 'config: server.yaml: agent_api: unknown key(s): max_conns'],
+      ['a bundle endpoint per-address cap above the total', be({ max_connections: 4, max_connections_per_ip: 5 }), 'config: server.yaml: federation.bundle_endpoint.max_connections_per_ip: must not be more than max_connections'],
+      ['a bundle endpoint handshake timeout of 1 hour', be({ handshake_timeout: '1h' }), 'config: server.yaml: federation.bundle_endpoint.handshake_timeout: must be between 1s and 2m'],
+      ['a negative bundle endpoint cap', be({ max_connections: -1 }), 'config: server.yaml: federation.bundle_endpoint.max_connections: Too small: expected number to be >=1'],
+    ])('rejects %s, with one line naming the key', (_name, doc, expected) => {
+      expect(errorOf(doc)).toBe(expected);
     });
   });
 

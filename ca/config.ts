@@ -4,6 +4,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { parseDuration } from '../common/duration.js';
 import { AnchorageError, invalid, errorMessage } from '../common/errors.js';
+import type { TcpLimits } from '../common/tcp-guard.js';
 import { TrustDomain } from '../spiffe/id.js';
 import { KEY_TYPES, type KeyType } from './keymanager/KeyManager.js';
 
@@ -74,6 +75,44 @@ const root = z.discriminatedUnion('type', [
     }),
 ]);
 
+/**
+ * Limits of a TLS listener (common/tcp-guard.ts): how long a connection may
+ * sit in the TLS handshake, and how many connections may be open, in all and
+ * per remote address. The defaults keep both listeners together far below the
+ * process's file descriptor limit, so a flood on TCP cannot starve the admin
+ * socket.
+ */
+function listenerLimitFields(defaults: { handshake_timeout: number; max_connections: number; max_connections_per_ip: number }) {
+  return {
+    handshake_timeout: duration.default(defaults.handshake_timeout),
+    max_connections: z.number().int().min(1).max(65536).default(defaults.max_connections),
+    max_connections_per_ip: z.number().int().min(1).max(65536).default(defaults.max_connections_per_ip),
+  };
+}
+
+function checkListenerLimits(
+  v: { handshake_timeout: number; max_connections: number; max_connections_per_ip: number },
+  ctx: z.RefinementCtx,
+): void {
+  if (v.handshake_timeout < 1 || v.handshake_timeout > 120) {
+    ctx.addIssue({ code: 'custom', path: ['handshake_timeout'], message: 'must be between 1s and 2m' });
+  }
+  // zod runs this even when a cap failed its own check; one line per problem.
+  if (Number.isInteger(v.max_connections) && v.max_connections >= 1 && v.max_connections_per_ip > v.max_connections) {
+    ctx.addIssue({ code: 'custom', path: ['max_connections_per_ip'], message: 'must not be more than max_connections' });
+  }
+}
+
+/** A listener section of the config (seconds) as the limits the listeners take (milliseconds). */
+export function tcpLimits(v: { handshake_timeout: number; max_connections: number; max_connections_per_ip: number }): TcpLimits {
+  return { handshakeTimeoutMs: v.handshake_timeout * 1000, maxConnections: v.max_connections, maxConnectionsPerIp: v.max_connections_per_ip };
+}
+
+/** Defaults of `agent_api`: agents keep one long-lived connection each. */
+export const AGENT_API_LIMITS = { handshake_timeout: 10, max_connections: 1024, max_connections_per_ip: 128 } as const;
+/** Defaults of the bundle endpoint's limits: peers fetch now and then, briefly. */
+export const BUNDLE_ENDPOINT_LIMITS = { handshake_timeout: 10, max_connections: 256, max_connections_per_ip: 32 } as const;
+
 /** A required value: "is required" when absent, `message` when present but wrong. */
 const requiredError = (message: string) => (issue: { input?: unknown }) => (issue.input === undefined ? 'is required' : message);
 
@@ -88,9 +127,11 @@ const bundleEndpoint = z
     refresh_hint: duration.optional(),
     cert_file: z.string().min(1).optional(),
     key_file: z.string().min(1).optional(),
+    ...listenerLimitFields(BUNDLE_ENDPOINT_LIMITS),
   })
   .strict()
   .superRefine((v, ctx) => {
+    checkListenerLimits(v, ctx);
     for (const key of ['cert_file', 'key_file'] as const) {
       if (v.profile === 'https_spiffe' && v[key] !== undefined) {
         ctx.addIssue({ code: 'custom', path: [key], message: 'only for profile https_web (https_spiffe serves the server SVID)' });
@@ -137,6 +178,11 @@ const serverSchema = z
     admin_socket: z.string().min(1).optional(),
     admin_socket_mode: fileMode.default(0o600),
     bind_address: hostPort.default('127.0.0.1:8081'),
+    agent_api: z
+      .object(listenerLimitFields(AGENT_API_LIMITS))
+      .strict()
+      .superRefine(checkListenerLimits)
+      .prefault({}),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
     key_manager: keyManager,
     ca: z
@@ -189,6 +235,10 @@ export interface BundleEndpointConfig {
   /** https_web only. */
   cert_file?: string;
   key_file?: string;
+  /** Seconds; see {@link AGENT_API_LIMITS} for the meaning of the three limits. */
+  handshake_timeout: number;
+  max_connections: number;
+  max_connections_per_ip: number;
 }
 
 /** `federation.refresh`, in seconds. */

@@ -5,13 +5,15 @@ import * as grpc from '@grpc/grpc-js';
 import { AnchorageError, errorMessage } from '../common/errors.js';
 import { lockDataDir } from '../common/lockfile.js';
 import { checkPrivateDir } from '../common/safe-file.js';
+import { checkDescriptorBudget } from '../common/tcp-guard.js';
 import type { Logger } from '../common/log.js';
 import { loadAdminProto, loadAgentProto } from '../proto/load.js';
+import { listenAgentApi } from './agentapi/listener.js';
 import { agentHandlers } from './agentapi/service.js';
 import { ServerTlsIdentity } from './agentapi/tls-identity.js';
 import { ChangeFeed } from './changes.js';
 import { adminHandlers } from './admin/service.js';
-import { resolvePin, type KeyManagerConfig, type ServerConfig } from './config.js';
+import { resolvePin, tcpLimits, type KeyManagerConfig, type ServerConfig } from './config.js';
 import type { DataStore } from './datastore/DataStore.js';
 import { SqliteDataStore } from './datastore/sqlite.js';
 import { FederationClient } from './federation/client.js';
@@ -92,14 +94,6 @@ async function clearStaleSocket(path: string): Promise<void> {
   unlinkSync(path);
 }
 
-
-function bindPort(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
-  return new Promise((resolve, reject) =>
-    server.bindAsync(address, creds, (err, port) =>
-      err ? reject(new AnchorageError('failed_precondition', `server: cannot listen on ${address}: ${err.message}`)) : resolve(port),
-    ),
-  );
-}
 
 function bind(server: grpc.Server, address: string): Promise<void> {
   return new Promise((resolve, reject) =>
@@ -233,11 +227,17 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
       loadAgentProto().anchorage.agent.v1.Agent.service,
       agentHandlers({ datastore, ca, minter, feed, agentSvidTtl: cfg.agent_svid_ttl, now, logger: log }),
     );
-    const agentPort = await bindPort(
+    // Our own TCP listener (handshake timeout, connection caps), not bindAsync.
+    checkDescriptorBudget(cfg.agent_api.max_connections + (endpointCfg?.max_connections ?? 0), log);
+    const agentListener = await listenAgentApi(
       agentServer,
-      cfg.bind_address,
       grpc.experimental.createCertificateProviderServerCredentials(tlsIdentity, tlsIdentity, false),
+      cfg.bind_address,
+      tcpLimits(cfg.agent_api),
+      log,
     );
+    const agentPort = agentListener.port;
+    closers.push(() => agentListener.close());
     closers.push(
       () =>
         new Promise<void>((resolve) => {
@@ -248,6 +248,7 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
           }, 2000).unref();
         }),
     );
+    closers.push(() => agentListener.stopAccepting());
 
     // The SPIFFE bundle endpoint, for trust domains that federate with ours.
     let bundleEndpointPort: number | undefined;

@@ -6,6 +6,10 @@
  * async so that a PostgreSQL implementation can follow without changing callers.
  *
  * Times are Unix seconds (integers) throughout.
+ *
+ * Every write either commits before its promise resolves or rejects with
+ * `unavailable` (disk full, I/O error, lock timeout); a write that resolved is
+ * durable, and one that rejected because the disk was full saved nothing.
  */
 export interface DataStore {
   // --- registration entries -------------------------------------------------

@@ -320,6 +320,11 @@ const SQL = {
   metaGet: 'SELECT value FROM meta WHERE key = ?',
   metaSet: `INSERT INTO meta (key, value) VALUES (?, ?)
     ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+
+  // Every write runs between these two (see SqliteDataStore.write).
+  begin: 'BEGIN IMMEDIATE',
+  commit: 'COMMIT',
+  rollback: 'ROLLBACK',
 } as const;
 
 type Statements = Record<keyof typeof SQL, Statement>;
@@ -387,10 +392,11 @@ export class SqliteDataStore implements DataStore {
   // --- registration entries -------------------------------------------------
 
   async createEntry(entry: NewEntry): Promise<RegistrationEntry> {
-    return this.run('create entry', () => {
+    return this.write('create entry', () => {
       const params = entryParams(randomUUID(), entry);
       try {
-        const row = this.stmt.entryInsert.get({ ...params, created_at: this.now() }) as EntryRow;
+        const row = returned<EntryRow>(this.stmt.entryInsert, { ...params, created_at: this.now() });
+        if (row === undefined) throw new AnchorageError('internal', 'datastore: entry insert returned no row');
         return entryFromRow(row);
       } catch (err) {
         throw duplicateEntry(err, entry) ?? err;
@@ -423,30 +429,30 @@ export class SqliteDataStore implements DataStore {
   }
 
   async updateEntry(id: string, fields: NewEntry, expectRevision?: number): Promise<RegistrationEntry> {
-    return this.run('update entry', () =>
-      this.db.transaction(() => {
-        const current = this.stmt.entryGet.get(id) as EntryRow | undefined;
-        if (current === undefined) {
-          throw new AnchorageError('not_found', `datastore: entry ${id} not found`);
-        }
-        if (expectRevision !== undefined && current.revision !== expectRevision) {
-          throw new AnchorageError(
-            'failed_precondition',
-            `datastore: entry ${id} is at revision ${current.revision}, not ${expectRevision}`,
-          );
-        }
-        try {
-          return entryFromRow(this.stmt.entryUpdate.get(entryParams(id, fields)) as EntryRow);
-        } catch (err) {
-          throw duplicateEntry(err, fields) ?? err;
-        }
-      }).immediate(),
-    );
+    return this.write('update entry', () => {
+      const current = this.stmt.entryGet.get(id) as EntryRow | undefined;
+      if (current === undefined) {
+        throw new AnchorageError('not_found', `datastore: entry ${id} not found`);
+      }
+      if (expectRevision !== undefined && current.revision !== expectRevision) {
+        throw new AnchorageError(
+          'failed_precondition',
+          `datastore: entry ${id} is at revision ${current.revision}, not ${expectRevision}`,
+        );
+      }
+      try {
+        const row = returned<EntryRow>(this.stmt.entryUpdate, entryParams(id, fields));
+        if (row === undefined) throw new AnchorageError('not_found', `datastore: entry ${id} not found`);
+        return entryFromRow(row);
+      } catch (err) {
+        throw duplicateEntry(err, fields) ?? err;
+      }
+    });
   }
 
   async deleteEntry(id: string): Promise<RegistrationEntry> {
-    return this.run('delete entry', () => {
-      const row = this.stmt.entryDelete.get(id) as EntryRow | undefined;
+    return this.write('delete entry', () => {
+      const row = returned<EntryRow>(this.stmt.entryDelete, id);
       if (row === undefined) throw new AnchorageError('not_found', `datastore: entry ${id} not found`);
       return entryFromRow(row);
     });
@@ -455,7 +461,7 @@ export class SqliteDataStore implements DataStore {
   // --- join tokens ----------------------------------------------------------
 
   async createJoinToken(token: JoinToken): Promise<void> {
-    this.run('create join token', () => {
+    this.write('create join token', () => {
       try {
         this.stmt.tokenInsert.run(token.token, token.spiffeId ?? null, token.expiresAt);
       } catch (err) {
@@ -469,28 +475,26 @@ export class SqliteDataStore implements DataStore {
   }
 
   async consumeJoinToken(token: string, now: number): Promise<JoinToken | undefined> {
-    return this.run('consume join token', () =>
-      // DELETE ... RETURNING is one statement, so two concurrent consumers
-      // (even in different processes) cannot both receive the row.
-      this.db.transaction(() => {
-        const row = this.stmt.tokenTake.get(token) as JoinTokenRow | undefined;
-        if (row === undefined || now >= row.expires_at) return undefined;
-        const taken: JoinToken = { token: row.token, expiresAt: row.expires_at };
-        if (row.spiffe_id !== null) taken.spiffeId = row.spiffe_id;
-        return taken;
-      }).immediate(),
-    );
+    // DELETE ... RETURNING is one statement, so two concurrent consumers
+    // (even in different processes) cannot both receive the row.
+    return this.write('consume join token', () => {
+      const row = returned<JoinTokenRow>(this.stmt.tokenTake, token);
+      if (row === undefined || now >= row.expires_at) return undefined;
+      const taken: JoinToken = { token: row.token, expiresAt: row.expires_at };
+      if (row.spiffe_id !== null) taken.spiffeId = row.spiffe_id;
+      return taken;
+    });
   }
 
   /** Also removes tokens expiring exactly at `now`: {@link consumeJoinToken} already refuses them. */
   async pruneJoinTokens(now: number): Promise<number> {
-    return this.run('prune join tokens', () => this.stmt.tokenPrune.run(now).changes);
+    return this.write('prune join tokens', () => this.stmt.tokenPrune.run(now).changes);
   }
 
   // --- attested agents ------------------------------------------------------
 
   async putAgent(agent: AttestedAgent): Promise<void> {
-    this.run('put agent', () => {
+    this.write('put agent', () => {
       this.stmt.agentPut.run({
         spiffe_id: agent.spiffeId,
         attestation_type: agent.attestationType,
@@ -516,7 +520,7 @@ export class SqliteDataStore implements DataStore {
   }
 
   async deleteAgent(spiffeId: string): Promise<void> {
-    this.run('delete agent', () => {
+    this.write('delete agent', () => {
       this.stmt.agentDelete.run(spiffeId);
     });
   }
@@ -535,7 +539,7 @@ export class SqliteDataStore implements DataStore {
   }
 
   async putBundle(bundle: StoredBundle): Promise<void> {
-    this.run('put bundle', () => {
+    this.write('put bundle', () => {
       const { changes } = this.stmt.bundlePut.run({
         trust_domain: bundle.trustDomain,
         document: bundle.document,
@@ -553,13 +557,13 @@ export class SqliteDataStore implements DataStore {
   }
 
   async deleteBundle(trustDomain: string): Promise<void> {
-    this.run('delete bundle', () => {
+    this.write('delete bundle', () => {
       this.stmt.bundleDelete.run(trustDomain);
     });
   }
 
   async replaceBundle(bundle: StoredBundle, expectSequence: number): Promise<void> {
-    this.run('replace bundle', () => {
+    this.write('replace bundle', () => {
       const { changes } = this.stmt.bundleReplace.run({
         trust_domain: bundle.trustDomain,
         document: bundle.document,
@@ -577,9 +581,11 @@ export class SqliteDataStore implements DataStore {
   // --- federation relationships ---------------------------------------------
 
   async createRelationship(r: NewRelationship, now: number): Promise<FederationRelationship> {
-    return this.run('create relationship', () => {
+    return this.write('create relationship', () => {
       try {
-        return relationshipFromRow(this.stmt.relInsert.get(relationshipParams(r, now)) as RelationshipRow);
+        const row = returned<RelationshipRow>(this.stmt.relInsert, relationshipParams(r, now));
+        if (row === undefined) throw new AnchorageError('internal', 'datastore: relationship insert returned no row');
+        return relationshipFromRow(row);
       } catch (err) {
         if (isSqliteCode(err, 'SQLITE_CONSTRAINT_PRIMARYKEY')) {
           throw new AnchorageError('already_exists', `datastore: a federation relationship with ${r.trustDomain} already exists`, { cause: err });
@@ -601,23 +607,23 @@ export class SqliteDataStore implements DataStore {
   }
 
   async updateRelationship(r: NewRelationship, now: number): Promise<FederationRelationship> {
-    return this.run('update relationship', () => {
-      const row = this.stmt.relUpdate.get(relationshipParams(r, now)) as RelationshipRow | undefined;
+    return this.write('update relationship', () => {
+      const row = returned<RelationshipRow>(this.stmt.relUpdate, relationshipParams(r, now));
       if (row === undefined) throw new AnchorageError('not_found', `datastore: no federation relationship with ${r.trustDomain}`);
       return relationshipFromRow(row);
     });
   }
 
   async deleteRelationship(trustDomain: string): Promise<FederationRelationship> {
-    return this.run('delete relationship', () => {
-      const row = this.stmt.relDelete.get(trustDomain) as RelationshipRow | undefined;
+    return this.write('delete relationship', () => {
+      const row = returned<RelationshipRow>(this.stmt.relDelete, trustDomain);
       if (row === undefined) throw new AnchorageError('not_found', `datastore: no federation relationship with ${trustDomain}`);
       return relationshipFromRow(row);
     });
   }
 
   async setRelationshipStatus(trustDomain: string, st: RelationshipStatus): Promise<boolean> {
-    return this.run('set relationship status', () => {
+    return this.write('set relationship status', () => {
       const { changes } = this.stmt.relStatus.run({
         trust_domain: trustDomain,
         last_attempt_at: st.lastAttemptAt,
@@ -639,7 +645,7 @@ export class SqliteDataStore implements DataStore {
   }
 
   async putJournal(entry: JournalEntry): Promise<void> {
-    this.run('put journal', () => {
+    this.write('put journal', () => {
       this.stmt.journalPut.run({
         id: entry.id,
         kind: entry.kind,
@@ -656,7 +662,7 @@ export class SqliteDataStore implements DataStore {
   }
 
   async deleteJournal(id: string): Promise<void> {
-    this.run('delete journal', () => {
+    this.write('delete journal', () => {
       this.stmt.journalDelete.run(id);
     });
   }
@@ -671,7 +677,7 @@ export class SqliteDataStore implements DataStore {
   }
 
   async setMeta(key: string, value: string): Promise<void> {
-    this.run('set meta', () => {
+    this.write('set meta', () => {
       this.stmt.metaSet.run(key, value);
     });
   }
@@ -696,6 +702,49 @@ export class SqliteDataStore implements DataStore {
       throw new AnchorageError(codeForSqliteError(err), `datastore: ${op}: ${errorMessage(err)}`, { cause: err });
     }
   }
+
+  /**
+   * Runs one write in an explicit IMMEDIATE transaction and returns only once
+   * COMMIT has succeeded.
+   *
+   * Why not autocommit: in autocommit mode SQLite commits when a statement is
+   * reset, and better-sqlite3's `.get()` resets a RETURNING statement after the
+   * first row without looking at the result. On a full disk the commit then
+   * fails unseen and the caller gets a row that was never saved (issue 10: 100
+   * entries "created", 2 stored). An explicit COMMIT reports its failure.
+   *
+   * On any failure the transaction is rolled back here, so the connection is
+   * never left inside a dead transaction and the next write starts clean once
+   * the disk has room again.
+   */
+  private write<T>(op: string, fn: () => T): T {
+    if (this.closed) throw new AnchorageError('failed_precondition', `datastore: ${op}: the datastore is closed`);
+    try {
+      this.stmt.begin.run();
+      const result = fn();
+      this.stmt.commit.run();
+      return result;
+    } catch (err) {
+      if (this.db.inTransaction) {
+        try {
+          this.stmt.rollback.run();
+        } catch {
+          // SQLite has already rolled back after some I/O errors; the
+          // original failure is the one worth reporting.
+        }
+      }
+      if (err instanceof AnchorageError) throw err;
+      throw writeError(op, err);
+    }
+  }
+}
+
+/**
+ * Steps a RETURNING statement to completion (`.all()`, never `.get()`, which
+ * stops after the first row) and returns its first row.
+ */
+function returned<Row>(stmt: Statement, ...params: unknown[]): Row | undefined {
+  return (stmt.all(...params) as Row[])[0];
 }
 
 // --- opening ------------------------------------------------------------------
@@ -916,14 +965,32 @@ function duplicateEntry(err: unknown, e: NewEntry): AnchorageError | undefined {
 }
 
 /**
+ * The error for a failed write. A full disk or a lock means SQLite wrote no
+ * commit record, so nothing was saved; after other I/O errors (an fsync that
+ * failed after the commit record was written) SQLite cannot tell, and neither
+ * can we, so the message says so instead of promising.
+ */
+function writeError(op: string, err: unknown): AnchorageError {
+  const code = codeForSqliteError(err);
+  if (code !== 'unavailable') return new AnchorageError(code, `datastore: ${op}: ${errorMessage(err)}`, { cause: err });
+  const primary = primaryCode(err);
+  const certain = ['SQLITE_FULL', 'SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_READONLY', 'SQLITE_CANTOPEN'].includes(primary);
+  const outcome = certain ? 'nothing was saved' : 'it may not have been saved';
+  return new AnchorageError('unavailable', `datastore: ${op}: write failed, ${outcome}: ${errorMessage(err)}`, { cause: err });
+}
+
+function primaryCode(err: unknown): string {
+  return err instanceof Database.SqliteError ? err.code.replace(/^(SQLITE_[A-Z]+).*$/, '$1') : '';
+}
+
+/**
  * Lock contention, I/O and corruption are conditions of the file, not of the
  * request: `unavailable`. Anything else (constraint violations we did not
  * anticipate, SQL errors) is a bug here: `internal`.
  */
 function codeForSqliteError(err: unknown): 'unavailable' | 'internal' {
   if (!(err instanceof Database.SqliteError)) return 'internal';
-  const primary = err.code.replace(/^(SQLITE_[A-Z]+).*$/, '$1');
-  switch (primary) {
+  switch (primaryCode(err)) {
     case 'SQLITE_BUSY':
     case 'SQLITE_LOCKED':
     case 'SQLITE_IOERR':

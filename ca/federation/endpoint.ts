@@ -7,9 +7,10 @@ import type { SecureContextOptions } from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
 import { AnchorageError, errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
+import { ConnectionCap } from '../../common/tcp-guard.js';
 import type { SpiffeBundle } from '../../spiffe/bundle.js';
 import type { ServerTlsIdentity } from '../agentapi/tls-identity.js';
-import type { BundleEndpointConfig } from '../config.js';
+import { tcpLimits, type BundleEndpointConfig } from '../config.js';
 import type { CaManager } from '../manager.js';
 
 /**
@@ -135,12 +136,18 @@ export class BundleEndpoint {
   private rendered: Rendered | undefined;
   private identityListener: grpc.experimental.IdentityCertificateUpdateListener | undefined;
   private port = 0;
+  private cap: ConnectionCap | undefined;
 
   constructor(opts: BundleEndpointOptions) {
     this.opts = opts;
     this.log = opts.logger;
     if (opts.config.profile === 'https_spiffe' && !opts.tlsIdentity) throw new Error('federation: https_spiffe needs the server TLS identity');
     if (opts.config.profile === 'https_web' && !opts.webIdentity) throw new Error('federation: https_web needs a certificate and key');
+  }
+
+  /** Open TCP connections (handshaking or established). */
+  get openConnections(): number {
+    return this.cap?.open ?? 0;
   }
 
   /** The port it listens on (the configured one, or the one picked for port 0). */
@@ -168,14 +175,23 @@ export class BundleEndpoint {
 
   async start(): Promise<number> {
     const tlsOptions = await this.initialSecureContext();
-    const server = createServer({ ...tlsOptions, requestCert: false }, (req, res) => this.handle(req, res));
+    const { config } = this.opts;
+    // handshakeTimeout replaces Node's 120 s, which let half-open connections
+    // pile up (issue 10, item 7); the cap bounds how many there can be at all.
+    const cap = new ConnectionCap('federation: bundle endpoint', tcpLimits(config), this.log);
+    const server = createServer(
+      { ...tlsOptions, requestCert: false, handshakeTimeout: config.handshake_timeout * 1000 },
+      (req, res) => this.handle(req, res),
+    );
     server.headersTimeout = 10_000;
     server.requestTimeout = 10_000;
     server.keepAliveTimeout = 5_000;
     server.on('connection', (s: Socket) => {
+      if (!cap.admit(s)) return;
       this.sockets.add(s);
       s.once('close', () => this.sockets.delete(s));
     });
+    this.cap = cap;
     server.on('tlsClientError', (err) => this.log.debug({ err: errorMessage(err) }, 'federation: bundle endpoint TLS handshake failed'));
     this.server = server;
 
