@@ -49,7 +49,46 @@ interface Rendered<T> {
   digest: string;
 }
 
+/**
+ * Per-request bounds on what a caller may ask for. Audiences end up in the
+ * server's signing request, in the token, and in the agent's JWT-SVID cache
+ * key, so they are refused here, before attestation, the server or the
+ * cache see them. One audience is usually one URL or service name; SPIRE's
+ * own clients send one.
+ */
+export const MAX_AUDIENCES = 32;
+/** Longest single audience, in UTF-8 bytes. */
+export const MAX_AUDIENCE_BYTES = 1024;
+/** Longest audience list, in UTF-8 bytes summed over its members. */
+export const MAX_TOTAL_AUDIENCE_BYTES = 8 * 1024;
+/**
+ * Longest token ValidateJWTSVID will parse, in bytes. A JWT-SVID of ours
+ * with a full audience list is about 12 KiB; this leaves room for other
+ * issuers' claims and keeps one call's JSON parsing small.
+ */
+export const MAX_VALIDATE_SVID_BYTES = 64 * 1024;
+
 const NO_IDENTITY = 'workloadapi: no identity issued';
+
+/** Refuses an empty audience list or one outside the bounds above. */
+function checkAudiences(audience: string[]): void {
+  if (audience.length === 0) throw new AnchorageError('invalid_argument', 'workloadapi: audience must be specified');
+  if (audience.length > MAX_AUDIENCES) {
+    throw new AnchorageError('invalid_argument', `workloadapi: at most ${MAX_AUDIENCES} audiences may be requested (got ${audience.length})`);
+  }
+  let total = 0;
+  for (const a of audience) {
+    if (a === '') throw new AnchorageError('invalid_argument', 'workloadapi: audience must not contain empty strings');
+    const n = Buffer.byteLength(a, 'utf8');
+    if (n > MAX_AUDIENCE_BYTES) {
+      throw new AnchorageError('invalid_argument', `workloadapi: an audience must be at most ${MAX_AUDIENCE_BYTES} bytes (got ${n})`);
+    }
+    total += n;
+  }
+  if (total > MAX_TOTAL_AUDIENCE_BYTES) {
+    throw new AnchorageError('invalid_argument', `workloadapi: the audiences must total at most ${MAX_TOTAL_AUDIENCE_BYTES} bytes (got ${total})`);
+  }
+}
 
 /** Ends streams at close(); expected, so it is not logged as a failed request. */
 const SHUTTING_DOWN = new AnchorageError('unavailable', 'workloadapi: server is shutting down');
@@ -175,8 +214,7 @@ export class WorkloadApiHandler {
           // Checked before attestation: a malformed request is the caller's
           // bug and must not be retried, whatever the attestor thinks.
           const { audience, spiffe_id } = call.request;
-          if (audience.length === 0) throw new AnchorageError('invalid_argument', 'workloadapi: audience must be specified');
-          if (audience.some((a) => a === '')) throw new AnchorageError('invalid_argument', 'workloadapi: audience must not contain empty strings');
+          checkAudiences(audience);
           if (spiffe_id !== '') {
             try {
               SpiffeId.parse(spiffe_id);
@@ -202,8 +240,17 @@ export class WorkloadApiHandler {
           }
           return { spiffe_id: verified.spiffeId.toString(), claims: toStruct(verified.claims) };
         }, () => {
-          if (call.request.audience === '') throw new AnchorageError('invalid_argument', 'workloadapi: audience must be specified');
-          if (call.request.svid === '') throw new AnchorageError('invalid_argument', 'workloadapi: svid must be specified');
+          const { audience, svid } = call.request;
+          if (audience === '') throw new AnchorageError('invalid_argument', 'workloadapi: audience must be specified');
+          const audienceBytes = Buffer.byteLength(audience, 'utf8');
+          if (audienceBytes > MAX_AUDIENCE_BYTES) {
+            throw new AnchorageError('invalid_argument', `workloadapi: an audience must be at most ${MAX_AUDIENCE_BYTES} bytes (got ${audienceBytes})`);
+          }
+          if (svid === '') throw new AnchorageError('invalid_argument', 'workloadapi: svid must be specified');
+          const svidBytes = Buffer.byteLength(svid, 'utf8');
+          if (svidBytes > MAX_VALIDATE_SVID_BYTES) {
+            throw new AnchorageError('invalid_argument', `workloadapi: svid must be at most ${MAX_VALIDATE_SVID_BYTES} bytes (got ${svidBytes})`);
+          }
         });
       },
     };
