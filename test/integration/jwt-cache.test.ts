@@ -116,7 +116,13 @@ describe.skipIf(!softHsmAvailable())('JWT-SVID requests against a real agent', (
       const audience = Array.from({ length: 8 }, (_, j) => `req-${i}-${j}`.padEnd(1000, 'c'));
       expect(await fetchJwt(audience)).toEqual({ code: grpc.status.OK, details: '', svids: 1 });
     }
-    const records = cacheRecords();
+    // The agent's stderr reaches us on its own schedule, possibly after the last answer.
+    const deadline = Date.now() + 10_000;
+    let records = cacheRecords();
+    while (records.length < requests && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      records = cacheRecords();
+    }
     expect(records).toHaveLength(requests);
     for (const r of records) {
       expect(r.maxBytes).toBe(MAX_BYTES);
