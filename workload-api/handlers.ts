@@ -35,7 +35,9 @@ export interface WorkloadApiHandlerConfig {
   /**
    * Attests the process behind a call. Must throw `AnchorageError('unavailable')`
    * when it cannot tell (the server wraps every attestor failure that way),
-   * because clients retry UNAVAILABLE and give up on most other codes.
+   * because clients retry UNAVAILABLE and give up on most other codes; and
+   * `permission_denied` (possibly as the cause of that wrapper) when the
+   * caller must get no identity on this connection at all.
    */
   attest: (call: IncomingCall) => Promise<Caller>;
   logger: Logger;
@@ -95,6 +97,23 @@ const SHUTTING_DOWN = new AnchorageError('unavailable', 'workloadapi: server is 
 
 function noIdentity(): AnchorageError {
   return new AnchorageError('permission_denied', NO_IDENTITY);
+}
+
+/**
+ * An attestor's deliberate refusal (PERMISSION_DENIED: this connection gets
+ * no identity, e.g. its process executed another binary after connecting),
+ * found in the error or its causes. The server wraps attestor failures as
+ * UNAVAILABLE so that clients retry a transient fault; a refusal is no fault
+ * and retrying on the same connection cannot change it, so it reaches the
+ * client as what it is.
+ */
+function attestorRefusal(err: unknown): AnchorageError | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && e !== undefined && e !== null; depth++) {
+    if (isAnchorageError(e, 'permission_denied')) return e;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 function concatDer(ders: Uint8Array[]): Buffer {
@@ -351,7 +370,11 @@ export class WorkloadApiHandler {
       throw new AnchorageError('invalid_argument', 'workloadapi: security header missing from request');
     }
     validate?.();
-    return this.#attest(call);
+    try {
+      return await this.#attest(call);
+    } catch (err) {
+      throw attestorRefusal(err) ?? err;
+    }
   }
 
   async #serveUnary<Res>(
