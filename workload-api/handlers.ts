@@ -398,10 +398,11 @@ export class WorkloadApiHandler {
 
   /**
    * Drives one server stream: full state first, then again on every source
-   * change that alters what this caller would receive. Selectors are taken
-   * once, at stream start, as in SPIRE: a process cannot change its uid or
-   * binary under an open connection without the kernel's peer credentials
-   * going stale anyway.
+   * change that alters what this caller would receive. The caller is attested
+   * at stream start and again before every later message, so a stream does
+   * not keep delivering new SVIDs to a connection whose process has since
+   * executed another binary (the attestor refuses it) or exited; changes that
+   * alter nothing this caller sees cost no attestation.
    */
   async #serveStream<Res>(method: string, call: grpc.ServerWritableStream<unknown, Res>, render: (caller: Caller) => Rendered<Res>): Promise<void> {
     let caller: Caller;
@@ -418,6 +419,9 @@ export class WorkloadApiHandler {
     let blocked = false;
     let pending: Res | undefined;
     let unsubscribe: (() => void) | undefined;
+    /** A re-attestation is running; changes meanwhile set `again` instead of starting another. */
+    let reattesting = false;
+    let again = false;
 
     const cleanup = (): void => {
       if (ended) return;
@@ -449,8 +453,50 @@ export class WorkloadApiHandler {
         });
       }
     };
+    /** Renders for the current caller; sends when the digest changed. False when the stream ended. */
+    const renderAndSend = (): boolean => {
+      let rendered: Rendered<Res>;
+      try {
+        rendered = render(caller);
+      } catch (err) {
+        endWith(err);
+        return false;
+      }
+      if (rendered.digest === lastDigest) return true;
+      const first = lastDigest === undefined;
+      lastDigest = rendered.digest;
+      send(rendered.response);
+      this.#log.debug({ method, callerPid: caller.pid, callerUid: caller.uid, outcome: first ? 'OK' : 'update' }, 'workloadapi: stream message');
+      return true;
+    };
+    const reattest = async (): Promise<void> => {
+      reattesting = true;
+      try {
+        do {
+          again = false;
+          try {
+            caller = await this.#reattest(call);
+          } catch (err) {
+            endWith(err);
+            return;
+          }
+          if (ended || !renderAndSend()) return;
+        } while (again && !ended);
+      } finally {
+        reattesting = false;
+      }
+    };
     const update = (): void => {
       if (ended) return;
+      if (lastDigest === undefined) {
+        renderAndSend(); // the first message: the caller was attested just now
+        return;
+      }
+      if (reattesting) {
+        again = true;
+        return;
+      }
+      // Only a change this caller would see is worth attesting it again for.
       let rendered: Rendered<Res>;
       try {
         rendered = render(caller);
@@ -459,10 +505,7 @@ export class WorkloadApiHandler {
         return;
       }
       if (rendered.digest === lastDigest) return;
-      const first = lastDigest === undefined;
-      lastDigest = rendered.digest;
-      send(rendered.response);
-      this.#log.debug({ method, callerPid: caller.pid, callerUid: caller.uid, outcome: first ? 'OK' : 'update' }, 'workloadapi: stream message');
+      void reattest();
     };
 
     this.#streams.add(endWith);
@@ -471,6 +514,15 @@ export class WorkloadApiHandler {
     // Subscribe before the first render so a change between the two is not lost.
     unsubscribe = this.#source.onChange(update);
     update();
+  }
+
+  /** Attests the caller of an open stream again (no header check: the call was admitted). */
+  async #reattest(call: IncomingCall): Promise<Caller> {
+    try {
+      return await this.#attest(call);
+    } catch (err) {
+      throw attestorRefusal(err) ?? err;
+    }
   }
 
   /** Logs the outcome and turns the error into a status; nothing but the message reaches the client. */

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, realpathSync } from 'node:fs';
+import { chmodSync, existsSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -65,6 +65,36 @@ proxy.listen(proxyPath, () => {
 });
 `;
 
+/**
+ * The stream variant: connects, forks a child that executes argv[1..] with
+ * the connection (so the child talks on a connection whose peer is this
+ * process), then waits for a line on stdin and executes /bin/sleep itself.
+ */
+const CONNECT_FORK_THEN_EXEC = `use Socket; $^F = 1000;
+my $path = shift @ARGV;
+socket(my $s, AF_UNIX, SOCK_STREAM, 0) or die "socket: $!";
+connect($s, pack_sockaddr_un($path)) or die "connect: $!";
+my $pid = fork();
+die "fork: $!" unless defined $pid;
+if ($pid == 0) { exec { $ARGV[0] } @ARGV, fileno($s) or die "exec: $!"; }
+close($s);
+my $line = <STDIN>;
+exec { "/bin/sleep" } "sleep", "1000" or die "exec: $!";`;
+
+/**
+ * The child's side: holds a FetchX509SVID stream open on the inherited
+ * connection and prints one JSON line per message (SPIFFE IDs and hints),
+ * then one for the status that ended it. argv: proxy socket path, fd.
+ */
+const STREAM_ON_INHERITED_FD = CALL_ON_INHERITED_FD.replace(
+  /client\.FetchJWTSVID[\s\S]*$/,
+  `const stream = client.FetchX509SVID({}, md);
+  stream.on('data', (m) => process.stdout.write(JSON.stringify({ ids: m.svids.map((s) => s.spiffe_id), hints: m.svids.map((s) => s.hint) }) + '\\n'));
+  stream.on('error', (e) => { process.stdout.write(JSON.stringify({ code: e.code, details: e.details }) + '\\n'); process.exit(0); });
+});
+`,
+);
+
 interface Outcome {
   pid: number;
   jwt: { code?: number; details?: string; ids?: string[] };
@@ -128,5 +158,53 @@ describe.skipIf(!softHsmAvailable() || !existsSync(PERL))('exec after connect, r
     // Before the fix: { ids: [NODE_ID] } for both, the identity of the binary exec'd into.
     expect(got.jwt).toEqual(refused);
     expect(got.x509).toEqual(refused);
+  }, 60_000);
+
+  it('ends a stream opened before the exec, at the next update, instead of sending the new SVID', async () => {
+    const proxy = join(tmp.dir, `proxy-stream-${Date.now()}.sock`);
+    // Its own process group, so that the forked node child goes with it.
+    const perl = spawn(PERL, ['-e', CONNECT_FORK_THEN_EXEC, td!.workloadSocket, nodePath, '-e', STREAM_ON_INHERITED_FD, proxy], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
+    const lines: Record<string, unknown>[] = [];
+    let buf = '';
+    let err = '';
+    perl.stdout.on('data', (d) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        lines.push(JSON.parse(buf.slice(0, i)) as Record<string, unknown>);
+        buf = buf.slice(i + 1);
+      }
+    });
+    perl.stderr.on('data', (d) => (err += d));
+    const waitFor = async (n: number, what: string): Promise<void> => {
+      for (let i = 0; i < 300 && lines.length < n; i++) await new Promise((r) => setTimeout(r, 50));
+      if (lines.length < n) throw new Error(`no ${what} within 15 s: ${JSON.stringify(lines)} ${err}${td!.diagnostics()}`);
+    };
+    try {
+      // The stream's peer is the perl parent: it gets perl's identity.
+      await waitFor(1, 'first message');
+      expect(lines[0]).toEqual({ ids: [PERL_ID], hints: [''] });
+      perl.stdin.write('go\n');
+      const sleepPath = realpathSync('/bin/sleep');
+      for (let i = 0; i < 500 && readlinkSync(`/proc/${perl.pid}/exe`) !== sleepPath; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(readlinkSync(`/proc/${perl.pid}/exe`)).toBe(sleepPath);
+      // A new SVID for the perl entry: before the fix the stream delivered it
+      // ({ ids: [PERL_ID], hints: ['entry-rotated-1'] }) to whoever held the connection.
+      await td!.rotate(1);
+      await waitFor(2, 'update or end of stream');
+      expect(lines[1]).toEqual({
+        code: grpc.status.PERMISSION_DENIED,
+        details: `attestor: the calling process (pid ${perl.pid}) executed another binary after connecting; reconnect`,
+      });
+    } finally {
+      try {
+        process.kill(-perl.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
   }, 60_000);
 });
