@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AnchorageError } from '../common/errors.js';
 import { SpiffeId } from '../spiffe/id.js';
-import { DEFAULT_JWT_CACHE_MAX_BYTES, JWT_CACHE_ENTRY_OVERHEAD, jwtCacheEntryBytes, WorkloadCache, rotationTime, type HeldSvid } from './cache.js';
+import { DEFAULT_JWT_CACHE_MAX_BYTES, JWT_CACHE_ENTRY_OVERHEAD, JWT_INFLIGHT_MAX_BYTES, jwtCacheEntryBytes, WorkloadCache, rotationTime, type HeldSvid } from './cache.js';
 import type { CachedEntry } from './state.js';
 
 // The cache only files and matches what the agent already checked; the
@@ -181,6 +181,31 @@ describe('WorkloadCache', () => {
       expect(c.jwtCacheBytes).toBe(0);
       await c.jwtSvids(uid0, ['z']);
       expect(c.jwtCacheSize).toBe(0);
+    });
+
+    it('refuses, with unavailable, requests past the in-flight byte bound, and takes them again once the server answered', async () => {
+      const now = { t: 1000 };
+      const release: (() => void)[] = [];
+      const c = new WorkloadCache(TD, () => now.t, (_entryId, audience) => new Promise((resolve) => release.push(() => resolve({ token: `t-${audience[0]}`, expiresAt: now.t + 100 }))));
+      c.setEntries([entry('e1', '/web', ['unix:uid:0'])]);
+      // Maximal requests: 8 KiB of audience each.
+      const aud = (i: number) => [`${i}`.padEnd(8192, 'a')];
+      const fits = Math.floor(JWT_INFLIGHT_MAX_BYTES / jwtCacheEntryBytes(`e1\n${aud(0)[0]}`, ''));
+      const waiting = Array.from({ length: fits }, (_, i) => c.jwtSvids(uid0, aud(i)));
+      const err = await c.jwtSvids(uid0, aud(fits)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AnchorageError);
+      expect((err as AnchorageError).code).toBe('unavailable');
+      expect((err as AnchorageError).message).toBe('agent: too many jwt-svid requests are waiting for the server; retry later');
+      // The same request as one already waiting shares it: no new charge.
+      const shared = c.jwtSvids(uid0, aud(0));
+      expect(release).toHaveLength(fits);
+      for (const r of release.splice(0)) r();
+      await Promise.all([...waiting, shared]);
+      // Room again: the refused request now goes to the server.
+      const again = c.jwtSvids(uid0, aud(fits));
+      expect(release).toHaveLength(1);
+      release[0]!();
+      expect((await again)[0]!.token).toBe(`t-${aud(fits)[0]}`);
     });
 
     it('refuses a bound that is not a non-negative integer', () => {

@@ -63,6 +63,14 @@ export function jwtCacheEntryBytes(key: string, token: string): number {
   return 2 * (key.length + token.length) + JWT_CACHE_ENTRY_OVERHEAD;
 }
 
+/**
+ * Bound on the JWT-SVID requests waiting for the server at once, in bytes
+ * charged like cached tokens (key only). Each waits a few milliseconds; a
+ * caller that keeps thousands of distinct maximal requests open gets
+ * UNAVAILABLE (retry later) past this, instead of growing the heap.
+ */
+export const JWT_INFLIGHT_MAX_BYTES = 16 * 1024 * 1024;
+
 /** Options of {@link WorkloadCache.configureJwtCache}. */
 export interface JwtCacheOptions {
   /** Bound on the bytes the cached tokens are charged ({@link jwtCacheEntryBytes}); least recently used go first. */
@@ -109,6 +117,7 @@ export class WorkloadCache implements IdentitySource {
   #jwtMaxBytes = DEFAULT_JWT_CACHE_MAX_BYTES;
   #jwtLog: Logger | undefined;
   readonly #jwtInflight = new Map<string, Promise<string>>();
+  #jwtInflightBytes = 0;
   readonly #listeners = new Set<() => void>();
   /** Intermediates shared by many SVIDs are kept once. */
   readonly #interned = new Map<string, Uint8Array>();
@@ -359,6 +368,11 @@ export class WorkloadCache implements IdentitySource {
     }
     const inflight = this.#jwtInflight.get(k);
     if (inflight) return inflight;
+    const charge = jwtCacheEntryBytes(k, '');
+    if (this.#jwtInflightBytes + charge > JWT_INFLIGHT_MAX_BYTES) {
+      throw new AnchorageError('unavailable', 'agent: too many jwt-svid requests are waiting for the server; retry later');
+    }
+    this.#jwtInflightBytes += charge;
     const p = this.#mintJwt(entryId, audience)
       .then(({ token, expiresAt }) => {
         const now = this.#now();
@@ -377,7 +391,10 @@ export class WorkloadCache implements IdentitySource {
         }
         return token;
       })
-      .finally(() => this.#jwtInflight.delete(k));
+      .finally(() => {
+        this.#jwtInflight.delete(k);
+        this.#jwtInflightBytes -= charge;
+      });
     this.#jwtInflight.set(k, p);
     return p;
   }
