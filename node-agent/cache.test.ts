@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AnchorageError } from '../common/errors.js';
 import { SpiffeId } from '../spiffe/id.js';
-import { WorkloadCache, rotationTime, type HeldSvid } from './cache.js';
+import { DEFAULT_JWT_CACHE_MAX_BYTES, JWT_CACHE_ENTRY_OVERHEAD, JWT_INFLIGHT_MAX_BYTES, jwtCacheEntryBytes, WorkloadCache, rotationTime, type HeldSvid } from './cache.js';
 import type { CachedEntry } from './state.js';
 
 // The cache only files and matches what the agent already checked; the
@@ -99,6 +99,121 @@ describe('WorkloadCache', () => {
     const err = await c.jwtSvids(sel('unix:uid:0'), ['x'], SpiffeId.parse(`spiffe://${TD}/web`)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AnchorageError);
     expect((err as AnchorageError).code).toBe('permission_denied');
+  });
+
+  describe('JWT-SVID cache bound in bytes', () => {
+    /** Tokens of a chosen length, so every entry's charge is known exactly. */
+    function sized(now: { t: number }, tokenLen: number, minted: string[] = []) {
+      return new WorkloadCache(TD, () => now.t, async (entryId, audience) => {
+        minted.push(`${entryId}:${audience.join(',')}`);
+        return { token: `t${minted.length}`.padEnd(tokenLen, '.'), expiresAt: now.t + 100 };
+      });
+    }
+    const uid0 = sel('unix:uid:0');
+
+    it('charges key and token at two bytes per code unit plus a fixed overhead', () => {
+      expect(jwtCacheEntryBytes('e1\na', 'tok')).toBe(2 * (4 + 3) + JWT_CACHE_ENTRY_OVERHEAD);
+      expect(jwtCacheEntryBytes('', '')).toBe(JWT_CACHE_ENTRY_OVERHEAD);
+      expect(DEFAULT_JWT_CACHE_MAX_BYTES).toBe(64 * 1024 * 1024);
+    });
+
+    it('counts the bytes of what it holds, exactly, and gives them back when an entry goes', async () => {
+      const now = { t: 1000 };
+      const c = sized(now, 100);
+      c.setEntries([entry('e1', '/web', ['unix:uid:0']), entry('e2', '/api', ['unix:uid:7'])]);
+      await c.jwtSvids(uid0, ['b', 'a']);
+      // Key "e1\na\nb" (sorted audience) is 6 code units; token 100.
+      expect(c.jwtCacheBytes).toBe(2 * (6 + 100) + JWT_CACHE_ENTRY_OVERHEAD);
+      await c.jwtSvids(sel('unix:uid:7'), ['aud']);
+      expect(c.jwtCacheBytes).toBe(2 * (6 + 100) + 2 * (6 + 100) + 2 * JWT_CACHE_ENTRY_OVERHEAD);
+      // A refresh replaces the token: charged once, not twice.
+      now.t = 1050;
+      await c.jwtSvids(uid0, ['a', 'b']);
+      expect(c.jwtCacheSize).toBe(2);
+      expect(c.jwtCacheBytes).toBe(2 * (2 * (6 + 100) + JWT_CACHE_ENTRY_OVERHEAD));
+      c.setEntries([entry('e2', '/api', ['unix:uid:7'])]);
+      expect(c.jwtCacheBytes).toBe(2 * (6 + 100) + JWT_CACHE_ENTRY_OVERHEAD);
+      c.setEntries([]);
+      expect(c.jwtCacheBytes).toBe(0);
+      expect(c.jwtCacheSize).toBe(0);
+    });
+
+    it('evicts the least recently used tokens to stay within the bound', async () => {
+      const now = { t: 1000 };
+      const minted: string[] = [];
+      const c = sized(now, 200, minted);
+      const one = jwtCacheEntryBytes('e1\na0', ''.padEnd(200));
+      c.configureJwtCache({ maxBytes: 3 * one });
+      c.setEntries([entry('e1', '/web', ['unix:uid:0'])]);
+      for (const a of ['a0', 'a1', 'a2']) await c.jwtSvids(uid0, [a]);
+      expect(c.jwtCacheBytes).toBe(3 * one);
+      // a0 used again: a1 is now the least recently used.
+      await c.jwtSvids(uid0, ['a0']);
+      expect(minted).toHaveLength(3);
+      await c.jwtSvids(uid0, ['a3']);
+      expect(c.jwtCacheSize).toBe(3);
+      expect(c.jwtCacheBytes).toBe(3 * one);
+      await c.jwtSvids(uid0, ['a0']);
+      await c.jwtSvids(uid0, ['a2']);
+      expect(minted).toHaveLength(4); // a0 and a2 still cached
+      await c.jwtSvids(uid0, ['a1']);
+      expect(minted).toEqual(['e1:a0', 'e1:a1', 'e1:a2', 'e1:a3', 'e1:a1']);
+      expect(c.jwtCacheBytes).toBe(3 * one);
+    });
+
+    it('never holds more than its bound, whatever the mix of sizes, and keeps nothing larger than the bound', async () => {
+      const now = { t: 1000 };
+      const c = sized(now, 10);
+      const max = 5000;
+      c.configureJwtCache({ maxBytes: max });
+      c.setEntries([entry('e1', '/web', ['unix:uid:0'])]);
+      for (let i = 0; i < 200; i++) {
+        await c.jwtSvids(uid0, [`aud-${i}`.padEnd((i * 37) % 900, 'x')]);
+        expect(c.jwtCacheBytes).toBeLessThanOrEqual(max);
+      }
+      expect(c.jwtCacheSize).toBeGreaterThan(1);
+      // Served, but not kept: it would not fit alone.
+      const [big] = await c.jwtSvids(uid0, ['y'.repeat(max)]);
+      expect(big!.token.startsWith('t')).toBe(true);
+      expect(c.jwtCacheBytes).toBeLessThanOrEqual(max);
+      // Lowering the bound evicts at once; 0 keeps nothing.
+      c.configureJwtCache({ maxBytes: 0 });
+      expect(c.jwtCacheBytes).toBe(0);
+      await c.jwtSvids(uid0, ['z']);
+      expect(c.jwtCacheSize).toBe(0);
+    });
+
+    it('refuses, with unavailable, requests past the in-flight byte bound, and takes them again once the server answered', async () => {
+      const now = { t: 1000 };
+      const release: (() => void)[] = [];
+      const c = new WorkloadCache(TD, () => now.t, (_entryId, audience) => new Promise((resolve) => release.push(() => resolve({ token: `t-${audience[0]}`, expiresAt: now.t + 100 }))));
+      c.setEntries([entry('e1', '/web', ['unix:uid:0'])]);
+      // Maximal requests: 8 KiB of audience each.
+      const aud = (i: number) => [`${i}`.padEnd(8192, 'a')];
+      const fits = Math.floor(JWT_INFLIGHT_MAX_BYTES / jwtCacheEntryBytes(`e1\n${aud(0)[0]}`, ''));
+      const waiting = Array.from({ length: fits }, (_, i) => c.jwtSvids(uid0, aud(i)));
+      const err = await c.jwtSvids(uid0, aud(fits)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AnchorageError);
+      expect((err as AnchorageError).code).toBe('unavailable');
+      expect((err as AnchorageError).message).toBe('agent: too many jwt-svid requests are waiting for the server; retry later');
+      // The same request as one already waiting shares it: no new charge.
+      const shared = c.jwtSvids(uid0, aud(0));
+      expect(release).toHaveLength(fits);
+      for (const r of release.splice(0)) r();
+      await Promise.all([...waiting, shared]);
+      // Room again: the refused request now goes to the server.
+      const again = c.jwtSvids(uid0, aud(fits));
+      expect(release).toHaveLength(1);
+      release[0]!();
+      expect((await again)[0]!.token).toBe(`t-${aud(fits)[0]}`);
+    });
+
+    it('refuses a bound that is not a non-negative integer', () => {
+      const c = sized({ t: 0 }, 1);
+      for (const bad of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+        expect(() => c.configureJwtCache({ maxBytes: bad })).toThrow('agent: the jwt-svid cache bound must be a non-negative integer number of bytes');
+      }
+    });
   });
 
   it('puts rotation at half-life ±10 %', () => {

@@ -1,5 +1,6 @@
 import type { Selector } from '../ca/datastore/DataStore.js';
 import { AnchorageError } from '../common/errors.js';
+import type { Logger } from '../common/log.js';
 import type { SpiffeBundle } from '../spiffe/bundle.js';
 import { SpiffeId } from '../spiffe/id.js';
 import type { IdentitySource, JwtIdentity, X509Identity } from '../workload-api/IdentitySource.js';
@@ -36,10 +37,47 @@ interface HeldJwt {
   token: string;
   /** Unix seconds after which it is minted anew. */
   refreshAt: number;
+  /** What it is charged against the byte bound: {@link jwtCacheEntryBytes}. */
+  bytes: number;
 }
 
-/** JWT-SVIDs kept at most; the oldest go first. Far more than one node's workloads ask for. */
-export const MAX_CACHED_JWTS = 10_000;
+/**
+ * Default bound on the JWT-SVID cache, in bytes (`jwt_cache_max_bytes`). A
+ * token for one audience is under 1 KiB, so this holds tens of thousands; a
+ * bound by count alone let one workload fill the heap with a few hundred
+ * tokens carrying megabytes of audience each.
+ */
+export const DEFAULT_JWT_CACHE_MAX_BYTES = 64 * 1024 * 1024;
+
+/** Charged per cached token on top of its strings: the Map slot, the record and two string headers. */
+export const JWT_CACHE_ENTRY_OVERHEAD = 128;
+
+/**
+ * What one cached JWT-SVID is charged: its key (entry ID and sorted
+ * audience) and its token at two bytes per UTF-16 code unit, plus
+ * {@link JWT_CACHE_ENTRY_OVERHEAD}. V8 stores ASCII strings in one byte per
+ * character, so this over-counts them: the bound is an upper bound on the
+ * memory the cache's own strings take, whatever the characters.
+ */
+export function jwtCacheEntryBytes(key: string, token: string): number {
+  return 2 * (key.length + token.length) + JWT_CACHE_ENTRY_OVERHEAD;
+}
+
+/**
+ * Bound on the JWT-SVID requests waiting for the server at once, in bytes
+ * charged like cached tokens (key only). Each waits a few milliseconds; a
+ * caller that keeps thousands of distinct maximal requests open gets
+ * UNAVAILABLE (retry later) past this, instead of growing the heap.
+ */
+export const JWT_INFLIGHT_MAX_BYTES = 16 * 1024 * 1024;
+
+/** Options of {@link WorkloadCache.configureJwtCache}. */
+export interface JwtCacheOptions {
+  /** Bound on the bytes the cached tokens are charged ({@link jwtCacheEntryBytes}); least recently used go first. */
+  maxBytes: number;
+  /** Gets one debug record per token cached, with the cache's size after it. */
+  logger?: Logger;
+}
 
 /** Mints one JWT-SVID at the server: token and expiry (unix seconds). */
 export type JwtMinter = (entryId: string, audience: string[]) => Promise<{ token: string; expiresAt: number }>;
@@ -73,8 +111,13 @@ export class WorkloadCache implements IdentitySource {
   readonly #index = new Map<string, Set<HeldEntry>>();
   #bundle: SpiffeBundle | undefined;
   readonly #federated = new Map<string, SpiffeBundle>();
+  /** In least-recently-used order: a hit moves its token to the end, eviction takes from the front. */
   readonly #jwts = new Map<string, HeldJwt>();
+  #jwtBytes = 0;
+  #jwtMaxBytes = DEFAULT_JWT_CACHE_MAX_BYTES;
+  #jwtLog: Logger | undefined;
   readonly #jwtInflight = new Map<string, Promise<string>>();
+  #jwtInflightBytes = 0;
   readonly #listeners = new Set<() => void>();
   /** Intermediates shared by many SVIDs are kept once. */
   readonly #interned = new Map<string, Uint8Array>();
@@ -87,6 +130,20 @@ export class WorkloadCache implements IdentitySource {
     this.trustDomain = trustDomain;
     this.#now = now;
     this.#mintJwt = mintJwt;
+  }
+
+  /**
+   * Sets the JWT-SVID cache's byte bound (evicting at once down to it) and
+   * where its debug records go. Called by `anchorage agent run` before the
+   * Workload API starts; until then the default bound applies.
+   */
+  configureJwtCache(opts: JwtCacheOptions): void {
+    if (!Number.isSafeInteger(opts.maxBytes) || opts.maxBytes < 0) {
+      throw new AnchorageError('invalid_argument', 'agent: the jwt-svid cache bound must be a non-negative integer number of bytes');
+    }
+    this.#jwtMaxBytes = opts.maxBytes;
+    this.#jwtLog = opts.logger;
+    this.#evictJwts();
   }
 
   // ---- written by the agent -------------------------------------------------
@@ -288,8 +345,14 @@ export class WorkloadCache implements IdentitySource {
     };
   }
 
+  /** JWT-SVIDs cached. */
   get jwtCacheSize(): number {
     return this.#jwts.size;
+  }
+
+  /** Bytes the cached JWT-SVIDs are charged ({@link jwtCacheEntryBytes}); never above the bound. */
+  get jwtCacheBytes(): number {
+    return this.#jwtBytes;
   }
 
   // ---- internals ------------------------------------------------------------
@@ -297,28 +360,64 @@ export class WorkloadCache implements IdentitySource {
   async #jwtFor(entryId: string, audience: string[]): Promise<string> {
     const k = `${entryId}\n${[...audience].sort().join('\n')}`;
     const held = this.#jwts.get(k);
-    if (held && held.refreshAt > this.#now()) return held.token;
+    if (held && held.refreshAt > this.#now()) {
+      // Most recently used goes to the end: eviction takes from the front.
+      this.#jwts.delete(k);
+      this.#jwts.set(k, held);
+      return held.token;
+    }
     const inflight = this.#jwtInflight.get(k);
     if (inflight) return inflight;
+    const charge = jwtCacheEntryBytes(k, '');
+    if (this.#jwtInflightBytes + charge > JWT_INFLIGHT_MAX_BYTES) {
+      throw new AnchorageError('unavailable', 'agent: too many jwt-svid requests are waiting for the server; retry later');
+    }
+    this.#jwtInflightBytes += charge;
     const p = this.#mintJwt(entryId, audience)
       .then(({ token, expiresAt }) => {
         const now = this.#now();
         // Kept only while the entry is still there; half-life like X.509.
         if (this.#entries.has(entryId)) {
-          this.#jwts.delete(k);
-          this.#jwts.set(k, { token, refreshAt: now + Math.max(0, Math.floor((expiresAt - now) / 2)) });
-          while (this.#jwts.size > MAX_CACHED_JWTS) this.#jwts.delete(this.#jwts.keys().next().value!);
+          this.#deleteJwt(k);
+          const bytes = jwtCacheEntryBytes(k, token);
+          // A token bigger than the whole bound is served but not kept: it
+          // would only evict everything else and then itself.
+          if (bytes <= this.#jwtMaxBytes) {
+            this.#jwts.set(k, { token, refreshAt: now + Math.max(0, Math.floor((expiresAt - now) / 2)), bytes });
+            this.#jwtBytes += bytes;
+            this.#evictJwts();
+          }
+          this.#jwtLog?.debug({ entryId, bytes, cachedBytes: this.#jwtBytes, cachedTokens: this.#jwts.size, maxBytes: this.#jwtMaxBytes }, 'agent: jwt-svid cached');
         }
         return token;
       })
-      .finally(() => this.#jwtInflight.delete(k));
+      .finally(() => {
+        this.#jwtInflight.delete(k);
+        this.#jwtInflightBytes -= charge;
+      });
     this.#jwtInflight.set(k, p);
     return p;
   }
 
+  #deleteJwt(k: string): void {
+    const held = this.#jwts.get(k);
+    if (held === undefined) return;
+    this.#jwts.delete(k);
+    this.#jwtBytes -= held.bytes;
+  }
+
+  /** Least recently used first, until the cache is within its bound. */
+  #evictJwts(): void {
+    while (this.#jwtBytes > this.#jwtMaxBytes) {
+      const oldest = this.#jwts.keys().next();
+      if (oldest.done === true) break;
+      this.#deleteJwt(oldest.value);
+    }
+  }
+
   #dropJwts(entryId: string): void {
     const prefix = `${entryId}\n`;
-    for (const k of this.#jwts.keys()) if (k.startsWith(prefix)) this.#jwts.delete(k);
+    for (const k of [...this.#jwts.keys()]) if (k.startsWith(prefix)) this.#deleteJwt(k);
   }
 
   #identity(held: HeldEntry, svid: HeldSvid): X509Identity {

@@ -25,6 +25,9 @@ describe('agent config', () => {
     expect(c.socket_path).toBe('/tmp/anchorage-agent/public/api.sock');
     expect(c.socket_mode).toBe(0o777);
     expect(c.attestor).toEqual({ hash_binary: true, max_hash_bytes: 256 * 1024 * 1024 });
+    expect(c.jwt_cache_max_bytes).toBe(64 * 1024 * 1024);
+    expect(parseAgentConfig({ ...good, jwt_cache_max_bytes: 1_048_576 }, 'agent.yaml', '/').jwt_cache_max_bytes).toBe(1_048_576);
+    expect(parseAgentConfig({ ...good, jwt_cache_max_bytes: 0 }, 'agent.yaml', '/').jwt_cache_max_bytes).toBe(0);
   });
 
   it.each<[string, unknown, string]>([
@@ -34,6 +37,10 @@ describe('agent config', () => {
     ['unknown key', { ...good, sokcet_path: '/x' }, 'agent.yaml: (top level): unknown key(s): sokcet_path'],
     ['bad socket mode', { ...good, socket_mode: 'rw' }, 'agent.yaml: socket_mode: must be an octal file mode such as "0777"'],
     ['bad trust domain', { ...good, trust_domain: 'A B' }, 'agent.yaml: trust_domain: spiffeid: '],
+    ['negative jwt cache bound', { ...good, jwt_cache_max_bytes: -1 }, 'agent.yaml: jwt_cache_max_bytes: must not be negative'],
+    ['fractional jwt cache bound', { ...good, jwt_cache_max_bytes: 1.5 }, 'agent.yaml: jwt_cache_max_bytes: must be a whole number of bytes'],
+    ['jwt cache bound as a string', { ...good, jwt_cache_max_bytes: '64MiB' }, 'agent.yaml: jwt_cache_max_bytes: must be a whole number of bytes'],
+    ['huge jwt cache bound', { ...good, jwt_cache_max_bytes: 2 ** 60 }, 'agent.yaml: jwt_cache_max_bytes: is too large'],
   ])('rejects %s', (_n, doc, expected) => {
     expect(errorOf(doc)).toContain(expected);
   });

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { errorMessage, invalid } from '../common/errors.js';
 import { TrustDomain } from '../spiffe/id.js';
 import { formatIssues } from '../ca/config.js';
+import { DEFAULT_JWT_CACHE_MAX_BYTES } from './cache.js';
 
 const agentSchema = z
   .object({
@@ -28,6 +29,7 @@ const agentSchema = z
     trust_bundle_file: z.string().min(1).optional(),
     insecure_bootstrap: z.boolean().default(false),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+    jwt_cache_max_bytes: z.number({ message: 'must be a whole number of bytes' }).int('must be a whole number of bytes').min(0, 'must not be negative').max(Number.MAX_SAFE_INTEGER, 'is too large').default(DEFAULT_JWT_CACHE_MAX_BYTES),
     attestor: z
       .object({
         hash_binary: z.boolean().default(true),

@@ -20,6 +20,7 @@ export async function runAgent(config: AgentConfig, opts: { logger: Logger; now?
   const agent = await NodeAgent.start({ config, logger, now: opts.now });
   let workloadApi: WorkloadApi;
   try {
+    agent.cache.configureJwtCache({ maxBytes: config.jwt_cache_max_bytes, logger });
     const attestor = new UnixWorkloadAttestor({
       logger,
       hashBinary: config.attestor.hash_binary,

@@ -35,7 +35,9 @@ export interface WorkloadApiHandlerConfig {
   /**
    * Attests the process behind a call. Must throw `AnchorageError('unavailable')`
    * when it cannot tell (the server wraps every attestor failure that way),
-   * because clients retry UNAVAILABLE and give up on most other codes.
+   * because clients retry UNAVAILABLE and give up on most other codes; and
+   * `permission_denied` (possibly as the cause of that wrapper) when the
+   * caller must get no identity on this connection at all.
    */
   attest: (call: IncomingCall) => Promise<Caller>;
   logger: Logger;
@@ -49,13 +51,69 @@ interface Rendered<T> {
   digest: string;
 }
 
+/**
+ * Per-request bounds on what a caller may ask for. Audiences end up in the
+ * server's signing request, in the token, and in the agent's JWT-SVID cache
+ * key, so they are refused here, before attestation, the server or the
+ * cache see them. One audience is usually one URL or service name; SPIRE's
+ * own clients send one.
+ */
+export const MAX_AUDIENCES = 32;
+/** Longest single audience, in UTF-8 bytes. */
+export const MAX_AUDIENCE_BYTES = 1024;
+/** Longest audience list, in UTF-8 bytes summed over its members. */
+export const MAX_TOTAL_AUDIENCE_BYTES = 8 * 1024;
+/**
+ * Longest token ValidateJWTSVID will parse, in bytes. A JWT-SVID of ours
+ * with a full audience list is about 12 KiB; this leaves room for other
+ * issuers' claims and keeps one call's JSON parsing small.
+ */
+export const MAX_VALIDATE_SVID_BYTES = 64 * 1024;
+
 const NO_IDENTITY = 'workloadapi: no identity issued';
+
+/** Refuses an empty audience list or one outside the bounds above. */
+function checkAudiences(audience: string[]): void {
+  if (audience.length === 0) throw new AnchorageError('invalid_argument', 'workloadapi: audience must be specified');
+  if (audience.length > MAX_AUDIENCES) {
+    throw new AnchorageError('invalid_argument', `workloadapi: at most ${MAX_AUDIENCES} audiences may be requested (got ${audience.length})`);
+  }
+  let total = 0;
+  for (const a of audience) {
+    if (a === '') throw new AnchorageError('invalid_argument', 'workloadapi: audience must not contain empty strings');
+    const n = Buffer.byteLength(a, 'utf8');
+    if (n > MAX_AUDIENCE_BYTES) {
+      throw new AnchorageError('invalid_argument', `workloadapi: an audience must be at most ${MAX_AUDIENCE_BYTES} bytes (got ${n})`);
+    }
+    total += n;
+  }
+  if (total > MAX_TOTAL_AUDIENCE_BYTES) {
+    throw new AnchorageError('invalid_argument', `workloadapi: the audiences must total at most ${MAX_TOTAL_AUDIENCE_BYTES} bytes (got ${total})`);
+  }
+}
 
 /** Ends streams at close(); expected, so it is not logged as a failed request. */
 const SHUTTING_DOWN = new AnchorageError('unavailable', 'workloadapi: server is shutting down');
 
 function noIdentity(): AnchorageError {
   return new AnchorageError('permission_denied', NO_IDENTITY);
+}
+
+/**
+ * An attestor's deliberate refusal (PERMISSION_DENIED: this connection gets
+ * no identity, e.g. its process executed another binary after connecting),
+ * found in the error or its causes. The server wraps attestor failures as
+ * UNAVAILABLE so that clients retry a transient fault; a refusal is no fault
+ * and retrying on the same connection cannot change it, so it reaches the
+ * client as what it is.
+ */
+function attestorRefusal(err: unknown): AnchorageError | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && e !== undefined && e !== null; depth++) {
+    if (isAnchorageError(e, 'permission_denied')) return e;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 function concatDer(ders: Uint8Array[]): Buffer {
@@ -175,8 +233,7 @@ export class WorkloadApiHandler {
           // Checked before attestation: a malformed request is the caller's
           // bug and must not be retried, whatever the attestor thinks.
           const { audience, spiffe_id } = call.request;
-          if (audience.length === 0) throw new AnchorageError('invalid_argument', 'workloadapi: audience must be specified');
-          if (audience.some((a) => a === '')) throw new AnchorageError('invalid_argument', 'workloadapi: audience must not contain empty strings');
+          checkAudiences(audience);
           if (spiffe_id !== '') {
             try {
               SpiffeId.parse(spiffe_id);
@@ -202,8 +259,17 @@ export class WorkloadApiHandler {
           }
           return { spiffe_id: verified.spiffeId.toString(), claims: toStruct(verified.claims) };
         }, () => {
-          if (call.request.audience === '') throw new AnchorageError('invalid_argument', 'workloadapi: audience must be specified');
-          if (call.request.svid === '') throw new AnchorageError('invalid_argument', 'workloadapi: svid must be specified');
+          const { audience, svid } = call.request;
+          if (audience === '') throw new AnchorageError('invalid_argument', 'workloadapi: audience must be specified');
+          const audienceBytes = Buffer.byteLength(audience, 'utf8');
+          if (audienceBytes > MAX_AUDIENCE_BYTES) {
+            throw new AnchorageError('invalid_argument', `workloadapi: an audience must be at most ${MAX_AUDIENCE_BYTES} bytes (got ${audienceBytes})`);
+          }
+          if (svid === '') throw new AnchorageError('invalid_argument', 'workloadapi: svid must be specified');
+          const svidBytes = Buffer.byteLength(svid, 'utf8');
+          if (svidBytes > MAX_VALIDATE_SVID_BYTES) {
+            throw new AnchorageError('invalid_argument', `workloadapi: svid must be at most ${MAX_VALIDATE_SVID_BYTES} bytes (got ${svidBytes})`);
+          }
         });
       },
     };
@@ -304,7 +370,11 @@ export class WorkloadApiHandler {
       throw new AnchorageError('invalid_argument', 'workloadapi: security header missing from request');
     }
     validate?.();
-    return this.#attest(call);
+    try {
+      return await this.#attest(call);
+    } catch (err) {
+      throw attestorRefusal(err) ?? err;
+    }
   }
 
   async #serveUnary<Res>(
@@ -328,10 +398,11 @@ export class WorkloadApiHandler {
 
   /**
    * Drives one server stream: full state first, then again on every source
-   * change that alters what this caller would receive. Selectors are taken
-   * once, at stream start, as in SPIRE: a process cannot change its uid or
-   * binary under an open connection without the kernel's peer credentials
-   * going stale anyway.
+   * change that alters what this caller would receive. The caller is attested
+   * at stream start and again before every later message, so a stream does
+   * not keep delivering new SVIDs to a connection whose process has since
+   * executed another binary (the attestor refuses it) or exited; changes that
+   * alter nothing this caller sees cost no attestation.
    */
   async #serveStream<Res>(method: string, call: grpc.ServerWritableStream<unknown, Res>, render: (caller: Caller) => Rendered<Res>): Promise<void> {
     let caller: Caller;
@@ -348,6 +419,9 @@ export class WorkloadApiHandler {
     let blocked = false;
     let pending: Res | undefined;
     let unsubscribe: (() => void) | undefined;
+    /** A re-attestation is running; changes meanwhile set `again` instead of starting another. */
+    let reattesting = false;
+    let again = false;
 
     const cleanup = (): void => {
       if (ended) return;
@@ -379,8 +453,50 @@ export class WorkloadApiHandler {
         });
       }
     };
+    /** Renders for the current caller; sends when the digest changed. False when the stream ended. */
+    const renderAndSend = (): boolean => {
+      let rendered: Rendered<Res>;
+      try {
+        rendered = render(caller);
+      } catch (err) {
+        endWith(err);
+        return false;
+      }
+      if (rendered.digest === lastDigest) return true;
+      const first = lastDigest === undefined;
+      lastDigest = rendered.digest;
+      send(rendered.response);
+      this.#log.debug({ method, callerPid: caller.pid, callerUid: caller.uid, outcome: first ? 'OK' : 'update' }, 'workloadapi: stream message');
+      return true;
+    };
+    const reattest = async (): Promise<void> => {
+      reattesting = true;
+      try {
+        do {
+          again = false;
+          try {
+            caller = await this.#reattest(call);
+          } catch (err) {
+            endWith(err);
+            return;
+          }
+          if (ended || !renderAndSend()) return;
+        } while (again && !ended);
+      } finally {
+        reattesting = false;
+      }
+    };
     const update = (): void => {
       if (ended) return;
+      if (lastDigest === undefined) {
+        renderAndSend(); // the first message: the caller was attested just now
+        return;
+      }
+      if (reattesting) {
+        again = true;
+        return;
+      }
+      // Only a change this caller would see is worth attesting it again for.
       let rendered: Rendered<Res>;
       try {
         rendered = render(caller);
@@ -389,10 +505,7 @@ export class WorkloadApiHandler {
         return;
       }
       if (rendered.digest === lastDigest) return;
-      const first = lastDigest === undefined;
-      lastDigest = rendered.digest;
-      send(rendered.response);
-      this.#log.debug({ method, callerPid: caller.pid, callerUid: caller.uid, outcome: first ? 'OK' : 'update' }, 'workloadapi: stream message');
+      void reattest();
     };
 
     this.#streams.add(endWith);
@@ -401,6 +514,15 @@ export class WorkloadApiHandler {
     // Subscribe before the first render so a change between the two is not lost.
     unsubscribe = this.#source.onChange(update);
     update();
+  }
+
+  /** Attests the caller of an open stream again (no header check: the call was admitted). */
+  async #reattest(call: IncomingCall): Promise<Caller> {
+    try {
+      return await this.#attest(call);
+    } catch (err) {
+      throw attestorRefusal(err) ?? err;
+    }
   }
 
   /** Logs the outcome and turns the error into a status; nothing but the message reaches the client. */

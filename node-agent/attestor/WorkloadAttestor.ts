@@ -19,6 +19,39 @@ export interface PeerCredentials {
    * the credentials closes it (see `closePidfd`).
    */
   pidfd?: number;
+  /**
+   * The executable the peer ran when the connection was accepted (the file
+   * behind /proc/<pid>/exe), or null when it could not be read then (no
+   * ptrace access, the peer already gone). Every later attestation on the
+   * connection must find the same file, or refuse: a process that executes
+   * another binary after connecting gets no identity on that connection.
+   * Absent only for credentials not made by `peerCredentials()` (tests).
+   */
+  executable?: ExecutableIdentity | null;
+  /**
+   * Field 22 of /proc/<pid>/stat (start time, clock ticks after boot) when
+   * the connection was accepted. Without a pidfd it pins the process for the
+   * connection's lifetime: a reused pid belongs to a process that started later.
+   */
+  startTime?: bigint;
+}
+
+/** Which file a process was executing, as the attestor compares it across calls. */
+export interface ExecutableIdentity {
+  /** Device and inode: which file, whatever its name now. */
+  dev: bigint;
+  ino: bigint;
+  /**
+   * Birth time where the filesystem records one (0 where it does not), so a
+   * new file that happens to reuse a freed inode number is not taken for the old one.
+   */
+  birthtimeNs: bigint;
+  /**
+   * `dev:ino:size:mtime:ctime`: the file's contents as of accept. If it
+   * differs later, the file was written or relinked since, and its hash is no
+   * longer known to be that of the binary that connected.
+   */
+  contentKey: string;
 }
 
 /**

@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAnchorageError } from '../../common/errors.js';
-import { closePidfd, peerCredentials, pidfdAlive, pidfdPid } from './peercred.js';
+import { closePidfd, executableIdentity, peerCredentials, pidfdAlive, pidfdPid } from './peercred.js';
+import { parseStartTime } from './proc.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -66,6 +67,26 @@ describe('peerCredentials', () => {
       expect(pidfdPid(pidfd)).toBe(-1); // reaped by node's SIGCHLD handler
       closePidfd(pidfd);
       expect(() => pidfdAlive(pidfd)).toThrow(/not an open descriptor/);
+    } finally {
+      sock.destroy();
+      await kill(child);
+    }
+  });
+
+  it('records, at accept, the executable the peer runs and its start time', async () => {
+    const { child, sock } = await connectChild();
+    try {
+      const peer = peerCredentials(sock);
+      const st = statSync(process.execPath, { bigint: true });
+      expect(peer.executable).toEqual(executableIdentity(st));
+      expect(peer.executable!.contentKey).toBe(`${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`);
+      expect(peer.startTime).toBe(parseStartTime(readFileSync(`/proc/${child.pid}/stat`, 'utf8')));
+      if (peer.pidfd !== undefined) closePidfd(peer.pidfd);
+      // Nothing to read under a procfs without this pid: recorded as unknown, not guessed.
+      const blind = peerCredentials(sock, { procRoot: dir });
+      expect(blind.executable).toBeNull();
+      expect(blind.startTime).toBeUndefined();
+      if (blind.pidfd !== undefined) closePidfd(blind.pidfd);
     } finally {
       sock.destroy();
       await kill(child);

@@ -1,9 +1,10 @@
-import { closeSync, readFileSync } from 'node:fs';
+import { closeSync, readFileSync, statSync, type BigIntStats } from 'node:fs';
 import type { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import * as koffi from 'koffi';
 import { AnchorageError } from '../../common/errors.js';
-import type { PeerCredentials } from './WorkloadAttestor.js';
+import { parseStartTime } from './proc.js';
+import type { ExecutableIdentity, PeerCredentials } from './WorkloadAttestor.js';
 
 // Linux ABI constants (asm-generic/socket.h; identical on x86_64 and arm64).
 const SOL_SOCKET = 1;
@@ -94,7 +95,7 @@ function socketFd(socket: Socket): number {
  * Throws `invalid_argument` when the socket is not an open Unix-domain socket,
  * `unavailable` when the kernel cannot tell who the peer is.
  */
-export function peerCredentials(socket: Socket): PeerCredentials {
+export function peerCredentials(socket: Socket, opts: { procRoot?: string } = {}): PeerCredentials {
   const fd = socketFd(socket);
 
   // Checked first: SO_PEERCRED on a TCP socket "succeeds" with pid 0 and
@@ -122,11 +123,58 @@ export function peerCredentials(socket: Socket): PeerCredentials {
   }
 
   const pidfdRes = getsockoptBuf(fd, SO_PEERPIDFD, 4);
-  if (pidfdRes.buf === undefined) {
-    if (pidfdRes.errno === ENOPROTOOPT) return { pid, uid, gid };
-    throw new AnchorageError('unavailable', `peercred: getsockopt SO_PEERPIDFD failed: ${errnoName(pidfdRes.errno)}`);
+  let pidfd: number | undefined;
+  if (pidfdRes.buf !== undefined) pidfd = pidfdRes.buf.readInt32LE(0);
+  else if (pidfdRes.errno !== ENOPROTOOPT) throw new AnchorageError('unavailable', `peercred: getsockopt SO_PEERPIDFD failed: ${errnoName(pidfdRes.errno)}`);
+
+  // What the process is running now, at accept, so that later calls on this
+  // connection can tell whether it executed something else since (see
+  // ExecutableIdentity). Start time first: if the pid is reused between the
+  // two reads, the start time is the old process's and the attestor refuses.
+  const procRoot = (opts.procRoot ?? '/proc').replace(/\/+$/, '');
+  const startTime = readStartTime(procRoot, pid);
+  const executable = readExecutable(procRoot, pid);
+  const creds: PeerCredentials = { pid, uid, gid, executable };
+  if (pidfd !== undefined) creds.pidfd = pidfd;
+  if (startTime !== undefined) creds.startTime = startTime;
+  return creds;
+}
+
+/** `dev:ino:size:mtime:ctime` of a stat: see {@link ExecutableIdentity.contentKey}. */
+export function fileContentKey(st: BigIntStats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
+/** The identity of the file a stat describes. */
+export function executableIdentity(st: BigIntStats): ExecutableIdentity {
+  return { dev: st.dev, ino: st.ino, birthtimeNs: st.birthtimeNs, contentKey: fileContentKey(st) };
+}
+
+/** Whether two identities name the same file (contents aside). */
+export function sameExecutable(a: ExecutableIdentity, b: ExecutableIdentity): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.birthtimeNs === b.birthtimeNs;
+}
+
+/**
+ * The file behind /proc/<pid>/exe, or null when it cannot be read (no
+ * ptrace access, a zombie, the process gone). One stat() through the link,
+ * synchronously: procfs answers from memory, in microseconds.
+ */
+export function readExecutable(procRoot: string, pid: number): ExecutableIdentity | null {
+  try {
+    return executableIdentity(statSync(`${procRoot}/${pid}/exe`, { bigint: true }));
+  } catch {
+    return null;
   }
-  return { pid, uid, gid, pidfd: pidfdRes.buf.readInt32LE(0) };
+}
+
+/** Field 22 of /proc/<pid>/stat, or undefined when it cannot be read. */
+function readStartTime(procRoot: string, pid: number): bigint | undefined {
+  try {
+    return parseStartTime(readFileSync(`${procRoot}/${pid}/stat`, 'utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { open, rename, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAnchorageError } from '../../common/errors.js';
 import { silentLogger } from '../../common/log.js';
 import type { Selector } from '../../ca/datastore/DataStore.js';
-import { closePidfd, peerCredentials } from './peercred.js';
+import { closePidfd, executableIdentity, peerCredentials } from './peercred.js';
 import { UnixWorkloadAttestor } from './unix.js';
 import type { PeerCredentials } from './WorkloadAttestor.js';
 
@@ -223,6 +223,138 @@ describe('UnixWorkloadAttestor on real processes', () => {
   it('rejects malformed credentials', async () => {
     const err = await attestError(attestor().attest({ pid: 0, uid: 0, gid: 0 }));
     expect(isAnchorageError(err, 'invalid_argument')).toBe(true);
+  });
+});
+
+const PERL = '/usr/bin/perl';
+const hasPerl = existsSync(PERL);
+/**
+ * Connects to argv[0] (a plain socket, not close-on-exec), waits for a line
+ * on stdin, then executes argv[1..]: the same process, pid and connection,
+ * another binary.
+ */
+const CONNECT_THEN_EXEC = `use Socket; $^F = 1000;
+socket(my $s, AF_UNIX, SOCK_STREAM, 0) or die "socket: $!";
+connect($s, pack_sockaddr_un(shift @ARGV)) or die "connect: $!";
+my $line = <STDIN>;
+exec { $ARGV[0] } @ARGV or die "exec: $!";`;
+
+describe.skipIf(!hasPerl)('UnixWorkloadAttestor: exec after connect (real processes)', () => {
+  async function connectThenExec(program: string[]): Promise<{ child: ChildProcess; peer: PeerCredentials; exec: () => Promise<void> }> {
+    const accepted = new Promise<Socket>((resolve) => waiting.push(resolve));
+    const child = spawn(PERL, ['-e', CONNECT_THEN_EXEC, sockPath, ...program], { stdio: ['pipe', 'ignore', 'inherit'] });
+    const sock = await accepted;
+    const peer = peerCredentials(sock);
+    cleanups.push(() => {
+      sock.destroy();
+      child.kill('SIGKILL');
+    });
+    const before = readlinkSync(`/proc/${child.pid}/exe`);
+    const exec = async (): Promise<void> => {
+      child.stdin!.write('go\n');
+      if (program[0] === PERL) return; // same binary: the link will not change (the caller polls cmdline)
+      // Bounded wait for the kernel to switch the image.
+      for (let i = 0; i < 500 && readlinkSync(`/proc/${child.pid}/exe`) === before; i++) await new Promise((r) => setTimeout(r, 10));
+      if (readlinkSync(`/proc/${child.pid}/exe`) === before) throw new Error('the child did not exec in 5 s');
+    };
+    return { child, peer, exec };
+  }
+
+  it('refuses with permission_denied once the caller runs another binary, which it used to attest as that binary', async () => {
+    const sleep = realpathSync('/bin/sleep');
+    const { peer, exec } = await connectThenExec([sleep, '1000']);
+    const a = attestor();
+    expect(values(await a.attest(peer))).toContain(`path:${realpathSync(PERL)}`);
+    await exec();
+    const err = await attestError(a.attest(peer));
+    expect(isAnchorageError(err, 'permission_denied')).toBe(true);
+    expect(err.message).toBe(`attestor: the calling process (pid ${peer.pid}) executed another binary after connecting; reconnect`);
+    // Without what was recorded at accept (the old behaviour), the connection
+    // would have been attested as the new binary.
+    const { executable: _e, startTime: _s, ...unrecorded } = peer;
+    const old = values(await a.attest(unrecorded));
+    expect(old).toContain(`path:${sleep}`);
+    expect(old).toContain(`sha256:${createHash('sha256').update(readFileSync(sleep)).digest('hex')}`);
+  });
+
+  it('keeps the identity of a caller that executes the same binary again', async () => {
+    const { peer, exec } = await connectThenExec([PERL, '-e', 'sleep 1000']);
+    await exec();
+    // Poll until the new image is in place (same file, so the link text does not change): its cmdline does.
+    for (let i = 0; i < 500 && !readFileSync(`/proc/${peer.pid}/cmdline`, 'utf8').includes('sleep 1000'); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(readFileSync(`/proc/${peer.pid}/cmdline`, 'utf8')).toContain('sleep 1000');
+    const got = values(await attestor().attest(peer));
+    expect(got).toContain(`path:${realpathSync(PERL)}`);
+    expect(got).toContain(`sha256:${createHash('sha256').update(readFileSync(realpathSync(PERL))).digest('hex')}`);
+  });
+});
+
+describe('UnixWorkloadAttestor: the executable recorded at accept (fake procRoot)', () => {
+  const STATUS = 'Name:\tfake\nGroups:\t\n';
+  const STAT = '4242 (fake) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 1000 0 0\n';
+
+  function fake(name: string): { root: string; bin: string; link: string } {
+    const root = join(dir, name);
+    mkdirSync(join(root, '4242'), { recursive: true });
+    const bin = join(dir, `${name}-bin`);
+    writeFileSync(bin, `#!/bin/sh\necho ${name}\n`);
+    const link = join(root, '4242', 'exe');
+    symlinkSync(bin, link);
+    writeFileSync(join(root, '4242', 'status'), STATUS);
+    writeFileSync(join(root, '4242', 'stat'), STAT);
+    return { root, bin, link };
+  }
+  const peerOf = (link: string, extra: Partial<PeerCredentials> = {}): PeerCredentials => ({
+    pid: 4242,
+    uid: 0,
+    gid: 0,
+    executable: executableIdentity(statSync(link, { bigint: true })),
+    startTime: 1000n,
+    ...extra,
+  });
+  const pathAndHash = (v: string[]) => v.filter((x) => x.startsWith('path:') || x.startsWith('sha256:'));
+
+  it('refuses when the link names another file than at accept', async () => {
+    const { root, link } = fake('swapped');
+    const peer = peerOf(link);
+    const other = join(dir, 'swapped-other');
+    writeFileSync(other, '#!/bin/sh\necho other\n');
+    unlinkSync(link);
+    symlinkSync(other, link);
+    const err = await attestError(attestor({ procRoot: root }).attest(peer));
+    expect(isAnchorageError(err, 'permission_denied')).toBe(true);
+    expect(err.message).toBe('attestor: the calling process (pid 4242) executed another binary after connecting; reconnect');
+  });
+
+  it('keeps the path but drops sha256 when the same file was modified since accept', async () => {
+    const { root, bin, link } = fake('edited');
+    const peer = peerOf(link);
+    appendFileSync(bin, '# appended after connect\n');
+    const got = values(await attestor({ procRoot: root }).attest(peer));
+    expect(pathAndHash(got)).toEqual([`path:${bin}`]);
+  });
+
+  it('serves the hash of the file as it was at accept when nothing changed, also from the cache', async () => {
+    const { root, bin, link } = fake('same');
+    const peer = peerOf(link);
+    const a = attestor({ procRoot: root });
+    const sha = createHash('sha256').update(readFileSync(bin)).digest('hex');
+    expect(pathAndHash(values(await a.attest(peer)))).toEqual([`path:${bin}`, `sha256:${sha}`]);
+    expect(pathAndHash(values(await a.attest(peer)))).toEqual([`path:${bin}`, `sha256:${sha}`]);
+  });
+
+  it('vouches for no executable when none could be read at accept', async () => {
+    const { root, link } = fake('unreadable');
+    const got = values(await attestor({ procRoot: root }).attest({ ...peerOf(link), executable: null }));
+    expect(pathAndHash(got)).toEqual([]);
+    expect(got).toContain('uid:0');
+  });
+
+  it('refuses a pid whose start time is not the one seen at accept (pid reused since)', async () => {
+    const { root, link } = fake('reborn');
+    const err = await attestError(attestor({ procRoot: root }).attest(peerOf(link, { startTime: 999n })));
+    expect(isAnchorageError(err, 'unavailable')).toBe(true);
+    expect(err.message).toBe('attestor: the calling process (pid 4242) has exited');
   });
 });
 

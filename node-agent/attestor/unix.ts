@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
-import { readFileSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readFileSync, readlinkSync, type BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { Selector } from '../../ca/datastore/DataStore.js';
 import { AnchorageError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
-import { pidfdAlive, pidfdPid } from './peercred.js';
+import { executableIdentity, fileContentKey, pidfdAlive, pidfdPid, sameExecutable } from './peercred.js';
 import { IdNameFile, parseStartTime, parseStatusGroups } from './proc.js';
-import type { PeerCredentials, WorkloadAttestor } from './WorkloadAttestor.js';
+import type { ExecutableIdentity, PeerCredentials, WorkloadAttestor } from './WorkloadAttestor.js';
 
 /** Configuration of {@link UnixWorkloadAttestor}. */
 export interface UnixWorkloadAttestorOptions {
@@ -36,6 +36,8 @@ const DEFAULT_NAME_TTL_MS = 30_000;
 const HASH_CACHE_ENTRIES = 1024;
 const READ_CHUNK = 1024 * 1024;
 const DELETED_SUFFIX = ' (deleted)';
+/** Linux O_PATH (not in every Node's fs.constants): a handle on the file itself, no read access needed. */
+const O_PATH = (fsConstants as Record<string, number | undefined>).O_PATH ?? 0o10000000;
 
 /** Confirms, after selectors were gathered, that the pid still names the caller. */
 type Confirm = () => Promise<void>;
@@ -46,6 +48,16 @@ function errCode(err: unknown): string | undefined {
 
 function exitedDuring(pid: number): AnchorageError {
   return new AnchorageError('unavailable', `attestor: the calling process exited during attestation (pid ${pid})`);
+}
+
+/**
+ * The refusal for a caller whose executable is not the one it connected
+ * with. PERMISSION_DENIED, the Workload API's "no identity for you": the
+ * connection will never again carry an identity, so UNAVAILABLE (retry)
+ * would be a lie; a fresh connection is attested afresh.
+ */
+export function execAfterConnect(pid: number): AnchorageError {
+  return new AnchorageError('permission_denied', `attestor: the calling process (pid ${pid}) executed another binary after connecting; reconnect`);
 }
 
 function exitedBefore(pid: number, cause?: unknown): AnchorageError {
@@ -74,7 +86,7 @@ export class UnixWorkloadAttestor implements WorkloadAttestor {
   readonly #logger: Logger;
   readonly #users: IdNameFile;
   readonly #groups: IdNameFile;
-  /** (dev, inode, size, mtime, ctime) → hex sha256, or null for "too large". */
+  /** Content key (dev, inode, size, mtime, ctime: see fileContentKey) → hex sha256, or null for "too large". ctime is in the key because mtime can be set back with utimes() after an edit; ctime cannot. */
   readonly #hashes = new Map<string, string | null>();
   /** Hashes being computed, so a burst of callers from one binary hashes it once. */
   readonly #hashing = new Map<string, Promise<string | null>>();
@@ -96,7 +108,7 @@ export class UnixWorkloadAttestor implements WorkloadAttestor {
     checkPeer(peer);
     const confirm = await this.#pin(peer);
 
-    const [status, exe] = await Promise.all([this.#readProc(peer.pid, 'status'), this.#executable(peer.pid)]);
+    const [status, exe] = await Promise.all([this.#readProc(peer.pid, 'status'), this.#executable(peer.pid, peer.executable)]);
     let supplementary: number[];
     try {
       supplementary = parseStatusGroups(status);
@@ -143,6 +155,9 @@ export class UnixWorkloadAttestor implements WorkloadAttestor {
       };
     }
     const before = await this.#startTime(pid);
+    // The start time seen at accept pins the process for the whole connection,
+    // not only for this attestation.
+    if (peer.startTime !== undefined && peer.startTime !== before) throw exitedBefore(pid);
     return async () => {
       let after: bigint;
       try {
@@ -198,12 +213,24 @@ export class UnixWorkloadAttestor implements WorkloadAttestor {
    * access to the caller (agent not root) the link is unreadable; the
    * selectors are then omitted with a warning, since an omitted selector can
    * only narrow what the caller gets.
+   *
+   * `atConnect` is the file the caller ran when its connection was accepted:
+   * if it now runs another one, the call is refused ({@link execAfterConnect});
+   * if nothing could be read then, nothing is vouched for now.
    */
-  async #executable(pid: number): Promise<{ path?: string; sha256?: string }> {
+  async #executable(pid: number, atConnect: ExecutableIdentity | null | undefined): Promise<{ path?: string; sha256?: string }> {
     const link = `${this.#procRoot}/${pid}/exe`;
-    let path: string;
+    if (atConnect === null) {
+      this.#logger.warn({ pid }, 'attestor: the caller\'s executable was unreadable when it connected; no unix:path or unix:sha256 selector');
+      return {};
+    }
+    // One open of the link, then fstat and the name of that open file: the
+    // identity checked and the path reported are of the same file, even if
+    // the caller executes something else in between (separate stat and
+    // readlink calls could each see a different binary).
+    let fd: number;
     try {
-      path = readlinkSync(link); // procfs: see #readProc
+      fd = openSync(link, O_PATH); // procfs: see #readProc
     } catch (err) {
       const code = errCode(err);
       if (code === 'EACCES' || code === 'EPERM') {
@@ -213,22 +240,37 @@ export class UnixWorkloadAttestor implements WorkloadAttestor {
       // ENOENT while the pid still exists means a zombie: it has exited.
       throw await this.#procError(pid, 'exe', err);
     }
+    let st: BigIntStats;
+    let path: string;
+    try {
+      st = fstatSync(fd, { bigint: true });
+      path = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch (err) {
+      throw new AnchorageError('unavailable', `attestor: cannot inspect the executable of pid ${pid}: ${errCode(err) ?? String(err)}`, { cause: err });
+    } finally {
+      closeSync(fd);
+    }
+    if (atConnect !== undefined && !sameExecutable(executableIdentity(st), atConnect)) throw execAfterConnect(pid);
     if (path.endsWith(DELETED_SUFFIX)) path = path.slice(0, -DELETED_SUFFIX.length);
     if (!this.#hashBinary) return { path };
-    const sha256 = await this.#hashExecutable(pid, link, path);
+    if (atConnect !== undefined && fileContentKey(st) !== atConnect.contentKey) {
+      this.#logger.warn({ pid, path }, 'attestor: the caller\'s executable was modified or relinked since it connected; no unix:sha256 selector');
+      return { path };
+    }
+    const sha256 = await this.#hashExecutable(pid, link, path, fileContentKey(st), atConnect);
     return sha256 === undefined ? { path } : { path, sha256 };
   }
 
-  async #hashExecutable(pid: number, link: string, path: string): Promise<string | undefined> {
-    // Fast path: one stat() through the link answers from the cache without
-    // opening the file (open + fstat + close is three thread-pool round trips).
-    try {
-      // Synchronous: the inode of a running executable is in memory.
-      const cached = this.#cached(fileKey(statSync(link, { bigint: true })));
-      if (cached !== undefined) return cached ?? undefined;
-    } catch {
-      // Fall through: open() below reports the error properly.
-    }
+  /**
+   * sha256 of the file whose content key is `key` (checked by the caller),
+   * from the cache or by reading it through the link. The file opened is
+   * checked again: the link may have moved on since.
+   */
+  async #hashExecutable(pid: number, link: string, path: string, key: string, atConnect: ExecutableIdentity | undefined): Promise<string | undefined> {
+    // Fast path: the cache answers without opening the file (open + fstat +
+    // close is three thread-pool round trips).
+    const hit = this.#cached(key);
+    if (hit !== undefined) return hit ?? undefined;
     let fh: FileHandle;
     try {
       fh = await open(link, 'r');
@@ -243,7 +285,13 @@ export class UnixWorkloadAttestor implements WorkloadAttestor {
     try {
       // The key comes from the open file, so the hash cached under it is of these very bytes.
       const st = await fh.stat({ bigint: true });
-      const key = fileKey(st);
+      if (atConnect !== undefined && !sameExecutable(executableIdentity(st), atConnect)) throw execAfterConnect(pid);
+      if (fileContentKey(st) !== key) {
+        // Written, relinked, or (without a record from connect) another file
+        // than the one whose path we report: no hash rather than a wrong one.
+        this.#logger.warn({ pid, path }, 'attestor: the caller\'s executable changed during attestation; no unix:sha256 selector');
+        return undefined;
+      }
       const cached = this.#cached(key);
       if (cached !== undefined) return cached ?? undefined;
       let pending = this.#hashing.get(key);
@@ -307,14 +355,6 @@ export class UnixWorkloadAttestor implements WorkloadAttestor {
     }
     this.#hashes.set(key, hex);
   }
-}
-
-/**
- * Identity of an executable's contents for the hash cache. ctime is in the key
- * because mtime can be set back with utimes() after an edit; ctime cannot.
- */
-function fileKey(st: BigIntStats): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 }
 
 function checkPeer(peer: PeerCredentials): void {
