@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { formatIssues, readYamlConfig } from '../common/config-file.js';
 import { z } from 'zod';
 import { parseDuration } from '../common/duration.js';
 import { AnchorageError, invalid, errorMessage } from '../common/errors.js';
@@ -258,17 +258,7 @@ export interface ServerConfig extends RawServerConfig {
   source: string;
 }
 
-/** Turns zod issues into one line per problem, each naming the key path. */
-export function formatIssues(source: string, error: z.ZodError): string {
-  return error.issues
-    .map((issue) => {
-      const path = issue.path.length ? issue.path.join('.') : '(top level)';
-      let message = issue.message;
-      if (issue.code === 'unrecognized_keys') message = `unknown key(s): ${issue.keys.join(', ')}`;
-      return `${source}: ${path}: ${message}`;
-    })
-    .join('\n');
-}
+export { formatIssues } from '../common/config-file.js';
 
 /** Validates an already-parsed YAML document. Relative paths resolve against `baseDir`. */
 export function parseServerConfig(doc: unknown, source: string, baseDir: string): ServerConfig {
@@ -315,24 +305,7 @@ export function parseServerConfig(doc: unknown, source: string, baseDir: string)
 
 /** Reads and validates a server.yaml. Every failure names the file and, where it can, the key. */
 export function loadServerConfig(path: string): ServerConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw invalid(`config: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`, err);
-  }
-  let doc: unknown;
-  try {
-    doc = parseYaml(text, { prettyErrors: true, uniqueKeys: true, maxAliasCount: 50 });
-  } catch (err) {
-    const where = err instanceof YAMLParseError && err.linePos ? ` line ${err.linePos[0].line}:` : '';
-    const what = errorMessage(err).split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-    throw invalid(`config: ${path}:${where} not valid YAML: ${what}`, err);
-  }
-  if (doc !== null && (typeof doc !== 'object' || Array.isArray(doc))) {
-    throw invalid(`config: ${path}: the top level must be a mapping of keys`);
-  }
-  return parseServerConfig(doc, path, dirname(resolve(path)));
+  return parseServerConfig(readYamlConfig(path), path, dirname(resolve(path)));
 }
 
 /**

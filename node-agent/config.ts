@@ -1,10 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { errorMessage, invalid } from '../common/errors.js';
 import { TrustDomain } from '../spiffe/id.js';
-import { formatIssues } from '../ca/config.js';
+import { formatIssues, readYamlConfig } from '../common/config-file.js';
 import { DEFAULT_JWT_CACHE_MAX_BYTES } from './cache.js';
 
 const agentSchema = z
@@ -67,18 +65,5 @@ export function parseAgentConfig(doc: unknown, source: string, baseDir: string):
 }
 
 export function loadAgentConfig(path: string): AgentConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw invalid(`config: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
-  }
-  let doc: unknown;
-  try {
-    doc = parseYaml(text, { prettyErrors: true, uniqueKeys: true, maxAliasCount: 50 });
-  } catch (err) {
-    throw invalid(`config: ${path}: not valid YAML: ${errorMessage(err).split('\n')[0]}`);
-  }
-  if (doc !== null && (typeof doc !== 'object' || Array.isArray(doc))) throw invalid(`config: ${path}: the top level must be a mapping of keys`);
-  return parseAgentConfig(doc, path, dirname(resolve(path)));
+  return parseAgentConfig(readYamlConfig(path), path, dirname(resolve(path)));
 }
