@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AnchorageError } from '../common/errors.js';
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_UID } from '../workload-api/server.js';
 import { loadAgentConfig, parseAgentConfig } from './config.js';
 import { emptyState, ensureDataDir, loadState, saveState, STATE_FILE } from './state.js';
 
@@ -25,6 +26,17 @@ describe('agent config', () => {
     expect(c.socket_path).toBe('/tmp/anchorage-agent/public/api.sock');
     expect(c.socket_mode).toBe(0o777);
     expect(c.attestor).toEqual({ hash_binary: true, max_hash_bytes: 256 * 1024 * 1024 });
+    expect(c.workload_api).toEqual({ max_connections: DEFAULT_MAX_CONNECTIONS, max_connections_per_uid: DEFAULT_MAX_CONNECTIONS_PER_UID });
+  });
+
+  it('takes the Workload API connection caps', () => {
+    const c = parseAgentConfig({ ...good, workload_api: { max_connections: 100, max_connections_per_uid: 10 } }, 'agent.yaml', '/etc/anchorage');
+    expect(c.workload_api).toEqual({ max_connections: 100, max_connections_per_uid: 10 });
+    // one key alone keeps the other's default
+    expect(parseAgentConfig({ ...good, workload_api: { max_connections_per_uid: 64 } }, 'agent.yaml', '/').workload_api).toEqual({
+      max_connections: 4096,
+      max_connections_per_uid: 64,
+    });
   });
 
   it.each<[string, unknown, string]>([
@@ -34,6 +46,16 @@ describe('agent config', () => {
     ['unknown key', { ...good, sokcet_path: '/x' }, 'agent.yaml: (top level): unknown key(s): sokcet_path'],
     ['bad socket mode', { ...good, socket_mode: 'rw' }, 'agent.yaml: socket_mode: must be an octal file mode such as "0777"'],
     ['bad trust domain', { ...good, trust_domain: 'A B' }, 'agent.yaml: trust_domain: spiffeid: '],
+    ['zero max_connections', { ...good, workload_api: { max_connections: 0 } }, 'agent.yaml: workload_api.max_connections: Too small: expected number to be >=1'],
+    ['fractional per-uid cap', { ...good, workload_api: { max_connections_per_uid: 1.5 } }, 'agent.yaml: workload_api.max_connections_per_uid: Invalid input: expected int, received number'],
+    ['string cap', { ...good, workload_api: { max_connections: '4096' } }, 'agent.yaml: workload_api.max_connections: Invalid input: expected number, received string'],
+    ['huge cap', { ...good, workload_api: { max_connections: 2_000_000 } }, 'agent.yaml: workload_api.max_connections: Too big: expected number to be <=1000000'],
+    [
+      'per-uid cap above the global one',
+      { ...good, workload_api: { max_connections: 100, max_connections_per_uid: 101 } },
+      'agent.yaml: workload_api: max_connections_per_uid must not exceed max_connections',
+    ],
+    ['unknown workload_api key', { ...good, workload_api: { max_conections: 10 } }, 'agent.yaml: workload_api: unknown key(s): max_conections'],
   ])('rejects %s', (_n, doc, expected) => {
     expect(errorOf(doc)).toContain(expected);
   });
