@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AnchorageError } from '../common/errors.js';
-import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_UID } from '../workload-api/server.js';
 import { loadAgentConfig, parseAgentConfig } from './config.js';
 import { emptyState, ensureDataDir, loadState, saveState, STATE_FILE } from './state.js';
 
@@ -26,17 +25,14 @@ describe('agent config', () => {
     expect(c.socket_path).toBe('/tmp/anchorage-agent/public/api.sock');
     expect(c.socket_mode).toBe(0o777);
     expect(c.attestor).toEqual({ hash_binary: true, max_hash_bytes: 256 * 1024 * 1024 });
-    expect(c.workload_api).toEqual({ max_connections: DEFAULT_MAX_CONNECTIONS, max_connections_per_uid: DEFAULT_MAX_CONNECTIONS_PER_UID });
+    expect(c.workload_api).toEqual({}); // the Workload API's defaults (workload-api/server.ts)
   });
 
   it('takes the Workload API connection caps', () => {
     const c = parseAgentConfig({ ...good, workload_api: { max_connections: 100, max_connections_per_uid: 10 } }, 'agent.yaml', '/etc/anchorage');
     expect(c.workload_api).toEqual({ max_connections: 100, max_connections_per_uid: 10 });
     // one key alone keeps the other's default
-    expect(parseAgentConfig({ ...good, workload_api: { max_connections_per_uid: 64 } }, 'agent.yaml', '/').workload_api).toEqual({
-      max_connections: 4096,
-      max_connections_per_uid: 64,
-    });
+    expect(parseAgentConfig({ ...good, workload_api: { max_connections_per_uid: 64 } }, 'agent.yaml', '/').workload_api).toEqual({ max_connections_per_uid: 64 });
   });
 
   it.each<[string, unknown, string]>([

@@ -29,17 +29,18 @@ const agentSchema = z
     insecure_bootstrap: z.boolean().default(false),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
     // Workload API connection caps: every connection costs file descriptors,
-    // and any local uid may connect. The defaults are those of
-    // workload-api/server.ts (not imported: this file loads for every CLI
-    // command, that one pulls in grpc-js); config.test.ts checks they agree.
+    // and any local uid may connect. Unset, workload-api/server.ts decides
+    // (4096 and 1024, fewer if the open-files limit is low).
     workload_api: z
       .object({
-        max_connections: z.number().int().min(1).max(1_000_000).default(4096),
-        max_connections_per_uid: z.number().int().min(1).max(1_000_000).default(512),
+        max_connections: z.number().int().min(1).max(1_000_000).optional(),
+        max_connections_per_uid: z.number().int().min(1).max(1_000_000).optional(),
       })
       .strict()
-      .refine((w) => w.max_connections_per_uid <= w.max_connections, { message: 'max_connections_per_uid must not exceed max_connections' })
-      .default({ max_connections: 4096, max_connections_per_uid: 512 }),
+      .refine((w) => w.max_connections === undefined || w.max_connections_per_uid === undefined || w.max_connections_per_uid <= w.max_connections, {
+        message: 'max_connections_per_uid must not exceed max_connections',
+      })
+      .default({}),
     attestor: z
       .object({
         hash_binary: z.boolean().default(true),

@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -739,6 +739,28 @@ describe('connection caps', () => {
 });
 
 describe.skipIf(!isRoot)('connection caps across uids (child processes)', () => {
+  it('unset caps shrink to what the open-files limit can hold (4 descriptors per connection, 512 spare)', async () => {
+    const limits = () => /^Max open files\s+(\d+)\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))!;
+    const [, soft, hard] = limits();
+    const set = (s: string, h: string) => {
+      const r = spawnSync('prlimit', [`--pid=${process.pid}`, `--nofile=${s}:${h}`], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+    };
+    set('2000', hard!);
+    try {
+      const logs = captureLogger();
+      await startEnv({ logger: logs.logger });
+      expect(logs.records.find((r) => r.msg === 'workloadapi: listening')).toMatchObject({ maxConnections: 372, maxConnectionsPerUid: 372 });
+      // explicit caps are kept, with a warning when the descriptors cannot follow
+      const explicit = captureLogger();
+      await startEnv({ logger: explicit.logger, maxConnections: 1000, maxConnectionsPerUid: 10 });
+      expect(explicit.records.find((r) => r.msg === 'workloadapi: listening')).toMatchObject({ maxConnections: 1000, maxConnectionsPerUid: 10 });
+      expect(explicit.records.find((r) => r.level === 40 && String(r.msg).startsWith('workloadapi: max_connections 1000 may need up to 4000 file descriptors'))).toBeDefined();
+    } finally {
+      set(soft!, hard!);
+    }
+  });
+
   it('root holding its whole per-uid cap does not keep nobody from its SVID', async () => {
     const env = await startEnv({ maxConnections: 10, maxConnectionsPerUid: 4 });
     const held = await Promise.all([0, 1, 2, 3].map(() => rawConnect(env.socketPath)));

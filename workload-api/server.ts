@@ -32,13 +32,14 @@ export interface WorkloadApiOptions {
   /**
    * Most connections open at once, whoever holds them. Each costs 2 file
    * descriptors (socket + pidfd), 4 while served through the `:authority`
-   * rewriter. Default {@link DEFAULT_MAX_CONNECTIONS}.
+   * rewriter. Default {@link DEFAULT_MAX_CONNECTIONS}, lowered to what the
+   * process's open-files limit can hold (4 per connection, 512 spare).
    */
   maxConnections?: number;
   /**
    * Most connections one uid (per SO_PEERCRED) may hold at once, so that one
-   * uid opening connections cannot take every descriptor and starve the
-   * others. Default {@link DEFAULT_MAX_CONNECTIONS_PER_UID}.
+   * uid opening connections cannot take every slot and starve the others.
+   * Default {@link DEFAULT_MAX_CONNECTIONS_PER_UID}, at most maxConnections.
    */
   maxConnectionsPerUid?: number;
   /** How long a connection may take to send the HTTP/2 preface. Default 10 s (authority.ts). */
@@ -49,15 +50,18 @@ export interface WorkloadApiOptions {
 export const DEFAULT_MAX_CONNECTIONS = 4096;
 /**
  * Default of {@link WorkloadApiOptions.maxConnectionsPerUid}. A workload
- * holds one connection per gRPC channel, usually one; 512 leaves room for
- * many processes sharing a uid (containers all running as one uid), while
- * 8 uids are needed to fill the global cap.
+ * holds one connection per gRPC channel, usually one; 1,024 leaves room for
+ * many processes sharing a uid (containers all running as root, a test
+ * driver holding 1,000 streams), while one uid can take at most a quarter of
+ * the global cap.
  */
-export const DEFAULT_MAX_CONNECTIONS_PER_UID = 512;
-/** Refusals of one kind are logged at most once per this interval, with a count of those not logged. */
-const REFUSAL_LOG_INTERVAL_MS = 10_000;
+export const DEFAULT_MAX_CONNECTIONS_PER_UID = 1024;
 /** Descriptors one connection may cost at most (socket, pidfd, the hop pair on the slow path). */
 const FDS_PER_CONNECTION = 4;
+/** Descriptors kept for everything else (the server connection, files read while attesting, libuv). */
+const SPARE_FDS = 512;
+/** Refusals of one kind are logged at most once per this interval, with a count of those not logged. */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 /** A running Workload API. */
 export interface WorkloadApi {
@@ -286,8 +290,12 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
   const { socketPath, source, attestor, logger } = opts;
   const mode = opts.socketMode ?? 0o777;
   const graceMs = opts.shutdownGraceMs ?? 1000;
-  const maxConnections = positiveInt('maxConnections', opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
-  const maxPerUid = positiveInt('maxConnectionsPerUid', opts.maxConnectionsPerUid ?? DEFAULT_MAX_CONNECTIONS_PER_UID);
+  // Unset caps follow the descriptors this process may open, so that the
+  // caps bind before the fd table runs out whatever the environment.
+  const nofile = openFilesLimit();
+  const fdBudget = nofile === undefined ? Infinity : Math.max(1, Math.floor((nofile - SPARE_FDS) / FDS_PER_CONNECTION));
+  const maxConnections = positiveInt('maxConnections', opts.maxConnections ?? Math.min(DEFAULT_MAX_CONNECTIONS, fdBudget));
+  const maxPerUid = positiveInt('maxConnectionsPerUid', opts.maxConnectionsPerUid ?? Math.min(DEFAULT_MAX_CONNECTIONS_PER_UID, maxConnections));
   const log = logger.child({ component: 'workloadapi' });
   const refusals = new RefusalLog(log, REFUSAL_LOG_INTERVAL_MS);
 
@@ -422,11 +430,10 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
   }
   const ino = lstatSync(socketPath).ino;
   log.info({ socketPath, mode: mode.toString(8), maxConnections, maxConnectionsPerUid: maxPerUid }, 'workloadapi: listening');
-  const nofile = openFilesLimit();
-  if (nofile !== undefined && maxConnections * FDS_PER_CONNECTION + 256 > nofile) {
+  if (nofile !== undefined && maxConnections > fdBudget) {
     log.warn(
       { maxConnections, openFilesLimit: nofile },
-      `workloadapi: max_connections ${maxConnections} may need up to ${maxConnections * FDS_PER_CONNECTION} file descriptors, near this process's limit of ${nofile}; raise the limit (LimitNOFILE=) or lower max_connections`,
+      `workloadapi: max_connections ${maxConnections} may need up to ${maxConnections * FDS_PER_CONNECTION} file descriptors, and this process may open ${nofile} (${SPARE_FDS} kept for the rest); raise the limit (LimitNOFILE=) or lower max_connections`,
     );
   }
 
