@@ -4,12 +4,14 @@
 // Each test checks that the attacker gets refused and that the agent keeps
 // serving everyone else the exact identity they are registered for.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import * as http2 from 'node:http2';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIENT_PREFACE, encodeHeaderBlock, frame, FrameFlag, FrameType, headerFrames } from '../../workload-api/authority.js';
+import { loadWorkloadProto } from '../../proto/load.js';
 import { startAgentProcess, writeFile, type AnchorageProcess } from '../helpers/process.js';
 import { startTrustDomain, waitForSvid, type RealTrustDomain } from '../helpers/trust-domain.js';
 
@@ -202,7 +204,9 @@ describe.skipIf(!isRoot)('header blocks that decode to far more than they weigh 
  */
 const FLOOD = `
 const net = require('node:net');
-const [socketPath, count, maxReconnects] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
+// an abstract socket comes as listed in /proc/net/unix, NULs shown as "@"
+const [target, count, maxReconnects] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
+const socketPath = target.startsWith('@') ? target.replace(/@/g, '\\0') : target;
 const preface = Buffer.concat([Buffer.from('PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n', 'latin1'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]);
 function goaway(buf) {
   for (let o = 0; o + 9 <= buf.length; ) {
@@ -212,12 +216,15 @@ function goaway(buf) {
   }
   return undefined;
 }
+/** A target that never speaks first (the hop): settled once every first connection connected or closed. */
+const quiet = process.argv[4] === 'quiet';
 const live = new Set();
 const first = [];
 const goaways = new Set();
 let refused = 0, refusedSilently = 0, reconnects = 0, stopping = false;
 function open() {
-  const c = { s: net.connect(socketPath), got: [], closed: false };
+  const c = { s: net.connect(socketPath), got: [], closed: false, connected: false };
+  c.s.on('connect', () => (c.connected = true));
   // Like gRPC clients, speak once the server has: the agent's first bytes are its SETTINGS (kept) or SETTINGS + GOAWAY (refused).
   c.s.on('data', (d) => { if (c.got.length === 0) c.s.write(preface); c.got.push(d); });
   c.s.on('error', () => {});
@@ -238,7 +245,7 @@ const held = () => [...live].filter((c) => c.got.length > 0 && !goaway(Buffer.co
 const report = (phase) => process.stdout.write(JSON.stringify({ phase, held: held(), refused, refusedSilently, goaways: [...goaways].map((g) => JSON.parse(g)) }) + '\\n');
 const deadline = Date.now() + 30000;
 const settle = setInterval(() => {
-  if (first.every((c) => c.closed || c.got.length > 0) || Date.now() > deadline) {
+  if (first.every((c) => c.closed || c.got.length > 0 || (quiet && c.connected)) || Date.now() > deadline) {
     clearInterval(settle);
     setTimeout(() => report('settled'), 500);
   }
@@ -248,8 +255,9 @@ process.stdin.resume();
 `;
 
 /** The flooding child: its JSON lines as they come, and a way to stop it. */
-function startFlood(uid: number, count: number, reconnects: number): { child: ChildProcess; next(): Promise<FloodReport>; stop(): void } {
-  const child = spawn(process.execPath, ['-e', FLOOD, socketPath, String(count), String(reconnects)], { uid, gid: uid, cwd: '/', stdio: ['pipe', 'pipe', 'pipe'] });
+function startFlood(uid: number, count: number, reconnects: number, target = socketPath): { child: ChildProcess; next(): Promise<FloodReport>; stop(): void } {
+  const args = ['-e', FLOOD, target, String(count), String(reconnects), target === socketPath ? 'speaks' : 'quiet'];
+  const child = spawn(process.execPath, args, { uid, gid: uid, cwd: '/', stdio: ['pipe', 'pipe', 'pipe'] });
   const lines: FloodReport[] = [];
   let buf = '';
   let err = '';
@@ -287,17 +295,77 @@ interface FloodReport {
   goaways: { code: number; debug: string }[];
 }
 
+/**
+ * Leaves the agent few descriptors to spare, as on a node where the flood is
+ * 10,000 connections: every flood connection the agent keeps costs 2 of them
+ * (socket + pidfd), 4 once it idles into the rewriter (plus the hop pair).
+ */
+function tightenFdLimit(): void {
+  const pid = agentPid();
+  const limit = readdirSync(`/proc/${pid}/fd`).length + 4 * PER_UID_CAP + 100;
+  const r = spawnSync('prlimit', [`--pid=${pid}`, `--nofile=${limit}:${limit}`], { encoding: 'utf8' });
+  expect(r.status, r.stderr).toBe(0);
+}
+
+/** The agent's hop socket (workload-api/hop.ts) as /proc/net/unix lists it: an abstract name anyone can read and dial. */
+function agentHopName(): string {
+  const pid = agentPid();
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const line = readFileSync('/proc/net/unix', 'utf8')
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .find((cols) => cols.length >= 8 && inodes.has(cols[6]!) && cols[7]!.startsWith('@anchorage-workload-api-hop-'));
+  if (!line) throw new Error('the agent has no hop socket');
+  return line[7]!;
+}
+
+/** FetchX509SVID the way grpc-java asks (the socket path as :authority, so the rewriter and the hop): the SPIFFE IDs in the first answer. */
+async function slowPathSvidIds(): Promise<string> {
+  const session = http2.connect('http://localhost', { createConnection: () => connect(socketPath) });
+  session.on('error', () => {});
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      const req = session.request({
+        ':method': 'POST',
+        ':path': '/SpiffeWorkloadAPI/FetchX509SVID',
+        ':authority': socketPath,
+        'content-type': 'application/grpc',
+        te: 'trailers',
+        'workload.spiffe.io': 'true',
+      });
+      const timer = setTimeout(() => reject(new Error('no answer on the slow path in 20 s')), 20_000);
+      let body = Buffer.alloc(0);
+      req.on('data', (d: Buffer) => {
+        body = Buffer.concat([body, d]);
+        if (body.length >= 5 && body.length >= 5 + body.readUInt32BE(1)) {
+          clearTimeout(timer);
+          const deserialize = loadWorkloadProto().SpiffeWorkloadAPI.service.FetchX509SVID.responseDeserialize;
+          const msg = deserialize(body.subarray(5, 5 + body.readUInt32BE(1)));
+          resolve(msg.svids.map((x) => x.spiffe_id).join(','));
+          req.close(http2.constants.NGHTTP2_CANCEL);
+        }
+      });
+      req.on('error', (e) => reject(e));
+      req.on('trailers', (t) => reject(new Error(`ended with grpc-status ${String(t['grpc-status'])}: ${String(t['grpc-message'])}`)));
+      req.end(Buffer.from([0, 0, 0, 0, 0])); // one empty X509SVIDRequest
+    });
+  } finally {
+    session.close();
+  }
+}
+
 describe.skipIf(!isRoot)('one uid opening more connections than the agent can hold (issue 10 item 6)', () => {
   it(`uid ${NOBODY_UID} keeps ${PER_UID_CAP} connections, the rest are refused, and root still gets its SVID on a tight fd limit`, async () => {
-    const pid = agentPid();
-    // Few descriptors to spare, as on a node where the flood is 10,000
-    // connections: every flood connection the agent kept costs 2 of them
-    // (socket + pidfd), 4 once it idles into the rewriter (plus the hop pair).
-    const fdsInUse = readdirSync(`/proc/${pid}/fd`).length;
-    const limit = fdsInUse + 4 * PER_UID_CAP + 100;
+    tightenFdLimit();
     const flood = 300; // 600+ descriptors without a cap: more than the limit
-    const r = spawnSync('prlimit', [`--pid=${pid}`, `--nofile=${limit}:${limit}`], { encoding: 'utf8' });
-    expect(r.status, r.stderr).toBe(0);
 
     const f = startFlood(NOBODY_UID, flood, 20_000);
     try {
@@ -325,5 +393,26 @@ describe.skipIf(!isRoot)('one uid opening more connections than the agent can ho
     expect(lines.length).toBeGreaterThanOrEqual(1);
     expect(lines.length).toBeLessThanOrEqual(3);
     expect(lines[0]).toContain(`"reason":"too many connections from uid ${NOBODY_UID} (max_connections_per_uid ${PER_UID_CAP})"`);
+  });
+
+  it(`uid ${NOBODY_UID} dialling the agent's hop socket (around the caps) leaves root served on both paths`, async () => {
+    tightenFdLimit();
+    const f = startFlood(NOBODY_UID, 600, 20_000, agentHopName()); // twice what the fd limit leaves: the table stays full on the old code
+    try {
+      const settled = await f.next();
+      expect(settled.held).toBe(0); // the hop never speaks
+      const svid = await waitForSvid(socketPath, ROOT_ID, 20_000);
+      expect(svid.svids.map((s) => s.spiffe_id)).toEqual([ROOT_ID]);
+      expect(await slowPathSvidIds()).toBe(ROOT_ID);
+      expect(alive()).toBe(true);
+      f.stop();
+      const final = await f.next();
+      // every hop connection of the flood was closed by the agent, none answered
+      expect(final.refused).toBe(0);
+      expect(final.refusedSilently).toBeGreaterThanOrEqual(600);
+    } finally {
+      f.stop();
+      f.child.kill('SIGKILL');
+    }
   });
 });
