@@ -296,7 +296,9 @@ export class HeaderBlockDecoder {
       this.#error =
         err instanceof HeaderLimitError || err instanceof HpackError
           ? err
-          : new HpackError(`hpack: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+          : err instanceof TypeError
+            ? new HpackError('hpack: the header block ends inside a field', { cause: err })
+            : new HpackError(`hpack: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       throw this.#error;
     }
     return out;

@@ -142,6 +142,8 @@ const requestBlockArb = fc
 
 /** A clear failure: one of ours, with a message naming the layer. */
 function expectClearError(err: unknown): void {
+  // a JavaScript engine message (a TypeError from reading past the end) is not a clear error
+  if (err instanceof Error) expect(err.message).not.toMatch(/Cannot read|undefined|is not a function/);
   if (err instanceof HpackError) expect(err.message).toMatch(/^hpack: \S/);
   else if (err instanceof HeaderLimitError) expect(err.message).toMatch(/^authority: \S/);
   else if (err instanceof ClientProtocolError) expect(err.message).toMatch(/\S/);
