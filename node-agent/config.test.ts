@@ -28,6 +28,14 @@ describe('agent config', () => {
     expect(c.jwt_cache_max_bytes).toBe(64 * 1024 * 1024);
     expect(parseAgentConfig({ ...good, jwt_cache_max_bytes: 1_048_576 }, 'agent.yaml', '/').jwt_cache_max_bytes).toBe(1_048_576);
     expect(parseAgentConfig({ ...good, jwt_cache_max_bytes: 0 }, 'agent.yaml', '/').jwt_cache_max_bytes).toBe(0);
+    expect(c.workload_api).toEqual({}); // the Workload API's defaults (workload-api/server.ts)
+  });
+
+  it('takes the Workload API connection caps', () => {
+    const c = parseAgentConfig({ ...good, workload_api: { max_connections: 100, max_connections_per_uid: 10 } }, 'agent.yaml', '/etc/anchorage');
+    expect(c.workload_api).toEqual({ max_connections: 100, max_connections_per_uid: 10 });
+    // one key alone keeps the other's default
+    expect(parseAgentConfig({ ...good, workload_api: { max_connections_per_uid: 64 } }, 'agent.yaml', '/').workload_api).toEqual({ max_connections_per_uid: 64 });
   });
 
   it.each<[string, unknown, string]>([
@@ -41,6 +49,16 @@ describe('agent config', () => {
     ['fractional jwt cache bound', { ...good, jwt_cache_max_bytes: 1.5 }, 'agent.yaml: jwt_cache_max_bytes: must be a whole number of bytes'],
     ['jwt cache bound as a string', { ...good, jwt_cache_max_bytes: '64MiB' }, 'agent.yaml: jwt_cache_max_bytes: must be a whole number of bytes'],
     ['huge jwt cache bound', { ...good, jwt_cache_max_bytes: 2 ** 60 }, 'agent.yaml: jwt_cache_max_bytes: is too large'],
+    ['zero max_connections', { ...good, workload_api: { max_connections: 0 } }, 'agent.yaml: workload_api.max_connections: Too small: expected number to be >=1'],
+    ['fractional per-uid cap', { ...good, workload_api: { max_connections_per_uid: 1.5 } }, 'agent.yaml: workload_api.max_connections_per_uid: Invalid input: expected int, received number'],
+    ['string cap', { ...good, workload_api: { max_connections: '4096' } }, 'agent.yaml: workload_api.max_connections: Invalid input: expected number, received string'],
+    ['huge cap', { ...good, workload_api: { max_connections: 2_000_000 } }, 'agent.yaml: workload_api.max_connections: Too big: expected number to be <=1000000'],
+    [
+      'per-uid cap above the global one',
+      { ...good, workload_api: { max_connections: 100, max_connections_per_uid: 101 } },
+      'agent.yaml: workload_api: max_connections_per_uid must not exceed max_connections',
+    ],
+    ['unknown workload_api key', { ...good, workload_api: { max_conections: 10 } }, 'agent.yaml: workload_api: unknown key(s): max_conections'],
   ])('rejects %s', (_n, doc, expected) => {
     expect(errorOf(doc)).toContain(expected);
   });

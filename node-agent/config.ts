@@ -28,6 +28,19 @@ const agentSchema = z
     insecure_bootstrap: z.boolean().default(false),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
     jwt_cache_max_bytes: z.number({ message: 'must be a whole number of bytes' }).int('must be a whole number of bytes').min(0, 'must not be negative').max(Number.MAX_SAFE_INTEGER, 'is too large').default(DEFAULT_JWT_CACHE_MAX_BYTES),
+    // Workload API connection caps: every connection costs file descriptors,
+    // and any local uid may connect. Unset, workload-api/server.ts decides
+    // (4096 and 1024, fewer if the open-files limit is low).
+    workload_api: z
+      .object({
+        max_connections: z.number().int().min(1).max(1_000_000).optional(),
+        max_connections_per_uid: z.number().int().min(1).max(1_000_000).optional(),
+      })
+      .strict()
+      .refine((w) => w.max_connections === undefined || w.max_connections_per_uid === undefined || w.max_connections_per_uid <= w.max_connections, {
+        message: 'max_connections_per_uid must not exceed max_connections',
+      })
+      .default({}),
     attestor: z
       .object({
         hash_binary: z.boolean().default(true),

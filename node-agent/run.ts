@@ -26,7 +26,15 @@ export async function runAgent(config: AgentConfig, opts: { logger: Logger; now?
       hashBinary: config.attestor.hash_binary,
       maxHashBytes: config.attestor.max_hash_bytes,
     });
-    workloadApi = await startWorkloadApi({ socketPath: config.socket_path, source: agent.cache, attestor, logger, socketMode: config.socket_mode });
+    workloadApi = await startWorkloadApi({
+      socketPath: config.socket_path,
+      source: agent.cache,
+      attestor,
+      logger,
+      socketMode: config.socket_mode,
+      maxConnections: config.workload_api.max_connections,
+      maxConnectionsPerUid: config.workload_api.max_connections_per_uid,
+    });
   } catch (err) {
     await agent.close();
     throw err;

@@ -24,10 +24,17 @@ import {
   FrameFlag,
   FrameType,
   HeaderBlockDecoder,
+  HeaderLimitError,
+  headerFrames,
+  HEADER_TABLE_SIZE,
   HpackError,
+  Http2ErrorCode,
   isAcceptableAuthority,
+  MAX_HEADER_FIELDS,
+  MAX_HEADER_LIST_SIZE,
   MIN_MAX_FRAME_SIZE,
   PEEK_LIMIT,
+  routeConnection,
   type HeaderField,
 } from './authority.js';
 
@@ -424,6 +431,90 @@ describe('ClientHeaderRewriter', () => {
   });
 });
 
+// --- limits -------------------------------------------------------------------------------
+
+/** A literal with incremental indexing and a new name: the field enters the dynamic table (index 62). */
+function indexed(name: string, value: string): Buffer {
+  const b = encodeHeaderBlock(fields([[name, value]]));
+  b[0] = 0x40;
+  return b;
+}
+
+/** The attack of issue 10 item 1: one 4,000-octet header in the table, then `refs` one-octet references to it. */
+function bomb(refs: number): Buffer {
+  return Buffer.concat([encodeHeaderBlock(fields([[':authority', SOCKET_AUTHORITY]])), indexed('x-bomb', 'a'.repeat(4000)), Buffer.alloc(refs, 0x80 | 62)]);
+}
+
+const LIST_TOO_LARGE = `authority: the header list exceeds ${MAX_HEADER_LIST_SIZE} octets (name + value + 32 per field)`;
+
+describe('HeaderBlockDecoder limits', () => {
+  it('stops a block that expands past the header list limit at the first field over it', () => {
+    const d = new HeaderBlockDecoder();
+    // 100,000 references would decode to 400 MB; the decoder must give up after 16.
+    expect(() => d.decode(bomb(100_000))).toThrow(new HeaderLimitError(LIST_TOO_LARGE));
+    expect(() => d.decode(encodeHeaderBlock(fields([[':path', '/']]))), 'stays failed').toThrow(new HeaderLimitError(LIST_TOO_LARGE));
+    // the limit counts name + value + 32 per field, as SETTINGS_MAX_HEADER_LIST_SIZE does
+    const name = 'x-big';
+    const exact = 'v'.repeat(MAX_HEADER_LIST_SIZE - name.length - 32);
+    expect(new HeaderBlockDecoder().decode(encodeHeaderBlock(fields([[name, exact]])))).toHaveLength(1);
+    expect(() => new HeaderBlockDecoder().decode(encodeHeaderBlock(fields([[name, `${exact}v`]])))).toThrow(new HeaderLimitError(LIST_TOO_LARGE));
+    // and applies per block: many blocks of references on one connection are fine
+    const ok = new HeaderBlockDecoder();
+    expect(ok.decode(Buffer.concat([indexed('x-a', 'a'.repeat(1000)), Buffer.alloc(10, 0x80 | 62)]))).toHaveLength(11);
+    for (let i = 0; i < 100; i++) expect(ok.decode(Buffer.alloc(60, 0x80 | 62))).toHaveLength(60);
+  });
+
+  it('limits the number of fields per block, and takes smaller limits', () => {
+    const many = Buffer.alloc(MAX_HEADER_FIELDS + 1, 0x80 | 2); // ":method GET", 42 octets each
+    expect(() => new HeaderBlockDecoder().decode(many)).toThrow(new HeaderLimitError(`authority: more than ${MAX_HEADER_FIELDS} header fields in one block`));
+    expect(new HeaderBlockDecoder().decode(many.subarray(1))).toHaveLength(MAX_HEADER_FIELDS);
+    expect(() => new HeaderBlockDecoder({ maxHeaderFields: 3 }).decode(Buffer.alloc(4, 0x82))).toThrow('authority: more than 3 header fields in one block');
+    expect(() => new HeaderBlockDecoder({ maxHeaderListSize: 100 }).decode(Buffer.alloc(3, 0x82))).toThrow(
+      'authority: the header list exceeds 100 octets (name + value + 32 per field)',
+    );
+  });
+
+  it('honours dynamic table size updates only at the start of a block and up to the advertised 4096 octets', () => {
+    const sizeUpdate = (n: number): Buffer => {
+      const out: number[] = [];
+      // 001xxxxx with a 5-bit prefix integer
+      if (n < 31) out.push(0x20 | n);
+      else {
+        out.push(0x3f);
+        let rest = n - 31;
+        while (rest >= 0x80) {
+          out.push((rest % 0x80) | 0x80);
+          rest = Math.floor(rest / 0x80);
+        }
+        out.push(rest);
+      }
+      return Buffer.from(out);
+    };
+    const path = encodeHeaderBlock(fields([[':path', '/']]));
+    expect(new HeaderBlockDecoder().decode(Buffer.concat([sizeUpdate(0), sizeUpdate(HEADER_TABLE_SIZE), path]))).toHaveLength(1);
+    expect(() => new HeaderBlockDecoder().decode(Buffer.concat([sizeUpdate(HEADER_TABLE_SIZE + 1), path]))).toThrow(
+      new HpackError('hpack: dynamic table size update to 4097 octets, above the 4096 allowed'),
+    );
+    expect(() => new HeaderBlockDecoder().decode(Buffer.concat([sizeUpdate(1 << 27), path]))).toThrow(HpackError);
+    expect(() => new HeaderBlockDecoder().decode(Buffer.concat([path, sizeUpdate(0)]))).toThrow(new HpackError('hpack: dynamic table size update after the first field of a block'));
+    // a size update evicts: after shrinking to 0, index 62 is gone
+    const d = new HeaderBlockDecoder();
+    d.decode(indexed('x-a', 'b'));
+    expect(() => d.decode(Buffer.concat([sizeUpdate(0), Buffer.from([0x80 | 62])]))).toThrow(new HpackError('hpack: Indexed field OOB'));
+  });
+
+  it('the rewriter refuses an oversized block on the wire, and a bomb in a later block, with HeaderLimitError', () => {
+    const start = Buffer.concat([CLIENT_PREFACE, CLIENT_SETTINGS]);
+    const wire = new ClientHeaderRewriter();
+    const big = headerFrames(1, true, undefined, Buffer.alloc(MAX_HEADER_LIST_SIZE + 2048, 0x82));
+    expect(() => wire.push(Buffer.concat([start, ...big]))).toThrow(new HeaderLimitError('authority: a header block larger than 66560 octets'));
+    const later = new ClientHeaderRewriter();
+    const first = later.push(Buffer.concat([start, ...headerFrames(1, true, undefined, encodeHeaderBlock(fields([[':authority', SOCKET_AUTHORITY]])))]));
+    expect(first.length).toBeGreaterThan(0);
+    expect(() => later.push(Buffer.concat(headerFrames(3, true, undefined, bomb(14_000))))).toThrow(new HeaderLimitError(LIST_TOO_LARGE));
+  });
+});
+
 // --- the first look ---------------------------------------------------------------------
 
 describe('ConnectionSniffer', () => {
@@ -474,17 +565,108 @@ describe('ConnectionSniffer', () => {
     expect(sniff([Buffer.concat([CLIENT_PREFACE, SETTINGS_ACK, none])]).kind).toBe('fast');
   });
 
-  it('slow path for a PING, anything malformed, or too much without a decision; raw for non-HTTP/2', () => {
+  it('slow path for a PING, malformed framing, or too much without a decision; raw for non-HTTP/2', () => {
     const start = Buffer.concat([CLIENT_PREFACE, CLIENT_SETTINGS]);
     expect(sniff([start, frame(FrameType.PING, 0, 0, Buffer.alloc(8))]).kind).toBe('slow');
     expect(sniff([start, frame(FrameType.CONTINUATION, FrameFlag.END_HEADERS, 1, Buffer.alloc(1))]).kind).toBe('slow');
-    expect(sniff([start, frame(FrameType.HEADERS, FrameFlag.END_HEADERS, 1, Buffer.from([0xff, 0x10]))]).kind).toBe('slow');
+    expect(sniff([start, frame(FrameType.HEADERS, FrameFlag.PADDED | FrameFlag.END_HEADERS, 1, Buffer.from([9, 1, 2]))]).kind).toBe('slow');
     const data = frame(FrameType.DATA, 0, 1, Buffer.alloc(16_000));
     const flood = [start, ...Array.from({ length: Math.ceil(PEEK_LIMIT / data.length) + 1 }, () => data)];
     expect(sniff(flood).kind).toBe('slow');
     const http1 = Buffer.from('GET / HTTP/1.1\r\n\r\n');
     expect(sniff([http1])).toEqual({ kind: 'raw', data: http1 });
     expect(sniff([CLIENT_PREFACE.subarray(0, 4), http1])).toEqual({ kind: 'raw', data: Buffer.concat([CLIENT_PREFACE.subarray(0, 4), http1]) });
+  });
+
+  it('refuses a block over the limits (ENHANCE_YOUR_CALM) or that does not decode (COMPRESSION_ERROR), at every split', () => {
+    const start = Buffer.concat([CLIENT_PREFACE, CLIENT_SETTINGS, SETTINGS_ACK]);
+    const cases: [Buffer, { kind: 'refuse'; reason: string; errorCode: number }][] = [
+      [Buffer.concat(headerFrames(1, true, undefined, bomb(14_000))), { kind: 'refuse', reason: LIST_TOO_LARGE, errorCode: Http2ErrorCode.ENHANCE_YOUR_CALM }],
+      // larger than PEEK_LIMIT: the block is still read to its end (its own limit) and refused, not sent down the slow path
+      [
+        Buffer.concat(headerFrames(1, true, undefined, bomb(100_000))),
+        { kind: 'refuse', reason: 'authority: a header block larger than 66560 octets', errorCode: Http2ErrorCode.ENHANCE_YOUR_CALM },
+      ],
+      [frame(FrameType.HEADERS, FrameFlag.END_HEADERS, 1, Buffer.from([0xff, 0x10])), { kind: 'refuse', reason: 'hpack: Indexed field OOB', errorCode: Http2ErrorCode.COMPRESSION_ERROR }],
+    ];
+    for (const [frames, expected] of cases) {
+      const bytes = Buffer.concat([start, frames]);
+      expect(sniff([bytes])).toEqual(expected);
+      for (const at of [1, 100, PEEK_LIMIT - 7, bytes.length - 1]) expect(sniff([bytes.subarray(0, at), bytes.subarray(at)])).toEqual(expected);
+    }
+  });
+});
+
+describe('routeConnection', () => {
+  /** A Unix socket server routing every connection; reports what happened to each. */
+  async function router(opts: { timeoutMs: number; handshakeTimeoutMs: number }) {
+    const dir = mkdtempSync(join(tmpdir(), 'anchorage-route-'));
+    const path = join(dir, 's.sock');
+    const events: string[] = [];
+    const server = createServer((socket) => {
+      socket.on('error', () => {});
+      routeConnection(socket, {
+        ...opts,
+        inject: (stream, rewritten) => {
+          events.push(rewritten ? 'slow' : 'fast');
+          stream.on('error', () => {});
+          stream.resume();
+        },
+        onRefused: (reason) => events.push(`refused: ${reason}`),
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    const client = (send?: Buffer) =>
+      new Promise<{ received: Buffer; closedAfterMs: number }>((resolve) => {
+        const t0 = Date.now();
+        const c = connect(path);
+        const got: Buffer[] = [];
+        c.on('data', (d: Buffer) => got.push(d));
+        c.on('error', () => {});
+        c.on('close', () => resolve({ received: Buffer.concat(got), closedAfterMs: Date.now() - t0 }));
+        if (send) c.write(send);
+      });
+    return {
+      events,
+      client,
+      close: () => {
+        server.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
+
+  it('closes a connection that sends no preface within the handshake timeout, on either path', async () => {
+    const r = await router({ timeoutMs: 50, handshakeTimeoutMs: 300 });
+    try {
+      // nothing at all: the slow path at 50 ms, closed at 300 ms
+      const silent = await r.client();
+      expect(silent.closedAfterMs).toBeGreaterThanOrEqual(250);
+      expect(silent.received.equals(EMPTY_SETTINGS)).toBe(true);
+      expect(r.events).toEqual(['slow', 'refused: authority: no HTTP/2 client preface within 300 ms']);
+      // half a preface: same
+      r.events.length = 0;
+      await r.client(CLIENT_PREFACE.subarray(0, 10));
+      expect(r.events).toEqual(['slow', 'refused: authority: no HTTP/2 client preface within 300 ms']);
+    } finally {
+      r.close();
+    }
+  });
+
+  it('refuses an oversized header block with a GOAWAY naming the limit, before handing anything over', async () => {
+    const r = await router({ timeoutMs: 2000, handshakeTimeoutMs: 10_000 });
+    try {
+      const { received } = await r.client(Buffer.concat([CLIENT_PREFACE, CLIENT_SETTINGS, SETTINGS_ACK, ...headerFrames(1, true, undefined, bomb(14_000))]));
+      const frames = parseFrames(received, false);
+      expect(frames.map((f) => f.type)).toEqual([FrameType.SETTINGS, FrameType.GOAWAY]);
+      const g = frames[1]!.payload;
+      expect(g.readUInt32BE(0)).toBe(0); // no stream processed
+      expect(g.readUInt32BE(4)).toBe(Http2ErrorCode.ENHANCE_YOUR_CALM);
+      expect(g.subarray(8).toString('latin1')).toBe(LIST_TOO_LARGE);
+      expect(r.events).toEqual([`refused: ${LIST_TOO_LARGE}`]);
+    } finally {
+      r.close();
+    }
   });
 });
 

@@ -43,14 +43,37 @@ export const CLIENT_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'l
 export const EMPTY_SETTINGS = Buffer.from([0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
 /** SETTINGS_MAX_FRAME_SIZE's initial value: every peer accepts frames this large. */
 export const MIN_MAX_FRAME_SIZE = 16384;
-/** SETTINGS_HEADER_TABLE_SIZE's initial value; Node's server advertises it unchanged. */
-const HEADER_TABLE_SIZE = 4096;
-/** A header block larger than this (across CONTINUATION frames) ends the connection. */
-const MAX_HEADER_BLOCK = 1 << 20;
+/**
+ * SETTINGS_HEADER_TABLE_SIZE's initial value; Node's server advertises it
+ * unchanged, so it is also the largest dynamic table a client may ask our
+ * decoder to keep (RFC 7541 section 6.3): a larger size update is an error.
+ */
+export const HEADER_TABLE_SIZE = 4096;
+/**
+ * The largest header list a client block may decode to, counted as RFC 9113
+ * section 6.5.2 does (name + value + 32 octets per field). Node's HTTP/2
+ * server behind us refuses lists above 65535 octets anyway (its default
+ * maxHeaderListSize), so no working request is larger; the point is to stop
+ * decoding there. HPACK lets a few octets expand enormously (a one-octet
+ * reference to a 4 KB table entry), and the decoded list, not the block on
+ * the wire, is what costs memory.
+ */
+export const MAX_HEADER_LIST_SIZE = 64 * 1024;
+/** The most fields one block may decode to (Node's server stops at 128 pairs by default). */
+export const MAX_HEADER_FIELDS = 1024;
+/**
+ * A header block larger than this on the wire (across CONTINUATION frames)
+ * ends the connection before it is decoded. An honest encoding is never
+ * larger than its decoded list (every representation takes fewer than
+ * name + value + 32 octets); the slack covers padding and priority fields.
+ */
+const MAX_HEADER_BLOCK = MAX_HEADER_LIST_SIZE + 1024;
 
 const FRAME_HEADER_SIZE = 9;
 export const FrameType = { DATA: 0x0, HEADERS: 0x1, PRIORITY: 0x2, RST_STREAM: 0x3, SETTINGS: 0x4, PUSH_PROMISE: 0x5, PING: 0x6, GOAWAY: 0x7, WINDOW_UPDATE: 0x8, CONTINUATION: 0x9 } as const;
 export const FrameFlag = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4, PADDED: 0x8, PRIORITY: 0x20 } as const;
+/** HTTP/2 error codes (RFC 9113 section 7) this file sends. */
+export const Http2ErrorCode = { PROTOCOL_ERROR: 0x1, COMPRESSION_ERROR: 0x9, ENHANCE_YOUR_CALM: 0xb } as const;
 
 /** Serializes one frame. */
 export function frame(type: number, flags: number, streamId: number, payload: Buffer = Buffer.alloc(0)): Buffer {
@@ -60,6 +83,40 @@ export function frame(type: number, flags: number, streamId: number, payload: Bu
   h[4] = flags;
   h.writeUInt32BE(streamId & 0x7fffffff, 5);
   return Buffer.concat([h, payload]);
+}
+
+/**
+ * A GOAWAY frame saying no stream was processed, with `reason` as its debug
+ * data, so that a refused client can tell why.
+ */
+export function goawayFrame(errorCode: number, reason: string): Buffer {
+  const payload = Buffer.alloc(8 + Buffer.byteLength(reason, 'latin1'));
+  payload.writeUInt32BE(0, 0); // last stream ID: none
+  payload.writeUInt32BE(errorCode, 4);
+  payload.write(reason, 8, 'latin1');
+  return frame(FrameType.GOAWAY, 0, 0, payload);
+}
+
+// --- errors -----------------------------------------------------------------------------
+
+/** The client broke HTTP/2 framing in a way that ends the connection. */
+export class ClientProtocolError extends Error {}
+
+/**
+ * A client header block went over one of our limits (header list size,
+ * field count, block size on the wire). The connection ends; HTTP/2's name
+ * for this is ENHANCE_YOUR_CALM.
+ */
+export class HeaderLimitError extends ClientProtocolError {}
+
+/** A header block the client's HPACK encoder produced cannot be decoded. */
+export class HpackError extends Error {}
+
+/** The HTTP/2 error code that goes with an error thrown by this file's parsers. */
+export function http2ErrorCodeOf(err: unknown): number {
+  if (err instanceof HeaderLimitError) return Http2ErrorCode.ENHANCE_YOUR_CALM;
+  if (err instanceof HpackError) return Http2ErrorCode.COMPRESSION_ERROR;
+  return Http2ErrorCode.PROTOCOL_ERROR;
 }
 
 interface FrameHeader {
@@ -184,48 +241,87 @@ interface HpackModule {
 }
 const hpack = createRequire(import.meta.url)('hpack.js') as HpackModule;
 
-/** A header block the client's HPACK encoder produced cannot be decoded. */
-export class HpackError extends Error {}
+/** Limits of {@link HeaderBlockDecoder}; the defaults are the exported constants. */
+export interface HeaderLimits {
+  /** Largest decoded header list per block, name + value + 32 octets per field. Default {@link MAX_HEADER_LIST_SIZE}. */
+  maxHeaderListSize?: number;
+  /** Most fields per block. Default {@link MAX_HEADER_FIELDS}. */
+  maxHeaderFields?: number;
+}
 
 /**
  * Decodes a client's header blocks in order, keeping the dynamic table the
  * client's encoder assumes (initially 4096 octets, the size Node's server
  * advertises). Field representations per RFC 7541 section 6.
+ *
+ * Bounded as nghttp2 is: the decoded list is counted field by field and
+ * decoding stops at the first field past the limit, so memory never grows
+ * with what a block expands to; a dynamic table size update must come at the
+ * start of a block and may not exceed {@link HEADER_TABLE_SIZE}. Any failure
+ * is final (the client's encoder state is lost): {@link HeaderLimitError}
+ * for a limit, {@link HpackError} for anything undecodable.
  */
 export class HeaderBlockDecoder {
   readonly #bits = hpack.decoder.create();
   readonly #table = hpack.table.create({ maxSize: HEADER_TABLE_SIZE });
+  readonly #maxListSize: number;
+  readonly #maxFields: number;
   #error: Error | undefined;
+
+  constructor(limits: HeaderLimits = {}) {
+    this.#maxListSize = limits.maxHeaderListSize ?? MAX_HEADER_LIST_SIZE;
+    this.#maxFields = limits.maxHeaderFields ?? MAX_HEADER_FIELDS;
+  }
 
   decode(block: Buffer): HeaderField[] {
     if (this.#error) throw this.#error;
     const out: HeaderField[] = [];
+    let listSize = 0;
     try {
       this.#bits.push(block);
-      while (!this.#bits.isEmpty()) this.#field(out);
+      while (!this.#bits.isEmpty()) {
+        const f = this.#field(out.length === 0);
+        if (f === undefined) continue; // a dynamic table size update
+        // Strings here hold one char per octet, so length is the octet count.
+        listSize += f.name.length + f.value.length + 32;
+        if (listSize > this.#maxListSize) {
+          throw new HeaderLimitError(`authority: the header list exceeds ${this.#maxListSize} octets (name + value + 32 per field)`);
+        }
+        if (out.length >= this.#maxFields) throw new HeaderLimitError(`authority: more than ${this.#maxFields} header fields in one block`);
+        out.push(f);
+      }
     } catch (err) {
-      // hpack.js asserts with plain Errors; the decoder state is lost for good.
-      this.#error = new HpackError(`hpack: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      // hpack.js asserts with plain Errors (and obuf throws TypeErrors past
+      // the end of a truncated block); the decoder state is lost for good.
+      this.#error =
+        err instanceof HeaderLimitError || err instanceof HpackError
+          ? err
+          : err instanceof TypeError
+            ? new HpackError('hpack: the header block ends inside a field', { cause: err })
+            : new HpackError(`hpack: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       throw this.#error;
     }
     return out;
   }
 
-  #field(out: HeaderField[]): void {
+  /** The next field, or undefined for a dynamic table size update (allowed only while `atStart`). */
+  #field(atStart: boolean): HeaderField | undefined {
     const bits = this.#bits;
     if (bits.decodeBit()) {
       // 1xxxxxxx: indexed field
       const e = this.#table.lookup(bits.decodeInt());
-      out.push({ name: e.name, value: e.value, neverIndex: false });
-      return;
+      return { name: e.name, value: e.value, neverIndex: false };
     }
     const incremental = bits.decodeBit() === 1; // 01xxxxxx: literal with incremental indexing
     let never = false;
     if (!incremental) {
       if (bits.decodeBit()) {
-        // 001xxxxx: dynamic table size update
-        this.#table.updateSize(bits.decodeInt());
-        return;
+        // 001xxxxx: dynamic table size update (RFC 7541 sections 4.2 and 6.3)
+        const size = bits.decodeInt();
+        if (!atStart) throw new HpackError('hpack: dynamic table size update after the first field of a block');
+        if (size > HEADER_TABLE_SIZE) throw new HpackError(`hpack: dynamic table size update to ${size} octets, above the ${HEADER_TABLE_SIZE} allowed`);
+        this.#table.updateSize(size);
+        return undefined;
       }
       never = bits.decodeBit() === 1; // 0001xxxx never indexed, 0000xxxx without indexing
     }
@@ -244,7 +340,7 @@ export class HeaderBlockDecoder {
     const valueOctets = bits.decodeStr();
     const value = hpack.utils.stringify(valueOctets);
     if (incremental) this.#table.add(name, value, nameSize, valueOctets.length);
-    out.push({ name, value, neverIndex: never });
+    return { name, value, neverIndex: never };
   }
 }
 
@@ -263,24 +359,26 @@ function encodeInt(out: number[], value: number, prefixBits: number, first: numb
   out.push(rest);
 }
 
-function encodeString(out: number[], s: string): void {
-  encodeInt(out, s.length, 7, 0x00); // H = 0: raw octets
-  for (let i = 0; i < s.length; i++) out.push(s.charCodeAt(i) & 0xff);
-}
-
 /**
  * Encodes fields as literals with a literal name, without indexing (or never
  * indexed, where the client said so): the decoder's dynamic table is neither
- * read nor changed.
+ * read nor changed. The strings are raw octets (one char per octet), written
+ * straight into the output buffer.
  */
 export function encodeHeaderBlock(fields: readonly HeaderField[]): Buffer {
-  const out: number[] = [];
+  const parts: Buffer[] = [];
+  let size = 0;
   for (const f of fields) {
-    out.push(f.neverIndex ? 0x10 : 0x00);
-    encodeString(out, f.name);
-    encodeString(out, f.value);
+    const prefix: number[] = [f.neverIndex ? 0x10 : 0x00];
+    encodeInt(prefix, f.name.length, 7, 0x00); // H = 0: raw octets
+    const head = Buffer.from(prefix);
+    const lenValue: number[] = [];
+    encodeInt(lenValue, f.value.length, 7, 0x00);
+    const mid = Buffer.from(lenValue);
+    parts.push(head, Buffer.from(f.name, 'latin1'), mid, Buffer.from(f.value, 'latin1'));
+    size += head.length + f.name.length + mid.length + f.value.length;
   }
-  return Buffer.from(out);
+  return Buffer.concat(parts, size);
 }
 
 // --- :authority -----------------------------------------------------------------------
@@ -316,9 +414,6 @@ function fixAuthority(fields: HeaderField[]): { fields: HeaderField[]; changed: 
 }
 
 // --- header frames --------------------------------------------------------------------
-
-/** The client broke HTTP/2 framing in a way that ends the connection. */
-export class ClientProtocolError extends Error {}
 
 /** A header block being collected: HEADERS, then CONTINUATION until END_HEADERS. */
 interface PendingBlock {
@@ -374,7 +469,7 @@ class HeaderBlockCollector {
     if (h.type === FrameType.CONTINUATION && this.#pending === undefined) throw new ClientProtocolError('CONTINUATION without HEADERS');
     if (h.type !== FrameType.HEADERS && h.type !== FrameType.CONTINUATION) return false;
     if (h.streamId === 0) throw new ClientProtocolError('HEADERS on stream 0');
-    if ((this.#pending?.size ?? 0) + h.length > MAX_HEADER_BLOCK) throw new ClientProtocolError('header block too large');
+    if ((this.#pending?.size ?? 0) + h.length > MAX_HEADER_BLOCK) throw new HeaderLimitError(`authority: a header block larger than ${MAX_HEADER_BLOCK} octets`);
     this.#current = h;
     this.#payload = [];
     this.#payloadSize = 0;
@@ -449,6 +544,11 @@ export class ClientHeaderRewriter implements FrameSink {
   /** Header blocks whose `:authority` was replaced. */
   rewritten = 0;
 
+  /** Whether the whole client connection preface has arrived. */
+  get sawPreface(): boolean {
+    return this.#reader.offset >= CLIENT_PREFACE.length;
+  }
+
   constructor(opts: RewriterOptions = {}) {
     this.#dropAck = opts.dropFirstSettingsAck ?? true;
   }
@@ -519,16 +619,23 @@ export type SniffDecision =
   /** Serve the connection through the rewriter, which is fed everything read so far. */
   | { kind: 'slow'; reason: string }
   /** Not HTTP/2: hand the raw socket over with `data` unshifted unchanged. */
-  | { kind: 'raw'; data: Buffer };
+  | { kind: 'raw'; data: Buffer }
+  /**
+   * Close the connection, telling the client why in a GOAWAY: a header
+   * block over our limits or undecodable. Nothing reaches grpc-js, so nothing
+   * is attested; the rewriter would only fail the same way, later.
+   */
+  | { kind: 'refuse'; reason: string; errorCode: number };
 
 /**
  * Reads the start of a client's byte stream and decides between the fast and
  * slow path. Fast needs: the preface, the client's SETTINGS ACK of our empty
  * SETTINGS, at least one complete header block, and no unacceptable
  * `:authority` in any block seen. An unacceptable one, a PING (the client
- * wants an answer now), anything malformed, or {@link PEEK_LIMIT} bytes
+ * wants an answer now), malformed framing, or {@link PEEK_LIMIT} bytes
  * without a decision mean slow: the rewriter handles every case correctly,
- * only with a per-byte cost.
+ * only with a per-byte cost. A header block over the limits or that does not
+ * decode means refuse.
  */
 export class ConnectionSniffer implements FrameSink {
   readonly #reader = new FrameReader(this);
@@ -546,6 +653,11 @@ export class ConnectionSniffer implements FrameSink {
     return this.#chunks;
   }
 
+  /** Whether the whole client connection preface has arrived (the client speaks HTTP/2, or at least began to). */
+  get sawPreface(): boolean {
+    return this.#reader.offset >= CLIENT_PREFACE.length;
+  }
+
   push(chunk: Buffer): SniffDecision {
     if (this.#verdict) throw new Error('authority: sniffer already decided');
     this.#chunks.push(chunk);
@@ -554,14 +666,20 @@ export class ConnectionSniffer implements FrameSink {
       this.#reader.push(chunk);
     } catch (err) {
       if (err instanceof NotHttp2) return this.#decide({ kind: 'raw', data: this.#all() });
-      return this.#decide({ kind: 'slow', reason: err instanceof Error ? err.message : String(err) });
+      const reason = err instanceof Error ? err.message : String(err);
+      if (err instanceof HeaderLimitError || err instanceof HpackError) return this.#decide({ kind: 'refuse', reason, errorCode: http2ErrorCodeOf(err) });
+      return this.#decide({ kind: 'slow', reason });
     }
     if (this.#verdict) return this.#verdict;
     if (this.#ackOffset >= 0 && this.#blocks > 0 && !this.#collector.inBlock) {
       const all = this.#all();
       return this.#decide({ kind: 'fast', data: Buffer.concat([all.subarray(0, this.#ackOffset), all.subarray(this.#ackOffset + FRAME_HEADER_SIZE)]) });
     }
-    if (this.#size >= PEEK_LIMIT) return this.#decide({ kind: 'slow', reason: `no decision after ${this.#size} bytes` });
+    // A header block being collected is read to its end (it is bounded on
+    // its own), so that an oversized one is refused here, not by the rewriter.
+    if (this.#size >= PEEK_LIMIT && !this.#collecting && !this.#collector.inBlock) {
+      return this.#decide({ kind: 'slow', reason: `no decision after ${this.#size} bytes` });
+    }
     return { kind: 'pending' };
   }
 
@@ -640,6 +758,11 @@ export class AuthorityRewritingStream extends Duplex {
     return this.#rewriter.rewritten;
   }
 
+  /** Whether the whole client connection preface has arrived. */
+  get sawPreface(): boolean {
+    return this.#rewriter.sawPreface;
+  }
+
   #feed(chunk: Buffer): void {
     if (this.destroyed) return;
     let out: Buffer[];
@@ -683,6 +806,14 @@ export class AuthorityRewritingStream extends Duplex {
 
 /** How long a connection may go without a decision before it takes the slow path. */
 export const PEEK_TIMEOUT_MS = 2000;
+/**
+ * How long a connection may take to send the HTTP/2 client preface (24
+ * octets every client sends at once) before it is closed: a connection that
+ * says nothing must not hold one of its uid's connection slots forever.
+ */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** How long a refused connection gets to take our GOAWAY before it is cut. */
+const REFUSE_LINGER_MS = 1000;
 
 export interface RouteOptions {
   /**
@@ -693,16 +824,41 @@ export interface RouteOptions {
   inject(stream: Duplex, rewritten: boolean): void;
   /** Called when a connection takes the slow path. */
   onSlowPath?(reason: string): void;
+  /**
+   * Called when a connection is closed for what its client sent (a header
+   * block over the limits or undecodable, on either path) or did not send
+   * (no preface in time). Never called for an ordinary close.
+   */
+  onRefused?(reason: string): void;
   timeoutMs?: number;
+  /** Default {@link HANDSHAKE_TIMEOUT_MS}. */
+  handshakeTimeoutMs?: number;
+}
+
+/**
+ * Ends a connection nobody else has read from yet: sends `frames` (a GOAWAY
+ * with the reason), discards whatever the client still sends, and closes the
+ * socket once the frames are written, or after {@link REFUSE_LINGER_MS}.
+ */
+export function refuseConnection(socket: Socket, frames: Buffer): void {
+  if (socket.destroyed) return;
+  const timer = setTimeout(() => socket.destroy(), REFUSE_LINGER_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.on('error', () => {}); // EPIPE/ECONNRESET from a client that went first: nothing to do
+  socket.end(frames, () => socket.destroy());
+  socket.resume();
 }
 
 /**
  * Sends our empty SETTINGS, reads the connection's first bytes and hands it
- * to `inject` on the fast or the slow path (see the file comment). A socket
- * that closes before a decision is never handed over.
+ * to `inject` on the fast or the slow path (see the file comment), or
+ * refuses it. A socket that closes before a decision is never handed over.
  */
 export function routeConnection(socket: Socket, opts: RouteOptions): void {
   const sniffer = new ConnectionSniffer();
+  const peekMs = opts.timeoutMs ?? PEEK_TIMEOUT_MS;
+  const handshakeMs = Math.max(opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS, peekMs);
   let done = false;
   const cleanup = (): void => {
     done = true;
@@ -713,8 +869,10 @@ export function routeConnection(socket: Socket, opts: RouteOptions): void {
     socket.off('close', onClose);
     socket.pause();
   };
+  let rewriting: AuthorityRewritingStream | undefined;
   const handOver = (data: Buffer): void => {
     cleanup();
+    clearTimeout(handshake); // the fast path saw the preface; raw is not HTTP/2 and nghttp2 answers it at once
     if (socket.destroyed) return;
     if (data.length > 0) socket.unshift(data);
     opts.inject(socket, false);
@@ -723,19 +881,44 @@ export function routeConnection(socket: Socket, opts: RouteOptions): void {
     cleanup();
     if (socket.destroyed) return;
     opts.onSlowPath?.(reason);
-    opts.inject(new AuthorityRewritingStream(socket, { initial: sniffer.chunks, ended }), true);
+    const stream = new AuthorityRewritingStream(socket, { initial: sniffer.chunks, ended });
+    rewriting = stream;
+    // The rewriter fails only on what the client sent; say so once.
+    stream.once('error', (err) => {
+      if (err instanceof ClientProtocolError || err instanceof HpackError) opts.onRefused?.(err.message);
+    });
+    opts.inject(stream, true);
+  };
+  const refuse = (reason: string, errorCode: number): void => {
+    cleanup();
+    clearTimeout(handshake);
+    if (socket.destroyed) return;
+    opts.onRefused?.(reason);
+    refuseConnection(socket, goawayFrame(errorCode, reason));
   };
   const onData = (chunk: Buffer): void => {
     if (done) return;
     const d = sniffer.push(chunk);
     if (d.kind === 'fast' || d.kind === 'raw') handOver(d.data);
     else if (d.kind === 'slow') slow(d.reason);
+    else if (d.kind === 'refuse') refuse(d.reason, d.errorCode);
   };
   const onEnd = (): void => slow('client ended before a decision', true);
   const onError = (): void => cleanup(); // the socket closes; nothing to hand over
   const onClose = (): void => cleanup();
-  const timer = setTimeout(() => slow('no decision in time'), opts.timeoutMs ?? PEEK_TIMEOUT_MS);
-  timer.unref();
+  const timer = setTimeout(() => slow('no decision in time'), peekMs).unref();
+  // The handshake deadline outlives the first look: a silent connection
+  // takes the slow path after peekMs like any other, and is closed here if
+  // the preface still has not come.
+  const handshake = setTimeout(() => {
+    if (sniffer.sawPreface || rewriting?.sawPreface) return;
+    const reason = `authority: no HTTP/2 client preface within ${handshakeMs} ms`;
+    if (rewriting === undefined) return refuse(reason, Http2ErrorCode.PROTOCOL_ERROR);
+    // nghttp2 may be writing on this connection: no frame of ours, only the close.
+    opts.onRefused?.(reason);
+    rewriting.destroy();
+  }, handshakeMs).unref();
+  socket.once('close', () => clearTimeout(handshake));
   socket.on('data', onData);
   socket.once('end', onEnd);
   socket.once('error', onError);

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { closePidfd, peerCredentials } from '../node-agent/attestor/peercred.js';
 
 /**
  * A real socket for a connection the Workload API serves through the
@@ -16,9 +17,13 @@ import type { Duplex } from 'node:stream';
  * clients on the slow path.
  *
  * The hop listens on an abstract Unix socket (no file, gone with the
- * process). Anyone on the host could connect to it, so a connection is only
- * matched to a rewritten stream by the 128-bit random token it must send
- * first, which only this process knows; anything else is dropped.
+ * process). Anyone on the host could connect to it (abstract names are listed
+ * in /proc/net/unix), so a connection is only matched to a rewritten stream by
+ * the 128-bit random token it must send first, which only this process knows;
+ * anything else is dropped. A connection from another process is dropped at
+ * accept (SO_PEERCRED), before it can hold a descriptor while we wait for its
+ * token: otherwise any uid could fill the fd table through the hop, around
+ * the Workload API's connection caps.
  */
 
 const TOKEN_BYTES = 16;
@@ -92,6 +97,7 @@ export class SocketHop {
   }
 
   #accept(socket: Socket): void {
+    if (!fromThisProcess(socket)) return void socket.destroy();
     this.#accepted.add(socket);
     socket.once('close', () => this.#accepted.delete(socket));
     let got = Buffer.alloc(0);
@@ -118,4 +124,16 @@ export class SocketHop {
     socket.on('data', onData);
     socket.resume();
   }
+}
+
+/** Whether the peer of an accepted hop connection is this very process (only carry() dials the hop). */
+function fromThisProcess(socket: Socket): boolean {
+  let creds;
+  try {
+    creds = peerCredentials(socket);
+  } catch {
+    return false;
+  }
+  if (creds.pidfd !== undefined) closePidfd(creds.pidfd);
+  return creds.pid === process.pid;
 }

@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +19,9 @@ import { JwtBundle, SpiffeBundle, X509Bundle } from '../spiffe/bundle.js';
 import { SpiffeId, TrustDomain } from '../spiffe/id.js';
 import { verifyJwtSvid } from '../spiffe/jwtsvid.js';
 import { verifyX509Svid } from '../spiffe/x509svid.js';
+import { captureLogger } from '../test/helpers/log.js';
 import { runWorkloadClient, WORKLOAD_CLIENT, type WorkloadClientResult } from '../test/helpers/workload.js';
+import { EMPTY_SETTINGS, FrameType, Http2ErrorCode } from './authority.js';
 import { startWorkloadApi, type WorkloadApi } from './server.js';
 import { splitDer, startTestCa, TestIdentitySource, type TestCa } from './testing.js';
 
@@ -67,7 +69,9 @@ interface Env {
 }
 
 /** A fresh source and server on its own socket, so tests that mutate identities do not disturb each other. */
-async function startEnv(opts: { attestor?: WorkloadAttestor; socketMode?: number; populate?: boolean } = {}): Promise<Env> {
+async function startEnv(
+  opts: { attestor?: WorkloadAttestor; socketMode?: number; populate?: boolean; logger?: ReturnType<typeof silentLogger>; maxConnections?: number; maxConnectionsPerUid?: number } = {},
+): Promise<Env> {
   const source = new TestIdentitySource(ca);
   if (opts.populate !== false) {
     await source.addIdentity({ spiffeId: ROOT_ID, selectors: ['unix:uid:0'], hint: 'main', federatesWith: [FED_TD, 'missing.test'] });
@@ -79,8 +83,10 @@ async function startEnv(opts: { attestor?: WorkloadAttestor; socketMode?: number
     socketPath,
     source,
     attestor: opts.attestor ?? new UnixWorkloadAttestor({ logger: silentLogger() }),
-    logger: silentLogger(),
+    logger: opts.logger ?? silentLogger(),
     socketMode: opts.socketMode,
+    maxConnections: opts.maxConnections,
+    maxConnectionsPerUid: opts.maxConnectionsPerUid,
   });
   const client = newClient(socketPath);
   const env = { source, api, socketPath, client };
@@ -646,5 +652,124 @@ describe.skipIf(!isRoot)('callers under different uids (child processes)', () =>
     expect(stranger).toMatchObject({ ok: false, code: grpc.status.PERMISSION_DENIED });
     const noHeader = await runWorkloadClient(NOBODY_UID, { socket: env.socketPath, method: 'FetchX509SVID', header: false });
     expect(noHeader).toMatchObject({ ok: false, code: grpc.status.INVALID_ARGUMENT });
+  });
+});
+
+/** A raw connection that only reads: what the server sent, and whether it closed the connection. */
+interface RawConn {
+  received(): Buffer;
+  closed(): boolean;
+  destroy(): void;
+}
+
+function rawConnect(socketPath: string): Promise<RawConn> {
+  return new Promise((resolve) => {
+    const s = connect(socketPath);
+    const got: Buffer[] = [];
+    let closed = false;
+    s.on('data', (d: Buffer) => got.push(d));
+    s.on('error', () => {});
+    s.on('close', () => (closed = true));
+    const conn: RawConn = { received: () => Buffer.concat(got), closed: () => closed, destroy: () => s.destroy() };
+    // settled once the server spoke (SETTINGS, or SETTINGS + GOAWAY) or closed
+    const settle = setInterval(() => {
+      if (got.length > 0 || closed) {
+        clearInterval(settle);
+        resolve(conn);
+      }
+    }, 5);
+  });
+}
+
+/** The GOAWAY in `bytes` (after our SETTINGS), as error code and debug text. */
+function goawayOf(bytes: Buffer): { code: number; debug: string } | undefined {
+  if (bytes.length <= EMPTY_SETTINGS.length || bytes[EMPTY_SETTINGS.length + 3] !== FrameType.GOAWAY) return undefined;
+  const p = bytes.subarray(EMPTY_SETTINGS.length + 9);
+  return { code: p.readUInt32BE(4), debug: p.subarray(8).toString('latin1') };
+}
+
+describe('connection caps', () => {
+  it('refuses connections over the per-uid cap at accept with a GOAWAY, without keeping a descriptor, and logs them sparingly', async () => {
+    const logs = captureLogger();
+    const env = await startEnv({ maxConnections: 100, maxConnectionsPerUid: 3, logger: logs.logger });
+    const uid = process.getuid!();
+    const held = await Promise.all([0, 1, 2].map(() => rawConnect(env.socketPath)));
+    await waitFor(() => env.api.openConnections === 3, 'three connections');
+    for (const c of held) expect(c.received().equals(EMPTY_SETTINGS)).toBe(true);
+    const fds = readdirSync('/proc/self/fd').length;
+    const refused: RawConn[] = [];
+    for (let i = 0; i < 20; i++) refused.push(await rawConnect(env.socketPath));
+    await waitFor(() => refused.every((c) => c.closed()), 'the refused connections to close');
+    for (const c of refused) {
+      expect(goawayOf(c.received())).toEqual({ code: Http2ErrorCode.ENHANCE_YOUR_CALM, debug: `workloadapi: too many connections from uid ${uid} (max_connections_per_uid 3)` });
+    }
+    expect(env.api.openConnections).toBe(3);
+    // no pidfd or socket of a refused connection stays open in the server (this process)
+    await waitFor(() => readdirSync('/proc/self/fd').length <= fds, 'descriptors of refused connections to be released');
+    // 20 refusals, one log line (the next one would carry the count of those not logged)
+    const lines = logs.records.filter((r) => r.msg === 'workloadapi: connection refused');
+    expect(lines).toEqual([expect.objectContaining({ uid, reason: `too many connections from uid ${uid} (max_connections_per_uid 3)`, suppressed: 0 })]);
+    // a freed slot is taken again
+    held[0]!.destroy();
+    await waitFor(() => env.api.openConnections === 2, 'a slot to free');
+    const again = await rawConnect(env.socketPath);
+    expect(again.received().equals(EMPTY_SETTINGS)).toBe(true);
+    expect(env.api.openConnections).toBe(3);
+    for (const c of [...held, again]) c.destroy();
+  });
+
+  it('refuses every connection over the global cap, before reading credentials', async () => {
+    const env = await startEnv({ maxConnections: 2, maxConnectionsPerUid: 2 });
+    const held = await Promise.all([0, 1].map(() => rawConnect(env.socketPath)));
+    await waitFor(() => env.api.openConnections === 2, 'two connections');
+    const over = await rawConnect(env.socketPath);
+    await waitFor(() => over.closed(), 'the refused connection to close');
+    expect(goawayOf(over.received())).toEqual({ code: Http2ErrorCode.ENHANCE_YOUR_CALM, debug: 'workloadapi: too many connections (max_connections 2)' });
+    for (const c of held) c.destroy();
+  });
+
+  it('refuses nonsense caps', async () => {
+    for (const [opt, value] of [
+      ['maxConnections', 0],
+      ['maxConnectionsPerUid', 1.5],
+    ] as const) {
+      await expect(startEnv({ [opt]: value })).rejects.toThrow(`workloadapi: ${opt} must be a positive integer, not ${value}`);
+    }
+  });
+});
+
+describe.skipIf(!isRoot)('connection caps across uids (child processes)', () => {
+  it('unset caps shrink to what the open-files limit can hold (4 descriptors per connection, 512 spare)', async () => {
+    const limits = () => /^Max open files\s+(\d+)\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))!;
+    const [, soft, hard] = limits();
+    const set = (s: string, h: string) => {
+      const r = spawnSync('prlimit', [`--pid=${process.pid}`, `--nofile=${s}:${h}`], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+    };
+    set('2000', hard!);
+    try {
+      const logs = captureLogger();
+      await startEnv({ logger: logs.logger });
+      expect(logs.records.find((r) => r.msg === 'workloadapi: listening')).toMatchObject({ maxConnections: 372, maxConnectionsPerUid: 372 });
+      // explicit caps are kept, with a warning when the descriptors cannot follow
+      const explicit = captureLogger();
+      await startEnv({ logger: explicit.logger, maxConnections: 1000, maxConnectionsPerUid: 10 });
+      expect(explicit.records.find((r) => r.msg === 'workloadapi: listening')).toMatchObject({ maxConnections: 1000, maxConnectionsPerUid: 10 });
+      expect(explicit.records.find((r) => r.level === 40 && String(r.msg).startsWith('workloadapi: max_connections 1000 may need up to 4000 file descriptors'))).toBeDefined();
+    } finally {
+      set(soft!, hard!);
+    }
+  });
+
+  it('root holding its whole per-uid cap does not keep nobody from its SVID', async () => {
+    const env = await startEnv({ maxConnections: 10, maxConnectionsPerUid: 4 });
+    const held = await Promise.all([0, 1, 2, 3].map(() => rawConnect(env.socketPath)));
+    await waitFor(() => env.api.openConnections === 4, 'four connections');
+    const over = await rawConnect(env.socketPath);
+    await waitFor(() => over.closed(), 'the fifth root connection to be refused');
+    const nobody = await runWorkloadClient(NOBODY_UID, { socket: env.socketPath, method: 'FetchX509SVID' });
+    expect(nobody.ok, JSON.stringify(nobody)).toBe(true);
+    expect(nobody.response!.svids!.map((s) => s.spiffe_id)).toEqual([NOBODY_ID]);
+    for (const c of held) c.destroy();
   });
 });

@@ -1,4 +1,4 @@
-import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server as NetServer, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -9,7 +9,7 @@ import type { Logger } from '../common/log.js';
 import { closePidfd, peerCredentials } from '../node-agent/attestor/peercred.js';
 import type { PeerCredentials, WorkloadAttestor } from '../node-agent/attestor/WorkloadAttestor.js';
 import { loadWorkloadProto, PROTO_LOADER_OPTIONS, protoRoot } from '../proto/load.js';
-import { routeConnection } from './authority.js';
+import { EMPTY_SETTINGS, goawayFrame, Http2ErrorCode, refuseConnection, routeConnection } from './authority.js';
 import { SocketHop } from './hop.js';
 import { WorkloadApiHandler, type Caller, type IncomingCall } from './handlers.js';
 import type { IdentitySource } from './IdentitySource.js';
@@ -29,7 +29,39 @@ export interface WorkloadApiOptions {
   socketMode?: number;
   /** How long close() lets in-flight calls finish before cutting connections. Default 1 s. */
   shutdownGraceMs?: number;
+  /**
+   * Most connections open at once, whoever holds them. Each costs 2 file
+   * descriptors (socket + pidfd), 4 while served through the `:authority`
+   * rewriter. Default {@link DEFAULT_MAX_CONNECTIONS}, lowered to what the
+   * process's open-files limit can hold (4 per connection, 512 spare).
+   */
+  maxConnections?: number;
+  /**
+   * Most connections one uid (per SO_PEERCRED) may hold at once, so that one
+   * uid opening connections cannot take every slot and starve the others.
+   * Default {@link DEFAULT_MAX_CONNECTIONS_PER_UID}, at most maxConnections.
+   */
+  maxConnectionsPerUid?: number;
+  /** How long a connection may take to send the HTTP/2 preface. Default 10 s (authority.ts). */
+  handshakeTimeoutMs?: number;
 }
+
+/** Default of {@link WorkloadApiOptions.maxConnections}: 8,192 to 16,384 descriptors, far below Node's usual limit. */
+export const DEFAULT_MAX_CONNECTIONS = 4096;
+/**
+ * Default of {@link WorkloadApiOptions.maxConnectionsPerUid}. A workload
+ * holds one connection per gRPC channel, usually one; 1,024 leaves room for
+ * many processes sharing a uid (containers all running as root, a test
+ * driver holding 1,000 streams), while one uid can take at most a quarter of
+ * the global cap.
+ */
+export const DEFAULT_MAX_CONNECTIONS_PER_UID = 1024;
+/** Descriptors one connection may cost at most (socket, pidfd, the hop pair on the slow path). */
+const FDS_PER_CONNECTION = 4;
+/** Descriptors kept for everything else (the server connection, files read while attesting, libuv). */
+const SPARE_FDS = 512;
+/** Refusals of one kind are logged at most once per this interval, with a count of those not logged. */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 /** A running Workload API. */
 export interface WorkloadApi {
@@ -55,6 +87,48 @@ interface Connection {
 
 /** Prefix of the synthetic `remoteAddress` that ties a gRPC call back to its connection. */
 const PEER_PREFIX = 'anchorage-peer-';
+
+/**
+ * Logs repeated refusals without letting a flood of them flood the log: the
+ * first of a kind (key) is logged, later ones within the interval are only
+ * counted, and the next one logged after it carries that count. O(1) per
+ * event, no timers; the key map is reset if it ever grows large.
+ */
+class RefusalLog {
+  readonly #last = new Map<string, { at: number; suppressed: number }>();
+
+  constructor(
+    private readonly log: Logger,
+    private readonly intervalMs: number,
+  ) {}
+
+  note(key: string, fields: Record<string, unknown>, reason: string): void {
+    const now = Date.now();
+    const e = this.#last.get(key);
+    if (e !== undefined && now - e.at < this.intervalMs) {
+      e.suppressed++;
+      return;
+    }
+    if (this.#last.size >= 1024) this.#last.clear();
+    this.#last.set(key, { at: now, suppressed: 0 });
+    this.log.warn({ ...fields, reason, suppressed: e?.suppressed ?? 0 }, 'workloadapi: connection refused');
+  }
+}
+
+/** The soft RLIMIT_NOFILE of this process, from /proc/self/limits; undefined if unknown or unlimited. */
+function openFilesLimit(): number | undefined {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function positiveInt(name: string, v: number): number {
+  if (!Number.isSafeInteger(v) || v < 1) throw new AnchorageError('invalid_argument', `workloadapi: ${name} must be a positive integer, not ${v}`);
+  return v;
+}
 
 /**
  * The socket's directory and every directory above it must be ours (or
@@ -216,9 +290,18 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
   const { socketPath, source, attestor, logger } = opts;
   const mode = opts.socketMode ?? 0o777;
   const graceMs = opts.shutdownGraceMs ?? 1000;
+  // Unset caps follow the descriptors this process may open, so that the
+  // caps bind before the fd table runs out whatever the environment.
+  const nofile = openFilesLimit();
+  const fdBudget = nofile === undefined ? Infinity : Math.max(1, Math.floor((nofile - SPARE_FDS) / FDS_PER_CONNECTION));
+  const maxConnections = positiveInt('maxConnections', opts.maxConnections ?? Math.min(DEFAULT_MAX_CONNECTIONS, fdBudget));
+  const maxPerUid = positiveInt('maxConnectionsPerUid', opts.maxConnectionsPerUid ?? Math.min(DEFAULT_MAX_CONNECTIONS_PER_UID, maxConnections));
   const log = logger.child({ component: 'workloadapi' });
+  const refusals = new RefusalLog(log, REFUSAL_LOG_INTERVAL_MS);
 
   const connections = new Map<string, Connection>();
+  /** Open connections per uid; -1 for connections whose credentials could not be read. */
+  const perUid = new Map<number, number>();
   let nextId = 0;
 
   const release = (conn: Connection): void => {
@@ -267,7 +350,19 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
   const hop = await SocketHop.open();
   let closing: Promise<void> | undefined;
 
+  /** Closes a connection at accept: SETTINGS + GOAWAY saying why, written at once, then the socket. */
+  const refuseAtAccept = (socket: Socket, reason: string): void => {
+    refuseConnection(socket, Buffer.concat([EMPTY_SETTINGS, goawayFrame(Http2ErrorCode.ENHANCE_YOUR_CALM, `workloadapi: ${reason}`)]));
+  };
+
   const netServer = createServer((socket) => {
+    // The caps are checked before anything else is spent on the connection:
+    // the global one before even reading its credentials.
+    if (connections.size >= maxConnections) {
+      const reason = `too many connections (max_connections ${maxConnections})`;
+      refusals.note('global', {}, reason);
+      return refuseAtAccept(socket, reason);
+    }
     const id = `${PEER_PREFIX}${++nextId}`;
     const conn: Connection = { socket, inflight: 0, closed: false, pidfdClosed: false };
     try {
@@ -278,10 +373,31 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
         : new AnchorageError('unavailable', `workloadapi: cannot read the peer's credentials: ${errorMessage(err)}`, { cause: err });
       log.warn({ err: errorMessage(err) }, 'workloadapi: peer credentials unavailable');
     }
+    const uid = conn.creds?.uid ?? -1;
+    const held = perUid.get(uid) ?? 0;
+    if (held >= maxPerUid) {
+      // peerCredentials opened the pidfd with the uid (one getsockopt each);
+      // it is closed again in the same tick, so refused connections never
+      // hold a descriptor.
+      if (conn.creds?.pidfd !== undefined) {
+        try {
+          closePidfd(conn.creds.pidfd);
+        } catch (err) {
+          log.error({ err: errorMessage(err) }, 'workloadapi: closing a pidfd failed');
+        }
+      }
+      const reason = `too many connections from uid ${uid} (max_connections_per_uid ${maxPerUid})`;
+      refusals.note(`uid:${uid}`, { uid }, reason);
+      return refuseAtAccept(socket, reason);
+    }
+    perUid.set(uid, held + 1);
     Object.defineProperty(socket, 'remoteAddress', { value: id, enumerable: true });
     connections.set(id, conn);
     socket.once('close', () => {
       connections.delete(id);
+      const n = (perUid.get(uid) ?? 1) - 1;
+      if (n > 0) perUid.set(uid, n);
+      else perUid.delete(uid);
       conn.closed = true;
       release(conn);
     });
@@ -299,6 +415,9 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
         });
       },
       onSlowPath: (reason) => log.debug({ peer: id, reason }, 'workloadapi: connection served through the :authority rewriter'),
+      // Per uid, like the caps: one uid's garbage cannot hide another's in the log.
+      onRefused: (reason) => refusals.note(`proto:${uid}`, { peer: id, uid, pid: conn.creds?.pid }, reason),
+      handshakeTimeoutMs: opts.handshakeTimeoutMs,
     });
   });
 
@@ -310,7 +429,13 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
     throw err;
   }
   const ino = lstatSync(socketPath).ino;
-  log.info({ socketPath, mode: mode.toString(8) }, 'workloadapi: listening');
+  log.info({ socketPath, mode: mode.toString(8), maxConnections, maxConnectionsPerUid: maxPerUid }, 'workloadapi: listening');
+  if (nofile !== undefined && maxConnections > fdBudget) {
+    log.warn(
+      { maxConnections, openFilesLimit: nofile },
+      `workloadapi: max_connections ${maxConnections} may need up to ${maxConnections * FDS_PER_CONNECTION} file descriptors, and this process may open ${nofile} (${SPARE_FDS} kept for the rest); raise the limit (LimitNOFILE=) or lower max_connections`,
+    );
+  }
 
   const close = (): Promise<void> => {
     closing ??= (async () => {
