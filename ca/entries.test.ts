@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteDataStore } from './datastore/sqlite.js';
-import { checkFederatesWith, parseSelector, validateEntry } from './entries.js';
+import { checkFederatesWith, checkSelector, parseSelector, validateEntry } from './entries.js';
 
 const td = TrustDomain.parse('example.org');
 const base: NewEntry = {
@@ -33,20 +33,46 @@ function message(fn: () => unknown): string {
   throw new Error('expected an error');
 }
 
+const controlTail = 'control and bidirectional formatting characters are not accepted';
+
 describe('parseSelector', () => {
   it('splits at the first colon only', () => {
     expect(parseSelector('unix:uid:1000')).toEqual({ type: 'unix', value: 'uid:1000' });
     expect(parseSelector('k8s:ns:default')).toEqual({ type: 'k8s', value: 'ns:default' });
+  });
+  it('accepts printable Unicode, well-formed surrogate pairs and 1024 characters', () => {
+    for (const value of ['café', 'x\u00a0y', '😀', 'v'.repeat(1024)]) expect(parseSelector(`unix:${value}`)).toEqual({ type: 'unix', value });
+  });
+  it('checks selectors given as parts (the admin API) the same way', () => {
+    expect(message(() => checkSelector({ type: 'unix', value: 'a\u001b[31m' }))).toBe(`entry: selector value for type "unix" contains the control character U+001B; ${controlTail}`);
+    expect(message(() => checkSelector({ type: 'x\ny', value: '1' }))).toBe('entry: selector type "x\\ny" must be 1-64 characters of a-z, 0-9, _ or -');
   });
   it.each([
     ['nocolon', 'entry: selector "nocolon" must be type:value (e.g. unix:uid:1000)'],
     [':value', 'entry: selector ":value" must be type:value (e.g. unix:uid:1000)'],
     ['unix:', 'entry: selector "unix:" must be type:value (e.g. unix:uid:1000)'],
     ['Unix:uid:1', 'entry: selector type "Unix" must be 1-64 characters of a-z, 0-9, _ or -'],
-    ['unix:uid\n1', 'entry: selector value for type "unix" must be 1-1024 printable characters'],
-    ['unix:uid:1\u007f', 'entry: selector value for type "unix" must be 1-1024 printable characters'],
-    ['unix:uid:1\u009b', 'entry: selector value for type "unix" must be 1-1024 printable characters'],
-    ['unix:uid:\u202e1', 'entry: selector value for type "unix" must be 1-1024 printable characters'],
+    ['unix:' + 'v'.repeat(1025), 'entry: selector value for type "unix" must be 1-1024 printable characters'],
+    ['unix:uid\n1', `entry: selector value for type "unix" contains the control character U+000A; ${controlTail}`],
+    ['unix:uid:1\u007f', `entry: selector value for type "unix" contains the control character U+007F; ${controlTail}`],
+    ['unix:uid:1\u009b', `entry: selector value for type "unix" contains the control character U+009B; ${controlTail}`],
+    ['unix:uid:\u202e1', `entry: selector value for type "unix" contains the control character U+202E; ${controlTail}`],
+    ['unix:uid:\u061c1', `entry: selector value for type "unix" contains the control character U+061C; ${controlTail}`],
+    ['unix:uid:\u200f1', `entry: selector value for type "unix" contains the control character U+200F; ${controlTail}`],
+    ['unix:uid:\u20281', `entry: selector value for type "unix" contains the control character U+2028; ${controlTail}`],
+    ['unix:uid:\u20671', `entry: selector value for type "unix" contains the control character U+2067; ${controlTail}`],
+    ['unix:uid:\ud8001', 'entry: selector value for type "unix" contains the lone surrogate U+D800; text must be well-formed Unicode'],
+    ['unix:uid:1\udc00', 'entry: selector value for type "unix" contains the lone surrogate U+DC00; text must be well-formed Unicode'],
+    // Quoted, never raw: no line break, escape sequence or bidi override reaches the terminal.
+    ['no\ncolon\u001b[2J', 'entry: selector "no\\ncolon\\u001b[2J" must be type:value (e.g. unix:uid:1000)'],
+    ['Un\u202eix:uid:1', 'entry: selector type "Un\\u202eix" must be 1-64 characters of a-z, 0-9, _ or -'],
+    ['\u0085\u2066x:1', 'entry: selector type "\\u0085\\u2066x" must be 1-64 characters of a-z, 0-9, _ or -'],
+    ['\ud800:1', 'entry: selector type "\\ud800" must be 1-64 characters of a-z, 0-9, _ or -'],
+    // Cut at 64 characters, with "..." after the quote.
+    ['x'.repeat(1 << 20), `entry: selector "${'x'.repeat(64)}"... must be type:value (e.g. unix:uid:1000)`],
+    ['T'.repeat(100) + ':v', `entry: selector type "${'T'.repeat(64)}"... must be 1-64 characters of a-z, 0-9, _ or -`],
+    // A surrogate pair is not split into a lone half at the cut.
+    ['y'.repeat(63) + '😀' + 'z', `entry: selector "${'y'.repeat(63)}"... must be type:value (e.g. unix:uid:1000)`],
   ])('rejects %j', (text, expected) => {
     expect(message(() => parseSelector(text))).toBe(expected);
   });
@@ -70,10 +96,22 @@ describe('validateEntry', () => {
     ['parent in another trust domain', { parentId: 'spiffe://other.org/agent' }, 'entry: parent id spiffe://other.org/agent is not in trust domain example.org'],
     ['own parent', { parentId: 'spiffe://example.org/web' }, 'entry: an entry cannot be its own parent'],
     ['no selectors', { selectors: [] }, 'entry: at least one selector is required'],
-    ['repeated selector', { selectors: [{ type: 'unix', value: 'uid:1' }, { type: 'unix', value: 'uid:1' }] }, 'entry: selector unix:uid:1 is repeated'],
+    ['repeated selector', { selectors: [{ type: 'unix', value: 'uid:1' }, { type: 'unix', value: 'uid:1' }] }, 'entry: selector "unix:uid:1" is repeated'],
+    [
+      'long repeated selector',
+      { selectors: [{ type: 'unix', value: 'v'.repeat(1000) }, { type: 'unix', value: 'v'.repeat(1000) }] },
+      `entry: selector "unix:${'v'.repeat(59)}"... is repeated`,
+    ],
     ['ttl beyond the CA', { x509SvidTtl: 90000 }, 'entry: x509 ttl of 90000s goes beyond the CA lifetime of 86400s'],
     ['negative ttl', { jwtSvidTtl: -1 }, 'entry: jwt ttl must be a whole number of seconds'],
     ['bad dns name', { dnsNames: ['Upper.example.org'] }, 'entry: "Upper.example.org" is not a valid DNS name (lower-case letters, digits, hyphens; optional leading *.)'],
+    ['dns name with ESC', { dnsNames: ['a\u001b[2J.example.org'] }, 'entry: "a\\u001b[2J.example.org" is not a valid DNS name (lower-case letters, digits, hyphens; optional leading *.)'],
+    ['long dns name', { dnsNames: ['a'.repeat(5000)] }, `entry: "${'a'.repeat(64)}"... is not a valid DNS name (lower-case letters, digits, hyphens; optional leading *.)`],
+    [
+      'long id in another trust domain',
+      { spiffeId: `spiffe://other.org/${'p'.repeat(2000)}` },
+      `entry: spiffe id spiffe://other.org/${'p'.repeat(45)}... is not in trust domain example.org`,
+    ],
     ['federates with itself', { federatesWith: ['example.org'] }, 'entry: an entry cannot federate with its own trust domain'],
     ['bad federated trust domain', { federatesWith: ['Bad!'] }, /^spiffeid: /],
     ['long hint', { hint: 'x'.repeat(257) }, 'entry: hint must be at most 256 characters'],

@@ -1,30 +1,52 @@
 import { invalid } from '../common/errors.js';
 import { SpiffeId, TrustDomain } from '../spiffe/id.js';
-import { controlMessage, findControl } from './admin/text.js';
+import { clip, codePointName, findControl, findLoneSurrogate, quote } from '../common/text.js';
+import { controlMessage } from './admin/text.js';
 import type { DataStore, NewEntry, Selector } from './datastore/DataStore.js';
 import { checkNotReserved } from './reserved.js';
 import { checkDnsName } from './x509/cert.js';
 
 const SELECTOR_TYPE = /^[a-z0-9_-]{1,64}$/;
 const MAX_SELECTORS = 64;
+const MAX_SELECTOR_VALUE = 1024;
 const MAX_DNS = 64;
+
+/*
+ * Messages quote what the caller sent with quote() (JSON-escaped, cut at 64
+ * characters): a selector holding "\n" or ESC must not make a multi-line
+ * message or drive the operator's terminal, and a 1 MB one must not make a
+ * 1 MB message. SPIFFE IDs and trust domains are echoed once parsed (their
+ * grammar allows printable ASCII only), cut by clip().
+ */
 
 /** Parses `type:value` (the value may itself contain colons, e.g. `unix:uid:1000`). */
 export function parseSelector(text: string): Selector {
   const i = text.indexOf(':');
   if (i <= 0 || i === text.length - 1) {
-    throw invalid(`entry: selector "${text}" must be type:value (e.g. unix:uid:1000)`);
+    throw invalid(`entry: selector ${quote(text)} must be type:value (e.g. unix:uid:1000)`);
   }
   return checkSelector({ type: text.slice(0, i), value: text.slice(i + 1) });
 }
 
+/**
+ * Checks one selector: a type of 1-64 characters of a-z, 0-9, _ or -, and a
+ * value of 1-1024 characters with no control or bidirectional formatting
+ * character (the class of ca/admin/text.ts, shared through common/text.ts)
+ * and no lone surrogate, which cannot be stored or printed as UTF-8.
+ */
 export function checkSelector(s: Selector): Selector {
   if (!SELECTOR_TYPE.test(s.type)) {
-    throw invalid(`entry: selector type "${s.type}" must be 1-64 characters of a-z, 0-9, _ or -`);
+    throw invalid(`entry: selector type ${quote(s.type)} must be 1-64 characters of a-z, 0-9, _ or -`);
   }
-  if (s.value === '' || s.value.length > 1024 || findControl(s.value) !== undefined) {
-    throw invalid(`entry: selector value for type "${s.type}" must be 1-1024 printable characters`);
+  // The type is checked: safe to name as is from here on.
+  const field = `selector value for type "${s.type}"`;
+  if (s.value === '' || s.value.length > MAX_SELECTOR_VALUE) {
+    throw invalid(`entry: ${field} must be 1-${MAX_SELECTOR_VALUE} printable characters`);
   }
+  const c = findControl(s.value);
+  if (c !== undefined) throw invalid(controlMessage('entry', field, c));
+  const u = findLoneSurrogate(s.value);
+  if (u !== undefined) throw invalid(`entry: ${field} contains the lone surrogate ${codePointName(u)}; text must be well-formed Unicode`);
   return { type: s.type, value: s.value };
 }
 
@@ -33,7 +55,7 @@ function entryDnsName(name: string): string {
   try {
     checkDnsName(name);
   } catch {
-    throw invalid(`entry: "${name}" is not a valid DNS name (lower-case letters, digits, hyphens; optional leading *.)`);
+    throw invalid(`entry: ${quote(name)} is not a valid DNS name (lower-case letters, digits, hyphens; optional leading *.)`);
   }
   return name;
 }
@@ -44,12 +66,12 @@ function entryDnsName(name: string): string {
  */
 export function validateEntry(e: NewEntry, td: TrustDomain, maxTtl: number): NewEntry {
   const id = SpiffeId.parse(e.spiffeId);
-  if (!id.memberOf(td)) throw invalid(`entry: spiffe id ${id} is not in trust domain ${td.name}`);
-  if (id.isTrustDomainId()) throw invalid(`entry: spiffe id ${id} has no path`);
+  if (!id.memberOf(td)) throw invalid(`entry: spiffe id ${clip(id.toString())} is not in trust domain ${td.name}`);
+  if (id.isTrustDomainId()) throw invalid(`entry: spiffe id ${clip(id.toString())} has no path`);
   // The parent may be an agent or the server (node aliases): only the ID the entry issues is checked.
   checkNotReserved(id, 'entry');
   const parent = SpiffeId.parse(e.parentId);
-  if (!parent.memberOf(td)) throw invalid(`entry: parent id ${parent} is not in trust domain ${td.name}`);
+  if (!parent.memberOf(td)) throw invalid(`entry: parent id ${clip(parent.toString())} is not in trust domain ${td.name}`);
   if (parent.equals(id)) throw invalid('entry: an entry cannot be its own parent');
   if (e.selectors.length === 0) throw invalid('entry: at least one selector is required');
   if (e.selectors.length > MAX_SELECTORS) throw invalid(`entry: at most ${MAX_SELECTORS} selectors`);
@@ -57,7 +79,7 @@ export function validateEntry(e: NewEntry, td: TrustDomain, maxTtl: number): New
   const seen = new Set<string>();
   for (const s of selectors) {
     const k = `${s.type}:${s.value}`;
-    if (seen.has(k)) throw invalid(`entry: selector ${k} is repeated`);
+    if (seen.has(k)) throw invalid(`entry: selector ${quote(k)} is repeated`);
     seen.add(k);
   }
   for (const [name, ttl] of [['x509 ttl', e.x509SvidTtl], ['jwt ttl', e.jwtSvidTtl]] as const) {
@@ -98,7 +120,7 @@ export async function checkFederatesWith(ds: Pick<DataStore, 'getBundle' | 'getR
     if (kept.includes(td)) continue;
     if ((await ds.getBundle(td)) || (await ds.getRelationship(td))) continue;
     throw invalid(
-      `entry: cannot federate with ${td}: this server holds no bundle of it and no federation relationship with it (add one first: anchorage bundle set, or anchorage federation create)`,
+      `entry: cannot federate with ${clip(td)}: this server holds no bundle of it and no federation relationship with it (add one first: anchorage bundle set, or anchorage federation create)`,
     );
   }
 }

@@ -1,7 +1,9 @@
 import { chmodSync, existsSync, lstatSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { AnchorageError, errorMessage } from '../common/errors.js';
 import { checkPrivateDir, removeTempFiles, writeFileAtomic } from '../common/safe-file.js';
+import { quote } from '../common/text.js';
 
 /** One workload SVID the agent holds, with its key. */
 export interface CachedSvid {
@@ -74,6 +76,67 @@ function isLink(path: string): boolean {
   }
 }
 
+/*
+ * The whole shape NodeAgent.#restore and the cache dereference, checked
+ * before any of it is used: a state file with a wrong type inside (a
+ * hand-edited file, a bit flipped on disk, a file of a future version that
+ * kept version 1) is refused with the key path named, instead of failing
+ * later with a TypeError. Numbers are finite (zod 4). Unknown keys are
+ * dropped; `federated` is absent from files written before federation.
+ */
+const str = z.string();
+const num = z.number();
+const strings = z.array(str);
+const stateSchema = z.object({
+  version: z.literal(1),
+  // A trust domain name's characters (spiffe/id.ts): also keeps the mismatch message below printable.
+  trustDomain: str.regex(/^[a-z0-9._-]{1,255}$/, 'not a trust domain name'),
+  agent: z.object({ spiffeId: str, keyPkcs8: str, chain: strings, notBefore: num, notAfter: num }).optional(),
+  bundle: str.optional(),
+  federated: z.record(str, str).default({}),
+  entries: z.array(
+    z.object({
+      id: str,
+      spiffeId: str,
+      selectors: strings,
+      x509SvidTtl: num,
+      jwtSvidTtl: num,
+      dnsNames: strings,
+      federatesWith: strings,
+      hint: str,
+      revision: num,
+    }),
+  ),
+  svids: z.record(
+    str,
+    z.object({ entryId: str, revision: num, keyPkcs8: str, chain: strings, notBefore: num, notAfter: num, rotateAt: num }),
+  ),
+});
+
+// Keeps AgentState and the schema in step: each must be assignable to the other.
+type Parsed = z.output<typeof stateSchema>;
+const _sameShape: [Parsed, AgentState] extends [AgentState, Parsed] ? true : never = true;
+void _sameShape;
+
+/** `svids["e 1"].chain[0]`: a zod issue path, its keys (which come from the file) quoted unless plain names. */
+function keyPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return '(top level)';
+  let out = '';
+  for (const k of path) {
+    if (typeof k === 'number') out += `[${k}]`;
+    else if (typeof k === 'string' && /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/.test(k)) out += out ? `.${k}` : k;
+    else out += `[${quote(String(k))}]`;
+  }
+  return out;
+}
+
+/**
+ * Reads the agent's state from `dir`, or an empty state when there is none.
+ * Throws failed_precondition, telling the operator to move the file away,
+ * when it is not a regular file of the agent's uid, not JSON, not of the
+ * shape the agent writes (the first bad key path is named), or of another
+ * trust domain.
+ */
 export function loadState(dir: string, trustDomain: string): AgentState {
   const path = join(dir, STATE_FILE);
   if (!existsSync(path) && !isLink(path)) return emptyState(trustDomain);
@@ -83,20 +146,29 @@ export function loadState(dir: string, trustDomain: string): AgentState {
   if (!st.isFile() || (uid !== undefined && st.uid !== uid)) {
     throw new AnchorageError('failed_precondition', `agent: ${path} is not a regular file owned by uid ${uid}; move it away to start afresh`);
   }
-  let parsed: AgentState;
+  let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(path, 'utf8')) as AgentState;
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
     throw new AnchorageError('failed_precondition', `agent: ${path} is not readable agent state (${errorMessage(err)}); move it away to start afresh`);
   }
-  if (parsed.version !== 1 || typeof parsed.trustDomain !== 'string' || !Array.isArray(parsed.entries) || typeof parsed.svids !== 'object') {
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed) || (parsed as { version?: unknown }).version !== 1) {
     throw new AnchorageError('failed_precondition', `agent: ${path} has an unknown format; move it away to start afresh`);
   }
-  if (parsed.trustDomain !== trustDomain) {
-    throw new AnchorageError('failed_precondition', `agent: ${path} belongs to trust domain "${parsed.trustDomain}", not "${trustDomain}"`);
+  const result = stateSchema.safeParse(parsed);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const problem = issue.message.replace(/^Invalid input: /, '');
+    throw new AnchorageError(
+      'failed_precondition',
+      `agent: ${path} is not valid agent state (${keyPath(issue.path)}: ${problem.charAt(0).toLowerCase()}${problem.slice(1)}); move it away to start afresh`,
+    );
   }
-  parsed.federated ??= {};
-  return parsed;
+  const state = result.data;
+  if (state.trustDomain !== trustDomain) {
+    throw new AnchorageError('failed_precondition', `agent: ${path} belongs to trust domain "${state.trustDomain}", not "${trustDomain}"`);
+  }
+  return state;
 }
 
 /**

@@ -1,19 +1,15 @@
 import { invalid } from '../../common/errors.js';
+import { CONTROL_CLASS, codePointName, escapeJsonControls, findControl } from '../../common/text.js';
 
-/**
- * Characters that change how text is shown rather than what it says: C0
- * controls (NUL, ESC starting terminal escape sequences...), DEL, C1 controls
- * (U+009B is a one-character CSI on some terminals), the line and paragraph
- * separators, and the bidirectional formatting characters (marks, embeddings,
- * overrides, isolates) that make `moc.elpmaxe` read as `example.com`. No
- * identifier, selector, DNS name, URL or hint needs any of them, and each can
- * make `anchorage entry list` show an operator something other than what is
- * stored.
+/*
+ * The character class is shared with every other check of caller text
+ * (selectors, hints, kids) through common/text.ts: one definition. These
+ * re-exports keep this module's callers (the CLI, federation) unchanged.
  */
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/u;
-const CONTROL_ALL = new RegExp(CONTROL.source, 'gu');
-/** The same, less the line breaks and tab that PEM and JSON documents legitimately hold. */
-const CONTROL_IN_DOCUMENT = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/u;
+export { codePointName, escapeJsonControls, findControl };
+
+/** Every control and bidirectional formatting character, matched globally (see common/text.ts). */
+const CONTROL_ALL = new RegExp(`[${CONTROL_CLASS}]`, 'gu');
 
 /**
  * Admin request fields that carry whole documents (a SPIFFE bundle as JSON,
@@ -24,16 +20,6 @@ export const DOCUMENT_FIELDS: ReadonlySet<string> = new Set(['document', 'bootst
 
 /** Objects nested deeper than this are not admin API messages; refusing them bounds the walk. */
 const MAX_DEPTH = 8;
-
-/** `U+001B`: how a character is named in messages, never the character itself. */
-export function codePointName(c: string): string {
-  return `U+${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
-}
-
-/** The first control or bidirectional formatting character of `s`, if any. */
-export function findControl(s: string, document = false): string | undefined {
-  return (document ? CONTROL_IN_DOCUMENT : CONTROL).exec(s)?.[0];
-}
 
 /** The refusal for `field`; `module` prefixes it (`admin`, `entry`, `federation`). */
 export function controlMessage(module: string, field: string, c: string): string {
@@ -88,10 +74,4 @@ export function escapeControls(s: string, keepNewlines = false): string {
     const cp = c.codePointAt(0) ?? 0;
     return cp < 0x100 ? `\\x${cp.toString(16).padStart(2, '0')}` : `\\u${cp.toString(16).padStart(4, '0')}`;
   });
-}
-
-/** JSON text with the characters JSON.stringify leaves raw (DEL, C1, bidi, U+2028/2029) as \u escapes: same value, safe to print. */
-export function escapeJsonControls(json: string): string {
-  // C0 characters are escaped by JSON.stringify inside strings already; outside them they are its own layout.
-  return json.replace(/[\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/gu, (c) => `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`);
 }

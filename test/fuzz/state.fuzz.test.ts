@@ -135,10 +135,9 @@ describe('fuzz: agent state file (node-agent/state.ts)', () => {
     if (!other.ok) expect((other.err as Error).message).toBe(`agent: ${join(dir, STATE_FILE)} belongs to trust domain "evil.org", not "${TD}"`);
   });
 
-  // Bug (owner of node-agent/state.ts): `parsed.version` on JSON null throws
-  // "TypeError: Cannot read properties of null", not the clear refusal.
-  // Fix: `if (parsed === null || typeof parsed !== 'object' || parsed.version !== 1 ...)`.
-  it.fails.each(['null', '{"version":1,"trustDomain":"example.org","entries":[],"svids":null}'])('a state file holding %s is refused clearly', (text) => {
+  // Was a bug: `parsed.version` on JSON null threw "TypeError: Cannot read
+  // properties of null", and `svids: null` loaded. Fixed in loadState.
+  it.each(['null', '{"version":1,"trustDomain":"example.org","entries":[],"svids":null}'])('a state file holding %s is refused clearly', (text) => {
     const got = load(text);
     if (got.ok) {
       // Loaded: then what the agent restores must be usable (svids: null is not).
@@ -148,14 +147,13 @@ describe('fuzz: agent state file (node-agent/state.ts)', () => {
     }
   });
 
-  // Bug (owner of node-agent/state.ts): loadState checks only version,
-  // trustDomain, that entries is an array and that svids is an object, so a
-  // state with a wrong type inside (agent.chain: 1, svids: null, an entry
-  // that is a number) is returned, and NodeAgent.#restore then fails with a
-  // TypeError instead of "move it away to start afresh". Fix: validate the
-  // whole shape (a zod schema of AgentState) in loadState and refuse with
-  // failed_precondition naming the key path.
-  it.fails(
+  // Was a bug: loadState checked only version, trustDomain, that entries
+  // was an array and that svids was an object, so a state with a wrong type
+  // inside (agent.chain: 1, svids: null, an entry that is a number) was
+  // returned, and NodeAgent.#restore then failed with a TypeError instead of
+  // "move it away to start afresh". Fixed: loadState validates the whole
+  // shape with a zod schema and names the key path.
+  it(
     'mutated state (wrong types, deleted members) is either refused clearly or has the shape the agent restores',
     () => {
       fc.assert(
