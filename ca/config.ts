@@ -258,7 +258,6 @@ export interface ServerConfig extends RawServerConfig {
   source: string;
 }
 
-export { formatIssues } from '../common/config-file.js';
 
 /** Validates an already-parsed YAML document. Relative paths resolve against `baseDir`. */
 export function parseServerConfig(doc: unknown, source: string, baseDir: string): ServerConfig {
