@@ -40,6 +40,12 @@ export interface WorkloadApiHandlerConfig {
    * caller must get no identity on this connection at all.
    */
   attest: (call: IncomingCall) => Promise<Caller>;
+  /**
+   * Throws unless the caller of an open stream is still the process that
+   * connected, running the binary it ran then (`WorkloadAttestor.confirm`).
+   * Synchronous, so a change reaches every stream in the tick it happened.
+   */
+  confirm?: (call: IncomingCall) => void;
   logger: Logger;
 }
 
@@ -182,6 +188,7 @@ export function jwtBundleDocument(bundle: SpiffeBundle): string {
 export class WorkloadApiHandler {
   readonly #source: IdentitySource;
   readonly #attest: (call: IncomingCall) => Promise<Caller>;
+  readonly #confirm: ((call: IncomingCall) => void) | undefined;
   readonly #log: Logger;
   /** Ends every open stream; used by close() so clients see UNAVAILABLE and reconnect elsewhere or later. */
   readonly #streams = new Set<(err: unknown) => void>();
@@ -189,6 +196,7 @@ export class WorkloadApiHandler {
   constructor(config: WorkloadApiHandlerConfig) {
     this.#source = config.source;
     this.#attest = config.attest;
+    this.#confirm = config.confirm;
     this.#log = config.logger;
   }
 
@@ -399,10 +407,11 @@ export class WorkloadApiHandler {
   /**
    * Drives one server stream: full state first, then again on every source
    * change that alters what this caller would receive. The caller is attested
-   * at stream start and again before every later message, so a stream does
-   * not keep delivering new SVIDs to a connection whose process has since
-   * executed another binary (the attestor refuses it) or exited; changes that
-   * alter nothing this caller sees cost no attestation.
+   * at stream start; before every later message the attestor confirms that
+   * the connection's process is still the one attested, running the same
+   * binary, so a stream does not keep delivering new SVIDs to a process that
+   * has since executed another binary or exited. Changes that alter nothing
+   * this caller sees cost nothing.
    */
   async #serveStream<Res>(method: string, call: grpc.ServerWritableStream<unknown, Res>, render: (caller: Caller) => Rendered<Res>): Promise<void> {
     let caller: Caller;
@@ -419,10 +428,6 @@ export class WorkloadApiHandler {
     let blocked = false;
     let pending: Res | undefined;
     let unsubscribe: (() => void) | undefined;
-    /** A re-attestation is running; changes meanwhile set `again` instead of starting another. */
-    let reattesting = false;
-    let again = false;
-
     const cleanup = (): void => {
       if (ended) return;
       ended = true;
@@ -453,50 +458,8 @@ export class WorkloadApiHandler {
         });
       }
     };
-    /** Renders for the current caller; sends when the digest changed. False when the stream ended. */
-    const renderAndSend = (): boolean => {
-      let rendered: Rendered<Res>;
-      try {
-        rendered = render(caller);
-      } catch (err) {
-        endWith(err);
-        return false;
-      }
-      if (rendered.digest === lastDigest) return true;
-      const first = lastDigest === undefined;
-      lastDigest = rendered.digest;
-      send(rendered.response);
-      this.#log.debug({ method, callerPid: caller.pid, callerUid: caller.uid, outcome: first ? 'OK' : 'update' }, 'workloadapi: stream message');
-      return true;
-    };
-    const reattest = async (): Promise<void> => {
-      reattesting = true;
-      try {
-        do {
-          again = false;
-          try {
-            caller = await this.#reattest(call);
-          } catch (err) {
-            endWith(err);
-            return;
-          }
-          if (ended || !renderAndSend()) return;
-        } while (again && !ended);
-      } finally {
-        reattesting = false;
-      }
-    };
     const update = (): void => {
       if (ended) return;
-      if (lastDigest === undefined) {
-        renderAndSend(); // the first message: the caller was attested just now
-        return;
-      }
-      if (reattesting) {
-        again = true;
-        return;
-      }
-      // Only a change this caller would see is worth attesting it again for.
       let rendered: Rendered<Res>;
       try {
         rendered = render(caller);
@@ -505,7 +468,21 @@ export class WorkloadApiHandler {
         return;
       }
       if (rendered.digest === lastDigest) return;
-      void reattest();
+      const first = lastDigest === undefined;
+      if (!first) {
+        // A change this caller would see: only to the process that connected,
+        // still running the binary it was attested with (the first message
+        // follows the attestation at once).
+        try {
+          this.#confirm?.(call);
+        } catch (err) {
+          endWith(attestorRefusal(err) ?? err);
+          return;
+        }
+      }
+      lastDigest = rendered.digest;
+      send(rendered.response);
+      this.#log.debug({ method, callerPid: caller.pid, callerUid: caller.uid, outcome: first ? 'OK' : 'update' }, 'workloadapi: stream message');
     };
 
     this.#streams.add(endWith);
@@ -514,15 +491,6 @@ export class WorkloadApiHandler {
     // Subscribe before the first render so a change between the two is not lost.
     unsubscribe = this.#source.onChange(update);
     update();
-  }
-
-  /** Attests the caller of an open stream again (no header check: the call was admitted). */
-  async #reattest(call: IncomingCall): Promise<Caller> {
-    try {
-      return await this.#attest(call);
-    } catch (err) {
-      throw attestorRefusal(err) ?? err;
-    }
   }
 
   /** Logs the outcome and turns the error into a status; nothing but the message reaches the client. */

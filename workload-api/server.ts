@@ -338,7 +338,19 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
     }
   };
 
-  const handler = new WorkloadApiHandler({ source, attest, logger: log });
+  const confirm = (call: IncomingCall): void => {
+    const conn = connections.get(call.getPeer());
+    if (conn === undefined) throw new AnchorageError('unavailable', 'workloadapi: the connection of this call is unknown');
+    if (conn.error !== undefined) throw conn.error;
+    try {
+      attestor.confirm?.(conn.creds!);
+    } catch (err) {
+      if (isAnchorageError(err, 'unavailable') || isAnchorageError(err, 'permission_denied')) throw err;
+      throw new AnchorageError('unavailable', `workloadapi: attestation failed: ${errorMessage(err)}`, { cause: err });
+    }
+  };
+
+  const handler = new WorkloadApiHandler({ source, attest, confirm, logger: log });
   // No channelz: its per-connection and per-call trace bookkeeping showed up
   // in profiles of the first response, and nothing here reads it.
   const grpcServer = new grpc.Server({ 'grpc.enable_channelz': 0 });

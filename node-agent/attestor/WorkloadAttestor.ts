@@ -68,4 +68,14 @@ export interface WorkloadAttestor {
   /** The selector type this attestor produces, e.g. `unix`. */
   readonly name: string;
   attest(peer: PeerCredentials): Promise<Selector[]>;
+  /**
+   * Synchronously confirms that the caller of an open stream is still the
+   * process that connected, running what it ran then: before a stream sends
+   * a changed message it must not go to a process that executed another
+   * binary since. Throws `permission_denied` for such a process, and
+   * `unavailable` for one that is gone. Cheap (a few syscalls), so a change
+   * pushed to many streams at once costs no full attestation each; the
+   * stream's selectors stay those of its start, as in SPIRE.
+   */
+  confirm?(peer: PeerCredentials): void;
 }

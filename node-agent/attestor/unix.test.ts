@@ -277,6 +277,21 @@ describe.skipIf(!hasPerl)('UnixWorkloadAttestor: exec after connect (real proces
     expect(old).toContain(`sha256:${createHash('sha256').update(readFileSync(sleep)).digest('hex')}`);
   });
 
+  it('confirm() passes while the caller runs what it connected with, and refuses once it runs another binary', async () => {
+    const { peer, exec } = await connectThenExec([realpathSync('/bin/sleep'), '1000']);
+    const a = attestor();
+    expect(() => a.confirm(peer)).not.toThrow();
+    await exec();
+    let err: unknown;
+    try {
+      a.confirm(peer);
+    } catch (e) {
+      err = e;
+    }
+    expect(isAnchorageError(err, 'permission_denied')).toBe(true);
+    expect((err as Error).message).toBe(`attestor: the calling process (pid ${peer.pid}) executed another binary after connecting; reconnect`);
+  });
+
   it('keeps the identity of a caller that executes the same binary again', async () => {
     const { peer, exec } = await connectThenExec([PERL, '-e', 'sleep 1000']);
     await exec();
@@ -348,6 +363,22 @@ describe('UnixWorkloadAttestor: the executable recorded at accept (fake procRoot
     const got = values(await attestor({ procRoot: root }).attest({ ...peerOf(link), executable: null }));
     expect(pathAndHash(got)).toEqual([]);
     expect(got).toContain('uid:0');
+  });
+
+  it('confirm() refuses a swapped executable and a reused pid, and vouches for nothing it did not record', () => {
+    const { root, link } = fake('confirmed');
+    const a = attestor({ procRoot: root });
+    const peer = peerOf(link);
+    expect(() => a.confirm(peer)).not.toThrow();
+    expect(() => a.confirm(peerOf(link, { startTime: 999n }))).toThrow('attestor: the calling process (pid 4242) has exited');
+    expect(() => a.confirm({ ...peer, executable: null })).not.toThrow();
+    const other = join(dir, 'confirmed-other');
+    writeFileSync(other, '#!/bin/sh\necho other\n');
+    unlinkSync(link);
+    symlinkSync(other, link);
+    expect(() => a.confirm(peer)).toThrow('attestor: the calling process (pid 4242) executed another binary after connecting; reconnect');
+    unlinkSync(join(root, '4242', 'stat'));
+    expect(() => a.confirm(peer)).toThrow('attestor: the calling process (pid 4242) has exited');
   });
 
   it('refuses a pid whose start time is not the one seen at accept (pid reused since)', async () => {

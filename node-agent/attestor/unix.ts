@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
-import { closeSync, constants as fsConstants, fstatSync, openSync, readFileSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readFileSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { Selector } from '../../ca/datastore/DataStore.js';
 import { AnchorageError } from '../../common/errors.js';
@@ -136,6 +136,35 @@ export class UnixWorkloadAttestor implements WorkloadAttestor {
 
     await confirm();
     return values.map((value) => ({ type: 'unix', value }));
+  }
+
+  confirm(peer: PeerCredentials): void {
+    checkPeer(peer);
+    const { pid, pidfd } = peer;
+    const alive = (): boolean => {
+      if (pidfd !== undefined) return pidfdAlive(pidfd);
+      if (peer.startTime === undefined) return true;
+      try {
+        return parseStartTime(readFileSync(`${this.#procRoot}/${pid}/stat`, 'utf8')) === peer.startTime;
+      } catch {
+        return false;
+      }
+    };
+    if (!alive()) throw exitedBefore(pid);
+    // null: unreadable at connect, so nothing about the binary was vouched for; undefined: credentials made by hand.
+    if (!peer.executable) return;
+    let st: BigIntStats;
+    try {
+      st = statSync(`${this.#procRoot}/${pid}/exe`, { bigint: true });
+    } catch (err) {
+      const code = errCode(err);
+      // Readable at connect but not now: it is not the process it was.
+      if (code === 'EACCES' || code === 'EPERM') throw execAfterConnect(pid);
+      throw exitedBefore(pid, err);
+    }
+    // The pid still names the pinned process after the stat: the file seen was its own.
+    if (!alive()) throw exitedBefore(pid);
+    if (!sameExecutable(executableIdentity(st), peer.executable)) throw execAfterConnect(pid);
   }
 
   /**
