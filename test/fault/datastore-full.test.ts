@@ -11,8 +11,8 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODE_TRAILER } from '../../common/grpc.js';
 import { loadAdminProto } from '../../proto/load.js';
-import { cliAsync, startServerProcess, tempDir, writeFile, type CliResult, type ServerProcess } from '../helpers/process.js';
-import { createSoftHsmToken, type SoftHsmToken } from '../helpers/softhsm.js';
+import { cliAsync, startServerProcess, tempDir, type CliResult, type ServerProcess } from '../helpers/process.js';
+import { createSoftHsmToken, type SoftHsmToken, writePkcs11ServerConfig } from '../helpers/softhsm.js';
 import { canMount, mountSmallFs, type SmallFs } from './tmpfs.js';
 
 const TD = 'full.example';
@@ -45,20 +45,7 @@ describe.skipIf(!canMount)('fault: the datastore filesystem fills up and drains 
     fs = mountSmallFs(4 * 1024 * 1024);
     env = { ...token.env, ANCHORAGE_LOG_LEVEL: 'info' };
     socket = join(tmp.dir, 'admin.sock');
-    writeFile(join(tmp.dir, 'pin'), '2468\n');
-    config = writeFile(
-      join(tmp.dir, 'server.yaml'),
-      `trust_domain: ${TD}
-data_dir: ${join(fs.dir, 'data')}
-admin_socket: ${socket}
-bind_address: 127.0.0.1:0
-key_manager:
-  type: pkcs11
-  module: ${token.module}
-  token_label: ${token.label}
-  pin_file: ${join(tmp.dir, 'pin')}
-`,
-    );
+    config = writePkcs11ServerConfig(token, { dir: tmp.dir, trustDomain: TD, socket, dataDir: join(fs.dir, 'data') });
     await start();
   });
 

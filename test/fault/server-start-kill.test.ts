@@ -19,8 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteDataStore } from '../../ca/datastore/sqlite.js';
 import { acquirePkcs11Module } from '../../ca/keymanager/pkcs11.js';
 import { keyTypeFromEcParams, spkiFromEcPoint } from '../../ca/keymanager/ec.js';
-import { assertBuilt, BIN, cliAsync, startServerProcess, tempDir, writeFile } from '../helpers/process.js';
-import { useSoftHsmToken } from '../helpers/softhsm.js';
+import { assertBuilt, BIN, cliAsync, startServerProcess, tempDir } from '../helpers/process.js';
+import { useSoftHsmToken, writePkcs11ServerConfig } from '../helpers/softhsm.js';
 
 const P = createRequire(import.meta.url)('pkcs11js') as typeof import('pkcs11js');
 
@@ -42,26 +42,8 @@ beforeAll(() => {
   assertBuilt();
   tmp = tempDir('anchorage-kill-');
   env = { ...token.env, ANCHORAGE_LOG_LEVEL: 'info' };
-  writeFile(join(tmp.dir, 'pin'), '4321\n');
   socket = join(tmp.dir, 'admin.sock');
-  config = writeFile(
-    join(tmp.dir, 'server.yaml'),
-    `trust_domain: ${TD}
-data_dir: ${join(tmp.dir, 'data')}
-admin_socket: ${socket}
-bind_address: 127.0.0.1:0
-key_manager:
-  type: pkcs11
-  module: ${token.module}
-  token_label: ${token.label}
-  pin_file: ${join(tmp.dir, 'pin')}
-ca:
-  ttl: 6s
-x509_svid_ttl: 2s
-jwt_svid_ttl: 1s
-agent_svid_ttl: 2s
-`,
-  );
+  config = writePkcs11ServerConfig(token, { dir: tmp.dir, trustDomain: TD, socket, extra: `ca:\n  ttl: 6s\nx509_svid_ttl: 2s\njwt_svid_ttl: 1s\nagent_svid_ttl: 2s\n` });
 });
 
 afterAll(() => {

@@ -12,8 +12,8 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAdminProto } from '../../proto/load.js';
 import { keyAndCsr } from '../helpers/csr.js';
-import { cliAsync, startServerProcess, tempDir, writeFile, type ServerProcess } from '../helpers/process.js';
-import { createSoftHsmToken, type SoftHsmToken } from '../helpers/softhsm.js';
+import { cliAsync, startServerProcess, tempDir, type ServerProcess } from '../helpers/process.js';
+import { createSoftHsmToken, type SoftHsmToken, writePkcs11ServerConfig } from '../helpers/softhsm.js';
 
 const TD = 'outage.test';
 let token: SoftHsmToken;
@@ -27,25 +27,8 @@ beforeAll(async () => {
   token = createSoftHsmToken('anchorage', '4321');
   tmp = tempDir('anchorage-outage-');
   env = { ...token.env, ANCHORAGE_LOG_LEVEL: 'info' };
-  writeFile(join(tmp.dir, 'pin'), '4321\n');
   socket = join(tmp.dir, 'admin.sock');
-  const config = writeFile(
-    join(tmp.dir, 'server.yaml'),
-    `trust_domain: ${TD}
-data_dir: ${join(tmp.dir, 'data')}
-admin_socket: ${socket}
-bind_address: 127.0.0.1:0
-key_manager:
-  type: pkcs11
-  module: ${token.module}
-  token_label: ${token.label}
-  pin_file: ${join(tmp.dir, 'pin')}
-ca:
-  ttl: 24h
-x509_svid_ttl: 1h
-jwt_svid_ttl: 5m
-`,
-  );
+  const config = writePkcs11ServerConfig(token, { dir: tmp.dir, trustDomain: TD, socket });
   server = await startServerProcess(config, socket, env);
 });
 

@@ -11,7 +11,7 @@ import type { AdminClient } from '../../proto/gen/anchorage/admin/v1/Admin.js';
 import { SpiffeBundle } from '../../spiffe/bundle.js';
 import { TrustDomain } from '../../spiffe/id.js';
 import { cli, startServerProcess, tempDir, writeFile, type CliResult, type ServerProcess } from '../helpers/process.js';
-import { createSoftHsmToken, softHsmAvailable, type SoftHsmToken } from '../helpers/softhsm.js';
+import { createSoftHsmToken, softHsmAvailable, type SoftHsmToken, writePkcs11ServerConfig } from '../helpers/softhsm.js';
 
 // What the admin API lets in, and what the CLI lets out, against a real
 // `anchorage server run` on SoftHSM2 (issue 10, items 3, 12, 13 and 14).
@@ -94,23 +94,8 @@ beforeAll(async () => {
   token = createSoftHsmToken('anchorage-admin-val', '8642');
   tmp = tempDir('anchorage-admin-val-');
   env = { ...token.env, ANCHORAGE_LOG_LEVEL: 'info' };
-  writeFile(join(tmp.dir, 'pin'), '8642\n');
   socket = join(tmp.dir, 'admin.sock');
-  config = writeFile(
-    join(tmp.dir, 'server.yaml'),
-    `trust_domain: ${TD}
-data_dir: ${join(tmp.dir, 'data')}
-admin_socket: ${socket}
-bind_address: 127.0.0.1:0
-key_manager:
-  type: pkcs11
-  module: ${token.module}
-  token_label: ${token.label}
-  pin_file: ${join(tmp.dir, 'pin')}
-ca:
-  ttl: 24h
-`,
-  );
+  config = writePkcs11ServerConfig(token, { dir: tmp.dir, trustDomain: TD, socket });
   server = await startServerProcess(config, socket, env);
   admin = new (loadAdminProto().anchorage.admin.v1.Admin)(`unix://${socket}`, grpc.credentials.createInsecure());
 }, 60_000);

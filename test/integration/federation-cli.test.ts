@@ -7,7 +7,7 @@ import { TrustDomain } from '../../spiffe/id.js';
 import type { FederatedBundle__Output } from '../../proto/gen/anchorage/admin/v1/FederatedBundle.js';
 import type { FederationRelationship__Output } from '../../proto/gen/anchorage/admin/v1/FederationRelationship.js';
 import { cli, startServerProcess, tempDir, writeFile, type CliResult, type ServerProcess } from '../helpers/process.js';
-import { createSoftHsmToken, type SoftHsmToken } from '../helpers/softhsm.js';
+import { createSoftHsmToken, type SoftHsmToken, writePkcs11ServerConfig } from '../helpers/softhsm.js';
 
 // `anchorage federation ...` against a real `anchorage server run` on SoftHSM2.
 
@@ -55,25 +55,8 @@ beforeAll(async () => {
   token = createSoftHsmToken('anchorage-fed-cli', '2468');
   tmp = tempDir('anchorage-fed-cli-');
   env = { ...token.env, ANCHORAGE_LOG_LEVEL: 'info' };
-  writeFile(join(tmp.dir, 'pin'), '2468\n');
   socket = join(tmp.dir, 'admin.sock');
-  const config = writeFile(
-    join(tmp.dir, 'server.yaml'),
-    `trust_domain: ${TD}
-data_dir: ${join(tmp.dir, 'data')}
-admin_socket: ${socket}
-bind_address: 127.0.0.1:0
-key_manager:
-  type: pkcs11
-  module: ${token.module}
-  token_label: ${token.label}
-  pin_file: ${join(tmp.dir, 'pin')}
-ca:
-  ttl: 24h
-x509_svid_ttl: 1h
-jwt_svid_ttl: 5m
-`,
-  );
+  const config = writePkcs11ServerConfig(token, { dir: tmp.dir, trustDomain: TD, socket });
   execFileSync(
     'openssl',
     ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'peer.key', '-out', 'peer.pem', '-days', '2',
