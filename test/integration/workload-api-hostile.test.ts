@@ -302,7 +302,11 @@ interface FloodReport {
  */
 function tightenFdLimit(): void {
   const pid = agentPid();
-  const limit = readdirSync(`/proc/${pid}/fd`).length + 4 * PER_UID_CAP + 100;
+  const wanted = readdirSync(`/proc/${pid}/fd`).length + 4 * PER_UID_CAP + 100;
+  // Never raise it: an earlier test may have tightened it already, and raising
+  // a hard limit needs CAP_SYS_RESOURCE, which a sandboxed root may lack (EPERM).
+  const hard = /^Max open files\s+\S+\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
+  const limit = hard ? Math.min(wanted, Number(hard[1])) : wanted;
   const r = spawnSync('prlimit', [`--pid=${pid}`, `--nofile=${limit}:${limit}`], { encoding: 'utf8' });
   expect(r.status, r.stderr).toBe(0);
 }
