@@ -6,7 +6,7 @@ import { Backoff } from '../common/backoff.js';
 import { AnchorageError, errorMessage, isAnchorageError } from '../common/errors.js';
 import { lockDataDir } from '../common/lockfile.js';
 import type { Logger } from '../common/log.js';
-import { newKeyAndCsr } from '../ca/x509/csr-create.js';
+import { newKeyAndCsr } from '../common/csr-create.js';
 import type { AuthorizedEntry__Output } from '../proto/gen/anchorage/agent/v1/AuthorizedEntry.js';
 import type { SyncAuthorizedEntriesResponse__Output } from '../proto/gen/anchorage/agent/v1/SyncAuthorizedEntriesResponse.js';
 import { SpiffeBundle, X509Bundle } from '../spiffe/bundle.js';

@@ -1,4 +1,4 @@
-import type { Selector } from '../ca/datastore/DataStore.js';
+import type { Selector } from '../common/selector.js';
 import { AnchorageError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import type { SpiffeBundle } from '../spiffe/bundle.js';

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The committed generated proto types must match the .proto files.
+bash scripts/check-proto.sh
 npx --no-install tsc -p tsconfig.test.json
 mkdir -p .test-results
 set +e

@@ -1,8 +1,8 @@
 /**
  * SPIFFE value types shared by every part of Anchorage: identities, trust
- * bundles, and verification of both kinds of SVID. Other folders import
- * from here rather than from the individual files, so the files can be
- * reorganised without touching their callers.
+ * bundles, and verification of both kinds of SVID. This is the folder's
+ * public surface (what the client library re-exports); code inside the
+ * repository still imports the individual files (`spiffe/id.js`, …).
  */
 export { MAX_SPIFFE_ID_BYTES, MAX_TRUST_DOMAIN_BYTES, SpiffeId, TrustDomain } from './id.js';
 export {

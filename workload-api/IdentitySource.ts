@@ -1,4 +1,4 @@
-import type { Selector } from '../ca/datastore/DataStore.js';
+import type { Selector } from '../common/selector.js';
 import type { SpiffeBundle } from '../spiffe/bundle.js';
 import type { SpiffeId } from '../spiffe/id.js';
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Selector } from '../ca/datastore/DataStore.js';
+import type { Selector } from '../common/selector.js';
 import { silentLogger } from '../common/log.js';
 import { UnixWorkloadAttestor } from '../node-agent/attestor/unix.js';
 import { loadWorkloadProto } from '../proto/load.js';

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import type { Selector } from '../ca/datastore/DataStore.js';
+import type { Selector } from '../common/selector.js';
 import { AnchorageError, errorMessage, isAnchorageError } from '../common/errors.js';
 import { toServiceError } from '../common/grpc.js';
 import type { Logger } from '../common/log.js';

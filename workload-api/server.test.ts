@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AnchorageError, isAnchorageError } from '../common/errors.js';
 import { silentLogger } from '../common/log.js';
 import { UnixWorkloadAttestor } from '../node-agent/attestor/unix.js';
-import type { PeerCredentials, WorkloadAttestor } from '../node-agent/attestor/WorkloadAttestor.js';
+import type { PeerCredentials, WorkloadAttestor } from './WorkloadAttestor.js';
 import { loadWorkloadProto } from '../proto/load.js';
 import type { SpiffeWorkloadAPIClient } from '../proto/gen/SpiffeWorkloadAPI.js';
 import type { X509SVIDResponse__Output } from '../proto/gen/X509SVIDResponse.js';

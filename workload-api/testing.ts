@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
-import type { Selector } from '../ca/datastore/DataStore.js';
+import type { Selector } from '../common/selector.js';
 import { SqliteDataStore } from '../ca/datastore/sqlite.js';
 import { MemoryKeyManager } from '../ca/keymanager/memory.js';
 import { CaManager } from '../ca/manager.js';

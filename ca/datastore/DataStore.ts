@@ -1,3 +1,4 @@
+import type { Selector } from '../../common/selector.js';
 /**
  * The server's persistent state. Deliberately narrow and internal: it stores
  * records that the layers above have already validated (SPIFFE IDs arrive
@@ -84,12 +85,8 @@ export interface DataStore {
   close(): Promise<void>;
 }
 
-export interface Selector {
-  /** e.g. "unix" */
-  type: string;
-  /** e.g. "uid:1000"; may itself contain colons */
-  value: string;
-}
+/** Defined with the other types every layer shares (common/selector.ts). */
+export type { Selector } from '../../common/selector.js';
 
 export interface NewEntry {
   spiffeId: string;

@@ -36,8 +36,8 @@ import {
   unsignedInteger,
   utf8String,
   whole,
-} from './der.js';
-import type { Der, Tlv } from './der.js';
+} from '../../common/der.js';
+import type { Der, Tlv } from '../../common/der.js';
 import { rdn } from './name.js';
 
 // ---------------------------------------------------------------------------

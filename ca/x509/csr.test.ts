@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAnchorageError } from '../../common/errors.js';
 import { toPem } from '../../common/pem.js';
-import { NULL, bitString, encode, explicit, implicitConstructed, oid, seq, smallInteger } from './der.js';
-import type { Der } from './der.js';
+import { NULL, bitString, encode, explicit, implicitConstructed, oid, seq, smallInteger } from '../../common/der.js';
+import type { Der } from '../../common/der.js';
 import { csrFromPem, parseCsr } from './csr.js';
 import { encodeName } from './name.js';
 

@@ -4,8 +4,8 @@
  * attribute per RDN, in the order given (which is the order the DER carries).
  */
 import { invalid } from '../../common/errors.js';
-import { encode, oid, printableString, seq, set, utf8String } from './der.js';
-import type { Der } from './der.js';
+import { encode, oid, printableString, seq, set, utf8String } from '../../common/der.js';
+import type { Der } from '../../common/der.js';
 
 /** Attribute types accepted in a subject or issuer name. */
 export type NameAttributeType = 'C' | 'O' | 'OU' | 'CN' | 'serialNumber';

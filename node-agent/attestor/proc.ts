@@ -23,20 +23,7 @@ export function parseStatusGroups(status: string): number[] {
   return out;
 }
 
-/**
- * Field 22 (`starttime`, clock ticks after boot) of /proc/<pid>/stat. The
- * command name (field 2) is in parentheses and may itself contain spaces and
- * `)`, so fields are counted from the last `)`.
- */
-export function parseStartTime(stat: string): bigint {
-  const close = stat.lastIndexOf(')');
-  if (close < 0) throw new Error('malformed stat: no comm field');
-  const fields = stat.slice(close + 1).trim().split(/\s+/);
-  // fields[0] is field 3 (state), so field 22 is fields[19].
-  const value = fields[19];
-  if (value === undefined || !/^\d+$/.test(value)) throw new Error('malformed stat: no starttime field');
-  return BigInt(value);
-}
+export { parseStartTime } from '../../workload-api/peercred.js';
 
 /**
  * id → name from an /etc/passwd- or /etc/group-shaped file. The first entry

@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAnchorageError } from '../../common/errors.js';
 import { silentLogger } from '../../common/log.js';
-import type { Selector } from '../../ca/datastore/DataStore.js';
-import { closePidfd, executableIdentity, peerCredentials } from './peercred.js';
+import type { Selector } from '../../common/selector.js';
+import { closePidfd, executableIdentity, peerCredentials } from '../../workload-api/peercred.js';
 import { UnixWorkloadAttestor } from './unix.js';
-import type { PeerCredentials } from './WorkloadAttestor.js';
+import type { PeerCredentials } from '../../workload-api/WorkloadAttestor.js';
 
 const isRoot = process.getuid?.() === 0;
 const hasSetpriv = (() => {

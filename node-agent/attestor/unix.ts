@@ -2,12 +2,12 @@ import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { closeSync, constants as fsConstants, fstatSync, openSync, readFileSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import type { Selector } from '../../ca/datastore/DataStore.js';
+import type { Selector } from '../../common/selector.js';
 import { AnchorageError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
-import { executableIdentity, fileContentKey, pidfdAlive, pidfdPid, sameExecutable } from './peercred.js';
+import { executableIdentity, fileContentKey, pidfdAlive, pidfdPid, sameExecutable } from '../../workload-api/peercred.js';
 import { IdNameFile, parseStartTime, parseStatusGroups } from './proc.js';
-import type { ExecutableIdentity, PeerCredentials, WorkloadAttestor } from './WorkloadAttestor.js';
+import type { ExecutableIdentity, PeerCredentials, WorkloadAttestor } from '../../workload-api/WorkloadAttestor.js';
 
 /** Configuration of {@link UnixWorkloadAttestor}. */
 export interface UnixWorkloadAttestorOptions {

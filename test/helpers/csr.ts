@@ -1,4 +1,4 @@
-import { newKeyAndCsr } from '../../ca/x509/csr-create.js';
+import { newKeyAndCsr } from '../../common/csr-create.js';
 
 /** A fresh P-256 key and a minimal CSR for it, as an agent makes them. */
 export function keyAndCsr(): { csr: Buffer; keyPem: string } {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AnchorageError, isAnchorageError } from '../../common/errors.js';
 import { silentLogger } from '../../common/log.js';
 import { UnixWorkloadAttestor } from '../../node-agent/attestor/unix.js';
-import type { WorkloadAttestor } from '../../node-agent/attestor/WorkloadAttestor.js';
+import type { WorkloadAttestor } from '../WorkloadAttestor.js';
 import { SpiffeBundle } from '../../spiffe/bundle.js';
 import { SpiffeId } from '../../spiffe/id.js';
 import { isWorkloadApiError } from './errors.js';

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { silentLogger } from '../../../common/log.js';
 import { UnixWorkloadAttestor } from '../../../node-agent/attestor/unix.js';
-import type { WorkloadAttestor } from '../../../node-agent/attestor/WorkloadAttestor.js';
+import type { WorkloadAttestor } from '../../WorkloadAttestor.js';
 import { loadWorkloadProto } from '../../../proto/load.js';
 import type { SpiffeWorkloadAPIHandlers } from '../../../proto/gen/SpiffeWorkloadAPI.js';
 import type { X509SVIDResponse__Output } from '../../../proto/gen/X509SVIDResponse.js';

@@ -1,4 +1,4 @@
-import type { Selector } from '../../ca/datastore/DataStore.js';
+import type { Selector } from '../common/selector.js';
 
 /**
  * Who is on the other end of a Workload API connection, as the kernel reported
@@ -56,8 +56,9 @@ export interface ExecutableIdentity {
 
 /**
  * Turns a caller into selectors. One implementation per selector type
- * (`unix`, later `k8s`, `docker`…); the agent runs every configured attestor
- * and unions the results, so an attestor must return only what it is sure of:
+ * (`unix`, later `k8s`, `docker`…). Today the agent runs the unix attestor
+ * alone; once several run, their results are unioned, so an attestor must
+ * return only what it is sure of:
  * an omitted selector can only narrow what a workload gets, a wrong one widens it.
  *
  * Implementations throw `AnchorageError('unavailable', …)` when the caller

@@ -4,9 +4,9 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isAnchorageError } from '../../common/errors.js';
+import { isAnchorageError } from '../common/errors.js';
 import { closePidfd, executableIdentity, peerCredentials, pidfdAlive, pidfdPid } from './peercred.js';
-import { parseStartTime } from './proc.js';
+import { parseStartTime } from '../node-agent/attestor/proc.js';
 
 const isRoot = process.getuid?.() === 0;
 

@@ -2,8 +2,7 @@ import { closeSync, readFileSync, statSync, type BigIntStats } from 'node:fs';
 import type { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import * as koffi from 'koffi';
-import { AnchorageError } from '../../common/errors.js';
-import { parseStartTime } from './proc.js';
+import { AnchorageError } from '../common/errors.js';
 import type { ExecutableIdentity, PeerCredentials } from './WorkloadAttestor.js';
 
 // Linux ABI constants (asm-generic/socket.h; identical on x86_64 and arm64).
@@ -229,4 +228,19 @@ export function pidfdPid(pidfd: number): number | undefined {
   }
   const m = /^Pid:\s*(-?\d+)\s*$/m.exec(text);
   return m === null ? undefined : Number(m[1]);
+}
+
+/**
+ * Field 22 (`starttime`, clock ticks after boot) of /proc/<pid>/stat. The
+ * command name (field 2) is in parentheses and may itself contain spaces and
+ * `)`, so fields are counted from the last `)`.
+ */
+export function parseStartTime(stat: string): bigint {
+  const close = stat.lastIndexOf(')');
+  if (close < 0) throw new Error('malformed stat: no comm field');
+  const fields = stat.slice(close + 1).trim().split(/\s+/);
+  // fields[0] is field 3 (state), so field 22 is fields[19].
+  const value = fields[19];
+  if (value === undefined || !/^\d+$/.test(value)) throw new Error('malformed stat: no starttime field');
+  return BigInt(value);
 }
