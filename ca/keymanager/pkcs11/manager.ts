@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { PKCS11, Template } from 'pkcs11js';
-import { AnchorageError, errorMessage, invalid, isAnchorageError } from '../../common/errors.js';
-import { silentLogger, type Logger } from '../../common/log.js';
-import type { KeyHandle, KeyManager, KeyType } from './KeyManager.js';
-import { CURVES, checkKeyId, checkKeyType, closedError, digestFor, keyTypeFromEcParams, spkiFromEcPoint } from './ec.js';
+import { AnchorageError, errorMessage, invalid, isAnchorageError } from '../../../common/errors.js';
+import { silentLogger, type Logger } from '../../../common/log.js';
+import type { KeyHandle, KeyManager, KeyType } from '../KeyManager.js';
+import { CURVES, checkKeyId, checkKeyType, closedError, digestFor, keyTypeFromEcParams, spkiFromEcPoint } from '../ec.js';
 
 // pkcs11js is CommonJS and builds its exports with a spread, which Node's
 // ESM loader cannot see through: the constants exist only on module.exports.
