@@ -1,304 +1,21 @@
-import { createHash } from 'node:crypto';
-import { realpathSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import type { PKCS11, Template } from 'pkcs11js';
+/**
+ * Pkcs11KeyManager: the KeyManager over a PKCS#11 token. It owns the state
+ * machine that ties the other files together: every operation runs on a
+ * session of the pool (session-pool.ts) with the retry rules of errors.ts,
+ * keys are found and made through objects.ts and cached by id, and an outage
+ * (the token, not the request, at fault) switches the manager to failing
+ * fast while a background recovery re-initializes the module (module.ts),
+ * logs in again and finds every cached key again.
+ */
+import type { PKCS11 } from 'pkcs11js';
 import { AnchorageError, errorMessage, invalid, isAnchorageError } from '../../../common/errors.js';
 import { silentLogger, type Logger } from '../../../common/log.js';
 import type { KeyHandle, KeyManager, KeyType } from '../KeyManager.js';
-import { CURVES, checkKeyId, checkKeyType, closedError, digestFor, keyTypeFromEcParams, spkiFromEcPoint } from '../ec.js';
-
-// pkcs11js is CommonJS and builds its exports with a spread, which Node's
-// ESM loader cannot see through: the constants exist only on module.exports.
-const P = createRequire(import.meta.url)('pkcs11js') as typeof import('pkcs11js');
-
-/** PKCS#11 object and slot handles are opaque byte strings in pkcs11js. */
-type Handle = Buffer;
-
-// ---------------------------------------------------------------------------
-// Module registry
-// ---------------------------------------------------------------------------
-
-/**
- * A reference to a loaded and initialized PKCS#11 module, shared by every
- * user in the process. A module can be C_Initialize'd only once per process
- * (the second call gets CKR_CRYPTOKI_ALREADY_INITIALIZED) and C_Finalize ends
- * it for everyone, so managers, tests and benchmarks that want the same
- * module go through this registry instead of loading it themselves.
- */
-export interface Pkcs11Module {
-  /** The pkcs11js instance; valid until release(). */
-  readonly lib: PKCS11;
-  /** The path as given to acquirePkcs11Module. */
-  readonly path: string;
-  /**
-   * Bumped by every C_Finalize/C_Initialize of {@link reinitialize}. Session
-   * and object handles from an older generation name nothing (or, worse,
-   * something else once numbers are reused), so holders compare it before use.
-   */
-  readonly generation: number;
-  /** Whether the module is initialized now (a failed re-initialize leaves it not). */
-  readonly initialized: boolean;
-  /** Operations in flight on this module, across every user; a re-initialize waits for zero. */
-  readonly busy: number;
-  /** Marks an operation in flight (C_SignAsync runs on another thread); pair with leave(). */
-  enter(): void;
-  leave(): void;
-  /**
-   * C_Finalize (if initialized) then C_Initialize with CKF_OS_LOCKING_OK:
-   * the only way to make SoftHSM2 (and many HSM clients) see a token that
-   * came back. Callers must make sure nothing is in flight (busy === 0).
-   * Throws `unavailable` if C_Initialize fails; the module then stays
-   * uninitialized and a later call tries again.
-   */
-  reinitialize(): void;
-  /** Drops this reference; the last one finalizes and unloads the module. */
-  release(): void;
-}
-
-interface LoadedModule {
-  lib: PKCS11;
-  refs: number;
-  /** False when something outside the registry initialized the library first; then it is not ours to finalize. */
-  ownsInit: boolean;
-  initialized: boolean;
-  generation: number;
-  busy: number;
-}
-
-const loaded = new Map<string, LoadedModule>();
-
-function initializeModule(lib: PKCS11, path: string): 'ours' | 'theirs' {
-  try {
-    lib.C_Initialize({ flags: P.CKF_OS_LOCKING_OK });
-    return 'ours';
-  } catch (err) {
-    if (ckr(err) === 'CKR_CRYPTOKI_ALREADY_INITIALIZED') return 'theirs';
-    throw new AnchorageError('unavailable', `pkcs11: cannot initialize module ${path}: ${ckr(err) ?? errorMessage(err)}`, {
-      cause: err,
-    });
-  }
-}
-
-/**
- * Loads (once per process) and initializes a PKCS#11 module, ref-counted.
- * Always initializes with CKF_OS_LOCKING_OK: without it, sessions used from
- * several libuv threads at once (C_SignAsync) spin forever in SoftHSM2.
- */
-export function acquirePkcs11Module(path: string): Pkcs11Module {
-  if (typeof path !== 'string' || path === '') throw invalid('pkcs11: module path is empty');
-  let key = path;
-  try {
-    key = realpathSync(path);
-  } catch {
-    // Not a file: let load() report it, with the loader's own words.
-  }
-  let mod = loaded.get(key);
-  if (!mod) {
-    // A fresh instance every time: a failed load() leaves a pkcs11js object unusable.
-    const lib = new P.PKCS11();
-    try {
-      lib.load(path);
-    } catch (err) {
-      const detail = errorMessage(err).replace(`${path}: `, '');
-      throw new AnchorageError('failed_precondition', `pkcs11: cannot load module ${path}: ${detail}`, { cause: err });
-    }
-    let ownsInit: boolean;
-    try {
-      ownsInit = initializeModule(lib, path) === 'ours';
-    } catch (err) {
-      try {
-        lib.close();
-      } catch {
-        // already failing; the initialize error is the one to report
-      }
-      throw err;
-    }
-    mod = { lib, refs: 0, ownsInit, initialized: true, generation: 0, busy: 0 };
-    loaded.set(key, mod);
-  } else if (!mod.initialized) {
-    // A re-initialize failed earlier (token outage); this user tries again.
-    initializeModule(mod.lib, path);
-    mod.initialized = true;
-    mod.ownsInit = true;
-    mod.generation++;
-  }
-  mod.refs++;
-  const entry = mod;
-  let released = false;
-  return {
-    lib: entry.lib,
-    path,
-    get generation() {
-      return entry.generation;
-    },
-    get initialized() {
-      return entry.initialized;
-    },
-    get busy() {
-      return entry.busy;
-    },
-    enter: () => {
-      entry.busy++;
-    },
-    leave: () => {
-      entry.busy--;
-    },
-    reinitialize: () => {
-      if (entry.initialized) {
-        try {
-          entry.lib.C_Finalize();
-        } catch {
-          // A module that cannot finalize is re-initialized all the same.
-        }
-      }
-      entry.initialized = false;
-      entry.generation++;
-      initializeModule(entry.lib, path);
-      entry.initialized = true;
-      entry.ownsInit = true;
-    },
-    release: () => {
-      if (released) return;
-      released = true;
-      entry.refs--;
-      if (entry.refs > 0) return;
-      loaded.delete(key);
-      try {
-        if (entry.ownsInit && entry.initialized) entry.lib.C_Finalize();
-      } catch {
-        // Finalize failing at shutdown changes nothing for the caller.
-      }
-      try {
-        entry.lib.close();
-      } catch {
-        // as above
-      }
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------
-// Errors
-// ---------------------------------------------------------------------------
-
-/** The CKR_* name of a PKCS#11 error, or undefined for anything else. */
-export function ckr(err: unknown): string | undefined {
-  if (err instanceof Error && /^CKR_[A-Z0-9_]+$/.test(err.message)) return err.message;
-  return undefined;
-}
-
-/** The session is gone or useless; a new one (and maybe a new login) fixes it. */
-const SESSION_LOST = new Set([
-  'CKR_SESSION_HANDLE_INVALID',
-  'CKR_SESSION_CLOSED',
-  'CKR_USER_NOT_LOGGED_IN',
-  'CKR_DEVICE_REMOVED',
-  'CKR_TOKEN_NOT_PRESENT',
-  'CKR_OPERATION_ACTIVE',
-]);
-/** The token was re-inserted or re-enumerated; the slot has to be found again by label. */
-const SLOT_LOST = new Set(['CKR_DEVICE_REMOVED', 'CKR_TOKEN_NOT_PRESENT']);
-/** Cached object handles no longer name the object; look it up again by label. */
-const HANDLE_INVALID = new Set(['CKR_KEY_HANDLE_INVALID', 'CKR_OBJECT_HANDLE_INVALID']);
-const UNAVAILABLE = new Set([
-  ...SESSION_LOST,
-  'CKR_GENERAL_ERROR',
-  'CKR_CRYPTOKI_NOT_INITIALIZED',
-  'CKR_TOKEN_NOT_RECOGNIZED',
-  'CKR_DEVICE_ERROR',
-  'CKR_DEVICE_MEMORY',
-  'CKR_HOST_MEMORY',
-  'CKR_SESSION_COUNT',
-  'CKR_FUNCTION_FAILED',
-]);
-
-/**
- * The token or the module is in trouble, not the request: the fix is new
- * sessions, a new login, handles found again and maybe a re-initialized
- * module, which the manager does on its own (see Pkcs11KeyManager, recovery).
- */
-const TOKEN_TROUBLE = new Set([
-  ...SESSION_LOST,
-  'CKR_DEVICE_ERROR',
-  'CKR_GENERAL_ERROR',
-  'CKR_FUNCTION_FAILED',
-  'CKR_CRYPTOKI_NOT_INITIALIZED',
-  'CKR_TOKEN_NOT_RECOGNIZED',
-  'CKR_DEVICE_MEMORY',
-]);
-
-function p11Error(what: string, err: unknown): AnchorageError {
-  if (err instanceof AnchorageError) return err;
-  const code = ckr(err);
-  if (code === undefined) return new AnchorageError('internal', `pkcs11: ${what} failed: ${errorMessage(err)}`, { cause: err });
-  const errCode = UNAVAILABLE.has(code) ? 'unavailable' : HANDLE_INVALID.has(code) ? 'not_found' : 'internal';
-  return new AnchorageError(errCode, `pkcs11: ${what} failed: ${code}`, { cause: err });
-}
-
-function loginError(tokenLabel: string, err: unknown): AnchorageError {
-  const prefix = `pkcs11: login to token "${tokenLabel}" failed`;
-  switch (ckr(err)) {
-    case 'CKR_PIN_INCORRECT':
-      return new AnchorageError('permission_denied', `${prefix}: incorrect pin`, { cause: err });
-    case 'CKR_PIN_LOCKED':
-      return new AnchorageError('permission_denied', `${prefix}: the user pin is locked (the security officer must unlock it)`, { cause: err });
-    case 'CKR_PIN_EXPIRED':
-      return new AnchorageError('permission_denied', `${prefix}: the user pin has expired`, { cause: err });
-    case 'CKR_PIN_LEN_RANGE':
-    case 'CKR_PIN_INVALID':
-      return new AnchorageError('permission_denied', `${prefix}: the pin has an invalid length or characters`, { cause: err });
-    case 'CKR_USER_PIN_NOT_INITIALIZED':
-      return new AnchorageError('failed_precondition', `${prefix}: the user pin is not initialized`, { cause: err });
-    default:
-      return p11Error(`login to token "${tokenLabel}"`, err);
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------
-
-function trimLabel(label: string): string {
-  return label.replace(/[\s\u0000]+$/, '').trim();
-}
-
-function findSlot(lib: PKCS11, tokenLabel: string): Handle {
-  let slots: Handle[];
-  try {
-    slots = lib.C_GetSlotList(true);
-  } catch (err) {
-    throw p11Error('listing slots', err);
-  }
-  const labels: string[] = [];
-  for (const slot of slots) {
-    let info;
-    try {
-      info = lib.C_GetTokenInfo(slot);
-    } catch {
-      continue; // a slot that vanished between the two calls
-    }
-    if ((info.flags & P.CKF_TOKEN_INITIALIZED) === 0) continue;
-    const label = trimLabel(info.label);
-    if (label === tokenLabel) return slot;
-    labels.push(label);
-  }
-  const have = labels.length === 0 ? 'no initialized tokens' : `tokens: ${labels.sort().map((l) => JSON.stringify(l)).join(', ')}`;
-  throw new AnchorageError('not_found', `pkcs11: no token labelled "${tokenLabel}" (${have})`);
-}
-
-/** Stable CKA_ID bytes for an id, so other PKCS#11 tools can pair the two halves of a key the usual way. */
-function ckaIdFor(id: string): Buffer {
-  return createHash('sha256').update(id, 'utf8').digest().subarray(0, 20);
-}
-
-function attrUlong(v: Buffer | undefined): number {
-  if (!v || v.length === 0) return -1;
-  return v.length >= 8 ? Number(v.readBigUInt64LE(0)) : v.readUInt32LE(0);
-}
-
-// ---------------------------------------------------------------------------
-// Manager
-// ---------------------------------------------------------------------------
+import { CURVES, checkKeyId, checkKeyType, closedError, digestFor, spkiFromEcPoint } from '../ec.js';
+import { ckr, HANDLE_INVALID, isTokenGone, p11Error, SESSION_LOST, TOKEN_TROUBLE } from './errors.js';
+import { acquirePkcs11Module, P, type Handle, type Pkcs11Module } from './module.js';
+import { generationTemplates, KeyObjects, type FoundKey } from './objects.js';
+import { findSlot, SessionPool } from './session-pool.js';
 
 /** Options for {@link Pkcs11KeyManager.open}. */
 export interface Pkcs11Options {
@@ -313,15 +30,6 @@ export interface Pkcs11Options {
   logger?: Logger;
 }
 
-interface PoolSession {
-  /** Open session, or null when it must be (re)opened before use. */
-  handle: Handle | null;
-  /** Module generation the handle belongs to; a handle of an older one is dropped, never closed. */
-  gen: number;
-  /** True once this slot has held a session: the next open is a reopen. */
-  used: boolean;
-}
-
 interface KeyEntry {
   readonly id: string;
   readonly type: KeyType;
@@ -333,44 +41,6 @@ interface KeyEntry {
   deleted: boolean;
   handle?: KeyHandle;
 }
-
-/** What #loadKey reads from the token about one key. */
-interface FoundKey {
-  type: KeyType;
-  spki: Buffer;
-  priv: Handle;
-  pub: Handle;
-}
-
-/** One key object found for an id, as #inspect sees it. */
-interface KeyObject {
-  h: Handle;
-  cls: 'private' | 'public';
-  /** Empty label, found through the CKA_ID derived from the id. */
-  unlabelled: boolean;
-  /**
-   * False for an object SoftHSM2 (and others) create before they write the
-   * template and the key: no curve (private) or no point (public). Such an
-   * object holds no key and can never be used; it is what a SIGKILL in the
-   * middle of C_GenerateKeyPair leaves behind.
-   */
-  finished: boolean;
-  params: Buffer;
-  point?: Buffer;
-}
-
-/** Everything on the token that belongs to one id. */
-interface Inspection {
-  privs: KeyObject[];
-  pubs: KeyObject[];
-  /** Unfinished key objects: never usable, always safe to destroy. */
-  remnants: KeyObject[];
-  /** Objects of other classes (certificates, data) that carry the label. */
-  others: number;
-}
-
-/** CK_STATE of a read/write session whose token is logged in as the user (pkcs11js does not export CKS_*). */
-const CKS_RW_USER_FUNCTIONS = 3;
 
 const DEFAULT_SESSIONS = 4;
 const MAX_SESSIONS = 64;
@@ -413,21 +83,14 @@ export class Pkcs11KeyManager implements KeyManager {
 
   readonly #mod: Pkcs11Module;
   readonly #lib: PKCS11;
-  readonly #pin: string;
   readonly #logger: Logger;
-  #slot: Handle;
-  #slotStale = false;
-  readonly #pool: PoolSession[];
-  readonly #free: PoolSession[];
-  readonly #waiters: Array<{ resolve: (s: PoolSession) => void; reject: (e: unknown) => void }> = [];
-  #busy = 0;
-  #onDrained: (() => void) | undefined;
+  readonly #pool: SessionPool;
+  readonly #objects: KeyObjects;
   readonly #keys = new Map<string, KeyEntry>();
   /** Serializes generateKey/deleteKey so "is this label free?" and "create it" cannot interleave. */
   #mutex: Promise<unknown> = Promise.resolve();
   #closed = false;
   #closing: Promise<void> | undefined;
-  #reopens = 0;
   /** Set while the token is unavailable: why, for the fail-fast error. */
   #down: string | undefined;
   #recoverTimer: NodeJS.Timeout | undefined;
@@ -440,13 +103,11 @@ export class Pkcs11KeyManager implements KeyManager {
     this.module = opts.module;
     this.tokenLabel = opts.tokenLabel;
     this.sessions = opts.sessions;
-    this.#pin = opts.pin;
     this.#logger = opts.logger;
     this.#mod = mod;
     this.#lib = mod.lib;
-    this.#slot = slot;
-    this.#pool = Array.from({ length: opts.sessions }, () => ({ handle: null, gen: mod.generation, used: false }));
-    this.#free = [...this.#pool];
+    this.#pool = new SessionPool(mod, slot, opts.sessions, opts.tokenLabel, opts.pin, opts.logger);
+    this.#objects = new KeyObjects(mod.lib, opts.tokenLabel, opts.logger);
   }
 
   /**
@@ -485,10 +146,10 @@ export class Pkcs11KeyManager implements KeyManager {
       km = new Pkcs11KeyManager({ module: opts.module, tokenLabel, pin: opts.pin, sessions, logger }, mod, slot);
       // Opening every session now, not lazily, makes a wrong PIN or a full
       // token fail at startup instead of on the first signature.
-      for (const ps of km.#pool) km.#ensureOpen(ps);
-      km.#sweepRemnants(km.#pool[0]!.handle!);
+      for (const ps of km.#pool.sessions) km.#pool.ensureOpen(ps);
+      km.#objects.sweepRemnants(km.#pool.sessions[0]!.handle!);
     } catch (err) {
-      if (km) km.#closeSessions();
+      if (km) km.#pool.closeAll();
       mod.release();
       throw err instanceof AnchorageError ? err : p11Error(`opening token "${tokenLabel}"`, err);
     }
@@ -498,7 +159,7 @@ export class Pkcs11KeyManager implements KeyManager {
 
   /** How many times a lost session was replaced; for metrics and tests. */
   get sessionReopens(): number {
-    return this.#reopens;
+    return this.#pool.reopens;
   }
 
   /** How many times the manager recovered from a token outage; for metrics and tests. */
@@ -524,8 +185,7 @@ export class Pkcs11KeyManager implements KeyManager {
     checkKeyType(type);
     return this.#serial(() =>
       this.#withSession(`generating key "${id}"`, undefined, async (s) => {
-        const label = Buffer.from(id, 'utf8');
-        const found = this.#inspect(s, id);
+        const found = this.#objects.inspect(s, id);
         if (found.others > 0) {
           // A certificate or data object under the label is someone else's.
           throw new AnchorageError(
@@ -537,31 +197,8 @@ export class Pkcs11KeyManager implements KeyManager {
           throw new AnchorageError('already_exists', `pkcs11: key "${id}" already exists on token "${this.tokenLabel}"`);
         }
         const leftovers = [...found.privs, ...found.pubs, ...found.remnants];
-        if (leftovers.length > 0) this.#destroy(s, id, leftovers, 'the remains of an interrupted key generation');
-        const curve = CURVES[type];
-        const ckaId = ckaIdFor(id);
-        const publicTemplate: Template = [
-          { type: P.CKA_CLASS, value: P.CKO_PUBLIC_KEY },
-          { type: P.CKA_KEY_TYPE, value: P.CKK_EC },
-          { type: P.CKA_TOKEN, value: true },
-          { type: P.CKA_PRIVATE, value: false },
-          { type: P.CKA_VERIFY, value: true },
-          { type: P.CKA_EC_PARAMS, value: curve.oidDer },
-          { type: P.CKA_LABEL, value: label },
-          { type: P.CKA_ID, value: ckaId },
-        ];
-        const privateTemplate: Template = [
-          { type: P.CKA_CLASS, value: P.CKO_PRIVATE_KEY },
-          { type: P.CKA_KEY_TYPE, value: P.CKK_EC },
-          { type: P.CKA_TOKEN, value: true },
-          { type: P.CKA_PRIVATE, value: true },
-          { type: P.CKA_SENSITIVE, value: true },
-          { type: P.CKA_EXTRACTABLE, value: false },
-          { type: P.CKA_SIGN, value: true },
-          { type: P.CKA_DERIVE, value: false },
-          { type: P.CKA_LABEL, value: label },
-          { type: P.CKA_ID, value: ckaId },
-        ];
+        if (leftovers.length > 0) this.#objects.destroy(s, id, leftovers, 'the remains of an interrupted key generation');
+        const { publicTemplate, privateTemplate } = generationTemplates(id, type);
         const pair = await this.#lib.C_GenerateKeyPairAsync(s, { mechanism: P.CKM_EC_KEY_PAIR_GEN }, publicTemplate, privateTemplate);
         let spki: Buffer;
         try {
@@ -594,13 +231,13 @@ export class Pkcs11KeyManager implements KeyManager {
   async getKey(id: string): Promise<KeyHandle | undefined> {
     this.#checkOpen();
     checkKeyId(id);
-    const found = await this.#withSession(`looking up key "${id}"`, undefined, async (s) => this.#loadKey(s, id));
+    const found = await this.#withSession(`looking up key "${id}"`, undefined, async (s) => this.#objects.loadKey(s, id));
     if (found === 'repair') {
       // Repairs write to the token: serialized with generateKey/deleteKey,
       // so a generation in flight is never mistaken for its own remains.
       return this.#serial(() =>
         this.#withSession(`looking up key "${id}"`, undefined, async (s) => {
-          const again = this.#loadKey(s, id, true);
+          const again = this.#objects.loadKey(s, id, true);
           return again && again !== 'repair' ? this.#remember(id, again).handle : this.#forget(id);
         }),
       );
@@ -611,7 +248,7 @@ export class Pkcs11KeyManager implements KeyManager {
   async listKeys(): Promise<KeyHandle[]> {
     this.#checkOpen();
     return this.#withSession('listing keys', undefined, async (s) => {
-      const privs = this.#findObjects(s, [
+      const privs = this.#objects.findObjects(s, [
         { type: P.CKA_CLASS, value: P.CKO_PRIVATE_KEY },
         { type: P.CKA_KEY_TYPE, value: P.CKK_EC },
       ]);
@@ -624,7 +261,7 @@ export class Pkcs11KeyManager implements KeyManager {
       const out: KeyHandle[] = [];
       for (const id of [...ids].sort()) {
         try {
-          const found = this.#loadKey(s, id);
+          const found = this.#objects.loadKey(s, id);
           if (found && found !== 'repair') out.push(this.#remember(id, found).handle!);
         } catch (err) {
           // Keys this manager did not make (other curves, no public half) are
@@ -641,7 +278,7 @@ export class Pkcs11KeyManager implements KeyManager {
     checkKeyId(id);
     await this.#serial(() =>
       this.#withSession(`deleting key "${id}"`, undefined, async (s) => {
-        const found = this.#inspect(s, id);
+        const found = this.#objects.inspect(s, id);
         const objects = [...found.privs, ...found.pubs, ...found.remnants];
         for (const o of objects) {
           try {
@@ -665,9 +302,9 @@ export class Pkcs11KeyManager implements KeyManager {
     this.#closing ??= (async () => {
       this.#closed = true;
       if (this.#recoverTimer) clearTimeout(this.#recoverTimer);
-      for (const w of this.#waiters.splice(0)) w.reject(closedError('pkcs11'));
-      if (this.#busy > 0) await new Promise<void>((resolve) => (this.#onDrained = resolve));
-      this.#closeSessions();
+      this.#pool.shutDown();
+      if (this.#pool.busy > 0) await this.#pool.drained();
+      this.#pool.closeAll();
       for (const e of this.#keys.values()) e.deleted = true;
       this.#keys.clear();
       this.#mod.release();
@@ -682,7 +319,7 @@ export class Pkcs11KeyManager implements KeyManager {
    * operation is in flight. The manager notices on next use and reopens.
    */
   _dropSessionsForTest(): void {
-    for (const ps of this.#pool) {
+    for (const ps of this.#pool.sessions) {
       if (!ps.handle || ps.gen !== this.#mod.generation) continue;
       try {
         this.#lib.C_CloseSession(ps.handle);
@@ -745,141 +382,6 @@ export class Pkcs11KeyManager implements KeyManager {
     return undefined;
   }
 
-  /** Reads one attribute; undefined if the token will not give it (absent, sensitive). */
-  #attr(s: Handle, h: Handle, type: number): Buffer | undefined {
-    try {
-      return this.#lib.C_GetAttributeValue(s, h, [{ type }])[0]?.value;
-    } catch (err) {
-      const code = ckr(err);
-      if (code === 'CKR_ATTRIBUTE_TYPE_INVALID' || code === 'CKR_ATTRIBUTE_SENSITIVE') return undefined;
-      throw err;
-    }
-  }
-
-  /** Describes an EC key object; undefined for anything else (another key type, a certificate). */
-  #describe(s: Handle, h: Handle, unlabelled: boolean): KeyObject | undefined {
-    const cls = attrUlong(this.#attr(s, h, P.CKA_CLASS));
-    if (cls !== P.CKO_PRIVATE_KEY && cls !== P.CKO_PUBLIC_KEY) return undefined;
-    // An object killed while its default attributes were being written may
-    // not even have a key type yet; one that names another type is not ours.
-    const keyType = attrUlong(this.#attr(s, h, P.CKA_KEY_TYPE));
-    if (keyType !== P.CKK_EC && keyType !== -1) return undefined;
-    const params = this.#attr(s, h, P.CKA_EC_PARAMS) ?? Buffer.alloc(0);
-    if (cls === P.CKO_PRIVATE_KEY) return { h, cls: 'private', unlabelled, finished: params.length > 0, params };
-    const point = this.#attr(s, h, P.CKA_EC_POINT) ?? Buffer.alloc(0);
-    return { h, cls: 'public', unlabelled, finished: params.length > 0 && point.length > 0, params, point };
-  }
-
-  /**
-   * Everything on the token that belongs to `id`: objects labelled with it,
-   * and key objects with an empty label whose CKA_ID is the one derived from
-   * it (a half whose label was lost).
-   */
-  #inspect(s: Handle, id: string): Inspection {
-    const out: Inspection = { privs: [], pubs: [], remnants: [], others: 0 };
-    const add = (o: KeyObject | undefined) => {
-      if (!o) return false;
-      if (!o.finished) out.remnants.push(o);
-      else (o.cls === 'private' ? out.privs : out.pubs).push(o);
-      return true;
-    };
-    for (const h of this.#findObjects(s, [{ type: P.CKA_LABEL, value: Buffer.from(id, 'utf8') }])) {
-      if (!add(this.#describe(s, h, false))) out.others++;
-    }
-    for (const h of this.#findObjects(s, [
-      { type: P.CKA_ID, value: ckaIdFor(id) },
-      { type: P.CKA_LABEL, value: Buffer.alloc(0) },
-    ])) {
-      add(this.#describe(s, h, true));
-    }
-    return out;
-  }
-
-  /**
-   * Finds a key pair by id: exactly one finished EC private key and one
-   * public key. Returns 'repair' when the pair is whole but has remnants or
-   * an unlabelled half beside it (unless `repair`: then it fixes them).
-   */
-  #loadKey(s: Handle, id: string, repair = false): FoundKey | 'repair' | undefined {
-    const found = this.#inspect(s, id);
-    const fail = (why: string) => new AnchorageError('failed_precondition', `pkcs11: key "${id}" on token "${this.tokenLabel}" ${why}`);
-    if (found.privs.length > 1) throw fail(`is ambiguous: ${found.privs.length} private keys have that label`);
-    if (found.pubs.length > 1) throw fail(`is ambiguous: ${found.pubs.length} public keys have that label`);
-    const priv = found.privs[0];
-    const pub = found.pubs[0];
-    if (!priv || !pub) {
-      if (priv || pub || found.remnants.length > 0) {
-        this.#logger.warn(
-          { id, token: this.tokenLabel, private: found.privs.length, public: found.pubs.length, unfinished: found.remnants.length },
-          'pkcs11: key is incomplete (an interrupted key generation); generating it again replaces it',
-        );
-      }
-      return undefined;
-    }
-    const type = keyTypeFromEcParams(priv.params);
-    if (!type) throw fail('is on a curve other than p-256 or p-384');
-    if (!pub.params.equals(priv.params)) throw fail('has public and private halves on different curves');
-    if (found.remnants.length > 0 || priv.unlabelled || pub.unlabelled) {
-      if (!repair) return 'repair';
-      if (found.remnants.length > 0) this.#destroy(s, id, found.remnants, 'unfinished objects of an interrupted key generation');
-      for (const half of [priv, pub].filter((o) => o.unlabelled)) {
-        // The pair is whole and its CKA_ID is ours: give the half its label back.
-        this.#lib.C_SetAttributeValue(s, half.h, [{ type: P.CKA_LABEL, value: Buffer.from(id, 'utf8') }]);
-        this.#logger.warn({ id, token: this.tokenLabel, half: half.cls }, 'pkcs11: restored the label of a key half that had lost it');
-      }
-    }
-    return { type, spki: spkiFromEcPoint(type, pub.point!), priv: priv.h, pub: pub.h };
-  }
-
-  #destroy(s: Handle, id: string, objects: KeyObject[], what: string): void {
-    for (const o of objects) {
-      try {
-        this.#lib.C_DestroyObject(s, o.h);
-      } catch (err) {
-        if (!HANDLE_INVALID.has(ckr(err) ?? '')) throw err;
-      }
-    }
-    this.#logger.warn(
-      { id, token: this.tokenLabel, objects: objects.map((o) => `${o.cls}${o.finished ? '' : ' (unfinished)'}${o.unlabelled ? ' (unlabelled)' : ''}`) },
-      `pkcs11: destroyed ${what}`,
-    );
-  }
-
-  /**
-   * Destroys unlabelled EC key objects that hold no key (no curve, no point):
-   * what SoftHSM2 leaves when killed inside C_GenerateKeyPair, before it
-   * wrote the template. No lookup can reach them; they only fill the token.
-   */
-  #sweepRemnants(s: Handle): void {
-    const remnants: KeyObject[] = [];
-    for (const cls of [P.CKO_PRIVATE_KEY, P.CKO_PUBLIC_KEY]) {
-      for (const h of this.#findObjects(s, [
-        { type: P.CKA_CLASS, value: cls },
-        { type: P.CKA_LABEL, value: Buffer.alloc(0) },
-      ])) {
-        const o = this.#describe(s, h, true);
-        if (o && !o.finished) remnants.push(o);
-      }
-    }
-    if (remnants.length > 0) this.#destroy(s, '', remnants, 'unlabelled, unfinished key objects of interrupted key generations');
-  }
-
-  /** Runs a whole find (init, collect, final) synchronously, so nothing else can use the session's find state meanwhile. */
-  #findObjects(s: Handle, template: Template): Handle[] {
-    const out: Handle[] = [];
-    this.#lib.C_FindObjectsInit(s, template);
-    try {
-      for (;;) {
-        const batch = this.#lib.C_FindObjects(s, 32);
-        if (batch.length === 0) break;
-        out.push(...batch);
-      }
-    } finally {
-      this.#lib.C_FindObjectsFinal(s);
-    }
-    return out;
-  }
-
   // -- sessions -------------------------------------------------------------
 
   /**
@@ -892,7 +394,7 @@ export class Pkcs11KeyManager implements KeyManager {
    */
   async #withSession<T>(what: string, entry: KeyEntry | undefined, op: (s: Handle) => Promise<T>): Promise<T> {
     if (this.#down !== undefined) throw this.#unavailable();
-    const ps = await this.#acquire();
+    const ps = await this.#pool.acquire();
     this.#mod.enter();
     try {
       let sessionRetried = false;
@@ -901,7 +403,7 @@ export class Pkcs11KeyManager implements KeyManager {
         if (this.#down !== undefined) throw this.#unavailable();
         let s: Handle;
         try {
-          s = this.#ensureOpen(ps);
+          s = this.#pool.ensureOpen(ps);
         } catch (err) {
           const code = ckr(err instanceof AnchorageError ? err.cause : err);
           if (!this.#closed && ((code !== undefined && TOKEN_TROUBLE.has(code)) || isTokenGone(err))) {
@@ -917,7 +419,7 @@ export class Pkcs11KeyManager implements KeyManager {
           if (code === undefined || this.#closed) throw p11Error(what, err);
           if (SESSION_LOST.has(code) && !sessionRetried) {
             sessionRetried = true;
-            this.#discardSession(ps, code);
+            this.#pool.discard(ps, code);
             continue;
           }
           if (entry && HANDLE_INVALID.has(code) && !handleRetried) {
@@ -931,7 +433,7 @@ export class Pkcs11KeyManager implements KeyManager {
       }
     } finally {
       this.#mod.leave();
-      this.#release(ps);
+      this.#pool.release(ps);
     }
   }
 
@@ -943,7 +445,7 @@ export class Pkcs11KeyManager implements KeyManager {
   #refreshKey(s: Handle, entry: KeyEntry): boolean {
     let found: FoundKey | 'repair' | undefined;
     try {
-      found = this.#loadKey(s, entry.id);
+      found = this.#objects.loadKey(s, entry.id);
     } catch (err) {
       throw p11Error(`looking up key "${entry.id}" again`, err);
     }
@@ -968,7 +470,7 @@ export class Pkcs11KeyManager implements KeyManager {
    */
   #keyVanished(entry: KeyEntry, code: string): AnchorageError {
     try {
-      this.#lib.C_GetTokenInfo(this.#slot);
+      this.#lib.C_GetTokenInfo(this.#pool.slot);
     } catch (err) {
       return this.#goDown(`key "${entry.id}" cannot be found (${code}) and the token answers ${ckr(err) ?? errorMessage(err)}`);
     }
@@ -1014,25 +516,25 @@ export class Pkcs11KeyManager implements KeyManager {
    */
   #recover(): void {
     if (this.#closed || this.#down === undefined) return;
-    if (this.#busy > 0 || this.#mod.busy > 0) {
+    if (this.#pool.busy > 0 || this.#mod.busy > 0) {
       this.#scheduleRecovery(RECOVERY_DRAIN_MS);
       return;
     }
-    this.#closeSessions();
+    this.#pool.closeAll();
     try {
       let healthy = this.#mod.initialized;
       if (healthy) {
         try {
-          this.#lib.C_GetTokenInfo(this.#slot);
+          this.#lib.C_GetTokenInfo(this.#pool.slot);
         } catch {
           healthy = false;
         }
       }
       if (!healthy) this.#mod.reinitialize();
-      this.#slot = findSlot(this.#lib, this.tokenLabel);
-      this.#slotStale = false;
-      for (const ps of this.#pool) this.#ensureOpen(ps);
-      const s = this.#pool[0]!.handle!;
+      this.#pool.slot = findSlot(this.#lib, this.tokenLabel);
+      this.#pool.slotStale = false;
+      for (const ps of this.#pool.sessions) this.#pool.ensureOpen(ps);
+      const s = this.#pool.sessions[0]!.handle!;
       for (const entry of [...this.#keys.values()]) {
         if (!this.#refreshKey(s, entry)) {
           this.#markDeleted(entry);
@@ -1040,7 +542,7 @@ export class Pkcs11KeyManager implements KeyManager {
         }
       }
     } catch (err) {
-      this.#closeSessions();
+      this.#pool.closeAll();
       const detail = err instanceof AnchorageError ? err.message.replace(/^pkcs11: /, '') : (ckr(err) ?? errorMessage(err));
       this.#logger.debug({ token: this.tokenLabel, err: detail, retryMs: this.#recoverDelay }, 'pkcs11: token still unavailable');
       this.#down = `${detail}`;
@@ -1061,99 +563,6 @@ export class Pkcs11KeyManager implements KeyManager {
     this.#logger.info({ token: this.tokenLabel }, `pkcs11: token "${this.tokenLabel}" is available again`);
   }
 
-  #discardSession(ps: PoolSession, code: string): void {
-    if (ps.handle && ps.gen === this.#mod.generation) {
-      try {
-        this.#lib.C_CloseSession(ps.handle);
-      } catch {
-        // it is already dead; that is why we are here
-      }
-    }
-    ps.handle = null;
-    if (SLOT_LOST.has(code)) this.#slotStale = true;
-    this.#logger.warn({ token: this.tokenLabel, code }, 'pkcs11: session lost; reopening');
-  }
-
-  /** Returns the slot's open session, opening it (and logging in) if needed. Synchronous on purpose: no other op can interleave. */
-  #ensureOpen(ps: PoolSession): Handle {
-    const gen = this.#mod.generation;
-    if (ps.handle) {
-      if (ps.gen === gen) return ps.handle;
-      // Opened before a re-initialize: the number may now be someone else's session.
-      ps.handle = null;
-      this.#slotStale = true;
-    }
-    if (this.#slotStale) {
-      this.#slot = findSlot(this.#lib, this.tokenLabel);
-      this.#slotStale = false;
-    }
-    let s: Handle;
-    try {
-      s = this.#lib.C_OpenSession(this.#slot, P.CKF_RW_SESSION | P.CKF_SERIAL_SESSION);
-    } catch (err) {
-      if (SLOT_LOST.has(ckr(err) ?? '')) this.#slotStale = true;
-      throw p11Error(`opening a session on token "${this.tokenLabel}"`, err);
-    }
-    try {
-      // Login is per application and token, not per session: only the first
-      // session (or the first after the token logged us out) needs it.
-      if (this.#lib.C_GetSessionInfo(s).state !== CKS_RW_USER_FUNCTIONS) {
-        try {
-          this.#lib.C_Login(s, P.CKU_USER, this.#pin);
-        } catch (err) {
-          if (ckr(err) !== 'CKR_USER_ALREADY_LOGGED_IN') throw loginError(this.tokenLabel, err);
-        }
-      }
-    } catch (err) {
-      try {
-        this.#lib.C_CloseSession(s);
-      } catch {
-        // the login error is the one to report
-      }
-      throw err instanceof AnchorageError ? err : p11Error(`opening a session on token "${this.tokenLabel}"`, err);
-    }
-    if (ps.used) this.#reopens++;
-    ps.used = true;
-    ps.handle = s;
-    ps.gen = gen;
-    return s;
-  }
-
-  #acquire(): Promise<PoolSession> {
-    if (this.#closed) return Promise.reject(closedError('pkcs11'));
-    const ps = this.#free.pop();
-    if (ps) {
-      this.#busy++;
-      return Promise.resolve(ps);
-    }
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
-  }
-
-  #release(ps: PoolSession): void {
-    const next = this.#waiters.shift();
-    if (next && !this.#closed) {
-      next.resolve(ps); // handed over: still busy
-      return;
-    }
-    this.#free.push(ps);
-    this.#busy--;
-    if (this.#busy === 0 && this.#onDrained) this.#onDrained();
-  }
-
-  #closeSessions(): void {
-    for (const ps of this.#pool) {
-      if (!ps.handle) continue;
-      if (ps.gen === this.#mod.generation && this.#mod.initialized) {
-        try {
-          this.#lib.C_CloseSession(ps.handle);
-        } catch {
-          // closing anyway
-        }
-      }
-      ps.handle = null;
-    }
-  }
-
   #serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#mutex.then(fn, fn);
     this.#mutex = run.catch(() => undefined);
@@ -1163,9 +572,4 @@ export class Pkcs11KeyManager implements KeyManager {
   #checkOpen(): void {
     if (this.#closed) throw closedError('pkcs11');
   }
-}
-
-/** The token is not there at all (no slot has its label): an outage once the manager is open. */
-function isTokenGone(err: unknown): boolean {
-  return err instanceof AnchorageError && err.code === 'not_found' && err.message.startsWith('pkcs11: no token labelled');
 }
