@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { silentLogger } from '../common/log.js';
 import { SpiffeId, TrustDomain } from '../spiffe/id.js';
 import { SqliteDataStore } from '../ca/datastore/sqlite.js';
-import { Pkcs11KeyManager } from '../ca/keymanager/pkcs11.js';
+import { Pkcs11KeyManager } from '../ca/keymanager/pkcs11/index.js';
 import type { KeyHandle } from '../ca/keymanager/KeyManager.js';
 import { CaManager } from '../ca/manager.js';
 import { Minter } from '../ca/minter.js';

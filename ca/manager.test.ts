@@ -11,7 +11,7 @@ import { verifyJwtSvid } from '../spiffe/jwtsvid.js';
 import { verifyX509Svid } from '../spiffe/x509svid.js';
 import { SqliteDataStore } from './datastore/sqlite.js';
 import type { KeyHandle, KeyManager, KeyType } from './keymanager/KeyManager.js';
-import { Pkcs11KeyManager } from './keymanager/pkcs11.js';
+import { Pkcs11KeyManager } from './keymanager/pkcs11/index.js';
 import { CaManager, rotationTimes } from './manager.js';
 import { Minter } from './minter.js';
 import { loadRootOfTrust } from './root.js';

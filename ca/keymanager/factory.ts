@@ -3,7 +3,7 @@ import type { Logger } from '../../common/log.js';
 import { DiskKeyManager } from './disk.js';
 import type { KeyManager } from './KeyManager.js';
 import { MemoryKeyManager } from './memory.js';
-import { Pkcs11KeyManager } from './pkcs11.js';
+import { Pkcs11KeyManager } from './pkcs11/index.js';
 
 /**
  * What {@link openKeyManager} needs. The PIN is already resolved (from an

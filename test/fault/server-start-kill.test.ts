@@ -17,7 +17,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteDataStore } from '../../ca/datastore/sqlite.js';
-import { acquirePkcs11Module } from '../../ca/keymanager/pkcs11.js';
+import { acquirePkcs11Module } from '../../ca/keymanager/pkcs11/index.js';
 import { keyTypeFromEcParams, spkiFromEcPoint } from '../../ca/keymanager/ec.js';
 import { assertBuilt, BIN, cliAsync, startServerProcess, tempDir } from '../helpers/process.js';
 import { useSoftHsmToken, writePkcs11ServerConfig } from '../helpers/softhsm.js';

@@ -16,7 +16,7 @@ import { verifyJwtSvid } from '../../spiffe/jwtsvid.js';
 import { verifyX509Svid } from '../../spiffe/x509svid.js';
 import { cli, startServerProcess, tempDir, writeFile, type ServerProcess } from '../helpers/process.js';
 import { createSoftHsmToken, type SoftHsmToken } from '../helpers/softhsm.js';
-import { acquirePkcs11Module, ckr } from '../../ca/keymanager/pkcs11.js';
+import { acquirePkcs11Module, ckr } from '../../ca/keymanager/pkcs11/index.js';
 
 const P = createRequire(import.meta.url)('pkcs11js') as typeof import('pkcs11js');
 
