@@ -3,7 +3,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as SqliteDatabase, Statement } from 'better-sqlite3';
-import { AnchorageError, errorMessage } from '../../common/errors.js';
+import { AnchorageError, errorMessage } from '../../../common/errors.js';
 import type {
   AttestedAgent,
   DataStore,
@@ -20,7 +20,7 @@ import type {
   RelationshipStatus,
   Selector,
   StoredBundle,
-} from './DataStore.js';
+} from '../DataStore.js';
 
 /**
  * Connection settings applied at every open, in this order. Exported so that
