@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { silentLogger } from '../common/log.js';
 import { SpiffeId, TrustDomain } from '../spiffe/id.js';
-import { SqliteDataStore } from '../ca/datastore/sqlite.js';
+import { SqliteDataStore } from '../ca/datastore/sqlite/index.js';
 import { Pkcs11KeyManager } from '../ca/keymanager/pkcs11/index.js';
 import type { KeyHandle } from '../ca/keymanager/KeyManager.js';
 import { CaManager } from '../ca/manager.js';

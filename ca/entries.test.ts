@@ -5,7 +5,7 @@ import type { NewEntry } from './datastore/DataStore.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SqliteDataStore } from './datastore/sqlite.js';
+import { SqliteDataStore } from './datastore/sqlite/index.js';
 import { checkFederatesWith, checkSelector, parseSelector, validateEntry } from './entries.js';
 
 const td = TrustDomain.parse('example.org');

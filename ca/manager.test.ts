@@ -9,7 +9,7 @@ import { JwtBundle, X509Bundle } from '../spiffe/bundle.js';
 import { SpiffeId, TrustDomain } from '../spiffe/id.js';
 import { verifyJwtSvid } from '../spiffe/jwtsvid.js';
 import { verifyX509Svid } from '../spiffe/x509svid.js';
-import { SqliteDataStore } from './datastore/sqlite.js';
+import { SqliteDataStore } from './datastore/sqlite/index.js';
 import type { KeyHandle, KeyManager, KeyType } from './keymanager/KeyManager.js';
 import { Pkcs11KeyManager } from './keymanager/pkcs11/index.js';
 import { CaManager, rotationTimes } from './manager.js';

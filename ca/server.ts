@@ -15,7 +15,7 @@ import { ChangeFeed } from './changes.js';
 import { adminHandlers } from './admin/service.js';
 import { resolvePin, tcpLimits, type KeyManagerConfig, type ServerConfig } from './config.js';
 import type { DataStore } from './datastore/DataStore.js';
-import { SqliteDataStore } from './datastore/sqlite.js';
+import { SqliteDataStore } from './datastore/sqlite/index.js';
 import { FederationClient } from './federation/client.js';
 import { BundleEndpoint, loadWebIdentity, type WebIdentity } from './federation/endpoint.js';
 import type { KeyManager } from './keymanager/KeyManager.js';

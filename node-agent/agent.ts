@@ -1,5 +1,9 @@
-import { X509Certificate, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import { existsSync, readFileSync, unlinkSync } from 'node:fs';
+// The NodeAgent: its state and control flow (attestation, renewal and
+// eviction, the sync loop, minting, the one timer, saving). The parts that
+// need none of that state live in agent/: identity.ts (agent SVID checks,
+// trust bundle file), sync.ts (applying a sync message), svids.ts (workload
+// SVID checks), persist.ts (state file records to and from the cache).
+import { existsSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../common/backoff.js';
@@ -7,15 +11,24 @@ import { AnchorageError, errorMessage, isAnchorageError } from '../common/errors
 import { lockDataDir } from '../common/lockfile.js';
 import type { Logger } from '../common/log.js';
 import { newKeyAndCsr } from '../common/csr-create.js';
-import type { AuthorizedEntry__Output } from '../proto/gen/anchorage/agent/v1/AuthorizedEntry.js';
 import type { SyncAuthorizedEntriesResponse__Output } from '../proto/gen/anchorage/agent/v1/SyncAuthorizedEntriesResponse.js';
 import { SpiffeBundle, X509Bundle } from '../spiffe/bundle.js';
 import { SpiffeId, TrustDomain } from '../spiffe/id.js';
-import { uriSansOf, verifyX509Svid } from '../spiffe/x509svid.js';
-import { WorkloadCache, rotationTime, type HeldSvid } from './cache.js';
+import { WorkloadCache, type HeldSvid } from './cache.js';
 import { loadAgentConfig, type AgentConfig } from './config.js';
 import { EvictedError, ServerConnection, type ServerTrust } from './connection.js';
-import { STATE_FILE, ensureDataDir, loadState, removeStateLeftovers, saveState, type AgentState, type AgentStateSource, type CachedEntry } from './state.js';
+import { STATE_FILE, ensureDataDir, loadState, removeStateLeftovers, saveState, type AgentState, type AgentStateSource } from './state.js';
+import { checkAgentSvid, privateKeySpki, readTrustBundleFile, tokenOf, type AgentIdentity } from './agent/identity.js';
+import { SAVE_DELAY_MS, b64, restoreState, stateSource } from './agent/persist.js';
+import { BATCH, checkWorkloadSvid } from './agent/svids.js';
+import { applySyncMessage } from './agent/sync.js';
+
+export { readTrustBundleFile } from './agent/identity.js';
+
+/** Reconnect and retry delays: 250 ms doubling to 5 s (SPIRE agents sync every 5 s), ±20 % jitter. */
+const BACKOFF = { initialMs: 250, maxMs: 5_000 };
+/** setTimeout's limit. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Options of {@link NodeAgent.start}. */
 export interface NodeAgentOptions {
@@ -29,66 +42,6 @@ export interface NodeAgentOptions {
    * can hand an evicted agent a new token without restarting it.
    */
   joinToken?: () => string | undefined;
-}
-
-/** The agent's own identity at the server. */
-interface AgentIdentity {
-  spiffeId: SpiffeId;
-  keyPem: string;
-  keyPkcs8: Buffer;
-  chain: Uint8Array[];
-  notBefore: number;
-  notAfter: number;
-  /** Half-life: when RenewAgent is called. */
-  renewAt: number;
-}
-
-/** CSRs per BatchSignX509SVID call (the server's limit). */
-const BATCH = 500;
-/** Reconnect and retry delays: 250 ms doubling to 5 s (SPIRE agents sync every 5 s), ±20 % jitter. */
-const BACKOFF = { initialMs: 250, maxMs: 5_000 };
-/** Workload SVID changes are written at most this often; the agent identity at once. */
-const SAVE_DELAY_MS = 250;
-/** setTimeout's limit. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-function halfLife(from: number, notAfter: number): number {
-  return from + Math.floor((notAfter - from) / 2);
-}
-
-function b64(d: Uint8Array): string {
-  return Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('base64');
-}
-
-function unb64(s: string): Buffer {
-  return Buffer.from(s, 'base64');
-}
-
-function spkiOf(cert: X509Certificate): Buffer {
-  return cert.publicKey.export({ type: 'spki', format: 'der' });
-}
-
-function privateKeySpki(key: KeyObject): Buffer {
-  return createPublicKey(key).export({ type: 'spki', format: 'der' });
-}
-
-/** The join token inside an agent ID made by join-token attestation. */
-function tokenOf(agentId: string): string | undefined {
-  return /\/anchorage\/agent\/join_token\/([0-9a-f]{32})$/.exec(agentId)?.[1];
-}
-
-function toCachedEntry(e: AuthorizedEntry__Output): CachedEntry {
-  return {
-    id: e.id,
-    spiffeId: e.spiffe_id,
-    selectors: e.selectors,
-    x509SvidTtl: e.x509_svid_ttl,
-    jwtSvidTtl: e.jwt_svid_ttl,
-    dnsNames: e.dns_names,
-    federatesWith: e.federates_with,
-    hint: e.hint,
-    revision: Number(e.revision),
-  };
 }
 
 /**
@@ -231,86 +184,16 @@ export class NodeAgent {
   }
 
   #restore(state: AgentState): void {
+    const identity = restoreState({ td: this.#td, cache: this.cache, log: this.#log, now: () => this.#now() }, state);
     if (state.agent) {
       this.#lastAgentId = state.agent.spiffeId;
-      const keyPkcs8 = unb64(state.agent.keyPkcs8);
-      this.#identity = {
-        spiffeId: SpiffeId.parse(state.agent.spiffeId),
-        keyPkcs8,
-        keyPem: createPrivateKey({ key: keyPkcs8, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }) as string,
-        chain: state.agent.chain.map(unb64),
-        notBefore: state.agent.notBefore,
-        notAfter: state.agent.notAfter,
-        renewAt: halfLife(state.agent.notBefore, state.agent.notAfter),
-      };
-    }
-    if (state.bundle) {
-      const federated = new Map<string, SpiffeBundle>();
-      for (const [td, doc] of Object.entries(state.federated)) {
-        try {
-          federated.set(td, SpiffeBundle.parse(TrustDomain.parse(td), doc));
-        } catch (err) {
-          this.#log.warn({ trustDomain: td, err: errorMessage(err) }, 'agent: dropping an unreadable cached federated bundle');
-        }
-      }
-      this.cache.setBundles(SpiffeBundle.parse(this.#td, state.bundle), federated);
-    }
-    this.cache.setEntries(state.entries);
-    const now = this.#now();
-    this.cache.putSvids(
-      Object.values(state.svids)
-        .filter((s) => s.notAfter > now)
-        .map((s) => ({
-          entryId: s.entryId,
-          revision: s.revision,
-          key: unb64(s.keyPkcs8),
-          chain: s.chain.map(unb64),
-          notBefore: s.notBefore,
-          notAfter: s.notAfter,
-          rotateAt: s.rotateAt,
-        })),
-    );
-    const served = this.cache.svids().length;
-    if (served > 0 || this.#identity) {
-      this.#log.info(
-        { agent: this.#identity?.spiffeId.toString(), entries: state.entries.length, svids: served },
-        'agent: restored cached state',
-      );
+      this.#identity = identity;
     }
   }
 
   /** The state to write; entries and SVIDs are produced one at a time as the file is written. */
   #state(): AgentStateSource {
-    const id = this.#identity;
-    const own = this.cache.bundle(this.#td.name);
-    const cache = this.cache;
-    return {
-      version: 1,
-      trustDomain: this.#td.name,
-      agent: id && {
-        spiffeId: id.spiffeId.toString(),
-        keyPkcs8: b64(id.keyPkcs8),
-        chain: id.chain.map(b64),
-        notBefore: id.notBefore,
-        notAfter: id.notAfter,
-      },
-      bundle: own?.marshal(),
-      federated: cache.federatedDocuments(),
-      entries: cache.entries(),
-      svids: (function* () {
-        for (const s of cache.svids()) {
-          yield {
-            entryId: s.entryId,
-            revision: s.revision,
-            keyPkcs8: b64(s.key),
-            chain: s.chain.map(b64),
-            notBefore: s.notBefore,
-            notAfter: s.notAfter,
-            rotateAt: s.rotateAt,
-          };
-        }
-      })(),
-    };
+    return stateSource(this.#td, this.#identity, this.cache);
   }
 
   /** Writes the state; false (logged) when it could not. */
@@ -404,7 +287,7 @@ export class NodeAgent {
       conn.close();
     }
     const bundle = SpiffeBundle.parse(this.#td, res.bundle);
-    const id = this.#checkAgentSvid(res.svid_chain, bundle.x509, privateKeySpki(privateKey));
+    const id = checkAgentSvid(this.#td, () => this.#nowMs(), res.svid_chain, bundle.x509, privateKeySpki(privateKey));
     if (id.spiffeId.toString() !== res.spiffe_id || tokenOf(res.spiffe_id) !== token) {
       throw new AnchorageError('internal', `agent: the server attested us as ${res.spiffe_id}, not as an agent with our token`);
     }
@@ -415,25 +298,6 @@ export class NodeAgent {
     this.cache.setOwnBundle(bundle); // federated bundles arrive with the first sync
     this.#save();
     this.#log.info({ agent: res.spiffe_id, notAfter: id.notAfter }, 'agent: attested');
-  }
-
-  /** Checks an agent SVID from the server: our key, an agent ID of our trust domain, a chain to the bundle. */
-  #checkAgentSvid(chain: Uint8Array[], authorities: X509Bundle, ourSpki: Buffer): Omit<AgentIdentity, 'keyPem' | 'keyPkcs8'> {
-    if (chain.length === 0) throw new AnchorageError('internal', 'agent: the server sent an empty agent svid chain');
-    let verified;
-    try {
-      verified = verifyX509Svid(chain, (td) => (td.equals(this.#td) ? authorities : undefined), new Date(this.#nowMs()));
-    } catch (err) {
-      throw new AnchorageError('internal', `agent: the agent svid from the server does not verify: ${errorMessage(err)}`);
-    }
-    const leaf = verified.chain[0]!;
-    if (!spkiOf(leaf).equals(ourSpki)) throw new AnchorageError('internal', 'agent: the agent svid from the server is not for our key');
-    if (!verified.spiffeId.path.startsWith('/anchorage/agent/')) {
-      throw new AnchorageError('internal', `agent: the server issued ${verified.spiffeId.toString()}, which is not an agent ID`);
-    }
-    const notBefore = Math.floor(Date.parse(leaf.validFrom) / 1000);
-    const notAfter = Math.floor(Date.parse(leaf.validTo) / 1000);
-    return { spiffeId: verified.spiffeId, chain, notBefore, notAfter, renewAt: halfLife(Math.max(notBefore, this.#now()), notAfter) };
   }
 
   #setIdentity(id: AgentIdentity): void {
@@ -504,7 +368,7 @@ export class NodeAgent {
       const { csr, pkcs8, privateKey } = newKeyAndCsr();
       const chain = await this.#connection().renew(csr);
       const own = this.cache.bundle(this.#td.name);
-      const checked = this.#checkAgentSvid(chain, own?.x509 ?? this.#serverTrustAuthorities(), privateKeySpki(privateKey));
+      const checked = checkAgentSvid(this.#td, () => this.#nowMs(), chain, own?.x509 ?? this.#serverTrustAuthorities(), privateKeySpki(privateKey));
       if (!checked.spiffeId.equals(id.spiffeId)) throw new AnchorageError('internal', `agent: renewal returned ${checked.spiffeId.toString()}`);
       this.#setIdentity({ ...checked, keyPkcs8: pkcs8, keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string });
       // Written before anything uses it: the server now only accepts the new SVID.
@@ -601,37 +465,11 @@ export class NodeAgent {
 
   /** One full-state message from the server. */
   #onSync(m: SyncAuthorizedEntriesResponse__Output): void {
-    const own = SpiffeBundle.parse(this.#td, m.bundle);
-    const federated = new Map<string, SpiffeBundle>();
-    for (const [name, doc] of Object.entries(m.federated_bundles)) {
-      try {
-        federated.set(name, SpiffeBundle.parse(TrustDomain.parse(name), doc));
-      } catch (err) {
-        const old = this.cache.bundle(name);
-        if (old && name !== this.#td.name) federated.set(name, old);
-        this.#log.error({ trustDomain: name, err: errorMessage(err) }, 'agent: the server sent an unreadable federated bundle; keeping the previous one');
-      }
-    }
-    const received = m.entries.map(toCachedEntry);
-    for (const e of received) SpiffeId.parse(e.spiffeId); // a malformed ID fails the message, not a lookup later
-    // The first message of a stream is the whole set; later ones are changes.
-    let entries = received;
-    if (!m.full) {
-      const merged = new Map(this.cache.entries().map((e) => [e.id, e]));
-      for (const id of m.removed_entry_ids) merged.delete(id);
-      for (const e of received) merged.set(e.id, e);
-      entries = [...merged.values()];
-    }
-    this.cache.setBundles(own, federated);
-    const { changed, needSvid } = this.cache.setEntries(entries);
-    if (!this.#synced) this.#log.info({ entries: entries.length }, 'agent: synced with the server');
-    else if (changed) {
-      this.#log.debug({ entries: entries.length, changed: received.length, removed: m.removed_entry_ids.length, toMint: needSvid.length }, 'agent: authorized entries changed');
-    }
+    const needMint = applySyncMessage(this.#td, this.cache, this.#log, this.#synced, m);
     this.#synced = true;
     this.#saveSoon();
     // New or changed entries, and rotations that came due while the server was away.
-    if (needSvid.length > 0 || this.cache.due().length > 0) void this.#mintDue();
+    if (needMint || this.cache.due().length > 0) void this.#mintDue();
   }
 
   // ---- workload SVIDs -------------------------------------------------------
@@ -675,50 +513,19 @@ export class NodeAgent {
     for (const result of res.results) {
       const req = byId.get(result.entry_id);
       if (!req) throw new AnchorageError('internal', `agent: the server signed entry ${result.entry_id}, which was not asked for`);
-      held.push(this.#checkWorkloadSvid(req.entry!, req.privateKey, result.chain));
+      held.push(
+        checkWorkloadSvid(
+          { td: this.#td, cache: this.cache, nowMs: () => this.#nowMs(), verifiedIssuers: this.#verifiedIssuers },
+          req.entry!,
+          req.privateKey,
+          result.chain,
+        ),
+      );
     }
     this.cache.putSvids(held);
     this.#log.info({ minted: held.length }, 'agent: workload svids minted');
     // Let the Workload API answer between batches of key generation.
     await new Promise((r) => setImmediate(r));
-  }
-
-  /**
-   * Checks what the server signed before handing it to workloads: our key,
-   * the entry's SPIFFE ID, a chain to our bundle. The full chain check runs
-   * once per intermediate; each leaf is then checked against it.
-   */
-  #checkWorkloadSvid(entry: CachedEntry, privateKey: KeyObject, chain: Uint8Array[]): HeldSvid {
-    if (chain.length === 0) throw new AnchorageError('internal', `agent: empty chain for entry ${entry.id}`);
-    const leaf = new X509Certificate(chain[0]!);
-    const issuerKey = chain.length > 1 ? b64(chain[1]!) : '';
-    if (!this.#verifiedIssuers.has(issuerKey)) {
-      const own = this.cache.bundle(this.#td.name);
-      if (!own) throw new AnchorageError('failed_precondition', 'agent: no bundle yet to check svids against');
-      verifyX509Svid(chain, (td) => (td.equals(this.#td) ? own.x509 : undefined), new Date(this.#nowMs()));
-      if (this.#verifiedIssuers.size > 16) this.#verifiedIssuers.clear();
-      if (issuerKey) this.#verifiedIssuers.add(issuerKey);
-    } else if (!leaf.verify(new X509Certificate(chain[1]!).publicKey)) {
-      throw new AnchorageError('internal', `agent: the svid for entry ${entry.id} is not signed by its intermediate`);
-    }
-    const uris = uriSansOf(leaf);
-    if (uris.length !== 1 || uris[0] !== entry.spiffeId) {
-      throw new AnchorageError('internal', `agent: the server signed ${leaf.subjectAltName} for entry ${entry.id} (${entry.spiffeId})`);
-    }
-    if (!spkiOf(leaf).equals(privateKeySpki(privateKey))) throw new AnchorageError('internal', `agent: the svid for entry ${entry.id} is not for our key`);
-    const notBefore = Math.floor(Date.parse(leaf.validFrom) / 1000);
-    const notAfter = Math.floor(Date.parse(leaf.validTo) / 1000);
-    return {
-      entryId: entry.id,
-      revision: entry.revision,
-      key: privateKey.export({ type: 'pkcs8', format: 'der' }),
-      chain,
-      notBefore,
-      notAfter,
-      // From now, not from notBefore: the server backdates notBefore for clock
-      // skew, which would put the half-life of a short-lived SVID in the past.
-      rotateAt: rotationTime(Math.max(notBefore, this.#now()), notAfter),
-    };
   }
 
   async #mintJwt(entryId: string, audience: string[]): Promise<{ token: string; expiresAt: number }> {
@@ -755,22 +562,4 @@ export class NodeAgent {
     if (this.#mintRetryAt <= nowMs && this.cache.due().length > 0 && this.#synced) void this.#mintDue();
     this.#schedule();
   }
-}
-
-/** The bootstrap trust bundle: a SPIFFE bundle document or PEM certificates. */
-export function readTrustBundleFile(path: string, td: TrustDomain): X509Bundle {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new AnchorageError('failed_precondition', `agent: cannot read trust_bundle_file ${path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
-  }
-  let bundle: X509Bundle;
-  try {
-    bundle = text.trimStart().startsWith('{') ? SpiffeBundle.parse(td, text).x509 : X509Bundle.parsePem(td, text);
-  } catch (err) {
-    throw new AnchorageError('failed_precondition', `agent: trust_bundle_file ${path}: ${errorMessage(err)}`);
-  }
-  if (bundle.size === 0) throw new AnchorageError('failed_precondition', `agent: trust_bundle_file ${path} holds no X.509 authorities`);
-  return bundle;
 }

@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import type { Selector } from '../common/selector.js';
-import { SqliteDataStore } from '../ca/datastore/sqlite.js';
+import { SqliteDataStore } from '../ca/datastore/sqlite/index.js';
 import { MemoryKeyManager } from '../ca/keymanager/memory.js';
 import { CaManager } from '../ca/manager.js';
 import { Minter } from '../ca/minter.js';

@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AnchorageError } from '../../common/errors.js';
 import type { AttestedAgent, JournalEntry, NewEntry, NewRelationship, RelationshipStatus, StoredBundle } from './DataStore.js';
 import { canMount, mountSmallFs, type SmallFs } from '../../test/fault/tmpfs.js';
-import { MIGRATIONS, SCHEMA_VERSION, SQLITE_PRAGMAS, SqliteDataStore } from './sqlite.js';
+import { MIGRATIONS, SCHEMA_VERSION, SQLITE_PRAGMAS, SqliteDataStore } from './sqlite/index.js';
 
 let dir: string;
 let open: SqliteDataStore[];
@@ -655,7 +655,7 @@ describe('durability', () => {
   const child = `
     import { register } from 'node:module';
     register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(loader)}));
-    const { SqliteDataStore } = await import(${JSON.stringify(pathToFileURL(join(here, 'sqlite.ts')).href)});
+    const { SqliteDataStore } = await import(${JSON.stringify(pathToFileURL(join(here, 'sqlite', 'index.ts')).href)});
     const ds = SqliteDataStore.open(process.argv[1]);
     const e = await ds.createEntry({
       spiffeId: 'spiffe://example.org/durable', parentId: 'spiffe://example.org/agent', selectors: [{ type: 'unix', value: 'uid:7' }],

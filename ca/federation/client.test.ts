@@ -16,7 +16,7 @@ import { startTestCa, type TestCa } from '../../workload-api/testing.js';
 import { captureLogger } from '../../test/helpers/log.js';
 import { ChangeFeed } from '../changes.js';
 import type { FederationRelationship, NewRelationship, StoredBundle } from '../datastore/DataStore.js';
-import { SqliteDataStore } from '../datastore/sqlite.js';
+import { SqliteDataStore } from '../datastore/sqlite/index.js';
 import { FederationClient, type FederationClientOptions, type RefreshBounds } from './client.js';
 
 const TD = 'peer.test';

@@ -9,7 +9,7 @@ import { AnchorageError } from '../../common/errors.js';
 import { SpiffeBundle } from '../../spiffe/bundle.js';
 import { TrustDomain } from '../../spiffe/id.js';
 import { startTestCa, type TestCa } from '../../workload-api/testing.js';
-import { SqliteDataStore } from '../datastore/sqlite.js';
+import { SqliteDataStore } from '../datastore/sqlite/index.js';
 import { deleteFederatedBundle, listFederatedBundles, setFederatedBundle, toFederatedBundle } from './static.js';
 
 const own = TrustDomain.parse('own.test');

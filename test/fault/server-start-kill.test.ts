@@ -16,7 +16,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SqliteDataStore } from '../../ca/datastore/sqlite.js';
+import { SqliteDataStore } from '../../ca/datastore/sqlite/index.js';
 import { acquirePkcs11Module } from '../../ca/keymanager/pkcs11/index.js';
 import { keyTypeFromEcParams, spkiFromEcPoint } from '../../ca/keymanager/ec.js';
 import { assertBuilt, BIN, cliAsync, startServerProcess, tempDir } from '../helpers/process.js';

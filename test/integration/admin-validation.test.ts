@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as x509 from '@peculiar/x509';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SqliteDataStore } from '../../ca/datastore/sqlite.js';
+import { SqliteDataStore } from '../../ca/datastore/sqlite/index.js';
 import { loadAdminProto } from '../../proto/load.js';
 import type { AdminClient } from '../../proto/gen/anchorage/admin/v1/Admin.js';
 import { SpiffeBundle } from '../../spiffe/bundle.js';

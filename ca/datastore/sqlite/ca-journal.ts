@@ -1,0 +1,93 @@
+// The CA journal in SQLite: one row per CA key (root, X.509 intermediate,
+// JWT) and its lifecycle status, which the CA manager reads at start to
+// recover a rotation a crash interrupted.
+import type { Statement } from 'better-sqlite3';
+import type { JournalEntry, JournalKind, JournalStatus } from '../DataStore.js';
+import type { CheckedDb } from './write.js';
+
+interface JournalRow {
+  id: string;
+  kind: JournalKind;
+  status: JournalStatus;
+  key_id: string;
+  cert_der: Buffer | null;
+  public_key_spki: Buffer | null;
+  kid: string | null;
+  not_before: number;
+  not_after: number;
+  created_at: number;
+}
+
+// Prepared once per connection, in the constructor.
+const SQL = {
+  journalList: 'SELECT * FROM ca_journal ORDER BY created_at, id',
+  journalPut: `INSERT INTO ca_journal (id, kind, status, key_id, cert_der, public_key_spki, kid,
+      not_before, not_after, created_at)
+    VALUES (@id, @kind, @status, @key_id, @cert_der, @public_key_spki, @kid,
+      @not_before, @not_after, @created_at)
+    ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, status = excluded.status,
+      key_id = excluded.key_id, cert_der = excluded.cert_der,
+      public_key_spki = excluded.public_key_spki, kid = excluded.kid,
+      not_before = excluded.not_before, not_after = excluded.not_after,
+      created_at = excluded.created_at`,
+  journalDelete: 'DELETE FROM ca_journal WHERE id = ?',
+} as const;
+
+/** The CA journal of a {@link SqliteDataStore}. */
+export class SqliteCaJournal {
+  private readonly stmt: Record<keyof typeof SQL, Statement>;
+
+  constructor(private readonly cdb: CheckedDb) {
+    this.stmt = cdb.prepare(SQL);
+  }
+
+  listJournal(): JournalEntry[] {
+    return this.cdb.run('list journal', () => (this.stmt.journalList.all() as JournalRow[]).map(journalFromRow));
+  }
+
+  putJournal(entry: JournalEntry): void {
+    this.cdb.write('put journal', () => {
+      this.stmt.journalPut.run({
+        id: entry.id,
+        kind: entry.kind,
+        status: entry.status,
+        key_id: entry.keyId,
+        cert_der: toBuffer(entry.certDer),
+        public_key_spki: toBuffer(entry.publicKeySpki),
+        kid: entry.kid ?? null,
+        not_before: entry.notBefore,
+        not_after: entry.notAfter,
+        created_at: entry.createdAt,
+      });
+    });
+  }
+
+  deleteJournal(id: string): void {
+    this.cdb.write('delete journal', () => {
+      this.stmt.journalDelete.run(id);
+    });
+  }
+}
+
+function journalFromRow(r: JournalRow): JournalEntry {
+  const entry: JournalEntry = {
+    id: r.id,
+    kind: r.kind,
+    status: r.status,
+    keyId: r.key_id,
+    notBefore: r.not_before,
+    notAfter: r.not_after,
+    createdAt: r.created_at,
+  };
+  // Copies into plain Uint8Arrays: callers compare and hash these, and a
+  // Buffer's pooled backing store would surprise anyone reading `.buffer`.
+  if (r.cert_der !== null) entry.certDer = new Uint8Array(r.cert_der);
+  if (r.public_key_spki !== null) entry.publicKeySpki = new Uint8Array(r.public_key_spki);
+  if (r.kid !== null) entry.kid = r.kid;
+  return entry;
+}
+
+function toBuffer(bytes: Uint8Array | undefined): Buffer | null {
+  if (bytes === undefined) return null;
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
