@@ -9,8 +9,8 @@ import type { Logger } from '../common/log.js';
 import { closePidfd, peerCredentials } from '../node-agent/attestor/peercred.js';
 import type { PeerCredentials, WorkloadAttestor } from '../node-agent/attestor/WorkloadAttestor.js';
 import { loadWorkloadProto, PROTO_LOADER_OPTIONS, protoRoot } from '../proto/load.js';
-import { EMPTY_SETTINGS, goawayFrame, Http2ErrorCode, refuseConnection, routeConnection } from './authority.js';
-import { SocketHop } from './hop.js';
+import { EMPTY_SETTINGS, goawayFrame, Http2ErrorCode, refuseConnection, routeConnection } from './grpc-java/route.js';
+import { SocketHop } from './grpc-java/hop.js';
 import { WorkloadApiHandler, type Caller, type IncomingCall } from './handlers.js';
 import type { IdentitySource } from './IdentitySource.js';
 

@@ -27,7 +27,7 @@ import {
   MAX_HEADER_FIELDS,
   MAX_HEADER_LIST_SIZE,
   type HeaderField,
-} from '../../workload-api/authority.js';
+} from '../../workload-api/grpc-java/route.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261205);
 const RUNS = Number(process.env.FUZZ_RUNS ?? 1);

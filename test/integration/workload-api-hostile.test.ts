@@ -10,7 +10,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLIENT_PREFACE, encodeHeaderBlock, frame, FrameFlag, FrameType, headerFrames } from '../../workload-api/authority.js';
+import { CLIENT_PREFACE, encodeHeaderBlock, frame, FrameFlag, FrameType, headerFrames } from '../../workload-api/grpc-java/route.js';
 import { loadWorkloadProto } from '../../proto/load.js';
 import { startAgentProcess, writeFile, type AnchorageProcess } from '../helpers/process.js';
 import { startTrustDomain, waitForSvid, type RealTrustDomain } from '../helpers/trust-domain.js';

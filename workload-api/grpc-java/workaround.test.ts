@@ -36,7 +36,7 @@ import {
   PEEK_LIMIT,
   routeConnection,
   type HeaderField,
-} from './authority.js';
+} from './route.js';
 
 const SOCKET_AUTHORITY = '/tmp/anchorage-test/public/api.sock';
 const SETTINGS_ACK = frame(FrameType.SETTINGS, FrameFlag.ACK, 0);

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { closePidfd, peerCredentials } from '../node-agent/attestor/peercred.js';
+import { closePidfd, peerCredentials } from '../../node-agent/attestor/peercred.js';
 
 /**
  * A real socket for a connection the Workload API serves through the
