@@ -9,7 +9,8 @@ import type { Logger } from '../common/log.js';
 import { closePidfd, peerCredentials } from '../node-agent/attestor/peercred.js';
 import type { PeerCredentials, WorkloadAttestor } from '../node-agent/attestor/WorkloadAttestor.js';
 import { loadWorkloadProto, PROTO_LOADER_OPTIONS, protoRoot } from '../proto/load.js';
-import { EMPTY_SETTINGS, goawayFrame, Http2ErrorCode, refuseConnection, routeConnection } from './grpc-java/route.js';
+import { EMPTY_SETTINGS, goawayFrame, Http2ErrorCode } from './grpc-java/frames.js';
+import { refuseConnection, routeConnection } from './grpc-java/route.js';
 import { SocketHop } from './grpc-java/hop.js';
 import { WorkloadApiHandler, type Caller, type IncomingCall } from './handlers.js';
 import type { IdentitySource } from './IdentitySource.js';
@@ -42,7 +43,7 @@ export interface WorkloadApiOptions {
    * Default {@link DEFAULT_MAX_CONNECTIONS_PER_UID}, at most maxConnections.
    */
   maxConnectionsPerUid?: number;
-  /** How long a connection may take to send the HTTP/2 preface. Default 10 s (authority.ts). */
+  /** How long a connection may take to send the HTTP/2 preface. Default 10 s (grpc-java/route.ts). */
   handshakeTimeoutMs?: number;
 }
 
@@ -414,12 +415,12 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
       release(conn);
     });
     // Clients that send the socket path as :authority (grpc-java) go through
-    // a rewriting stream; every other one gets the raw socket (authority.ts).
+    // a rewriting stream; every other one gets the raw socket (grpc-java/route.ts).
     routeConnection(socket, {
       inject: (stream, rewritten) => {
         if (closing !== undefined) return void stream.destroy();
         if (!rewritten) return injector.injectConnection(stream);
-        // grpc-js names the peer by the session socket's address: give the rewritten bytes a real socket (hop.ts).
+        // grpc-js names the peer by the session socket's address: give the rewritten bytes a real socket (grpc-java/hop.ts).
         hop.carry(stream, (serverEnd) => {
           if (closing !== undefined) return void serverEnd.destroy();
           Object.defineProperty(serverEnd, 'remoteAddress', { value: id, enumerable: true });

@@ -5,7 +5,7 @@ import { closePidfd, peerCredentials } from '../../node-agent/attestor/peercred.
 
 /**
  * A real socket for a connection the Workload API serves through the
- * `:authority` rewriter (authority.ts).
+ * `:authority` rewriter (rewriter.ts).
  *
  * grpc-js names a call's peer by its HTTP/2 session socket's `remoteAddress`,
  * which is how a handler finds the caller's SO_PEERCRED credentials. The
