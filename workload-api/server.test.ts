@@ -21,7 +21,7 @@ import { verifyJwtSvid } from '../spiffe/jwtsvid.js';
 import { verifyX509Svid } from '../spiffe/x509svid.js';
 import { captureLogger } from '../test/helpers/log.js';
 import { runWorkloadClient, WORKLOAD_CLIENT, type WorkloadClientResult } from '../test/helpers/workload.js';
-import { EMPTY_SETTINGS, FrameType, Http2ErrorCode } from './authority.js';
+import { EMPTY_SETTINGS, FrameType, Http2ErrorCode } from './grpc-java/frames.js';
 import { startWorkloadApi, type WorkloadApi } from './server.js';
 import { splitDer, startTestCa, TestIdentitySource, type TestCa } from './testing.js';
 

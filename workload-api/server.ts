@@ -1,18 +1,31 @@
-import { chmodSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
-import { createConnection, createServer, type Server as NetServer, type Socket } from 'node:net';
-import { dirname, join } from 'node:path';
+import { lstatSync, unlinkSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { AnchorageError, errorMessage, isAnchorageError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { closePidfd, peerCredentials } from './peercred.js';
 import type { PeerCredentials, WorkloadAttestor } from './WorkloadAttestor.js';
-import { loadWorkloadProto, PROTO_LOADER_OPTIONS, protoRoot } from '../proto/load.js';
-import { EMPTY_SETTINGS, goawayFrame, Http2ErrorCode, refuseConnection, routeConnection } from './authority.js';
-import { SocketHop } from './hop.js';
+import { loadWorkloadProto } from '../proto/load.js';
+import {
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_UID,
+  FDS_PER_CONNECTION,
+  openFilesLimit,
+  positiveInt,
+  REFUSAL_LOG_INTERVAL_MS,
+  RefusalLog,
+  SPARE_FDS,
+} from './connection-limits.js';
+import { EMPTY_SETTINGS, goawayFrame, Http2ErrorCode } from './grpc-java/frames.js';
+import { refuseConnection, routeConnection } from './grpc-java/route.js';
+import { SocketHop } from './grpc-java/hop.js';
 import { WorkloadApiHandler, type Caller, type IncomingCall } from './handlers.js';
 import type { IdentitySource } from './IdentitySource.js';
+import { fixUnscopedReflectionNames, workloadPackageDefinition } from './reflection.js';
+import { listen, prepareSocketPath } from './socket-path.js';
+
+export { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_UID } from './connection-limits.js';
 
 /** Options of {@link startWorkloadApi}. */
 export interface WorkloadApiOptions {
@@ -42,26 +55,9 @@ export interface WorkloadApiOptions {
    * Default {@link DEFAULT_MAX_CONNECTIONS_PER_UID}, at most maxConnections.
    */
   maxConnectionsPerUid?: number;
-  /** How long a connection may take to send the HTTP/2 preface. Default 10 s (authority.ts). */
+  /** How long a connection may take to send the HTTP/2 preface. Default 10 s (grpc-java/route.ts). */
   handshakeTimeoutMs?: number;
 }
-
-/** Default of {@link WorkloadApiOptions.maxConnections}: 8,192 to 16,384 descriptors, far below Node's usual limit. */
-export const DEFAULT_MAX_CONNECTIONS = 4096;
-/**
- * Default of {@link WorkloadApiOptions.maxConnectionsPerUid}. A workload
- * holds one connection per gRPC channel, usually one; 1,024 leaves room for
- * many processes sharing a uid (containers all running as root, a test
- * driver holding 1,000 streams), while one uid can take at most a quarter of
- * the global cap.
- */
-export const DEFAULT_MAX_CONNECTIONS_PER_UID = 1024;
-/** Descriptors one connection may cost at most (socket, pidfd, the hop pair on the slow path). */
-const FDS_PER_CONNECTION = 4;
-/** Descriptors kept for everything else (the server connection, files read while attesting, libuv). */
-const SPARE_FDS = 512;
-/** Refusals of one kind are logged at most once per this interval, with a count of those not logged. */
-const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 /** A running Workload API. */
 export interface WorkloadApi {
@@ -87,193 +83,6 @@ interface Connection {
 
 /** Prefix of the synthetic `remoteAddress` that ties a gRPC call back to its connection. */
 const PEER_PREFIX = 'anchorage-peer-';
-
-/**
- * Logs repeated refusals without letting a flood of them flood the log: the
- * first of a kind (key) is logged, later ones within the interval are only
- * counted, and the next one logged after it carries that count. O(1) per
- * event, no timers; the key map is reset if it ever grows large.
- */
-class RefusalLog {
-  readonly #last = new Map<string, { at: number; suppressed: number }>();
-
-  constructor(
-    private readonly log: Logger,
-    private readonly intervalMs: number,
-  ) {}
-
-  note(key: string, fields: Record<string, unknown>, reason: string): void {
-    const now = Date.now();
-    const e = this.#last.get(key);
-    if (e !== undefined && now - e.at < this.intervalMs) {
-      e.suppressed++;
-      return;
-    }
-    if (this.#last.size >= 1024) this.#last.clear();
-    this.#last.set(key, { at: now, suppressed: 0 });
-    this.log.warn({ ...fields, reason, suppressed: e?.suppressed ?? 0 }, 'workloadapi: connection refused');
-  }
-}
-
-/** The soft RLIMIT_NOFILE of this process, from /proc/self/limits; undefined if unknown or unlimited. */
-function openFilesLimit(): number | undefined {
-  try {
-    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function positiveInt(name: string, v: number): number {
-  if (!Number.isSafeInteger(v) || v < 1) throw new AnchorageError('invalid_argument', `workloadapi: ${name} must be a positive integer, not ${v}`);
-  return v;
-}
-
-/**
- * The socket's directory and every directory above it must be ours (or
- * root's) and writable by nobody else, unless sticky like /tmp: whoever can
- * rename an entry on the way can swap the socket for their own and hand
- * workloads identities and bundles of their choosing.
- */
-function checkSocketDir(dir: string): void {
-  const uid = process.geteuid?.() ?? 0;
-  for (let d = dir; ; d = dirname(d)) {
-    const st = lstatSync(d);
-    if (!st.isDirectory()) throw new AnchorageError('failed_precondition', `workloadapi: ${d} is not a directory`);
-    if (st.uid !== uid && st.uid !== 0) {
-      throw new AnchorageError('failed_precondition', `workloadapi: ${d} belongs to uid ${st.uid}, not to this process (uid ${uid}) or root; choose another socket_path`);
-    }
-    const sticky = (st.mode & 0o1000) !== 0;
-    if ((st.mode & 0o022) !== 0 && !(sticky && d !== dir)) {
-      throw new AnchorageError(
-        'failed_precondition',
-        `workloadapi: ${d} is writable by group or others (mode ${(st.mode & 0o7777).toString(8)}); make it 0755 or choose another socket_path`,
-      );
-    }
-    if (d === dirname(d)) return;
-  }
-}
-
-/**
- * Makes sure `path` can be bound: its directory exists, and whatever is at
- * the path is a stale socket (removed) or nothing. A regular file there is
- * refused, not deleted — it is more likely a misconfiguration than ours.
- * A socket someone still listens on is refused too: two agents on one socket
- * would hand out identities from two caches.
- */
-async function prepareSocketPath(path: string): Promise<void> {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
-  checkSocketDir(dir);
-  let st;
-  try {
-    st = lstatSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw new AnchorageError('unavailable', `workloadapi: cannot inspect ${path}: ${errorMessage(err)}`, { cause: err });
-  }
-  if (!st.isSocket()) {
-    throw new AnchorageError('failed_precondition', `workloadapi: ${path} exists and is not a socket; refusing to replace it`);
-  }
-  const live = await new Promise<boolean>((resolve, reject) => {
-    const probe = createConnection(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT') resolve(false);
-      else reject(new AnchorageError('unavailable', `workloadapi: cannot probe ${path}: ${err.message}`, { cause: err }));
-    });
-  });
-  if (live) throw new AnchorageError('failed_precondition', `workloadapi: another server is listening on ${path}`);
-  try {
-    unlinkSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-}
-
-/**
- * Binds the listening socket with its final permissions from the start. The
- * umask is narrowed around the (synchronous) bind so that no connection can
- * slip in under wider permissions before chmod; where the umask cannot be
- * changed (worker threads) chmod alone has to do.
- */
-const LISTEN_BACKLOG = 4096;
-
-async function listen(server: NetServer, path: string, mode: number): Promise<void> {
-  let previous: number | undefined;
-  try {
-    previous = process.umask(~mode & 0o777);
-  } catch {
-    previous = undefined;
-  }
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      // A deep accept queue: after an agent restart every workload on the node
-      // reconnects at once, and a full queue fails connect() with EAGAIN.
-      // The kernel caps it at net.core.somaxconn.
-      server.listen({ path, backlog: LISTEN_BACKLOG }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-      if (previous !== undefined) {
-        process.umask(previous);
-        previous = undefined;
-      }
-    });
-  } finally {
-    if (previous !== undefined) process.umask(previous);
-  }
-  chmodSync(path, mode);
-}
-
-/** The package definition of workload.proto, for reflection (the typed loader keeps only the grpc object). */
-function workloadPackageDefinition(): protoLoader.PackageDefinition {
-  return protoLoader.loadSync(join(protoRoot(), 'spiffe/workload.proto'), PROTO_LOADER_OPTIONS);
-}
-
-/** The indexes @grpc/reflection keeps per protocol version (private fields, checked before use). */
-interface ReflectionIndex {
-  services: Record<string, unknown>;
-  symbols: Record<string, unknown>;
-}
-
-function isReflectionIndex(v: unknown): v is ReflectionIndex {
-  const o = v as Partial<ReflectionIndex> | undefined;
-  return typeof o?.services === 'object' && o.services !== null && typeof o.symbols === 'object' && o.symbols !== null;
-}
-
-/**
- * @grpc/reflection 1.0 indexes symbols of a file without a `package` line
- * under a leading dot (`.SpiffeWorkloadAPI`), so it lists a service name no
- * client can call and cannot find `SpiffeWorkloadAPI` by its real name
- * (related: grpc-node#2934). The Workload API has no package by spec, so the
- * names are fixed here; the dotted symbols stay as aliases. If a later
- * version changes its internals, reflection keeps its upstream behaviour and
- * we only warn.
- */
-function fixUnscopedReflectionNames(reflection: ReflectionService, log: Logger): void {
-  const impls = reflection as unknown as Record<string, unknown>;
-  for (const version of ['v1', 'v1Alpha']) {
-    const index = impls[version];
-    if (!isReflectionIndex(index)) {
-      log.warn({ version }, 'workloadapi: unexpected @grpc/reflection internals; reflection may list ".SpiffeWorkloadAPI"');
-      continue;
-    }
-    for (const [name, service] of Object.entries(index.services)) {
-      if (!name.startsWith('.')) continue;
-      delete index.services[name];
-      index.services[name.slice(1)] = service;
-    }
-    for (const [name, file] of Object.entries(index.symbols)) {
-      if (name.startsWith('.') && !(name.slice(1) in index.symbols)) index.symbols[name.slice(1)] = file;
-    }
-  }
-}
 
 /**
  * Serves the SPIFFE Workload API on a Unix socket.
@@ -414,12 +223,12 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
       release(conn);
     });
     // Clients that send the socket path as :authority (grpc-java) go through
-    // a rewriting stream; every other one gets the raw socket (authority.ts).
+    // a rewriting stream; every other one gets the raw socket (grpc-java/route.ts).
     routeConnection(socket, {
       inject: (stream, rewritten) => {
         if (closing !== undefined) return void stream.destroy();
         if (!rewritten) return injector.injectConnection(stream);
-        // grpc-js names the peer by the session socket's address: give the rewritten bytes a real socket (hop.ts).
+        // grpc-js names the peer by the session socket's address: give the rewritten bytes a real socket (grpc-java/hop.ts).
         hop.carry(stream, (serverEnd) => {
           if (closing !== undefined) return void serverEnd.destroy();
           Object.defineProperty(serverEnd, 'remoteAddress', { value: id, enumerable: true });

@@ -11,23 +11,12 @@
 // the number of runs (fast-check prints the seed and path of a failure).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  ClientHeaderRewriter,
-  ClientProtocolError,
-  CLIENT_PREFACE,
-  ConnectionSniffer,
-  frame,
-  FrameFlag,
-  FrameType,
-  HeaderBlockDecoder,
-  HeaderLimitError,
-  HpackError,
-  Http2ErrorCode,
-  isAcceptableAuthority,
-  MAX_HEADER_FIELDS,
-  MAX_HEADER_LIST_SIZE,
-  type HeaderField,
-} from '../../workload-api/authority.js';
+import { isAcceptableAuthority } from '../../workload-api/grpc-java/authority-check.js';
+import { ClientProtocolError, HeaderLimitError, HpackError } from '../../workload-api/grpc-java/errors.js';
+import { CLIENT_PREFACE, frame, FrameFlag, FrameType, Http2ErrorCode } from '../../workload-api/grpc-java/frames.js';
+import { HeaderBlockDecoder, MAX_HEADER_FIELDS, MAX_HEADER_LIST_SIZE, type HeaderField } from '../../workload-api/grpc-java/hpack.js';
+import { ClientHeaderRewriter } from '../../workload-api/grpc-java/rewriter.js';
+import { ConnectionSniffer } from '../../workload-api/grpc-java/sniffer.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261205);
 const RUNS = Number(process.env.FUZZ_RUNS ?? 1);

@@ -10,7 +10,9 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLIENT_PREFACE, encodeHeaderBlock, frame, FrameFlag, FrameType, headerFrames } from '../../workload-api/authority.js';
+import { CLIENT_PREFACE, frame, FrameFlag, FrameType } from '../../workload-api/grpc-java/frames.js';
+import { headerFrames } from '../../workload-api/grpc-java/header-blocks.js';
+import { encodeHeaderBlock } from '../../workload-api/grpc-java/hpack.js';
 import { loadWorkloadProto } from '../../proto/load.js';
 import { startAgentProcess, writeFile, type AnchorageProcess } from '../helpers/process.js';
 import { startTrustDomain, waitForSvid, type RealTrustDomain } from '../helpers/trust-domain.js';
@@ -311,7 +313,7 @@ function tightenFdLimit(): void {
   expect(r.status, r.stderr).toBe(0);
 }
 
-/** The agent's hop socket (workload-api/hop.ts) as /proc/net/unix lists it: an abstract name anyone can read and dial. */
+/** The agent's hop socket (workload-api/grpc-java/hop.ts) as /proc/net/unix lists it: an abstract name anyone can read and dial. */
 function agentHopName(): string {
   const pid = agentPid();
   const inodes = new Set<string>();

@@ -1,10 +1,11 @@
-// Unit tests of authority.ts: the acceptability check against nghttp2 itself,
-// the client→server rewriting (framing, HPACK, chunking) and the first-look
-// decision. Header blocks come from two encoders: Node's HTTP/2 client
-// (nghttp2's deflater: Huffman strings, dynamic table indexing) and hand-made
-// frames for what it never sends (PADDED, PRIORITY, CONTINUATION, table size
-// updates). Wherever it matters, the rewritten bytes are fed to a real Node
-// HTTP/2 server to check that nghttp2 takes them.
+// Unit tests of this folder (the grpc-java `:authority` workaround): the
+// acceptability check against nghttp2 itself, the client→server rewriting
+// (framing, HPACK, chunking) and the first-look decision. Header blocks come
+// from two encoders: Node's HTTP/2 client (nghttp2's deflater: Huffman
+// strings, dynamic table indexing) and hand-made frames for what it never
+// sends (PADDED, PRIORITY, CONTINUATION, table size updates). Wherever it
+// matters, the rewritten bytes are fed to a real Node HTTP/2 server to check
+// that nghttp2 takes them.
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import { connect, createServer, type Socket } from 'node:net';
@@ -12,31 +13,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import {
-  AuthorityRewritingStream,
-  ClientHeaderRewriter,
-  ClientProtocolError,
-  CLIENT_PREFACE,
-  ConnectionSniffer,
-  EMPTY_SETTINGS,
-  encodeHeaderBlock,
-  frame,
-  FrameFlag,
-  FrameType,
-  HeaderBlockDecoder,
-  HeaderLimitError,
-  headerFrames,
-  HEADER_TABLE_SIZE,
-  HpackError,
-  Http2ErrorCode,
-  isAcceptableAuthority,
-  MAX_HEADER_FIELDS,
-  MAX_HEADER_LIST_SIZE,
-  MIN_MAX_FRAME_SIZE,
-  PEEK_LIMIT,
-  routeConnection,
-  type HeaderField,
-} from './authority.js';
+import { isAcceptableAuthority } from './authority-check.js';
+import { ClientProtocolError, HeaderLimitError, HpackError } from './errors.js';
+import { CLIENT_PREFACE, EMPTY_SETTINGS, frame, FrameFlag, FrameType, Http2ErrorCode, MIN_MAX_FRAME_SIZE } from './frames.js';
+import { headerFrames } from './header-blocks.js';
+import { encodeHeaderBlock, HeaderBlockDecoder, HEADER_TABLE_SIZE, MAX_HEADER_FIELDS, MAX_HEADER_LIST_SIZE, type HeaderField } from './hpack.js';
+import { AuthorityRewritingStream, ClientHeaderRewriter } from './rewriter.js';
+import { routeConnection } from './route.js';
+import { ConnectionSniffer, PEEK_LIMIT } from './sniffer.js';
 
 const SOCKET_AUTHORITY = '/tmp/anchorage-test/public/api.sock';
 const SETTINGS_ACK = frame(FrameType.SETTINGS, FrameFlag.ACK, 0);

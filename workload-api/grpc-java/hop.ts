@@ -1,11 +1,11 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { closePidfd, peerCredentials } from './peercred.js';
+import { closePidfd, peerCredentials } from '../peercred.js';
 
 /**
  * A real socket for a connection the Workload API serves through the
- * `:authority` rewriter (authority.ts).
+ * `:authority` rewriter (rewriter.ts).
  *
  * grpc-js names a call's peer by its HTTP/2 session socket's `remoteAddress`,
  * which is how a handler finds the caller's SO_PEERCRED credentials. The

@@ -1,8 +1,8 @@
 // End to end: the real Workload API server (startWorkloadApi) and clients
 // that send the socket path as `:authority`, as grpc-java does — a raw HTTP/2
 // client (node:http2) and grpc-js with grpc.default_authority — next to a
-// plain grpc-js client, which must keep the fast path. Without authority.ts,
-// nghttp2 resets every stream of the first two (authority.test.ts shows that
+// plain grpc-js client, which must keep the fast path. Without this folder,
+// nghttp2 resets every stream of the first two (workaround.test.ts shows that
 // on a bare Node HTTP/2 server).
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,14 +13,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UnixWorkloadAttestor } from '../node-agent/attestor/unix.js';
-import { loadWorkloadProto, protoRoot } from '../proto/load.js';
-import type { X509SVIDResponse__Output } from '../proto/gen/X509SVIDResponse.js';
-import { captureLogger } from '../test/helpers/log.js';
-import { runNodeAs } from '../test/helpers/workload.js';
-import { PEEK_TIMEOUT_MS } from './authority.js';
-import { startWorkloadApi, type WorkloadApi } from './server.js';
-import { splitDer, startTestCa, TestIdentitySource, type TestCa } from './testing.js';
+import { UnixWorkloadAttestor } from '../../node-agent/attestor/unix.js';
+import { loadWorkloadProto, protoRoot } from '../../proto/load.js';
+import type { X509SVIDResponse__Output } from '../../proto/gen/X509SVIDResponse.js';
+import { captureLogger } from '../../test/helpers/log.js';
+import { runNodeAs } from '../../test/helpers/workload.js';
+import { startWorkloadApi, type WorkloadApi } from '../server.js';
+import { splitDer, startTestCa, TestIdentitySource, type TestCa } from '../testing.js';
+import { PEEK_TIMEOUT_MS } from './route.js';
 
 const TD = 'authority.test';
 const UID = process.getuid?.() ?? 0;
