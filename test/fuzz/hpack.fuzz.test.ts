@@ -1,5 +1,5 @@
 // Property-based fuzzing of the only parser of raw client bytes in the
-// Workload API: authority.ts, which reads a connection's HTTP/2 frames and
+// Workload API: workload-api/grpc-java/, which reads a connection's HTTP/2 frames and
 // HPACK-decodes its header blocks before nghttp2 does (issue 10). Random and
 // adversarial header blocks and frame sequences, split at random points, go
 // to the decoder, the first-look sniffer and the slow-path rewriter. Promised
@@ -228,7 +228,7 @@ function framesOf(buf: Buffer): { type: number; flags: number; payload: Buffer }
   return out;
 }
 
-describe('fuzz: authority.ts HPACK and framing (issue 10)', () => {
+describe('fuzz: grpc-java/ HPACK and framing (issue 10)', () => {
   it('HeaderBlockDecoder: any block decodes within the limits or fails with a clear error, for good', () => {
     const before = rssMb();
     let peak = before;

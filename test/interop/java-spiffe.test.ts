@@ -17,7 +17,7 @@
 //    LocalhostAuthorityClient.java). grpc-java sends the socket path as the
 //    HTTP/2 :authority on a Unix socket, which Node's HTTP/2 server (nghttp2)
 //    resets with PROTOCOL_ERROR; the Workload API rewrites such connections
-//    (workload-api/authority.ts). Should the as-shipped variant fail while
+//    (workload-api/grpc-java/). Should the as-shipped variant fail while
 //    this one passes, that rewrite is what broke. Not recorded in the table.
 //
 // The jar is built once with Maven into test/interop/.cache/java/ (gitignored)
