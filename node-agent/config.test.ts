@@ -24,7 +24,8 @@ describe('agent config', () => {
     expect(c.data_dir).toBe('/etc/anchorage/agent');
     expect(c.socket_path).toBe('/tmp/anchorage-agent/public/api.sock');
     expect(c.socket_mode).toBe(0o777);
-    expect(c.attestor).toEqual({ hash_binary: true, max_hash_bytes: 256 * 1024 * 1024 });
+    expect(c.workload_attestors).toEqual([{ type: 'unix', hash_binary: true, max_hash_bytes: 256 * 1024 * 1024 }]);
+    expect(c).not.toHaveProperty('attestor');
     expect(c.jwt_cache_max_bytes).toBe(64 * 1024 * 1024);
     expect(parseAgentConfig({ ...good, jwt_cache_max_bytes: 1_048_576 }, 'agent.yaml', '/').jwt_cache_max_bytes).toBe(1_048_576);
     expect(parseAgentConfig({ ...good, jwt_cache_max_bytes: 0 }, 'agent.yaml', '/').jwt_cache_max_bytes).toBe(0);
@@ -36,6 +37,14 @@ describe('agent config', () => {
     expect(c.workload_api).toEqual({ max_connections: 100, max_connections_per_uid: 10 });
     // one key alone keeps the other's default
     expect(parseAgentConfig({ ...good, workload_api: { max_connections_per_uid: 64 } }, 'agent.yaml', '/').workload_api).toEqual({ max_connections_per_uid: 64 });
+  });
+
+  it('takes workload_attestors by type, and the older attestor block as one unix entry', () => {
+    const listed = parseAgentConfig({ ...good, workload_attestors: [{ type: 'unix', hash_binary: false }] }, 'agent.yaml', '/');
+    expect(listed.workload_attestors).toEqual([{ type: 'unix', hash_binary: false, max_hash_bytes: 256 * 1024 * 1024 }]);
+    const older = parseAgentConfig({ ...good, attestor: { max_hash_bytes: 1024 } }, 'agent.yaml', '/');
+    expect(older.workload_attestors).toEqual([{ type: 'unix', hash_binary: true, max_hash_bytes: 1024 }]);
+    expect(older).not.toHaveProperty('attestor');
   });
 
   it.each<[string, unknown, string]>([
@@ -61,6 +70,40 @@ describe('agent config', () => {
     ['unknown workload_api key', { ...good, workload_api: { max_conections: 10 } }, 'agent.yaml: workload_api: unknown key(s): max_conections'],
   ])('rejects %s', (_n, doc, expected) => {
     expect(errorOf(doc)).toContain(expected);
+  });
+
+  const unix = (extra: Record<string, unknown> = {}) => ({ type: 'unix', ...extra });
+  it.each<[string, unknown, string]>([
+    ['an unknown attestor type', [unix(), { type: 'k8s' }], 'agent.yaml: workload_attestors.1.type: unknown workload attestor type "k8s"; known types: unix'],
+    ['an entry without a type', [{ hash_binary: true }], 'agent.yaml: workload_attestors.0.type: must be a string naming the kind of attestor'],
+    ['a type that is not a string', [{ type: 7 }], 'agent.yaml: workload_attestors.0.type: must be a string naming the kind of attestor'],
+    ['an entry that is not a mapping', ['unix'], 'agent.yaml: workload_attestors.0: must be a mapping such as { type: unix }'],
+    ['a list that is not a list', { type: 'unix' }, 'agent.yaml: workload_attestors: must be a list of attestors such as [{ type: unix }]'],
+    ['an empty list', [], 'agent.yaml: workload_attestors: must name at least one attestor'],
+    ['one type twice', [unix(), unix({ hash_binary: false })], 'agent.yaml: workload_attestors.1.type: "unix" is configured more than once; each type runs once'],
+    ['an unknown unix option', [unix({ hashbinary: false })], 'agent.yaml: workload_attestors.0: unknown key(s): hashbinary'],
+    ['a hash_binary that is not a boolean', [unix({ hash_binary: 'yes' })], 'agent.yaml: workload_attestors.0.hash_binary: must be true or false'],
+    ['a negative max_hash_bytes', [unix({ max_hash_bytes: -1 })], 'agent.yaml: workload_attestors.0.max_hash_bytes: must not be negative'],
+    ['a fractional max_hash_bytes', [unix({ max_hash_bytes: 1.5 })], 'agent.yaml: workload_attestors.0.max_hash_bytes: must be a whole number of bytes'],
+    ['a max_hash_bytes as a string', [unix({ max_hash_bytes: '64MiB' })], 'agent.yaml: workload_attestors.0.max_hash_bytes: must be a whole number of bytes'],
+  ])('rejects workload_attestors with %s', (_n, list, expected) => {
+    expect(errorOf({ ...good, workload_attestors: list })).toBe(`config: ${expected}`);
+  });
+
+  it.each<[string, unknown, string]>([
+    [
+      'both attestor forms',
+      { ...good, workload_attestors: [unix()], attestor: { hash_binary: true } },
+      'agent.yaml: (top level): give workload_attestors or attestor, not both (attestor is the older form of workload_attestors: [{ type: unix }])',
+    ],
+    ['an unknown key in the older attestor block', { ...good, attestor: { type: 'unix' } }, 'agent.yaml: attestor: unknown key(s): type'],
+    [
+      'a huge max_hash_bytes in the older attestor block',
+      { ...good, attestor: { max_hash_bytes: 2 ** 60 } },
+      'agent.yaml: attestor.max_hash_bytes: must be a whole number of bytes\nagent.yaml: attestor.max_hash_bytes: is too large',
+    ],
+  ])('rejects %s', (_n, doc, expected) => {
+    expect(errorOf(doc)).toBe(`config: ${expected}`);
   });
 
   it('names an unreadable file', () => {

@@ -4,6 +4,7 @@ import { errorMessage, invalid } from '../common/errors.js';
 import { TrustDomain } from '../spiffe/id.js';
 import { formatIssues, readYamlConfig } from '../common/config-file.js';
 import { DEFAULT_JWT_CACHE_MAX_BYTES } from './cache.js';
+import { unixAttestorOptions, workloadAttestorEntry } from './attestor/registry.js';
 
 const agentSchema = z
   .object({
@@ -41,18 +42,34 @@ const agentSchema = z
         message: 'max_connections_per_uid must not exceed max_connections',
       })
       .default({}),
-    attestor: z
-      .object({
-        hash_binary: z.boolean().default(true),
-        max_hash_bytes: z.number().int().min(0).default(256 * 1024 * 1024),
+    // Every caller is attested by each of these, and its selectors are the
+    // union of theirs (node-agent/attestor/registry.ts has the types).
+    // Unset: one unix attestor with its defaults.
+    workload_attestors: z
+      .array(workloadAttestorEntry, { message: 'must be a list of attestors such as [{ type: unix }]' })
+      .min(1, 'must name at least one attestor')
+      .superRefine((list, ctx) => {
+        const seen = new Set<string>();
+        list.forEach((a, i) => {
+          if (seen.has(a.type)) ctx.addIssue({ code: 'custom', path: [i, 'type'], message: `"${a.type}" is configured more than once; each type runs once` });
+          seen.add(a.type);
+        });
       })
-      .strict()
-      .default({ hash_binary: true, max_hash_bytes: 256 * 1024 * 1024 }),
+      .optional(),
+    // The older form, kept working: the options of one unix attestor.
+    attestor: unixAttestorOptions.optional(),
   })
   .strict()
   .refine((c) => !(c.trust_bundle_file !== undefined && c.insecure_bootstrap), {
     message: 'give trust_bundle_file or insecure_bootstrap, not both',
-  });
+  })
+  .refine((c) => !(c.workload_attestors !== undefined && c.attestor !== undefined), {
+    message: 'give workload_attestors or attestor, not both (attestor is the older form of workload_attestors: [{ type: unix }])',
+  })
+  .transform(({ attestor, workload_attestors, ...rest }) => ({
+    ...rest,
+    workload_attestors: workload_attestors ?? [{ type: 'unix' as const, ...unixAttestorOptions.parse(attestor ?? {}) }],
+  }));
 
 /**
  * Outside data_dir on purpose: data_dir is 0700 (it holds keys), and every

@@ -1,7 +1,7 @@
 import type { Logger } from '../common/log.js';
 import { startWorkloadApi, type WorkloadApi } from '../workload-api/server.js';
 import { NodeAgent } from './agent.js';
-import { UnixWorkloadAttestor } from './attestor/unix.js';
+import { createWorkloadAttestors } from './attestor/registry.js';
 import type { AgentConfig } from './config.js';
 
 /** A running agent process: the agent and the Workload API it serves. */
@@ -13,7 +13,8 @@ export interface RunningAgent {
 
 /**
  * `anchorage agent run`: starts the agent (attesting if needed), then the
- * Workload API on its Unix socket with the unix workload attestor.
+ * Workload API on its Unix socket, attesting callers with every attestor
+ * in `workload_attestors` (selectors unioned).
  */
 export async function runAgent(config: AgentConfig, opts: { logger: Logger; now?: () => number }): Promise<RunningAgent> {
   const { logger } = opts;
@@ -21,11 +22,8 @@ export async function runAgent(config: AgentConfig, opts: { logger: Logger; now?
   let workloadApi: WorkloadApi;
   try {
     agent.cache.configureJwtCache({ maxBytes: config.jwt_cache_max_bytes, logger });
-    const attestor = new UnixWorkloadAttestor({
-      logger,
-      hashBinary: config.attestor.hash_binary,
-      maxHashBytes: config.attestor.max_hash_bytes,
-    });
+    // One attestor for the server: every configured one, selectors unioned.
+    const attestor = createWorkloadAttestors(config.workload_attestors, { logger });
     workloadApi = await startWorkloadApi({
       socketPath: config.socket_path,
       source: agent.cache,

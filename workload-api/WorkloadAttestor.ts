@@ -56,17 +56,26 @@ export interface ExecutableIdentity {
 
 /**
  * Turns a caller into selectors. One implementation per selector type
- * (`unix`, later `k8s`, `docker`…). Today the agent runs the unix attestor
- * alone; once several run, their results are unioned, so an attestor must
- * return only what it is sure of:
+ * (`unix`, later `k8s`, `docker`…). The agent runs every attestor configured
+ * in `workload_attestors` (node-agent/attestor/registry.ts) for each caller:
+ * the Workload API server (server.ts) takes one attestor, and the agent gives
+ * it a `UnionAttestor` (node-agent/attestor/union.ts) whose answer is the
+ * union of theirs. So an attestor must return only what it is sure of, and
+ * only selectors of its own type:
  * an omitted selector can only narrow what a workload gets, a wrong one widens it.
+ * If any attestor fails, the caller gets no selectors at all.
+ *
+ * Every implementation runs the shared contract suite in
+ * test/contract/workload-attestor.ts.
  *
  * Implementations throw `AnchorageError('unavailable', …)` when the caller
  * cannot be attested right now (it exited, /proc is unreadable); the Workload
- * API maps that to gRPC `Unavailable`, which clients retry.
+ * API maps that to gRPC `Unavailable`, which clients retry. Credentials that
+ * could not have come from the kernel (a pid ≤ 0, a negative or fractional
+ * id) are `invalid_argument`.
  */
 export interface WorkloadAttestor {
-  /** The selector type this attestor produces, e.g. `unix`. */
+  /** The selector type this attestor produces, e.g. `unix`; a union's is its members' joined by `+`. */
   readonly name: string;
   attest(peer: PeerCredentials): Promise<Selector[]>;
   /**
