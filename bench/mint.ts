@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { silentLogger } from '../common/log.js';
 import { SpiffeId, TrustDomain } from '../spiffe/id.js';
-import { SqliteDataStore } from '../ca/datastore/sqlite/index.js';
+import { openDataStore } from '../ca/datastore/registry.js';
+import { openKeyManager } from '../ca/keymanager/registry.js';
 import { Pkcs11KeyManager } from '../ca/keymanager/pkcs11/index.js';
 import type { KeyHandle } from '../ca/keymanager/KeyManager.js';
 import { CaManager } from '../ca/manager.js';
@@ -60,8 +61,16 @@ export async function benchMint(): Promise<void> {
   const token = createSoftHsmToken('bench', '1234');
   process.env.SOFTHSM2_CONF = token.conf;
   const dir = mkdtempSync(join(tmpdir(), 'anchorage-bench-'));
-  const km = await Pkcs11KeyManager.open({ module: token.module, tokenLabel: token.label, pin: token.pin, logger: silentLogger() });
-  const ds = SqliteDataStore.open(join(dir, 'ds.sqlite3'));
+  // Opened through the registries, exactly as `anchorage server run` opens them.
+  const pinFile = join(dir, 'pin');
+  writeFileSync(pinFile, `${token.pin}\n`, { mode: 0o600 });
+  const opened = await openKeyManager(
+    { type: 'pkcs11', module: token.module, token_label: token.label, pin_file: pinFile, sessions: 4 },
+    { configPath: 'key_manager', logger: silentLogger() },
+  );
+  if (!(opened instanceof Pkcs11KeyManager)) throw new Error('bench: the registry did not open a PKCS#11 key manager');
+  const km = opened;
+  const ds = await openDataStore({ type: 'sqlite', path: join(dir, 'ds.sqlite3') }, { logger: silentLogger() });
   try {
     const td = TrustDomain.parse('bench.example');
     const root = await loadRootOfTrust(

@@ -197,9 +197,11 @@ const serverSchema = z
     jwt_svid_ttl: duration.default(parseDuration('5m')),
     agent_svid_ttl: duration.default(parseDuration('1h')),
     bundle_refresh_hint: duration.default(parseDuration('5m')),
+    // A union on `type` (of one, for now) so that an unknown type is refused
+    // with the list of known ones, as for key_manager; each member matches an
+    // opener in ca/datastore/registry.ts.
     datastore: z
-      .object({ type: z.literal('sqlite'), path: z.string().min(1).optional() })
-      .strict()
+      .discriminatedUnion('type', [z.object({ type: z.literal('sqlite'), path: z.string().min(1).optional() }).strict()])
       .default({ type: 'sqlite' }),
     federation: z
       .object({ bundle_endpoint: bundleEndpoint.optional(), refresh: federationRefresh.prefault({}) })

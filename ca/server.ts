@@ -13,13 +13,13 @@ import { agentHandlers } from './agentapi/service.js';
 import { ServerTlsIdentity } from './agentapi/tls-identity.js';
 import { ChangeFeed } from './changes.js';
 import { adminHandlers } from './admin/service.js';
-import { resolvePin, tcpLimits, type KeyManagerConfig, type ServerConfig } from './config.js';
+import { tcpLimits, type ServerConfig } from './config.js';
 import type { DataStore } from './datastore/DataStore.js';
-import { SqliteDataStore } from './datastore/sqlite/index.js';
+import { openDataStore } from './datastore/registry.js';
 import { FederationClient } from './federation/client.js';
 import { BundleEndpoint, loadWebIdentity, type WebIdentity } from './federation/endpoint.js';
 import type { KeyManager } from './keymanager/KeyManager.js';
-import { openKeyManager } from './keymanager/factory.js';
+import { openKeyManager } from './keymanager/registry.js';
 import { CaManager } from './manager.js';
 import { Minter } from './minter.js';
 import { loadRootOfTrust } from './root.js';
@@ -44,21 +44,6 @@ export interface ServerOptions {
   logger: Logger;
   /** Milliseconds since the epoch; tests may pass a fake clock. */
   now?: () => number;
-}
-
-/** Opens a key manager from its config section; the PIN is read here and goes nowhere else. */
-export async function keyManagerFromConfig(km: KeyManagerConfig, path: string, logger: Logger): Promise<KeyManager> {
-  switch (km.type) {
-    case 'pkcs11':
-      return openKeyManager(
-        { type: 'pkcs11', module: km.module, tokenLabel: km.token_label, pin: resolvePin(km, path), sessions: km.sessions },
-        logger,
-      );
-    case 'disk':
-      return openKeyManager({ type: 'disk', dir: km.dir! }, logger);
-    case 'memory':
-      return openKeyManager({ type: 'memory' }, logger);
-  }
 }
 
 function ensurePrivateDir(dir: string, log: Logger): void {
@@ -134,7 +119,7 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
     closers.push(releaseLock);
     await clearStaleSocket(cfg.admin_socket);
 
-    const datastore = SqliteDataStore.open(cfg.datastore.path);
+    const datastore = await openDataStore(cfg.datastore, { logger: log });
     closers.push(() => datastore.close());
 
     const pinned = await datastore.getMeta('trust_domain');
@@ -146,11 +131,11 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
     }
     if (!pinned) await datastore.setMeta('trust_domain', cfg.trust_domain.name);
 
-    const keyManager = await keyManagerFromConfig(cfg.key_manager, 'key_manager', log);
+    const keyManager = await openKeyManager(cfg.key_manager, { configPath: 'key_manager', logger: log });
     closers.push(() => keyManager.close());
     let rootKeyManager = keyManager;
     if (cfg.ca.root.key_manager) {
-      rootKeyManager = await keyManagerFromConfig(cfg.ca.root.key_manager, 'ca.root.key_manager', log);
+      rootKeyManager = await openKeyManager(cfg.ca.root.key_manager, { configPath: 'ca.root.key_manager', logger: log });
       const rkm = rootKeyManager;
       closers.push(() => rkm.close());
     }

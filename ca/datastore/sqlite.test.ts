@@ -8,9 +8,16 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AnchorageError } from '../../common/errors.js';
-import type { AttestedAgent, JournalEntry, NewEntry, NewRelationship, RelationshipStatus, StoredBundle } from './DataStore.js';
+import type { NewRelationship, RelationshipStatus } from './DataStore.js';
+import { agent, bundle, entry, FAILED_STATUS, journal, NO_STATUS, relationship } from '../../test/contract/datastore.js';
 import { canMount, mountSmallFs, type SmallFs } from '../../test/fault/tmpfs.js';
 import { MIGRATIONS, SCHEMA_VERSION, SQLITE_PRAGMAS, SqliteDataStore } from './sqlite/index.js';
+
+// The behaviour every DataStore shares is checked by the contract suite
+// (test/contract/datastore.ts, run from sqlite/contract.test.ts). This file
+// keeps what only SQLite has: the file and its modes, the schema and its
+// migrations, several connections to one file, CHECK constraints, SIGKILL
+// durability and a full disk.
 
 let dir: string;
 let open: SqliteDataStore[];
@@ -29,63 +36,6 @@ function openStore(path = join(dir, 'state', 'anchorage.db'), now = () => 1_700_
   const ds = SqliteDataStore.open(path, { now });
   open.push(ds);
   return ds;
-}
-
-function entry(over: Partial<NewEntry> = {}): NewEntry {
-  return {
-    spiffeId: 'spiffe://example.org/web',
-    parentId: 'spiffe://example.org/spire/agent/join_token/abc',
-    selectors: [
-      { type: 'unix', value: 'uid:1000' },
-      { type: 'docker', value: 'label:app:web' },
-    ],
-    x509SvidTtl: 3600,
-    jwtSvidTtl: 300,
-    dnsNames: ['web.example.org', 'web'],
-    federatesWith: ['partner.example'],
-    hint: 'frontend',
-    admin: false,
-    downstream: true,
-    ...over,
-  };
-}
-
-function agent(over: Partial<AttestedAgent> = {}): AttestedAgent {
-  return {
-    spiffeId: 'spiffe://example.org/spire/agent/join_token/abc',
-    attestationType: 'join_token',
-    certSerial: '0a1b2c',
-    certNotAfter: 1_700_003_600,
-    selectors: [{ type: 'join_token', value: 'abc' }],
-    evicted: false,
-    createdAt: 1_700_000_000,
-    updatedAt: 1_700_000_000,
-    ...over,
-  };
-}
-
-function bundle(sequence: number, over: Partial<StoredBundle> = {}): StoredBundle {
-  return {
-    trustDomain: 'example.org',
-    document: JSON.stringify({ keys: [], spiffe_sequence: sequence }),
-    sequence,
-    refreshHint: 300,
-    updatedAt: 1_700_000_000 + sequence,
-    ...over,
-  };
-}
-
-function journal(over: Partial<JournalEntry> = {}): JournalEntry {
-  return {
-    id: 'x509-1',
-    kind: 'x509',
-    status: 'preparing',
-    keyId: 'anchorage-x509-1',
-    notBefore: 1_700_000_000,
-    notAfter: 1_700_086_400,
-    createdAt: 1_700_000_000,
-    ...over,
-  };
 }
 
 /** Resolves to the AnchorageError a promise (or a throwing call) fails with. */
@@ -204,233 +154,21 @@ describe('SqliteDataStore.open', () => {
     });
   });
 
-  it('close is idempotent and later calls fail clearly', async () => {
-    const ds = openStore();
-    await ds.close();
-    await ds.close();
-    for (const call of [
-      () => ds.getEntry('x'),
-      () => ds.createEntry(entry()),
-      () => ds.putBundle(bundle(1)),
-      () => ds.setMeta('k', 'v'),
-      () => ds.listJournal(),
-    ]) {
-      const err = await failure(call());
-      expect(err.code).toBe('failed_precondition');
-      expect(err.message).toMatch(/^datastore: .*closed/);
-    }
-  });
 });
 
-describe('registration entries', () => {
-  it('creates with a fresh id, revision 1, the clock time and normalised selectors', async () => {
-    const ds = openStore(undefined, () => 1_234);
-    const e = await ds.createEntry(entry());
-    expect(e.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    expect(e.revision).toBe(1);
-    expect(e.createdAt).toBe(1_234);
-    expect(e.selectors).toEqual([
-      { type: 'docker', value: 'label:app:web' },
-      { type: 'unix', value: 'uid:1000' },
-    ]);
-    expect(e).toMatchObject({ ...entry(), selectors: e.selectors });
-    expect(await ds.getEntry(e.id)).toEqual(e);
-
-    const other = await ds.createEntry(entry({ spiffeId: 'spiffe://example.org/api' }));
-    expect(other.id).not.toBe(e.id);
-  });
-
-  it('round-trips every field, including booleans, empty lists and colons in values', async () => {
-    const ds = openStore();
-    const fields = entry({
-      selectors: [{ type: 'k8s', value: 'pod-label:app:web:v1' }],
-      dnsNames: [],
-      federatesWith: [],
-      hint: '',
-      admin: true,
-      downstream: false,
-      x509SvidTtl: 0,
-      jwtSvidTtl: 0,
-    });
-    const e = await ds.createEntry(fields);
-    expect(await ds.getEntry(e.id)).toEqual({ ...fields, id: e.id, revision: 1, createdAt: 1_700_000_000 });
-  });
-
-  it('returns undefined for an unknown id', async () => {
-    expect(await openStore().getEntry('00000000-0000-4000-8000-000000000000')).toBeUndefined();
-  });
-
-  it('detects duplicates regardless of selector order or repetition', async () => {
-    const ds = openStore();
-    await ds.createEntry(entry());
-    const reordered = entry({
-      selectors: [
-        { type: 'unix', value: 'uid:1000' },
-        { type: 'docker', value: 'label:app:web' },
-        { type: 'unix', value: 'uid:1000' },
-      ].reverse(),
-    });
-    const err = await failure(ds.createEntry(reordered));
-    expect(err.code).toBe('already_exists');
-    expect(err.message).toMatch(/^datastore: /);
-    expect(err.message).toContain('spiffe://example.org/web');
-    expect(await ds.listEntries()).toHaveLength(1);
-  });
-
-  it('stores a repeated selector once', async () => {
-    const ds = openStore();
-    const e = await ds.createEntry(
-      entry({ selectors: [{ type: 'unix', value: 'uid:1' }, { type: 'unix', value: 'uid:1' }] }),
-    );
-    expect(e.selectors).toEqual([{ type: 'unix', value: 'uid:1' }]);
-  });
-
-  it('allows entries differing in spiffe id, parent or selector set', async () => {
-    const ds = openStore();
-    await ds.createEntry(entry());
-    await ds.createEntry(entry({ spiffeId: 'spiffe://example.org/other' }));
-    await ds.createEntry(entry({ parentId: 'spiffe://example.org/other-agent' }));
-    await ds.createEntry(entry({ selectors: [{ type: 'unix', value: 'uid:1000' }] })); // a subset
-    await ds.createEntry(entry({ selectors: [] }));
-    // Selector type and value are kept apart: "a:b"+"c" is not "a"+"b:c".
-    await ds.createEntry(entry({ selectors: [{ type: 'a:b', value: 'c' }] }));
-    await ds.createEntry(entry({ selectors: [{ type: 'a', value: 'b:c' }] }));
-    expect(await ds.listEntries()).toHaveLength(7);
-  });
-
-  it('lists with and without filters', async () => {
-    const ds = openStore();
-    const p1 = 'spiffe://example.org/agent/1';
-    const p2 = 'spiffe://example.org/agent/2';
-    const a = await ds.createEntry(entry({ parentId: p1, spiffeId: 'spiffe://example.org/a' }));
-    const b = await ds.createEntry(entry({ parentId: p1, spiffeId: 'spiffe://example.org/b' }));
-    const c = await ds.createEntry(entry({ parentId: p2, spiffeId: 'spiffe://example.org/a' }));
-
-    const ids = (xs: { id: string }[]): string[] => xs.map((x) => x.id).sort();
-    expect(ids(await ds.listEntries())).toEqual(ids([a, b, c]));
-    expect(ids(await ds.listEntries({}))).toEqual(ids([a, b, c]));
-    expect(ids(await ds.listEntries({ parentId: p1 }))).toEqual(ids([a, b]));
-    expect(ids(await ds.listEntries({ spiffeId: 'spiffe://example.org/a' }))).toEqual(ids([a, c]));
-    expect(ids(await ds.listEntries({ parentId: p2, spiffeId: 'spiffe://example.org/a' }))).toEqual([c.id]);
-    expect(await ds.listEntries({ parentId: 'spiffe://example.org/none' })).toEqual([]);
-  });
-
-  it('updates mutable fields, bumps the revision and keeps id and createdAt', async () => {
-    let clock = 100;
+describe('registration entries (SQLite specifics; the rest is in the contract)', () => {
+  it('uses the injected clock for createdAt, keeps it across updates, and gives UUIDv4 ids', async () => {
+    let clock = 1_234;
     const ds = openStore(undefined, () => clock);
     const e = await ds.createEntry(entry());
-    clock = 200;
-    const changed = entry({ hint: 'changed', dnsNames: ['x.example.org'], admin: true, x509SvidTtl: 60 });
-    const u = await ds.updateEntry(e.id, changed);
-    expect(u).toMatchObject({ id: e.id, revision: 2, createdAt: 100, hint: 'changed', admin: true, x509SvidTtl: 60 });
-    expect(u.dnsNames).toEqual(['x.example.org']);
-    expect(await ds.getEntry(e.id)).toEqual(u);
-
-    const u2 = await ds.updateEntry(e.id, changed, 2);
-    expect(u2.revision).toBe(3);
-  });
-
-  it('refuses an update at the wrong revision and leaves the entry alone', async () => {
-    const ds = openStore();
-    const e = await ds.createEntry(entry());
-    const err = await failure(ds.updateEntry(e.id, entry({ hint: 'nope' }), 5));
-    expect(err.code).toBe('failed_precondition');
-    expect(err.message).toMatch(/^datastore: .*revision 1/);
-    expect(await ds.getEntry(e.id)).toEqual(e);
-    // 0 is a revision to compare, not "no expectation".
-    expect((await failure(ds.updateEntry(e.id, entry(), 0))).code).toBe('failed_precondition');
-  });
-
-  it('reports not_found when updating or deleting an absent entry', async () => {
-    const ds = openStore();
-    expect((await failure(ds.updateEntry('missing', entry()))).code).toBe('not_found');
-    expect((await failure(ds.deleteEntry('missing'))).code).toBe('not_found');
-  });
-
-  it('refuses an update that collides with another entry', async () => {
-    const ds = openStore();
-    const a = await ds.createEntry(entry());
-    const b = await ds.createEntry(entry({ spiffeId: 'spiffe://example.org/b' }));
-    const err = await failure(ds.updateEntry(b.id, entry({ selectors: [...entry().selectors].reverse() })));
-    expect(err.code).toBe('already_exists');
-    expect(err.message).toContain('spiffe://example.org/web');
-    expect(await ds.getEntry(b.id)).toEqual(b);
-    // Updating an entry to its own key is not a collision.
-    expect((await ds.updateEntry(a.id, entry())).revision).toBe(2);
-  });
-
-  it('deletes and returns the entry', async () => {
-    const ds = openStore();
-    const e = await ds.createEntry(entry());
-    expect(await ds.deleteEntry(e.id)).toEqual(e);
-    expect(await ds.getEntry(e.id)).toBeUndefined();
-    expect((await failure(ds.deleteEntry(e.id))).code).toBe('not_found');
-    // The key is free again.
-    await ds.createEntry(entry());
+    expect(e.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(e.createdAt).toBe(1_234);
+    clock = 2_000;
+    expect((await ds.updateEntry(e.id, entry({ hint: 'changed' }))).createdAt).toBe(1_234);
   });
 });
 
-describe('join tokens', () => {
-  it('consumes a token exactly once', async () => {
-    const ds = openStore();
-    await ds.createJoinToken({ token: 'abc', expiresAt: 1_000 });
-    const got = await ds.consumeJoinToken('abc', 999);
-    expect(got).toEqual({ token: 'abc', expiresAt: 1_000 });
-    expect(got && 'spiffeId' in got).toBe(false);
-    expect(await ds.consumeJoinToken('abc', 999)).toBeUndefined();
-  });
-
-  it('keeps the optional spiffe id', async () => {
-    const ds = openStore();
-    await ds.createJoinToken({ token: 'abc', spiffeId: 'spiffe://example.org/node-1', expiresAt: 1_000 });
-    expect(await ds.consumeJoinToken('abc', 0)).toEqual({
-      token: 'abc',
-      spiffeId: 'spiffe://example.org/node-1',
-      expiresAt: 1_000,
-    });
-  });
-
-  it('returns undefined for an unknown token', async () => {
-    expect(await openStore().consumeJoinToken('nope', 0)).toBeUndefined();
-  });
-
-  it('removes an expired token instead of returning it', async () => {
-    const ds = openStore();
-    await ds.createJoinToken({ token: 'late', expiresAt: 1_000 });
-    await ds.createJoinToken({ token: 'edge', expiresAt: 1_000 });
-    expect(await ds.consumeJoinToken('late', 1_001)).toBeUndefined();
-    // It is gone: even a caller with an earlier clock cannot use it now.
-    expect(await ds.consumeJoinToken('late', 0)).toBeUndefined();
-    // "now before expiry" is strict.
-    expect(await ds.consumeJoinToken('edge', 1_000)).toBeUndefined();
-    expect(await ds.pruneJoinTokens(0)).toBe(0);
-  });
-
-  it('refuses a duplicate token without echoing it', async () => {
-    const ds = openStore();
-    await ds.createJoinToken({ token: 's3cret', expiresAt: 1_000 });
-    const err = await failure(ds.createJoinToken({ token: 's3cret', expiresAt: 2_000 }));
-    expect(err.code).toBe('already_exists');
-    expect(err.message).not.toContain('s3cret');
-  });
-
-  it('prunes expired tokens and counts them', async () => {
-    const ds = openStore();
-    for (const [token, expiresAt] of [
-      ['a', 10],
-      ['b', 20],
-      ['c', 30],
-      ['d', 40],
-    ] as const) {
-      await ds.createJoinToken({ token, expiresAt });
-    }
-    expect(await ds.pruneJoinTokens(5)).toBe(0);
-    expect(await ds.pruneJoinTokens(25)).toBe(2);
-    expect(await ds.pruneJoinTokens(25)).toBe(0);
-    expect(await ds.consumeJoinToken('a', 0)).toBeUndefined();
-    expect(await ds.consumeJoinToken('c', 25)).toEqual({ token: 'c', expiresAt: 30 });
-  });
-
+describe('join tokens (several connections to one file)', () => {
   it('gives a token to exactly one of many parallel consumers, across connections', async () => {
     const path = join(dir, 'anchorage.db');
     const one = openStore(path);
@@ -443,67 +181,7 @@ describe('join tokens', () => {
   });
 });
 
-describe('agents', () => {
-  it('puts, replaces, lists and deletes', async () => {
-    const ds = openStore();
-    expect(await ds.getAgent(agent().spiffeId)).toBeUndefined();
-    await ds.putAgent(agent());
-    expect(await ds.getAgent(agent().spiffeId)).toEqual(agent());
-
-    const renewed = agent({ certSerial: 'ff', certNotAfter: 1_800_000_000, evicted: true, updatedAt: 1_700_000_500 });
-    await ds.putAgent(renewed);
-    expect(await ds.getAgent(agent().spiffeId)).toEqual(renewed);
-
-    const second = agent({ spiffeId: 'spiffe://example.org/spire/agent/x509pop/zz', attestationType: 'x509pop' });
-    await ds.putAgent(second);
-    expect(await ds.listAgents()).toEqual([renewed, second]);
-
-    await ds.deleteAgent(renewed.spiffeId);
-    await ds.deleteAgent(renewed.spiffeId); // absent: no error
-    expect(await ds.listAgents()).toEqual([second]);
-  });
-});
-
-describe('bundles', () => {
-  it('stores the first bundle at any sequence and then only increases', async () => {
-    const ds = openStore();
-    expect(await ds.getBundle('example.org')).toBeUndefined();
-    await ds.putBundle(bundle(5));
-    expect(await ds.getBundle('example.org')).toEqual(bundle(5));
-
-    for (const seq of [5, 4, 0]) {
-      const err = await failure(ds.putBundle(bundle(seq, { document: 'stale' })));
-      expect(err.code).toBe('failed_precondition');
-      expect(err.message).toMatch(/^datastore: .*example\.org/);
-    }
-    expect(await ds.getBundle('example.org')).toEqual(bundle(5));
-
-    await ds.putBundle(bundle(6));
-    expect(await ds.getBundle('example.org')).toEqual(bundle(6));
-  });
-
-  it('keeps sequences per trust domain, lists and deletes', async () => {
-    const ds = openStore();
-    await ds.putBundle(bundle(10));
-    await ds.putBundle(bundle(1, { trustDomain: 'partner.example' }));
-    expect((await ds.listBundles()).map((b) => b.trustDomain)).toEqual(['example.org', 'partner.example']);
-
-    await ds.deleteBundle('example.org');
-    await ds.deleteBundle('example.org');
-    expect(await ds.getBundle('example.org')).toBeUndefined();
-    // Once deleted, nothing is stored, so any sequence is accepted again.
-    await ds.putBundle(bundle(1));
-    expect((await ds.getBundle('example.org'))?.sequence).toBe(1);
-  });
-
-  it('holds sequences beyond 32 bits', async () => {
-    const ds = openStore();
-    await ds.putBundle(bundle(2 ** 40));
-    expect((await failure(ds.putBundle(bundle(2 ** 40 - 1)))).code).toBe('failed_precondition');
-    await ds.putBundle(bundle(2 ** 40 + 1));
-    expect((await ds.getBundle('example.org'))?.sequence).toBe(2 ** 40 + 1);
-  });
-
+describe('bundles (several connections to one file)', () => {
   it('never lets two parallel writers of the same sequence both succeed', async () => {
     const path = join(dir, 'anchorage.db');
     const one = openStore(path);
@@ -516,111 +194,12 @@ describe('bundles', () => {
   });
 });
 
-describe('CA journal', () => {
-  it('round-trips blobs as Uint8Array and leaves absent fields undefined', async () => {
-    const ds = openStore();
-    const bare = journal();
-    await ds.putJournal(bare);
-    const [got] = await ds.listJournal();
-    expect(got).toEqual(bare);
-    expect(got && ('certDer' in got || 'publicKeySpki' in got || 'kid' in got)).toBe(false);
-
-    const der = new Uint8Array(randomBytes(700));
-    // A view into a larger buffer: only the viewed bytes must be stored.
-    const backing = new Uint8Array([0xde, 0xad, 1, 2, 3, 0xbe, 0xef]);
-    const spki = backing.subarray(2, 5);
-    await ds.putJournal(journal({ status: 'active', certDer: der, publicKeySpki: spki, kid: 'kid-1' }));
-    const [full] = await ds.listJournal();
-    expect(full?.certDer).toBeInstanceOf(Uint8Array);
-    expect(Buffer.from(full!.certDer!).equals(Buffer.from(der))).toBe(true);
-    expect(Array.from(full!.publicKeySpki!)).toEqual([1, 2, 3]);
-    expect(full).toMatchObject({ status: 'active', kid: 'kid-1' });
-  });
-
-  it('inserts or replaces by id, keeps other rows and deletes', async () => {
-    const ds = openStore();
-    await ds.putJournal(journal({ id: 'root-1', kind: 'root', status: 'active', createdAt: 1 }));
-    await ds.putJournal(journal({ id: 'jwt-1', kind: 'jwt', kid: 'k1', createdAt: 2 }));
-    await ds.putJournal(journal({ id: 'jwt-1', kind: 'jwt', status: 'old', createdAt: 2 })); // kid dropped
-    const rows = await ds.listJournal();
-    expect(rows.map((r) => [r.id, r.status])).toEqual([
-      ['root-1', 'active'],
-      ['jwt-1', 'old'],
-    ]);
-    expect(rows[1]?.kid).toBeUndefined();
-
-    await ds.deleteJournal('jwt-1');
-    await ds.deleteJournal('jwt-1');
-    expect((await ds.listJournal()).map((r) => r.id)).toEqual(['root-1']);
-  });
-
+describe('CA journal (SQLite CHECK constraints)', () => {
   it('rejects a kind or status outside the documented sets', async () => {
     const ds = openStore();
     const err = await failure(ds.putJournal(journal({ kind: 'bogus' as never })));
     expect(err.code).toBe('internal');
     expect(err.message).toMatch(/^datastore: put journal: /);
-  });
-});
-
-describe('meta', () => {
-  it('gets, sets and overwrites', async () => {
-    const ds = openStore();
-    expect(await ds.getMeta('trust_domain')).toBeUndefined();
-    await ds.setMeta('trust_domain', 'example.org');
-    await ds.setMeta('trust_domain', 'example.com');
-    expect(await ds.getMeta('trust_domain')).toBe('example.com');
-    await ds.setMeta('empty', '');
-    expect(await ds.getMeta('empty')).toBe('');
-  });
-});
-
-describe('parallel use', () => {
-  it('stays consistent under many concurrent calls', async () => {
-    const ds = openStore();
-    const n = 200;
-    const created = await Promise.allSettled(
-      Array.from({ length: n }, (_, i) =>
-        // every id appears twice, in different selector orders
-        ds.createEntry(
-          entry({
-            spiffeId: `spiffe://example.org/w/${i % (n / 2)}`,
-            selectors: i < n / 2 ? entry().selectors : [...entry().selectors].reverse(),
-          }),
-        ),
-      ),
-    );
-    const ok = created.filter((r) => r.status === 'fulfilled');
-    const dup = created.filter(
-      (r) => r.status === 'rejected' && (r.reason as AnchorageError).code === 'already_exists',
-    );
-    expect(ok).toHaveLength(n / 2);
-    expect(dup).toHaveLength(n / 2);
-    const entries = await ds.listEntries();
-    expect(entries).toHaveLength(n / 2);
-
-    // Many updates with the same expected revision: exactly one wins.
-    const target = entries[0]!;
-    const updates = await Promise.allSettled(
-      Array.from({ length: 30 }, (_, i) => ds.updateEntry(target.id, entry({ ...target, hint: `h${i}` }), 1)),
-    );
-    expect(updates.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
-    expect((await ds.getEntry(target.id))?.revision).toBe(2);
-
-    // Unconditional updates all apply, one revision each.
-    await Promise.all(Array.from({ length: 30 }, () => ds.updateEntry(target.id, entry({ ...target }))));
-    expect((await ds.getEntry(target.id))?.revision).toBe(32);
-
-    // Mixed traffic on all tables.
-    await Promise.all([
-      ...Array.from({ length: 50 }, (_, i) => ds.setMeta(`k${i}`, `v${i}`)),
-      ...Array.from({ length: 50 }, (_, i) => ds.putJournal(journal({ id: `j${i}`, createdAt: i }))),
-      ...Array.from({ length: 50 }, (_, i) => ds.createJoinToken({ token: `t${i}`, expiresAt: 10 + i })),
-      ...entries.slice(1, 51).map((e) => ds.deleteEntry(e.id)),
-    ]);
-    expect(await ds.listJournal()).toHaveLength(50);
-    expect(await ds.getMeta('k49')).toBe('v49');
-    expect(await ds.pruneJoinTokens(35)).toBe(26);
-    expect(await ds.listEntries()).toHaveLength(n / 2 - 50);
   });
 });
 
@@ -701,80 +280,10 @@ describe('durability', () => {
   });
 });
 
-describe('federation relationships', () => {
-  function rel(over: Partial<NewRelationship> = {}): NewRelationship {
-    return {
-      trustDomain: 'peer.test',
-      bundleEndpointUrl: 'https://peer.test:8443/',
-      profile: 'https_spiffe',
-      endpointSpiffeId: 'spiffe://peer.test/bundle-endpoint',
-      webCaPem: '',
-      ...over,
-    };
-  }
-
-  const noStatus: RelationshipStatus = {
-    lastAttemptAt: 0,
-    lastSuccessAt: 0,
-    lastError: '',
-    lastErrorReason: '',
-    lastErrorAt: 0,
-    consecutiveFailures: 0,
-    nextRefreshAt: 0,
-  };
-
-  const failed: RelationshipStatus = {
-    lastAttemptAt: 1_700_000_100,
-    lastSuccessAt: 1_700_000_050,
-    lastError: 'federation: https://peer.test:8443/ answered HTTP 500',
-    lastErrorReason: 'http',
-    lastErrorAt: 1_700_000_101,
-    consecutiveFailures: 3,
-    nextRefreshAt: 1_700_000_221,
-  };
-
-  it('creates, gets, lists (by trust domain), updates and deletes', async () => {
-    const ds = openStore();
-    const created = await ds.createRelationship(rel(), 1_700_000_000);
-    expect(created).toEqual({ ...rel(), ...noStatus, createdAt: 1_700_000_000, updatedAt: 1_700_000_000 });
-    expect(await ds.getRelationship('peer.test')).toEqual(created);
-    expect(await ds.getRelationship('missing.test')).toBeUndefined();
-
-    const web = rel({ trustDomain: 'alpha.test', bundleEndpointUrl: 'https://alpha.example/', profile: 'https_web', endpointSpiffeId: '', webCaPem: 'PEM\n' });
-    await ds.createRelationship(web, 1_700_000_001);
-    expect((await ds.listRelationships()).map((r) => r.trustDomain)).toEqual(['alpha.test', 'peer.test']);
-    expect((await ds.listRelationships())[0]).toEqual({ ...web, ...noStatus, createdAt: 1_700_000_001, updatedAt: 1_700_000_001 });
-
-    const changed = rel({ bundleEndpointUrl: 'https://peer.test:9443/bundle', profile: 'https_web', endpointSpiffeId: '', webCaPem: 'CA\n' });
-    const updated = await ds.updateRelationship(changed, 1_700_000_500);
-    expect(updated).toEqual({ ...changed, ...noStatus, createdAt: 1_700_000_000, updatedAt: 1_700_000_500 });
-    expect(await ds.getRelationship('peer.test')).toEqual(updated);
-
-    expect(await ds.deleteRelationship('peer.test')).toEqual(updated);
-    expect(await ds.getRelationship('peer.test')).toBeUndefined();
-    expect((await ds.listRelationships()).map((r) => r.trustDomain)).toEqual(['alpha.test']);
-  });
-
-  it('refuses a second relationship with the same trust domain, keeping the first', async () => {
-    const ds = openStore();
-    const first = await ds.createRelationship(rel(), 1_700_000_000);
-    const err = await failure(ds.createRelationship(rel({ bundleEndpointUrl: 'https://evil.example/' }), 1_700_000_001));
-    expect(err.code).toBe('already_exists');
-    expect(err.message).toBe('datastore: a federation relationship with peer.test already exists');
-    expect(await ds.listRelationships()).toEqual([first]);
-  });
-
-  it('answers not_found for updating or deleting a missing one, and false for its status', async () => {
-    const ds = openStore();
-    const up = await failure(ds.updateRelationship(rel({ trustDomain: 'missing.test' }), 1));
-    expect(up.code).toBe('not_found');
-    expect(up.message).toBe('datastore: no federation relationship with missing.test');
-    const del = await failure(ds.deleteRelationship('missing.test'));
-    expect(del.code).toBe('not_found');
-    expect(del.message).toBe('datastore: no federation relationship with missing.test');
-    expect(await ds.setRelationshipStatus('missing.test', failed)).toBe(false);
-    expect(await ds.listRelationships()).toEqual([]);
-  });
+describe('federation relationships (SQLite specifics)', () => {
+  const rel = relationship;
+  const noStatus = NO_STATUS;
+  const failed = FAILED_STATUS;
 
   it('refuses an unknown profile in the table itself', async () => {
     const ds = openStore();
@@ -804,38 +313,6 @@ describe('federation relationships', () => {
     const recovered: RelationshipStatus = { ...failed, lastError: '', lastErrorReason: '', consecutiveFailures: 0, lastSuccessAt: 1_700_000_300 };
     expect(await again.setRelationshipStatus('peer.test', recovered)).toBe(true);
     expect(await again.getRelationship('peer.test')).toMatchObject(recovered);
-  });
-
-  it('keeps bundles and relationships apart: deleting one leaves the other', async () => {
-    const ds = openStore();
-    await ds.createRelationship(rel(), 1);
-    await ds.putBundle(bundle(3, { trustDomain: 'peer.test' }));
-    await ds.deleteRelationship('peer.test');
-    expect(await ds.getBundle('peer.test')).toEqual(bundle(3, { trustDomain: 'peer.test' }));
-  });
-
-  it('replaceBundle replaces only at the expected sequence', async () => {
-    const ds = openStore();
-    // Nothing stored: nothing to replace.
-    const none = await failure(ds.replaceBundle(bundle(0, { document: '{"keys":[1]}' }), 0));
-    expect(none.code).toBe('failed_precondition');
-    expect(none.message).toBe('datastore: bundle of example.org is no longer at sequence 0');
-    expect(await ds.getBundle('example.org')).toBeUndefined();
-
-    await ds.putBundle(bundle(0, { document: 'first' }));
-    await ds.replaceBundle(bundle(0, { document: 'second', refreshHint: 60 }), 0);
-    expect(await ds.getBundle('example.org')).toEqual(bundle(0, { document: 'second', refreshHint: 60 }));
-
-    // Someone raised the sequence meanwhile: the replacement is refused, the newer bundle stays.
-    await ds.putBundle(bundle(4, { document: 'fourth' }));
-    const raced = await failure(ds.replaceBundle(bundle(0, { document: 'third' }), 0));
-    expect(raced.code).toBe('failed_precondition');
-    expect(raced.message).toBe('datastore: bundle of example.org is no longer at sequence 0');
-    expect(await ds.getBundle('example.org')).toEqual(bundle(4, { document: 'fourth' }));
-
-    // At the sequence held, it replaces (a document changed without raising its sequence).
-    await ds.replaceBundle(bundle(4, { document: 'fourth, again' }), 4);
-    expect(await ds.getBundle('example.org')).toEqual(bundle(4, { document: 'fourth, again' }));
   });
 
   it('migrates a database at schema version 1 to 2, keeping its bundles', async () => {

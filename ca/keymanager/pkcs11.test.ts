@@ -6,9 +6,7 @@ import { useSoftHsmToken } from '../../test/helpers/softhsm.js';
 import { AnchorageError } from '../../common/errors.js';
 import { captureLogger, runKeyManagerContract, verifyP1363 } from './contract.js';
 import { acquirePkcs11Module, ckr, Pkcs11KeyManager } from './pkcs11/index.js';
-import { openKeyManager } from './factory.js';
 import { keyForPreparingRow } from '../root.js';
-import { silentLogger } from '../../common/log.js';
 
 // One token store per test file: SoftHSM reads SOFTHSM2_CONF at the first
 // C_Initialize and only sees tokens that exist by then, so both tokens are
@@ -271,16 +269,6 @@ describe('Pkcs11KeyManager', () => {
     await km.close();
     expect(records.length).toBeGreaterThan(0);
     expect(JSON.stringify(records)).not.toContain(SECOND_PIN);
-  });
-
-  it('is what the factory opens for type pkcs11', async () => {
-    const km = await openKeyManager(
-      { type: 'pkcs11', module: token.module, tokenLabel: token.label, pin: token.pin, sessions: 3 },
-      silentLogger(),
-    );
-    expect(km).toBeInstanceOf(Pkcs11KeyManager);
-    expect((km as Pkcs11KeyManager).sessions).toBe(3);
-    await km.close();
   });
 });
 
