@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AnchorageError } from '../../common/errors.js';
 import type { AttestedAgent, JournalEntry, NewEntry, NewRelationship, RelationshipStatus, StoredBundle } from './DataStore.js';
-import { canMount, mountSmallFs, type SmallFs } from '../../test/fault/tmpfs.js';
+import { canMount, mountSmallFs, type SmallFs } from '../../test/helpers/tmpfs.js';
 import { MIGRATIONS, SCHEMA_VERSION, SQLITE_PRAGMAS, SqliteDataStore } from './sqlite/index.js';
 
 let dir: string;
