@@ -19,7 +19,7 @@ import { NodeAgent } from './agent.js';
 import { EvictedError, fromGrpc } from './connection.js';
 import { parseAgentConfig, type AgentConfig } from './config.js';
 import { STATE_FILE } from './state.js';
-import { startTestCa } from '../workload-api/testing.js';
+import { startTestCa } from '../test/helpers/test-ca.js';
 
 const TD = 'agent.test';
 const td = TrustDomain.parse(TD);

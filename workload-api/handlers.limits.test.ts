@@ -12,7 +12,7 @@ import type { SpiffeId } from '../spiffe/id.js';
 import { MAX_AUDIENCE_BYTES, MAX_AUDIENCES, MAX_TOTAL_AUDIENCE_BYTES, MAX_VALIDATE_SVID_BYTES } from './handlers.js';
 import type { JwtIdentity } from './IdentitySource.js';
 import { startWorkloadApi, type WorkloadApi } from './server.js';
-import { startTestCa, TestIdentitySource, type TestCa } from './testing.js';
+import { startTestCa, TestIdentitySource, type TestCa } from '../test/helpers/test-ca.js';
 
 // The per-request bounds of FetchJWTSVID and ValidateJWTSVID, through a real
 // Workload API on a real socket with the real unix attestor: an oversize

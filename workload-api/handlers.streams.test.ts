@@ -11,7 +11,7 @@ import { loadWorkloadProto } from '../proto/load.js';
 import type { SpiffeWorkloadAPIClient } from '../proto/gen/SpiffeWorkloadAPI.js';
 import type { X509SVIDResponse__Output } from '../proto/gen/X509SVIDResponse.js';
 import { startWorkloadApi, type WorkloadApi } from './server.js';
-import { startTestCa, TestIdentitySource, type TestCa } from './testing.js';
+import { startTestCa, TestIdentitySource, type TestCa } from '../test/helpers/test-ca.js';
 
 // Streams have the attestor confirm their caller before every message after
 // the first (issue 10 item 5): the real unix attestor behind a switch that

@@ -23,7 +23,7 @@ import { captureLogger } from '../test/helpers/log.js';
 import { runWorkloadClient, WORKLOAD_CLIENT, type WorkloadClientResult } from '../test/helpers/workload.js';
 import { EMPTY_SETTINGS, FrameType, Http2ErrorCode } from './grpc-java/frames.js';
 import { startWorkloadApi, type WorkloadApi } from './server.js';
-import { splitDer, startTestCa, TestIdentitySource, type TestCa } from './testing.js';
+import { splitDer, startTestCa, TestIdentitySource, type TestCa } from '../test/helpers/test-ca.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CLIENT = WORKLOAD_CLIENT;

@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AnchorageError } from '../../common/errors.js';
 import type { NewRelationship, RelationshipStatus } from './DataStore.js';
 import { agent, bundle, entry, FAILED_STATUS, journal, NO_STATUS, relationship } from '../../test/contract/datastore.js';
-import { canMount, mountSmallFs, type SmallFs } from '../../test/fault/tmpfs.js';
+import { canMount, mountSmallFs, type SmallFs } from '../../test/helpers/tmpfs.js';
 import { MIGRATIONS, SCHEMA_VERSION, SQLITE_PRAGMAS, SqliteDataStore } from './sqlite/index.js';
 
 // The behaviour every DataStore shares is checked by the contract suite

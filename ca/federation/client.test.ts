@@ -12,7 +12,7 @@ import { silentLogger } from '../../common/log.js';
 import { toPem } from '../../common/pem.js';
 import { SpiffeBundle } from '../../spiffe/bundle.js';
 import { SpiffeId, TrustDomain } from '../../spiffe/id.js';
-import { startTestCa, type TestCa } from '../../workload-api/testing.js';
+import { startTestCa, type TestCa } from '../../test/helpers/test-ca.js';
 import { captureLogger } from '../../test/helpers/log.js';
 import { ChangeFeed } from '../changes.js';
 import type { FederationRelationship, NewRelationship, StoredBundle } from '../datastore/DataStore.js';

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toPem } from '../../common/pem.js';
 import { X509Bundle } from '../../spiffe/bundle.js';
 import { SpiffeId, TrustDomain } from '../../spiffe/id.js';
-import { startTestCa, type TestCa } from '../../workload-api/testing.js';
+import { startTestCa, type TestCa } from '../../test/helpers/test-ca.js';
 import { BundleFetchError, fetchBundle, parseEndpointUrl, type FetchFailure } from './fetch.js';
 
 const PEER = TrustDomain.parse('peer.test');

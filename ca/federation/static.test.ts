@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AnchorageError } from '../../common/errors.js';
 import { SpiffeBundle } from '../../spiffe/bundle.js';
 import { TrustDomain } from '../../spiffe/id.js';
-import { startTestCa, type TestCa } from '../../workload-api/testing.js';
+import { startTestCa, type TestCa } from '../../test/helpers/test-ca.js';
 import { SqliteDataStore } from '../datastore/sqlite/index.js';
 import { deleteFederatedBundle, listFederatedBundles, setFederatedBundle, toFederatedBundle } from './static.js';
 

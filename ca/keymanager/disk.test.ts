@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { captureLogger, runKeyManagerContract, verifyP1363 } from './contract.js';
+import { captureLogger, runKeyManagerContract, verifyP1363 } from '../../test/contract/keymanager.js';
 import { DiskKeyManager } from './disk.js';
 
 const roots: string[] = [];

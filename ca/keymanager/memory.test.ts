@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { captureLogger, runKeyManagerContract } from './contract.js';
+import { captureLogger, runKeyManagerContract } from '../../test/contract/keymanager.js';
 import { MemoryKeyManager } from './memory.js';
 import { AnchorageError } from '../../common/errors.js';
 

@@ -6,10 +6,10 @@ import { loadState } from '../../node-agent/state.js';
 import { X509Bundle } from '../../spiffe/bundle.js';
 import { TrustDomain } from '../../spiffe/id.js';
 import { verifyX509Svid } from '../../spiffe/x509svid.js';
-import { splitDer } from '../../workload-api/testing.js';
+import { splitDer } from '../helpers/test-ca.js';
 import { startAgentProcess, type AnchorageProcess } from '../helpers/process.js';
 import { runWorkloadClient } from '../helpers/workload.js';
-import { startServerFixture, type ServerFixture } from '../integration/agent-harness.js';
+import { startServerFixture, type ServerFixture } from '../helpers/server-fixture.js';
 
 /**
  * Fault suite: SIGKILL `anchorage agent run` at random points while it

@@ -13,7 +13,7 @@ import { ERROR_CODE_TRAILER } from '../../common/grpc.js';
 import { loadAdminProto } from '../../proto/load.js';
 import { cliAsync, startServerProcess, tempDir, type CliResult, type ServerProcess } from '../helpers/process.js';
 import { createSoftHsmToken, type SoftHsmToken, writePkcs11ServerConfig } from '../helpers/softhsm.js';
-import { canMount, mountSmallFs, type SmallFs } from './tmpfs.js';
+import { canMount, mountSmallFs, type SmallFs } from '../helpers/tmpfs.js';
 
 const TD = 'full.example';
 const PARENT = `spiffe://${TD}/anchorage/agent/join_token/parent`;

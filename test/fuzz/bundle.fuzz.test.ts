@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_BUNDLE_BYTES, SpiffeBundle } from '../../spiffe/bundle.js';
 import { TrustDomain } from '../../spiffe/id.js';
-import { makeRoot, newKeyPair } from '../../spiffe/testdata/pki.js';
+import { makeRoot, newKeyPair } from '../helpers/pki.js';
 import { expectClearError, outcome, params, testTimeout } from './fuzz.js';
 
 /**

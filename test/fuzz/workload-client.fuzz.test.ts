@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { makeRoot, type TestCert } from '../../spiffe/testdata/pki.js';
+import { makeRoot, type TestCert } from '../helpers/pki.js';
 import { parseJwtBundlesResponse, parseX509BundlesResponse } from '../../workload-api/client/parse.js';
 import { expectClearError, mutate, mutationArb, outcome, params, testTimeout } from './fuzz.js';
 

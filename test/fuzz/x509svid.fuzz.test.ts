@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { X509Bundle } from '../../spiffe/bundle.js';
 import { TrustDomain } from '../../spiffe/id.js';
-import { makeIntermediate, makeLeaf, makeRoot, type TestCert } from '../../spiffe/testdata/pki.js';
+import { makeIntermediate, makeLeaf, makeRoot, type TestCert } from '../helpers/pki.js';
 import { verifyX509Svid } from '../../spiffe/x509svid.js';
 import { expectClearError, mutate, mutationArb, outcome, params, testTimeout } from './fuzz.js';
 

@@ -3,7 +3,7 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, re
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, cli, startAgentProcess, writeFile, type AnchorageProcess } from '../helpers/process.js';
-import { startServerFixture, type ServerFixture } from './agent-harness.js';
+import { startServerFixture, type ServerFixture } from '../helpers/server-fixture.js';
 
 /**
  * Issue 10, item 10: a data_dir another uid controls. Its owner could plant a

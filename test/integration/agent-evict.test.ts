@@ -6,10 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadWorkloadProto } from '../../proto/load.js';
 import type { SpiffeWorkloadAPIClient } from '../../proto/gen/SpiffeWorkloadAPI.js';
 import type { X509SVIDResponse__Output } from '../../proto/gen/X509SVIDResponse.js';
-import { splitDer } from '../../workload-api/testing.js';
+import { splitDer } from '../helpers/test-ca.js';
 import { cli, startAgentProcess, writeFile, type AnchorageProcess } from '../helpers/process.js';
 import { runWorkloadClient } from '../helpers/workload.js';
-import { startServerFixture, type ServerFixture } from './agent-harness.js';
+import { startServerFixture, type ServerFixture } from '../helpers/server-fixture.js';
 
 /**
  * Issue 10, item 11: `anchorage agent evict` must stop the agent from serving

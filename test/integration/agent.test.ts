@@ -10,7 +10,7 @@ import type { X509SVIDResponse__Output } from '../../proto/gen/X509SVIDResponse.
 import { X509Bundle } from '../../spiffe/bundle.js';
 import { TrustDomain } from '../../spiffe/id.js';
 import { verifyX509Svid } from '../../spiffe/x509svid.js';
-import { splitDer } from '../../workload-api/testing.js';
+import { splitDer } from '../helpers/test-ca.js';
 import { cli, freePort, startAgentProcess, startServerProcess, tempDir, writeFile, type AnchorageProcess } from '../helpers/process.js';
 import { createSoftHsmToken, type SoftHsmToken } from '../helpers/softhsm.js';
 import { runWorkloadClient } from '../helpers/workload.js';

@@ -32,7 +32,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { toPem } from '../../common/pem.js';
 import { STATE_FILE, type AgentState } from '../../node-agent/state.js';
 import { freePort } from '../helpers/process.js';
-import { splitDer } from '../../workload-api/testing.js';
+import { splitDer } from '../helpers/test-ca.js';
 import {
   cacheDir,
   cachedBuild,

@@ -41,7 +41,7 @@ import { silentLogger } from '../../common/log.js';
 import { UnixWorkloadAttestor } from '../../node-agent/attestor/unix.js';
 import { authorizeId, connectMtls, createMtlsServer, peerSpiffeId, X509Source, type Authorizer } from '../../workload-api/client/index.js';
 import { startWorkloadApi } from '../../workload-api/server.js';
-import { startTestCa, TestIdentitySource, type TestCa } from '../../workload-api/testing.js';
+import { startTestCa, TestIdentitySource, type TestCa } from '../helpers/test-ca.js';
 import {
   cacheDir,
   closerList,

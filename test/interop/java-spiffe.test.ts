@@ -38,7 +38,7 @@ import { loadWorkloadProto } from '../../proto/load.js';
 import type { JWTBundlesResponse__Output } from '../../proto/gen/JWTBundlesResponse.js';
 import type { X509BundlesResponse__Output } from '../../proto/gen/X509BundlesResponse.js';
 import type { X509SVIDResponse__Output } from '../../proto/gen/X509SVIDResponse.js';
-import { splitDer } from '../../workload-api/testing.js';
+import { splitDer } from '../helpers/test-ca.js';
 import {
   cacheDir,
   cachedBuild,

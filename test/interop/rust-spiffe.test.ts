@@ -26,7 +26,7 @@ import * as grpc from '@grpc/grpc-js';
 import { decodeProtectedHeader, importJWK, jwtVerify, type JSONWebKeySet, type JWK } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loadWorkloadProto } from '../../proto/load.js';
-import { splitDer } from '../../workload-api/testing.js';
+import { splitDer } from '../helpers/test-ca.js';
 import {
   cacheDir,
   currentUid,

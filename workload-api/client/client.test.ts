@@ -7,7 +7,7 @@ import { verifyJwtSvid } from '../../spiffe/jwtsvid.js';
 import { verifyX509Svid } from '../../spiffe/x509svid.js';
 import { isWorkloadApiError, WorkloadApiError } from './errors.js';
 import { WorkloadApiClient, type WatchErrorInfo } from './client.js';
-import { Harness, waitFor, type Env } from './testdata/harness.js';
+import { Harness, waitFor, type Env } from '../../test/helpers/workload-api-harness.js';
 import type { X509Context } from './types.js';
 
 const TD = 'example.test';

@@ -8,7 +8,7 @@ import { SpiffeBundle } from '../../spiffe/bundle.js';
 import { SpiffeId } from '../../spiffe/id.js';
 import { isWorkloadApiError } from './errors.js';
 import { JWTSource } from './jwtsource.js';
-import { Harness, nextEvent, rejectionOf, type Env } from './testdata/harness.js';
+import { Harness, nextEvent, rejectionOf, type Env } from '../../test/helpers/workload-api-harness.js';
 import type { JwtBundleSet } from './types.js';
 
 const TD = 'example.test';

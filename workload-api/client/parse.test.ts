@@ -7,7 +7,7 @@ import { SpiffeId } from '../../spiffe/id.js';
 import type { X509Identity } from '../IdentitySource.js';
 import { WorkloadApiClient } from './client.js';
 import { parseDerCertificates, parseJwtBundlesResponse, parseJwtSvidResponse, parseX509SvidResponse } from './parse.js';
-import { Harness, waitFor } from './testdata/harness.js';
+import { Harness, waitFor } from '../../test/helpers/workload-api-harness.js';
 import type { X509Context } from './types.js';
 
 const TD = 'example.test';

@@ -19,7 +19,7 @@ import type { X509SVIDResponse__Output } from '../../proto/gen/X509SVIDResponse.
 import { captureLogger } from '../../test/helpers/log.js';
 import { runNodeAs } from '../../test/helpers/workload.js';
 import { startWorkloadApi, type WorkloadApi } from '../server.js';
-import { splitDer, startTestCa, TestIdentitySource, type TestCa } from '../testing.js';
+import { splitDer, startTestCa, TestIdentitySource, type TestCa } from '../../test/helpers/test-ca.js';
 import { PEEK_TIMEOUT_MS } from './route.js';
 
 const TD = 'authority.test';

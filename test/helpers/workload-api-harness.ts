@@ -8,16 +8,16 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { silentLogger } from '../../../common/log.js';
-import { UnixWorkloadAttestor } from '../../../node-agent/attestor/unix.js';
-import type { WorkloadAttestor } from '../../WorkloadAttestor.js';
-import { loadWorkloadProto } from '../../../proto/load.js';
-import type { SpiffeWorkloadAPIHandlers } from '../../../proto/gen/SpiffeWorkloadAPI.js';
-import type { X509SVIDResponse__Output } from '../../../proto/gen/X509SVIDResponse.js';
-import type { SpiffeBundle } from '../../../spiffe/bundle.js';
-import type { X509Identity } from '../../IdentitySource.js';
-import { startWorkloadApi, type WorkloadApi } from '../../server.js';
-import { startTestCa, TestIdentitySource, type TestCa, type TestEntry } from '../../testing.js';
+import { silentLogger } from '../../common/log.js';
+import { UnixWorkloadAttestor } from '../../node-agent/attestor/unix.js';
+import type { WorkloadAttestor } from '../../workload-api/WorkloadAttestor.js';
+import { loadWorkloadProto } from '../../proto/load.js';
+import type { SpiffeWorkloadAPIHandlers } from '../../proto/gen/SpiffeWorkloadAPI.js';
+import type { X509SVIDResponse__Output } from '../../proto/gen/X509SVIDResponse.js';
+import type { SpiffeBundle } from '../../spiffe/bundle.js';
+import type { X509Identity } from '../../workload-api/IdentitySource.js';
+import { startWorkloadApi, type WorkloadApi } from '../../workload-api/server.js';
+import { startTestCa, TestIdentitySource, type TestCa, type TestEntry } from './test-ca.js';
 
 /** The selector the unix attestor gives this very process. */
 export const SELF = `unix:uid:${process.getuid!()}`;

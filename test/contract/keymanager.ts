@@ -1,9 +1,9 @@
 import { createPublicKey, randomBytes, verify } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AnchorageError } from '../../common/errors.js';
-export { captureLogger } from '../../test/helpers/log.js';
-import { KEY_TYPES, type KeyHandle, type KeyManager, type KeyType } from './KeyManager.js';
-import { CURVES } from './ec.js';
+export { captureLogger } from '../helpers/log.js';
+import { KEY_TYPES, type KeyHandle, type KeyManager, type KeyType } from '../../ca/keymanager/KeyManager.js';
+import { CURVES } from '../../ca/keymanager/ec.js';
 
 /** What a contract run needs from one implementation. */
 export interface KeyManagerContractSetup {

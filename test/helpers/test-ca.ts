@@ -1,16 +1,16 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
-import type { Selector } from '../common/selector.js';
-import { SqliteDataStore } from '../ca/datastore/sqlite/index.js';
-import { MemoryKeyManager } from '../ca/keymanager/memory.js';
-import { CaManager } from '../ca/manager.js';
-import { Minter } from '../ca/minter.js';
-import { loadRootOfTrust } from '../ca/root.js';
-import { AnchorageError } from '../common/errors.js';
-import { silentLogger } from '../common/log.js';
-import type { SpiffeBundle } from '../spiffe/bundle.js';
-import { SpiffeId, TrustDomain } from '../spiffe/id.js';
-import type { IdentitySource, JwtIdentity, X509Identity } from './IdentitySource.js';
+import type { Selector } from '../../common/selector.js';
+import { SqliteDataStore } from '../../ca/datastore/sqlite/index.js';
+import { MemoryKeyManager } from '../../ca/keymanager/memory.js';
+import { CaManager } from '../../ca/manager.js';
+import { Minter } from '../../ca/minter.js';
+import { loadRootOfTrust } from '../../ca/root.js';
+import { AnchorageError } from '../../common/errors.js';
+import { silentLogger } from '../../common/log.js';
+import type { SpiffeBundle } from '../../spiffe/bundle.js';
+import { SpiffeId, TrustDomain } from '../../spiffe/id.js';
+import type { IdentitySource, JwtIdentity, X509Identity } from '../../workload-api/IdentitySource.js';
 
 /**
  * Test support for the Workload API: a real CA in process and an

@@ -1,8 +1,8 @@
 import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { Admin } from '../../cli/client.js';
-import { cli, freePort, startServerProcess, tempDir, writeFile, type AnchorageProcess } from '../helpers/process.js';
-import { createSoftHsmToken, type SoftHsmToken } from '../helpers/softhsm.js';
+import { cli, freePort, startServerProcess, tempDir, writeFile, type AnchorageProcess } from './process.js';
+import { createSoftHsmToken, type SoftHsmToken } from './softhsm.js';
 
 /**
  * One `anchorage server run` on a SoftHSM2 token, shared by the agent-*
