@@ -162,7 +162,7 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
       datastore: ds,
       ca,
       minter,
-      attestors: deps.nodeAttestors ?? new NodeAttestorRegistry(DEFAULT_NODE_ATTESTORS, { datastore: ds, now }),
+      attestors: deps.nodeAttestors ?? NodeAttestorRegistry.fromTypes(DEFAULT_NODE_ATTESTORS, { datastore: ds, now }),
       agentSvidTtl: deps.agentSvidTtl,
       now,
       logger: log,

@@ -28,13 +28,23 @@ const FACTORIES: Record<NodeAttestorType, (deps: NodeAttestorDeps) => NodeAttest
 export class NodeAttestorRegistry {
   readonly #byType = new Map<string, NodeAttestor>();
 
-  constructor(types: readonly string[], deps: NodeAttestorDeps) {
-    for (const t of types) {
-      const make = (FACTORIES as Record<string, ((d: NodeAttestorDeps) => NodeAttestor) | undefined>)[t];
-      if (!make) throw invalid(`node attestor: unknown type "${t}" (known: ${NODE_ATTESTOR_TYPES.join(', ')})`);
-      if (this.#byType.has(t)) throw invalid(`node attestor: "${t}" is listed twice`);
-      this.#byType.set(t, make(deps));
+  /** A registry of these attestors; two of one type is an error. */
+  constructor(attestors: readonly NodeAttestor[]) {
+    for (const a of attestors) {
+      if (this.#byType.has(a.type)) throw invalid(`node attestor: "${a.type}" is listed twice`);
+      this.#byType.set(a.type, a);
     }
+  }
+
+  /** The built-in attestors named by `types` (the config's list); an unknown type is an error. */
+  static fromTypes(types: readonly string[], deps: NodeAttestorDeps): NodeAttestorRegistry {
+    return new NodeAttestorRegistry(
+      types.map((t) => {
+        const make = Object.hasOwn(FACTORIES, t) ? FACTORIES[t as NodeAttestorType] : undefined;
+        if (!make) throw invalid(`node attestor: unknown type "${t}" (known: ${NODE_ATTESTOR_TYPES.join(', ')})`);
+        return make(deps);
+      }),
+    );
   }
 
   /** The enabled types, in config order. */
