@@ -18,8 +18,18 @@ import type { CaManager } from '../manager.js';
 import type { Minter } from '../minter.js';
 import type { NodeAttestorRegistry } from '../nodeattestor/registry.js';
 
-/** Limits of one attestation stream. Generous for tpm quotes and x509pop chains to come. */
-export const ATTESTATION_LIMITS = {
+/** Limits of one attestation stream. */
+export interface AttestationLimits {
+  readonly maxPayloadBytes: number;
+  readonly maxCsrBytes: number;
+  readonly maxChallengeBytes: number;
+  readonly maxRounds: number;
+  readonly maxTypeLength: number;
+  readonly timeoutMs: number;
+}
+
+/** The limits the server uses. Generous for tpm quotes and x509pop chains to come. */
+export const ATTESTATION_LIMITS: AttestationLimits = Object.freeze({
   /** Bytes of params.payload. */
   maxPayloadBytes: 64 * 1024,
   /** Bytes of params.csr (a P-256 CSR is ~250, an RSA-4096 one under 2 KiB). */
@@ -32,7 +42,7 @@ export const ATTESTATION_LIMITS = {
   maxTypeLength: 64,
   /** From the stream's start to the result. */
   timeoutMs: 30_000,
-} as const;
+});
 
 export interface AttestDeps {
   datastore: DataStore;
@@ -44,7 +54,7 @@ export interface AttestDeps {
   /** Seconds since the epoch. */
   now: () => number;
   logger: Logger;
-  limits?: Partial<typeof ATTESTATION_LIMITS>;
+  limits?: Partial<AttestationLimits>;
 }
 
 type Call = grpc.ServerDuplexStream<AttestAgentRequest__Output, AttestAgentResponse>;

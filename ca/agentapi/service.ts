@@ -14,7 +14,7 @@ import type { CaManager } from '../manager.js';
 import type { Minter } from '../minter.js';
 import { DEFAULT_NODE_ATTESTORS, NodeAttestorRegistry } from '../nodeattestor/registry.js';
 import { isReservedPath, RESERVED_PATH } from '../reserved.js';
-import { ATTESTATION_LIMITS, attestHandler } from './attest.js';
+import { attestHandler, type AttestationLimits } from './attest.js';
 
 export interface AgentServiceDeps {
   datastore: DataStore;
@@ -27,8 +27,8 @@ export interface AgentServiceDeps {
   logger: Logger;
   /** The enabled node attestors. Default: join_token alone. */
   nodeAttestors?: NodeAttestorRegistry;
-  /** Bounds of AttestAgent streams; default {@link ATTESTATION_LIMITS}. */
-  attestationLimits?: Partial<typeof ATTESTATION_LIMITS>;
+  /** Bounds of AttestAgent streams; default ATTESTATION_LIMITS of attest.ts. */
+  attestationLimits?: Partial<AttestationLimits>;
 }
 
 /** Every agent ID: spiffe://<td>/anchorage/agent/<node attestor type>/... (ca/nodeattestor/). */

@@ -56,10 +56,13 @@ describe('join_token node attestor', () => {
     }
   });
 
-  it('the agent does not send the token of its last identity, nor none', async () => {
+  it('the agent does not send the token of its last identity, nor one the server refused, nor none', async () => {
     const t = 'cd'.repeat(16);
     const spent = new JoinTokenAgentAttestor({ token: () => t, source: 'a.yaml', lastAgentId: () => `spiffe://td/anchorage/agent/join_token/${t}` });
     await expect(spent.begin()).rejects.toThrow(`agent: join token cdcdcdcd… was already used by this agent; put a new one in a.yaml`);
+    const refusedOnce = new JoinTokenAgentAttestor({ token: () => t, source: 'a.yaml', lastAgentId: () => undefined });
+    (await refusedOnce.begin()).refused();
+    await expect(refusedOnce.begin()).rejects.toThrow(new AnchorageError('permission_denied', 'agent: the server refused join token cdcdcdcd…; put a new one in a.yaml'));
     const none = new JoinTokenAgentAttestor({ token: () => undefined, source: 'a.yaml', lastAgentId: () => undefined });
     await expect(none.begin()).rejects.toThrow('agent: no valid agent SVID and no join_token in a.yaml: create one with "anchorage token create" on the server');
   });

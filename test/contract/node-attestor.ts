@@ -148,15 +148,5 @@ export function nodeAttestorContract(name: string, pair: NodeAttestorPair): void
         expect((await attestOnce(f)).agentIdPath).toBe(f.expectedAgentIdPath);
       });
     });
-
-    it('the agent does not offer evidence the server refused again', async () => {
-      await withFixture(pair, async (f) => {
-        await attestOnce(f);
-        // Spent now: the server refuses it, and the agent remembers the refusal.
-        expect(await codeOf(attestOnce(f))).toBe('permission_denied');
-        const again = await codeOf(f.agent.begin());
-        expect(['permission_denied', 'failed_precondition']).toContain(again);
-      });
-    });
   });
 }
