@@ -47,7 +47,8 @@ export interface NodeAgentOptions {
 }
 
 /**
- * The node agent: attests to the server with a join token, keeps its own
+ * The node agent: attests to the server with its node attestor
+ * (`node_attestor`, default join_token; nodeattestor/), keeps its own
  * SVID renewed, follows the server's push stream of authorized entries,
  * mints workload SVIDs (keys made here, CSRs signed by the server) and
  * rotates them at half-life, and serves all of it to the Workload API
@@ -403,11 +404,15 @@ export class NodeAgent {
     let failures = 0;
     while (!this.#closed) {
       let gotMessage = false;
+      /** A refusal while attesting is about the evidence, not about the identity we hold. */
+      let attesting = false;
       failures++;
       try {
         if (!this.#identityValid()) {
           if (this.#identity) this.#log.warn({ agent: this.#identity.spiffeId.toString() }, 'agent: agent svid expired; attesting again');
+          attesting = true;
           await this.#attest();
+          attesting = false;
         }
         const conn = this.#connection();
         const stream = conn.sync((m) => {
@@ -429,7 +434,7 @@ export class NodeAgent {
         if (err instanceof EvictedError) {
           this.#onEvicted(err);
         } else if (isAnchorageError(err, 'permission_denied') || isAnchorageError(err, 'unauthenticated')) {
-          if (this.#identity && !msg.includes('join token')) this.#dropIdentity(msg);
+          if (this.#identity && !attesting) this.#dropIdentity(msg);
           else this.#log.error({ err: msg }, 'agent: cannot attest');
         } else if (isAnchorageError(err, 'failed_precondition')) {
           this.#log.error({ err: msg }, 'agent: cannot attest');
