@@ -18,7 +18,9 @@ import { WorkloadCache, type HeldSvid } from './cache.js';
 import { loadAgentConfig, type AgentConfig } from './config.js';
 import { EvictedError, ServerConnection, type ServerTrust } from './connection.js';
 import { STATE_FILE, ensureDataDir, loadState, removeStateLeftovers, saveState, type AgentState, type AgentStateSource } from './state.js';
-import { checkAgentSvid, privateKeySpki, readTrustBundleFile, tokenOf, type AgentIdentity } from './agent/identity.js';
+import { checkAgentSvid, privateKeySpki, readTrustBundleFile, type AgentIdentity } from './agent/identity.js';
+import type { NodeAttestor } from './nodeattestor/NodeAttestor.js';
+import { agentNodeAttestor } from './nodeattestor/registry.js';
 import { SAVE_DELAY_MS, b64, restoreState, stateSource } from './agent/persist.js';
 import { BATCH, checkWorkloadSvid } from './agent/svids.js';
 import { applySyncMessage } from './agent/sync.js';
@@ -45,7 +47,8 @@ export interface NodeAgentOptions {
 }
 
 /**
- * The node agent: attests to the server with a join token, keeps its own
+ * The node agent: attests to the server with its node attestor
+ * (`node_attestor`, default join_token; nodeattestor/), keeps its own
  * SVID renewed, follows the server's push stream of authorized entries,
  * mints workload SVIDs (keys made here, CSRs signed by the server) and
  * rotates them at half-life, and serves all of it to the Workload API
@@ -60,14 +63,12 @@ export class NodeAgent {
   readonly #nowMs: () => number;
   readonly #td: TrustDomain;
   readonly #serverId: SpiffeId;
-  readonly #joinToken: () => string | undefined;
+  readonly #attestor: NodeAttestor;
   readonly #releaseLock: () => void;
 
   #identity: AgentIdentity | undefined;
   /** Agent ID of the last identity, kept after eviction so its spent token is not tried again. */
   #lastAgentId: string | undefined;
-  /** Tokens the server refused: not tried again until the config names another one. */
-  readonly #refusedTokens = new Set<string>();
   #conn: ServerConnection | undefined;
   #connFor = '';
   #stream: { cancel: () => void } | undefined;
@@ -99,7 +100,7 @@ export class NodeAgent {
     this.#serverId = SpiffeId.fromPath(this.#td, '/anchorage/server');
     this.#releaseLock = releaseLock;
     const cfg = opts.config;
-    this.#joinToken =
+    const joinToken =
       opts.joinToken ??
       (() => {
         if (!existsSync(cfg.source)) return cfg.join_token;
@@ -110,6 +111,7 @@ export class NodeAgent {
           return cfg.join_token;
         }
       });
+    this.#attestor = agentNodeAttestor(cfg.node_attestor.type, { source: cfg.source, joinToken, lastAgentId: () => this.#lastAgentId });
     this.cache = new WorkloadCache(this.#td.name, () => this.#now(), (entryId, audience) => this.#mintJwt(entryId, audience));
   }
 
@@ -255,22 +257,9 @@ export class NodeAgent {
     return this.#conn;
   }
 
-  /** Join-token attestation: a new key, the server's SVID for it and the bundle. */
+  /** Node attestation with the agent's node attestor: a new key, the server's SVID for it and the bundle. */
   async #attest(): Promise<void> {
-    const token = this.#joinToken();
-    const where = this.config.source;
-    if (!token) {
-      throw new AnchorageError(
-        'failed_precondition',
-        `agent: no valid agent SVID and no join_token in ${where}: create one with "anchorage token create" on the server`,
-      );
-    }
-    if (this.#lastAgentId !== undefined && tokenOf(this.#lastAgentId) === token) {
-      throw new AnchorageError('failed_precondition', `agent: join token ${token.slice(0, 8)}… was already used by this agent; put a new one in ${where}`);
-    }
-    if (this.#refusedTokens.has(token)) {
-      throw new AnchorageError('permission_denied', `agent: the server refused join token ${token.slice(0, 8)}…; put a new one in ${where}`);
-    }
+    const attempt = await this.#attestor.begin();
     const trust = this.#serverTrust();
     if (trust.kind === 'insecure') {
       this.#log.warn('agent: insecure_bootstrap: the server is not verified for this first attestation');
@@ -279,17 +268,17 @@ export class NodeAgent {
     const conn = new ServerConnection(this.config.server_address, this.#serverId, trust);
     let res;
     try {
-      res = await conn.attest(token, csr);
+      res = await conn.attest({ type: this.#attestor.type, payload: attempt.payload, csr, respond: (c) => attempt.respond(c) });
     } catch (err) {
-      if (isAnchorageError(err, 'permission_denied')) this.#refusedTokens.add(token);
+      if (isAnchorageError(err, 'permission_denied')) attempt.refused();
       throw err;
     } finally {
       conn.close();
     }
     const bundle = SpiffeBundle.parse(this.#td, res.bundle);
     const id = checkAgentSvid(this.#td, () => this.#nowMs(), res.svid_chain, bundle.x509, privateKeySpki(privateKey));
-    if (id.spiffeId.toString() !== res.spiffe_id || tokenOf(res.spiffe_id) !== token) {
-      throw new AnchorageError('internal', `agent: the server attested us as ${res.spiffe_id}, not as an agent with our token`);
+    if (id.spiffeId.toString() !== res.spiffe_id || !attempt.expects(res.spiffe_id)) {
+      throw new AnchorageError('internal', `agent: the server attested us as ${res.spiffe_id}, not as an agent with our ${this.#attestor.type} evidence`);
     }
     if (trust.kind === 'insecure') {
       this.#log.warn({ authorities: bundle.x509.size }, 'agent: trusting the bundle received over the unverified first connection');
@@ -415,11 +404,15 @@ export class NodeAgent {
     let failures = 0;
     while (!this.#closed) {
       let gotMessage = false;
+      /** A refusal while attesting is about the evidence, not about the identity we hold. */
+      let attesting = false;
       failures++;
       try {
         if (!this.#identityValid()) {
           if (this.#identity) this.#log.warn({ agent: this.#identity.spiffeId.toString() }, 'agent: agent svid expired; attesting again');
+          attesting = true;
           await this.#attest();
+          attesting = false;
         }
         const conn = this.#connection();
         const stream = conn.sync((m) => {
@@ -441,7 +434,7 @@ export class NodeAgent {
         if (err instanceof EvictedError) {
           this.#onEvicted(err);
         } else if (isAnchorageError(err, 'permission_denied') || isAnchorageError(err, 'unauthenticated')) {
-          if (this.#identity && !msg.includes('join token')) this.#dropIdentity(msg);
+          if (this.#identity && !attesting) this.#dropIdentity(msg);
           else this.#log.error({ err: msg }, 'agent: cannot attest');
         } else if (isAnchorageError(err, 'failed_precondition')) {
           this.#log.error({ err: msg }, 'agent: cannot attest');

@@ -5,6 +5,7 @@ import { TrustDomain } from '../spiffe/id.js';
 import { formatIssues, readYamlConfig } from '../common/config-file.js';
 import { DEFAULT_JWT_CACHE_MAX_BYTES } from './cache.js';
 import { unixAttestorOptions, workloadAttestorEntry } from './attestor/registry.js';
+import { AGENT_NODE_ATTESTOR_TYPES } from './nodeattestor/registry.js';
 
 const agentSchema = z
   .object({
@@ -25,6 +26,12 @@ const agentSchema = z
       .transform((s) => parseInt(s, 8))
       .default(0o777),
     join_token: z.string().regex(/^[0-9a-f]{32}$/, 'must be a join token from "anchorage token create"').optional(),
+    // How the agent proves its node to the server (node-agent/nodeattestor/).
+    // join_token reads the top-level join_token above; tpm and x509pop come next.
+    node_attestor: z
+      .object({ type: z.enum(AGENT_NODE_ATTESTOR_TYPES, { error: `must be one of: ${AGENT_NODE_ATTESTOR_TYPES.join(', ')}` }) })
+      .strict()
+      .default({ type: 'join_token' }),
     trust_bundle_file: z.string().min(1).optional(),
     insecure_bootstrap: z.boolean().default(false),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),

@@ -5,7 +5,9 @@ import { codeForStatus } from '../common/grpc.js';
 import { toPem } from '../common/pem.js';
 import { loadAgentProto } from '../proto/load.js';
 import type { AgentClient } from '../proto/gen/anchorage/agent/v1/Agent.js';
+import type { AttestAgentRequest } from '../proto/gen/anchorage/agent/v1/AttestAgentRequest.js';
 import type { AttestAgentResponse__Output } from '../proto/gen/anchorage/agent/v1/AttestAgentResponse.js';
+import type { AttestationResult__Output } from '../proto/gen/anchorage/agent/v1/AttestationResult.js';
 import type { BatchSignX509SVIDResponse__Output } from '../proto/gen/anchorage/agent/v1/BatchSignX509SVIDResponse.js';
 import type { SyncAuthorizedEntriesResponse__Output } from '../proto/gen/anchorage/agent/v1/SyncAuthorizedEntriesResponse.js';
 import type { X509SVIDParams } from '../proto/gen/anchorage/agent/v1/X509SVIDParams.js';
@@ -29,6 +31,59 @@ export type ServerTrust =
 /** Deadline of unary calls to the server. */
 const CALL_TIMEOUT_MS = 30_000;
 
+
+/** Challenges the agent answers in one attestation; the server allows 4 (ca/agentapi/attest.ts). */
+const MAX_CHALLENGES = 8;
+
+/** params of an AttestAgent stream. */
+export interface AttestationRequest {
+  type: string;
+  payload: Buffer;
+  /** DER PKCS#10 for the agent's new key. */
+  csr: Uint8Array;
+  /** Answers one challenge of the server's attestor. */
+  respond: (challenge: Buffer) => Promise<Buffer>;
+}
+
+/**
+ * Drives one AttestAgent stream: params, then an answer per challenge, until
+ * the result. Rejects with the gRPC error as it came (tests read its code),
+ * or with the responder's own error (the stream is then cancelled).
+ */
+export function runAttestation(
+  call: grpc.ClientDuplexStream<AttestAgentRequest, AttestAgentResponse__Output>,
+  req: AttestationRequest,
+): Promise<AttestationResult__Output> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    let challenges = 0;
+    const finish = (err: unknown, res?: AttestationResult__Output) => {
+      if (settled) return;
+      settled = true;
+      if (err) {
+        call.cancel();
+        reject(err);
+      } else resolve(res!);
+    };
+    call.on('data', (m: AttestAgentResponse__Output) => {
+      if (settled) return;
+      if (m.step === 'result' && m.result) return finish(undefined, m.result);
+      if (m.step !== 'challenge' || !m.challenge) return finish(new AnchorageError('internal', 'agent: the server sent an attestation message without challenge or result'));
+      if (++challenges > MAX_CHALLENGES) return finish(new AnchorageError('internal', `agent: the server sent more than ${MAX_CHALLENGES} attestation challenges`));
+      req.respond(m.challenge).then(
+        (answer) => {
+          if (!settled) call.write({ challenge_response: answer });
+        },
+        (err) => finish(err),
+      );
+    });
+    call.on('error', (err) => finish(err));
+    call.on('status', (st: grpc.StatusObject) => {
+      if (st.code === grpc.status.OK) finish(new AnchorageError('unavailable', 'agent: the server ended attestation without a result'));
+    });
+    call.write({ params: { attestation_type: req.type, payload: req.payload, csr: req.csr } });
+  });
+}
 
 /**
  * The server's word that this agent was evicted (`anchorage agent evict`):
@@ -105,8 +160,11 @@ export class ServerConnection {
     this.#client.close();
   }
 
-  attest(joinToken: string, csr: Uint8Array): Promise<AttestAgentResponse__Output> {
-    return this.#unary('attestation', (cb) => this.#client.AttestAgent({ join_token: joinToken, csr }, this.#opts(), cb));
+  /** Node attestation (AttestAgent) with the agent's node attestor. */
+  attest(req: AttestationRequest): Promise<AttestationResult__Output> {
+    return runAttestation(this.#client.AttestAgent(this.#opts()), req).catch((err: unknown) => {
+      throw err instanceof AnchorageError ? err : fromGrpc(err, 'attestation');
+    });
   }
 
   renew(csr: Uint8Array): Promise<Buffer[]> {

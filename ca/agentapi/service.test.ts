@@ -12,6 +12,7 @@ import type { SyncAuthorizedEntriesResponse__Output } from '../../proto/gen/anch
 import { SpiffeBundle, X509Bundle } from '../../spiffe/bundle.js';
 import { TrustDomain } from '../../spiffe/id.js';
 import { verifyX509Svid } from '../../spiffe/x509svid.js';
+import { runAttestation } from '../../node-agent/connection.js';
 import { keyAndCsr } from '../../test/helpers/csr.js';
 import { captureLogger } from '../../test/helpers/log.js';
 import { parseServerConfig } from '../config.js';
@@ -63,6 +64,16 @@ interface TestAgent {
   client: AgentClient;
 }
 
+/** AttestAgent with a join token, as the agent makes it (node-agent/connection.ts). */
+function attestCall(client: AgentClient, joinToken: string, csr: Uint8Array) {
+  return runAttestation(client.AttestAgent(), {
+    type: 'join_token',
+    payload: Buffer.from(joinToken),
+    csr,
+    respond: () => Promise.reject(new Error('join_token has no challenge')),
+  });
+}
+
 async function token(spiffeId = ''): Promise<string> {
   return (await unary<{ token: string }>((cb) => admin.CreateJoinToken({ spiffe_id: spiffeId, ttl: 600 }, cb))).token;
 }
@@ -71,7 +82,7 @@ async function attest(joinToken?: string): Promise<TestAgent> {
   const t = joinToken ?? (await token());
   const { csr, keyPem } = keyAndCsr();
   const anon = agentClient();
-  const res = await unary<{ spiffe_id: string; svid_chain: Buffer[]; bundle: string }>((cb) => anon.AttestAgent({ join_token: t, csr }, cb));
+  const res = await attestCall(anon, t, csr);
   anon.close();
   return { id: res.spiffe_id, keyPem, chain: res.svid_chain, client: agentClient({ keyPem, chain: res.svid_chain }) };
 }
@@ -144,13 +155,13 @@ describe('agent API', () => {
   it('refuses a bad CSR without spending the token, and unknown tokens', async () => {
     const t = await token();
     const anon = agentClient();
-    const bad = await status(unary((cb) => anon.AttestAgent({ join_token: t, csr: Buffer.from('junk') }, cb)));
+    const bad = await status(attestCall(anon, t, Buffer.from('junk')));
     expect(bad.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(bad.details).toMatch(/^csr: /);
     expect((await attest(t)).id).toContain(t); // still usable
-    const unknown = await status(unary((cb) => anon.AttestAgent({ join_token: '0'.repeat(32), csr: keyAndCsr().csr }, cb)));
+    const unknown = await status(attestCall(anon, '0'.repeat(32), keyAndCsr().csr));
     expect(unknown).toEqual({ code: grpc.status.PERMISSION_DENIED, details: 'agent api: join token is unknown, used or expired' });
-    const empty = await status(unary((cb) => anon.AttestAgent({ join_token: '', csr: keyAndCsr().csr }, cb)));
+    const empty = await status(attestCall(anon, '', keyAndCsr().csr));
     expect(empty).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: 'agent api: join_token is required' });
     anon.close();
   });

@@ -12,7 +12,9 @@ import type { ChangeFeed } from '../changes.js';
 import type { AttestedAgent, DataStore, RegistrationEntry, Selector } from '../datastore/DataStore.js';
 import type { CaManager } from '../manager.js';
 import type { Minter } from '../minter.js';
+import { DEFAULT_NODE_ATTESTORS, NodeAttestorRegistry } from '../nodeattestor/registry.js';
 import { isReservedPath, RESERVED_PATH } from '../reserved.js';
+import { attestHandler, type AttestationLimits } from './attest.js';
 
 export interface AgentServiceDeps {
   datastore: DataStore;
@@ -23,9 +25,13 @@ export interface AgentServiceDeps {
   agentSvidTtl: number;
   now?: () => number;
   logger: Logger;
+  /** The enabled node attestors. Default: join_token alone. */
+  nodeAttestors?: NodeAttestorRegistry;
+  /** Bounds of AttestAgent streams; default ATTESTATION_LIMITS of attest.ts. */
+  attestationLimits?: Partial<AttestationLimits>;
 }
 
-/** Agent IDs made by join-token attestation: spiffe://<td>/anchorage/agent/join_token/<token>. */
+/** Every agent ID: spiffe://<td>/anchorage/agent/<node attestor type>/... (ca/nodeattestor/). */
 export const AGENT_PATH_PREFIX = '/anchorage/agent/';
 
 /** Entries with this parent are node aliases: they name agents by their node selectors. */
@@ -152,32 +158,15 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
   }
 
   return {
-    AttestAgent: unaryHandler(log, 'AttestAgent', async (req) => {
-      if (!req.join_token) throw invalid('agent api: join_token is required');
-      if (req.csr.length === 0) throw invalid('agent api: csr is required');
-      // The CSR is checked before the token is spent, so a bad request does not burn it.
-      const spki = await minter.verifyCsr(req.csr);
-      if (!/^[0-9a-f]{32}$/.test(req.join_token)) {
-        throw new AnchorageError('permission_denied', 'agent api: join token is unknown, used or expired');
-      }
-      const token = await ds.consumeJoinToken(req.join_token, now());
-      if (!token) throw new AnchorageError('permission_denied', 'agent api: join token is unknown, used or expired');
-      const id = SpiffeId.fromPath(ca.trustDomain, `${AGENT_PATH_PREFIX}join_token/${req.join_token}`);
-      const minted = await minter.mintX509({ spiffeId: id, spki, ttl: deps.agentSvidTtl, capToCa: true });
-      const leaf = new X509Certificate(minted.chain[0]!);
-      const t = now();
-      await ds.putAgent({
-        spiffeId: id.toString(),
-        attestationType: 'join_token',
-        certSerial: serialHex(leaf),
-        certNotAfter: minted.notAfter,
-        selectors: [{ type: 'join_token', value: req.join_token }],
-        evicted: false,
-        createdAt: t,
-        updatedAt: t,
-      });
-      log.info({ agent: id.toString() }, 'agent api: agent attested');
-      return { spiffe_id: id.toString(), svid_chain: minted.chain.map((d) => Buffer.from(d)), bundle: ca.bundle().marshal() };
+    AttestAgent: attestHandler({
+      datastore: ds,
+      ca,
+      minter,
+      attestors: deps.nodeAttestors ?? NodeAttestorRegistry.fromTypes(DEFAULT_NODE_ATTESTORS, { datastore: ds, now }),
+      agentSvidTtl: deps.agentSvidTtl,
+      now,
+      logger: log,
+      limits: deps.attestationLimits,
     }),
 
     RenewAgent: unaryHandler(log, 'RenewAgent', async (req, call) => {

@@ -1,6 +1,6 @@
 // The agent's own identity: the record it holds, the checks on an agent SVID
-// the server returns (attestation and renewal), the join token inside an
-// agent ID, and the bootstrap trust bundle file. Pure functions of their
+// the server returns (attestation and renewal), and the bootstrap trust
+// bundle file. Pure functions of their
 // inputs; the NodeAgent class (../agent.ts) owns the state and the lifecycle.
 import { X509Certificate, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -36,10 +36,6 @@ export function privateKeySpki(key: KeyObject): Buffer {
   return createPublicKey(key).export({ type: 'spki', format: 'der' });
 }
 
-/** The join token inside an agent ID made by join-token attestation. */
-export function tokenOf(agentId: string): string | undefined {
-  return /\/anchorage\/agent\/join_token\/([0-9a-f]{32})$/.exec(agentId)?.[1];
-}
 
 /**
  * Checks an agent SVID from the server: our key, an agent ID of our trust

@@ -6,6 +6,8 @@ import type { AgentMintJWTSVIDRequest as _anchorage_agent_v1_AgentMintJWTSVIDReq
 import type { AgentMintJWTSVIDResponse as _anchorage_agent_v1_AgentMintJWTSVIDResponse, AgentMintJWTSVIDResponse__Output as _anchorage_agent_v1_AgentMintJWTSVIDResponse__Output } from './anchorage/agent/v1/AgentMintJWTSVIDResponse.js';
 import type { AttestAgentRequest as _anchorage_agent_v1_AttestAgentRequest, AttestAgentRequest__Output as _anchorage_agent_v1_AttestAgentRequest__Output } from './anchorage/agent/v1/AttestAgentRequest.js';
 import type { AttestAgentResponse as _anchorage_agent_v1_AttestAgentResponse, AttestAgentResponse__Output as _anchorage_agent_v1_AttestAgentResponse__Output } from './anchorage/agent/v1/AttestAgentResponse.js';
+import type { AttestationParams as _anchorage_agent_v1_AttestationParams, AttestationParams__Output as _anchorage_agent_v1_AttestationParams__Output } from './anchorage/agent/v1/AttestationParams.js';
+import type { AttestationResult as _anchorage_agent_v1_AttestationResult, AttestationResult__Output as _anchorage_agent_v1_AttestationResult__Output } from './anchorage/agent/v1/AttestationResult.js';
 import type { AuthorizedEntry as _anchorage_agent_v1_AuthorizedEntry, AuthorizedEntry__Output as _anchorage_agent_v1_AuthorizedEntry__Output } from './anchorage/agent/v1/AuthorizedEntry.js';
 import type { BatchSignX509SVIDRequest as _anchorage_agent_v1_BatchSignX509SVIDRequest, BatchSignX509SVIDRequest__Output as _anchorage_agent_v1_BatchSignX509SVIDRequest__Output } from './anchorage/agent/v1/BatchSignX509SVIDRequest.js';
 import type { BatchSignX509SVIDResponse as _anchorage_agent_v1_BatchSignX509SVIDResponse, BatchSignX509SVIDResponse__Output as _anchorage_agent_v1_BatchSignX509SVIDResponse__Output } from './anchorage/agent/v1/BatchSignX509SVIDResponse.js';
@@ -29,6 +31,8 @@ export interface ProtoGrpcType {
         AgentMintJWTSVIDResponse: MessageTypeDefinition<_anchorage_agent_v1_AgentMintJWTSVIDResponse, _anchorage_agent_v1_AgentMintJWTSVIDResponse__Output>
         AttestAgentRequest: MessageTypeDefinition<_anchorage_agent_v1_AttestAgentRequest, _anchorage_agent_v1_AttestAgentRequest__Output>
         AttestAgentResponse: MessageTypeDefinition<_anchorage_agent_v1_AttestAgentResponse, _anchorage_agent_v1_AttestAgentResponse__Output>
+        AttestationParams: MessageTypeDefinition<_anchorage_agent_v1_AttestationParams, _anchorage_agent_v1_AttestationParams__Output>
+        AttestationResult: MessageTypeDefinition<_anchorage_agent_v1_AttestationResult, _anchorage_agent_v1_AttestationResult__Output>
         AuthorizedEntry: MessageTypeDefinition<_anchorage_agent_v1_AuthorizedEntry, _anchorage_agent_v1_AuthorizedEntry__Output>
         BatchSignX509SVIDRequest: MessageTypeDefinition<_anchorage_agent_v1_BatchSignX509SVIDRequest, _anchorage_agent_v1_BatchSignX509SVIDRequest__Output>
         BatchSignX509SVIDResponse: MessageTypeDefinition<_anchorage_agent_v1_BatchSignX509SVIDResponse, _anchorage_agent_v1_BatchSignX509SVIDResponse__Output>

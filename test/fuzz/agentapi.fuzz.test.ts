@@ -11,6 +11,7 @@ import { toPem } from '../../common/pem.js';
 import { loadAdminProto, loadAgentProto } from '../../proto/load.js';
 import type { AdminClient } from '../../proto/gen/anchorage/admin/v1/Admin.js';
 import type { AgentClient } from '../../proto/gen/anchorage/agent/v1/Agent.js';
+import { runAttestation } from '../../node-agent/connection.js';
 import { keyAndCsr } from '../helpers/csr.js';
 import { mutate, mutationArb, params, testTimeout } from './fuzz.js';
 
@@ -37,6 +38,16 @@ const validCsr = keyAndCsr().csr;
 const unexpected: string[] = [];
 
 type Status = { code: number; details: string };
+
+/** AttestAgent with a join token, as the agent makes it (node-agent/connection.ts). */
+function attestCall(client: AgentClient, joinToken: string, csr: Uint8Array) {
+  return runAttestation(client.AttestAgent(), {
+    type: 'join_token',
+    payload: Buffer.from(joinToken),
+    csr,
+    respond: () => Promise.reject(new Error('join_token has no challenge')),
+  });
+}
 
 function unary<T>(fn: (cb: (err: grpc.ServiceError | null, res?: T) => void) => void): Promise<T> {
   return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res as T))));
@@ -90,7 +101,7 @@ beforeAll(async () => {
   anon = agentClient();
   const token = (await unary<{ token: string }>((cb) => admin.CreateJoinToken({ spiffe_id: '', ttl: 600 }, cb))).token;
   const { csr, keyPem } = keyAndCsr();
-  const res = await unary<{ spiffe_id: string; svid_chain: Buffer[] }>((cb) => anon.AttestAgent({ join_token: token, csr }, cb));
+  const res = await attestCall(anon, token, csr);
   agentId = res.spiffe_id;
   agent = agentClient({ keyPem, chain: res.svid_chain });
   const e = await unary<{ id: string }>((cb) =>
@@ -146,7 +157,7 @@ describe('fuzz: agent API requests (ca/agentapi/service.ts over real gRPC)', () 
       const tokenArb = fc.oneof(fc.string({ maxLength: 40 }), fc.stringMatching(/^[0-9a-f]{32}$/), fc.string({ unit: 'binary', maxLength: 40 }), fc.constant(''));
       await fc.assert(
         fc.asyncProperty(tokenArb, csrArb, async (join_token, csr) => {
-          const s = await status(unary((cb) => anon.AttestAgent({ join_token, csr }, cb)));
+          const s = await status(attestCall(anon, join_token, csr));
           expectClear(s, false);
           if (join_token === '') expect(s.details).toBe('agent api: join_token is required');
         }),

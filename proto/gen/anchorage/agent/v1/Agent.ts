@@ -15,21 +15,25 @@ import type { SyncAuthorizedEntriesResponse as _anchorage_agent_v1_SyncAuthorize
 
 export interface AgentClient extends grpc.Client {
   /**
-   * Node attestation with a single-use join token. The agent sends a CSR for
-   * a key it generated; it receives its SVID and the trust bundle.
+   * Node attestation. The agent opens the stream with params: the type of
+   * its node attestor, that attestor's payload and a CSR for a key it
+   * generated. The server's attestor of that type may answer with challenges
+   * (each answered by one challenge_response) before the server sends the
+   * result: the agent's SVID and the trust bundle. join_token sends no
+   * challenge. Bounded: sizes, rounds and total time (ca/agentapi/attest.ts).
    */
-  AttestAgent(argument: _anchorage_agent_v1_AttestAgentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_agent_v1_AttestAgentResponse__Output>): grpc.ClientUnaryCall;
-  AttestAgent(argument: _anchorage_agent_v1_AttestAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_agent_v1_AttestAgentResponse__Output>): grpc.ClientUnaryCall;
-  AttestAgent(argument: _anchorage_agent_v1_AttestAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_agent_v1_AttestAgentResponse__Output>): grpc.ClientUnaryCall;
-  AttestAgent(argument: _anchorage_agent_v1_AttestAgentRequest, callback: grpc.requestCallback<_anchorage_agent_v1_AttestAgentResponse__Output>): grpc.ClientUnaryCall;
+  AttestAgent(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_anchorage_agent_v1_AttestAgentRequest, _anchorage_agent_v1_AttestAgentResponse__Output>;
+  AttestAgent(options?: grpc.CallOptions): grpc.ClientDuplexStream<_anchorage_agent_v1_AttestAgentRequest, _anchorage_agent_v1_AttestAgentResponse__Output>;
   /**
-   * Node attestation with a single-use join token. The agent sends a CSR for
-   * a key it generated; it receives its SVID and the trust bundle.
+   * Node attestation. The agent opens the stream with params: the type of
+   * its node attestor, that attestor's payload and a CSR for a key it
+   * generated. The server's attestor of that type may answer with challenges
+   * (each answered by one challenge_response) before the server sends the
+   * result: the agent's SVID and the trust bundle. join_token sends no
+   * challenge. Bounded: sizes, rounds and total time (ca/agentapi/attest.ts).
    */
-  attestAgent(argument: _anchorage_agent_v1_AttestAgentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_agent_v1_AttestAgentResponse__Output>): grpc.ClientUnaryCall;
-  attestAgent(argument: _anchorage_agent_v1_AttestAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_agent_v1_AttestAgentResponse__Output>): grpc.ClientUnaryCall;
-  attestAgent(argument: _anchorage_agent_v1_AttestAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_agent_v1_AttestAgentResponse__Output>): grpc.ClientUnaryCall;
-  attestAgent(argument: _anchorage_agent_v1_AttestAgentRequest, callback: grpc.requestCallback<_anchorage_agent_v1_AttestAgentResponse__Output>): grpc.ClientUnaryCall;
+  attestAgent(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_anchorage_agent_v1_AttestAgentRequest, _anchorage_agent_v1_AttestAgentResponse__Output>;
+  attestAgent(options?: grpc.CallOptions): grpc.ClientDuplexStream<_anchorage_agent_v1_AttestAgentRequest, _anchorage_agent_v1_AttestAgentResponse__Output>;
   
   /**
    * Signs workload CSRs made on the agent, for entries it is authorized for.
@@ -93,10 +97,14 @@ export interface AgentClient extends grpc.Client {
 
 export interface AgentHandlers extends grpc.UntypedServiceImplementation {
   /**
-   * Node attestation with a single-use join token. The agent sends a CSR for
-   * a key it generated; it receives its SVID and the trust bundle.
+   * Node attestation. The agent opens the stream with params: the type of
+   * its node attestor, that attestor's payload and a CSR for a key it
+   * generated. The server's attestor of that type may answer with challenges
+   * (each answered by one challenge_response) before the server sends the
+   * result: the agent's SVID and the trust bundle. join_token sends no
+   * challenge. Bounded: sizes, rounds and total time (ca/agentapi/attest.ts).
    */
-  AttestAgent: grpc.handleUnaryCall<_anchorage_agent_v1_AttestAgentRequest__Output, _anchorage_agent_v1_AttestAgentResponse>;
+  AttestAgent: grpc.handleBidiStreamingCall<_anchorage_agent_v1_AttestAgentRequest__Output, _anchorage_agent_v1_AttestAgentResponse>;
   
   /**
    * Signs workload CSRs made on the agent, for entries it is authorized for.

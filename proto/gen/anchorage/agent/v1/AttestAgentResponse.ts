@@ -1,32 +1,27 @@
 // Original file: proto/anchorage/agent/v1/agent.proto
 
+import type { AttestationResult as _anchorage_agent_v1_AttestationResult, AttestationResult__Output as _anchorage_agent_v1_AttestationResult__Output } from '../../../anchorage/agent/v1/AttestationResult.js';
 
 export interface AttestAgentResponse {
   /**
-   * spiffe://<td>/anchorage/agent/join_token/<token>
+   * answer with one challenge_response
    */
-  'spiffe_id'?: (string);
+  'challenge'?: (Buffer | Uint8Array | string);
   /**
-   * DER, leaf first
+   * the last message
    */
-  'svid_chain'?: (Buffer | Uint8Array | string)[];
-  /**
-   * SPIFFE bundle document of the server's trust domain
-   */
-  'bundle'?: (string);
+  'result'?: (_anchorage_agent_v1_AttestationResult | null);
+  'step'?: "challenge"|"result";
 }
 
 export interface AttestAgentResponse__Output {
   /**
-   * spiffe://<td>/anchorage/agent/join_token/<token>
+   * answer with one challenge_response
    */
-  'spiffe_id': (string);
+  'challenge'?: (Buffer);
   /**
-   * DER, leaf first
+   * the last message
    */
-  'svid_chain': (Buffer)[];
-  /**
-   * SPIFFE bundle document of the server's trust domain
-   */
-  'bundle': (string);
+  'result'?: (_anchorage_agent_v1_AttestationResult__Output | null);
+  'step'?: "challenge"|"result";
 }

@@ -1,0 +1,181 @@
+// AttestAgent: the node attestation stream. The agent sends params (attestor
+// type, payload, CSR); the server's attestor of that type may send challenges,
+// each answered by one challenge_response; the server ends with the result.
+// This file owns the stream and its bounds; ca/nodeattestor/ judges the
+// evidence. Nothing here is authenticated (the agent has no SVID yet), so
+// every size, the number of rounds and the total time are bounded.
+import { X509Certificate } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { AnchorageError, invalid } from '../../common/errors.js';
+import { ERROR_CODE_TRAILER, toServiceError } from '../../common/grpc.js';
+import type { Logger } from '../../common/log.js';
+import { SpiffeId } from '../../spiffe/id.js';
+import type { AttestAgentRequest__Output } from '../../proto/gen/anchorage/agent/v1/AttestAgentRequest.js';
+import type { AttestAgentResponse } from '../../proto/gen/anchorage/agent/v1/AttestAgentResponse.js';
+import type { AttestationParams__Output } from '../../proto/gen/anchorage/agent/v1/AttestationParams.js';
+import type { DataStore } from '../datastore/DataStore.js';
+import type { CaManager } from '../manager.js';
+import type { Minter } from '../minter.js';
+import type { NodeAttestorRegistry } from '../nodeattestor/registry.js';
+
+/** Limits of one attestation stream. */
+export interface AttestationLimits {
+  readonly maxPayloadBytes: number;
+  readonly maxCsrBytes: number;
+  readonly maxChallengeBytes: number;
+  readonly maxRounds: number;
+  readonly maxTypeLength: number;
+  readonly timeoutMs: number;
+}
+
+/** The limits the server uses. Generous for tpm quotes and x509pop chains to come. */
+export const ATTESTATION_LIMITS: AttestationLimits = Object.freeze({
+  /** Bytes of params.payload. */
+  maxPayloadBytes: 64 * 1024,
+  /** Bytes of params.csr (a P-256 CSR is ~250, an RSA-4096 one under 2 KiB). */
+  maxCsrBytes: 16 * 1024,
+  /** Bytes of one challenge, and of one challenge_response. */
+  maxChallengeBytes: 64 * 1024,
+  /** Challenges per attestation. */
+  maxRounds: 4,
+  /** Characters of params.attestation_type. */
+  maxTypeLength: 64,
+  /** From the stream's start to the result. */
+  timeoutMs: 30_000,
+});
+
+export interface AttestDeps {
+  datastore: DataStore;
+  ca: CaManager;
+  minter: Minter;
+  attestors: NodeAttestorRegistry;
+  /** Lifetime of agent SVIDs, seconds. */
+  agentSvidTtl: number;
+  /** Seconds since the epoch. */
+  now: () => number;
+  logger: Logger;
+  limits?: Partial<AttestationLimits>;
+}
+
+type Call = grpc.ServerDuplexStream<AttestAgentRequest__Output, AttestAgentResponse>;
+
+function serialHex(cert: X509Certificate): string {
+  return cert.serialNumber.toUpperCase().replace(/^0+(?=.)/, '');
+}
+
+/** The AttestAgent handler. */
+export function attestHandler(deps: AttestDeps): grpc.handleBidiStreamingCall<AttestAgentRequest__Output, AttestAgentResponse> {
+  const { datastore: ds, ca, minter, attestors, logger: log } = deps;
+  const lim = { ...ATTESTATION_LIMITS, ...deps.limits };
+
+  return (call: Call) => {
+    let done = false;
+    let started = false;
+    let halfClosed = false;
+    let rounds = 0;
+    /** The attestor's pending question, waiting for its challenge_response. */
+    let pending: { resolve: (b: Buffer) => void; reject: (e: unknown) => void } | undefined;
+
+    const settle = () => {
+      done = true;
+      clearTimeout(timer);
+      pending?.reject(new AnchorageError('unavailable', 'agent api: attestation stream ended'));
+      pending = undefined;
+    };
+    const fail = (err: unknown, status?: Partial<grpc.ServiceError>) => {
+      if (done) return;
+      settle();
+      call.emit('error', status ?? toServiceError(err, log, 'AttestAgent'));
+    };
+    const timer = setTimeout(() => {
+      const metadata = new grpc.Metadata();
+      metadata.set(ERROR_CODE_TRAILER, 'unavailable');
+      log.warn({ timeoutMs: lim.timeoutMs }, 'agent api: attestation timed out');
+      fail(undefined, {
+        code: grpc.status.DEADLINE_EXCEEDED,
+        details: `agent api: attestation did not finish within ${lim.timeoutMs / 1000}s`,
+        metadata,
+      });
+    }, lim.timeoutMs);
+
+    /** One round: send the attestor's challenge, wait for the answer. */
+    const challenge = (c: Buffer): Promise<Buffer> => {
+      if (done) return Promise.reject(new AnchorageError('unavailable', 'agent api: attestation stream ended'));
+      if (++rounds > lim.maxRounds) return Promise.reject(invalid(`agent api: attestation needs more than ${lim.maxRounds} challenge rounds`));
+      if (c.length > lim.maxChallengeBytes) {
+        return Promise.reject(new AnchorageError('internal', `agent api: node attestor made a challenge of ${c.length} bytes (limit ${lim.maxChallengeBytes})`));
+      }
+      if (halfClosed) return Promise.reject(invalid('agent api: the agent closed its side of the stream before answering a challenge'));
+      return new Promise<Buffer>((resolve, reject) => {
+        pending = { resolve, reject };
+        call.write({ challenge: c });
+      });
+    };
+
+    const run = async (p: AttestationParams__Output): Promise<void> => {
+      const type = p.attestation_type;
+      if (!type) throw invalid('agent api: params.attestation_type is required');
+      if (type.length > lim.maxTypeLength) throw invalid(`agent api: params.attestation_type is longer than ${lim.maxTypeLength} characters`);
+      const attestor = attestors.get(type);
+      if (!attestor) {
+        throw invalid(`agent api: node attestor "${type}" is not enabled on this server (enabled: ${attestors.types().join(', ')})`);
+      }
+      if (p.payload.length > lim.maxPayloadBytes) throw invalid(`agent api: params.payload is larger than ${lim.maxPayloadBytes} bytes`);
+      attestor.precheck?.(p.payload);
+      if (p.csr.length === 0) throw invalid('agent api: csr is required');
+      if (p.csr.length > lim.maxCsrBytes) throw invalid(`agent api: params.csr is larger than ${lim.maxCsrBytes} bytes`);
+      // The CSR is checked before the evidence is spent, so a bad request does not burn a token.
+      const spki = await minter.verifyCsr(p.csr);
+      const attested = await attestor.attest(p.payload, challenge);
+      const prefix = `/anchorage/agent/${type}/`;
+      if (!attested.agentIdPath.startsWith(prefix) || attested.agentIdPath.length === prefix.length) {
+        throw new AnchorageError('internal', `agent api: node attestor ${type} named ${attested.agentIdPath}, outside ${prefix}`);
+      }
+      if (done) return; // timed out or cancelled meanwhile: nobody is waiting for an SVID
+      const id = SpiffeId.fromPath(ca.trustDomain, attested.agentIdPath);
+      const minted = await minter.mintX509({ spiffeId: id, spki, ttl: deps.agentSvidTtl, capToCa: true });
+      const leaf = new X509Certificate(minted.chain[0]!);
+      const t = deps.now();
+      await ds.putAgent({
+        spiffeId: id.toString(),
+        attestationType: type,
+        certSerial: serialHex(leaf),
+        certNotAfter: minted.notAfter,
+        selectors: attested.selectors,
+        evicted: false,
+        createdAt: t,
+        updatedAt: t,
+      });
+      log.info({ agent: id.toString(), type }, 'agent api: agent attested');
+      if (done) return;
+      settle();
+      call.write({ result: { spiffe_id: id.toString(), svid_chain: minted.chain.map((d) => Buffer.from(d)), bundle: ca.bundle().marshal() } });
+      call.end();
+    };
+
+    call.on('data', (m: AttestAgentRequest__Output) => {
+      if (done) return;
+      if (!started) {
+        started = true;
+        if (m.step !== 'params' || !m.params) return fail(invalid('agent api: the first message must be params'));
+        run(m.params).catch(fail);
+        return;
+      }
+      if (m.step !== 'challenge_response') return fail(invalid('agent api: params may be sent only once, as the first message'));
+      if (!pending) return fail(invalid('agent api: challenge_response sent without a challenge'));
+      const answer = m.challenge_response ?? Buffer.alloc(0);
+      if (answer.length > lim.maxChallengeBytes) return fail(invalid(`agent api: challenge_response is larger than ${lim.maxChallengeBytes} bytes`));
+      const p = pending;
+      pending = undefined;
+      p.resolve(answer);
+    });
+    call.on('end', () => {
+      halfClosed = true;
+      if (done) return;
+      if (!started) fail(invalid('agent api: the stream ended before params'));
+      else if (pending) fail(invalid('agent api: the agent closed its side of the stream before answering a challenge'));
+    });
+    call.on('cancelled', settle);
+    call.on('error', () => settle());
+  };
+}
