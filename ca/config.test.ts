@@ -31,6 +31,20 @@ describe('server config', () => {
     expect(cfg.key_manager).toMatchObject({ type: 'pkcs11', sessions: 4 });
   });
 
+  it('enables the join_token node attestor by default, and takes the list from node_attestors', () => {
+    expect(parseServerConfig(minimal, 'server.yaml', '/etc/anchorage').node_attestors).toEqual(['join_token']);
+    expect(parseServerConfig({ ...minimal, node_attestors: ['join_token'] }, 'server.yaml', '/etc/anchorage').node_attestors).toEqual(['join_token']);
+  });
+
+  it.each<[string, unknown, string]>([
+    ['an unknown node attestor', ['tpm_devid'], 'config: server.yaml: node_attestors.0: unknown node attestor (known: join_token)'],
+    ['an empty list', [], 'config: server.yaml: node_attestors: list at least one node attestor'],
+    ['a node attestor listed twice', ['join_token', 'join_token'], 'config: server.yaml: node_attestors: a node attestor is listed twice'],
+    ['a string instead of a list', 'join_token', 'config: server.yaml: node_attestors: Invalid input: expected array, received string'],
+  ])('refuses %s in node_attestors with one line', (_name, list, expected) => {
+    expect(errorOf({ ...minimal, node_attestors: list })).toBe(expected);
+  });
+
   it('takes an upstream root with its files resolved', () => {
     const cfg = parseServerConfig(
       { ...minimal, ca: { root: { type: 'upstream', cert_file: 'up.pem', key_file: 'up.key' } } },

@@ -7,6 +7,7 @@ import { AnchorageError, invalid, errorMessage } from '../common/errors.js';
 import type { TcpLimits } from '../common/tcp-guard.js';
 import { TrustDomain } from '../spiffe/id.js';
 import { KEY_TYPES, type KeyType } from './keymanager/KeyManager.js';
+import { DEFAULT_NODE_ATTESTORS, NODE_ATTESTOR_TYPES, type NodeAttestorType } from './nodeattestor/registry.js';
 
 /** A duration string (`1h`, `30d`), turned into seconds. */
 const duration = z.string().transform((text, ctx) => {
@@ -184,6 +185,12 @@ const serverSchema = z
       .superRefine(checkListenerLimits)
       .prefault({}),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+    // Which node attestors agents may use (ca/nodeattestor/registry.ts).
+    node_attestors: z
+      .array(z.enum(NODE_ATTESTOR_TYPES as unknown as [NodeAttestorType, ...NodeAttestorType[]], { message: `unknown node attestor (known: ${NODE_ATTESTOR_TYPES.join(', ')})` }))
+      .min(1, 'list at least one node attestor')
+      .refine((l) => new Set(l).size === l.length, 'a node attestor is listed twice')
+      .default([...DEFAULT_NODE_ATTESTORS]),
     key_manager: keyManager,
     ca: z
       .object({

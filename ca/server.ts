@@ -10,6 +10,7 @@ import type { Logger } from '../common/log.js';
 import { loadAdminProto, loadAgentProto } from '../proto/load.js';
 import { listenAgentApi } from './agentapi/listener.js';
 import { agentHandlers } from './agentapi/service.js';
+import { NodeAttestorRegistry } from './nodeattestor/registry.js';
 import { ServerTlsIdentity } from './agentapi/tls-identity.js';
 import { ChangeFeed } from './changes.js';
 import { adminHandlers } from './admin/service.js';
@@ -210,7 +211,16 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
     const agentServer = new grpc.Server();
     agentServer.addService(
       loadAgentProto().anchorage.agent.v1.Agent.service,
-      agentHandlers({ datastore, ca, minter, feed, agentSvidTtl: cfg.agent_svid_ttl, now, logger: log }),
+      agentHandlers({
+        datastore,
+        ca,
+        minter,
+        feed,
+        agentSvidTtl: cfg.agent_svid_ttl,
+        now,
+        logger: log,
+        nodeAttestors: NodeAttestorRegistry.fromTypes(cfg.node_attestors, { datastore, now }),
+      }),
     );
     // Our own TCP listener (handshake timeout, connection caps), not bindAsync.
     checkDescriptorBudget(cfg.agent_api.max_connections + (endpointCfg?.max_connections ?? 0), log);
