@@ -219,7 +219,8 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
         agentSvidTtl: cfg.agent_svid_ttl,
         now,
         logger: log,
-        nodeAttestors: NodeAttestorRegistry.fromTypes(cfg.node_attestors, { datastore, now }),
+        // The attestors count in seconds, as the datastore does; `now` here is milliseconds.
+        nodeAttestors: NodeAttestorRegistry.fromTypes(cfg.node_attestors, { datastore, now: () => Math.floor(now() / 1000) }),
       }),
     );
     // Our own TCP listener (handshake timeout, connection caps), not bindAsync.
