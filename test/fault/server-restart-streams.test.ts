@@ -22,7 +22,7 @@ import { verifyX509Svid } from '../../spiffe/x509svid.js';
 import { splitDer } from '../helpers/test-ca.js';
 import { waitForSvid } from '../helpers/trust-domain.js';
 import { cli, freePort, startAgentProcess, startServerProcess, tempDir, writeFile, type AnchorageProcess } from '../helpers/process.js';
-import { createSoftHsmToken, type SoftHsmToken } from '../helpers/softhsm.js';
+import { createSoftHsmToken, type SoftHsmToken, writePkcs11ServerConfig } from '../helpers/softhsm.js';
 
 const TD = 'restart.example';
 const td = TrustDomain.parse(TD);
@@ -97,20 +97,7 @@ describe('fault: the server restarts under 1,000 open Workload API streams', () 
     const port = await freePort();
     adminSocket = join(tmp.dir, 'admin.sock');
     workloadSocket = join(tmp.dir, 'public', 'api.sock');
-    writeFile(join(tmp.dir, 'pin'), '3579\n');
-    serverConfig = writeFile(
-      join(tmp.dir, 'server.yaml'),
-      `trust_domain: ${TD}
-data_dir: ${join(tmp.dir, 'server')}
-admin_socket: ${adminSocket}
-bind_address: 127.0.0.1:${port}
-key_manager:
-  type: pkcs11
-  module: ${hsm.module}
-  token_label: ${hsm.label}
-  pin_file: ${join(tmp.dir, 'pin')}
-`,
-    );
+    serverConfig = writePkcs11ServerConfig(hsm, { dir: tmp.dir, trustDomain: TD, socket: adminSocket, dataDir: join(tmp.dir, 'server'), port });
     server = await startServerProcess(serverConfig, adminSocket, env);
     const token = await admin((a) => a.call('CreateJoinToken', { spiffe_id: '', ttl: 600 }));
     agentId = `spiffe://${TD}/anchorage/agent/join_token/${token.token}`;

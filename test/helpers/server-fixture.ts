@@ -2,7 +2,7 @@ import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { Admin } from '../../cli/client.js';
 import { cli, freePort, startServerProcess, tempDir, writeFile, type AnchorageProcess } from './process.js';
-import { createSoftHsmToken, type SoftHsmToken } from './softhsm.js';
+import { createSoftHsmToken, type SoftHsmToken, writePkcs11ServerConfig } from './softhsm.js';
 
 /**
  * One `anchorage server run` on a SoftHSM2 token, shared by the agent-*
@@ -34,23 +34,7 @@ export async function startServerFixture(td: string, prefix: string, x509Ttl = '
   const env = { ...hsm.env, ANCHORAGE_LOG_LEVEL: 'debug' };
   const port = await freePort();
   const adminSocket = join(tmp.dir, 'admin.sock');
-  writeFile(join(tmp.dir, 'pin'), '2468\n');
-  const serverConfig = writeFile(
-    join(tmp.dir, 'server.yaml'),
-    `trust_domain: ${td}
-data_dir: ${join(tmp.dir, 'server')}
-admin_socket: ${adminSocket}
-bind_address: 127.0.0.1:${port}
-key_manager:
-  type: pkcs11
-  module: ${hsm.module}
-  token_label: ${hsm.label}
-  pin_file: ${join(tmp.dir, 'pin')}
-ca:
-  ttl: 24h
-x509_svid_ttl: ${x509Ttl}
-`,
-  );
+  const serverConfig = writePkcs11ServerConfig(hsm, { dir: tmp.dir, trustDomain: td, socket: adminSocket, dataDir: join(tmp.dir, 'server'), port, extra: `ca:\n  ttl: 24h\nx509_svid_ttl: ${x509Ttl}\n` });
   const f: ServerFixture = {
     td,
     dir: tmp.dir,

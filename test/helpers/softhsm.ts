@@ -99,13 +99,14 @@ export function useSoftHsmToken(label?: string, pin?: string): SoftHsmToken {
 
 /**
  * Writes `<dir>/pin` and `<dir>/server.yaml` for `anchorage server run` on this
- * token: the admin socket given, the agent API on a free loopback port, the
- * data dir `<dir>/data` unless given; `extra` (YAML lines) is appended.
+ * token: the admin socket given, the agent API on loopback (`port`, or any
+ * free one), the data dir `<dir>/data` unless given; `extra` (YAML lines) is
+ * appended.
  * Returns the config's path.
  */
 export function writePkcs11ServerConfig(
   token: SoftHsmToken,
-  opts: { dir: string; trustDomain: string; socket: string; dataDir?: string; extra?: string },
+  opts: { dir: string; trustDomain: string; socket: string; dataDir?: string; port?: number; extra?: string },
 ): string {
   const pinFile = join(opts.dir, 'pin');
   writeFileSync(pinFile, `${token.pin}\n`, { mode: 0o600 });
@@ -115,7 +116,7 @@ export function writePkcs11ServerConfig(
     `trust_domain: ${opts.trustDomain}
 data_dir: ${opts.dataDir ?? join(opts.dir, 'data')}
 admin_socket: ${opts.socket}
-bind_address: 127.0.0.1:0
+bind_address: 127.0.0.1:${opts.port ?? 0}
 key_manager:
   type: pkcs11
   module: ${token.module}

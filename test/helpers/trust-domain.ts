@@ -9,7 +9,7 @@ import { Admin } from '../../cli/client.js';
 import { loadWorkloadProto } from '../../proto/load.js';
 import type { X509SVIDResponse__Output } from '../../proto/gen/X509SVIDResponse.js';
 import { cli, freePort, startAgentProcess, startServerProcess, writeFile, type AnchorageProcess } from './process.js';
-import { createSoftHsmToken } from './softhsm.js';
+import { createSoftHsmToken, writePkcs11ServerConfig } from './softhsm.js';
 
 /** Runs the closers in reverse order; used both by close() and when a start fails half-way. */
 export function closerList(): { push(c: () => Promise<unknown> | unknown): void; close(): Promise<void> } {
@@ -121,24 +121,7 @@ export async function startTrustDomain(dir: string, opts: TrustDomainOptions): P
     mkdirSync(publicDir, { recursive: true, mode: 0o755 });
     chmodSync(publicDir, 0o755);
     const workloadSocket = join(publicDir, 'api.sock');
-    writeFile(join(dir, 'pin'), `${hsm.pin}\n`);
-    const serverConfig = writeFile(
-      join(dir, 'server.yaml'),
-      `trust_domain: ${TD}
-data_dir: ${join(dir, 'server')}
-admin_socket: ${adminSocket}
-bind_address: 127.0.0.1:${port}
-key_manager:
-  type: pkcs11
-  module: ${hsm.module}
-  token_label: ${hsm.label}
-  pin_file: ${join(dir, 'pin')}
-ca:
-  ttl: ${opts.caTtl ?? '24h'}
-x509_svid_ttl: ${opts.x509SvidTtl ?? '1h'}
-jwt_svid_ttl: ${opts.jwtSvidTtl ?? '5m'}
-${opts.serverYaml ?? ''}`,
-    );
+    const serverConfig = writePkcs11ServerConfig(hsm, { dir, trustDomain: TD, socket: adminSocket, dataDir: join(dir, 'server'), port, extra: `ca:\n  ttl: ${opts.caTtl ?? '24h'}\nx509_svid_ttl: ${opts.x509SvidTtl ?? '1h'}\njwt_svid_ttl: ${opts.jwtSvidTtl ?? '5m'}\n${opts.serverYaml ?? ''}` });
     server = await startServerProcess(serverConfig, adminSocket, env);
     closers.push(() => server?.kill('SIGTERM'));
     const admin = new Admin(adminSocket);

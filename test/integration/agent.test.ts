@@ -12,7 +12,7 @@ import { TrustDomain } from '../../spiffe/id.js';
 import { verifyX509Svid } from '../../spiffe/x509svid.js';
 import { splitDer } from '../helpers/test-ca.js';
 import { cli, freePort, startAgentProcess, startServerProcess, tempDir, writeFile, type AnchorageProcess } from '../helpers/process.js';
-import { createSoftHsmToken, type SoftHsmToken } from '../helpers/softhsm.js';
+import { createSoftHsmToken, type SoftHsmToken, writePkcs11ServerConfig } from '../helpers/softhsm.js';
 import { runWorkloadClient } from '../helpers/workload.js';
 
 /**
@@ -112,23 +112,10 @@ beforeAll(async () => {
   port = await freePort();
   adminSocket = join(tmp.dir, 'admin.sock');
   workloadSocket = join(tmp.dir, 'public', 'api.sock');
-  writeFile(join(tmp.dir, 'pin'), '2468\n');
-  serverConfig = writeFile(
-    join(tmp.dir, 'server.yaml'),
-    `trust_domain: ${TD}
-data_dir: ${join(tmp.dir, 'server')}
-admin_socket: ${adminSocket}
-bind_address: 127.0.0.1:${port}
-key_manager:
-  type: pkcs11
-  module: ${hsm.module}
-  token_label: ${hsm.label}
-  pin_file: ${join(tmp.dir, 'pin')}
-ca:
+  serverConfig = writePkcs11ServerConfig(hsm, { dir: tmp.dir, trustDomain: TD, socket: adminSocket, dataDir: join(tmp.dir, 'server'), port, extra: `ca:
   ttl: 24h
 x509_svid_ttl: 1h
-`,
-  );
+` });
   await startServer();
   const token = await admin((a) => a.call('CreateJoinToken', { spiffe_id: '', ttl: 600 }));
   writeFile(join(tmp.dir, 'bundle.pem'), cli(['bundle', 'show', '--format', 'pem', '--socket', adminSocket], env).stdout);

@@ -16,8 +16,8 @@ import { connect as tcpConnect, createServer, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, cliAsync, freePort, startServerProcess, tempDir, writeFile, type ServerProcess } from '../helpers/process.js';
-import { createSoftHsmToken, type SoftHsmToken } from '../helpers/softhsm.js';
+import { cli, cliAsync, freePort, startServerProcess, tempDir, type ServerProcess } from '../helpers/process.js';
+import { createSoftHsmToken, type SoftHsmToken, writePkcs11ServerConfig } from '../helpers/softhsm.js';
 
 const TD = 'listeners.example';
 const ATTACKER = '127.0.0.2';
@@ -83,19 +83,7 @@ describe('server TCP listeners under a half-open connection flood (real server)'
     socket = join(tmp.dir, 'admin.sock');
     agentPort = await freePort();
     bundlePort = await freePort();
-    writeFile(join(tmp.dir, 'pin'), '1122\n');
-    const config = writeFile(
-      join(tmp.dir, 'server.yaml'),
-      `trust_domain: ${TD}
-data_dir: ${join(tmp.dir, 'data')}
-admin_socket: ${socket}
-bind_address: 127.0.0.1:${agentPort}
-key_manager:
-  type: pkcs11
-  module: ${token.module}
-  token_label: ${token.label}
-  pin_file: ${join(tmp.dir, 'pin')}
-agent_api:
+    const config = writePkcs11ServerConfig(token, { dir: tmp.dir, trustDomain: TD, socket, port: agentPort, extra: `agent_api:
   handshake_timeout: 8s
   max_connections: 300
   max_connections_per_ip: 250
@@ -106,8 +94,7 @@ federation:
     handshake_timeout: 8s
     max_connections: 200
     max_connections_per_ip: 150
-`,
-    );
+` });
     server = await startServerProcess(config, socket, env);
     const bundle = cli(['bundle', 'show', '--format', 'pem', '--socket', socket], env);
     expect(bundle.code, bundle.stderr).toBe(0);
