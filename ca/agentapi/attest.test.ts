@@ -21,6 +21,7 @@ import { X509Bundle } from '../../spiffe/bundle.js';
 import { TrustDomain } from '../../spiffe/id.js';
 import { verifyX509Svid } from '../../spiffe/x509svid.js';
 import { keyAndCsr } from '../../test/helpers/csr.js';
+import { agentApiClient, callStatus, type CallStatus } from '../../test/helpers/agent-api.js';
 import { captureLogger } from '../../test/helpers/log.js';
 import { nodeAttestorContract } from '../../test/contract/node-attestor.js';
 import { parseServerConfig } from '../config.js';
@@ -89,27 +90,9 @@ let rootPem: Buffer;
 const extra: grpc.Server[] = [];
 const logs = captureLogger();
 
-type Status = { code: number; details: string };
-
-async function status(p: Promise<unknown>): Promise<Status> {
-  try {
-    await p;
-    return { code: grpc.status.OK, details: '' };
-  } catch (err) {
-    const e = err as grpc.ServiceError;
-    return { code: e.code, details: e.details };
-  }
-}
-
-const verifyOptions = {
-  checkServerIdentity: (_host: string, cert: { subjectaltname?: string }) =>
-    cert.subjectaltname === `URI:spiffe://${TD}/anchorage/server` ? undefined : new Error(`unexpected server ${cert.subjectaltname}`),
-};
-
 /** An anonymous client of the real server's TLS agent API (join_token only). */
 function tlsClient(): AgentClient {
-  const Ctor = loadAgentProto().anchorage.agent.v1.Agent;
-  return new Ctor(`127.0.0.1:${server.agentPort}`, grpc.credentials.createSsl(rootPem, null, null, verifyOptions));
+  return agentApiClient({ port: server.agentPort, trustDomain: TD, rootPem });
 }
 
 /** A second agent API on the same CA and datastore, with these attestors (plaintext: only the stream is under test). */
@@ -139,7 +122,7 @@ async function testServer(attestors: NodeAttestor[]): Promise<AgentClient> {
 function raw(client: AgentClient, messages: object[], opts: { end?: boolean; onChallenge?: (c: Buffer, call: grpc.ClientDuplexStream<object, AttestAgentResponse__Output>) => void } = {}) {
   const call = client.AttestAgent() as unknown as grpc.ClientDuplexStream<object, AttestAgentResponse__Output>;
   const got: AttestAgentResponse__Output[] = [];
-  const done = new Promise<Status>((resolve) => {
+  const done = new Promise<CallStatus>((resolve) => {
     call.on('data', (m: AttestAgentResponse__Output) => {
       got.push(m);
       if (m.step === 'challenge' && opts.onChallenge) opts.onChallenge(m.challenge!, call);
@@ -256,7 +239,7 @@ describe('AttestAgent stream: challenge and response (test attestor on a second 
     const agent = await server.datastore.getAgent(res.spiffe_id);
     expect(agent).toMatchObject({ attestationType: 'hmac_test', selectors: [{ type: 'hmac_test', value: 'node-1' }], evicted: false });
 
-    const wrong = await status(
+    const wrong = await callStatus(
       runAttestation(c.AttestAgent(), { type: 'hmac_test', payload: Buffer.from('node-2'), csr, respond: async (ch) => hmac(Buffer.concat([ch, Buffer.from('x')])) }),
     );
     expect(wrong).toEqual({ code: grpc.status.PERMISSION_DENIED, details: 'hmac_test: wrong answer' });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toPem } from '../../common/pem.js';
-import { loadAdminProto, loadAgentProto } from '../../proto/load.js';
+import { loadAdminProto } from '../../proto/load.js';
 import type { AdminClient } from '../../proto/gen/anchorage/admin/v1/Admin.js';
 import type { AgentClient } from '../../proto/gen/anchorage/agent/v1/Agent.js';
 import type { SyncAuthorizedEntriesResponse__Output } from '../../proto/gen/anchorage/agent/v1/SyncAuthorizedEntriesResponse.js';
@@ -14,6 +14,7 @@ import { TrustDomain } from '../../spiffe/id.js';
 import { verifyX509Svid } from '../../spiffe/x509svid.js';
 import { runAttestation } from '../../node-agent/connection.js';
 import { keyAndCsr } from '../../test/helpers/csr.js';
+import { agentApiClient, callStatus, type CallStatus, unary } from '../../test/helpers/agent-api.js';
 import { captureLogger } from '../../test/helpers/log.js';
 import { parseServerConfig } from '../config.js';
 import { startServer, type RunningServer } from '../server.js';
@@ -27,34 +28,8 @@ let rootPem: Buffer;
 /** The server's log, for the refusals it must record. */
 const logs = captureLogger();
 
-type Status = { code: number; details: string };
-
-function unary<T>(fn: (cb: (err: grpc.ServiceError | null, res?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res as T))));
-}
-
-async function status(p: Promise<unknown>): Promise<Status> {
-  try {
-    await p;
-    return { code: grpc.status.OK, details: '' };
-  } catch (err) {
-    const e = err as grpc.ServiceError;
-    return { code: e.code, details: e.details };
-  }
-}
-
-/** Accept the server only if it presents the server's SPIFFE ID (no DNS names in SVIDs). */
-const verifyOptions = {
-  checkServerIdentity: (_host: string, cert: { subjectaltname?: string }) =>
-    cert.subjectaltname === `URI:spiffe://${TD}/anchorage/server` ? undefined : new Error(`unexpected server ${cert.subjectaltname}`),
-};
-
 function agentClient(identity?: { keyPem: string; chain: Uint8Array[] }): AgentClient {
-  const Ctor = loadAgentProto().anchorage.agent.v1.Agent;
-  const creds = identity
-    ? grpc.credentials.createSsl(rootPem, Buffer.from(identity.keyPem), Buffer.from(identity.chain.map((d) => toPem('CERTIFICATE', d)).join('')), verifyOptions)
-    : grpc.credentials.createSsl(rootPem, null, null, verifyOptions);
-  return new Ctor(`127.0.0.1:${server.agentPort}`, creds);
+  return agentApiClient({ port: server.agentPort, trustDomain: TD, rootPem, ...(identity ? { identity } : {}) });
 }
 
 interface TestAgent {
@@ -98,7 +73,7 @@ async function createEntry(spiffeId: string, parentId: string): Promise<string> 
 function sync(agent: TestAgent) {
   const messages: SyncAuthorizedEntriesResponse__Output[] = [];
   const waiters: Array<() => void> = [];
-  let ended: Status | undefined;
+  let ended: CallStatus | undefined;
   const call = agent.client.SyncAuthorizedEntries({});
   call.on('data', (m: SyncAuthorizedEntriesResponse__Output) => {
     messages.push(m);
@@ -149,26 +124,26 @@ describe('agent API', () => {
     const bundle = new X509Bundle(td, server.ca.bundle().x509.authorities());
     expect(verifyX509Svid(a.chain, () => bundle).spiffeId.toString()).toBe(a.id);
     // single use
-    expect((await status(attest(t))).code).toBe(grpc.status.PERMISSION_DENIED);
+    expect((await callStatus(attest(t))).code).toBe(grpc.status.PERMISSION_DENIED);
   });
 
   it('refuses a bad CSR without spending the token, and unknown tokens', async () => {
     const t = await token();
     const anon = agentClient();
-    const bad = await status(attestCall(anon, t, Buffer.from('junk')));
+    const bad = await callStatus(attestCall(anon, t, Buffer.from('junk')));
     expect(bad.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(bad.details).toMatch(/^csr: /);
     expect((await attest(t)).id).toContain(t); // still usable
-    const unknown = await status(attestCall(anon, '0'.repeat(32), keyAndCsr().csr));
+    const unknown = await callStatus(attestCall(anon, '0'.repeat(32), keyAndCsr().csr));
     expect(unknown).toEqual({ code: grpc.status.PERMISSION_DENIED, details: 'agent api: join token is unknown, used or expired' });
-    const empty = await status(attestCall(anon, '', keyAndCsr().csr));
+    const empty = await callStatus(attestCall(anon, '', keyAndCsr().csr));
     expect(empty).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: 'agent api: join_token is required' });
     anon.close();
   });
 
   it('requires the agent SVID on every other call', async () => {
     const anon = agentClient();
-    const r = await status(unary((cb) => anon.MintJWTSVID({ entry_id: 'x', audience: ['a'] }, cb)));
+    const r = await callStatus(unary((cb) => anon.MintJWTSVID({ entry_id: 'x', audience: ['a'] }, cb)));
     expect(r).toEqual({ code: grpc.status.UNAUTHENTICATED, details: 'agent api: this call needs the agent svid as client certificate' });
     anon.close();
   });
@@ -207,9 +182,9 @@ describe('agent API', () => {
     const signed = await unary<{ results: Array<{ entry_id: string; chain: Buffer[] }> }>((cb) => a.client.BatchSignX509SVID({ params: [{ entry_id: entryId, csr }] }, cb));
     expect(new X509Certificate(signed.results[0]!.chain[0]!).subjectAltName).toBe(`URI:spiffe://${TD}/web`);
 
-    const stolen = await status(unary((cb) => b.client.BatchSignX509SVID({ params: [{ entry_id: entryId, csr }] }, cb)));
+    const stolen = await callStatus(unary((cb) => b.client.BatchSignX509SVID({ params: [{ entry_id: entryId, csr }] }, cb)));
     expect(stolen).toEqual({ code: grpc.status.PERMISSION_DENIED, details: `agent api: agent ${b.id} is not authorized for entry ${entryId}` });
-    const stolenJwt = await status(unary((cb) => b.client.MintJWTSVID({ entry_id: entryId, audience: ['x'] }, cb)));
+    const stolenJwt = await callStatus(unary((cb) => b.client.MintJWTSVID({ entry_id: entryId, audience: ['x'] }, cb)));
     expect(stolenJwt.code).toBe(grpc.status.PERMISSION_DENIED);
     const jwt = await unary<{ token: string }>((cb) => a.client.MintJWTSVID({ entry_id: entryId, audience: ['x'] }, cb));
     expect(JSON.parse(Buffer.from(jwt.token.split('.')[1]!, 'base64url').toString()).sub).toBe(`spiffe://${TD}/web`);
@@ -223,7 +198,7 @@ describe('agent API', () => {
     const stream = sync(a);
     await stream.until(() => stream.messages.some((m) => m.entries.some((e) => e.id === entryId)));
     const other = await attest();
-    const refused = await status(unary((cb) => other.client.MintJWTSVID({ entry_id: entryId, audience: ['x'] }, cb)));
+    const refused = await callStatus(unary((cb) => other.client.MintJWTSVID({ entry_id: entryId, audience: ['x'] }, cb)));
     expect(refused.code).toBe(grpc.status.PERMISSION_DENIED);
 
     // An alias made while the stream is open: its entries arrive; deleting the alias takes them away.
@@ -238,7 +213,7 @@ describe('agent API', () => {
     await otherStream.until(() => otherStream.messages.some((m) => m.entries.some((e) => e.id === westWorker)));
     await unary((cb) => admin.DeleteEntry({ id: aliasEntry.id }, cb));
     await otherStream.until(() => otherStream.messages.some((m) => m.removed_entry_ids.includes(westWorker)));
-    expect((await status(unary((cb) => other.client.MintJWTSVID({ entry_id: westWorker, audience: ['x'] }, cb)))).code).toBe(grpc.status.PERMISSION_DENIED);
+    expect((await callStatus(unary((cb) => other.client.MintJWTSVID({ entry_id: westWorker, audience: ['x'] }, cb)))).code).toBe(grpc.status.PERMISSION_DENIED);
     otherStream.call.cancel();
     stream.call.cancel();
   });
@@ -246,17 +221,17 @@ describe('agent API', () => {
   it('answers malformed authenticated calls with INVALID_ARGUMENT', async () => {
     const a = await attest();
     const entryId = await createEntry(`spiffe://${TD}/bad-input`, a.id);
-    const none = await status(unary((cb) => a.client.BatchSignX509SVID({ params: [] }, cb)));
+    const none = await callStatus(unary((cb) => a.client.BatchSignX509SVID({ params: [] }, cb)));
     expect(none).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: 'agent api: params must not be empty' });
     const many = Array.from({ length: 501 }, () => ({ entry_id: entryId, csr: Buffer.from('x') }));
-    const tooMany = await status(unary((cb) => a.client.BatchSignX509SVID({ params: many }, cb)));
+    const tooMany = await callStatus(unary((cb) => a.client.BatchSignX509SVID({ params: many }, cb)));
     expect(tooMany).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: 'agent api: at most 500 csrs per call' });
-    const badCsr = await status(unary((cb) => a.client.BatchSignX509SVID({ params: [{ entry_id: entryId, csr: Buffer.from('junk') }] }, cb)));
+    const badCsr = await callStatus(unary((cb) => a.client.BatchSignX509SVID({ params: [{ entry_id: entryId, csr: Buffer.from('junk') }] }, cb)));
     expect(badCsr.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(badCsr.details).toMatch(/^csr: not valid DER/);
-    const noAud = await status(unary((cb) => a.client.MintJWTSVID({ entry_id: entryId, audience: [] }, cb)));
+    const noAud = await callStatus(unary((cb) => a.client.MintJWTSVID({ entry_id: entryId, audience: [] }, cb)));
     expect(noAud).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: 'jwtsvid: at least one audience is required' });
-    const noCsr = await status(unary((cb) => a.client.RenewAgent({ csr: Buffer.alloc(0) }, cb)));
+    const noCsr = await callStatus(unary((cb) => a.client.RenewAgent({ csr: Buffer.alloc(0) }, cb)));
     expect(noCsr).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: 'agent api: csr is required' });
   });
 
@@ -265,10 +240,10 @@ describe('agent API', () => {
     const { csr, keyPem } = keyAndCsr();
     const renewed = await unary<{ svid_chain: Buffer[] }>((cb) => a.client.RenewAgent({ csr }, cb));
     expect(new X509Certificate(renewed.svid_chain[0]!).subjectAltName).toBe(`URI:${a.id}`);
-    const old = await status(unary((cb) => a.client.MintJWTSVID({ entry_id: 'none', audience: ['x'] }, cb)));
+    const old = await callStatus(unary((cb) => a.client.MintJWTSVID({ entry_id: 'none', audience: ['x'] }, cb)));
     expect(old).toEqual({ code: grpc.status.PERMISSION_DENIED, details: `agent api: the svid presented by ${a.id} has been superseded` });
     const fresh = agentClient({ keyPem, chain: renewed.svid_chain });
-    const r = await status(unary((cb) => fresh.MintJWTSVID({ entry_id: 'none', audience: ['x'] }, cb)));
+    const r = await callStatus(unary((cb) => fresh.MintJWTSVID({ entry_id: 'none', audience: ['x'] }, cb)));
     expect(r.details).toBe(`agent api: agent ${a.id} is not authorized for entry none`);
     fresh.close();
   });
@@ -281,11 +256,11 @@ describe('agent API', () => {
     expect(evicted.evicted).toBe(true);
     await stream.until(() => stream.ended() !== undefined);
     expect(stream.ended()).toEqual({ code: grpc.status.PERMISSION_DENIED, details: `agent api: agent ${a.id} has been evicted` });
-    const after = await status(unary((cb) => a.client.MintJWTSVID({ entry_id: 'x', audience: ['a'] }, cb)));
+    const after = await callStatus(unary((cb) => a.client.MintJWTSVID({ entry_id: 'x', audience: ['a'] }, cb)));
     expect(after).toEqual({ code: grpc.status.PERMISSION_DENIED, details: `agent api: agent ${a.id} has been evicted` });
     const listed = await unary<{ agents: Array<{ spiffe_id: string; evicted: boolean }> }>((cb) => admin.ListAgents({}, cb));
     expect(listed.agents.find((x) => x.spiffe_id === a.id)?.evicted).toBe(true);
-    const missing = await status(unary((cb) => admin.EvictAgent({ spiffe_id: `spiffe://${TD}/anchorage/agent/none` }, cb)));
+    const missing = await callStatus(unary((cb) => admin.EvictAgent({ spiffe_id: `spiffe://${TD}/anchorage/agent/none` }, cb)));
     expect(missing.code).toBe(grpc.status.NOT_FOUND);
   });
   it('never sends or signs an entry of the reserved namespace that an older datastore holds, and logs the refusal', async () => {
@@ -323,9 +298,9 @@ describe('agent API', () => {
       details: `agent api: entry ${impostor.id} names spiffe://${TD}/anchorage/server, in the namespace reserved for anchorage itself (/anchorage/...); it is never signed`,
     };
     const { csr } = keyAndCsr();
-    expect(await status(unary((cb) => a.client.BatchSignX509SVID({ params: [{ entry_id: marker, csr }, { entry_id: impostor.id, csr }] }, cb)))).toEqual(refusal);
-    expect(await status(unary((cb) => a.client.MintJWTSVID({ entry_id: impostor.id, audience: ['x'] }, cb)))).toEqual(refusal);
-    expect(await status(unary((cb) => a.client.MintJWTSVID({ entry_id: victimEntry, audience: ['x'] }, cb)))).toEqual({
+    expect(await callStatus(unary((cb) => a.client.BatchSignX509SVID({ params: [{ entry_id: marker, csr }, { entry_id: impostor.id, csr }] }, cb)))).toEqual(refusal);
+    expect(await callStatus(unary((cb) => a.client.MintJWTSVID({ entry_id: impostor.id, audience: ['x'] }, cb)))).toEqual(refusal);
+    expect(await callStatus(unary((cb) => a.client.MintJWTSVID({ entry_id: victimEntry, audience: ['x'] }, cb)))).toEqual({
       code: grpc.status.PERMISSION_DENIED,
       details: `agent api: agent ${a.id} is not authorized for entry ${victimEntry}`,
     });

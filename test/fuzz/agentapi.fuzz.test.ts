@@ -8,10 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseServerConfig } from '../../ca/config.js';
 import { startServer, type RunningServer } from '../../ca/server.js';
 import { toPem } from '../../common/pem.js';
-import { loadAdminProto, loadAgentProto } from '../../proto/load.js';
+import { loadAdminProto } from '../../proto/load.js';
 import type { AdminClient } from '../../proto/gen/anchorage/admin/v1/Admin.js';
 import type { AgentClient } from '../../proto/gen/anchorage/agent/v1/Agent.js';
 import { runAttestation } from '../../node-agent/connection.js';
+import { agentApiClient, agentApiVerifyOptions, callStatus, unary, type CallStatus } from '../helpers/agent-api.js';
 import { keyAndCsr } from '../helpers/csr.js';
 import { mutate, mutationArb, params, testTimeout } from './fuzz.js';
 
@@ -37,7 +38,7 @@ const validCsr = keyAndCsr().csr;
 /** Errors the server logged as unexpected (bugs), collected from its real logger. */
 const unexpected: string[] = [];
 
-type Status = { code: number; details: string };
+type Status = CallStatus;
 
 /** AttestAgent with a join token, as the agent makes it (node-agent/connection.ts). */
 function attestCall(client: AgentClient, joinToken: string, csr: Uint8Array) {
@@ -49,35 +50,12 @@ function attestCall(client: AgentClient, joinToken: string, csr: Uint8Array) {
   });
 }
 
-function unary<T>(fn: (cb: (err: grpc.ServiceError | null, res?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res as T))));
-}
-
-async function status(p: Promise<unknown>): Promise<Status> {
-  try {
-    await p;
-    return { code: grpc.status.OK, details: '' };
-  } catch (err) {
-    const e = err as grpc.ServiceError;
-    return { code: e.code, details: e.details };
-  }
-}
-
-const verifyOptions = {
-  checkServerIdentity: (_host: string, cert: { subjectaltname?: string }) =>
-    cert.subjectaltname === `URI:spiffe://${TD}/anchorage/server` ? undefined : new Error(`unexpected server ${cert.subjectaltname}`),
-};
-
 function rootPem(): Buffer {
   return Buffer.from(server.ca.bundle().x509.authorities().map((d) => toPem('CERTIFICATE', d)).join(''));
 }
 
 function agentClient(identity?: { keyPem: string; chain: Uint8Array[] }): AgentClient {
-  const Ctor = loadAgentProto().anchorage.agent.v1.Agent;
-  const creds = identity
-    ? grpc.credentials.createSsl(rootPem(), Buffer.from(identity.keyPem), Buffer.from(identity.chain.map((d) => toPem('CERTIFICATE', d)).join('')), verifyOptions)
-    : grpc.credentials.createSsl(rootPem(), null, null, verifyOptions);
-  return new Ctor(`127.0.0.1:${server.agentPort}`, creds);
+  return agentApiClient({ port: server.agentPort, trustDomain: TD, rootPem: rootPem(), ...(identity ? { identity } : {}) });
 }
 
 beforeAll(async () => {
@@ -157,7 +135,7 @@ describe('fuzz: agent API requests (ca/agentapi/service.ts over real gRPC)', () 
       const tokenArb = fc.oneof(fc.string({ maxLength: 40 }), fc.stringMatching(/^[0-9a-f]{32}$/), fc.string({ unit: 'binary', maxLength: 40 }), fc.constant(''));
       await fc.assert(
         fc.asyncProperty(tokenArb, csrArb, async (join_token, csr) => {
-          const s = await status(attestCall(anon, join_token, csr));
+          const s = await callStatus(attestCall(anon, join_token, csr));
           expectClear(s, false);
           if (join_token === '') expect(s.details).toBe('agent api: join_token is required');
         }),
@@ -176,7 +154,7 @@ describe('fuzz: agent API requests (ca/agentapi/service.ts over real gRPC)', () 
       );
       await fc.assert(
         fc.asyncProperty(batch, async (p) => {
-          const s = await status(unary((cb) => agent.BatchSignX509SVID({ params: p }, cb)));
+          const s = await callStatus(unary((cb) => agent.BatchSignX509SVID({ params: p }, cb)));
           const good = p.length > 0 && p.length <= 500 && p.every((x) => x.entry_id === entryId && x.csr === validCsr);
           expectClear(s, good);
           if (good) expect(s.code).toBe(grpc.status.OK);
@@ -196,7 +174,7 @@ describe('fuzz: agent API requests (ca/agentapi/service.ts over real gRPC)', () 
       const audArb = fc.array(fc.oneof(fc.string({ maxLength: 20 }), fc.constant(''), fc.constant(' '), fc.integer({ min: 1020, max: 1030 }).map((n) => 'a'.repeat(n)), fc.string({ unit: 'binary', maxLength: 8 })), { maxLength: 5 });
       await fc.assert(
         fc.asyncProperty(entryIdArb(), audArb, async (entry_id, audience) => {
-          const s = await status(unary((cb) => agent.MintJWTSVID({ entry_id, audience }, cb)));
+          const s = await callStatus(unary((cb) => agent.MintJWTSVID({ entry_id, audience }, cb)));
           const good = entry_id === entryId && audience.length > 0 && audience.every((a) => a.trim() !== '' && a.length <= 1024);
           expectClear(s, good);
           if (good) expect(s.code).toBe(grpc.status.OK);
@@ -214,7 +192,7 @@ describe('fuzz: agent API requests (ca/agentapi/service.ts over real gRPC)', () 
       await fc.assert(
         fc.asyncProperty(csrArb, fc.boolean(), async (csr, authenticated) => {
           const client = authenticated ? agent : anon;
-          const s = await status(unary((cb) => client.RenewAgent({ csr }, cb)));
+          const s = await callStatus(unary((cb) => client.RenewAgent({ csr }, cb)));
           // A successful renewal would supersede the agent's SVID for the other properties: only refusals are sent.
           if (authenticated && csr === validCsr) return;
           expectClear(s, false);
@@ -230,11 +208,11 @@ describe('fuzz: agent API requests (ca/agentapi/service.ts over real gRPC)', () 
     'raw random protobuf bytes to every method: a clear status, or grpc-js\'s own "Error deserializing request"',
     async () => {
       const methods = ['AttestAgent', 'RenewAgent', 'BatchSignX509SVID', 'MintJWTSVID'];
-      const raw = new grpc.Client(`127.0.0.1:${server.agentPort}`, grpc.credentials.createSsl(rootPem(), null, null, verifyOptions));
+      const raw = new grpc.Client(`127.0.0.1:${server.agentPort}`, grpc.credentials.createSsl(rootPem(), null, null, agentApiVerifyOptions(TD)));
       try {
         await fc.assert(
           fc.asyncProperty(fc.constantFrom(...methods), fc.uint8Array({ maxLength: 300 }), async (method, bytes) => {
-            const s = await status(
+            const s = await callStatus(
               new Promise((resolve, reject) =>
                 raw.makeUnaryRequest(
                   `/anchorage.agent.v1.Agent/${method}`,
