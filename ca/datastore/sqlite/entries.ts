@@ -24,20 +24,8 @@ interface EntryRow {
   created_at: number;
 }
 
-/** Named parameters of the entry insert/update statements. */
-interface EntryParams {
-  id: string;
-  spiffe_id: string;
-  parent_id: string;
-  selectors: string;
-  x509_svid_ttl: number;
-  jwt_svid_ttl: number;
-  dns_names: string;
-  federates_with: string;
-  hint: string;
-  admin: number;
-  downstream: number;
-}
+/** Named parameters of the entry insert/update statements: a row less what the store assigns. */
+type EntryParams = Omit<EntryRow, 'revision' | 'created_at'>;
 
 // Prepared once per connection, in the constructor.
 const SQL = {
