@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAnchorageError } from '../common/errors.js';
 import { closePidfd, executableIdentity, peerCredentials, pidfdAlive, pidfdPid } from './peercred.js';
 import { parseStartTime } from '../node-agent/attestor/proc.js';
+import { lacks } from '../test/helpers/needs.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -93,7 +94,7 @@ describe('peerCredentials', () => {
     }
   });
 
-  it.skipIf(!isRoot)('reports the uid/gid the kernel saw, for a child running as nobody', async () => {
+  it.skipIf(lacks(!isRoot, 'root, to run children under other uids'))('reports the uid/gid the kernel saw, for a child running as nobody', async () => {
     const { child, sock } = await connectChild({ uid: 65534, gid: 65534 });
     try {
       const peer = peerCredentials(sock);

@@ -24,6 +24,7 @@ import { runWorkloadClient, WORKLOAD_CLIENT, type WorkloadClientResult } from '.
 import { EMPTY_SETTINGS, FrameType, Http2ErrorCode } from './grpc-java/frames.js';
 import { startWorkloadApi, type WorkloadApi } from './server.js';
 import { splitDer, startTestCa, TestIdentitySource, type TestCa } from '../test/helpers/test-ca.js';
+import { lacks } from '../test/helpers/needs.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CLIENT = WORKLOAD_CLIENT;
@@ -602,7 +603,7 @@ describe('status codes', () => {
   });
 });
 
-describe.skipIf(!isRoot)('callers under different uids (child processes)', () => {
+describe.skipIf(lacks(!isRoot, 'root, to run children under other uids'))('callers under different uids (child processes)', () => {
   let env: Env;
   beforeAll(async () => {
     env = await startEnv();
@@ -738,7 +739,7 @@ describe('connection caps', () => {
   });
 });
 
-describe.skipIf(!isRoot)('connection caps across uids (child processes)', () => {
+describe.skipIf(lacks(!isRoot, 'root, to run children under other uids'))('connection caps across uids (child processes)', () => {
   it('unset caps shrink to what the open-files limit can hold (4 descriptors per connection, 512 spare)', async () => {
     const limits = () => /^Max open files\s+(\d+)\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))!;
     const [, soft, hard] = limits();

@@ -12,6 +12,7 @@ import type { NewRelationship, RelationshipStatus } from './DataStore.js';
 import { agent, bundle, entry, FAILED_STATUS, journal, NO_STATUS, relationship } from '../../test/contract/datastore.js';
 import { canMount, mountSmallFs, type SmallFs } from '../../test/helpers/tmpfs.js';
 import { MIGRATIONS, SCHEMA_VERSION, SQLITE_PRAGMAS, SqliteDataStore } from './sqlite/index.js';
+import { lacks } from '../../test/helpers/needs.js';
 
 // The behaviour every DataStore shares is checked by the contract suite
 // (test/contract/datastore.ts, run from sqlite/contract.test.ts). This file
@@ -396,7 +397,7 @@ describe('a full disk (a real tmpfs filled up, then drained)', () => {
     };
   }
 
-  it.skipIf(!canMount)('fails every write path with unavailable, saves nothing, and writes again after draining', async () => {
+  it.skipIf(lacks(!canMount, 'root, to mount a tmpfs'))('fails every write path with unavailable, saves nothing, and writes again after draining', async () => {
     fs = mountSmallFs(2 * 1024 * 1024);
     const path = join(fs.dir, 'anchorage.db');
     const seed = SqliteDataStore.open(path, { now: () => 1_700_000_000 });
@@ -469,7 +470,7 @@ describe('a full disk (a real tmpfs filled up, then drained)', () => {
     expect(await last.getMeta('m')).toBe('v2');
   });
 
-  it.skipIf(!canMount)('refuses to open (and migrate) on a full disk with unavailable, and opens once drained', async () => {
+  it.skipIf(lacks(!canMount, 'root, to mount a tmpfs'))('refuses to open (and migrate) on a full disk with unavailable, and opens once drained', async () => {
     fs = mountSmallFs(1024 * 1024);
     const path = join(fs.dir, 'anchorage.db');
     fs.fill();
@@ -484,7 +485,7 @@ describe('a full disk (a real tmpfs filled up, then drained)', () => {
     expect(await again.getMeta('m')).toBe('v');
   });
 
-  it.skipIf(!canMount)('never confirms an entry that is not there after a reopen, as the disk fills', async () => {
+  it.skipIf(lacks(!canMount, 'root, to mount a tmpfs'))('never confirms an entry that is not there after a reopen, as the disk fills', async () => {
     fs = mountSmallFs(1024 * 1024);
     const path = join(fs.dir, 'anchorage.db');
     const ds = openStore(path);

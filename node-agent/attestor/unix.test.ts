@@ -12,6 +12,7 @@ import type { Selector } from '../../common/selector.js';
 import { closePidfd, executableIdentity, peerCredentials } from '../../workload-api/peercred.js';
 import { UnixWorkloadAttestor } from './unix.js';
 import type { PeerCredentials } from '../../workload-api/WorkloadAttestor.js';
+import { lacks } from '../../test/helpers/needs.js';
 
 const isRoot = process.getuid?.() === 0;
 const hasSetpriv = (() => {
@@ -131,7 +132,7 @@ describe('UnixWorkloadAttestor on real processes', () => {
     expect(values(await a.attest(peer))).toEqual(got);
   });
 
-  it.skipIf(!isRoot)('uses the kernel credentials of a child running as nobody', async () => {
+  it.skipIf(lacks(!isRoot, 'root, to run children under other uids'))('uses the kernel credentials of a child running as nobody', async () => {
     const { peer } = await connectChild({ uid: 65534, gid: 65534 });
     expect(peer.uid).toBe(65534);
     const got = values(await attestor().attest(peer));
@@ -146,7 +147,7 @@ describe('UnixWorkloadAttestor on real processes', () => {
     ]);
   });
 
-  it.skipIf(!isRoot || !hasSetpriv)('reports supplementary groups (child under setpriv --groups)', async () => {
+  it.skipIf(lacks(!isRoot || !hasSetpriv, 'root and setpriv'))('reports supplementary groups (child under setpriv --groups)', async () => {
     const { peer } = await connectChild({ wrap: ['setpriv', '--reuid=65534', '--regid=65534', '--groups=4,24', '--'] });
     expect(peer).toMatchObject({ uid: 65534, gid: 65534 });
     const got = values(await attestor({ hashBinary: false }).attest(peer));
@@ -239,7 +240,7 @@ connect($s, pack_sockaddr_un(shift @ARGV)) or die "connect: $!";
 my $line = <STDIN>;
 exec { $ARGV[0] } @ARGV or die "exec: $!";`;
 
-describe.skipIf(!hasPerl)('UnixWorkloadAttestor: exec after connect (real processes)', () => {
+describe.skipIf(lacks(!hasPerl, 'perl'))('UnixWorkloadAttestor: exec after connect (real processes)', () => {
   async function connectThenExec(program: string[]): Promise<{ child: ChildProcess; peer: PeerCredentials; exec: () => Promise<void> }> {
     const accepted = new Promise<Socket>((resolve) => waiting.push(resolve));
     const child = spawn(PERL, ['-e', CONNECT_THEN_EXEC, sockPath, ...program], { stdio: ['pipe', 'ignore', 'inherit'] });

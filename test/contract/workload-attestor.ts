@@ -8,6 +8,7 @@ import { isAnchorageError, type ErrorCode } from '../../common/errors.js';
 import type { Selector } from '../../common/selector.js';
 import { closePidfd, peerCredentials, pidfdPid } from '../../workload-api/peercred.js';
 import type { PeerCredentials, WorkloadAttestor } from '../../workload-api/WorkloadAttestor.js';
+import { lacks } from '../helpers/needs.js';
 
 /**
  * The promises of the `WorkloadAttestor` interface (workload-api/WorkloadAttestor.ts),
@@ -183,7 +184,7 @@ export function workloadAttestorContract(name: string, make: () => WorkloadAttes
     // PeerCredentials.executable: "every later attestation on the connection
     // must find the same file, or refuse"; confirm() throws permission_denied
     // for "a process that executed another binary since".
-    it.skipIf(!existsSync(PERL))("refuses, with 'permission_denied', a caller that executed another binary after connecting", async () => {
+    it.skipIf(lacks(!existsSync(PERL), 'perl'))("refuses, with 'permission_denied', a caller that executed another binary after connecting", async () => {
       const sleep = realpathSync('/bin/sleep');
       const script = `use Socket; socket(my $s, AF_UNIX, SOCK_STREAM, 0) or die; connect($s, pack_sockaddr_un($ARGV[0])) or die; <STDIN>; exec { $ARGV[1] } $ARGV[1], '1000' or die;`;
       const { child, peer } = await connect([PERL, '-e', script, sockPath, sleep]);

@@ -10,6 +10,7 @@ import { splitDer } from '../helpers/test-ca.js';
 import { startAgentProcess, type AnchorageProcess } from '../helpers/process.js';
 import { runWorkloadClient } from '../helpers/workload.js';
 import { startServerFixture, type ServerFixture } from '../helpers/server-fixture.js';
+import { lacks } from '../helpers/needs.js';
 
 /**
  * Fault suite: SIGKILL `anchorage agent run` at random points while it
@@ -82,7 +83,7 @@ function nextWrite(ms: number): Promise<boolean> {
   });
 }
 
-describe.skipIf(!isRoot)('SIGKILL during the agent state write', () => {
+describe.skipIf(lacks(!isRoot, 'root, to run children under other uids'))('SIGKILL during the agent state write', () => {
   it(`${KILLS} kills at random points; every restart finds the old or the new state and no temp file`, async () => {
     // Churn: a few entries change every 150 ms, so the agent re-mints and writes its state continuously.
     let churning = true;

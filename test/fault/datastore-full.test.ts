@@ -14,13 +14,14 @@ import { loadAdminProto } from '../../proto/load.js';
 import { cliAsync, startServerProcess, tempDir, type CliResult, type ServerProcess } from '../helpers/process.js';
 import { createSoftHsmToken, type SoftHsmToken, writePkcs11ServerConfig } from '../helpers/softhsm.js';
 import { canMount, mountSmallFs, type SmallFs } from '../helpers/tmpfs.js';
+import { lacks } from '../helpers/needs.js';
 
 const TD = 'full.example';
 const PARENT = `spiffe://${TD}/anchorage/agent/join_token/parent`;
 const FULL = 'datastore: create entry: write failed, nothing was saved: database or disk is full';
 const DELETE_FULL = 'datastore: delete entry: write failed, nothing was saved: database or disk is full';
 
-describe.skipIf(!canMount)('fault: the datastore filesystem fills up and drains (real server, real CLI)', () => {
+describe.skipIf(lacks(!canMount, 'root, to mount a tmpfs'))('fault: the datastore filesystem fills up and drains (real server, real CLI)', () => {
   let token: SoftHsmToken;
   let tmp: { dir: string; cleanup: () => void };
   let fs: SmallFs;

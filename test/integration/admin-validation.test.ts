@@ -12,6 +12,7 @@ import { SpiffeBundle } from '../../spiffe/bundle.js';
 import { TrustDomain } from '../../spiffe/id.js';
 import { cli, startServerProcess, tempDir, writeFile, type CliResult, type ServerProcess } from '../helpers/process.js';
 import { createSoftHsmToken, softHsmAvailable, type SoftHsmToken, writePkcs11ServerConfig } from '../helpers/softhsm.js';
+import { lacks } from '../helpers/needs.js';
 
 // What the admin API lets in, and what the CLI lets out, against a real
 // `anchorage server run` on SoftHSM2 (issue 10, items 3, 12, 13 and 14).
@@ -107,7 +108,7 @@ afterAll(async () => {
   token?.cleanup();
 });
 
-describe.skipIf(!softHsmAvailable())('admin API input (real server process)', () => {
+describe.skipIf(lacks(!softHsmAvailable(), 'SoftHSM2'))('admin API input (real server process)', () => {
   it('refuses the /anchorage namespace for entries, entry updates, x509 and jwt mints and node aliases; parents may be agents', () => {
     const web = JSON.parse(ok([...entryArgs(`spiffe://${TD}/web`), '--json'])) as { id: string; parent_id: string };
     expect(web.parent_id).toBe(AGENT);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, cli, startAgentProcess, writeFile, type AnchorageProcess } from '../helpers/process.js';
 import { startServerFixture, type ServerFixture } from '../helpers/server-fixture.js';
+import { lacks } from '../helpers/needs.js';
 
 /**
  * Issue 10, item 10: a data_dir another uid controls. Its owner could plant a
@@ -44,7 +45,7 @@ afterAll(async () => {
   await f?.close();
 });
 
-describe.skipIf(!isRoot)('a data_dir another uid controls', () => {
+describe.skipIf(lacks(!isRoot, 'root, to run children under other uids'))('a data_dir another uid controls', () => {
   it('agent run refuses a data_dir owned by uid 65534 with one line, and leaves it as it was', () => {
     const { dataDir, socket, name } = paths();
     mkdirSync(dataDir, { mode: 0o755 });
@@ -110,7 +111,7 @@ describe.skipIf(!isRoot)('a data_dir another uid controls', () => {
   });
 });
 
-describe.skipIf(!isRoot)('state writes', () => {
+describe.skipIf(lacks(!isRoot, 'root, to run children under other uids'))('state writes', () => {
   it('does not follow a link planted at the old predictable temp name (<state>.<pid>.tmp)', async () => {
     const { dataDir, socket, name } = paths();
     mkdirSync(dataDir, { mode: 0o700 });

@@ -10,6 +10,7 @@ import { splitDer } from '../helpers/test-ca.js';
 import { cli, startAgentProcess, writeFile, type AnchorageProcess } from '../helpers/process.js';
 import { runWorkloadClient } from '../helpers/workload.js';
 import { startServerFixture, type ServerFixture } from '../helpers/server-fixture.js';
+import { lacks } from '../helpers/needs.js';
 
 /**
  * Issue 10, item 11: `anchorage agent evict` must stop the agent from serving
@@ -95,7 +96,7 @@ afterAll(async () => {
   await f?.close();
 });
 
-describe.skipIf(!isRoot)('eviction', () => {
+describe.skipIf(lacks(!isRoot, 'root, to run children under other uids'))('eviction', () => {
   it('with the server down (not evicted), the agent keeps serving its cached SVIDs', async () => {
     const before = await until(async () => {
       const r = await runWorkloadClient(NOBODY, { socket, method: 'FetchX509SVID' });

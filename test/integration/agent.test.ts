@@ -14,6 +14,7 @@ import { splitDer } from '../helpers/test-ca.js';
 import { cli, freePort, startAgentProcess, startServerProcess, tempDir, writeFile, type AnchorageProcess } from '../helpers/process.js';
 import { createSoftHsmToken, type SoftHsmToken, writePkcs11ServerConfig } from '../helpers/softhsm.js';
 import { runWorkloadClient } from '../helpers/workload.js';
+import { lacks } from '../helpers/needs.js';
 
 /**
  * The agent as operators run it: `anchorage server run` on a SoftHSM2 token,
@@ -178,7 +179,7 @@ describe('anchorage agent run', () => {
   });
 });
 
-describe.skipIf(!isRoot)('workloads under different uids', () => {
+describe.skipIf(lacks(!isRoot, 'root, to run children under other uids'))('workloads under different uids', () => {
   it('root and nobody each get only their own SVID; a uid without an entry gets PERMISSION_DENIED', async () => {
     const rootRes = await runWorkloadClient(0, { socket: workloadSocket, method: 'FetchX509SVID' });
     expect(rootRes.ok).toBe(true);
@@ -208,7 +209,7 @@ describe.skipIf(!isRoot)('workloads under different uids', () => {
   });
 });
 
-describe.skipIf(!isRoot)('rotation, and the server or the agent going away', () => {
+describe.skipIf(lacks(!isRoot, 'root, to run children under other uids'))('rotation, and the server or the agent going away', () => {
   const ROOT_ID = `spiffe://${TD}/root-workload`;
 
   it('an open stream gets the rotated SVID before the old one expires, verifying against the bundle on the same stream', async () => {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO, tempDir } from '../helpers/process.js';
 import { softHsmAvailable } from '../helpers/softhsm.js';
 import { startTrustDomain, type RealTrustDomain } from '../helpers/trust-domain.js';
+import { lacks } from '../helpers/needs.js';
 
 /**
  * Issue 10 item 5, against a real server and agent: a process connects to
@@ -148,7 +149,7 @@ function connectThenExecNode(): Promise<Outcome> {
   });
 }
 
-describe.skipIf(!softHsmAvailable() || !existsSync(PERL))('exec after connect, real agent', () => {
+describe.skipIf(lacks(!softHsmAvailable() || !existsSync(PERL), 'SoftHSM2 and perl'))('exec after connect, real agent', () => {
   it('refuses every call on a connection whose process executed another binary since connecting', async () => {
     const got = await connectThenExecNode();
     const refused = {

@@ -23,6 +23,7 @@ import type { FederationRelationship__Output } from '../../proto/gen/anchorage/a
 import { cliAsync, freePort, tempDir } from '../helpers/process.js';
 import { softHsmAvailable } from '../helpers/softhsm.js';
 import { startTrustDomain, type RealTrustDomain } from '../helpers/trust-domain.js';
+import { lacks } from '../helpers/needs.js';
 
 const A_CLIENT = 'spiffe://a.test/client';
 const B_SERVER = 'spiffe://b.test/server';
@@ -120,7 +121,7 @@ async function ownSequence(td: RealTrustDomain): Promise<{ sequence: number; doc
   return { sequence: b.sequence, document: b.document };
 }
 
-describe.skipIf(!softHsmAvailable())('federation between two trust domains (real servers, agents and workloads)', () => {
+describe.skipIf(lacks(!softHsmAvailable(), 'SoftHSM2'))('federation between two trust domains (real servers, agents and workloads)', () => {
   beforeAll(async () => {
     dir = tempDir('anchorage-federation-');
     portA = await freePort();

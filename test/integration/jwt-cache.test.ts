@@ -7,6 +7,7 @@ import type { SpiffeWorkloadAPIClient } from '../../proto/gen/SpiffeWorkloadAPI.
 import { softHsmAvailable } from '../helpers/softhsm.js';
 import { startAgentProcess, tempDir, writeFile, type AnchorageProcess } from '../helpers/process.js';
 import { startTrustDomain, waitForSvid, type RealTrustDomain } from '../helpers/trust-domain.js';
+import { lacks } from '../helpers/needs.js';
 
 /**
  * Issue 10 item 4, against real processes: one registered workload sending
@@ -97,7 +98,7 @@ function cacheRecords(): CacheRecord[] {
     .map((l) => JSON.parse(l) as CacheRecord);
 }
 
-describe.skipIf(!softHsmAvailable())('JWT-SVID requests against a real agent', () => {
+describe.skipIf(lacks(!softHsmAvailable(), 'SoftHSM2'))('JWT-SVID requests against a real agent', () => {
   it('refuses a 2.8 MB audience list with INVALID_ARGUMENT and caches nothing for it', async () => {
     const before = cacheRecords().length;
     const huge = Array.from({ length: 28 }, (_, i) => `${i}`.padEnd(100_000, 'a'));

@@ -16,6 +16,7 @@ import { encodeHeaderBlock } from '../../workload-api/grpc-java/hpack.js';
 import { loadWorkloadProto } from '../../proto/load.js';
 import { startAgentProcess, writeFile, type AnchorageProcess } from '../helpers/process.js';
 import { startTrustDomain, waitForSvid, type RealTrustDomain } from '../helpers/trust-domain.js';
+import { lacks } from '../helpers/needs.js';
 
 const TD = 'wl-hostile.test';
 const ROOT_ID = `spiffe://${TD}/root-workload`;
@@ -161,7 +162,7 @@ function diagnostics(): string {
   return `\n--- agent log (tail) ---\n${agent?.log().slice(-3000) ?? ''}`;
 }
 
-describe.skipIf(!isRoot)('header blocks that decode to far more than they weigh (issue 10 item 1)', () => {
+describe.skipIf(lacks(!isRoot, 'root, to run children under other uids'))('header blocks that decode to far more than they weigh (issue 10 item 1)', () => {
   const LIST_TOO_LARGE = 'authority: the header list exceeds 65536 octets (name + value + 32 per field)';
   const BLOCK_TOO_LARGE = 'authority: a header block larger than 66560 octets';
   it.each<[string, () => Buffer, string | undefined]>([
@@ -368,7 +369,7 @@ async function slowPathSvidIds(): Promise<string> {
   }
 }
 
-describe.skipIf(!isRoot)('one uid opening more connections than the agent can hold (issue 10 item 6)', () => {
+describe.skipIf(lacks(!isRoot, 'root, to run children under other uids'))('one uid opening more connections than the agent can hold (issue 10 item 6)', () => {
   it(`uid ${NOBODY_UID} keeps ${PER_UID_CAP} connections, the rest are refused, and root still gets its SVID on a tight fd limit`, async () => {
     tightenFdLimit();
     const flood = 300; // 600+ descriptors without a cap: more than the limit

@@ -21,6 +21,7 @@ import { runNodeAs } from '../../test/helpers/workload.js';
 import { startWorkloadApi, type WorkloadApi } from '../server.js';
 import { splitDer, startTestCa, TestIdentitySource, type TestCa } from '../../test/helpers/test-ca.js';
 import { PEEK_TIMEOUT_MS } from './route.js';
+import { lacks } from '../../test/helpers/needs.js';
 
 const TD = 'authority.test';
 const UID = process.getuid?.() ?? 0;
@@ -277,7 +278,7 @@ function runChild(uid: number, authority: string | undefined): Promise<ChildResu
   return runNodeAs<ChildResult>(uid, args);
 }
 
-describe.skipIf(!isRoot)('peer credentials on both paths (child processes under different uids)', () => {
+describe.skipIf(lacks(!isRoot, 'root, to run children under other uids'))('peer credentials on both paths (child processes under different uids)', () => {
   it('each caller gets the identity of its own uid, rewritten or not, all at once', async () => {
     const before = slowPathCount();
     const [rootSlow, nobodySlow, rootFast, nobodyFast] = await Promise.all([
