@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Anchorage needs on this machine, idempotently and quickly when
 # everything is already there: Debian packages (softhsm2, opensc, openssl),
-# npm packages, and the compiled dist/. Called by `npm start` and `npm test`.
+# npm packages, and the compiled dist/. Called by `npm start` and, with
+# --test, by `npm test`, which also needs the real peers the tests run against:
+# nginx, Prometheus (promtool), swtpm and tpm2-tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +23,12 @@ command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v make >/dev/null && command -v g++ >/dev/null || need_pkgs+=(build-essential)
 # The py-spiffe and pkilint interop checks make a venv with Debian's python3.
 if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null; then need_pkgs+=(python3-venv); fi
+if [ "${1:-}" = "--test" ]; then
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx)
+  command -v promtool >/dev/null && command -v prometheus >/dev/null || need_pkgs+=(prometheus)
+  command -v swtpm >/dev/null && command -v swtpm_setup >/dev/null || need_pkgs+=(swtpm swtpm-tools)
+  command -v tpm2_startup >/dev/null || need_pkgs+=(tpm2-tools)
+fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null; then
     SUDO=""
@@ -31,7 +39,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     fi
     say "installing ${need_pkgs[*]} (apt-get)"
     $SUDO apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
   else
     say "missing: ${need_pkgs[*]}; install SoftHSM2, OpenSC and OpenSSL with your package manager"; exit 1
   fi

@@ -3,7 +3,7 @@
 # (tests included), runs every test, and ends with one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --test
 # The committed generated proto types must match the .proto files.
 bash scripts/check-proto.sh
 npx --no-install tsc -p tsconfig.test.json
