@@ -5,7 +5,7 @@ import { formatIssues, readYamlConfig } from '../common/config-file.js';
 import { parseDuration } from '../common/duration.js';
 import { errorMessage, invalid } from '../common/errors.js';
 import { ENDPOINT_SOCKET_ENV, parseWorkloadApiAddress } from '../workload-api/client/address.js';
-import { CURRENT_LINK, GENERATION_PREFIX } from './generations.js';
+import { CURRENT_LINK } from './generations.js';
 
 /**
  * helper.yaml: what `anchorage helper` fetches, where it writes it and whom
@@ -18,8 +18,10 @@ const fileName = z
   .string()
   .min(1, 'must not be empty')
   .max(255, 'must be at most 255 bytes')
-  .refine((s) => !s.includes('/') && !s.includes('\0') && s !== '.' && s !== '..', 'must be a plain file name (no "/", not "." or "..")')
-  .refine((s) => s !== CURRENT_LINK && !s.startsWith(GENERATION_PREFIX) && !s.startsWith('.'), `must not start with "." nor be "${CURRENT_LINK}" (the helper's own names)`);
+  .superRefine((s, ctx) => {
+    if (s.includes('/') || s.includes('\0') || s === '.' || s === '..') ctx.addIssue({ code: 'custom', message: 'must be a plain file name (no "/", not "." or "..")' });
+    else if (s === CURRENT_LINK || s.startsWith('.')) ctx.addIssue({ code: 'custom', message: `must not start with "." nor be "${CURRENT_LINK}" (the helper's own names)` });
+  });
 
 const duration = (min: number, max: number) =>
   z.string().transform((s, ctx) => {

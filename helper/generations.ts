@@ -29,7 +29,7 @@ import { checkPrivateDir, createExclusive, syncDir } from '../common/safe-file.j
 /** The link to the newest generation. */
 export const CURRENT_LINK = 'current';
 /** Generation directories start with this (hidden, so `ls` shows the stable names). */
-export const GENERATION_PREFIX = '.gen-';
+const GENERATION_PREFIX = '.gen-';
 
 /** One file of a generation; `name` is `file` or `dir/file` (one level). */
 export interface GenerationFile {
