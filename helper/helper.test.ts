@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
-import { readFileSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toPem } from '../common/pem.js';
@@ -144,6 +144,54 @@ describe('anchorage helper (in process)', () => {
     expect([...verified.audience].sort()).toEqual(['https://cache.internal', 'https://db.internal']);
     expect(statSync(join(dir, 'current', 'db.jwt')).mode & 0o777).toBe(0o600);
   });
+
+  it('refreshes a JWT-SVID before it expires, in a new generation, without a reload', async () => {
+    const env = await h.startEnv(TD);
+    env.source.jwtTtl = 4;
+    await env.addSelf(WEB);
+    const r = reloadScript('jwt');
+    const { dir, helper } = await start(env.address, { cmd: r.script, jwt_svids: [{ jwt_audience: 'https://db.internal', jwt_svid_file_name: 'db.jwt' }] });
+    const exp = (t: string): number => (JSON.parse(Buffer.from(t.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp;
+    const first = readFileSync(join(dir, 'db.jwt'), 'utf8');
+    const gen = helper.generation;
+    await waitFor(() => readFileSync(join(dir, 'db.jwt'), 'utf8') !== first, 'a refreshed JWT-SVID', 20_000);
+    const second = readFileSync(join(dir, 'db.jwt'), 'utf8');
+    expect(exp(second)).toBeGreaterThan(exp(first));
+    // Still valid when it was replaced: fetched at half its remaining life, not after it expired.
+    const verified = await verifyJwtSvid(second, (td) => (td.name === TD ? h.ca(TD).ca.bundle().jwt : undefined), ['https://db.internal']);
+    expect(verified.spiffeId.toString()).toBe(WEB);
+    expect(helper.generation).not.toBe(gen);
+    expect(readPair(dir).matches).toBe(true);
+    expect(lines(r.log)).toEqual(['reload']);
+  }, 30_000);
+
+  it('a new federated bundle is a new generation and a reload; include_federated_domains and add_intermediates_to_bundle shape bundle.pem', async () => {
+    const env = await h.startEnv(TD);
+    const svid = await env.addSelf(WEB, { federatesWith: [FED] });
+    const r = reloadScript('federation');
+    const { dir } = await start(env.address, { cmd: r.script, include_federated_domains: true, add_intermediates_to_bundle: true });
+    await waitFor(() => lines(r.log).length === 1, 'the first reload');
+    const own = h.ca(TD).ca.bundle().x509.authorities();
+    expect(readFileSync(join(dir, 'svid.pem'), 'utf8')).toBe(pems([svid.chain[0]!]));
+    expect(readFileSync(join(dir, 'bundle.pem'), 'utf8')).toBe(pems([...own, ...svid.chain.slice(1)]));
+    expect(readdirSync(join(dir, 'federated'))).toEqual([]);
+    env.source.setFederatedBundle(h.ca(FED).ca.bundle());
+    await waitFor(() => lines(r.log).length === 2, 'the reload for the federated bundle');
+    const fed = h.ca(FED).ca.bundle().x509.authorities();
+    expect(readFileSync(join(dir, 'federated', `${FED}.pem`), 'utf8')).toBe(pems(fed));
+    expect(readFileSync(join(dir, 'bundle.pem'), 'utf8')).toBe(pems([...own, ...svid.chain.slice(1), ...fed]));
+  });
+
+  it('kills a reload command that outlives cmd_timeout and counts it as failed', async () => {
+    const env = await h.startEnv(TD);
+    await env.addSelf(WEB);
+    const { records } = await start(env.address, { cmd: '/bin/sleep', cmd_args: ['30'], cmd_timeout: '1s' });
+    await waitFor(() => records.some((x) => x.err !== undefined), 'the timed-out reload', 20_000);
+    expect(records.find((x) => x.err)!.err).toBe('helper: reload command "/bin/sleep" did not finish within 1000 ms and was killed');
+    const missing = await start(env.address, { cmd: join(h.dir, 'no-such-command') });
+    await waitFor(() => missing.records.some((x) => x.err !== undefined), 'the reload that cannot start');
+    expect(missing.records.find((x) => x.err)!.err).toBe(`helper: reload command ${JSON.stringify(join(h.dir, 'no-such-command'))} could not start: ENOENT`);
+  }, 30_000);
 
   it('with daemon_mode false writes once, runs the command once and stops', async () => {
     const env = await h.startEnv(TD);

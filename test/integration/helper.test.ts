@@ -300,4 +300,12 @@ retry_max: 2s
     const forged = await curl(['--cert', certFile, '--key', keyFile, ...base]);
     expect(forged.out).toMatch(/The SSL certificate error[\s\S]* 400$/);
   });
+
+  it('a helper stops on SIGTERM with exit 0 and leaves the last generation in place', async () => {
+    const gen = realpathSync(join(clientCerts, 'current'));
+    expect(await clientHelper.kill('SIGTERM')).toBe(0);
+    expect(realpathSync(join(clientCerts, 'current'))).toBe(gen);
+    expect(readFileSync(join(clientCerts, 'svid_key.pem'), 'utf8')).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
+    expect(clientHelper.log()).not.toMatch(/BEGIN PRIVATE KEY|eyJ/);
+  });
 });
