@@ -67,7 +67,8 @@ export class GenerationWriter {
   /**
    * Writes `files` (and the directories `dirs`, even if empty) as a new generation, makes it current, links the stable
    * names to it, and removes generations beyond the ones kept. Returns the
-   * generation's directory name. On failure `current` is left as it was.
+   * generation's directory name. A failure while the generation is written
+   * (a full disk…) removes it and leaves `current` as it was.
    */
   write(files: readonly GenerationFile[], dirs: readonly string[] = []): string {
     const gen = `${GENERATION_PREFIX}${Date.now()}-${randomBytes(4).toString('hex')}`;

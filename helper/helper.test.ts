@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toPem } from '../common/pem.js';
 import { verifyJwtSvid } from '../spiffe/jwtsvid.js';
 import { captureLogger } from '../test/helpers/log.js';
+import { lacks } from '../test/helpers/needs.js';
+import { canMount, mountSmallFs } from '../test/helpers/tmpfs.js';
 import { Harness, waitFor } from '../test/helpers/workload-api-harness.js';
 import { parseHelperConfig } from './config.js';
 import { startHelper, type RunningHelper } from './helper.js';
@@ -28,12 +30,11 @@ afterAll(() => h.close());
 const pems = (ders: Iterable<Uint8Array>): string => [...ders].map((d) => toPem('CERTIFICATE', d)).join('');
 
 async function start(address: string, extra: Record<string, unknown> = {}): Promise<{ helper: RunningHelper; dir: string; records: Array<Record<string, unknown>> }> {
-  const dir = join(h.dir, `out${++n}`);
-  const cfg = parseHelperConfig({ agent_address: address, cert_dir: dir, retry_initial: '1s', retry_max: '2s', startup_timeout: '20s', ...extra }, 'helper.yaml', h.dir);
+  const cfg = parseHelperConfig({ agent_address: address, cert_dir: join(h.dir, `out${++n}`), retry_initial: '1s', retry_max: '2s', startup_timeout: '20s', ...extra }, 'helper.yaml', h.dir);
   const { logger, records } = captureLogger();
   const helper = await startHelper(cfg, logger);
   h.defer(() => helper.close());
-  return { helper, dir, records };
+  return { helper, dir: cfg.cert_dir, records };
 }
 
 /** The leaf of dir's svid.pem and whether svid_key.pem is its key, both read from one resolution of `current`. */
@@ -191,6 +192,26 @@ describe('anchorage helper (in process)', () => {
     const missing = await start(env.address, { cmd: join(h.dir, 'no-such-command') });
     await waitFor(() => missing.records.some((x) => x.err !== undefined), 'the reload that cannot start');
     expect(missing.records.find((x) => x.err)!.err).toBe(`helper: reload command ${JSON.stringify(join(h.dir, 'no-such-command'))} could not start: ENOENT`);
+  }, 30_000);
+
+  it.skipIf(lacks(!canMount, 'root, to mount a small tmpfs'))('on a full disk keeps the previous files in place, and writes the rotated ones once there is room', async () => {
+    const fs = mountSmallFs(256 * 1024);
+    h.defer(() => fs.unmount());
+    const env = await h.startEnv(TD);
+    const first = await env.addSelf(WEB);
+    const r = reloadScript('full');
+    const { dir, records } = await start(env.address, { cert_dir: join(fs.dir, 'certs'), cmd: r.script });
+    await waitFor(() => lines(r.log).length === 1, 'the first reload');
+    fs.fill();
+    const rotated = await env.source.rotate(WEB);
+    await waitFor(() => records.some((x) => x.msg === 'helper: cannot write the new files; the previous ones stay in place, retrying'), 'the refused write');
+    expect(records.find((x) => x.retry_in_ms !== undefined && String(x.err).includes('ENOSPC'))).toBeDefined();
+    expect(readPair(dir)).toEqual({ serial: new X509Certificate(first.chain[0]!).serialNumber, matches: true });
+    expect(readdirSync(dir).filter((e) => e.startsWith('.gen-'))).toHaveLength(1);
+    expect(lines(r.log)).toHaveLength(1);
+    fs.drain();
+    await waitFor(() => lines(r.log).length === 2, 'the reload after the retried write', 20_000);
+    expect(readPair(dir)).toEqual({ serial: new X509Certificate(rotated.chain[0]!).serialNumber, matches: true });
   }, 30_000);
 
   it('with daemon_mode false writes once, runs the command once and stops', async () => {

@@ -58,6 +58,8 @@ export async function startHelper(cfg: HelperConfig, log: Logger): Promise<Runni
   let closed = false;
   /** Updates are handled once the first generation is written (the first one is read from the source itself). */
   let started = false;
+  const writeBackoff = new Backoff({ initialMs: cfg.retry_initial, maxMs: cfg.retry_max });
+  let writeRetry: NodeJS.Timeout | undefined;
 
   /** Writes a new generation from the X.509 files and the current JWT-SVIDs. */
   const writeGeneration = (files: GenerationFile[], since: number, reason: string): void => {
@@ -86,8 +88,20 @@ export async function startHelper(cfg: HelperConfig, log: Logger): Promise<Runni
     const { files, skipped } = x509Files(cfg, svid, ctx);
     if (skipped.length > 0) log.warn({ trust_domains: skipped }, 'helper: trust domain names too long for a file name; their bundles are not written');
     if (sameFiles(files, x509)) return;
+    clearTimeout(writeRetry);
+    try {
+      writeGeneration(files, since, `x509: ${svid.spiffeId.toString()} serial ${svid.chain[0]!.serialNumber}`);
+    } catch (err) {
+      // A full disk, a directory in the way: `current` still names the last complete generation.
+      const delay = writeBackoff.next();
+      log.error({ err: errorMessage(err), retry_in_ms: delay }, 'helper: cannot write the new files; the previous ones stay in place, retrying');
+      writeRetry = setTimeout(() => {
+        if (source.isReady) onX509(source.context(), performance.now());
+      }, delay);
+      return;
+    }
+    writeBackoff.reset();
     x509 = files;
-    writeGeneration(files, since, `x509: ${svid.spiffeId.toString()} serial ${svid.chain[0]!.serialNumber}`);
     reloader.request(generation, since);
   };
 
@@ -118,6 +132,7 @@ export async function startHelper(cfg: HelperConfig, log: Logger): Promise<Runni
   const close = async (): Promise<void> => {
     if (closed) return;
     closed = true;
+    clearTimeout(writeRetry);
     for (const t of jwtTimers) clearTimeout(t);
     await source.close();
     client.close();
