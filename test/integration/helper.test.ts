@@ -6,7 +6,7 @@ import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toPem } from '../../common/pem.js';
 import { makeCert } from '../helpers/pki.js';
-import { BIN, cli, freePort, startHelperProcess, tempDir, writeFile, type AnchorageProcess } from '../helpers/process.js';
+import { BIN, cli, freePort, REPO, startHelperProcess, tempDir, writeFile, type AnchorageProcess } from '../helpers/process.js';
 import { lacks } from '../helpers/needs.js';
 import { startTrustDomain, type RealTrustDomain } from '../helpers/trust-domain.js';
 
@@ -20,6 +20,7 @@ import { startTrustDomain, type RealTrustDomain } from '../helpers/trust-domain.
 
 const NGINX = '/usr/sbin/nginx';
 const CURL = '/usr/bin/curl';
+const NJS = '/usr/lib/nginx/modules/ngx_http_js_module.so';
 const TD = 'helper-it.test';
 const NGINX_ID = `spiffe://${TD}/nginx`;
 const CLIENT_ID = `spiffe://${TD}/client`;
@@ -96,11 +97,64 @@ describe('anchorage helper: bad input', () => {
   });
 });
 
-/** The nginx master, in the foreground of its own prefix; stopped with SIGQUIT. */
-function startNginx(prefix: string, conf: string): ChildProcess {
+/** An nginx prefix with a config serving mutual TLS on `port` from the helper's files in `certs`. */
+function nginxConf(prefix: string, port: number, certs: string, opts: { main?: string; http?: string; location: string }): string {
+  mkdirSync(join(prefix, 'logs'), { recursive: true });
+  return writeFile(
+    join(prefix, 'nginx.conf'),
+    `${opts.main ?? ''}
+daemon off;
+worker_processes 1;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/error.log notice;
+events { worker_connections 64; }
+http {
+  access_log ${prefix}/access.log;
+  client_body_temp_path ${prefix}/client_body;
+  proxy_temp_path ${prefix}/proxy;
+  fastcgi_temp_path ${prefix}/fastcgi;
+  uwsgi_temp_path ${prefix}/uwsgi;
+  scgi_temp_path ${prefix}/scgi;
+  ${opts.http ?? ''}
+  server {
+    listen 127.0.0.1:${port} ssl;
+    server_name localhost;
+    ssl_certificate ${certs}/svid.pem;
+    ssl_certificate_key ${certs}/svid_key.pem;
+    ssl_client_certificate ${certs}/bundle.pem;
+    ssl_verify_client on;
+    ssl_verify_depth 2;
+    location / { ${opts.location} }
+  }
+}
+`,
+    0o644,
+  );
+}
+
+/** The nginx master in the foreground of its own prefix, once it answers TLS on `port`; stopped with SIGQUIT. */
+async function startNginx(prefix: string, conf: string, port: number, clientCerts: string): Promise<ChildProcess> {
   const child = spawn(NGINX, ['-p', prefix, '-c', conf, '-e', join(prefix, 'error.log')], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stderr!.on('data', (d) => process.stderr.write(`nginx: ${d}`));
-  return child;
+  for (const deadline = Date.now() + 30_000; ; ) {
+    try {
+      await servedCertificate(port, realpathSync(join(clientCerts, 'current')));
+      return child;
+    } catch (err) {
+      if (child.exitCode !== null || Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`nginx did not come up: ${String(err)}\n${readFileSync(join(prefix, 'error.log'), 'utf8')}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+async function stopNginx(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null) return;
+  const gone = new Promise((r) => child.once('exit', r));
+  child.kill('SIGQUIT');
+  await gone;
 }
 
 /** The certificate nginx serves now, through a TLS handshake with the client's SVID. */
@@ -153,6 +207,7 @@ describe.skipIf(lacks(!existsSync(NGINX) || !existsSync(CURL), 'nginx (/usr/sbin
   let nginx: ChildProcess | undefined;
   let port: number;
   let prefix: string;
+  let nginxCerts: string;
   let clientCerts: string;
 
   beforeAll(async () => {
@@ -169,37 +224,9 @@ describe.skipIf(lacks(!existsSync(NGINX) || !existsSync(CURL), 'nginx (/usr/sbin
     });
     port = await freePort();
     prefix = join(tmp.dir, 'nginx');
-    mkdirSync(join(prefix, 'logs'), { recursive: true });
-    const nginxCerts = join(tmp.dir, 'nginx-certs');
+    nginxCerts = join(tmp.dir, 'nginx-certs');
     clientCerts = join(tmp.dir, 'client-certs');
-    const conf = writeFile(
-      join(prefix, 'nginx.conf'),
-      `daemon off;
-worker_processes 1;
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/error.log notice;
-events { worker_connections 64; }
-http {
-  access_log ${prefix}/access.log;
-  client_body_temp_path ${prefix}/client_body;
-  proxy_temp_path ${prefix}/proxy;
-  fastcgi_temp_path ${prefix}/fastcgi;
-  uwsgi_temp_path ${prefix}/uwsgi;
-  scgi_temp_path ${prefix}/scgi;
-  server {
-    listen 127.0.0.1:${port} ssl;
-    server_name localhost;
-    ssl_certificate ${nginxCerts}/svid.pem;
-    ssl_certificate_key ${nginxCerts}/svid_key.pem;
-    ssl_client_certificate ${nginxCerts}/bundle.pem;
-    ssl_verify_client on;
-    ssl_verify_depth 2;
-    location / { return 200 "$ssl_client_verify $ssl_client_s_dn\\n"; }
-  }
-}
-`,
-      0o644,
-    );
+    const conf = nginxConf(prefix, port, nginxCerts, { location: 'return 200 "$ssl_client_verify $ssl_client_s_dn\\n";' });
     nginxHelper = await startHelperProcess(
       helperYaml(
         'nginx-helper',
@@ -216,24 +243,11 @@ retry_max: 2s
     );
     clientHelper = await startHelperProcess(helperYaml('client-helper', `agent_address: ${td.endpoint}\ncert_dir: ${clientCerts}\nhint: client\n`), join(clientCerts, 'svid.pem'), td.env);
     // nginx starts from the files the helper wrote; until then the helper's reloads fail and are retried.
-    nginx = startNginx(prefix, conf);
-    for (const deadline = Date.now() + 30_000; ; ) {
-      try {
-        await servedCertificate(port, realpathSync(join(clientCerts, 'current')));
-        break;
-      } catch (err) {
-        if (nginx.exitCode !== null || Date.now() > deadline) throw new Error(`nginx did not come up: ${String(err)}\n${readFileSync(join(prefix, 'error.log'), 'utf8')}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    nginx = await startNginx(prefix, conf, port, clientCerts);
   }, 120_000);
 
   afterAll(async () => {
-    if (nginx && nginx.exitCode === null) {
-      const gone = new Promise((r) => nginx!.once('exit', r));
-      nginx.kill('SIGQUIT');
-      await gone;
-    }
+    await stopNginx(nginx);
     await nginxHelper?.kill('SIGTERM');
     await clientHelper?.kill('SIGTERM');
     await td?.close();
@@ -299,6 +313,33 @@ retry_max: 2s
     const keyFile = writeFile(join(tmp.dir, 'stranger-key.pem'), toPem('PRIVATE KEY', Buffer.from(await crypto.subtle.exportKey('pkcs8', stranger.keys.privateKey))));
     const forged = await curl(['--cert', certFile, '--key', keyFile, ...base]);
     expect(forged.out).toMatch(/The SSL certificate error[\s\S]* 400$/);
+  });
+
+  it.skipIf(lacks(!existsSync(NJS), 'the nginx njs module (Debian libnginx-mod-http-js)'))('with njs (examples/nginx/spiffe-id.js), nginx authorizes the client by SPIFFE ID', async () => {
+    const njsPrefix = join(tmp.dir, 'nginx-njs');
+    const njsPort = await freePort();
+    const conf = nginxConf(njsPrefix, njsPort, nginxCerts, {
+      main: `load_module ${NJS};`,
+      http: `js_import spiffe from ${join(REPO, 'examples', 'nginx', 'spiffe-id.js')};
+  js_set $ssl_client_spiffe_id spiffe.clientId;
+  map $ssl_client_spiffe_id $client_allowed { "${CLIENT_ID}" 1; default 0; }`,
+      location: 'if ($client_allowed = 0) { return 403 "refused: $ssl_client_spiffe_id\\n"; } return 200 "welcome $ssl_client_spiffe_id\\n";',
+    });
+    const njsNginx = await startNginx(njsPrefix, conf, njsPort, clientCerts);
+    try {
+      const ask = (certs: string) => {
+        const gen = realpathSync(join(certs, 'current'));
+        return curl([
+          '--cert', join(gen, 'svid.pem'), '--key', join(gen, 'svid_key.pem'), '--cacert', join(realpathSync(join(clientCerts, 'current')), 'bundle.pem'),
+          '--resolve', `localhost:${njsPort}:127.0.0.1`, '-w', ' %{http_code}', `https://localhost:${njsPort}/`,
+        ]);
+      };
+      expect((await ask(clientCerts)).out).toBe(`welcome ${CLIENT_ID}\n 200`);
+      // A valid SVID of the same trust domain, but not the one allowed: nginx's own.
+      expect((await ask(nginxCerts)).out).toBe(`refused: ${NGINX_ID}\n 403`);
+    } finally {
+      await stopNginx(njsNginx);
+    }
   });
 
   it('a helper stops on SIGTERM with exit 0 and leaves the last generation in place', async () => {
