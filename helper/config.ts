@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { formatIssues, readYamlConfig } from '../common/config-file.js';
 import { parseDuration } from '../common/duration.js';
 import { errorMessage, invalid } from '../common/errors.js';
+import { CONTROL_CLASS } from '../common/text.js';
 import { ENDPOINT_SOCKET_ENV, parseWorkloadApiAddress } from '../workload-api/client/address.js';
 import { CURRENT_LINK } from './generations.js';
 
@@ -13,13 +14,17 @@ import { CURRENT_LINK } from './generations.js';
  * same, so its users recognize them.
  */
 
+/** NUL, newlines, escapes and bidi overrides: names an operator reads in `ls` and in logs. */
+const CONTROL = new RegExp(`[${CONTROL_CLASS}]`, 'u');
+
 /** A plain file name inside cert_dir: no path, nothing the generation layout uses itself. */
 const fileName = z
   .string()
   .min(1, 'must not be empty')
   .max(255, 'must be at most 255 bytes')
   .superRefine((s, ctx) => {
-    if (s.includes('/') || s.includes('\0') || s === '.' || s === '..') ctx.addIssue({ code: 'custom', message: 'must be a plain file name (no "/", not "." or "..")' });
+    if (s.includes('/') || s === '.' || s === '..') ctx.addIssue({ code: 'custom', message: 'must be a plain file name (no "/", not "." or "..")' });
+    else if (CONTROL.test(s)) ctx.addIssue({ code: 'custom', message: 'must not hold control or bidirectional formatting characters' });
     else if (s === CURRENT_LINK || s.startsWith('.')) ctx.addIssue({ code: 'custom', message: `must not start with "." nor be "${CURRENT_LINK}" (the helper's own names)` });
   });
 
