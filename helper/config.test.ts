@@ -63,7 +63,8 @@ describe('helper.yaml', () => {
     expect(error({ ...BASE, svid_file_name: '../etc/passwd' })).toBe('config: helper.yaml: svid_file_name: must be a plain file name (no "/", not "." or "..")');
     expect(error({ ...BASE, svid_file_name: 'svid\n.pem' })).toBe('config: helper.yaml: svid_file_name: must not hold control or bidirectional formatting characters');
     expect(error({ ...BASE, svid_file_name: 'svid\u202e.pem' })).toContain('svid_file_name: must not hold control');
-    expect(error({ ...BASE, svid_key_file_name: 'current' })).toBe('config: helper.yaml: svid_key_file_name: must not start with "." nor be "current" (the helper\'s own names)');
+    expect(error({ ...BASE, svid_key_file_name: 'current' })).toBe('config: helper.yaml: svid_key_file_name: must not start with "." nor be "current" or "helper.lock" (the helper\'s own names)');
+    expect(error({ ...BASE, svid_bundle_file_name: 'helper.lock' })).toContain('svid_bundle_file_name: must not start with "." nor be "current" or "helper.lock"');
     expect(error({ ...BASE, svid_bundle_file_name: '.gen-1' })).toContain('svid_bundle_file_name: must not start with "."');
     expect(error({ ...BASE, svid_bundle_file_name: 'svid.pem' })).toBe('config: helper.yaml: (top level): the file name "svid.pem" is used twice');
     expect(error({ ...BASE, jwt_svids: [{ jwt_audience: 'a', jwt_svid_file_name: 'svid_key.pem' }] })).toBe('config: helper.yaml: (top level): the file name "svid_key.pem" is used twice');

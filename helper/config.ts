@@ -6,7 +6,7 @@ import { parseDuration } from '../common/duration.js';
 import { errorMessage, invalid } from '../common/errors.js';
 import { CONTROL_CLASS } from '../common/text.js';
 import { ENDPOINT_SOCKET_ENV, parseWorkloadApiAddress } from '../workload-api/client/address.js';
-import { CURRENT_LINK } from './generations.js';
+import { CURRENT_LINK, LOCK_FILE } from './generations.js';
 
 /**
  * helper.yaml: what `anchorage helper` fetches, where it writes it and whom
@@ -25,7 +25,7 @@ const fileName = z
   .superRefine((s, ctx) => {
     if (s.includes('/') || s === '.' || s === '..') ctx.addIssue({ code: 'custom', message: 'must be a plain file name (no "/", not "." or "..")' });
     else if (CONTROL.test(s)) ctx.addIssue({ code: 'custom', message: 'must not hold control or bidirectional formatting characters' });
-    else if (s === CURRENT_LINK || s.startsWith('.')) ctx.addIssue({ code: 'custom', message: `must not start with "." nor be "${CURRENT_LINK}" (the helper's own names)` });
+    else if (s === CURRENT_LINK || s === LOCK_FILE || s.startsWith('.')) ctx.addIssue({ code: 'custom', message: `must not start with "." nor be "${CURRENT_LINK}" or "${LOCK_FILE}" (the helper's own names)` });
   });
 
 const duration = (min: number, max: number) =>

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, fchmodSync, fsyncSync, lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { AnchorageError } from '../common/errors.js';
+import { lockDataDir } from '../common/lockfile.js';
 import { checkPrivateDir, createExclusive, syncDir } from '../common/safe-file.js';
 
 /**
@@ -30,6 +31,10 @@ import { checkPrivateDir, createExclusive, syncDir } from '../common/safe-file.j
 export const CURRENT_LINK = 'current';
 /** Generation directories start with this (hidden, so `ls` shows the stable names). */
 const GENERATION_PREFIX = '.gen-';
+/** Who locks cert_dir: the lock is `helper.lock`, holding the pid. */
+const LOCK_OWNER = 'helper';
+/** The lock file's name, which no configured file may take. */
+export const LOCK_FILE = `${LOCK_OWNER}.lock`;
 
 /** One file of a generation; `name` is `file` or `dir/file` (one level). */
 export interface GenerationFile {
@@ -44,18 +49,21 @@ export class GenerationWriter {
   readonly #keep: number;
   /** Generations this writer made or found, oldest first; the last is `current`. */
   readonly #generations: string[] = [];
+  readonly #unlock: () => void;
 
   /**
    * Checks `dir` (created 0700 if missing; refused if a symbolic link, owned
    * by another uid, writable by group or others, or below a directory another
    * uid could swap), proves it writable, and removes generations a previous
-   * run left behind, except the one `current` names.
+   * run left behind, except the one `current` names. Takes cert_dir's lock:
+   * a second helper on the same directory would remove this one's generations.
    */
   constructor(dir: string, keep: number) {
     this.dir = dir;
     this.#keep = keep;
     checkPrivateDir(dir, 'helper', 'cert_dir');
     this.#probeWritable();
+    this.#unlock = lockDataDir(dir, LOCK_OWNER);
     const current = this.#currentTarget();
     for (const entry of readdirSync(dir)) {
       if (entry === current) continue;
@@ -97,6 +105,11 @@ export class GenerationWriter {
       rmSync(join(this.dir, this.#generations.shift()!), { recursive: true, force: true });
     }
     return gen;
+  }
+
+  /** Releases cert_dir's lock; the files stay. */
+  close(): void {
+    this.#unlock();
   }
 
   /** Points `name` at `target` through a new link renamed over it: readers see the old link or the new one. */

@@ -137,6 +137,7 @@ export async function startHelper(cfg: HelperConfig, log: Logger): Promise<Runni
     await source.close();
     client.close();
     await reloader.close();
+    writer.close();
   };
 
   source.on('update', (ctx) => onX509(ctx, performance.now()));

@@ -342,6 +342,12 @@ retry_max: 2s
     }
   });
 
+  it('a second helper on the same cert_dir is refused while the first runs', () => {
+    const r = cli(['helper', '-c', helperYaml('second', `agent_address: ${td.endpoint}\ncert_dir: ${nginxCerts}\n`)], td.env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`anchorage: helper: another helper (pid ${nginxHelper.child.pid}) is using ${nginxCerts}\n`);
+  });
+
   it('a helper stops on SIGTERM with exit 0 and leaves the last generation in place', async () => {
     const gen = realpathSync(join(clientCerts, 'current'));
     expect(await clientHelper.kill('SIGTERM')).toBe(0);
