@@ -56,7 +56,7 @@ function reloadScript(name: string): { script: string; log: string; status: stri
 }
 const lines = (file: string): string[] => {
   try {
-    return readFileSync(file, 'utf8').trim().split('\n').filter(Boolean);
+    return readFileSync(file, 'utf8').split('\n').map((l) => l.trimEnd()).filter(Boolean);
   } catch {
     return [];
   }
@@ -221,6 +221,10 @@ describe('anchorage helper (in process)', () => {
     const { dir } = await start(env.address, { daemon_mode: false, cmd: r.script });
     expect(lines(r.log)).toEqual(['reload']);
     expect(readPair(dir).matches).toBe(true);
+    // Its one reload failing is the run failing (exit 1 from the CLI), not retried.
+    writeFileSync(r.status, '2');
+    await expect(start(env.address, { daemon_mode: false, cmd: r.script })).rejects.toThrow(`helper: reload command ${JSON.stringify(r.script)} exited with status 2: not today: 2`);
+    expect(lines(r.log)).toEqual(['reload', 'reload']);
   });
 
   it('gives up at start with the last error when no SVID comes (missing socket, no entry, no such hint)', async () => {
