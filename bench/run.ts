@@ -1,7 +1,9 @@
+import { benchHelper } from './helper.js';
 import { benchMint } from './mint.js';
 import { benchWorkload } from './workload.js';
 
 const BENCHES: Record<string, () => Promise<void>> = {
+  helper: benchHelper,
   mint: benchMint,
   workload: benchWorkload,
 };

@@ -2,13 +2,13 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, realpathSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toPem } from '../../common/pem.js';
 import { makeCert } from '../helpers/pki.js';
 import { BIN, cli, freePort, REPO, startHelperProcess, tempDir, writeFile, type AnchorageProcess } from '../helpers/process.js';
 import { lacks } from '../helpers/needs.js';
 import { startTrustDomain, type RealTrustDomain } from '../helpers/trust-domain.js';
+import { NGINX, nginxConf, servedCertificate, startNginx, stopNginx } from '../helpers/nginx.js';
 
 /**
  * `anchorage helper` as operators run it: the real CLI, a real trust domain
@@ -18,7 +18,6 @@ import { startTrustDomain, type RealTrustDomain } from '../helpers/trust-domain.
  * sending requests.
  */
 
-const NGINX = '/usr/sbin/nginx';
 const CURL = '/usr/bin/curl';
 const NJS = '/usr/lib/nginx/modules/ngx_http_js_module.so';
 const TD = 'helper-it.test';
@@ -97,88 +96,6 @@ describe('anchorage helper: bad input', () => {
   });
 });
 
-/** An nginx prefix with a config serving mutual TLS on `port` from the helper's files in `certs`. */
-function nginxConf(prefix: string, port: number, certs: string, opts: { main?: string; http?: string; location: string }): string {
-  mkdirSync(join(prefix, 'logs'), { recursive: true });
-  return writeFile(
-    join(prefix, 'nginx.conf'),
-    `${opts.main ?? ''}
-daemon off;
-worker_processes 1;
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/error.log notice;
-events { worker_connections 64; }
-http {
-  access_log ${prefix}/access.log;
-  client_body_temp_path ${prefix}/client_body;
-  proxy_temp_path ${prefix}/proxy;
-  fastcgi_temp_path ${prefix}/fastcgi;
-  uwsgi_temp_path ${prefix}/uwsgi;
-  scgi_temp_path ${prefix}/scgi;
-  ${opts.http ?? ''}
-  server {
-    listen 127.0.0.1:${port} ssl;
-    server_name localhost;
-    ssl_certificate ${certs}/svid.pem;
-    ssl_certificate_key ${certs}/svid_key.pem;
-    ssl_client_certificate ${certs}/bundle.pem;
-    ssl_verify_client on;
-    ssl_verify_depth 2;
-    location / { ${opts.location} }
-  }
-}
-`,
-    0o644,
-  );
-}
-
-/** The nginx master in the foreground of its own prefix, once it answers TLS on `port`; stopped with SIGQUIT. */
-async function startNginx(prefix: string, conf: string, port: number, clientCerts: string): Promise<ChildProcess> {
-  const child = spawn(NGINX, ['-p', prefix, '-c', conf, '-e', join(prefix, 'error.log')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stderr!.on('data', (d) => process.stderr.write(`nginx: ${d}`));
-  for (const deadline = Date.now() + 30_000; ; ) {
-    try {
-      await servedCertificate(port, realpathSync(join(clientCerts, 'current')));
-      return child;
-    } catch (err) {
-      if (child.exitCode !== null || Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`nginx did not come up: ${String(err)}\n${readFileSync(join(prefix, 'error.log'), 'utf8')}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
-async function stopNginx(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null) return;
-  const gone = new Promise((r) => child.once('exit', r));
-  child.kill('SIGQUIT');
-  await gone;
-}
-
-/** The certificate nginx serves now, through a TLS handshake with the client's SVID. */
-function servedCertificate(port: number, clientGen: string): Promise<X509Certificate> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({
-      host: '127.0.0.1',
-      port,
-      servername: 'localhost',
-      cert: readFileSync(join(clientGen, 'svid.pem')),
-      key: readFileSync(join(clientGen, 'svid_key.pem')),
-      ca: readFileSync(join(clientGen, 'bundle.pem')),
-      checkServerIdentity: () => undefined,
-    });
-    socket.once('secureConnect', () => {
-      const cert = socket.getPeerX509Certificate();
-      socket.destroy();
-      if (cert) resolve(cert);
-      else reject(new Error('no server certificate'));
-    });
-    socket.once('error', reject);
-  });
-}
-
 interface CurlResult {
   code: number | null;
   out: string;
@@ -194,10 +111,6 @@ function curl(args: string[]): Promise<CurlResult> {
     child.stderr.on('data', (d) => (err += d));
     child.on('close', (code) => resolve({ code, out, err }));
   });
-}
-
-function rssKb(pid: number): number {
-  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 }
 
 describe.skipIf(lacks(!existsSync(NGINX) || !existsSync(CURL), 'nginx (/usr/sbin/nginx) and curl'))('nginx serving mutual TLS from the helper\'s files', () => {
@@ -294,13 +207,7 @@ retry_max: 2s
     const log = nginxHelper.log().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(log.find((l) => l.msg === 'helper: reload failed; the files are in place, retrying')?.err).toMatch(/^helper: reload command "\/usr\/sbin\/nginx" exited with status 1: .*nginx\.pid" failed \(2: No such file or directory\)/);
 
-    const written = log.filter((l) => l.msg === 'helper: wrote generation').map((l) => l.write_ms as number);
-    const reloaded = log.filter((l) => l.msg === 'helper: reload done').map((l) => l.since_update_ms as number);
-    console.log(
-      `helper figures: ${results.length} requests, 0 failed; served serials ${[...serials].join(', ')}; ` +
-        `update→files written ms ${JSON.stringify(written)}; update→reload done ms ${JSON.stringify(reloaded)}; ` +
-        `RSS kB: nginx helper ${rssKb(nginxHelper.child.pid!)}, client helper ${rssKb(clientHelper.child.pid!)}`,
-    );
+    console.log(`helper: ${results.length} requests, 0 failed; served serials ${[...serials].join(', ')} (figures: npm run bench -- helper)`);
   }, 180_000);
 
   it('nginx refuses a client without a certificate, or with one the trust domain did not issue', async () => {
