@@ -24,6 +24,9 @@ import { WorkloadApiHandler, type Caller, type IncomingCall } from './handlers.j
 import type { IdentitySource } from './IdentitySource.js';
 import { fixUnscopedReflectionNames, workloadPackageDefinition } from './reflection.js';
 import { listen, prepareSocketPath } from './socket-path.js';
+import { SdsHandler } from './sds/handler.js';
+import { sdsServiceDefinition } from './sds/proto.js';
+import type { SdsNames } from './sds/resources.js';
 
 export { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_UID } from './connection-limits.js';
 
@@ -57,6 +60,8 @@ export interface WorkloadApiOptions {
   maxConnectionsPerUid?: number;
   /** How long a connection may take to send the HTTP/2 preface. Default 10 s (grpc-java/route.ts). */
   handshakeTimeoutMs?: number;
+  /** Envoy SDS resource names and the validation switch (sds/); SPIRE's names when unset. */
+  sds?: SdsNames;
 }
 
 /** A running Workload API. */
@@ -164,6 +169,9 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
   // in profiles of the first response, and nothing here reads it.
   const grpcServer = new grpc.Server({ 'grpc.enable_channelz': 0 });
   grpcServer.addService(loadWorkloadProto().SpiffeWorkloadAPI.service, handler.implementation());
+  // Envoy's SDS on the same socket, callers attested the same way (sds/handler.ts).
+  const sds = new SdsHandler({ source, attest, confirm, logger: log, names: opts.sds });
+  grpcServer.addService(sdsServiceDefinition(), sds.implementation());
   const reflection = new ReflectionService(workloadPackageDefinition());
   fixUnscopedReflectionNames(reflection, log);
   reflection.addToServer(grpcServer);
@@ -262,6 +270,7 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
     closing ??= (async () => {
       const stopped = new Promise<void>((resolve) => netServer.close(() => resolve()));
       handler.endAllStreams();
+      sds.endAllStreams();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           grpcServer.forceShutdown();
@@ -291,7 +300,7 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
   return {
     close,
     get openStreams() {
-      return handler.openStreams;
+      return handler.openStreams + sds.openStreams;
     },
     get openConnections() {
       return connections.size;
