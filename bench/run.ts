@@ -1,9 +1,11 @@
 import { benchMint } from './mint.js';
+import { benchSds } from './sds.js';
 import { benchWorkload } from './workload.js';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   mint: benchMint,
   workload: benchWorkload,
+  sds: benchSds,
 };
 
 const name = process.argv[2];

@@ -64,6 +64,8 @@ export function fetchSecrets(client: grpc.Client, request: Obj): Promise<SdsResp
  */
 export class SdsStream<R> {
   readonly received: R[] = [];
+  /** performance.now() at each message's arrival, by index in `received`. */
+  readonly arrivedAt: number[] = [];
   /** Set once the stream ended: null for OK, else the error. */
   ended: grpc.ServiceError | null | undefined;
   readonly #call: grpc.ClientDuplexStream<Obj, Obj>;
@@ -73,6 +75,7 @@ export class SdsStream<R> {
   private constructor(call: grpc.ClientDuplexStream<Obj, Obj>, decode: (m: Obj) => R) {
     this.#call = call;
     call.on('data', (m: Obj) => {
+      this.arrivedAt.push(performance.now());
       this.received.push(decode(m));
       this.#wake?.();
     });

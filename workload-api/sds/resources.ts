@@ -46,6 +46,26 @@ export interface Resolved {
 /** Why a requested name is not served. */
 export type Unresolved = { name: string; reason: string };
 
+/**
+ * Encoded secrets by digest. A rotation pushes the same secret to every
+ * stream of that identity (an Envoy opens one per secret, a node may run
+ * hundreds): it is encoded once. Bounded; cleared when full.
+ */
+const encodedByDigest = new Map<string, EncodedSecret>();
+const MAX_ENCODED = 4096;
+
+function memo(digest: string, encode: () => EncodedSecret): () => EncodedSecret {
+  return () => {
+    let e = encodedByDigest.get(digest);
+    if (e === undefined) {
+      if (encodedByDigest.size >= MAX_ENCODED) encodedByDigest.clear();
+      e = encode();
+      encodedByDigest.set(digest, e);
+    }
+    return e;
+  };
+}
+
 function pemChain(ders: Uint8Array[]): string {
   return ders.map((d) => toPem('CERTIFICATE', d)).join('');
 }
@@ -54,11 +74,8 @@ function svid(name: string, id: X509Identity): Resolved {
   const h = createHash('sha256').update(`svid\0${name}\0`);
   // The key is not hashed: a new key always comes with a new leaf.
   for (const c of id.chain) h.update(c);
-  return {
-    name,
-    digest: h.digest('hex'),
-    encode: () => tlsCertificateSecret(name, pemChain(id.chain), toPem('PRIVATE KEY', id.privateKey)),
-  };
+  const digest = h.digest('hex');
+  return { name, digest, encode: memo(digest, () => tlsCertificateSecret(name, pemChain(id.chain), toPem('PRIVATE KEY', id.privateKey))) };
 }
 
 function bundles(name: string, list: SpiffeBundle[], spiffe: boolean): Resolved {
@@ -67,9 +84,10 @@ function bundles(name: string, list: SpiffeBundle[], spiffe: boolean): Resolved 
     const ders = b.x509.authorities();
     h.update(`${b.trustDomain.name}\0`);
     for (const d of ders) h.update(d);
-    return { trustDomain: b.trustDomain.name, pem: pemChain(ders) };
+    return { trustDomain: b.trustDomain.name, ders };
   });
-  return { name, digest: h.digest('hex'), encode: () => validationContextSecret(name, parts, spiffe) };
+  const digest = h.digest('hex');
+  return { name, digest, encode: memo(digest, () => validationContextSecret(name, parts.map((p) => ({ trustDomain: p.trustDomain, pem: pemChain(p.ders) })), spiffe)) };
 }
 
 /**
