@@ -30,16 +30,30 @@ export const MAX_RESOURCE_NAME_BYTES = 2048;
  * server (`workload_api.max_connections*`), so streams are bounded by both.
  */
 export const MAX_STREAMS_PER_CONNECTION = 256;
+/**
+ * SDS streams one uid may hold at once, over all its connections: without
+ * it one uid could hold max_connections_per_uid × the per-connection cap.
+ * 4,096 is a node full of sidecars sharing a uid, a few streams each.
+ */
+export const MAX_STREAMS_PER_UID = 4096;
 /** Requests a stream may send before its caller is attested (Envoy sends one); more end it. */
 const MAX_EARLY_REQUESTS = 8;
 
-/** Configuration of {@link SdsHandler}: the same attestation as the Workload API's, and the resource names. */
-export interface SdsHandlerConfig {
+/** What the agent's configuration and tests may set: the resource names and the stream caps. */
+export interface SdsOptions {
+  names?: SdsNames;
+  /** Default {@link MAX_STREAMS_PER_CONNECTION}. */
+  maxStreamsPerConnection?: number;
+  /** Default {@link MAX_STREAMS_PER_UID}. */
+  maxStreamsPerUid?: number;
+}
+
+/** Configuration of {@link SdsHandler}: the same attestation as the Workload API's, and the options. */
+export interface SdsHandlerConfig extends SdsOptions {
   source: IdentitySource;
   attest: (call: IncomingCall) => Promise<Caller>;
   confirm?: (call: IncomingCall) => void;
   logger: Logger;
-  names?: SdsNames;
 }
 
 type Duplex<Req, Res> = grpc.ServerDuplexStream<Req, Res>;
@@ -87,8 +101,12 @@ export class SdsHandler {
   readonly #confirm: ((call: IncomingCall) => void) | undefined;
   readonly #log: Logger;
   readonly #names: SdsNames;
+  readonly #maxPerConnection: number;
+  readonly #maxPerUid: number;
   /** Open streams per connection (by the call's synthetic peer address). */
   readonly #perConnection = new Map<string, number>();
+  /** Attested open streams per caller uid. */
+  readonly #perUid = new Map<number, number>();
   readonly #streams = new Set<(err: unknown) => void>();
 
   constructor(config: SdsHandlerConfig) {
@@ -97,6 +115,8 @@ export class SdsHandler {
     this.#confirm = config.confirm;
     this.#log = config.logger.child({ component: 'sds' });
     this.#names = config.names ?? DEFAULT_SDS_NAMES;
+    this.#maxPerConnection = config.maxStreamsPerConnection ?? MAX_STREAMS_PER_CONNECTION;
+    this.#maxPerUid = config.maxStreamsPerUid ?? MAX_STREAMS_PER_UID;
   }
 
   get openStreams(): number {
@@ -161,8 +181,8 @@ export class SdsHandler {
   #serve<Req extends { kind: string }, Res>(method: string, call: Duplex<Req, Res>, protocol: (caller: Caller, ctx: StreamContext<Res>) => StreamProtocol<Req>): void {
     const peer = call.getPeer();
     const held = this.#perConnection.get(peer) ?? 0;
-    if (held >= MAX_STREAMS_PER_CONNECTION) {
-      call.emit('error', this.#fail(method, undefined, new AnchorageError('unavailable', `sds: too many streams on this connection (at most ${MAX_STREAMS_PER_CONNECTION})`)));
+    if (held >= this.#maxPerConnection) {
+      call.emit('error', this.#fail(method, undefined, new AnchorageError('unavailable', `sds: too many streams on this connection (at most ${this.#maxPerConnection})`)));
       return;
     }
     this.#perConnection.set(peer, held + 1);
@@ -180,9 +200,8 @@ export class SdsHandler {
       ended = true;
       unsubscribe?.();
       this.#streams.delete(endWith);
-      const n = (this.#perConnection.get(peer) ?? 1) - 1;
-      if (n > 0) this.#perConnection.set(peer, n);
-      else this.#perConnection.delete(peer);
+      countDown(this.#perConnection, peer);
+      if (caller !== undefined) countDown(this.#perUid, caller.uid);
       this.#log.debug({ method, callerPid: caller?.pid, callerUid: caller?.uid }, 'sds: stream closed');
     };
     const endWith = (err: unknown): void => {
@@ -241,6 +260,9 @@ export class SdsHandler {
     void this.#admit(call).then(
       (c) => {
         if (ended) return;
+        const own = this.#perUid.get(c.uid) ?? 0;
+        if (own >= this.#maxPerUid) return endWith(new AnchorageError('unavailable', `sds: too many streams for uid ${c.uid} (at most ${this.#maxPerUid})`));
+        this.#perUid.set(c.uid, own + 1);
         caller = c;
         proto = protocol(c, ctx);
         unsubscribe = this.#source.onChange(() => {
@@ -389,6 +411,13 @@ interface StreamContext<Res> {
 interface StreamProtocol<Req> {
   onRequest(req: Req): void;
   onChange(): void;
+}
+
+/** Lowers a count, dropping the key at zero. */
+function countDown<K>(counts: Map<K, number>, key: K): void {
+  const n = (counts.get(key) ?? 1) - 1;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
 }
 
 /** One digest over a response's resources, names included: a new one means something the Envoy sees changed. */

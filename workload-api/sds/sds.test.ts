@@ -192,7 +192,7 @@ describe('StreamSecrets (state of the world)', () => {
 
 describe('validation contexts', () => {
   it('sds.disable_spiffe_cert_validation sends trusted_ca, and ALL is then not served (it would merge trust domains)', async () => {
-    const { api: a, client: c } = await startApi('plain', { defaultSvidName: 'default', defaultBundleName: 'ROOTCA', defaultAllBundlesName: 'ALL', disableSpiffeCertValidation: true });
+    const { api: a, client: c } = await startApi('plain', { names: { defaultSvidName: 'default', defaultBundleName: 'ROOTCA', defaultAllBundlesName: 'ALL', disableSpiffeCertValidation: true } });
     try {
       const r = await fetchSecrets(c, req(['ROOTCA', `spiffe://${TD}`]));
       expect(r.secrets.map((x) => inline((x.validation_context as { trusted_ca: unknown }).trusted_ca))).toEqual([bundlePem(ca), bundlePem(ca)]);
@@ -221,7 +221,7 @@ describe('validation contexts', () => {
   });
 
   it('serves the configured names instead of SPIRE\'s', async () => {
-    const { api: a, client: c } = await startApi('named', { defaultSvidName: 'svid', defaultBundleName: 'own', defaultAllBundlesName: 'every', disableSpiffeCertValidation: false });
+    const { api: a, client: c } = await startApi('named', { names: { defaultSvidName: 'svid', defaultBundleName: 'own', defaultAllBundlesName: 'every', disableSpiffeCertValidation: false } });
     try {
       const r = await fetchSecrets(c, req(['svid', 'own', 'every']));
       expect(names(r)).toEqual(['svid', 'own', 'every']);
@@ -300,6 +300,30 @@ describe('FetchSecrets and bad input', () => {
       for (const s of streams) s.cancel();
       // Until the server has seen them go, they still count against this connection.
       for (let i = 0; i < 400 && api.openStreams > 0; i++) await new Promise((r) => setTimeout(r, 25));
+    }
+  });
+
+  it('one uid holds at most maxStreamsPerUid SDS streams over all its connections; a stream that ends frees its slot', async () => {
+    const { api: a, client: c1 } = await startApi('per-uid', { maxStreamsPerUid: 3 });
+    const c2 = sdsClient(join(dir, 'per-uid', 'api.sock'), { 'grpc.use_local_subchannel_pool': 1 });
+    try {
+      const held = [SdsStream.sotw(c1), SdsStream.sotw(c1), SdsStream.sotw(c2)];
+      for (const s of held) s.send(req(['default']));
+      await Promise.all(held.map((s) => s.next()));
+      const extra = SdsStream.sotw(c2);
+      extra.send(req(['default']));
+      const end = await extra.status();
+      expect([end?.code, end?.details]).toEqual([grpc.status.UNAVAILABLE, `sds: too many streams for uid ${uid} (at most 3)`]);
+      held[0]!.cancel();
+      for (let i = 0; i < 400 && a.openStreams > 2; i++) await new Promise((r) => setTimeout(r, 25));
+      const again = SdsStream.sotw(c2);
+      again.send(req(['default']));
+      expect(names(await again.next())).toEqual(['default']);
+      for (const s of [...held, again]) s.cancel();
+    } finally {
+      c1.close();
+      c2.close();
+      await a.close();
     }
   });
 });
