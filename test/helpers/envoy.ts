@@ -119,8 +119,8 @@ export function cluster(name: string, port: number, tls?: Json, maxRequestsPerCo
 
 /**
  * An HTTP listener on 127.0.0.1:port routing path prefixes to clusters. With
- * `tls` it requires a client certificate, and forwards the client's SPIFFE ID
- * and certificate hash to the origin in x-forwarded-client-cert.
+ * `tls` it requires a client certificate, and forwards the client's SPIFFE ID,
+ * certificate and its hash to the origin in x-forwarded-client-cert.
  */
 export function listener(name: string, port: number, routes: [prefix: string, cluster: string][], tls?: Json): Json {
   return {
@@ -137,7 +137,7 @@ export function listener(name: string, port: number, routes: [prefix: string, cl
             typed_config: {
               '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
               stat_prefix: name,
-              ...(tls && { forward_client_cert_details: 'SANITIZE_SET', set_current_client_cert_details: { uri: true } }),
+              ...(tls && { forward_client_cert_details: 'SANITIZE_SET', set_current_client_cert_details: { uri: true, cert: true } }),
               route_config: {
                 virtual_hosts: [{ name: 'all', domains: ['*'], routes: routes.map(([prefix, c]) => ({ match: { prefix }, route: { cluster: c, timeout: '5s' } })) }],
               },
