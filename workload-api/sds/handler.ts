@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { AnchorageError } from '../../common/errors.js';
-import { toServiceError } from '../../common/grpc.js';
+import { ERROR_CODE_TRAILER, toServiceError } from '../../common/grpc.js';
+import { REFUSAL_LOG_INTERVAL_MS, RefusalLog } from '../connection-limits.js';
 import type { Logger } from '../../common/log.js';
 import { attestorRefusal, callerBundles, noIdentity, SHUTTING_DOWN, type Caller, type IncomingCall } from '../handlers.js';
 import type { IdentitySource } from '../IdentitySource.js';
@@ -107,6 +108,12 @@ export class SdsHandler {
   readonly #perConnection = new Map<string, number>();
   /** Attested open streams per caller uid. */
   readonly #perUid = new Map<number, number>();
+  /**
+   * Streams refused by a cap: a hostile caller can make many, so they are
+   * logged at most once per interval per uid, not once each at error level.
+   */
+  readonly #refused = new WeakSet<AnchorageError>();
+  readonly #refusals: RefusalLog;
   readonly #streams = new Set<(err: unknown) => void>();
 
   constructor(config: SdsHandlerConfig) {
@@ -117,6 +124,15 @@ export class SdsHandler {
     this.#names = config.names ?? DEFAULT_SDS_NAMES;
     this.#maxPerConnection = config.maxStreamsPerConnection ?? MAX_STREAMS_PER_CONNECTION;
     this.#maxPerUid = config.maxStreamsPerUid ?? MAX_STREAMS_PER_UID;
+    this.#refusals = new RefusalLog(this.#log, REFUSAL_LOG_INTERVAL_MS, 'sds: stream refused');
+  }
+
+  /** An UNAVAILABLE for a stream over a cap, logged through the rate-limited refusal log. */
+  #refuse(key: string, fields: Record<string, unknown>, message: string): AnchorageError {
+    const err = new AnchorageError('unavailable', message);
+    this.#refused.add(err);
+    this.#refusals.note(key, fields, message);
+    return err;
   }
 
   get openStreams(): number {
@@ -182,7 +198,7 @@ export class SdsHandler {
     const peer = call.getPeer();
     const held = this.#perConnection.get(peer) ?? 0;
     if (held >= this.#maxPerConnection) {
-      call.emit('error', this.#fail(method, undefined, new AnchorageError('unavailable', `sds: too many streams on this connection (at most ${this.#maxPerConnection})`)));
+      call.emit('error', this.#fail(method, undefined, this.#refuse(`conn:${peer}`, { peer }, `sds: too many streams on this connection (at most ${this.#maxPerConnection})`)));
       return;
     }
     this.#perConnection.set(peer, held + 1);
@@ -261,7 +277,7 @@ export class SdsHandler {
       (c) => {
         if (ended) return;
         const own = this.#perUid.get(c.uid) ?? 0;
-        if (own >= this.#maxPerUid) return endWith(new AnchorageError('unavailable', `sds: too many streams for uid ${c.uid} (at most ${this.#maxPerUid})`));
+        if (own >= this.#maxPerUid) return endWith(this.#refuse(`uid:${c.uid}`, { uid: c.uid }, `sds: too many streams for uid ${c.uid} (at most ${this.#maxPerUid})`));
         this.#perUid.set(c.uid, own + 1);
         caller = c;
         proto = protocol(c, ctx);
@@ -391,10 +407,13 @@ export class SdsHandler {
 
   /** Logs the outcome and turns the error into a status; only the message reaches the client. */
   #fail(method: string, caller: Caller | undefined, err: unknown): Partial<grpc.ServiceError> {
-    const se =
-      err === SHUTTING_DOWN
-        ? { code: grpc.status.UNAVAILABLE, details: SHUTTING_DOWN.message, metadata: new grpc.Metadata() }
-        : toServiceError(err, this.#log, method);
+    let se: Partial<grpc.ServiceError>;
+    if (err === SHUTTING_DOWN) se = { code: grpc.status.UNAVAILABLE, details: SHUTTING_DOWN.message, metadata: new grpc.Metadata() };
+    else if (err instanceof AnchorageError && this.#refused.has(err)) {
+      const metadata = new grpc.Metadata();
+      metadata.set(ERROR_CODE_TRAILER, err.code);
+      se = { code: grpc.status.UNAVAILABLE, details: err.message, metadata };
+    } else se = toServiceError(err, this.#log, method);
     this.#log.debug({ method, callerPid: caller?.pid, callerUid: caller?.uid, outcome: grpc.status[se.code ?? grpc.status.UNKNOWN], reason: se.details }, 'sds: call failed');
     return se;
   }

@@ -296,6 +296,12 @@ describe('FetchSecrets and bad input', () => {
       extra.send(req(['default']));
       const end = await extra.status();
       expect([end?.code, end?.details]).toEqual([grpc.status.UNAVAILABLE, `sds: too many streams on this connection (at most ${MAX_STREAMS_PER_CONNECTION})`]);
+      // Logged once, rate-limited, at warn: a caller cannot flood the log with refusals.
+      const more = [SdsStream.sotw(client), SdsStream.sotw(client)];
+      for (const m of more) m.send(req(['default']));
+      await Promise.all(more.map((m) => m.status()));
+      const refusals = logs.records.filter((r) => (r.level as number) >= 30 && JSON.stringify(r).includes('too many streams on this connection'));
+      expect(refusals).toEqual([expect.objectContaining({ level: 40, msg: 'sds: stream refused', reason: `sds: too many streams on this connection (at most ${MAX_STREAMS_PER_CONNECTION})`, suppressed: 0 })]);
     } finally {
       for (const s of streams) s.cancel();
       // Until the server has seen them go, they still count against this connection.
