@@ -209,7 +209,7 @@ export class SdsHandler {
     let unsubscribe: (() => void) | undefined;
     const early: Req[] = [];
     let blocked = false;
-    let pending: Res | undefined;
+    let deferred = false;
 
     const cleanup = (): void => {
       if (ended) return;
@@ -225,37 +225,37 @@ export class SdsHandler {
       cleanup();
       call.emit('error', this.#fail(method, caller, err));
     };
-    const send = (res: Res): void => {
-      // Under backpressure only the newest response is kept: each carries
-      // what the Envoy needs now, and a reader that does not read cannot make
-      // us buffer one response per request it sends.
-      if (blocked) {
-        pending = res;
-        return;
-      }
-      if (!call.write(res)) {
-        blocked = true;
-        call.once('drain', () => {
-          blocked = false;
-          const next = pending;
-          pending = undefined;
-          if (next !== undefined && !ended) send(next);
-        });
-      }
-    };
-    const ctx: StreamContext<Res> = {
-      send,
-      confirm: () => this.#confirm?.(call),
-      log: this.#log.child({ method, peer }),
-    };
-    const handle = (req: Req): void => {
+    const run = (fn: () => void): void => {
       if (ended) return;
       try {
-        proto!.onRequest(req);
+        fn();
       } catch (err) {
         endWith(err);
       }
     };
+    // Under backpressure no response is built: the protocol is asked again
+    // once the Envoy has read, and then answers from the state of that
+    // moment. So a reader that does not read cannot make us buffer one
+    // response per request it sends, and no Delta change is ever dropped.
+    call.on('drain', () => {
+      blocked = false;
+      if (deferred) {
+        deferred = false;
+        run(() => proto?.onChange());
+      }
+    });
+    const ctx: StreamContext<Res> = {
+      ready: () => {
+        if (blocked) deferred = true;
+        return !blocked;
+      },
+      send: (res) => {
+        if (!call.write(res)) blocked = true;
+      },
+      confirm: () => this.#confirm?.(call),
+      log: this.#log.child({ method, peer }),
+    };
+    const handle = (req: Req): void => run(() => proto!.onRequest(req));
 
     this.#streams.add(endWith);
     call.on('cancelled', cleanup);
@@ -281,14 +281,7 @@ export class SdsHandler {
         this.#perUid.set(c.uid, own + 1);
         caller = c;
         proto = protocol(c, ctx);
-        unsubscribe = this.#source.onChange(() => {
-          if (ended) return;
-          try {
-            proto!.onChange();
-          } catch (err) {
-            endWith(err);
-          }
-        });
+        unsubscribe = this.#source.onChange(() => run(() => proto!.onChange()));
         for (const req of early.splice(0)) handle(req);
       },
       (err) => endWith(err),
@@ -305,7 +298,7 @@ export class SdsHandler {
     const unresolvedLog = new UnresolvedLog(ctx.log, caller);
 
     const update = (): void => {
-      if (names.length === 0) return;
+      if (names.length === 0 || !ctx.ready()) return;
       const { resolved, unresolved } = resolveNames(names, this.#view(caller), this.#names, useSpiffeValidator(this.#names, node));
       unresolvedLog.note(unresolved);
       if (resolved.length === 0) return;
@@ -356,7 +349,7 @@ export class SdsHandler {
     const unresolvedLog = new UnresolvedLog(ctx.log, caller);
 
     const update = (): void => {
-      if (subscribed.size === 0) return;
+      if (subscribed.size === 0 || !ctx.ready()) return;
       const { resolved, unresolved } = resolveNames(subscribed, this.#view(caller), this.#names, useSpiffeValidator(this.#names, node));
       unresolvedLog.note(unresolved);
       const changed = resolved.filter((r) => has.get(r.name) !== resourceVersion(r));
@@ -421,6 +414,8 @@ export class SdsHandler {
 
 /** What a stream protocol gets from {@link SdsHandler}'s stream driver. */
 interface StreamContext<Res> {
+  /** False while the client has not read what was sent; the protocol's onChange() runs again once it has. */
+  ready(): boolean;
   send(res: Res): void;
   /** Throws unless the caller is still the process attested at stream start. */
   confirm(): void;
