@@ -142,4 +142,13 @@ export class SdsStream<R> {
   cancel(): void {
     this.#call.cancel();
   }
+
+  /** Stops reading (HTTP/2 flow control then holds the server back) until resume(). */
+  pause(): void {
+    this.#call.pause();
+  }
+
+  resume(): void {
+    this.#call.resume();
+  }
 }

@@ -392,6 +392,7 @@ export class SdsHandler {
           has.delete(n);
         }
         for (const n of req.resource_names_subscribe) subscribed.add(n);
+        ctx.log.debug({ callerPid: caller.pid, subscribe: req.resource_names_subscribe, unsubscribe: req.resource_names_unsubscribe, nonce: req.response_nonce }, 'sds: delta request');
         if (subscribed.size > MAX_RESOURCE_NAMES) throw new AnchorageError('invalid_argument', `sds: at most ${MAX_RESOURCE_NAMES} resources may be subscribed on one stream`);
         update();
       },
