@@ -1,11 +1,13 @@
 import { benchHelper } from './helper.js';
 import { benchMint } from './mint.js';
+import { benchSds } from './sds.js';
 import { benchWorkload } from './workload.js';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   helper: benchHelper,
   mint: benchMint,
   workload: benchWorkload,
+  sds: benchSds,
 };
 
 const name = process.argv[2];
