@@ -111,7 +111,7 @@ export class NodeAgent {
           return cfg.join_token;
         }
       });
-    this.#attestor = agentNodeAttestor(cfg.node_attestor.type, { source: cfg.source, joinToken, lastAgentId: () => this.#lastAgentId });
+    this.#attestor = agentNodeAttestor(cfg.node_attestor, { source: cfg.source, joinToken, lastAgentId: () => this.#lastAgentId });
     this.cache = new WorkloadCache(this.#td.name, () => this.#now(), (entryId, audience) => this.#mintJwt(entryId, audience));
   }
 

@@ -9,7 +9,11 @@
 import 'reflect-metadata';
 import { createHash, X509Certificate } from 'node:crypto';
 import { BasicConstraintsExtension, KeyUsagesExtension, X509Certificate as PeculiarCertificate } from '@peculiar/x509';
-import { AnchorageError, invalid } from '../../common/errors.js';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { AnchorageError, errorMessage, invalid } from '../../common/errors.js';
+import { fromPem } from '../../common/pem.js';
+import { readConfigFile } from '../../common/safe-file.js';
 
 /** Extensions whose meaning we check or which constrain nothing we rely on. */
 const HANDLED_CRITICAL = new Set([
@@ -87,4 +91,49 @@ export function verifyPath(
     checkCert(next, `intermediate ${path.length}`, nowMs, true);
     path.push(next);
   }
+}
+
+/** Most CA certificates one configured file or directory may hold. */
+const MAX_CAS = 1024;
+
+/**
+ * The CA certificates (PEM) of config files: `ek_ca_dir`'s *.pem and *.crt,
+ * or `ca_bundle_file`. Read once at server start; failures are
+ * `failed_precondition` naming the key and the file.
+ */
+export function loadCaCertificates(files: readonly string[], key: string): ParsedCertificate[] {
+  const out: ParsedCertificate[] = [];
+  for (const file of files) {
+    const text = readConfigFile(file, `node attestor: ${key}`, { maxBytes: 1 << 20 }).toString('utf8');
+    let ders: Buffer[];
+    try {
+      ders = fromPem(text, 'CERTIFICATE', file);
+    } catch (err) {
+      throw new AnchorageError('failed_precondition', `node attestor: ${key}: ${errorMessage(err)}`);
+    }
+    for (const [i, der] of ders.entries()) {
+      try {
+        out.push(parseCertificate(der, `${file} certificate ${i + 1}`));
+      } catch (err) {
+        throw new AnchorageError('failed_precondition', `node attestor: ${key}: ${errorMessage(err)}`);
+      }
+      if (out.length > MAX_CAS) throw new AnchorageError('failed_precondition', `node attestor: ${key}: more than ${MAX_CAS} certificates`);
+    }
+  }
+  if (out.length === 0) throw new AnchorageError('failed_precondition', `node attestor: ${key}: no CA certificate found`);
+  return out;
+}
+
+/** The certificate files of a CA directory (`ek_ca_dir`): regular *.pem and *.crt files, sorted. */
+export function caDirFiles(dir: string, key: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (err) {
+    throw new AnchorageError('failed_precondition', `node attestor: ${key}: cannot read ${dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  return names
+    .filter((n) => /\.(pem|crt)$/.test(n))
+    .sort()
+    .map((n) => join(dir, n));
 }
