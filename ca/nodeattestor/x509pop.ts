@@ -3,6 +3,7 @@
 // agent sends the chain; the server checks it, then sends a fresh nonce the
 // node key must sign. Nothing is spent (the nonce is new each time), so a node
 // may attest again; `anchorage agent ban` stops one.
+import 'reflect-metadata';
 import { randomBytes, verify } from 'node:crypto';
 import { SubjectAlternativeNameExtension } from '@peculiar/x509';
 import { parseWire, wire, x509popAnswer, x509popPayload, x509popSigned } from '../../common/attestation-wire.js';

@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
+import { makeOpensslCa, type OpensslCa } from './openssl-ca.js';
 import { freePort } from './process.js';
 
 /** True when swtpm, swtpm_setup, openssl and tpm2-tools are all on PATH. */
@@ -24,26 +25,16 @@ export function haveSwtpm(): boolean {
   });
 }
 
-/** An EK CA: a self-signed RSA CA made with openssl. */
-export interface EkCa {
-  dir: string;
-  certFile: string;
-  certPem: string;
-}
+/** An EK CA: a CA made with openssl, and the swtpm_setup / swtpm_localca configs that issue EK certificates under it. */
+export type EkCa = OpensslCa;
 
 export function makeEkCa(parent: string, name: string): EkCa {
-  const dir = resolve(parent, name);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const certFile = join(dir, 'issuercert.pem');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'signkey.pem'), '-out', certFile,
-    '-subj', `/CN=${name}`, '-days', '30',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-  ], { stdio: 'ignore' });
+  const ca = makeOpensslCa(parent, name);
+  const { dir } = ca;
   writeFileSync(join(dir, 'certserial'), '1\n');
   writeFileSync(
     join(dir, 'localca.conf'),
-    `statedir = ${dir}\nsigningkey = ${join(dir, 'signkey.pem')}\nissuercert = ${certFile}\ncertserial = ${join(dir, 'certserial')}\n`,
+    `statedir = ${dir}\nsigningkey = ${ca.keyFile}\nissuercert = ${ca.certFile}\ncertserial = ${join(dir, 'certserial')}\n`,
   );
   writeFileSync(join(dir, 'localca.options'), '--platform-manufacturer Anchorage\n--platform-version 2.1\n--platform-model test\n');
   writeFileSync(
@@ -51,7 +42,7 @@ export function makeEkCa(parent: string, name: string): EkCa {
     `create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = ${join(dir, 'localca.conf')}\n` +
       `create_certs_tool_options = ${join(dir, 'localca.options')}\nactive_pcr_banks = sha256\n`,
   );
-  return { dir, certFile, certPem: readFileSync(certFile, 'utf8') };
+  return ca;
 }
 
 /** One running swtpm. */
