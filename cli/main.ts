@@ -14,6 +14,7 @@ import type { FederatedBundle__Output } from '../proto/gen/anchorage/admin/v1/Fe
 import { esc, HelpRequested, need, out, parse, readInput, seconds, UsageError, withAdmin } from './args.js';
 import { escapeControls, escapeJsonControls } from '../ca/admin/text.js';
 import { federationCommand } from './federation.js';
+import { agentBanCommand } from './agent-ban.js';
 
 const USAGE = `usage: anchorage <command> [flags]
 
@@ -36,6 +37,7 @@ const USAGE = `usage: anchorage <command> [flags]
   ca show                                   the CA journal (root, intermediates, JWT keys)
   agent run -c agent.yaml                   run a node agent and its Workload API
   agent list | agent show --spiffe-id ID | agent evict --spiffe-id ID
+  agent ban | unban --spiffe-id ID          stop an agent ID from attesting again (ban also evicts it)
 
 Every command but "server run" and "agent run" reaches the server through --socket PATH, or the
 admin_socket of -c server.yaml, and takes --json for machine-readable output.
@@ -289,12 +291,12 @@ async function jwtCommand(sub: string | undefined, args: string[]): Promise<void
 }
 
 async function agentCommand(sub: string | undefined, args: string[]): Promise<void> {
-  if (sub !== 'list' && sub !== 'show' && sub !== 'evict') throw new UsageError(`agent: unknown subcommand "${sub ?? ''}" (run, list, show, evict)`);
+  if (sub !== 'list' && sub !== 'show' && sub !== 'evict') throw new UsageError(`agent: unknown subcommand "${sub ?? ''}" (run, list, show, evict, ban, unban)`);
   const v = parse(args, sub === 'list' ? {} : { 'spiffe-id': { type: 'string' } });
   const iso = (t: number) => new Date(t * 1000).toISOString();
   const text = (a: Agent__Output) =>
     `Agent      : ${esc(a.spiffe_id)}\nAttested by: ${esc(a.attestation_type)}\nSVID       : serial ${esc(a.cert_serial)}, expires ${iso(a.cert_not_after)}\n` +
-    `Evicted    : ${a.evicted}\n` + a.selectors.map((s) => `Selector   : ${esc(s.type)}:${esc(s.value)}\n`).join('');
+    `Evicted    : ${a.evicted}\nBanned     : ${a.banned}\n` + a.selectors.map((s) => `Selector   : ${esc(s.type)}:${esc(s.value)}\n`).join('');
   if (sub === 'list') {
     const res = await withAdmin(v, (a) => a.call('ListAgents', {}));
     return out(v.json, res.agents, () => (res.agents.length === 0 ? 'No agents\n' : res.agents.map(text).join('\n')));
@@ -352,6 +354,7 @@ export async function main(argv: string[]): Promise<number> {
         break;
       case 'agent':
         if (sub === 'run') await agentRun(rest);
+        else if (sub === 'ban' || sub === 'unban') await agentBanCommand(sub, rest);
         else await agentCommand(sub, rest);
         break;
       case undefined:
