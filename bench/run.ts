@@ -1,7 +1,9 @@
+import { benchAttest } from './attest.js';
 import { benchMint } from './mint.js';
 import { benchWorkload } from './workload.js';
 
 const BENCHES: Record<string, () => Promise<void>> = {
+  attest: benchAttest,
   mint: benchMint,
   workload: benchWorkload,
 };

@@ -8,6 +8,7 @@ import type { SpiffeWorkloadAPIClient } from '../proto/gen/SpiffeWorkloadAPI.js'
 import type { X509SVIDResponse__Output } from '../proto/gen/X509SVIDResponse.js';
 import { cli, freePort, startAgentProcess, startServerProcess, tempDir, writeFile, type AnchorageProcess } from '../test/helpers/process.js';
 import { createSoftHsmToken } from '../test/helpers/softhsm.js';
+import { percentile, round } from './stats.js';
 
 /**
  * The Workload API through a real agent process and a real server on
@@ -25,12 +26,6 @@ const FIRST_SAMPLES = Number(process.env.BENCH_FIRST_SAMPLES ?? 500);
 const PROPAGATION_ENTRIES = Number(process.env.BENCH_PROPAGATION_ENTRIES ?? 200);
 const RSS_COUNTS = [1000, 10_000];
 
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-}
-
-const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
 function header(): grpc.Metadata {
   const md = new grpc.Metadata();
