@@ -2,7 +2,7 @@
 // from a CA this test makes with openssl): the contract suite, the happy
 // path's identity and selectors, and every refusal with its exact message.
 import { createHash, X509Certificate } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,8 +12,10 @@ import { parseTpm2bPublic } from '../../common/tpm2.js';
 import { TpmAgentAttestor } from '../../node-agent/nodeattestor/tpm.js';
 import { nodeAttestorContract } from '../../test/contract/node-attestor.js';
 import { lacks } from '../../test/helpers/needs.js';
+import { freePort } from '../../test/helpers/process.js';
 import { extendPcr, haveSwtpm, makeEkCa, manufactureTpm, startSwtpm, type EkCa, type Swtpm } from '../../test/helpers/swtpm.js';
 import type { Challenge } from './NodeAttestor.js';
+import { NodeAttestorRegistry } from './registry.js';
 import { TpmAttestor } from './tpm.js';
 import { parseCertificate } from './x509-chain.js';
 
@@ -80,6 +82,37 @@ afterAll(() => {
 
 let shared: Swtpm | undefined;
 let sharedPath = '';
+describe('tpm server settings', () => {
+  it('loads ek_ca_dir\'s *.pem and *.crt files, and refuses a missing, empty or non-PEM one with failed_precondition', () => {
+    const d = mkdtempSync(join(tmpdir(), 'anchorage-ekcas-'));
+    try {
+      const settings = (ek_ca_dir: string) => ({ tpm: { ek_ca_dir, pcrs: PCRS } });
+      const deps = { datastore: undefined as never, now: () => 0 };
+      expect(() => NodeAttestorRegistry.fromConfig(settings(join(d, 'missing')), deps)).toThrow(
+        new AnchorageError('failed_precondition', `node attestor: tpm.ek_ca_dir: cannot read ${join(d, 'missing')} (ENOENT)`),
+      );
+      expect(() => NodeAttestorRegistry.fromConfig(settings(d), deps)).toThrow(new AnchorageError('failed_precondition', 'node attestor: tpm.ek_ca_dir: no CA certificate found'));
+      writeFileSync(join(d, 'junk.pem'), 'not a certificate\n');
+      expect(() => NodeAttestorRegistry.fromConfig(settings(d), deps)).toThrow(
+        new AnchorageError('failed_precondition', `node attestor: tpm.ek_ca_dir: ${join(d, 'junk.pem')}: no "CERTIFICATE" PEM block found`),
+      );
+      writeFileSync(join(d, 'junk.pem'), '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n');
+      expect(() => NodeAttestorRegistry.fromConfig(settings(d), deps)).toThrow(
+        new AnchorageError('failed_precondition', `node attestor: tpm.ek_ca_dir: ${join(d, 'junk.pem')} certificate 1 is not a DER certificate`),
+      );
+      rmSync(join(d, 'junk.pem'));
+      if (!skip) {
+        const c = makeEkCa(d, 'ca-for-dir');
+        writeFileSync(join(d, 'vendor.crt'), c.certPem);
+        writeFileSync(join(d, 'README'), 'ignored: neither .pem nor .crt');
+        expect(NodeAttestorRegistry.fromConfig({ join_token: {}, ...settings(d) }, deps).types()).toEqual(['join_token', 'tpm']);
+      }
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
+
 describe.skipIf(skip)('tpm on swtpm', () => {
   nodeAttestorContract('tpm (swtpm)', {
     challenges: true,
@@ -193,6 +226,45 @@ describe.skipIf(skip)('tpm on swtpm', () => {
       return wire({ ...a, pcr_values: a.pcr_values.subarray(0, 64) });
     });
     expect(await refusal(server().attest(fewer.payload, fewer.challenge))).toBe('agent api: tpm: fewer PCR values than the quote covers');
+  });
+
+  it('refuses an AK that is not a restricted signing key, an EK certificate for another EK, and a certificate-less EK not in ek_hashes, before any challenge', async () => {
+    const a1 = await attempt(shared!);
+    const p1 = parseWire(tpmPayload, a1.payload, 'p');
+    const never: Challenge = () => Promise.reject(new Error('no challenge expected'));
+    // TPM2B_PUBLIC: size, type, nameAlg, then the 32-bit attributes; bit 16 is restricted.
+    const ak = Buffer.from(p1.ak_pub);
+    ak[7]! &= ~0x01;
+    expect(await refusal(server().attest(wire({ ...p1, ak_pub: ak }), never))).toBe('agent api: tpm: the AK is not a restricted signing key fixed to its TPM');
+    const other = parseWire(tpmPayload, (await attempt(await node('third', ca))).payload, 'p');
+    expect(await refusal(server().attest(wire({ ...p1, ek_pub: other.ek_pub }), never))).toBe('agent api: tpm: the EK certificate is not for the EK the agent sent');
+    const noCert = wire({ ek_pub: p1.ek_pub, ak_pub: p1.ak_pub });
+    expect(await refusal(server().attest(noCert, never))).toBe(`agent api: tpm: EK ${ekHashOf(a1.payload)} has no certificate and is not in ek_hashes`);
+    // Trusted by its hash alone, a certificate-less EK attests, without an ek_ca selector.
+    const fresh = await attempt(shared!);
+    const pf = parseWire(tpmPayload, fresh.payload, 'p');
+    const r = await server({ cas: [], hashes: [ekHashOf(fresh.payload)] }).attest(wire({ ek_pub: pf.ek_pub, ak_pub: pf.ak_pub }), fresh.challenge);
+    expect(r.selectors[0]).toEqual({ type: 'tpm', value: `ek_pub_hash:${ekHashOf(fresh.payload)}` });
+    expect(r.selectors.some((x) => x.value.startsWith('ek_ca:'))).toBe(false);
+  });
+
+  it('the agent reports an unreachable TPM (unavailable) and missing tpm2-tools (failed_precondition) in one line', async () => {
+    const closed = `swtpm:host=127.0.0.1,port=${await freePort()}`;
+    const err = await new TpmAgentAttestor({ tcti: closed }).begin().then(
+      () => undefined,
+      (e: unknown) => e as AnchorageError,
+    );
+    expect(err?.code).toBe('unavailable');
+    expect(err?.message).toMatch(new RegExp(`^agent: tpm: tpm2_flushcontext failed \\(TCTI ${closed}\\): ERROR`));
+    const path = process.env.PATH;
+    process.env.PATH = join(dir, 'no-tools');
+    try {
+      await expect(new TpmAgentAttestor({ tcti: shared!.tcti }).begin()).rejects.toThrow(
+        new AnchorageError('failed_precondition', 'agent: tpm: tpm2_flushcontext not found: install tpm2-tools'),
+      );
+    } finally {
+      process.env.PATH = path;
+    }
   });
 
   it('the challenge names the configured PCRs and a 32-byte nonce; a malformed payload is invalid_argument', async () => {

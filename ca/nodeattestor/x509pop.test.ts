@@ -101,6 +101,8 @@ describe('x509pop', () => {
       "agent api: x509pop: the signature over the nonce does not verify with the node certificate's key",
     );
     expect(await refusal(run(server(), { certFile: ca.certFile, keyFile: ca.keyFile }))).toBe('agent api: x509pop: node certificate is a CA certificate, not a leaf');
+    const encipherOnly = issueNodeCert(ca, dir, 'encipher-only', { key: 'rsa', keyUsage: 'critical,keyEncipherment' });
+    expect(await refusal(run(server(), encipherOnly))).toBe("agent api: x509pop: the node certificate's keyUsage does not allow digitalSignature");
   });
 
   it('the agent refuses a key file others can read, a symbolic link, and a file that is no certificate', async () => {

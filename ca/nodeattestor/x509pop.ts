@@ -5,7 +5,7 @@
 // may attest again; `anchorage agent ban` stops one.
 import 'reflect-metadata';
 import { randomBytes, verify } from 'node:crypto';
-import { SubjectAlternativeNameExtension } from '@peculiar/x509';
+import { KeyUsageFlags, KeyUsagesExtension, SubjectAlternativeNameExtension } from '@peculiar/x509';
 import { parseWire, wire, x509popAnswer, x509popPayload, x509popSigned } from '../../common/attestation-wire.js';
 import { AnchorageError, isAnchorageError } from '../../common/errors.js';
 import type { Selector } from '../../common/selector.js';
@@ -54,6 +54,8 @@ export class X509PopAttestor implements NodeAttestor {
     } catch (err) {
       throw refuse(isAnchorageError(err) ? err.message : String(err));
     }
+    const ku = leaf!.pec.getExtension(KeyUsagesExtension);
+    if (ku && (ku.usages & KeyUsageFlags.digitalSignature) === 0) throw refuse('the node certificate\'s keyUsage does not allow digitalSignature');
     const nonce = randomBytes(32);
     const answerBytes = await challenge(wire({ nonce }));
     let signature: Buffer;
