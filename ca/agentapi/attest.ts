@@ -169,7 +169,7 @@ export function attestHandler(deps: AttestDeps): grpc.handleBidiStreamingCall<At
         run(m.params).catch((err: unknown) => {
           // Refused evidence is the operator's business: say which and why, never what the evidence was.
           if (isAnchorageError(err, 'permission_denied') || isAnchorageError(err, 'invalid_argument')) {
-            log.warn({ type, reason: errorMessage(err) }, 'agent api: attestation refused');
+            log.warn({ type, peer: call.getPeer(), reason: errorMessage(err) }, 'agent api: attestation refused');
           }
           fail(err);
         });
