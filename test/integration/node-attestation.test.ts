@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseWire, tpmPayload } from '../../common/attestation-wire.js';
+import type { AnchorageError } from '../../common/errors.js';
 import { parseTpm2bPublic } from '../../common/tpm2.js';
 import { runAttestation } from '../../node-agent/connection.js';
 import type { NodeAttestor as AgentNodeAttestor } from '../../node-agent/nodeattestor/NodeAttestor.js';
@@ -215,11 +216,20 @@ describe.skipIf(skip)('node attestation with tpm (swtpm) and x509pop', () => {
     expect(await until('the direct SVID again', async () => ((await served(socket)).join() === want.join() ? want : undefined))).toEqual(want);
   });
 
-  it('ban refuses IDs that are not agent IDs of this trust domain, and ban/unban need --spiffe-id', () => {
+  it('ban refuses IDs that are not agent IDs of this trust domain, and ban/unban need --spiffe-id', async () => {
     const bad = cli(['agent', 'ban', '--spiffe-id', `spiffe://${TD}/workload`, '--socket', f.adminSocket], f.env);
     expect([bad.code, bad.stderr]).toEqual([1, `anchorage: admin: spiffe://${TD}/workload is not an agent ID of ${TD} (spiffe://${TD}/anchorage/agent/<type>/...)\n`]);
     const other = cli(['agent', 'ban', '--spiffe-id', 'spiffe://other.test/anchorage/agent/tpm/x', '--socket', f.adminSocket], f.env);
     expect(other.stderr).toBe(`anchorage: admin: spiffe://other.test/anchorage/agent/tpm/x is not an agent ID of ${TD} (spiffe://${TD}/anchorage/agent/<type>/...)\n`);
+    const rpc = (method: 'BanAgent' | 'UnbanAgent', spiffe_id: string) =>
+      f.admin((a) => a.call(method, { spiffe_id })).then(
+        () => 'ok',
+        (e: AnchorageError) => `${e.code}: ${e.message}`,
+      );
+    await expect(rpc('BanAgent', '')).resolves.toBe('invalid_argument: admin: spiffe_id is required');
+    await expect(rpc('UnbanAgent', '')).resolves.toBe('invalid_argument: admin: spiffe_id is required');
+    await expect(rpc('BanAgent', 'https://example.org/x')).resolves.toMatch(/^invalid_argument: /);
+    await expect(rpc('UnbanAgent', `spiffe://${TD}/anchorage/agent/tpm/never`)).resolves.toBe(`not_found: admin: agent spiffe://${TD}/anchorage/agent/tpm/never is not banned`);
     const none = cli(['agent', 'unban', '--socket', f.adminSocket], f.env);
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('--spiffe-id');
@@ -230,7 +240,9 @@ describe.skipIf(skip)('node attestation with tpm (swtpm) and x509pop', () => {
       code: grpc.status.PERMISSION_DENIED,
       details: 'agent api: tpm: EK certificate does not chain to a CA in ek_ca_dir',
     });
-    expect(f.server!.log()).toContain('"reason":"agent api: tpm: EK certificate does not chain to a CA in ek_ca_dir"');
+    const line = '"reason":"agent api: tpm: EK certificate does not chain to a CA in ek_ca_dir"';
+    // The log is written asynchronously: it may land just after the status.
+    expect(await until('the refusal in the server log', async () => (f.server!.log().includes(line) ? true : undefined))).toBe(true);
   });
 
   it('an x509pop node attests and gets an SVID through an alias on x509pop: selectors; expired and foreign certificates are refused', async () => {
