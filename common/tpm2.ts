@@ -93,6 +93,8 @@ export interface TpmPublic {
   type: 'rsa' | 'ecc';
   nameAlg: number;
   attributes: number;
+  /** The policy digest that authorizes using the key (empty: none). */
+  authPolicy: Buffer;
   /** TPMT_SYM_DEF_OBJECT of a storage key (the EK): AES key bits, or 0 when NULL. */
   symKeyBits: number;
   symMode: number;
@@ -119,7 +121,7 @@ export function parseTpm2bPublic(buf: Buffer, what: string): TpmPublic {
   const hash = TPM_HASHES.get(nameAlg);
   if (!hash || nameAlg === TPM_ALG.SHA1) throw invalid(`tpm2: ${what} has name algorithm 0x${nameAlg.toString(16)} (need sha256, sha384 or sha512)`);
   const attributes = r.u32();
-  r.sized(64); // authPolicy
+  const authPolicy = r.sized(64);
   let symKeyBits = 0;
   let symMode: number = TPM_ALG.NULL;
   const symAlg = r.u16();
@@ -164,7 +166,7 @@ export function parseTpm2bPublic(buf: Buffer, what: string): TpmPublic {
   nameHead.writeUInt16BE(nameAlg, 0);
   const name = Buffer.concat([nameHead, createHash(hash.name).update(area).digest()]);
   const spki = key.export({ type: 'spki', format: 'der' });
-  return { type: type === TPM_ALG.RSA ? 'rsa' : 'ecc', nameAlg, attributes, symKeyBits, symMode, schemeAlg, schemeHash, bits, key, name, spki };
+  return { type: type === TPM_ALG.RSA ? 'rsa' : 'ecc', nameAlg, attributes, authPolicy, symKeyBits, symMode, schemeAlg, schemeHash, bits, key, name, spki };
 }
 
 /** One bank of a TPML_PCR_SELECTION: hash algorithm and PCR indices, ascending. */

@@ -5,7 +5,8 @@ import { TrustDomain } from '../spiffe/id.js';
 import { formatIssues, readYamlConfig } from '../common/config-file.js';
 import { DEFAULT_JWT_CACHE_MAX_BYTES } from './cache.js';
 import { unixAttestorOptions, workloadAttestorEntry } from './attestor/registry.js';
-import { AGENT_NODE_ATTESTOR_TYPES, DEFAULT_TCTI } from './nodeattestor/registry.js';
+import { AGENT_NODE_ATTESTOR_TYPES, DEFAULT_TCTI, EK_ALGORITHMS } from './nodeattestor/registry.js';
+import type { EkAlgorithm } from './nodeattestor/tpm.js';
 
 /**
  * A tpm2-tools TCTI: the kernel's TPM device (`device:/dev/tpmrm0`), or a
@@ -48,7 +49,13 @@ const agentSchema = z
         'type',
         [
           z.object({ type: z.literal('join_token') }).strict(),
-          z.object({ type: z.literal('tpm'), tcti: tcti.default(DEFAULT_TCTI) }).strict(),
+          z
+            .object({
+              type: z.literal('tpm'),
+              tcti: tcti.default(DEFAULT_TCTI),
+              ek_algorithm: z.enum(Object.keys(EK_ALGORITHMS) as [EkAlgorithm, ...EkAlgorithm[]], { error: 'must be rsa or ecc384' }).default('rsa'),
+            })
+            .strict(),
           z.object({ type: z.literal('x509pop'), cert_file: z.string({ error: requiredError }).min(1), key_file: z.string({ error: requiredError }).min(1) }).strict(),
         ],
         { error: (issue) => (issue.code === 'invalid_union' ? { message: `must be one of: ${AGENT_NODE_ATTESTOR_TYPES.join(', ')}` } : undefined) },

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseWire, tpmAnswer, tpmChallenge, tpmPayload, wire } from '../../common/attestation-wire.js';
 import { AnchorageError } from '../../common/errors.js';
 import { parseTpm2bPublic } from '../../common/tpm2.js';
-import { TpmAgentAttestor } from '../../node-agent/nodeattestor/tpm.js';
+import { EK_POLICY_C_SHA384, ekPolicyASha384, policyOrSha384, TpmAgentAttestor } from '../../node-agent/nodeattestor/tpm.js';
 import { nodeAttestorContract } from '../../test/contract/node-attestor.js';
 import { lacks } from '../../test/helpers/needs.js';
 import { freePort } from '../../test/helpers/process.js';
@@ -124,6 +124,34 @@ describe.skipIf(skip)('tpm on swtpm', () => {
       }
       return { server: server(), agent: new TpmAgentAttestor({ tcti: shared.tcti }), expectedAgentIdPath: sharedPath };
     },
+  });
+
+  nodeAttestorContract('tpm (swtpm, ECC P-384 EK)', {
+    challenges: true,
+    trustDomain: 'contract.test',
+    async setup() {
+      if (!shared) throw new Error('the RSA contract run makes the shared TPM first');
+      const agent = new TpmAgentAttestor({ tcti: shared.tcti, ekAlgorithm: 'ecc384' });
+      const path = `/anchorage/agent/tpm/${ekHashOf((await agent.begin()).payload)}`;
+      return { server: server(), agent, expectedAgentIdPath: path };
+    },
+  });
+
+  it('the ECC P-384 EK (NV 0x01c00016) is its own identity, with the same EK CA, through ECDH credential activation', async () => {
+    const rsa = await attempt(shared!);
+    const ecc = await new TpmAgentAttestor({ tcti: shared!.tcti, ekAlgorithm: 'ecc384' }).begin();
+    const ek = parseTpm2bPublic(parseWire(tpmPayload, ecc.payload, 'p').ek_pub, 'ek');
+    expect([ek.type, ek.bits, ek.symKeyBits]).toEqual(['ecc', 384, 256]);
+    // The policy the agent satisfies is the one the EK demands: its authPolicy is PolicyOR(PolicyA, PolicyC).
+    expect(ek.authPolicy.toString('hex')).toBe(policyOrSha384([ekPolicyASha384(), EK_POLICY_C_SHA384]).toString('hex'));
+    expect(ek.authPolicy.toString('hex')).toBe('b26e7d28d11a50bc53d882bcf5fd3a1a074148bb35d3b4e4cb1c0ad9bde419cacb47ba09699646150f9fc000f3f80e12');
+    const r = await server().attest(ecc.payload, (c) => ecc.respond(c));
+    expect(r.agentIdPath).toBe(`/anchorage/agent/tpm/${ekHashOf(ecc.payload)}`);
+    expect(r.agentIdPath).not.toBe(`/anchorage/agent/tpm/${ekHashOf(rsa.payload)}`);
+    expect(r.selectors[1]).toEqual({ type: 'tpm', value: `ek_ca:${createHash('sha256').update(new X509Certificate(ca.certPem).raw).digest('hex')}` });
+    // A credential made for the ECC EK does not activate with the RSA one: the AK must be under this EK's TPM, and the secret is the EK's.
+    const wrong = await refusal(server().attest(ecc.payload, (c) => rsa.challenge(c).catch(() => wire({ secret: Buffer.alloc(32), quote: Buffer.alloc(0), signature: Buffer.alloc(0), pcr_values: Buffer.alloc(0) }))));
+    expect(wrong).toBe('agent api: tpm: credential activation failed: the AK is not in the TPM that holds this EK');
   });
 
   it('a node attests to the SHA-256 of its EK SPKI, with the EK CA and PCR selectors, again and again', async () => {

@@ -3,7 +3,7 @@
 import { invalid } from '../../common/errors.js';
 import { JOIN_TOKEN, JoinTokenAgentAttestor } from './join-token.js';
 import type { NodeAttestor } from './NodeAttestor.js';
-import { DEFAULT_TCTI, TPM, TpmAgentAttestor } from './tpm.js';
+import { DEFAULT_TCTI, EK_ALGORITHMS, TPM, TpmAgentAttestor, type EkAlgorithm } from './tpm.js';
 import { X509POP, X509PopAgentAttestor } from './x509pop.js';
 
 /** Every built-in agent node attestor type. */
@@ -12,10 +12,10 @@ export const AGENT_NODE_ATTESTOR_TYPES = [JOIN_TOKEN, TPM, X509POP] as const;
 /** `node_attestor` of agent.yaml, paths absolute. */
 export type AgentNodeAttestorConfig =
   | { type: typeof JOIN_TOKEN }
-  | { type: typeof TPM; tcti: string }
+  | { type: typeof TPM; tcti: string; ek_algorithm: EkAlgorithm }
   | { type: typeof X509POP; cert_file: string; key_file: string };
 
-export { DEFAULT_TCTI };
+export { DEFAULT_TCTI, EK_ALGORITHMS };
 
 /** What any agent node attestor may need. */
 export interface AgentNodeAttestorDeps {
@@ -34,7 +34,7 @@ export function agentNodeAttestor(cfg: AgentNodeAttestorConfig | { type: string 
     case JOIN_TOKEN:
       return new JoinTokenAgentAttestor({ token: deps.joinToken, source: deps.source, lastAgentId: deps.lastAgentId });
     case TPM:
-      return new TpmAgentAttestor({ tcti: c.tcti });
+      return new TpmAgentAttestor({ tcti: c.tcti, ekAlgorithm: c.ek_algorithm });
     case X509POP:
       return new X509PopAgentAttestor({ certFile: c.cert_file, keyFile: c.key_file });
     default:
