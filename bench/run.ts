@@ -1,10 +1,12 @@
 import { benchHelper } from './helper.js';
+import { benchAttest } from './attest.js';
 import { benchMint } from './mint.js';
 import { benchSds } from './sds.js';
 import { benchWorkload } from './workload.js';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   helper: benchHelper,
+  attest: benchAttest,
   mint: benchMint,
   workload: benchWorkload,
   sds: benchSds,

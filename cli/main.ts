@@ -15,6 +15,7 @@ import { esc, HelpRequested, need, out, parse, readInput, seconds, UsageError, w
 import { escapeControls, escapeJsonControls } from '../ca/admin/text.js';
 import { federationCommand } from './federation.js';
 import { helperCommand } from './helper.js';
+import { agentBanCommand } from './agent-ban.js';
 
 const USAGE = `usage: anchorage <command> [flags]
 
@@ -38,6 +39,7 @@ const USAGE = `usage: anchorage <command> [flags]
   agent run -c agent.yaml                   run a node agent and its Workload API
   agent list | agent show --spiffe-id ID | agent evict --spiffe-id ID
   helper -c helper.yaml                     write this workload's SVID, key and bundles to files; reload a server on rotation
+  agent ban | unban --spiffe-id ID          stop an agent ID from attesting again (ban also evicts it)
 
 Every command but "server run", "agent run" and "helper" reaches the server through --socket PATH, or the
 admin_socket of -c server.yaml, and takes --json for machine-readable output.
@@ -291,12 +293,12 @@ async function jwtCommand(sub: string | undefined, args: string[]): Promise<void
 }
 
 async function agentCommand(sub: string | undefined, args: string[]): Promise<void> {
-  if (sub !== 'list' && sub !== 'show' && sub !== 'evict') throw new UsageError(`agent: unknown subcommand "${sub ?? ''}" (run, list, show, evict)`);
+  if (sub !== 'list' && sub !== 'show' && sub !== 'evict') throw new UsageError(`agent: unknown subcommand "${sub ?? ''}" (run, list, show, evict, ban, unban)`);
   const v = parse(args, sub === 'list' ? {} : { 'spiffe-id': { type: 'string' } });
   const iso = (t: number) => new Date(t * 1000).toISOString();
   const text = (a: Agent__Output) =>
     `Agent      : ${esc(a.spiffe_id)}\nAttested by: ${esc(a.attestation_type)}\nSVID       : serial ${esc(a.cert_serial)}, expires ${iso(a.cert_not_after)}\n` +
-    `Evicted    : ${a.evicted}\n` + a.selectors.map((s) => `Selector   : ${esc(s.type)}:${esc(s.value)}\n`).join('');
+    `Evicted    : ${a.evicted}\nBanned     : ${a.banned}\n` + a.selectors.map((s) => `Selector   : ${esc(s.type)}:${esc(s.value)}\n`).join('');
   if (sub === 'list') {
     const res = await withAdmin(v, (a) => a.call('ListAgents', {}));
     return out(v.json, res.agents, () => (res.agents.length === 0 ? 'No agents\n' : res.agents.map(text).join('\n')));
@@ -354,6 +356,7 @@ export async function main(argv: string[]): Promise<number> {
         break;
       case 'agent':
         if (sub === 'run') await agentRun(rest);
+        else if (sub === 'ban' || sub === 'unban') await agentBanCommand(sub, rest);
         else await agentCommand(sub, rest);
         break;
       case 'helper':

@@ -116,6 +116,15 @@ export const MIGRATIONS: readonly string[] = [
     next_refresh_at        INTEGER NOT NULL DEFAULT 0
   );
   `,
+  // 3: agent IDs banned from attesting (anchorage agent ban). Apart from the
+  // agents table: a ban may name an agent that never attested, and outlives
+  // its record.
+  `
+  CREATE TABLE banned_agents (
+    spiffe_id TEXT    PRIMARY KEY,
+    banned_at INTEGER NOT NULL
+  );
+  `,
 ];
 
 /** The schema version this code writes and understands. */

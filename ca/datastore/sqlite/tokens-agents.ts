@@ -40,6 +40,10 @@ const SQL = {
   agentGet: 'SELECT * FROM agents WHERE spiffe_id = ?',
   agentList: 'SELECT * FROM agents ORDER BY spiffe_id',
   agentDelete: 'DELETE FROM agents WHERE spiffe_id = ?',
+  banInsert: 'INSERT INTO banned_agents (spiffe_id, banned_at) VALUES (?, ?) ON CONFLICT (spiffe_id) DO NOTHING',
+  banDelete: 'DELETE FROM banned_agents WHERE spiffe_id = ?',
+  banList: 'SELECT spiffe_id FROM banned_agents ORDER BY spiffe_id',
+  banGet: 'SELECT 1 FROM banned_agents WHERE spiffe_id = ?',
 } as const;
 
 /** The join tokens and attested agents of a {@link SqliteDataStore}. */
@@ -115,6 +119,24 @@ export class SqliteTokensAndAgents {
     this.cdb.write('delete agent', () => {
       this.stmt.agentDelete.run(spiffeId);
     });
+  }
+
+  // --- banned agent IDs -----------------------------------------------------
+
+  banAgent(spiffeId: string, at: number): boolean {
+    return this.cdb.write('ban agent', () => this.stmt.banInsert.run(spiffeId, at).changes === 1);
+  }
+
+  unbanAgent(spiffeId: string): boolean {
+    return this.cdb.write('unban agent', () => this.stmt.banDelete.run(spiffeId).changes === 1);
+  }
+
+  isAgentBanned(spiffeId: string): boolean {
+    return this.cdb.run('get agent ban', () => this.stmt.banGet.get(spiffeId) !== undefined);
+  }
+
+  listBannedAgents(): string[] {
+    return this.cdb.run('list banned agents', () => (this.stmt.banList.all() as { spiffe_id: string }[]).map((r) => r.spiffe_id));
   }
 }
 

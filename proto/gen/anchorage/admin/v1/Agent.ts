@@ -18,6 +18,7 @@ export interface Agent {
   'evicted'?: (boolean);
   'created_at'?: (number | string | Long);
   'updated_at'?: (number | string | Long);
+  'banned'?: (boolean);
 }
 
 export interface Agent__Output {
@@ -35,4 +36,5 @@ export interface Agent__Output {
   'evicted': (boolean);
   'created_at': (number);
   'updated_at': (number);
+  'banned': (boolean);
 }
