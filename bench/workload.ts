@@ -3,9 +3,9 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Admin } from '../cli/client.js';
-import { loadWorkloadProto } from '../proto/load.js';
-import type { SpiffeWorkloadAPIClient } from '../proto/gen/SpiffeWorkloadAPI.js';
-import type { X509SVIDResponse__Output } from '../proto/gen/X509SVIDResponse.js';
+import { loadWorkloadProto } from '@anchorage/client/proto';
+import type { SpiffeWorkloadAPIClient } from '@anchorage/client/proto/gen/SpiffeWorkloadAPI';
+import type { X509SVIDResponse__Output } from '@anchorage/client/proto/gen/X509SVIDResponse';
 import { cli, freePort, startAgentProcess, startServerProcess, tempDir, writeFile, type AnchorageProcess } from '../test/helpers/process.js';
 import { createSoftHsmToken } from '../test/helpers/softhsm.js';
 

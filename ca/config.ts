@@ -3,9 +3,9 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { formatIssues, readYamlConfig } from '../common/config-file.js';
 import { z } from 'zod';
 import { parseDuration } from '../common/duration.js';
-import { AnchorageError, invalid, errorMessage } from '../common/errors.js';
+import { AnchorageError, invalid, errorMessage } from '@anchorage/client/errors';
 import type { TcpLimits } from '../common/tcp-guard.js';
-import { TrustDomain } from '../spiffe/id.js';
+import { TrustDomain } from '@anchorage/client/spiffe/id';
 import { KEY_TYPES, type KeyType } from './keymanager/KeyManager.js';
 import { DEFAULT_NODE_ATTESTORS, NODE_ATTESTOR_TYPES, type NodeAttestorType } from './nodeattestor/registry.js';
 

@@ -63,4 +63,4 @@ if [ ! -f "$addon" ] || [ native/ecverify/ecverify.c -nt "$addon" ] || [ native/
   say "building native/ecverify"
   npx --no-install node-gyp rebuild --directory native/ecverify --loglevel=error >&2
 fi
-npx --no-install tsc -p tsconfig.json
+npx --no-install tsc -b tsconfig.json

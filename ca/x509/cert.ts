@@ -8,7 +8,7 @@
  * KeyManager interface and makes the encoder pure and easy to cross-check.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { AnchorageError, invalid } from '../../common/errors.js';
+import { AnchorageError, invalid } from '@anchorage/client/errors';
 import type { KeyType } from '../keymanager/KeyManager.js';
 import {
   DerError,

@@ -8,8 +8,8 @@
 import { KeyObject, constants, createHash, createPublicKey, verify, webcrypto } from 'node:crypto';
 import { ecdsaVerifyDigest } from './ecverify.js';
 import type { JsonWebKey } from 'node:crypto';
-import { AnchorageError, invalid } from '../../common/errors.js';
-import { fromPem } from '../../common/pem.js';
+import { AnchorageError, invalid } from '@anchorage/client/errors';
+import { fromPem } from '@anchorage/client/pem';
 import {
   DerError,
   NULL,

@@ -6,8 +6,8 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Admin } from '../../cli/client.js';
-import { loadWorkloadProto } from '../../proto/load.js';
-import type { X509SVIDResponse__Output } from '../../proto/gen/X509SVIDResponse.js';
+import { loadWorkloadProto } from '@anchorage/client/proto';
+import type { X509SVIDResponse__Output } from '@anchorage/client/proto/gen/X509SVIDResponse';
 import { cli, freePort, startAgentProcess, startServerProcess, writeFile, type AnchorageProcess } from './process.js';
 import { createSoftHsmToken, writePkcs11ServerConfig } from './softhsm.js';
 

@@ -1,17 +1,17 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { decodeJwt } from 'jose';
-import { AnchorageError, errorMessage } from '../../common/errors.js';
-import type { Struct__Output } from '../../proto/gen/google/protobuf/Struct.js';
-import type { Value__Output } from '../../proto/gen/google/protobuf/Value.js';
-import type { JWTBundlesResponse__Output } from '../../proto/gen/JWTBundlesResponse.js';
-import type { JWTSVIDResponse__Output } from '../../proto/gen/JWTSVIDResponse.js';
-import type { ValidateJWTSVIDResponse__Output } from '../../proto/gen/ValidateJWTSVIDResponse.js';
-import type { X509BundlesResponse__Output } from '../../proto/gen/X509BundlesResponse.js';
-import type { X509SVID__Output } from '../../proto/gen/X509SVID.js';
-import type { X509SVIDResponse__Output } from '../../proto/gen/X509SVIDResponse.js';
-import { JwtBundle, X509Bundle } from '../../spiffe/bundle.js';
-import { SpiffeId, TrustDomain } from '../../spiffe/id.js';
-import { parseSpiffeIdFromCert } from '../../spiffe/x509svid.js';
+import { AnchorageError, errorMessage } from './common/errors.js';
+import type { Struct__Output } from './proto/gen/google/protobuf/Struct.js';
+import type { Value__Output } from './proto/gen/google/protobuf/Value.js';
+import type { JWTBundlesResponse__Output } from './proto/gen/JWTBundlesResponse.js';
+import type { JWTSVIDResponse__Output } from './proto/gen/JWTSVIDResponse.js';
+import type { ValidateJWTSVIDResponse__Output } from './proto/gen/ValidateJWTSVIDResponse.js';
+import type { X509BundlesResponse__Output } from './proto/gen/X509BundlesResponse.js';
+import type { X509SVID__Output } from './proto/gen/X509SVID.js';
+import type { X509SVIDResponse__Output } from './proto/gen/X509SVIDResponse.js';
+import { JwtBundle, X509Bundle } from './spiffe/bundle.js';
+import { SpiffeId, TrustDomain } from './spiffe/id.js';
+import { parseSpiffeIdFromCert } from './spiffe/x509svid.js';
 import { BundleSet, type JwtSvid, type ValidatedJwtSvid, type X509Context, type X509Svid } from './types.js';
 
 /**

@@ -1,11 +1,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isAnchorageError } from '../../common/errors.js';
-import { silentLogger } from '../../common/log.js';
-import { verifyX509Svid } from '../../spiffe/x509svid.js';
+import { isAnchorageError } from './common/errors.js';
+import { silentLogger } from '../../../common/log.js';
+import { verifyX509Svid } from './spiffe/x509svid.js';
 import { isWorkloadApiError, type WorkloadApiError } from './errors.js';
 import { WorkloadApiClient } from './client.js';
-import { Harness, nextEvent, rejectionOf, waitFor, x509Response } from '../../test/helpers/workload-api-harness.js';
+import { Harness, nextEvent, rejectionOf, waitFor, x509Response } from '../../../test/helpers/workload-api-harness.js';
 import type { X509Context } from './types.js';
 import { X509Source } from './x509source.js';
 

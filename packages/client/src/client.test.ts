@@ -1,13 +1,13 @@
 import { createPublicKey } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isAnchorageError } from '../../common/errors.js';
-import { TrustDomain } from '../../spiffe/id.js';
-import { verifyJwtSvid } from '../../spiffe/jwtsvid.js';
-import { verifyX509Svid } from '../../spiffe/x509svid.js';
+import { isAnchorageError } from './common/errors.js';
+import { TrustDomain } from './spiffe/id.js';
+import { verifyJwtSvid } from './spiffe/jwtsvid.js';
+import { verifyX509Svid } from './spiffe/x509svid.js';
 import { isWorkloadApiError, WorkloadApiError } from './errors.js';
 import { WorkloadApiClient, type WatchErrorInfo } from './client.js';
-import { Harness, waitFor, type Env } from '../../test/helpers/workload-api-harness.js';
+import { Harness, waitFor, type Env } from '../../../test/helpers/workload-api-harness.js';
 import type { X509Context } from './types.js';
 
 const TD = 'example.test';

@@ -4,7 +4,7 @@ import { AnchorageError } from '../common/errors.js';
 import { TrustDomain } from './id.js';
 import { X509Bundle } from './bundle.js';
 import { parseSpiffeIdFromCert, uriSansOf, verifyX509Svid, type X509BundleSource } from './x509svid.js';
-import { KU, makeCert, makeIntermediate, makeLeaf, makeRoot, newKeyPair, type TestCert } from '../test/helpers/pki.js';
+import { KU, makeCert, makeIntermediate, makeLeaf, makeRoot, newKeyPair, type TestCert } from '../../../../test/helpers/pki.js';
 
 const td = TrustDomain.parse('example.org');
 const HOUR = 3600_000;

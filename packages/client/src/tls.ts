@@ -1,10 +1,10 @@
 import type { X509Certificate } from 'node:crypto';
 import * as tls from 'node:tls';
-import { AnchorageError, errorMessage, isAnchorageError } from '../../common/errors.js';
-import { toPem } from '../../common/pem.js';
-import type { X509Bundle } from '../../spiffe/bundle.js';
-import type { SpiffeId, TrustDomain } from '../../spiffe/id.js';
-import { verifyX509Svid } from '../../spiffe/x509svid.js';
+import { AnchorageError, errorMessage, isAnchorageError } from './common/errors.js';
+import { toPem } from './common/pem.js';
+import type { X509Bundle } from './spiffe/bundle.js';
+import type { SpiffeId, TrustDomain } from './spiffe/id.js';
+import { verifyX509Svid } from './spiffe/x509svid.js';
 import type { Authorizer } from './authorizer.js';
 import type { X509Svid } from './types.js';
 import type { X509Source } from './x509source.js';

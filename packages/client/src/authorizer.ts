@@ -1,6 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
-import { AnchorageError } from '../../common/errors.js';
-import { SpiffeId, TrustDomain } from '../../spiffe/id.js';
+import { AnchorageError } from './common/errors.js';
+import { SpiffeId, TrustDomain } from './spiffe/id.js';
 
 /**
  * Decides whether a TLS peer whose X509-SVID has already been verified may

@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
-import { AnchorageError, type ErrorCode } from '../../common/errors.js';
-import type { BackoffOptions } from '../../common/backoff.js';
+import { AnchorageError, type ErrorCode } from './common/errors.js';
+import type { BackoffOptions } from './common/backoff.js';
 import { WorkloadApiClient, type Watch, type WatchErrorInfo, type Watcher } from './client.js';
 import { isWorkloadApiError, NOOP_LOGGER, type WorkloadApiError, type WorkloadApiLogger } from './errors.js';
 

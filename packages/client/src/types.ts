@@ -1,7 +1,7 @@
 import type { KeyObject, X509Certificate } from 'node:crypto';
-import { invalid } from '../../common/errors.js';
-import type { JwtBundle, X509Bundle } from '../../spiffe/bundle.js';
-import { TrustDomain, type SpiffeId } from '../../spiffe/id.js';
+import { invalid } from './common/errors.js';
+import type { JwtBundle, X509Bundle } from './spiffe/bundle.js';
+import { TrustDomain, type SpiffeId } from './spiffe/id.js';
 
 /** One X509-SVID as the Workload API handed it over, checked for internal consistency. */
 export interface X509Svid {

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
-import { AnchorageError } from '../../common/errors.js';
-import type { X509Bundle } from '../../spiffe/bundle.js';
-import type { TrustDomain } from '../../spiffe/id.js';
+import { AnchorageError } from './common/errors.js';
+import type { X509Bundle } from './spiffe/bundle.js';
+import type { TrustDomain } from './spiffe/id.js';
 import type { WorkloadApiClient, WatchErrorInfo } from './client.js';
 import type { WorkloadApiError } from './errors.js';
 import { SourceCore, type ReadyOptions, type SourceOptions } from './source.js';

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { AnchorageError, invalid } from '../../common/errors.js';
+import { AnchorageError, invalid } from './common/errors.js';
 
 /**
  * Workload API addresses (SPIFFE_Workload_Endpoint.md §4).

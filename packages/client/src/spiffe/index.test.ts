@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { SpiffeBundle, SpiffeId, TrustDomain, verifyJwtSvid, verifyX509Svid } from './index.js';
-import { makeIntermediate, makeLeaf, makeRoot } from '../test/helpers/pki.js';
+import { makeIntermediate, makeLeaf, makeRoot } from '../../../../test/helpers/pki.js';
 
 describe('spiffe public API', () => {
   it('verifies both SVID kinds against a bundle that went through its document form', async () => {

@@ -1,14 +1,14 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AnchorageError, isAnchorageError } from '../../common/errors.js';
-import { silentLogger } from '../../common/log.js';
-import { UnixWorkloadAttestor } from '../../node-agent/attestor/unix.js';
-import type { WorkloadAttestor } from '../WorkloadAttestor.js';
-import { SpiffeBundle } from '../../spiffe/bundle.js';
-import { SpiffeId } from '../../spiffe/id.js';
+import { AnchorageError, isAnchorageError } from './common/errors.js';
+import { silentLogger } from '../../../common/log.js';
+import { UnixWorkloadAttestor } from '../../../node-agent/attestor/unix.js';
+import type { WorkloadAttestor } from '../../../workload-api/WorkloadAttestor.js';
+import { SpiffeBundle } from './spiffe/bundle.js';
+import { SpiffeId } from './spiffe/id.js';
 import { isWorkloadApiError } from './errors.js';
 import { JWTSource } from './jwtsource.js';
-import { Harness, nextEvent, rejectionOf, type Env } from '../../test/helpers/workload-api-harness.js';
+import { Harness, nextEvent, rejectionOf, type Env } from '../../../test/helpers/workload-api-harness.js';
 import type { JwtBundleSet } from './types.js';
 
 const TD = 'example.test';

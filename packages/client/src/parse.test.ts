@@ -1,13 +1,13 @@
 import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isAnchorageError } from '../../common/errors.js';
-import type { X509SVIDResponse__Output } from '../../proto/gen/X509SVIDResponse.js';
-import type { X509SVID__Output } from '../../proto/gen/X509SVID.js';
-import { SpiffeId } from '../../spiffe/id.js';
-import type { X509Identity } from '../IdentitySource.js';
+import { isAnchorageError } from './common/errors.js';
+import type { X509SVIDResponse__Output } from './proto/gen/X509SVIDResponse.js';
+import type { X509SVID__Output } from './proto/gen/X509SVID.js';
+import { SpiffeId } from './spiffe/id.js';
+import type { X509Identity } from '../../../workload-api/IdentitySource.js';
 import { WorkloadApiClient } from './client.js';
 import { parseDerCertificates, parseJwtBundlesResponse, parseJwtSvidResponse, parseX509SvidResponse } from './parse.js';
-import { Harness, waitFor } from '../../test/helpers/workload-api-harness.js';
+import { Harness, waitFor } from '../../../test/helpers/workload-api-harness.js';
 import type { X509Context } from './types.js';
 
 const TD = 'example.test';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { isAnchorageError } from '../../common/errors.js';
+import { isAnchorageError } from './common/errors.js';
 import { ENDPOINT_SOCKET_ENV, parseWorkloadApiAddress, resolveWorkloadApiAddress } from './address.js';
-import { Backoff } from '../../common/backoff.js';
+import { Backoff } from './common/backoff.js';
 
 describe('parseWorkloadApiAddress', () => {
   it.each([

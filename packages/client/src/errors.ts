@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
-import { AnchorageError, type ErrorCode } from '../../common/errors.js';
-import { codeForStatus } from '../../common/grpc.js';
+import { AnchorageError, type ErrorCode } from './common/errors.js';
+import { codeForStatus } from './common/grpc-status.js';
 
 /** Statuses that mean "try again later" without being UNAVAILABLE itself. */
 const TRANSIENT = new Set<number>([status.OK, status.CANCELLED, status.DEADLINE_EXCEEDED, status.ABORTED, status.RESOURCE_EXHAUSTED]);

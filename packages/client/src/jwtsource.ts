@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { status } from '@grpc/grpc-js';
-import { AnchorageError } from '../../common/errors.js';
-import type { JwtBundle } from '../../spiffe/bundle.js';
-import type { SpiffeId, TrustDomain } from '../../spiffe/id.js';
-import { verifyJwtSvid, type VerifiedJwtSvid } from '../../spiffe/jwtsvid.js';
-import { Backoff } from '../../common/backoff.js';
+import { AnchorageError } from './common/errors.js';
+import type { JwtBundle } from './spiffe/bundle.js';
+import type { SpiffeId, TrustDomain } from './spiffe/id.js';
+import { verifyJwtSvid, type VerifiedJwtSvid } from './spiffe/jwtsvid.js';
+import { Backoff } from './common/backoff.js';
 import type { CallOptions, WatchErrorInfo, WorkloadApiClient } from './client.js';
 import { isWorkloadApiError, type WorkloadApiError } from './errors.js';
 import { SourceCore, type ReadyOptions, type SourceOptions } from './source.js';

@@ -3,7 +3,7 @@ import { generateKeyPairSync, X509Certificate, type JsonWebKey } from 'node:cryp
 import { AnchorageError } from '../common/errors.js';
 import { TrustDomain } from './id.js';
 import { DEFAULT_MAX_BUNDLE_BYTES, JwtBundle, SpiffeBundle, X509Bundle, type PublicJwk } from './bundle.js';
-import { makeRoot, newKeyPair, type TestCert } from '../test/helpers/pki.js';
+import { makeRoot, newKeyPair, type TestCert } from '../../../../test/helpers/pki.js';
 
 const td = TrustDomain.parse('example.org');
 

@@ -4,7 +4,7 @@
  * helpers that authorize peers by SPIFFE ID. See README.md.
  */
 export { ENDPOINT_SOCKET_ENV, parseWorkloadApiAddress, resolveWorkloadApiAddress, type ParseAddressOptions, type WorkloadApiAddress } from './address.js';
-export { Backoff, type BackoffOptions } from '../../common/backoff.js';
+export { Backoff, type BackoffOptions } from './common/backoff.js';
 export {
   SECURITY_HEADER,
   WorkloadApiClient,
@@ -37,8 +37,8 @@ export {
 } from './tls.js';
 export { BundleSet, type JwtBundleSet, type JwtSvid, type ValidatedJwtSvid, type X509BundleSet, type X509Context, type X509Svid } from './types.js';
 // The value types the API speaks in, so users need only this entry point.
-export { AnchorageError, isAnchorageError, type ErrorCode } from '../../common/errors.js';
-export { JwtBundle, X509Bundle } from '../../spiffe/bundle.js';
-export { SpiffeId, TrustDomain } from '../../spiffe/id.js';
-export { verifyJwtSvid, type VerifiedJwtSvid } from '../../spiffe/jwtsvid.js';
-export { verifyX509Svid, type VerifiedX509Svid } from '../../spiffe/x509svid.js';
+export { AnchorageError, isAnchorageError, type ErrorCode } from './common/errors.js';
+export { JwtBundle, X509Bundle } from './spiffe/bundle.js';
+export { SpiffeId, TrustDomain } from './spiffe/id.js';
+export { verifyJwtSvid, type VerifiedJwtSvid } from './spiffe/jwtsvid.js';
+export { verifyX509Svid, type VerifiedX509Svid } from './spiffe/x509svid.js';

@@ -1,15 +1,15 @@
 import * as grpc from '@grpc/grpc-js';
-import { AnchorageError, errorMessage, invalid } from '../../common/errors.js';
-import { loadWorkloadProto } from '../../proto/load.js';
-import type { JWTSVIDRequest } from '../../proto/gen/JWTSVIDRequest.js';
-import type { JWTSVIDResponse__Output } from '../../proto/gen/JWTSVIDResponse.js';
-import type { SpiffeWorkloadAPIClient } from '../../proto/gen/SpiffeWorkloadAPI.js';
-import type { ValidateJWTSVIDRequest } from '../../proto/gen/ValidateJWTSVIDRequest.js';
-import type { ValidateJWTSVIDResponse__Output } from '../../proto/gen/ValidateJWTSVIDResponse.js';
-import type { JwtBundle, X509Bundle } from '../../spiffe/bundle.js';
-import { SpiffeId } from '../../spiffe/id.js';
+import { AnchorageError, errorMessage, invalid } from './common/errors.js';
+import { loadWorkloadProto } from './proto/load.js';
+import type { JWTSVIDRequest } from './proto/gen/JWTSVIDRequest.js';
+import type { JWTSVIDResponse__Output } from './proto/gen/JWTSVIDResponse.js';
+import type { SpiffeWorkloadAPIClient } from './proto/gen/SpiffeWorkloadAPI.js';
+import type { ValidateJWTSVIDRequest } from './proto/gen/ValidateJWTSVIDRequest.js';
+import type { ValidateJWTSVIDResponse__Output } from './proto/gen/ValidateJWTSVIDResponse.js';
+import type { JwtBundle, X509Bundle } from './spiffe/bundle.js';
+import { SpiffeId } from './spiffe/id.js';
 import { resolveWorkloadApiAddress, type WorkloadApiAddress } from './address.js';
-import { Backoff, type BackoffOptions } from '../../common/backoff.js';
+import { Backoff, type BackoffOptions } from './common/backoff.js';
 import { NOOP_LOGGER, WorkloadApiError, type WorkloadApiLogger } from './errors.js';
 import {
   parseJwtBundlesResponse,
