@@ -36,8 +36,8 @@ import {
   unsignedInteger,
   utf8String,
   whole,
-} from '../../common/der.js';
-import type { Der, Tlv } from '../../common/der.js';
+} from '@anchorage/client/der';
+import type { Der, Tlv } from '@anchorage/client/der';
 import { rdn } from './name.js';
 
 // ---------------------------------------------------------------------------

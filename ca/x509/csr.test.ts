@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAnchorageError } from '@anchorage/client/errors';
 import { toPem } from '@anchorage/client/pem';
-import { NULL, bitString, encode, explicit, implicitConstructed, oid, seq, smallInteger } from '../../common/der.js';
-import type { Der } from '../../common/der.js';
+import { NULL, bitString, encode, explicit, implicitConstructed, oid, seq, smallInteger } from '@anchorage/client/der';
+import type { Der } from '@anchorage/client/der';
 import { csrFromPem, parseCsr } from './csr.js';
 import { encodeName } from './name.js';
 

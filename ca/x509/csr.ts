@@ -24,8 +24,8 @@ import {
   readTlv,
   readWhole,
   whole,
-} from '../../common/der.js';
-import type { Tlv } from '../../common/der.js';
+} from '@anchorage/client/der';
+import type { Tlv } from '@anchorage/client/der';
 
 /** Key types a CSR may carry that the CA understands (policy may narrow further). */
 export type CsrKeyType = 'ec-p256' | 'ec-p384' | 'rsa' | 'ed25519';

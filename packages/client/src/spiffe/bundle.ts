@@ -1,6 +1,9 @@
-import { createPublicKey, X509Certificate, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, X509Certificate, type JsonWebKeyInput, type KeyObject, type webcrypto } from 'node:crypto';
 import { invalid } from '../common/errors.js';
 import type { TrustDomain } from './id.js';
+
+// webcrypto's name for it: @types/node has it in every version since 20, crypto.JsonWebKey not.
+type JsonWebKey = webcrypto.JsonWebKey;
 
 /**
  * Trust bundles: the public key material a relying party needs to verify
@@ -108,7 +111,7 @@ function importPublicJwk(jwk: Record<string, unknown>, where: string): KeyObject
   if (!isSupportedKeyType(jwk)) throw invalid(`bundle: ${where} has an unsupported key type`);
   let key: KeyObject;
   try {
-    key = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
+    key = createPublicKey({ key: jwk as JsonWebKeyInput['key'], format: 'jwk' });
   } catch (err) {
     throw invalid(`bundle: ${where} has invalid key material`, err);
   }

@@ -5,6 +5,8 @@ import { TrustDomain } from './id.js';
 import { X509Bundle } from './bundle.js';
 import { parseSpiffeIdFromCert, uriSansOf, verifyX509Svid, type X509BundleSource } from './x509svid.js';
 import { KU, makeCert, makeIntermediate, makeLeaf, makeRoot, newKeyPair, type TestCert } from '../../../../test/helpers/pki.js';
+// After pki.js, which loads the reflect-metadata polyfill @peculiar/x509 needs.
+import { Extension, KeyUsagesExtension } from '@peculiar/x509';
 
 const td = TrustDomain.parse('example.org');
 const HOUR = 3600_000;
@@ -305,6 +307,39 @@ describe('verifyX509Svid rejects', () => {
     const err = thrown(() => verifyX509Svid(chain, bundles ?? source(bundle), now));
     expect(err.message).toBe(message);
     expect(err.code).toBe('invalid_argument');
+  });
+});
+
+// The fields are read from the DER by this module's own reader (no certificate library).
+describe('verifyX509Svid reads the DER exactly', () => {
+  it.each([
+    ['a second keyUsage extension', () => [new KeyUsagesExtension(KU.keyCertSign, true)], { ca: false }, 'x509svid: leaf has more than one keyUsage extension'],
+    ['a second basicConstraints extension', () => [new Extension('2.5.29.19', true, new Uint8Array([0x30, 0x03, 0x01, 0x01, 0xff]))], { ca: false }, 'x509svid: leaf has more than one basicConstraints extension'],
+    ['basicConstraints that is not a SEQUENCE', () => [new Extension('2.5.29.19', true, new Uint8Array([0x05, 0x00]))], { ca: null }, 'x509svid: leaf has a malformed extension'],
+    ['basicConstraints with a trailing field', () => [new Extension('2.5.29.19', true, new Uint8Array([0x30, 0x05, 0x02, 0x01, 0x00, 0x05, 0x00]))], { ca: null }, 'x509svid: leaf has a malformed extension'],
+    ['a negative pathLenConstraint', () => [new Extension('2.5.29.19', true, new Uint8Array([0x30, 0x03, 0x02, 0x01, 0xff]))], { ca: null }, 'x509svid: leaf has a malformed extension'],
+    ['keyUsage that is not a BIT STRING', () => [new Extension('2.5.29.15', true, new Uint8Array([0x04, 0x01, 0x80]))], { keyUsage: null }, 'x509svid: leaf has a malformed extension'],
+  ] as const)('refuses a leaf with %s', async (_name, extra, opts, message) => {
+    const bad = await makeLeaf(intermediate, 'spiffe://example.org/workload', { ...opts, extraExtensions: extra() });
+    expect(thrown(() => verifyX509Svid([bad.der, intermediate.der], source(bundle))).message).toBe(message);
+  });
+
+  it('reads keyUsage bit by bit: digitalSignature alone, then with keyCertSign (bit 5)', async () => {
+    const alone = await makeLeaf(intermediate, 'spiffe://example.org/workload', { keyUsage: KU.digitalSignature | KU.keyAgreement });
+    expect(verifyX509Svid([alone.der, intermediate.der], source(bundle)).spiffeId.toString()).toBe('spiffe://example.org/workload');
+    const signer = await makeLeaf(intermediate, 'spiffe://example.org/workload', { keyUsage: KU.digitalSignature | KU.keyCertSign });
+    expect(thrown(() => verifyX509Svid([signer.der, intermediate.der], source(bundle))).message).toBe('x509svid: leaf key usage must not include keyCertSign');
+  });
+
+  it('reads GeneralizedTime (years from 2050) to the second', async () => {
+    const notAfter = new Date('2060-03-01T12:34:56Z');
+    const far = { notBefore: new Date('2049-12-31T23:59:59Z'), notAfter };
+    const r = await makeRoot('example.org', far);
+    const l = await makeLeaf(r, 'spiffe://example.org/workload', far);
+    const b = source(new X509Bundle(td, [r.der]));
+    expect(verifyX509Svid([l.der], b, notAfter).spiffeId.toString()).toBe('spiffe://example.org/workload');
+    expect(thrown(() => verifyX509Svid([l.der], b, new Date(notAfter.getTime() + 1000))).message).toBe('x509svid: leaf has expired');
+    expect(thrown(() => verifyX509Svid([l.der], b, new Date('2049-12-31T23:59:58Z'))).message).toBe('x509svid: leaf is not yet valid');
   });
 });
 

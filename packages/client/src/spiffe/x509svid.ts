@@ -1,11 +1,5 @@
-import 'reflect-metadata';
 import { X509Certificate } from 'node:crypto';
-import {
-  BasicConstraintsExtension,
-  KeyUsagesExtension,
-  SubjectAlternativeNameExtension,
-  X509Certificate as PeculiarCertificate,
-} from '@peculiar/x509';
+import { childList, content, DerError, expect, oidToString, readWhole, TAG, type Tlv } from '../common/der.js';
 import { AnchorageError, errorMessage, invalid } from '../common/errors.js';
 import type { X509Bundle } from './bundle.js';
 import { SpiffeId, type TrustDomain } from './id.js';
@@ -15,9 +9,11 @@ import { SpiffeId, type TrustDomain } from './id.js';
  *
  * Node's X509Certificate verifies signatures and issuer names but does not
  * expose basicConstraints or keyUsage, and OpenSSL's own path validation
- * knows nothing of SPIFFE's leaf rules; so the extensions are read with
- * @peculiar/x509 and every rule is checked here explicitly. Verification is
- * per connection, not per issued SVID, so the slower parser is acceptable.
+ * knows nothing of SPIFFE's leaf rules; so the validity and the extensions
+ * are read from the DER with the strict reader of common/der.ts (a few
+ * fields, no certificate library: this module is part of the client
+ * package, which keeps its dependencies to the Workload API's) and every
+ * rule is checked here explicitly.
  */
 
 /** Looks up the X.509 authorities of a trust domain; undefined when not trusted at all. */
@@ -34,7 +30,7 @@ const OID_BASIC_CONSTRAINTS = '2.5.29.19';
 const OID_KEY_USAGE = '2.5.29.15';
 const OID_SUBJECT_ALT_NAME = '2.5.29.17';
 
-/** keyUsage bits as @peculiar/x509 reports them (RFC 5280 §4.2.1.3 order). */
+/** keyUsage bits, bit n of the BIT STRING (RFC 5280 §4.2.1.3 order) as 1 << n. */
 const KU_DIGITAL_SIGNATURE = 1;
 const KU_KEY_CERT_SIGN = 32;
 const KU_CRL_SIGN = 64;
@@ -58,40 +54,137 @@ function single<T>(items: T[], label: string, what: string): T | undefined {
   return items[0];
 }
 
+/** The TBSCertificate fields verification reads: validity and the extensions (extnID, extnValue's content). */
+interface TbsFields {
+  notBefore: Date;
+  notAfter: Date;
+  extensions: { oid: string; value: Uint8Array }[];
+}
+
+/** UTCTime (YYMMDDHHMMSSZ, years 1950–2049) or GeneralizedTime (YYYYMMDDHHMMSSZ), as DER requires them. */
+function readTime(buf: Uint8Array, t: Tlv): Date {
+  const s = Buffer.from(content(buf, t)).toString('latin1');
+  const m = t.tag === TAG.UTC_TIME ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s) : t.tag === TAG.GENERALIZED_TIME ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s) : null;
+  if (!m) throw new DerError('bad time');
+  const [y, mo, d, h, mi, se] = m.slice(1).map(Number) as [number, number, number, number, number, number];
+  const year = t.tag === TAG.UTC_TIME ? (y < 50 ? 2000 + y : 1900 + y) : y;
+  const date = new Date(Date.UTC(year, mo - 1, d, h, mi, se));
+  if (date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d || h > 23 || mi > 59 || se > 59) throw new DerError('bad time');
+  return date;
+}
+
 /**
- * Parses one DER certificate with both parsers. Each extension the rules
- * depend on must appear at most once: with duplicates, two parsers could
- * each pick a different one and disagree about what the certificate says.
+ * Reads validity and extensions from a certificate OpenSSL has already
+ * parsed: Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version?,
+ * serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo,
+ * [1]?, [2]?, [3] extensions? }, … }.
+ */
+function readTbs(der: Uint8Array): TbsFields {
+  const cert = readWhole(der, TAG.SEQUENCE, 'certificate');
+  const tbs = expect(der, cert.contentStart, cert.end, TAG.SEQUENCE, 'tbsCertificate');
+  const fields = childList(der, tbs);
+  let i = fields[0]?.tag === 0xa0 ? 1 : 0; // version
+  i += 3; // serialNumber, signature, issuer
+  const validity = fields[i++];
+  if (validity?.tag !== TAG.SEQUENCE) throw new DerError('no validity');
+  const times = childList(der, validity);
+  if (times.length !== 2) throw new DerError('validity must have two times');
+  const extensions: TbsFields['extensions'] = [];
+  const exts = fields.slice(i + 2).find((f) => f.tag === 0xa3);
+  if (exts) {
+    const list = expect(der, exts.contentStart, exts.end, TAG.SEQUENCE, 'extensions');
+    if (list.end !== exts.end) throw new DerError('trailing bytes after extensions');
+    for (const ext of childList(der, list)) {
+      const parts = childList(der, ext);
+      const critical = parts.length === 3 ? parts[1]! : undefined;
+      const value = parts[parts.length - 1];
+      if (parts[0]?.tag !== TAG.OID || value?.tag !== TAG.OCTET_STRING || parts.length < 2 || parts.length > 3) throw new DerError('malformed extension');
+      if (critical && (critical.tag !== TAG.BOOLEAN || critical.end - critical.contentStart !== 1)) throw new DerError('malformed extension');
+      extensions.push({ oid: oidToString(content(der, parts[0])), value: content(der, value) });
+    }
+  }
+  return { notBefore: readTime(der, times[0]!), notAfter: readTime(der, times[1]!), extensions };
+}
+
+/** BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER (0..MAX) OPTIONAL } */
+function readBasicConstraints(v: Uint8Array): { ca: boolean; pathLength: number | undefined } {
+  const s = readWhole(v, TAG.SEQUENCE, 'basicConstraints');
+  const parts = childList(v, s);
+  let ca = false;
+  let i = 0;
+  if (parts[i]?.tag === TAG.BOOLEAN) {
+    const b = content(v, parts[i++]!);
+    if (b.length !== 1) throw new DerError('bad boolean');
+    ca = b[0] !== 0;
+  }
+  let pathLength: number | undefined;
+  if (parts[i]?.tag === TAG.INTEGER) {
+    const n = content(v, parts[i++]!);
+    if (n.length === 0 || n.length > 4 || n[0]! & 0x80 || (n.length > 1 && n[0] === 0 && !(n[1]! & 0x80))) throw new DerError('bad pathLenConstraint');
+    pathLength = n.reduce((acc, b) => acc * 256 + b, 0);
+  }
+  if (i !== parts.length) throw new DerError('trailing fields in basicConstraints');
+  return { ca, pathLength };
+}
+
+/** KeyUsage ::= BIT STRING; bit n (the first byte's high bit is bit 0) becomes 1 << n. */
+function readKeyUsage(v: Uint8Array): number {
+  const c = content(v, readWhole(v, TAG.BIT_STRING, 'keyUsage'));
+  if (c.length < 1 || c[0]! > 7 || (c.length === 1 && c[0] !== 0)) throw new DerError('bad keyUsage');
+  let usages = 0;
+  for (let bit = 0; bit < (c.length - 1) * 8; bit++) {
+    if (c[1 + (bit >> 3)]! & (0x80 >> (bit & 7))) usages |= 2 ** bit;
+  }
+  return usages;
+}
+
+/** GeneralNames ::= SEQUENCE OF GeneralName; uniformResourceIdentifier is [6] IMPLICIT IA5String. */
+function readUriSans(v: Uint8Array): string[] {
+  const s = readWhole(v, TAG.SEQUENCE, 'subjectAltName');
+  const uris: string[] = [];
+  for (const name of childList(v, s)) {
+    if (name.tag !== 0x86) continue;
+    // Whatever the bytes, SpiffeId.parse refuses anything but a SPIFFE ID.
+    uris.push(Buffer.from(content(v, name)).toString('latin1'));
+  }
+  return uris;
+}
+
+/**
+ * Parses one DER certificate: Node's X509Certificate (OpenSSL) for the
+ * signature checks, the DER reader for the fields the rules need. Each
+ * extension the rules depend on must appear at most once: with duplicates,
+ * two parsers (ours and a peer's TLS stack) could each pick a different one
+ * and disagree about what the certificate says.
  */
 function parseCert(der: Uint8Array, label: string): ParsedCert {
   const buf = Buffer.from(der.buffer, der.byteOffset, der.byteLength);
   let node: X509Certificate;
-  let pec: PeculiarCertificate;
+  let tbs: TbsFields;
   try {
     node = new X509Certificate(buf);
-    pec = new PeculiarCertificate(buf);
+    if (Buffer.compare(node.raw, buf) !== 0) throw invalid(`x509svid: ${label} has trailing data after the certificate`);
+    tbs = readTbs(der);
   } catch (err) {
+    if (err instanceof AnchorageError) throw err;
     throw invalid(`x509svid: ${label} could not be parsed`, err);
   }
-  if (Buffer.compare(node.raw, buf) !== 0) throw invalid(`x509svid: ${label} has trailing data after the certificate`);
 
-  const byOid = (oid: string) => pec.extensions.filter((e) => e.type === oid);
+  const byOid = (oid: string) => tbs.extensions.filter((e) => e.oid === oid).map((e) => e.value);
   try {
     const bcExt = single(byOid(OID_BASIC_CONSTRAINTS), label, 'basicConstraints');
     const kuExt = single(byOid(OID_KEY_USAGE), label, 'keyUsage');
     const sanExt = single(byOid(OID_SUBJECT_ALT_NAME), label, 'subjectAltName');
-    const bc = bcExt ? new BasicConstraintsExtension(bcExt.rawData) : undefined;
-    const ku = kuExt ? new KeyUsagesExtension(kuExt.rawData) : undefined;
-    const san = sanExt ? new SubjectAlternativeNameExtension(sanExt.rawData) : undefined;
+    const bc = bcExt ? readBasicConstraints(bcExt) : undefined;
     return {
       der,
       node,
       ca: bc?.ca,
       pathLength: bc?.pathLength,
-      keyUsage: ku?.usages,
-      uris: san ? san.names.items.filter((n) => n.type === 'url').map((n) => n.value) : [],
-      notBefore: pec.notBefore,
-      notAfter: pec.notAfter,
+      keyUsage: kuExt ? readKeyUsage(kuExt) : undefined,
+      uris: sanExt ? readUriSans(sanExt) : [],
+      notBefore: tbs.notBefore,
+      notAfter: tbs.notAfter,
     };
   } catch (err) {
     if (err instanceof AnchorageError) throw err;

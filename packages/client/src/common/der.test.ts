@@ -19,7 +19,7 @@ import {
   time,
   unsignedInteger,
 } from './der.js';
-import { encodeName } from '../ca/x509/name.js';
+import { encodeName } from '../../../../ca/x509/name.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 

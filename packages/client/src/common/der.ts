@@ -14,7 +14,7 @@
  * against what remains of its parent, indefinite and non-minimal lengths are
  * rejected, and callers say when a value must end exactly at its parent's end.
  */
-import { invalid } from '@anchorage/client/errors';
+import { invalid } from './errors.js';
 
 // ---------------------------------------------------------------------------
 // Tags
