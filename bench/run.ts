@@ -1,7 +1,9 @@
+import { benchClientInstall } from './client-install.js';
 import { benchMint } from './mint.js';
 import { benchWorkload } from './workload.js';
 
 const BENCHES: Record<string, () => Promise<void>> = {
+  'client-install': benchClientInstall,
   mint: benchMint,
   workload: benchWorkload,
 };
