@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { silentLogger } from '../common/log.js';
-import { SpiffeId, TrustDomain } from '../spiffe/id.js';
+import { SpiffeId, TrustDomain } from '@anchorage/client/spiffe/id';
 import { openDataStore } from '../ca/datastore/registry.js';
 import { openKeyManager } from '../ca/keymanager/registry.js';
 import { Pkcs11KeyManager } from '../ca/keymanager/pkcs11/index.js';

@@ -1,5 +1,6 @@
 import { benchHelper } from './helper.js';
 import { benchAttest } from './attest.js';
+import { benchClientInstall } from './client-install.js';
 import { benchMint } from './mint.js';
 import { benchSds } from './sds.js';
 import { benchWorkload } from './workload.js';
@@ -7,6 +8,7 @@ import { benchWorkload } from './workload.js';
 const BENCHES: Record<string, () => Promise<void>> = {
   helper: benchHelper,
   attest: benchAttest,
+  'client-install': benchClientInstall,
   mint: benchMint,
   workload: benchWorkload,
   sds: benchSds,

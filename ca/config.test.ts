@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AnchorageError } from '../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import { parseServerConfig, tcpLimits } from './config.js';
 
 const minimal = {

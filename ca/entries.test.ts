@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AnchorageError } from '../common/errors.js';
-import { TrustDomain } from '../spiffe/id.js';
+import { AnchorageError } from '@anchorage/client/errors';
+import { TrustDomain } from '@anchorage/client/spiffe/id';
 import type { NewEntry } from './datastore/DataStore.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,5 +1,5 @@
-import { invalid } from '../common/errors.js';
-import { SpiffeId, TrustDomain } from '../spiffe/id.js';
+import { invalid } from '@anchorage/client/errors';
+import { SpiffeId, TrustDomain } from '@anchorage/client/spiffe/id';
 import { clip, codePointName, findControl, findLoneSurrogate, quote } from '../common/text.js';
 import { controlMessage } from './admin/text.js';
 import type { DataStore, NewEntry, Selector } from './datastore/DataStore.js';

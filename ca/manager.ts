@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { createPublicKey, randomUUID } from 'node:crypto';
 import { calculateJwkThumbprint, type JWK } from 'jose';
-import { AnchorageError } from '../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import type { Logger } from '../common/log.js';
-import { SpiffeBundle } from '../spiffe/bundle.js';
-import type { TrustDomain } from '../spiffe/id.js';
+import { SpiffeBundle } from '@anchorage/client/spiffe/bundle';
+import type { TrustDomain } from '@anchorage/client/spiffe/id';
 import type { DataStore, JournalEntry, JournalKind } from './datastore/DataStore.js';
 import type { KeyHandle, KeyManager, KeyType } from './keymanager/KeyManager.js';
 import { BACKDATE_SECONDS, keyForPreparingRow, type RootOfTrust } from './root.js';

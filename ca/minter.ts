@@ -1,6 +1,6 @@
-import { AnchorageError, invalid } from '../common/errors.js';
+import { AnchorageError, invalid } from '@anchorage/client/errors';
 import { formatDuration } from '../common/duration.js';
-import type { SpiffeId } from '../spiffe/id.js';
+import type { SpiffeId } from '@anchorage/client/spiffe/id';
 import type { CaManager } from './manager.js';
 import { BACKDATE_SECONDS } from './root.js';
 import { randomSerial } from './x509/cert.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AnchorageError } from '../common/errors.js';
-import { SpiffeId, TrustDomain } from '../spiffe/id.js';
+import { AnchorageError } from '@anchorage/client/errors';
+import { SpiffeId, TrustDomain } from '@anchorage/client/spiffe/id';
 import { AGENT_PATH_PREFIX } from './agentapi/service.js';
 import { checkNotReserved, isReservedPath } from './reserved.js';
 

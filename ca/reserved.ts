@@ -1,5 +1,5 @@
-import { invalid } from '../common/errors.js';
-import type { SpiffeId } from '../spiffe/id.js';
+import { invalid } from '@anchorage/client/errors';
+import type { SpiffeId } from '@anchorage/client/spiffe/id';
 
 /**
  * The namespace anchorage keeps for its own identities: the server

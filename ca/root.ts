@@ -1,9 +1,9 @@
 import { X509Certificate, createPrivateKey, createPublicKey, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { AnchorageError, errorMessage, isAnchorageError } from '../common/errors.js';
+import { AnchorageError, errorMessage, isAnchorageError } from '@anchorage/client/errors';
 import type { Logger } from '../common/log.js';
-import { fromPem } from '../common/pem.js';
-import type { TrustDomain } from '../spiffe/id.js';
+import { fromPem } from '@anchorage/client/pem';
+import type { TrustDomain } from '@anchorage/client/spiffe/id';
 import type { RootConfig } from './config.js';
 import type { DataStore, JournalEntry } from './datastore/DataStore.js';
 import type { KeyHandle, KeyManager, KeyType } from './keymanager/KeyManager.js';

@@ -2,7 +2,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, statSync, unlinkSync } fro
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { AnchorageError, errorMessage } from '../common/errors.js';
+import { AnchorageError, errorMessage } from '@anchorage/client/errors';
 import { lockDataDir } from '../common/lockfile.js';
 import { checkPrivateDir } from '../common/safe-file.js';
 import { checkDescriptorBudget } from '../common/tcp-guard.js';

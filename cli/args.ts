@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseDuration } from '../common/duration.js';
-import { errorMessage, invalid } from '../common/errors.js';
+import { errorMessage, invalid } from '@anchorage/client/errors';
 import { loadServerConfig } from '../ca/config.js';
 import { escapeControls, escapeJsonControls } from '../ca/admin/text.js';
 import { Admin } from './client.js';

@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { AnchorageError } from '../common/errors.js';
-import { answeredByServer, codeForStatus } from '../common/grpc.js';
+import { AnchorageError } from '@anchorage/client/errors';
+import { codeForStatus } from '@anchorage/client/grpc-status';
+import { answeredByServer } from '../common/grpc.js';
 import { loadAdminProto } from '../proto/load.js';
 import type { MethodDefinition } from '@grpc/proto-loader';
 import type { AdminClient, AdminDefinition } from '../proto/gen/anchorage/admin/v1/Admin.js';

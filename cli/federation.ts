@@ -1,6 +1,6 @@
-import { errorMessage, invalid } from '../common/errors.js';
-import { SpiffeBundle, X509Bundle } from '../spiffe/bundle.js';
-import { TrustDomain } from '../spiffe/id.js';
+import { errorMessage, invalid } from '@anchorage/client/errors';
+import { SpiffeBundle, X509Bundle } from '@anchorage/client/spiffe/bundle';
+import { TrustDomain } from '@anchorage/client/spiffe/id';
 import type { FederationRelationship__Output } from '../proto/gen/anchorage/admin/v1/FederationRelationship.js';
 import { esc, need, out, parse, readInput, UsageError, withAdmin } from './args.js';
 

@@ -5,7 +5,7 @@
 // bounds every message's size; these schemas bound the fields.
 import { z } from 'zod';
 import { formatIssues } from './config-file.js';
-import { invalid } from './errors.js';
+import { invalid } from '@anchorage/client/errors';
 
 const b64 = (max: number) =>
   z

@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { parse as parseYaml, Parser, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
-import { errorMessage, invalid } from './errors.js';
+import { errorMessage, invalid } from '@anchorage/client/errors';
 
 /** A config file larger than this is refused before it is parsed. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;

@@ -1,5 +1,5 @@
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { bitString, encode, implicitConstructed, oid, seq, smallInteger } from './der.js';
+import { bitString, encode, implicitConstructed, oid, seq, smallInteger } from '@anchorage/client/der';
 
 const ECDSA_WITH_SHA256 = oid('1.2.840.10045.4.3.2');
 

@@ -1,4 +1,4 @@
-import { invalid } from './errors.js';
+import { invalid } from '@anchorage/client/errors';
 
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 const DURATION = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/;

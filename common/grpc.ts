@@ -1,17 +1,7 @@
 import { status, type ServiceError, Metadata, type handleUnaryCall, type ServerUnaryCall } from '@grpc/grpc-js';
-import { AnchorageError, type ErrorCode } from './errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
+import { STATUS_FOR } from '@anchorage/client/grpc-status';
 import type { Logger } from './log.js';
-
-const STATUS_FOR: Record<ErrorCode, status> = {
-  invalid_argument: status.INVALID_ARGUMENT,
-  not_found: status.NOT_FOUND,
-  already_exists: status.ALREADY_EXISTS,
-  unauthenticated: status.UNAUTHENTICATED,
-  permission_denied: status.PERMISSION_DENIED,
-  failed_precondition: status.FAILED_PRECONDITION,
-  unavailable: status.UNAVAILABLE,
-  internal: status.INTERNAL,
-};
 
 /**
  * Trailer naming the AnchorageError code of a status our own handler returned.
@@ -40,12 +30,6 @@ export function toServiceError(err: unknown, log: Logger, method: string): Parti
   }
   log.error({ err, method }, 'unexpected error');
   return { code: status.INTERNAL, details: `internal error in ${method}`, metadata: new Metadata() };
-}
-
-/** The reverse mapping, for clients that want to rethrow a status as our error type. */
-export function codeForStatus(code: number): ErrorCode {
-  for (const [k, v] of Object.entries(STATUS_FOR)) if (v === code) return k as ErrorCode;
-  return 'internal';
 }
 
 /**

@@ -1,6 +1,6 @@
 import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AnchorageError } from './errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 
 /**
  * Takes `<dir>/<who>.lock`, holding our pid, so two processes never share a

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, realpathSync, renameSync, unlinkSync, type Stats } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { AnchorageError } from './errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 
 /**
  * Helpers for the private directories that hold keys (the server's and the

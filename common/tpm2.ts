@@ -5,7 +5,7 @@
 // Everything here parses untrusted bytes: every read is bounds-checked and a
 // structure must be consumed exactly.
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { invalid } from './errors.js';
+import { invalid } from '@anchorage/client/errors';
 
 export const TPM_ALG = { RSA: 0x0001, SHA1: 0x0004, HMAC: 0x0005, AES: 0x0006, KEYEDHASH: 0x0008, SHA256: 0x000b, SHA384: 0x000c, SHA512: 0x000d, NULL: 0x0010, RSASSA: 0x0014, RSAPSS: 0x0016, ECDSA: 0x0018, ECC: 0x0023, CFB: 0x0043 } as const;
 

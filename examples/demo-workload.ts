@@ -5,7 +5,7 @@
  *
  *   SPIFFE_ENDPOINT_SOCKET=unix:///path/to/api.sock node dist/examples/demo-workload.js
  */
-import { X509Source, type X509Svid } from '../workload-api/client/index.js';
+import { X509Source, type X509Svid } from '@anchorage/client';
 
 function describe(svid: X509Svid): string {
   const lines = [`SPIFFE ID: ${svid.spiffeId.toString()}`];

@@ -3,9 +3,9 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { formatIssues, readYamlConfig } from '../common/config-file.js';
 import { parseDuration } from '../common/duration.js';
-import { errorMessage, invalid } from '../common/errors.js';
+import { errorMessage, invalid } from '@anchorage/client/errors';
 import { CONTROL_CLASS } from '../common/text.js';
-import { ENDPOINT_SOCKET_ENV, parseWorkloadApiAddress } from '../workload-api/client/address.js';
+import { ENDPOINT_SOCKET_ENV, parseWorkloadApiAddress } from '@anchorage/client';
 import { CURRENT_LINK, LOCK_FILE } from './generations.js';
 
 /**

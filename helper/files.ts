@@ -1,5 +1,5 @@
-import { toPem } from '../common/pem.js';
-import type { JwtSvid, X509Context, X509Svid } from '../workload-api/client/types.js';
+import { toPem } from '@anchorage/client/pem';
+import type { JwtSvid, X509Context, X509Svid } from '@anchorage/client';
 import type { HelperConfig } from './config.js';
 import type { GenerationFile } from './generations.js';
 

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toPem } from '../common/pem.js';
+import { toPem } from '@anchorage/client/pem';
 import { makeCert, type TestCert } from '../test/helpers/pki.js';
 import { tempDir } from '../test/helpers/process.js';
 import { lacks } from '../test/helpers/needs.js';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, fchmodSync, fsyncSync, lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { AnchorageError } from '../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import { lockDataDir } from '../common/lockfile.js';
 import { checkPrivateDir, createExclusive, syncDir } from '../common/safe-file.js';
 

@@ -3,8 +3,8 @@ import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto'
 import { readFileSync, readdirSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toPem } from '../common/pem.js';
-import { verifyJwtSvid } from '../spiffe/jwtsvid.js';
+import { toPem } from '@anchorage/client/pem';
+import { verifyJwtSvid } from '@anchorage/client/spiffe/jwtsvid';
 import { captureLogger } from '../test/helpers/log.js';
 import { lacks } from '../test/helpers/needs.js';
 import { canMount, mountSmallFs } from '../test/helpers/tmpfs.js';

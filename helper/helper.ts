@@ -1,11 +1,9 @@
 import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { Backoff } from '../common/backoff.js';
-import { AnchorageError, errorMessage } from '../common/errors.js';
+import { Backoff } from '@anchorage/client/backoff';
+import { AnchorageError, errorMessage } from '@anchorage/client/errors';
 import type { Logger } from '../common/log.js';
-import { WorkloadApiClient } from '../workload-api/client/client.js';
-import type { JwtSvid, X509Context, X509Svid } from '../workload-api/client/types.js';
-import { X509Source } from '../workload-api/client/x509source.js';
+import { WorkloadApiClient, X509Source, type JwtSvid, type X509Context, type X509Svid } from '@anchorage/client';
 import type { HelperConfig } from './config.js';
 import { jwtFile, sameFiles, x509Files } from './files.js';
 import { GenerationWriter, type GenerationFile } from './generations.js';

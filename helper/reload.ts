@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { Backoff } from '../common/backoff.js';
-import { AnchorageError, errorMessage } from '../common/errors.js';
+import { Backoff } from '@anchorage/client/backoff';
+import { AnchorageError, errorMessage } from '@anchorage/client/errors';
 import type { Logger } from '../common/log.js';
 import { escapeControls } from '../ca/admin/text.js';
 

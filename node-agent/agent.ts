@@ -6,14 +6,14 @@
 import { existsSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Backoff } from '../common/backoff.js';
-import { AnchorageError, errorMessage, isAnchorageError } from '../common/errors.js';
+import { Backoff } from '@anchorage/client/backoff';
+import { AnchorageError, errorMessage, isAnchorageError } from '@anchorage/client/errors';
 import { lockDataDir } from '../common/lockfile.js';
 import type { Logger } from '../common/log.js';
 import { newKeyAndCsr } from '../common/csr-create.js';
 import type { SyncAuthorizedEntriesResponse__Output } from '../proto/gen/anchorage/agent/v1/SyncAuthorizedEntriesResponse.js';
-import { SpiffeBundle, X509Bundle } from '../spiffe/bundle.js';
-import { SpiffeId, TrustDomain } from '../spiffe/id.js';
+import { SpiffeBundle, X509Bundle } from '@anchorage/client/spiffe/bundle';
+import { SpiffeId, TrustDomain } from '@anchorage/client/spiffe/id';
 import { WorkloadCache, type HeldSvid } from './cache.js';
 import { loadAgentConfig, type AgentConfig } from './config.js';
 import { EvictedError, ServerConnection, type ServerTrust } from './connection.js';

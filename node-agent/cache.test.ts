@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AnchorageError } from '../common/errors.js';
-import { SpiffeId } from '../spiffe/id.js';
+import { AnchorageError } from '@anchorage/client/errors';
+import { SpiffeId } from '@anchorage/client/spiffe/id';
 import { DEFAULT_JWT_CACHE_MAX_BYTES, JWT_CACHE_ENTRY_OVERHEAD, JWT_INFLIGHT_MAX_BYTES, jwtCacheEntryBytes, WorkloadCache, rotationTime, type HeldSvid } from './cache.js';
 import type { CachedEntry } from './state.js';
 

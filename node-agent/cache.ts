@@ -1,8 +1,8 @@
 import type { Selector } from '../common/selector.js';
-import { AnchorageError } from '../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import type { Logger } from '../common/log.js';
-import type { SpiffeBundle } from '../spiffe/bundle.js';
-import { SpiffeId } from '../spiffe/id.js';
+import type { SpiffeBundle } from '@anchorage/client/spiffe/bundle';
+import { SpiffeId } from '@anchorage/client/spiffe/id';
 import type { IdentitySource, JwtIdentity, X509Identity } from '../workload-api/IdentitySource.js';
 import type { CachedEntry } from './state.js';
 

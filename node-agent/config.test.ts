@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AnchorageError } from '../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import { loadAgentConfig, parseAgentConfig } from './config.js';
 import { emptyState, ensureDataDir, loadState, saveState, STATE_FILE } from './state.js';
 
@@ -22,7 +22,7 @@ describe('agent config', () => {
   it('applies defaults and resolves paths', () => {
     const c = parseAgentConfig(good, 'agent.yaml', '/etc/anchorage');
     expect(c.data_dir).toBe('/etc/anchorage/agent');
-    expect(c.socket_path).toBe('/tmp/anchorage-agent/public/api.sock');
+    expect(c.socket_path).toBe('/run/anchorage-agent/public/api.sock');
     expect(c.socket_mode).toBe(0o777);
     expect(c.workload_attestors).toEqual([{ type: 'unix', hash_binary: true, max_hash_bytes: 256 * 1024 * 1024 }]);
     expect(c).not.toHaveProperty('attestor');

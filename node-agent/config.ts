@@ -1,7 +1,7 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { errorMessage, invalid } from '../common/errors.js';
-import { TrustDomain } from '../spiffe/id.js';
+import { errorMessage, invalid } from '@anchorage/client/errors';
+import { TrustDomain } from '@anchorage/client/spiffe/id';
 import { formatIssues, readYamlConfig } from '../common/config-file.js';
 import { DEFAULT_JWT_CACHE_MAX_BYTES } from './cache.js';
 import { unixAttestorOptions, workloadAttestorEntry } from './attestor/registry.js';
@@ -145,9 +145,12 @@ const agentSchema = z
 /**
  * Outside data_dir on purpose: data_dir is 0700 (it holds keys), and every
  * workload, whatever its uid, must reach the socket. The Workload API refuses
- * a socket directory that anyone but us or root could write to.
+ * a socket directory that anyone but us or root could write to. Under /run,
+ * not /tmp: the systemd unit (deploy/systemd) makes /run/anchorage-agent its
+ * RuntimeDirectory and gives the agent a private /tmp, and no other user can
+ * claim the directory before the agent starts, as anyone can in /tmp.
  */
-export const DEFAULT_SOCKET_PATH = '/tmp/anchorage-agent/public/api.sock';
+export const DEFAULT_SOCKET_PATH = '/run/anchorage-agent/public/api.sock';
 
 export type AgentConfig = Omit<z.output<typeof agentSchema>, 'socket_path'> & { socket_path: string; source: string };
 

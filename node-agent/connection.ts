@@ -1,8 +1,8 @@
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { AnchorageError, errorMessage, type ErrorCode } from '../common/errors.js';
-import { codeForStatus } from '../common/grpc.js';
-import { toPem } from '../common/pem.js';
+import { AnchorageError, errorMessage, type ErrorCode } from '@anchorage/client/errors';
+import { codeForStatus } from '@anchorage/client/grpc-status';
+import { toPem } from '@anchorage/client/pem';
 import { loadAgentProto } from '../proto/load.js';
 import type { AgentClient } from '../proto/gen/anchorage/agent/v1/Agent.js';
 import type { AttestAgentRequest } from '../proto/gen/anchorage/agent/v1/AttestAgentRequest.js';
@@ -11,9 +11,9 @@ import type { AttestationResult__Output } from '../proto/gen/anchorage/agent/v1/
 import type { BatchSignX509SVIDResponse__Output } from '../proto/gen/anchorage/agent/v1/BatchSignX509SVIDResponse.js';
 import type { SyncAuthorizedEntriesResponse__Output } from '../proto/gen/anchorage/agent/v1/SyncAuthorizedEntriesResponse.js';
 import type { X509SVIDParams } from '../proto/gen/anchorage/agent/v1/X509SVIDParams.js';
-import type { X509Bundle } from '../spiffe/bundle.js';
-import type { SpiffeId } from '../spiffe/id.js';
-import { uriSansOf } from '../spiffe/x509svid.js';
+import type { X509Bundle } from '@anchorage/client/spiffe/bundle';
+import type { SpiffeId } from '@anchorage/client/spiffe/id';
+import { uriSansOf } from '@anchorage/client/spiffe/x509svid';
 
 /** How the agent proves itself to the server: its SVID and key. */
 export interface AgentCredentials {

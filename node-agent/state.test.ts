@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AnchorageError } from '../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import { STATE_FILE, emptyState, loadState, saveState, type AgentState } from './state.js';
 
 const TD = 'example.org';

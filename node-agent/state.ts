@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, lstatSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { AnchorageError, errorMessage } from '../common/errors.js';
+import { AnchorageError, errorMessage } from '@anchorage/client/errors';
 import { checkPrivateDir, removeTempFiles, writeFileAtomic } from '../common/safe-file.js';
 import { quote } from '../common/text.js';
 

@@ -3,24 +3,18 @@ import { dirname, join } from 'node:path';
 import { existsSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { PROTO_LOADER_OPTIONS } from '@anchorage/client/proto';
 import type { ProtoGrpcType as AdminProto } from './gen/admin.js';
-import type { ProtoGrpcType as WorkloadProto } from './gen/workload.js';
 import type { ProtoGrpcType as AgentProto } from './gen/agent.js';
 
-/** Must match the flags in scripts/gen-proto.sh, or the generated types lie. */
-export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: true,
-  longs: Number,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-};
+// The SPIFFE Workload API's proto and loader live in @anchorage/client/proto;
+// this file loads Anchorage's own services with the same options.
 
 /** The proto/ source folder, both from the TypeScript tree and from dist/. */
 export function protoRoot(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   for (const candidate of [here, join(here, '..', '..', 'proto')]) {
-    if (existsSync(join(candidate, 'anchorage')) && existsSync(join(candidate, 'spiffe'))) return candidate;
+    if (existsSync(join(candidate, 'anchorage'))) return candidate;
   }
   throw new Error(`proto: cannot find the .proto files near ${here}`);
 }
@@ -34,17 +28,6 @@ export function loadAdminProto(): AdminProto {
     admin = grpc.loadPackageDefinition(def) as unknown as AdminProto;
   }
   return admin;
-}
-
-let workload: WorkloadProto | undefined;
-
-/** The SPIFFE Workload API (service `SpiffeWorkloadAPI`, no package), typed by the generated code. */
-export function loadWorkloadProto(): WorkloadProto {
-  if (!workload) {
-    const def = protoLoader.loadSync(join(protoRoot(), 'spiffe/workload.proto'), PROTO_LOADER_OPTIONS);
-    workload = grpc.loadPackageDefinition(def) as unknown as WorkloadProto;
-  }
-  return workload;
 }
 
 let agent: AgentProto | undefined;

@@ -60,9 +60,11 @@ fi
 
 # --- build -----------------------------------------------------------------------
 # native/ecverify: the CSR signature check of the minting path (see its .c file for why).
+# `npm ci` builds it too (the package's install script); this catches later edits.
 addon=native/ecverify/build/Release/ecverify.node
 if [ ! -f "$addon" ] || [ native/ecverify/ecverify.c -nt "$addon" ] || [ native/ecverify/binding.gyp -nt "$addon" ]; then
   say "building native/ecverify"
   npx --no-install node-gyp rebuild --directory native/ecverify --loglevel=error >&2
 fi
-npx --no-install tsc -p tsconfig.json
+# -b: the client package (packages/client) first, then everything that imports it.
+npx --no-install tsc -b tsconfig.json

@@ -1,6 +1,6 @@
 import type { Selector } from '../common/selector.js';
-import type { SpiffeBundle } from '../spiffe/bundle.js';
-import type { SpiffeId } from '../spiffe/id.js';
+import type { SpiffeBundle } from '@anchorage/client/spiffe/bundle';
+import type { SpiffeId } from '@anchorage/client/spiffe/id';
 
 /** One X509-SVID a workload is entitled to, ready to hand over. */
 export interface X509Identity {

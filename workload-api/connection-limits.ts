@@ -3,7 +3,7 @@
 // the log that reports refused connections without being flooded by them.
 // The accept guard that applies them is in server.ts.
 import { readFileSync } from 'node:fs';
-import { AnchorageError } from '../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import type { Logger } from '../common/log.js';
 
 /** Default of {@link WorkloadApiOptions.maxConnections}: 8,192 to 16,384 descriptors, far below Node's usual limit. */

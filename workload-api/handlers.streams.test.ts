@@ -7,9 +7,9 @@ import type { Selector } from '../common/selector.js';
 import { silentLogger } from '../common/log.js';
 import { execAfterConnect, UnixWorkloadAttestor } from '../node-agent/attestor/unix.js';
 import type { PeerCredentials, WorkloadAttestor } from './WorkloadAttestor.js';
-import { loadWorkloadProto } from '../proto/load.js';
-import type { SpiffeWorkloadAPIClient } from '../proto/gen/SpiffeWorkloadAPI.js';
-import type { X509SVIDResponse__Output } from '../proto/gen/X509SVIDResponse.js';
+import { loadWorkloadProto } from '@anchorage/client/proto';
+import type { SpiffeWorkloadAPIClient } from '@anchorage/client/proto/gen/SpiffeWorkloadAPI';
+import type { X509SVIDResponse__Output } from '@anchorage/client/proto/gen/X509SVIDResponse';
 import { startWorkloadApi, type WorkloadApi } from './server.js';
 import { startTestCa, TestIdentitySource, type TestCa } from '../test/helpers/test-ca.js';
 

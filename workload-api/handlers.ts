@@ -1,18 +1,18 @@
 import { createHash, type Hash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Selector } from '../common/selector.js';
-import { AnchorageError, errorMessage, isAnchorageError } from '../common/errors.js';
+import { AnchorageError, errorMessage, isAnchorageError } from '@anchorage/client/errors';
 import { toServiceError } from '../common/grpc.js';
 import type { Logger } from '../common/log.js';
-import type { JWTBundlesResponse } from '../proto/gen/JWTBundlesResponse.js';
-import type { JWTSVID } from '../proto/gen/JWTSVID.js';
-import type { SpiffeWorkloadAPIHandlers } from '../proto/gen/SpiffeWorkloadAPI.js';
-import type { X509BundlesResponse } from '../proto/gen/X509BundlesResponse.js';
-import type { X509SVID } from '../proto/gen/X509SVID.js';
-import type { X509SVIDResponse } from '../proto/gen/X509SVIDResponse.js';
-import type { SpiffeBundle } from '../spiffe/bundle.js';
-import { SpiffeId, TrustDomain } from '../spiffe/id.js';
-import { verifyJwtSvid } from '../spiffe/jwtsvid.js';
+import type { JWTBundlesResponse } from '@anchorage/client/proto/gen/JWTBundlesResponse';
+import type { JWTSVID } from '@anchorage/client/proto/gen/JWTSVID';
+import type { SpiffeWorkloadAPIHandlers } from '@anchorage/client/proto/gen/SpiffeWorkloadAPI';
+import type { X509BundlesResponse } from '@anchorage/client/proto/gen/X509BundlesResponse';
+import type { X509SVID } from '@anchorage/client/proto/gen/X509SVID';
+import type { X509SVIDResponse } from '@anchorage/client/proto/gen/X509SVIDResponse';
+import type { SpiffeBundle } from '@anchorage/client/spiffe/bundle';
+import { SpiffeId, TrustDomain } from '@anchorage/client/spiffe/id';
+import { verifyJwtSvid } from '@anchorage/client/spiffe/jwtsvid';
 import type { IdentitySource, X509Identity } from './IdentitySource.js';
 import { toStruct } from './struct.js';
 

@@ -4,7 +4,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isAnchorageError } from '../common/errors.js';
+import { isAnchorageError } from '@anchorage/client/errors';
 import { closePidfd, executableIdentity, peerCredentials, pidfdAlive, pidfdPid } from './peercred.js';
 import { parseStartTime } from '../node-agent/attestor/proc.js';
 import { lacks } from '../test/helpers/needs.js';

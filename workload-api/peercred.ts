@@ -2,7 +2,7 @@ import { closeSync, readFileSync, statSync, type BigIntStats } from 'node:fs';
 import type { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import * as koffi from 'koffi';
-import { AnchorageError } from '../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import type { ExecutableIdentity, PeerCredentials } from './WorkloadAttestor.js';
 
 // Linux ABI constants (asm-generic/socket.h; identical on x86_64 and arm64).

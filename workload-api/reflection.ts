@@ -1,16 +1,8 @@
-// gRPC server reflection for the Workload API: the package definition it
-// needs, and the fix for @grpc/reflection's names of a proto file without a
-// package (the Workload API's, by spec).
-import { join } from 'node:path';
-import * as protoLoader from '@grpc/proto-loader';
+// gRPC server reflection for the Workload API: the fix for @grpc/reflection's
+// names of a proto file without a package (the Workload API's, by spec). The
+// package definition it serves is @anchorage/client/proto's.
 import type { ReflectionService } from '@grpc/reflection';
 import type { Logger } from '../common/log.js';
-import { PROTO_LOADER_OPTIONS, protoRoot } from '../proto/load.js';
-
-/** The package definition of workload.proto, for reflection (the typed loader keeps only the grpc object). */
-export function workloadPackageDefinition(): protoLoader.PackageDefinition {
-  return protoLoader.loadSync(join(protoRoot(), 'spiffe/workload.proto'), PROTO_LOADER_OPTIONS);
-}
 
 /** The indexes @grpc/reflection keeps per protocol version (private fields, checked before use). */
 interface ReflectionIndex {

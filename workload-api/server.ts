@@ -2,11 +2,11 @@ import { lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
-import { AnchorageError, errorMessage, isAnchorageError } from '../common/errors.js';
+import { AnchorageError, errorMessage, isAnchorageError } from '@anchorage/client/errors';
 import type { Logger } from '../common/log.js';
 import { closePidfd, peerCredentials } from './peercred.js';
 import type { PeerCredentials, WorkloadAttestor } from './WorkloadAttestor.js';
-import { loadWorkloadProto } from '../proto/load.js';
+import { loadWorkloadProto, workloadPackageDefinition } from '@anchorage/client/proto';
 import {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_CONNECTIONS_PER_UID,
@@ -22,7 +22,7 @@ import { refuseConnection, routeConnection } from './grpc-java/route.js';
 import { SocketHop } from './grpc-java/hop.js';
 import { WorkloadApiHandler, type Caller, type IncomingCall } from './handlers.js';
 import type { IdentitySource } from './IdentitySource.js';
-import { fixUnscopedReflectionNames, workloadPackageDefinition } from './reflection.js';
+import { fixUnscopedReflectionNames } from './reflection.js';
 import { listen, prepareSocketPath } from './socket-path.js';
 import { SdsHandler, type SdsOptions } from './sds/handler.js';
 import { sdsServiceDefinition } from './sds/proto.js';

@@ -5,7 +5,7 @@
 import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, type Server as NetServer } from 'node:net';
 import { dirname } from 'node:path';
-import { AnchorageError, errorMessage } from '../common/errors.js';
+import { AnchorageError, errorMessage } from '@anchorage/client/errors';
 
 /**
  * The socket's directory and every directory above it must be ours (or
@@ -41,7 +41,13 @@ function checkSocketDir(dir: string): void {
  */
 export async function prepareSocketPath(path: string): Promise<void> {
   const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+  } catch (err) {
+    // Typically the default under /run, which the system service's
+    // RuntimeDirectory provides, run by hand as an ordinary user.
+    throw new AnchorageError('failed_precondition', `workloadapi: cannot create the socket directory ${dir}: ${errorMessage(err)}; choose another socket_path`, { cause: err });
+  }
   checkSocketDir(dir);
   let st;
   try {

@@ -1,6 +1,6 @@
-import type { ListValue } from '../proto/gen/google/protobuf/ListValue.js';
-import type { Struct } from '../proto/gen/google/protobuf/Struct.js';
-import type { Value } from '../proto/gen/google/protobuf/Value.js';
+import type { ListValue } from '@anchorage/client/proto/gen/google/protobuf/ListValue';
+import type { Struct } from '@anchorage/client/proto/gen/google/protobuf/Struct';
+import type { Value } from '@anchorage/client/proto/gen/google/protobuf/Value';
 
 /**
  * JSON → `google.protobuf.Struct`, for the claims of ValidateJWTSVIDResponse.

@@ -1,8 +1,8 @@
-import { invalid } from '../../common/errors.js';
+import { invalid } from '@anchorage/client/errors';
 import { unaryHandler } from '../../common/grpc.js';
 import type { Logger } from '../../common/log.js';
-import { SpiffeBundle } from '../../spiffe/bundle.js';
-import { TrustDomain } from '../../spiffe/id.js';
+import { SpiffeBundle } from '@anchorage/client/spiffe/bundle';
+import { TrustDomain } from '@anchorage/client/spiffe/id';
 import type { AdminHandlers } from '../../proto/gen/anchorage/admin/v1/Admin.js';
 import type { FederationRelationship as RelationshipProto } from '../../proto/gen/anchorage/admin/v1/FederationRelationship.js';
 import type { ChangeFeed } from '../changes.js';

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { AnchorageError, invalid } from '../../common/errors.js';
+import { AnchorageError, invalid } from '@anchorage/client/errors';
 import { toServiceError, unaryHandler } from '../../common/grpc.js';
 import type { handleUnaryCall } from '@grpc/grpc-js';
 import type { Logger } from '../../common/log.js';
-import { SpiffeId, type TrustDomain } from '../../spiffe/id.js';
+import { SpiffeId, type TrustDomain } from '@anchorage/client/spiffe/id';
 import type { AdminHandlers } from '../../proto/gen/anchorage/admin/v1/Admin.js';
 import type { Entry } from '../../proto/gen/anchorage/admin/v1/Entry.js';
 import type { EntryPatch__Output } from '../../proto/gen/anchorage/admin/v1/EntryPatch.js';

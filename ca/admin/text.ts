@@ -1,4 +1,4 @@
-import { invalid } from '../../common/errors.js';
+import { invalid } from '@anchorage/client/errors';
 import { CONTROL_CLASS, codePointName, escapeJsonControls, findControl } from '../../common/text.js';
 
 /*

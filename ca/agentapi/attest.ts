@@ -6,10 +6,10 @@
 // every size, the number of rounds and the total time are bounded.
 import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { AnchorageError, errorMessage, invalid, isAnchorageError } from '../../common/errors.js';
+import { AnchorageError, errorMessage, invalid, isAnchorageError } from '@anchorage/client/errors';
 import { ERROR_CODE_TRAILER, toServiceError } from '../../common/grpc.js';
 import type { Logger } from '../../common/log.js';
-import { SpiffeId } from '../../spiffe/id.js';
+import { SpiffeId } from '@anchorage/client/spiffe/id';
 import type { AttestAgentRequest__Output } from '../../proto/gen/anchorage/agent/v1/AttestAgentRequest.js';
 import type { AttestAgentResponse } from '../../proto/gen/anchorage/agent/v1/AttestAgentResponse.js';
 import type { AttestationParams__Output } from '../../proto/gen/anchorage/agent/v1/AttestationParams.js';

@@ -5,7 +5,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AnchorageError } from '../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import { silentLogger } from '../../common/log.js';
 import { tempDir } from '../../test/helpers/process.js';
 import { listenAgentApi, type AgentApiListener } from './listener.js';

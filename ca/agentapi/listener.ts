@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { createServer, isIP, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
-import { AnchorageError } from '../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import type { Logger } from '../../common/log.js';
 import { ConnectionCap, type TcpLimits } from '../../common/tcp-guard.js';
 

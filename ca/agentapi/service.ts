@@ -1,10 +1,10 @@
 import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { AnchorageError, invalid } from '../../common/errors.js';
+import { AnchorageError, invalid } from '@anchorage/client/errors';
 import { toServiceError, unaryHandler } from '../../common/grpc.js';
 import type { Logger } from '../../common/log.js';
-import { SpiffeId } from '../../spiffe/id.js';
-import { uriSansOf } from '../../spiffe/x509svid.js';
+import { SpiffeId } from '@anchorage/client/spiffe/id';
+import { uriSansOf } from '@anchorage/client/spiffe/x509svid';
 import type { AgentHandlers } from '../../proto/gen/anchorage/agent/v1/Agent.js';
 import type { AuthorizedEntry } from '../../proto/gen/anchorage/agent/v1/AuthorizedEntry.js';
 import type { SyncAuthorizedEntriesResponse } from '../../proto/gen/anchorage/agent/v1/SyncAuthorizedEntriesResponse.js';

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { captureLogger } from '../../test/helpers/log.js';
-import { TrustDomain } from '../../spiffe/id.js';
+import { TrustDomain } from '@anchorage/client/spiffe/id';
 import type { CaManager } from '../manager.js';
 import type { Minter, MintedX509Svid } from '../minter.js';
 import { ServerTlsIdentity } from './tls-identity.js';

@@ -1,8 +1,8 @@
 import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../common/log.js';
-import { toPem } from '../../common/pem.js';
-import { SpiffeId } from '../../spiffe/id.js';
+import { toPem } from '@anchorage/client/pem';
+import { SpiffeId } from '@anchorage/client/spiffe/id';
 import type { CaManager } from '../manager.js';
 import type { Minter } from '../minter.js';
 

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AnchorageError } from '../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import { silentLogger } from '../../common/log.js';
 import { parseServerConfig } from '../config.js';
 import { DATASTORE_TYPES, openDataStore, type DataStoreConfig } from './registry.js';

@@ -1,4 +1,4 @@
-import { AnchorageError } from '../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import type { Logger } from '../../common/log.js';
 import type { ServerConfig } from '../config.js';
 import type { DataStore } from './DataStore.js';

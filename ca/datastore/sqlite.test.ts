@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AnchorageError } from '../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import type { NewRelationship, RelationshipStatus } from './DataStore.js';
 import { agent, bundle, entry, FAILED_STATUS, journal, NO_STATUS, relationship } from '../../test/contract/datastore.js';
 import { canMount, mountSmallFs, type SmallFs } from '../../test/helpers/tmpfs.js';

@@ -1,7 +1,7 @@
-import { AnchorageError, errorMessage } from '../../common/errors.js';
+import { AnchorageError, errorMessage } from '@anchorage/client/errors';
 import type { Logger } from '../../common/log.js';
-import { SpiffeBundle } from '../../spiffe/bundle.js';
-import { SpiffeId, TrustDomain } from '../../spiffe/id.js';
+import { SpiffeBundle } from '@anchorage/client/spiffe/bundle';
+import { SpiffeId, TrustDomain } from '@anchorage/client/spiffe/id';
 import type { ChangeFeed } from '../changes.js';
 import type { DataStore, FederationRelationship, RelationshipStatus, StoredBundle } from '../datastore/DataStore.js';
 import { BundleFetchError, fetchBundle, type EndpointProfile } from './fetch.js';

@@ -6,9 +6,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toPem } from '../../common/pem.js';
-import { X509Bundle } from '../../spiffe/bundle.js';
-import { SpiffeId, TrustDomain } from '../../spiffe/id.js';
+import { toPem } from '@anchorage/client/pem';
+import { X509Bundle } from '@anchorage/client/spiffe/bundle';
+import { SpiffeId, TrustDomain } from '@anchorage/client/spiffe/id';
 import { startTestCa, type TestCa } from '../../test/helpers/test-ca.js';
 import { BundleFetchError, fetchBundle, parseEndpointUrl, type FetchFailure } from './fetch.js';
 

@@ -1,10 +1,10 @@
 import { request } from 'node:https';
 import type { PeerCertificate } from 'node:tls';
-import { AnchorageError, errorMessage } from '../../common/errors.js';
-import { toPem } from '../../common/pem.js';
-import { DEFAULT_MAX_BUNDLE_BYTES, SpiffeBundle, type X509Bundle } from '../../spiffe/bundle.js';
-import { SpiffeId, type TrustDomain } from '../../spiffe/id.js';
-import { uriSansOf } from '../../spiffe/x509svid.js';
+import { AnchorageError, errorMessage } from '@anchorage/client/errors';
+import { toPem } from '@anchorage/client/pem';
+import { DEFAULT_MAX_BUNDLE_BYTES, SpiffeBundle, type X509Bundle } from '@anchorage/client/spiffe/bundle';
+import { SpiffeId, type TrustDomain } from '@anchorage/client/spiffe/id';
+import { uriSansOf } from '@anchorage/client/spiffe/x509svid';
 
 /**
  * Fetching a federated trust domain's bundle from its bundle endpoint, as

@@ -3,8 +3,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AnchorageError } from '../../common/errors.js';
-import { TrustDomain } from '../../spiffe/id.js';
+import { AnchorageError } from '@anchorage/client/errors';
+import { TrustDomain } from '@anchorage/client/spiffe/id';
 import { checkRelationship, relationshipNotFound } from './relationships.js';
 
 const own = TrustDomain.parse('own.test');

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
-import { AnchorageError, errorMessage, invalid } from '../../common/errors.js';
-import { SpiffeId, type TrustDomain } from '../../spiffe/id.js';
+import { AnchorageError, errorMessage, invalid } from '@anchorage/client/errors';
+import { SpiffeId, type TrustDomain } from '@anchorage/client/spiffe/id';
 import type { FederationRelationship as RelationshipProto } from '../../proto/gen/anchorage/admin/v1/FederationRelationship.js';
 import type { FederatedBundle } from '../../proto/gen/anchorage/admin/v1/FederatedBundle.js';
 import type { FederationProfile, FederationRelationship, NewRelationship } from '../datastore/DataStore.js';

@@ -1,10 +1,10 @@
 import 'reflect-metadata';
 import { X509Certificate } from 'node:crypto';
 import { BasicConstraintsExtension, KeyUsageFlags, KeyUsagesExtension, X509Certificate as PeculiarCertificate } from '@peculiar/x509';
-import { AnchorageError, invalid } from '../../common/errors.js';
-import { SpiffeBundle } from '../../spiffe/bundle.js';
+import { AnchorageError, invalid } from '@anchorage/client/errors';
+import { SpiffeBundle } from '@anchorage/client/spiffe/bundle';
 import { controlMessage, escapeControls, findControl } from '../admin/text.js';
-import { TrustDomain } from '../../spiffe/id.js';
+import { TrustDomain } from '@anchorage/client/spiffe/id';
 import type { FederatedBundle } from '../../proto/gen/anchorage/admin/v1/FederatedBundle.js';
 import type { DataStore, FederationRelationship, StoredBundle } from '../datastore/DataStore.js';
 
@@ -60,7 +60,7 @@ export function checkAuthorities(bundle: SpiffeBundle, now: number): void {
     let isCa: boolean;
     let usages: number;
     try {
-      // Exactly one of each: with two, parsers could each pick another and disagree (as in spiffe/x509svid.ts).
+      // Exactly one of each: with two, parsers could each pick another and disagree (as in @anchorage/client/spiffe/x509svid).
       isCa = bcs.length === 1 && new BasicConstraintsExtension(bcs[0]!.rawData).ca;
       usages = kus.length === 1 ? new KeyUsagesExtension(kus[0]!.rawData).usages : 0;
     } catch (err) {

@@ -3,7 +3,7 @@ import { constants as fsConstants } from 'node:fs';
 import { link, mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { AnchorageError, invalid } from '../../common/errors.js';
+import { AnchorageError, invalid } from '@anchorage/client/errors';
 import { silentLogger, type Logger } from '../../common/log.js';
 import type { KeyHandle, KeyManager, KeyType } from './KeyManager.js';
 import { CURVES, checkKeyId, checkKeyType, closedError, keyTypeFromKeyObject } from './ec.js';

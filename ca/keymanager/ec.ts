@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { AnchorageError, invalid } from '../../common/errors.js';
+import { AnchorageError, invalid } from '@anchorage/client/errors';
 import type { KeyType } from './KeyManager.js';
 
 /**

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { captureLogger, runKeyManagerContract } from '../../test/contract/keymanager.js';
 import { MemoryKeyManager } from './memory.js';
-import { AnchorageError } from '../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 
 runKeyManagerContract('memory', async () => {
   const km = new MemoryKeyManager();

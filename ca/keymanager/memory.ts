@@ -1,6 +1,6 @@
 import { generateKeyPair } from 'node:crypto';
 import { promisify } from 'node:util';
-import { AnchorageError } from '../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import { silentLogger, type Logger } from '../../common/log.js';
 import type { KeyHandle, KeyManager, KeyType } from './KeyManager.js';
 import { CURVES, checkKeyId, checkKeyType, closedError } from './ec.js';

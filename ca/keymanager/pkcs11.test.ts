@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { useSoftHsmToken } from '../../test/helpers/softhsm.js';
-import { AnchorageError } from '../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import { captureLogger, runKeyManagerContract, verifyP1363 } from '../../test/contract/keymanager.js';
 import { acquirePkcs11Module, ckr, Pkcs11KeyManager } from './pkcs11/index.js';
 import { keyForPreparingRow } from '../root.js';

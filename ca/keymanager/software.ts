@@ -1,5 +1,5 @@
 import { createPublicKey, sign as nodeSign, type KeyObject } from 'node:crypto';
-import { AnchorageError } from '../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import type { KeyHandle, KeyType } from './KeyManager.js';
 import { CURVES } from './ec.js';
 

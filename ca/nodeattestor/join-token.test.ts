@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AnchorageError } from '../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import { JoinTokenAgentAttestor } from '../../node-agent/nodeattestor/join-token.js';
 import { agentNodeAttestor } from '../../node-agent/nodeattestor/registry.js';
 import { nodeAttestorContract } from '../../test/contract/node-attestor.js';

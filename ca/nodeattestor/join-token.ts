@@ -1,7 +1,7 @@
 // join_token: the first node attestor. The payload is a single-use token made
 // by "anchorage token create"; there is no challenge. The agent ID names the
 // token, so an operator can tell agents apart and evict one.
-import { AnchorageError, invalid } from '../../common/errors.js';
+import { AnchorageError, invalid } from '@anchorage/client/errors';
 import type { DataStore } from '../datastore/DataStore.js';
 import type { Challenge, NodeAttestation, NodeAttestor } from './NodeAttestor.js';
 

@@ -1,7 +1,7 @@
 // The server's node attestors by type: the one place that knows every
 // built-in. The config (`node_attestors`) chooses which are enabled and
 // gives their settings; an agent asking for any other type is refused.
-import { invalid } from '../../common/errors.js';
+import { invalid } from '@anchorage/client/errors';
 import type { PcrSelectionWire } from '../../common/attestation-wire.js';
 import type { DataStore } from '../datastore/DataStore.js';
 import { JOIN_TOKEN, JoinTokenAttestor } from './join-token.js';

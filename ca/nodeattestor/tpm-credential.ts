@@ -6,7 +6,7 @@
 // EK of NV 0x01c00002), one-pass ECDH for an ECC one (the P-384 EK of NV
 // 0x01c00016).
 import { constants, createCipheriv, createECDH, createHash, createHmac, publicEncrypt, randomBytes } from 'node:crypto';
-import { AnchorageError } from '../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import { TPM_ALG, TPM_HASHES, tpm2b, type TpmPublic } from '../../common/tpm2.js';
 
 /** KDFa (Part 1, 11.4.10.2): SP 800-108 counter-mode HMAC KDF, `bits` of output. */

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseWire, tpmAnswer, tpmChallenge, tpmPayload, wire } from '../../common/attestation-wire.js';
-import { AnchorageError } from '../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import { parseTpm2bPublic } from '../../common/tpm2.js';
 import { EK_POLICY_C_SHA384, ekPolicyASha384, policyOrSha384, TpmAgentAttestor } from '../../node-agent/nodeattestor/tpm.js';
 import { nodeAttestorContract } from '../../test/contract/node-attestor.js';

@@ -8,7 +8,7 @@
 // needs: `anchorage agent ban` is how an operator stops one.
 import { constants, createHash, randomBytes, timingSafeEqual, verify } from 'node:crypto';
 import { parseWire, tpmAnswer, tpmPayload, wire, type PcrSelectionWire } from '../../common/attestation-wire.js';
-import { AnchorageError, isAnchorageError } from '../../common/errors.js';
+import { AnchorageError, isAnchorageError } from '@anchorage/client/errors';
 import type { Selector } from '../../common/selector.js';
 import { parseQuote, parseSignature, parseTpm2bPublic, PCR_BANKS, TPM_ALG, TPM_HASHES, TPMA, type TpmPublic } from '../../common/tpm2.js';
 import type { Challenge, NodeAttestation, NodeAttestor } from './NodeAttestor.js';

@@ -11,8 +11,8 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { BasicConstraintsExtension, KeyUsagesExtension, X509Certificate as PeculiarCertificate } from '@peculiar/x509';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { AnchorageError, errorMessage, invalid } from '../../common/errors.js';
-import { fromPem } from '../../common/pem.js';
+import { AnchorageError, errorMessage, invalid } from '@anchorage/client/errors';
+import { fromPem } from '@anchorage/client/pem';
 import { readConfigFile } from '../../common/safe-file.js';
 
 /** Extensions whose meaning we check or which constrain nothing we rely on. */

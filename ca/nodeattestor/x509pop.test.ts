@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseWire, wire, x509popAnswer } from '../../common/attestation-wire.js';
-import { AnchorageError } from '../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import { X509PopAgentAttestor } from '../../node-agent/nodeattestor/x509pop.js';
 import { nodeAttestorContract } from '../../test/contract/node-attestor.js';
 import { issueNodeCert, makeOpensslCa, type OpensslCa } from '../../test/helpers/openssl-ca.js';

@@ -7,7 +7,7 @@ import 'reflect-metadata';
 import { randomBytes, verify } from 'node:crypto';
 import { KeyUsageFlags, KeyUsagesExtension, SubjectAlternativeNameExtension } from '@peculiar/x509';
 import { parseWire, wire, x509popAnswer, x509popPayload, x509popSigned } from '../../common/attestation-wire.js';
-import { AnchorageError, isAnchorageError } from '../../common/errors.js';
+import { AnchorageError, isAnchorageError } from '@anchorage/client/errors';
 import type { Selector } from '../../common/selector.js';
 import type { Challenge, NodeAttestation, NodeAttestor } from './NodeAttestor.js';
 import { parseCertificate, verifyPath, type ParsedCertificate } from './x509-chain.js';

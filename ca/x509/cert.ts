@@ -8,7 +8,7 @@
  * KeyManager interface and makes the encoder pure and easy to cross-check.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { AnchorageError, invalid } from '../../common/errors.js';
+import { AnchorageError, invalid } from '@anchorage/client/errors';
 import type { KeyType } from '../keymanager/KeyManager.js';
 import {
   DerError,
@@ -36,8 +36,8 @@ import {
   unsignedInteger,
   utf8String,
   whole,
-} from '../../common/der.js';
-import type { Der, Tlv } from '../../common/der.js';
+} from '@anchorage/client/der';
+import type { Der, Tlv } from '@anchorage/client/der';
 import { rdn } from './name.js';
 
 // ---------------------------------------------------------------------------

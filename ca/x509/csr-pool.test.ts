@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { isAnchorageError } from '../../common/errors.js';
+import { isAnchorageError } from '@anchorage/client/errors';
 import { makeP256Csr } from '../../bench/csr.js';
 import { CsrVerifierPool } from './csr-pool.js';
 import { parseCsr } from './csr.js';

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { AnchorageError, type ErrorCode } from '../../common/errors.js';
+import { AnchorageError, type ErrorCode } from '@anchorage/client/errors';
 import { parseCsr, type ParsedCsr } from './csr.js';
 
 export interface CsrRequest {

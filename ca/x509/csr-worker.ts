@@ -1,5 +1,5 @@
 import { parentPort } from 'node:worker_threads';
-import { AnchorageError } from '../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import { parseCsr } from './csr.js';
 import type { CsrReply, CsrRequest } from './csr-pool.js';
 

@@ -7,10 +7,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isAnchorageError } from '../../common/errors.js';
-import { toPem } from '../../common/pem.js';
-import { NULL, bitString, encode, explicit, implicitConstructed, oid, seq, smallInteger } from '../../common/der.js';
-import type { Der } from '../../common/der.js';
+import { isAnchorageError } from '@anchorage/client/errors';
+import { toPem } from '@anchorage/client/pem';
+import { NULL, bitString, encode, explicit, implicitConstructed, oid, seq, smallInteger } from '@anchorage/client/der';
+import type { Der } from '@anchorage/client/der';
 import { csrFromPem, parseCsr } from './csr.js';
 import { encodeName } from './name.js';
 

@@ -8,8 +8,8 @@
 import { KeyObject, constants, createHash, createPublicKey, verify, webcrypto } from 'node:crypto';
 import { ecdsaVerifyDigest } from './ecverify.js';
 import type { JsonWebKey } from 'node:crypto';
-import { AnchorageError, invalid } from '../../common/errors.js';
-import { fromPem } from '../../common/pem.js';
+import { AnchorageError, invalid } from '@anchorage/client/errors';
+import { fromPem } from '@anchorage/client/pem';
 import {
   DerError,
   NULL,
@@ -24,8 +24,8 @@ import {
   readTlv,
   readWhole,
   whole,
-} from '../../common/der.js';
-import type { Tlv } from '../../common/der.js';
+} from '@anchorage/client/der';
+import type { Tlv } from '@anchorage/client/der';
 
 /** Key types a CSR may carry that the CA understands (policy may narrow further). */
 export type CsrKeyType = 'ec-p256' | 'ec-p384' | 'rsa' | 'ed25519';

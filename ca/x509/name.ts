@@ -3,9 +3,9 @@
  * attribute types SPIFFE deployments put in subjects are supported, one
  * attribute per RDN, in the order given (which is the order the DER carries).
  */
-import { invalid } from '../../common/errors.js';
-import { encode, oid, printableString, seq, set, utf8String } from '../../common/der.js';
-import type { Der } from '../../common/der.js';
+import { invalid } from '@anchorage/client/errors';
+import { encode, oid, printableString, seq, set, utf8String } from '@anchorage/client/der';
+import type { Der } from '@anchorage/client/der';
 
 /** Attribute types accepted in a subject or issuer name. */
 export type NameAttributeType = 'C' | 'O' | 'OU' | 'CN' | 'serialNumber';

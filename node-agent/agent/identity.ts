@@ -4,10 +4,10 @@
 // inputs; the NodeAgent class (../agent.ts) owns the state and the lifecycle.
 import { X509Certificate, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { AnchorageError, errorMessage } from '../../common/errors.js';
-import { SpiffeBundle, X509Bundle } from '../../spiffe/bundle.js';
-import type { SpiffeId, TrustDomain } from '../../spiffe/id.js';
-import { verifyX509Svid } from '../../spiffe/x509svid.js';
+import { AnchorageError, errorMessage } from '@anchorage/client/errors';
+import { SpiffeBundle, X509Bundle } from '@anchorage/client/spiffe/bundle';
+import type { SpiffeId, TrustDomain } from '@anchorage/client/spiffe/id';
+import { verifyX509Svid } from '@anchorage/client/spiffe/x509svid';
 
 /** The agent's own identity at the server. */
 export interface AgentIdentity {

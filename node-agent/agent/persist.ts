@@ -2,10 +2,10 @@
 // the state file's records (../state.ts does the file itself) and back at
 // start, so the agent serves cached SVIDs while the server is down.
 import { createPrivateKey } from 'node:crypto';
-import { errorMessage } from '../../common/errors.js';
+import { errorMessage } from '@anchorage/client/errors';
 import type { Logger } from '../../common/log.js';
-import { SpiffeBundle } from '../../spiffe/bundle.js';
-import { SpiffeId, TrustDomain } from '../../spiffe/id.js';
+import { SpiffeBundle } from '@anchorage/client/spiffe/bundle';
+import { SpiffeId, TrustDomain } from '@anchorage/client/spiffe/id';
 import type { WorkloadCache } from '../cache.js';
 import type { AgentState, AgentStateSource } from '../state.js';
 import { halfLife, type AgentIdentity } from './identity.js';

@@ -3,9 +3,9 @@
 // its rotation time is set. Minting and its batching live in the NodeAgent
 // (../agent.ts), which owns the connection and the retry state.
 import { X509Certificate, type KeyObject } from 'node:crypto';
-import { AnchorageError } from '../../common/errors.js';
-import type { TrustDomain } from '../../spiffe/id.js';
-import { uriSansOf, verifyX509Svid } from '../../spiffe/x509svid.js';
+import { AnchorageError } from '@anchorage/client/errors';
+import type { TrustDomain } from '@anchorage/client/spiffe/id';
+import { uriSansOf, verifyX509Svid } from '@anchorage/client/spiffe/x509svid';
 import { rotationTime, type HeldSvid, type WorkloadCache } from '../cache.js';
 import type { CachedEntry } from '../state.js';
 import { privateKeySpki, spkiOf } from './identity.js';

@@ -1,12 +1,12 @@
 // Entry sync: applies one message of the server's push stream of authorized
 // entries (full set or changes) and bundles to the WorkloadCache. The stream
 // itself, its reconnects and backoff, are in the NodeAgent loop (../agent.ts).
-import { errorMessage } from '../../common/errors.js';
+import { errorMessage } from '@anchorage/client/errors';
 import type { Logger } from '../../common/log.js';
 import type { AuthorizedEntry__Output } from '../../proto/gen/anchorage/agent/v1/AuthorizedEntry.js';
 import type { SyncAuthorizedEntriesResponse__Output } from '../../proto/gen/anchorage/agent/v1/SyncAuthorizedEntriesResponse.js';
-import { SpiffeBundle } from '../../spiffe/bundle.js';
-import { SpiffeId, TrustDomain } from '../../spiffe/id.js';
+import { SpiffeBundle } from '@anchorage/client/spiffe/bundle';
+import { SpiffeId, TrustDomain } from '@anchorage/client/spiffe/id';
 import type { WorkloadCache } from '../cache.js';
 import type { CachedEntry } from '../state.js';
 

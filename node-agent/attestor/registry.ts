@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AnchorageError } from '../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import type { Logger } from '../../common/log.js';
 import type { WorkloadAttestor } from '../../workload-api/WorkloadAttestor.js';
 import { UnionAttestor } from './union.js';

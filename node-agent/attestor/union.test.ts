@@ -4,7 +4,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AnchorageError, isAnchorageError } from '../../common/errors.js';
+import { AnchorageError, isAnchorageError } from '@anchorage/client/errors';
 import { silentLogger } from '../../common/log.js';
 import type { Selector } from '../../common/selector.js';
 import { closePidfd, peerCredentials } from '../../workload-api/peercred.js';

@@ -1,4 +1,4 @@
-import { AnchorageError, isAnchorageError } from '../../common/errors.js';
+import { AnchorageError, isAnchorageError } from '@anchorage/client/errors';
 import type { Selector } from '../../common/selector.js';
 import type { PeerCredentials, WorkloadAttestor } from '../../workload-api/WorkloadAttestor.js';
 

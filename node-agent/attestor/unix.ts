@@ -3,7 +3,7 @@ import { open, stat } from 'node:fs/promises';
 import { closeSync, constants as fsConstants, fstatSync, openSync, readFileSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { Selector } from '../../common/selector.js';
-import { AnchorageError } from '../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import type { Logger } from '../../common/log.js';
 import { executableIdentity, fileContentKey, pidfdAlive, pidfdPid, sameExecutable } from '../../workload-api/peercred.js';
 import { IdNameFile, parseStartTime, parseStatusGroups } from './proc.js';

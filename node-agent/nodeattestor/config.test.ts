@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AnchorageError } from '../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import { parseAgentConfig } from '../config.js';
 
 const good = { trust_domain: 'example.org', server_address: '127.0.0.1:8081', data_dir: 'agent', join_token: 'a'.repeat(32), insecure_bootstrap: true };

@@ -2,7 +2,7 @@
 // again at each attempt, so an operator can hand an evicted agent a new token
 // without restarting it. A token is single use: one this agent already used,
 // or one the server refused, is not sent again.
-import { AnchorageError, invalid } from '../../common/errors.js';
+import { AnchorageError, invalid } from '@anchorage/client/errors';
 import type { AttestationAttempt, NodeAttestor } from './NodeAttestor.js';
 
 export const JOIN_TOKEN = 'join_token';

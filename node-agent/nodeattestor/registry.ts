@@ -1,6 +1,6 @@
 // The agent's node attestors by type: the one place that knows every
 // built-in. An agent attests with one of them (SPIRE's agents do the same).
-import { invalid } from '../../common/errors.js';
+import { invalid } from '@anchorage/client/errors';
 import { JOIN_TOKEN, JoinTokenAgentAttestor } from './join-token.js';
 import type { NodeAttestor } from './NodeAttestor.js';
 import { DEFAULT_TCTI, EK_ALGORITHMS, TPM, TpmAgentAttestor, type EkAlgorithm } from './tpm.js';

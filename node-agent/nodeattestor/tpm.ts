@@ -16,7 +16,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseWire, tpmChallenge, wire } from '../../common/attestation-wire.js';
-import { AnchorageError, errorMessage } from '../../common/errors.js';
+import { AnchorageError, errorMessage } from '@anchorage/client/errors';
 import { parseTpm2bPublic } from '../../common/tpm2.js';
 import type { AttestationAttempt, NodeAttestor } from './NodeAttestor.js';
 

@@ -5,8 +5,8 @@
 // certificate is used without a restart.
 import { createHash, createPrivateKey, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { parseWire, wire, x509popChallenge, x509popSigned } from '../../common/attestation-wire.js';
-import { AnchorageError, errorMessage } from '../../common/errors.js';
-import { fromPem } from '../../common/pem.js';
+import { AnchorageError, errorMessage } from '@anchorage/client/errors';
+import { fromPem } from '@anchorage/client/pem';
 import { readConfigFile } from '../../common/safe-file.js';
 import type { AttestationAttempt, NodeAttestor } from './NodeAttestor.js';
 

@@ -8,7 +8,7 @@
 // connections to one file) stays in that implementation's own tests.
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AnchorageError, type ErrorCode } from '../../common/errors.js';
+import { AnchorageError, type ErrorCode } from '@anchorage/client/errors';
 import type {
   AttestedAgent,
   DataStore,

@@ -1,6 +1,6 @@
 import { createPublicKey, randomBytes, verify } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AnchorageError } from '../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 export { captureLogger } from '../helpers/log.js';
 import { KEY_TYPES, type KeyHandle, type KeyManager, type KeyType } from '../../ca/keymanager/KeyManager.js';
 import { CURVES } from '../../ca/keymanager/ec.js';

@@ -3,7 +3,7 @@
 // implementation's own test file. The stream, its bounds and the CSR belong
 // to the agent API (ca/agentapi/attest.test.ts); this is about the evidence.
 import { describe, expect, it } from 'vitest';
-import { AnchorageError, isAnchorageError } from '../../common/errors.js';
+import { AnchorageError, isAnchorageError } from '@anchorage/client/errors';
 import { ATTESTATION_LIMITS } from '../../ca/agentapi/attest.js';
 import type { Challenge, NodeAttestor } from '../../ca/nodeattestor/NodeAttestor.js';
 import type { NodeAttestor as AgentNodeAttestor } from '../../node-agent/nodeattestor/NodeAttestor.js';

@@ -4,7 +4,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { isAnchorageError, type ErrorCode } from '../../common/errors.js';
+import { isAnchorageError, type ErrorCode } from '@anchorage/client/errors';
 import type { Selector } from '../../common/selector.js';
 import { closePidfd, peerCredentials, pidfdPid } from '../../workload-api/peercred.js';
 import type { PeerCredentials, WorkloadAttestor } from '../../workload-api/WorkloadAttestor.js';

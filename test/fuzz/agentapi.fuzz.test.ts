@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseServerConfig } from '../../ca/config.js';
 import { startServer, type RunningServer } from '../../ca/server.js';
-import { toPem } from '../../common/pem.js';
+import { toPem } from '@anchorage/client/pem';
 import { loadAdminProto } from '../../proto/load.js';
 import type { AdminClient } from '../../proto/gen/anchorage/admin/v1/Admin.js';
 import type { AgentClient } from '../../proto/gen/anchorage/agent/v1/Agent.js';

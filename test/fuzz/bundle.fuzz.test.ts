@@ -1,8 +1,8 @@
 import { createPublicKey, generateKeyPairSync, type JsonWebKey } from 'node:crypto';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_MAX_BUNDLE_BYTES, SpiffeBundle } from '../../spiffe/bundle.js';
-import { TrustDomain } from '../../spiffe/id.js';
+import { DEFAULT_MAX_BUNDLE_BYTES, SpiffeBundle } from '@anchorage/client/spiffe/bundle';
+import { TrustDomain } from '@anchorage/client/spiffe/id';
 import { makeRoot, newKeyPair } from '../helpers/pki.js';
 import { expectClearError, outcome, params, testTimeout } from './fuzz.js';
 

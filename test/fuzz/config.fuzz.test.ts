@@ -9,7 +9,7 @@ import { loadServerConfig } from '../../ca/config.js';
 import { printableKey } from '../../common/config-file.js';
 import { loadAgentConfig } from '../../node-agent/config.js';
 import { loadHelperConfig } from '../../helper/config.js';
-import { TrustDomain } from '../../spiffe/id.js';
+import { TrustDomain } from '@anchorage/client/spiffe/id';
 import { expectClearError, outcome, params, testTimeout } from './fuzz.js';
 
 /**

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { expect } from 'vitest';
-import { AnchorageError, type ErrorCode } from '../../common/errors.js';
+import { AnchorageError, type ErrorCode } from '@anchorage/client/errors';
 
 /**
  * Shared settings of the fuzz suite. Every property runs with a fixed seed

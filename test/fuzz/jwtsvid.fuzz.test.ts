@@ -2,9 +2,9 @@ import { generateKeyPairSync, sign } from 'node:crypto';
 import fc from 'fast-check';
 import { SignJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { JwtBundle } from '../../spiffe/bundle.js';
-import { TrustDomain } from '../../spiffe/id.js';
-import { verifyJwtSvid } from '../../spiffe/jwtsvid.js';
+import { JwtBundle } from '@anchorage/client/spiffe/bundle';
+import { TrustDomain } from '@anchorage/client/spiffe/id';
+import { verifyJwtSvid } from '@anchorage/client/spiffe/jwtsvid';
 import { expectClearError, outcomeAsync, params, testTimeout } from './fuzz.js';
 
 /**

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { SpiffeId, TrustDomain } from '../../spiffe/id.js';
+import { SpiffeId, TrustDomain } from '@anchorage/client/spiffe/id';
 import { expectClearError, outcome, params, testTimeout } from './fuzz.js';
 
 /**

@@ -2,11 +2,11 @@ import { generateKeyPairSync } from 'node:crypto';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makeRoot, type TestCert } from '../helpers/pki.js';
-import { parseJwtBundlesResponse, parseX509BundlesResponse } from '../../workload-api/client/parse.js';
+import { parseJwtBundlesResponse, parseX509BundlesResponse } from '@anchorage/client/parse';
 import { expectClearError, mutate, mutationArb, outcome, params, testTimeout } from './fuzz.js';
 
 /**
- * The Workload API client library (workload-api/client/parse.ts) reading
+ * The Workload API client library (packages/client/src/parse.ts) reading
  * bundle responses: concatenated DER from the agent, JWKS documents.
  * Anything that does not hang together is AnchorageError('internal')
  * "workloadapi: malformed ...", never another error.
@@ -23,7 +23,7 @@ beforeAll(async () => {
 
 const tdKey = fc.oneof(fc.constant('spiffe://fuzz.test'), fc.constant('fuzz.test'), fc.string({ maxLength: 20 }), fc.constant(''));
 
-describe('fuzz: Workload API client responses (workload-api/client/parse.ts)', () => {
+describe('fuzz: Workload API client responses (packages/client/src/parse.ts)', () => {
   it(
     'X509BundlesResponse: random and mutated DER is refused as "workloadapi: malformed X509BundlesResponse"',
     () => {

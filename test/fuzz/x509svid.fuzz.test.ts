@@ -1,13 +1,13 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { X509Bundle } from '../../spiffe/bundle.js';
-import { TrustDomain } from '../../spiffe/id.js';
+import { X509Bundle } from '@anchorage/client/spiffe/bundle';
+import { TrustDomain } from '@anchorage/client/spiffe/id';
 import { makeIntermediate, makeLeaf, makeRoot, type TestCert } from '../helpers/pki.js';
-import { verifyX509Svid } from '../../spiffe/x509svid.js';
+import { verifyX509Svid } from '@anchorage/client/spiffe/x509svid';
 import { expectClearError, mutate, mutationArb, outcome, params, testTimeout } from './fuzz.js';
 
 /**
- * X509-SVID chains (spiffe/x509svid.ts): what a federated peer or a
+ * X509-SVID chains (packages/client/src/spiffe/x509svid.ts): what a federated peer or a
  * Workload API client presents. Random bytes, mutated certificates and
  * rearranged chains are refused with invalid_argument "x509svid: ...";
  * nothing but the original certificates, in an order that leads to the
@@ -54,7 +54,7 @@ function check(chain: Uint8Array[]): void {
   expect(got.value.spiffeId.toString()).toBe('spiffe://fuzz.test/workload');
 }
 
-describe('fuzz: X509-SVID chains (spiffe/x509svid.ts)', () => {
+describe('fuzz: X509-SVID chains (packages/client/src/spiffe/x509svid.ts)', () => {
   it(
     'random bytes as a chain are refused with invalid_argument "x509svid: "',
     () => {

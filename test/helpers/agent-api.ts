@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { toPem } from '../../common/pem.js';
+import { toPem } from '@anchorage/client/pem';
 import { loadAgentProto } from '../../proto/load.js';
 import type { AgentClient } from '../../proto/gen/anchorage/agent/v1/Agent.js';
 

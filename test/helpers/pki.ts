@@ -13,7 +13,7 @@ import {
   SubjectKeyIdentifierExtension,
   X509CertificateGenerator,
   cryptoProvider,
-  type Extension,
+  Extension,
   type X509Certificate as PeculiarCertificate,
 } from '@peculiar/x509';
 
@@ -76,6 +76,8 @@ export interface CertOptions {
   dns?: string[];
   notBefore?: Date;
   notAfter?: Date;
+  /** Extensions added after the ones above (duplicates, malformed values). */
+  extraExtensions?: Extension[];
 }
 
 const HOUR = 3600_000;
@@ -95,6 +97,7 @@ export async function makeCert(opts: CertOptions = {}): Promise<TestCert> {
   if (opts.issuer) {
     extensions.push(await AuthorityKeyIdentifierExtension.create(opts.issuer.keys.publicKey as unknown as LibKey));
   }
+  extensions.push(...(opts.extraExtensions ?? []));
   const subject = opts.subject ?? 'CN=test';
   const cert = await X509CertificateGenerator.create({
     serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString('hex').replace(/^[89a-f]/, '1'),

@@ -24,9 +24,9 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the real `anchorage` command and waits for it. */
-export function cli(args: string[], env: NodeJS.ProcessEnv = process.env): CliResult {
-  const r = spawnSync(process.execPath, [BIN, ...args], { env, encoding: 'utf8', timeout: 60_000 });
+/** Runs the real `anchorage` command (the repository's, or `bin`, e.g. an installed one) and waits for it. */
+export function cli(args: string[], env: NodeJS.ProcessEnv = process.env, bin = BIN): CliResult {
+  const r = spawnSync(process.execPath, [bin, ...args], { env, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -54,10 +54,10 @@ export interface AnchorageProcess {
 
 export type ServerProcess = AnchorageProcess;
 
-/** Starts `anchorage <args>` and resolves once it logged `ready` and `socket` exists. */
-async function startAnchorage(args: string[], ready: string, socket: string, env: NodeJS.ProcessEnv): Promise<AnchorageProcess> {
-  assertBuilt();
-  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts `anchorage <args>` (`bin`: another `anchorage`, e.g. an installed one) and resolves once it logged `ready` and `socket` exists. */
+async function startAnchorage(args: string[], ready: string, socket: string, env: NodeJS.ProcessEnv, bin: string): Promise<AnchorageProcess> {
+  if (bin === BIN) assertBuilt();
+  const child = spawn(process.execPath, [bin, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d) => (log += d));
   child.stdout!.on('data', (d) => (log += d));
@@ -85,18 +85,18 @@ async function startAnchorage(args: string[], ready: string, socket: string, env
 }
 
 /** Starts `anchorage server run -c config` and resolves once the admin socket exists. */
-export function startServerProcess(config: string, socket: string, env: NodeJS.ProcessEnv): Promise<ServerProcess> {
-  return startAnchorage(['server', 'run', '-c', config], 'server: ready', socket, env);
+export function startServerProcess(config: string, socket: string, env: NodeJS.ProcessEnv, bin = BIN): Promise<ServerProcess> {
+  return startAnchorage(['server', 'run', '-c', config], 'server: ready', socket, env, bin);
 }
 
 /** Starts `anchorage agent run -c config` and resolves once the Workload API socket exists. */
-export function startAgentProcess(config: string, socket: string, env: NodeJS.ProcessEnv): Promise<AnchorageProcess> {
-  return startAnchorage(['agent', 'run', '-c', config], 'agent: workload api listening', socket, env);
+export function startAgentProcess(config: string, socket: string, env: NodeJS.ProcessEnv, bin = BIN): Promise<AnchorageProcess> {
+  return startAnchorage(['agent', 'run', '-c', config], 'agent: workload api listening', socket, env, bin);
 }
 
 /** Starts `anchorage helper -c config` and resolves once it logged ready and its first files are in `certFile`'s place. */
 export function startHelperProcess(config: string, certFile: string, env: NodeJS.ProcessEnv): Promise<AnchorageProcess> {
-  return startAnchorage(['helper', '-c', config], 'helper: ready', certFile, env);
+  return startAnchorage(['helper', '-c', config], 'helper: ready', certFile, env, BIN);
 }
 
 /** A free TCP port on loopback (for a server that must come back on the same address). */

@@ -6,10 +6,10 @@ import { MemoryKeyManager } from '../../ca/keymanager/memory.js';
 import { CaManager } from '../../ca/manager.js';
 import { Minter } from '../../ca/minter.js';
 import { loadRootOfTrust } from '../../ca/root.js';
-import { AnchorageError } from '../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import { silentLogger } from '../../common/log.js';
-import type { SpiffeBundle } from '../../spiffe/bundle.js';
-import { SpiffeId, TrustDomain } from '../../spiffe/id.js';
+import type { SpiffeBundle } from '@anchorage/client/spiffe/bundle';
+import { SpiffeId, TrustDomain } from '@anchorage/client/spiffe/id';
 import type { IdentitySource, JwtIdentity, X509Identity } from '../../workload-api/IdentitySource.js';
 
 /**

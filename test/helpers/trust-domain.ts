@@ -6,8 +6,8 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Admin } from '../../cli/client.js';
-import { loadWorkloadProto } from '../../proto/load.js';
-import type { X509SVIDResponse__Output } from '../../proto/gen/X509SVIDResponse.js';
+import { loadWorkloadProto } from '@anchorage/client/proto';
+import type { X509SVIDResponse__Output } from '@anchorage/client/proto/gen/X509SVIDResponse';
 import { cli, freePort, startAgentProcess, startServerProcess, writeFile, type AnchorageProcess } from './process.js';
 import { createSoftHsmToken, writePkcs11ServerConfig } from './softhsm.js';
 
@@ -83,6 +83,8 @@ export interface TrustDomainOptions {
   serverYaml?: string;
   /** Extra agent.yaml text (e.g. an sds block). */
   agentYaml?: string;
+  /** The `anchorage` to run (default the repository's bin/anchorage.js), e.g. one installed from the tarball. */
+  bin?: string;
 }
 
 export interface RealTrustDomain {
@@ -130,13 +132,13 @@ export async function startTrustDomain(dir: string, opts: TrustDomainOptions): P
     chmodSync(publicDir, 0o755);
     const workloadSocket = join(publicDir, 'api.sock');
     const serverConfig = writePkcs11ServerConfig(hsm, { dir, trustDomain: TD, socket: adminSocket, dataDir: join(dir, 'server'), port, extra: `ca:\n  ttl: ${opts.caTtl ?? '24h'}\nx509_svid_ttl: ${opts.x509SvidTtl ?? '1h'}\njwt_svid_ttl: ${opts.jwtSvidTtl ?? '5m'}\n${opts.serverYaml ?? ''}` });
-    server = await startServerProcess(serverConfig, adminSocket, env);
+    server = await startServerProcess(serverConfig, adminSocket, env, opts.bin);
     closers.push(() => server?.kill('SIGTERM'));
     const admin = new Admin(adminSocket);
     closers.push(() => admin.close());
 
     const token = await admin.call('CreateJoinToken', { spiffe_id: '', ttl: 600 });
-    const bundle = cli(['bundle', 'show', '--format', 'pem', '--socket', adminSocket], env);
+    const bundle = cli(['bundle', 'show', '--format', 'pem', '--socket', adminSocket], env, opts.bin);
     if (bundle.code !== 0) throw new Error(`interop: anchorage bundle show failed (exit ${bundle.code}): ${bundle.stderr}`);
     writeFile(join(dir, 'bundle.pem'), bundle.stdout);
     const agentConfig = writeFile(
@@ -149,7 +151,7 @@ join_token: ${token.token}
 trust_bundle_file: ${join(dir, 'bundle.pem')}
 ${opts.agentYaml ?? ''}`,
     );
-    agent = await startAgentProcess(agentConfig, workloadSocket, env);
+    agent = await startAgentProcess(agentConfig, workloadSocket, env, opts.bin);
     closers.push(() => agent?.kill('SIGTERM'));
     const agentId = `spiffe://${TD}/anchorage/agent/join_token/${token.token}`;
 

@@ -16,6 +16,8 @@ const TSC = join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
 /** Suites, contract suites and the harnesses beside them: never in the build. */
 const SUITE_DIRS = ['test/contract/', 'test/integration/', 'test/fault/', 'test/fuzz/', 'test/interop/', 'test/support/'];
 const DEV_DEPENDENCIES = Object.keys((JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }).devDependencies);
+const CLIENT = 'packages/client';
+const CLIENT_DEPENDENCIES = Object.keys((JSON.parse(readFileSync(join(REPO, CLIENT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies);
 
 /** The repository's own files `tsc -p config` compiles, relative to the repository, with `/` separators. */
 function compiledFiles(config: string): string[] {
@@ -49,6 +51,26 @@ function devDependencyImports(files: string[]): string[] {
   return out;
 }
 
+/**
+ * `file: specifier` for every import of a client package file that its own
+ * package.json does not provide: a package it does not depend on, or a relative
+ * path out of the package (which works in the repository, not once installed).
+ */
+function foreignImportsOfClient(files: string[]): string[] {
+  const out: string[] = [];
+  for (const f of files) {
+    const info = ts.preProcessFile(readFileSync(join(REPO, f), 'utf8'), true, true);
+    for (const imp of info.importedFiles) {
+      const spec = imp.fileName;
+      if (spec.startsWith('node:')) continue;
+      const pkg = packageOf(spec);
+      const target = relative(REPO, join(REPO, dirname(f), spec)).split(sep).join('/');
+      if (pkg === undefined ? !target.startsWith(`${CLIENT}/src/`) : !CLIENT_DEPENDENCIES.includes(pkg)) out.push(`${f}: ${spec}`);
+    }
+  }
+  return out;
+}
+
 /** `file: specifier` for every import from a product file (not bench/, not test/) that reaches into test/. */
 function productImportsOfTest(files: string[]): string[] {
   const out: string[] = [];
@@ -74,10 +96,13 @@ describe('the compiled build (tsconfig.json)', () => {
     files = compiledFiles('tsconfig.json');
   });
 
-  it('compiles the product, the client library, bench/ and examples/', () => {
-    for (const f of ['cli/main.ts', 'ca/x509/csr-worker.ts', 'workload-api/client/index.ts', 'node-agent/run.ts', 'bench/run.ts', 'examples/demo-workload.ts']) {
+  it('compiles the product, bench/ and examples/, and not the client package (its own build)', () => {
+    for (const f of ['cli/main.ts', 'ca/x509/csr-worker.ts', 'workload-api/server.ts', 'node-agent/run.ts', 'bench/run.ts', 'examples/demo-workload.ts']) {
       expect(files, f).toContain(f);
     }
+    // The client is read through its declarations, as an installed package would be.
+    expect(files.filter((f) => f.startsWith('packages/') && !(f.startsWith(`${CLIENT}/dist/`) && f.endsWith('.d.ts')))).toEqual([]);
+    expect(files).toContain(`${CLIENT}/dist/index.d.ts`);
   });
 
   it('compiles no test suite, contract suite or suite harness, and from test/ only helpers bench/ imports', () => {
@@ -94,6 +119,26 @@ describe('the compiled build (tsconfig.json)', () => {
   });
 });
 
+describe('the client package build (packages/client/tsconfig.json)', () => {
+  let files: string[] = [];
+  beforeAll(() => {
+    files = compiledFiles(`${CLIENT}/tsconfig.json`);
+  });
+
+  it('compiles the client, the SPIFFE types and the Workload API proto, and no test', () => {
+    for (const f of ['src/index.ts', 'src/spiffe/index.ts', 'src/common/errors.ts', 'src/proto/load.ts', 'src/proto/gen/workload.ts']) {
+      expect(files, f).toContain(`${CLIENT}/${f}`);
+    }
+    expect(files.filter((f) => !f.startsWith(`${CLIENT}/src/`))).toEqual([]);
+    expect(files.filter((f) => f.endsWith('.test.ts'))).toEqual([]);
+  });
+
+  it('imports nothing but node: modules, its own files and the dependencies in its package.json', () => {
+    expect(CLIENT_DEPENDENCIES).toContain('@grpc/grpc-js');
+    expect(foreignImportsOfClient(files)).toEqual([]);
+  });
+});
+
 describe('the checks themselves', () => {
   const dir = mkdtempSync(join(tmpdir(), 'anchorage-build-hygiene-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -107,12 +152,18 @@ describe('the checks themselves', () => {
         extends: join(REPO, 'tsconfig.json'),
         // Type packages are looked up from the config's folder, which here is a temp directory.
         compilerOptions: { typeRoots: [join(REPO, 'node_modules', '@types')] },
-        include: ['common', 'spiffe', 'ca', 'proto', 'cli', 'bench', 'test', 'workload-api', 'node-agent', 'examples'].map((d) => join(REPO, d)),
+        include: ['common', 'ca', 'proto', 'cli', 'bench', 'test', 'workload-api', 'node-agent', 'examples'].map((d) => join(REPO, d)),
         exclude: [join(REPO, 'node_modules'), join(REPO, 'dist'), '**/*.test.ts', '**/testdata/**'],
       }),
     );
     const leaky = compiledFiles(config);
     expect(testCodeIn(leaky)).toEqual(expect.arrayContaining(['test/contract/keymanager.ts', 'test/fuzz/fuzz.ts', 'test/interop/harness.ts']));
     expect(devDependencyImports(leaky)).toEqual(expect.arrayContaining(['test/contract/keymanager.ts: vitest', 'test/fuzz/fuzz.ts: vitest', 'test/fuzz/fuzz.ts: fast-check']));
+  });
+
+  it('name a client file that imports the server or a package the client does not depend on', () => {
+    expect(foreignImportsOfClient(['workload-api/server.ts'])).toEqual(
+      expect.arrayContaining(['workload-api/server.ts: ../common/log.js', 'workload-api/server.ts: @grpc/reflection']),
+    );
   });
 });

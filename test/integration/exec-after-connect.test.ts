@@ -3,6 +3,7 @@ import { chmodSync, existsSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WORKLOAD_PROTO_PATH } from '@anchorage/client/proto';
 import { REPO, tempDir } from '../helpers/process.js';
 import { softHsmAvailable } from '../helpers/softhsm.js';
 import { startTrustDomain, type RealTrustDomain } from '../helpers/trust-domain.js';
@@ -52,7 +53,7 @@ const upstream = new net.Socket({ fd, readable: true, writable: true });
 const out = { pid: process.pid };
 const proxy = net.createServer((c) => { proxy.close(); c.pipe(upstream); upstream.pipe(c); });
 proxy.listen(proxyPath, () => {
-  const def = protoLoader.loadSync(${JSON.stringify(join(REPO, 'proto', 'spiffe', 'workload.proto'))}, { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
+  const def = protoLoader.loadSync(${JSON.stringify(WORKLOAD_PROTO_PATH)}, { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
   const client = new (grpc.loadPackageDefinition(def).SpiffeWorkloadAPI)('unix://' + proxyPath, grpc.credentials.createInsecure());
   const md = new grpc.Metadata();
   md.set('workload.spiffe.io', 'true');

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authorizeId, connectMtls, createMtlsServer, JWTSource, peerSpiffeId, WorkloadApiClient, WorkloadApiError, X509Source } from '../../workload-api/client/index.js';
+import { authorizeId, connectMtls, createMtlsServer, JWTSource, peerSpiffeId, WorkloadApiClient, WorkloadApiError, X509Source } from '@anchorage/client';
 import type { FederatedBundle__Output } from '../../proto/gen/anchorage/admin/v1/FederatedBundle.js';
 import type { FederationRelationship__Output } from '../../proto/gen/anchorage/admin/v1/FederationRelationship.js';
 import { cliAsync, freePort, tempDir } from '../helpers/process.js';

@@ -3,7 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, realpathSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toPem } from '../../common/pem.js';
+import { toPem } from '@anchorage/client/pem';
 import { makeCert } from '../helpers/pki.js';
 import { BIN, cli, freePort, REPO, startHelperProcess, tempDir, writeFile, type AnchorageProcess } from '../helpers/process.js';
 import { lacks } from '../helpers/needs.js';

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIENT_PREFACE, frame, FrameFlag, FrameType } from '../../workload-api/grpc-java/frames.js';
 import { headerFrames } from '../../workload-api/grpc-java/header-blocks.js';
 import { encodeHeaderBlock } from '../../workload-api/grpc-java/hpack.js';
-import { loadWorkloadProto } from '../../proto/load.js';
+import { loadWorkloadProto } from '@anchorage/client/proto';
 import { startAgentProcess, writeFile, type AnchorageProcess } from '../helpers/process.js';
 import { startTrustDomain, waitForSvid, type RealTrustDomain } from '../helpers/trust-domain.js';
 import { lacks } from '../helpers/needs.js';

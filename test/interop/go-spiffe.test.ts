@@ -13,7 +13,7 @@
 //    (as test/integration/agent.test.ts brings them up; needs `npm run build`).
 //
 // Against each target it also speaks mutual TLS with our own Node client
-// library (workload-api/client, in this process), both ways: the go-spiffe
+// library (@anchorage/client, in this process), both ways: the go-spiffe
 // program, run as uid GO_PEER_UID with an entry of its own, serves or dials
 // with spiffetls; this process dials with connectMtls or serves with
 // createMtlsServer; each authorizes the other's exact SPIFFE ID and refuses
@@ -36,10 +36,10 @@ import { dirname, join } from 'node:path';
 import type * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isAnchorageError } from '../../common/errors.js';
+import { isAnchorageError } from '@anchorage/client/errors';
 import { silentLogger } from '../../common/log.js';
 import { UnixWorkloadAttestor } from '../../node-agent/attestor/unix.js';
-import { authorizeId, connectMtls, createMtlsServer, peerSpiffeId, X509Source, type Authorizer } from '../../workload-api/client/index.js';
+import { authorizeId, connectMtls, createMtlsServer, peerSpiffeId, X509Source, type Authorizer } from '@anchorage/client';
 import { startWorkloadApi } from '../../workload-api/server.js';
 import { startTestCa, TestIdentitySource, type TestCa } from '../helpers/test-ca.js';
 import {

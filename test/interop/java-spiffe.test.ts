@@ -34,10 +34,10 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSy
 import { join, relative } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadWorkloadProto } from '../../proto/load.js';
-import type { JWTBundlesResponse__Output } from '../../proto/gen/JWTBundlesResponse.js';
-import type { X509BundlesResponse__Output } from '../../proto/gen/X509BundlesResponse.js';
-import type { X509SVIDResponse__Output } from '../../proto/gen/X509SVIDResponse.js';
+import { loadWorkloadProto } from '@anchorage/client/proto';
+import type { JWTBundlesResponse__Output } from '@anchorage/client/proto/gen/JWTBundlesResponse';
+import type { X509BundlesResponse__Output } from '@anchorage/client/proto/gen/X509BundlesResponse';
+import type { X509SVIDResponse__Output } from '@anchorage/client/proto/gen/X509SVIDResponse';
 import { splitDer } from '../helpers/test-ca.js';
 import {
   cacheDir,

@@ -25,7 +25,7 @@ import { delimiter, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { decodeProtectedHeader, importJWK, jwtVerify, type JSONWebKeySet, type JWK } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { loadWorkloadProto } from '../../proto/load.js';
+import { loadWorkloadProto } from '@anchorage/client/proto';
 import { splitDer } from '../helpers/test-ca.js';
 import {
   cacheDir,

@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UnixWorkloadAttestor } from '../../node-agent/attestor/unix.js';
-import { loadWorkloadProto, protoRoot } from '../../proto/load.js';
-import type { X509SVIDResponse__Output } from '../../proto/gen/X509SVIDResponse.js';
+import { loadWorkloadProto, WORKLOAD_PROTO_PATH } from '@anchorage/client/proto';
+import type { X509SVIDResponse__Output } from '@anchorage/client/proto/gen/X509SVIDResponse';
 import { captureLogger } from '../../test/helpers/log.js';
 import { runNodeAs } from '../../test/helpers/workload.js';
 import { startWorkloadApi, type WorkloadApi } from '../server.js';
@@ -274,7 +274,7 @@ function runChild(uid: number, authority: string | undefined): Promise<ChildResu
   const require = createRequire(import.meta.url);
   const script = join(dir, 'child.cjs');
   writeFileSync(script, CHILD, { mode: 0o644 });
-  const args = [script, require.resolve('@grpc/grpc-js'), require.resolve('@grpc/proto-loader'), join(protoRoot(), 'spiffe/workload.proto'), socketPath, authority ?? ''];
+  const args = [script, require.resolve('@grpc/grpc-js'), require.resolve('@grpc/proto-loader'), WORKLOAD_PROTO_PATH, socketPath, authority ?? ''];
   return runNodeAs<ChildResult>(uid, args);
 }
 

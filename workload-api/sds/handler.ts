@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { AnchorageError } from '../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import { ERROR_CODE_TRAILER, toServiceError } from '../../common/grpc.js';
 import { REFUSAL_LOG_INTERVAL_MS, RefusalLog } from '../connection-limits.js';
 import type { Logger } from '../../common/log.js';

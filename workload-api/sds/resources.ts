@@ -2,9 +2,9 @@
 // them (so Envoy configs written for SPIRE work unchanged): the default SVID,
 // an SVID by SPIFFE ID, the own bundle, all bundles, one trust domain's bundle.
 import { createHash } from 'node:crypto';
-import { toPem } from '../../common/pem.js';
-import type { SpiffeBundle } from '../../spiffe/bundle.js';
-import { SpiffeId } from '../../spiffe/id.js';
+import { toPem } from '@anchorage/client/pem';
+import type { SpiffeBundle } from '@anchorage/client/spiffe/bundle';
+import { SpiffeId } from '@anchorage/client/spiffe/id';
 import type { X509Identity } from '../IdentitySource.js';
 import { tlsCertificateSecret, validationContextSecret, type EncodedSecret, type NodeInfo } from './proto.js';
 

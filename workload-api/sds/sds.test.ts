@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../common/log.js';
-import { toPem } from '../../common/pem.js';
+import { toPem } from '@anchorage/client/pem';
 import { UnixWorkloadAttestor } from '../../node-agent/attestor/unix.js';
 import { captureLogger } from '../../test/helpers/log.js';
 import { fetchSecrets, SdsStream, sdsClient, SECRET_TYPE_URL, type SdsResponse } from '../../test/helpers/sds.js';

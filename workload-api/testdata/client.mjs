@@ -9,7 +9,7 @@ import * as protoLoader from '@grpc/proto-loader';
 
 const opts = JSON.parse(process.argv[2]);
 const here = dirname(fileURLToPath(import.meta.url));
-const def = protoLoader.loadSync(join(here, '..', '..', 'proto', 'spiffe', 'workload.proto'), {
+const def = protoLoader.loadSync(join(here, '..', '..', 'packages', 'client', 'proto', 'spiffe', 'workload.proto'), {
   keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true,
 });
 const { SpiffeWorkloadAPI } = grpc.loadPackageDefinition(def);

@@ -1,7 +1,7 @@
 // Trust bundles in SQLite: the own and federated bundles, with the sequence
 // checks that keep two writers from both replacing the same version.
 import type { Statement } from 'better-sqlite3';
-import { AnchorageError } from '../../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import type { StoredBundle } from '../DataStore.js';
 import type { CheckedDb } from './write.js';
 

@@ -3,7 +3,7 @@
 // table's UNIQUE constraint can refuse a duplicate entry.
 import { randomUUID } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
-import { AnchorageError } from '../../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import type { EntryFilter, NewEntry, RegistrationEntry, Selector } from '../DataStore.js';
 import { selectorsToJson } from './selectors.js';
 import { type CheckedDb, isSqliteCode, returned } from './write.js';

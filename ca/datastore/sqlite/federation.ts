@@ -1,7 +1,7 @@
 // Federation relationships in SQLite: the configured peers and the
 // federation client's last outcome for each.
 import type { Statement } from 'better-sqlite3';
-import { AnchorageError } from '../../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import type { FederationProfile, FederationRelationship, NewRelationship, RelationshipStatus } from '../DataStore.js';
 import { type CheckedDb, isSqliteCode, returned } from './write.js';
 

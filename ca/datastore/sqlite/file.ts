@@ -3,7 +3,7 @@
 // workload. Separate from the queries: this is about the file, not the data.
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { AnchorageError, errorMessage } from '../../../common/errors.js';
+import { AnchorageError, errorMessage } from '@anchorage/client/errors';
 
 /** Creates the directory (0700) and an empty file (0600) before SQLite sees them. */
 export function prepareFile(file: string): void {

@@ -2,7 +2,7 @@
 // the code that applies them at open. Kept apart from the queries so that the
 // DDL a database was built from can be read (and reviewed) in one place.
 import type { Database as SqliteDatabase } from 'better-sqlite3';
-import { AnchorageError } from '../../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 
 /**
  * Connection settings applied at every open, in this order. Exported so that

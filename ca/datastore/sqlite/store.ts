@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import type { Database as SqliteDatabase } from 'better-sqlite3';
 import { resolve } from 'node:path';
-import { AnchorageError, errorMessage } from '../../../common/errors.js';
+import { AnchorageError, errorMessage } from '@anchorage/client/errors';
 import type {
   AttestedAgent,
   DataStore,

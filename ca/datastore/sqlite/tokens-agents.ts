@@ -1,7 +1,7 @@
 // Join tokens and attested agents in SQLite: the two tables node attestation
 // reads and writes (a token is consumed, an agent record is put).
 import type { Statement } from 'better-sqlite3';
-import { AnchorageError } from '../../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import type { AttestedAgent, JoinToken, Selector } from '../DataStore.js';
 import { selectorsToJson } from './selectors.js';
 import { type CheckedDb, isSqliteCode, returned } from './write.js';

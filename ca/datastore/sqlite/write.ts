@@ -5,7 +5,7 @@
 // file). One place, so no record family can forget it.
 import Database from 'better-sqlite3';
 import type { Database as SqliteDatabase, Statement } from 'better-sqlite3';
-import { AnchorageError, errorMessage } from '../../../common/errors.js';
+import { AnchorageError, errorMessage } from '@anchorage/client/errors';
 
 /**
  * One open connection with its closed flag and the transaction statements.

@@ -4,7 +4,7 @@
  * background recovery, and which AnchorageError code each becomes. One place,
  * so the session pool, the key lookups and the manager classify alike.
  */
-import { AnchorageError, errorMessage } from '../../../common/errors.js';
+import { AnchorageError, errorMessage } from '@anchorage/client/errors';
 
 /** The CKR_* name of a PKCS#11 error, or undefined for anything else. */
 export function ckr(err: unknown): string | undefined {

@@ -8,7 +8,7 @@
  * logs in again and finds every cached key again.
  */
 import type { PKCS11 } from 'pkcs11js';
-import { AnchorageError, errorMessage, invalid, isAnchorageError } from '../../../common/errors.js';
+import { AnchorageError, errorMessage, invalid, isAnchorageError } from '@anchorage/client/errors';
 import { silentLogger, type Logger } from '../../../common/log.js';
 import type { KeyHandle, KeyManager, KeyType } from '../KeyManager.js';
 import { CURVES, checkKeyId, checkKeyType, closedError, digestFor, spkiFromEcPoint } from '../ec.js';

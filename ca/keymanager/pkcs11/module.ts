@@ -9,7 +9,7 @@
 import { realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { PKCS11 } from 'pkcs11js';
-import { AnchorageError, errorMessage, invalid } from '../../../common/errors.js';
+import { AnchorageError, errorMessage, invalid } from '@anchorage/client/errors';
 import { ckr } from './errors.js';
 
 // pkcs11js is CommonJS and builds its exports with a spread, which Node's

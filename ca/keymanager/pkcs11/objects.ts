@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { PKCS11, Template } from 'pkcs11js';
-import { AnchorageError } from '../../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import type { Logger } from '../../../common/log.js';
 import type { KeyType } from '../KeyManager.js';
 import { CURVES, keyTypeFromEcParams, spkiFromEcPoint } from '../ec.js';

@@ -6,7 +6,7 @@
  * lost session means an outage; this file only keeps the sessions.
  */
 import type { PKCS11 } from 'pkcs11js';
-import { AnchorageError } from '../../../common/errors.js';
+import { AnchorageError } from '@anchorage/client/errors';
 import type { Logger } from '../../../common/log.js';
 import { closedError } from '../ec.js';
 import { ckr, loginError, p11Error, SLOT_LOST } from './errors.js';

@@ -85,7 +85,7 @@ struct ValidateJwtSvidRequest {
 
 const SECURITY_HEADER: &str = "workload.spiffe.io";
 
-// The methods' paths (proto/spiffe/workload.proto: package-less service SpiffeWorkloadAPI).
+// The methods' paths (packages/client/proto/spiffe/workload.proto: package-less service SpiffeWorkloadAPI).
 const FETCH_X509_SVID: &str = "/SpiffeWorkloadAPI/FetchX509SVID";
 const FETCH_X509_BUNDLES: &str = "/SpiffeWorkloadAPI/FetchX509Bundles";
 const FETCH_JWT_SVID: &str = "/SpiffeWorkloadAPI/FetchJWTSVID";
