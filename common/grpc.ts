@@ -1,25 +1,9 @@
 import { status, type ServiceError, Metadata, type handleUnaryCall, type ServerUnaryCall } from '@grpc/grpc-js';
-import { AnchorageError, type ErrorCode } from './errors.js';
+import { AnchorageError } from './errors.js';
+import { ERROR_CODE_TRAILER, STATUS_FOR } from './grpc-status.js';
 import type { Logger } from './log.js';
 
-const STATUS_FOR: Record<ErrorCode, status> = {
-  invalid_argument: status.INVALID_ARGUMENT,
-  not_found: status.NOT_FOUND,
-  already_exists: status.ALREADY_EXISTS,
-  unauthenticated: status.UNAUTHENTICATED,
-  permission_denied: status.PERMISSION_DENIED,
-  failed_precondition: status.FAILED_PRECONDITION,
-  unavailable: status.UNAVAILABLE,
-  internal: status.INTERNAL,
-};
-
-/**
- * Trailer naming the AnchorageError code of a status our own handler returned.
- * A client tells "the server answered UNAVAILABLE" (a token outage, a full
- * disk) from "no server answered" (grpc-js makes those statuses locally,
- * without trailers) by its presence.
- */
-export const ERROR_CODE_TRAILER = 'anchorage-error-code';
+export { ERROR_CODE_TRAILER, codeForStatus } from './grpc-status.js';
 
 /** True when a status came from one of our handlers rather than from the transport. */
 export function answeredByServer(err: Pick<ServiceError, 'metadata'>): boolean {
@@ -40,12 +24,6 @@ export function toServiceError(err: unknown, log: Logger, method: string): Parti
   }
   log.error({ err, method }, 'unexpected error');
   return { code: status.INTERNAL, details: `internal error in ${method}`, metadata: new Metadata() };
-}
-
-/** The reverse mapping, for clients that want to rethrow a status as our error type. */
-export function codeForStatus(code: number): ErrorCode {
-  for (const [k, v] of Object.entries(STATUS_FOR)) if (v === code) return k as ErrorCode;
-  return 'internal';
 }
 
 /**

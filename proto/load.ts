@@ -1,29 +1,12 @@
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
-import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { PROTO_LOADER_OPTIONS, protoRoot } from './root.js';
 import type { ProtoGrpcType as AdminProto } from './gen/admin.js';
 import type { ProtoGrpcType as WorkloadProto } from './gen/workload.js';
 import type { ProtoGrpcType as AgentProto } from './gen/agent.js';
 
-/** Must match the flags in scripts/gen-proto.sh, or the generated types lie. */
-export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: true,
-  longs: Number,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-};
-
-/** The proto/ source folder, both from the TypeScript tree and from dist/. */
-export function protoRoot(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (const candidate of [here, join(here, '..', '..', 'proto')]) {
-    if (existsSync(join(candidate, 'anchorage')) && existsSync(join(candidate, 'spiffe'))) return candidate;
-  }
-  throw new Error(`proto: cannot find the .proto files near ${here}`);
-}
+export { PROTO_LOADER_OPTIONS, protoRoot } from './root.js';
 
 let admin: AdminProto | undefined;
 

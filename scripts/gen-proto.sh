@@ -10,3 +10,4 @@ rm -rf "$out"
 npx --no-install proto-loader-gen-types anchorage/admin/v1/admin.proto anchorage/agent/v1/agent.proto spiffe/workload.proto \
   --keepCase --longs=Number --enums=String --defaults --oneofs --grpcLib=@grpc/grpc-js --includeComments \
   --importFileExtension=.js --outDir="$out" --includeDirs=proto
+node scripts/proto-descriptor.mjs "$out"

@@ -1,0 +1,25 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// Where the .proto files are and how they are decoded: apart from proto/load.ts
+// so that the CLI's admin client (cli/client.ts) finds them without loading
+// @grpc/grpc-js and @grpc/proto-loader.
+
+/** Must match the flags in scripts/gen-proto.sh, or the generated types lie. */
+export const PROTO_LOADER_OPTIONS = {
+  keepCase: true,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
+
+/** The proto/ source folder, both from the TypeScript tree and from dist/. */
+export function protoRoot(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const candidate of [here, join(here, '..', '..', 'proto')]) {
+    if (existsSync(join(candidate, 'anchorage')) && existsSync(join(candidate, 'spiffe'))) return candidate;
+  }
+  throw new Error(`proto: cannot find the .proto files near ${here}`);
+}
