@@ -1,7 +1,9 @@
+import { benchCli } from './cli.js';
 import { benchMint } from './mint.js';
 import { benchWorkload } from './workload.js';
 
 const BENCHES: Record<string, () => Promise<void>> = {
+  cli: benchCli,
   mint: benchMint,
   workload: benchWorkload,
 };

@@ -1,8 +1,9 @@
-import { errorMessage, invalid } from '../common/errors.js';
-import { SpiffeBundle, X509Bundle } from '../spiffe/bundle.js';
-import { TrustDomain } from '../spiffe/id.js';
-import type { FederationRelationship__Output } from '../proto/gen/anchorage/admin/v1/FederationRelationship.js';
-import { esc, need, out, parse, readInput, UsageError, withAdmin } from './args.js';
+import { errorMessage, invalid } from '../../common/errors.js';
+import { SpiffeBundle, X509Bundle } from '../../spiffe/bundle.js';
+import { TrustDomain } from '../../spiffe/id.js';
+import type { FederationRelationship__Output } from '../../proto/gen/anchorage/admin/v1/FederationRelationship.js';
+import { action, type AdminValues, type CommandGroup, type Flags, type Values } from '../command.js';
+import { esc, need, out, readInput, UsageError, withAdmin } from '../args.js';
 
 /**
  * `anchorage federation create|update|list|show|refresh|delete`: federation
@@ -10,14 +11,16 @@ import { esc, need, out, parse, readInput, UsageError, withAdmin } from './args.
  * endpoint (ca/federation/client.ts).
  */
 
+const TRUST_DOMAIN = { 'trust-domain': { type: 'string', arg: 'TD', help: 'the peer trust domain' } } as const satisfies Flags;
+
 const RELATIONSHIP_FLAGS = {
-  'trust-domain': { type: 'string' },
-  url: { type: 'string' },
-  profile: { type: 'string' },
-  'endpoint-id': { type: 'string' },
-  'bootstrap-bundle': { type: 'string' },
-  'ca-file': { type: 'string' },
-} as const;
+  ...TRUST_DOMAIN,
+  url: { type: 'string', arg: 'URL', help: "the peer's bundle endpoint (https://…)" },
+  profile: { type: 'string', arg: 'P', help: 'https_spiffe (the endpoint shows an SVID of TD) or https_web (Web PKI)' },
+  'endpoint-id': { type: 'string', arg: 'ID', help: "https_spiffe: the SPIFFE ID of the endpoint's SVID" },
+  'bootstrap-bundle': { type: 'string', arg: 'F', help: "https_spiffe: TD's bundle to trust first (a SPIFFE bundle document or PEM)" },
+  'ca-file': { type: 'string', arg: 'F', help: 'https_web: CA certificates (PEM) instead of the system roots' },
+} as const satisfies Flags;
 
 const PROFILES = ['https_spiffe', 'https_web'];
 
@@ -65,63 +68,93 @@ function relationshipText(r: FederationRelationship__Output): string {
   return `${lines.join('\n')}\n`;
 }
 
-export async function federationCommand(sub: string | undefined, args: string[]): Promise<void> {
-  switch (sub) {
-    case 'create':
-    case 'update': {
-      const v = parse(args, RELATIONSHIP_FLAGS);
-      const trustDomain = need(v['trust-domain'], 'trust-domain');
-      if (v.profile !== undefined && !PROFILES.includes(v.profile)) throw new UsageError(`--profile must be https_spiffe or https_web, not "${v.profile}"`);
-      const bootstrap = v['bootstrap-bundle'] === undefined ? '' : bootstrapDocument(v['bootstrap-bundle'], trustDomain);
-      const caPem = v['ca-file'] === undefined ? undefined : readInput(v['ca-file']);
-      const r = await withAdmin(v, async (a) => {
-        if (sub === 'create') {
-          const profile = need(v.profile, 'profile');
-          return a.call('CreateFederationRelationship', {
-            relationship: {
-              trust_domain: trustDomain,
-              bundle_endpoint_url: need(v.url, 'url'),
-              profile,
-              endpoint_spiffe_id: v['endpoint-id'] ?? '',
-              web_ca_pem: caPem ?? '',
-            },
-            bootstrap_bundle: bootstrap,
-          });
-        }
-        // Flags not given keep their values; a profile change drops what belonged to the old one.
-        const old = await a.call('GetFederationRelationship', { trust_domain: trustDomain });
-        const profile = v.profile ?? old.profile;
-        const same = profile === old.profile;
-        return a.call('UpdateFederationRelationship', {
-          relationship: {
-            trust_domain: trustDomain,
-            bundle_endpoint_url: v.url ?? old.bundle_endpoint_url,
-            profile,
-            endpoint_spiffe_id: v['endpoint-id'] ?? (same ? old.endpoint_spiffe_id : ''),
-            web_ca_pem: caPem ?? (same ? old.web_ca_pem : ''),
-          },
-          bootstrap_bundle: bootstrap,
-        });
+/** `federation create` and `update`: flags given replace the old values. */
+async function createOrUpdate(sub: 'create' | 'update', v: Values<typeof RELATIONSHIP_FLAGS> & AdminValues): Promise<void> {
+  const trustDomain = need(v['trust-domain'], 'trust-domain');
+  if (v.profile !== undefined && !PROFILES.includes(v.profile)) throw new UsageError(`--profile must be https_spiffe or https_web, not "${v.profile}"`);
+  const bootstrap = v['bootstrap-bundle'] === undefined ? '' : bootstrapDocument(v['bootstrap-bundle'], trustDomain);
+  const caPem = v['ca-file'] === undefined ? undefined : readInput(v['ca-file']);
+  const r = await withAdmin(v, async (a) => {
+    if (sub === 'create') {
+      const profile = need(v.profile, 'profile');
+      return a.call('CreateFederationRelationship', {
+        relationship: {
+          trust_domain: trustDomain,
+          bundle_endpoint_url: need(v.url, 'url'),
+          profile,
+          endpoint_spiffe_id: v['endpoint-id'] ?? '',
+          web_ca_pem: caPem ?? '',
+        },
+        bootstrap_bundle: bootstrap,
       });
-      return out(v.json, r, () => relationshipText(r));
     }
-    case 'list': {
-      const v = parse(args, {});
-      const res = await withAdmin(v, (a) => a.call('ListFederationRelationships', {}));
-      return out(v.json, res.relationships, () =>
-        res.relationships.length === 0 ? 'No federation relationships\n' : res.relationships.map(relationshipText).join('\n'),
-      );
-    }
-    case 'show':
-    case 'refresh':
-    case 'delete': {
-      const v = parse(args, { 'trust-domain': { type: 'string' } });
-      const trust_domain = need(v['trust-domain'], 'trust-domain');
-      const rpc = sub === 'show' ? 'GetFederationRelationship' : sub === 'refresh' ? 'RefreshFederationRelationship' : 'DeleteFederationRelationship';
-      const r = await withAdmin(v, (a) => a.call(rpc, { trust_domain }));
-      return out(v.json, r, () => (sub === 'delete' ? `Deleted the federation relationship with ${esc(r.trust_domain)} and its bundle\n` : relationshipText(r)));
-    }
-    default:
-      throw new UsageError(`federation: unknown subcommand "${sub ?? ''}" (create, update, list, show, refresh, delete)`);
-  }
+    // Flags not given keep their values; a profile change drops what belonged to the old one.
+    const old = await a.call('GetFederationRelationship', { trust_domain: trustDomain });
+    const profile = v.profile ?? old.profile;
+    const same = profile === old.profile;
+    return a.call('UpdateFederationRelationship', {
+      relationship: {
+        trust_domain: trustDomain,
+        bundle_endpoint_url: v.url ?? old.bundle_endpoint_url,
+        profile,
+        endpoint_spiffe_id: v['endpoint-id'] ?? (same ? old.endpoint_spiffe_id : ''),
+        web_ca_pem: caPem ?? (same ? old.web_ca_pem : ''),
+      },
+      bootstrap_bundle: bootstrap,
+    });
+  });
+  out(v.json, r, () => relationshipText(r));
 }
+
+/** `federation show`, `refresh` and `delete`: one relationship by trust domain. */
+function byTrustDomain(sub: 'show' | 'refresh' | 'delete', summary: string) {
+  const rpc = sub === 'show' ? 'GetFederationRelationship' : sub === 'refresh' ? 'RefreshFederationRelationship' : 'DeleteFederationRelationship';
+  return action({
+    name: `federation ${sub}`,
+    synopsis: '--trust-domain TD',
+    summary,
+    flags: TRUST_DOMAIN,
+    async run(v) {
+      const trust_domain = need(v['trust-domain'], 'trust-domain');
+      const r = await withAdmin(v, (a) => a.call(rpc, { trust_domain }));
+      out(v.json, r, () => (sub === 'delete' ? `Deleted the federation relationship with ${esc(r.trust_domain)} and its bundle\n` : relationshipText(r)));
+    },
+  });
+}
+
+export const command: CommandGroup = {
+  name: 'federation',
+  summary: "Federation relationships: the server fetches each peer trust domain's bundle from its bundle endpoint.",
+  actions: {
+    create: action({
+      name: 'federation create',
+      synopsis: '--trust-domain TD --url URL --profile https_spiffe|https_web [flags]',
+      summary:
+        "Starts fetching TD's bundle from URL. https_spiffe authenticates the endpoint's SVID (--endpoint-id)\nwith TD's bundle, at first the bootstrap bundle; https_web uses the system roots or --ca-file.",
+      flags: RELATIONSHIP_FLAGS,
+      run: (v) => createOrUpdate('create', v),
+    }),
+    update: action({
+      name: 'federation update',
+      synopsis: '--trust-domain TD [flags of create]',
+      summary: 'Changes a relationship: flags given replace the old values; --bootstrap-bundle replaces the held bundle.',
+      flags: RELATIONSHIP_FLAGS,
+      run: (v) => createOrUpdate('update', v),
+    }),
+    list: action({
+      name: 'federation list',
+      synopsis: '',
+      summary: 'Lists relationships with their last refresh, last error, next refresh and held bundle.',
+      flags: {},
+      async run(v) {
+        const res = await withAdmin(v, (a) => a.call('ListFederationRelationships', {}));
+        out(v.json, res.relationships, () =>
+          res.relationships.length === 0 ? 'No federation relationships\n' : res.relationships.map(relationshipText).join('\n'),
+        );
+      },
+    }),
+    show: byTrustDomain('show', 'Shows one relationship.'),
+    refresh: byTrustDomain('refresh', "Fetches the peer's bundle now and shows the outcome."),
+    delete: byTrustDomain('delete', "Ends the relationship and drops the peer's bundle: agents and workloads lose it at once."),
+  },
+};

@@ -95,7 +95,7 @@ describe('anchorage federation', () => {
       [['--trust-domain', PEER, ...spiffe], 2, 'anchorage: --url is required'],
       [['--trust-domain', PEER, '--url', url], 2, 'anchorage: --profile is required'],
       [['--trust-domain', PEER, '--url', url, '--profile', 'https'], 2, 'anchorage: --profile must be https_spiffe or https_web, not "https"'],
-      [['--trust-domain', PEER, '--url', url, '--profile', 'https_web', '--colour', 'blue'], 2, "anchorage: Unknown option '--colour'"],
+      [['--trust-domain', PEER, '--url', url, '--profile', 'https_web', '--colour', 'blue'], 2, 'anchorage: unknown flag --colour (see "anchorage federation create --help")'],
       [['--trust-domain', PEER, '--url', 'not a url', '--profile', 'https_web'], 1, 'anchorage: federation: "not a url" is not a URL'],
       [['--trust-domain', PEER, '--url', 'http://127.0.0.1/', '--profile', 'https_web'], 1, 'anchorage: federation: bundle endpoint URL must be https, not http'],
       [['--trust-domain', PEER, '--url', 'https://u:p@127.0.0.1/', '--profile', 'https_web'], 1, 'anchorage: federation: bundle endpoint URL must not carry user info'],
