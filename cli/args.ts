@@ -12,7 +12,11 @@ import { Admin } from './client.js';
 /** A usage error: exit code 2, as with most CLIs. */
 export class UsageError extends Error {}
 
-/** `-h` / `--help` anywhere: print the usage and exit 0. */
+/**
+ * `-h` / `--help` anywhere: print the usage and exit 0. With {@link COMMON}
+ * and {@link parse}, for a command written as a plain `(sub, args)` function
+ * rather than declared through cli/command.ts.
+ */
 export class HelpRequested extends Error {}
 
 export const COMMON = {

@@ -5,11 +5,6 @@ import type { Logger } from './log.js';
 
 export { ERROR_CODE_TRAILER, codeForStatus } from './grpc-status.js';
 
-/** True when a status came from one of our handlers rather than from the transport. */
-export function answeredByServer(err: Pick<ServiceError, 'metadata'>): boolean {
-  return (err.metadata?.get(ERROR_CODE_TRAILER).length ?? 0) > 0;
-}
-
 /**
  * The one place errors become gRPC statuses. Anything that is not an
  * AnchorageError is a bug: it is logged with its stack and the caller sees a
