@@ -8,6 +8,9 @@ function agentText(a: Agent__Output): string {
   return (
     `Agent      : ${esc(a.spiffe_id)}\nAttested by: ${esc(a.attestation_type)}\nSVID       : serial ${esc(a.cert_serial)}, expires ${iso(a.cert_not_after)}\n` +
     `Evicted    : ${a.evicted}\n` +
+    (a.last_seen_at
+      ? `Last seen  : ${iso(a.last_seen_at)}\nBundle held: sequence ${a.bundle_sequence}\nClock skew : ${a.clock_skew_ms} ms (agent − server)\n`
+      : 'Last seen  : never reported\n') +
     a.selectors.map((s) => `Selector   : ${esc(s.type)}:${esc(s.value)}\n`).join('')
   );
 }
