@@ -185,7 +185,18 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
     const admin = new grpc.Server();
     admin.addService(
       loadAdminProto().anchorage.admin.v1.Admin.service,
-      adminHandlers({ datastore, feed, ca, minter, caTtl: cfg.ca.ttl, keyManagerKind: keyManager.kind, federation, now, logger: log }),
+      adminHandlers({
+        datastore,
+        feed,
+        ca,
+        minter,
+        caTtl: cfg.ca.ttl,
+        keyManager,
+        rootKeyManager: cfg.ca.root.type === 'self-signed' ? rootKeyManager : undefined,
+        federation,
+        now,
+        logger: log,
+      }),
     );
     await bind(admin, `unix://${cfg.admin_socket}`);
     chmodSync(cfg.admin_socket, cfg.admin_socket_mode);

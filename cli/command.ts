@@ -44,7 +44,8 @@ export interface Action<F extends Flags = Flags> {
   flags: F;
   /** False for the commands that run a process from a config (`server run`): no --socket, --json. */
   admin?: boolean;
-  run(v: Values<F> & AdminValues): Promise<void>;
+  /** Resolves to the exit code, if not 0. */
+  run(v: Values<F> & AdminValues): Promise<number | void>;
 }
 
 /** Declares an action, inferring the types of its flag values. */
@@ -52,11 +53,12 @@ export function action<F extends Flags>(a: Action<F>): Action {
   return a as unknown as Action;
 }
 
-/** A command group: `entry` and its actions by subcommand. */
+/** A command group: `entry` and its actions by subcommand; or a command with none (`check`), its `bare` action. */
 export interface CommandGroup {
   name: string;
   summary: string;
   actions: Record<string, Action>;
+  bare?: Action;
 }
 
 function flagColumn(name: string, f: FlagSpec): string {

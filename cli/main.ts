@@ -1,7 +1,7 @@
 import { AnchorageError, errorMessage } from '../common/errors.js';
 import { escapeControls } from '../ca/admin/text.js';
 import { HelpRequested, UsageError } from './args.js';
-import { actionHelp, groupHelp, parseFlags, type CommandGroup } from './command.js';
+import { actionHelp, groupHelp, parseFlags, type Action, type CommandGroup } from './command.js';
 import { ADMIN_SOCKET_ENV, DEFAULT_ADMIN_SOCKET } from '../common/admin-socket.js';
 
 /**
@@ -21,6 +21,8 @@ const COMMANDS: Record<string, { usage: string; summary: string; load: () => Pro
   x509: { usage: 'x509 mint', summary: 'mint an X509-SVID for the caller', load: () => import('./commands/x509.js') },
   jwt: { usage: 'jwt mint', summary: 'mint a JWT-SVID', load: () => import('./commands/jwt.js') },
   ca: { usage: 'ca show', summary: 'the CA journal (root, intermediates, JWT keys)', load: () => import('./commands/ca.js') },
+  check: { usage: 'check', summary: 'the health of the trust stack (HSM, root, rotation, agents, federation)', load: () => import('./commands/check.js') },
+  anchors: { usage: 'anchors list', summary: 'every trust anchor the trust domain relies on', load: () => import('./commands/anchors.js') },
 };
 
 function overview(): string {
@@ -42,13 +44,15 @@ Durations: whole seconds (3600) or with units: 30s, 15m, 1h30m, 7d.
 async function run(argv: string[]): Promise<number> {
   const [cmd, sub, ...rest] = argv;
   if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {
-    const named = cmd === 'help' && sub !== undefined ? COMMANDS[sub] : undefined;
-    process.stdout.write(named ? groupHelp((await named.load()).command) : overview());
+    const named = cmd === 'help' && sub !== undefined && Object.hasOwn(COMMANDS, sub) ? COMMANDS[sub] : undefined;
+    const group = named && (await named.load()).command;
+    process.stdout.write(group ? (group.bare ? actionHelp(group.bare) : groupHelp(group)) : overview());
     return cmd === undefined ? 2 : 0;
   }
   const entry = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
   if (!entry) throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
   const group = (await entry.load()).command;
+  if (group.bare) return runAction(group.bare, argv.slice(1));
   if (sub === '--help' || sub === '-h') {
     process.stdout.write(groupHelp(group));
     return 0;
@@ -57,13 +61,16 @@ async function run(argv: string[]): Promise<number> {
   if (!act) {
     throw new UsageError(`${cmd}: ${sub === undefined ? 'give a subcommand' : `unknown subcommand ${JSON.stringify(sub)}`} (${Object.keys(group.actions).join(', ')})`);
   }
-  const values = parseFlags(act, rest);
+  return runAction(act, rest);
+}
+
+async function runAction(act: Action, args: string[]): Promise<number> {
+  const values = parseFlags(act, args);
   if (values === 'help') {
     process.stdout.write(actionHelp(act));
     return 0;
   }
-  await act.run(values);
-  return 0;
+  return (await act.run(values)) ?? 0;
 }
 
 export async function main(argv: string[]): Promise<number> {
