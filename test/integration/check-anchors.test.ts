@@ -52,6 +52,7 @@ describe.skipIf(lacks(!softHsmAvailable(), 'SoftHSM2'))('anchorage check and anc
   let env: NodeJS.ProcessEnv;
   let admin: Admin;
   let agentId: string;
+  let config: string;
 
   beforeAll(async () => {
     hsm = createSoftHsmToken('anchorage-check', '1357');
@@ -61,7 +62,7 @@ describe.skipIf(lacks(!softHsmAvailable(), 'SoftHSM2'))('anchorage check and anc
     socket = join(tmp.dir, 'admin.sock');
     const port = await freePort();
     // Agent SVIDs of 20 s: stopping the agent lets its SVID expire within the test.
-    const config = writePkcs11ServerConfig(hsm, { dir: tmp.dir, trustDomain: TD, socket, dataDir: join(tmp.dir, 'server'), port, extra: 'ca:\n  ttl: 24h\nagent_svid_ttl: 20s\n' });
+    config = writePkcs11ServerConfig(hsm, { dir: tmp.dir, trustDomain: TD, socket, dataDir: join(tmp.dir, 'server'), port, extra: 'ca:\n  ttl: 24h\nagent_svid_ttl: 20s\n' });
     server = await startServerProcess(config, socket, env);
     admin = new Admin(socket);
     const token = (await admin.call('CreateJoinToken', { spiffe_id: '', ttl: 600 })).token;
@@ -85,6 +86,19 @@ describe.skipIf(lacks(!softHsmAvailable(), 'SoftHSM2'))('anchorage check and anc
     await server?.kill('SIGTERM');
     tmp?.cleanup();
     hsm?.cleanup();
+  });
+
+  it('takes TTLs in plain seconds, and finds the socket through $ANCHORAGE_ADMIN_SOCKET unless -c or --socket says otherwise', async () => {
+    const viaEnv = { ...env, ANCHORAGE_ADMIN_SOCKET: socket };
+    const r = await cliAsync(['entry', 'create', '--spiffe-id', `spiffe://${TD}/seconds`, '--parent-id', agentId, '--selector', 'unix:uid:4242', '--x509-ttl', '3600', '--jwt-ttl', '90', '--json'], viaEnv);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ spiffe_id: `spiffe://${TD}/seconds`, x509_svid_ttl: 3600, jwt_svid_ttl: 90 });
+    const wrongEnv = { ...env, ANCHORAGE_ADMIN_SOCKET: '/nonexistent/admin.sock' };
+    const viaConfig = await cliAsync(['entry', 'list', '--spiffe-id', `spiffe://${TD}/seconds`, '-c', config, '--json'], wrongEnv);
+    expect(viaConfig.code, viaConfig.stderr).toBe(0);
+    expect(JSON.parse(viaConfig.stdout)).toHaveLength(1);
+    const viaFlag = await cliAsync(['entry', 'delete', '--id', JSON.parse(r.stdout).id, '--socket', socket], wrongEnv);
+    expect(viaFlag.code, viaFlag.stderr).toBe(0);
   });
 
   it('shows what the agent reported in agent show', async () => {

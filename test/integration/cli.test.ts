@@ -55,6 +55,17 @@ describe('anchorage command line', () => {
     expect(cli(['x509', 'mint', '-h']).stdout).toMatch(/^usage: anchorage x509 mint --spiffe-id ID \[--ttl DURATION\] \[--dns NAME\]\.\.\. --out-dir DIR\n/);
   });
 
+  it('prints the flags of check and anchors list', () => {
+    for (const args of [['check', '--help'], ['help', 'check']]) {
+      const r = cli(args);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stdout).toMatch(/^usage: anchorage check \[--output json\]\n\nOne line per check, ✔ \(ok\), ‼ \(warning\) or ✗ \(failed\), with a hint; exit 1 on any ✗\.\n/);
+    }
+    const anchors = cli(['anchors', 'list', '-h']);
+    expect(anchors.code).toBe(0);
+    expect(anchors.stdout).toMatch(/^usage: anchorage anchors list \[--json\]\n/);
+  });
+
   it("prints a group's subcommands for <command> --help and help <command>, exit 0", () => {
     for (const args of [['entry', '--help'], ['help', 'entry']]) {
       const r = cli(args);
@@ -93,6 +104,13 @@ describe('anchorage command line', () => {
     [['entry', 'list', '--spife-id', 'x'], 'anchorage: unknown flag --spife-id; did you mean --spiffe-id?'],
     [['entry', 'list', '--colour', 'blue'], 'anchorage: unknown flag --colour (see "anchorage entry list --help")'],
     [['entry', 'list', '-z'], 'anchorage: unknown flag -z (see "anchorage entry list --help")'],
+    [['check', '--bogus'], 'anchorage: unknown flag --bogus (see "anchorage check --help")'],
+    [['check', 'now'], 'anchorage: unexpected argument "now" (flags take --)'],
+    [['check', '--output', 'xml', '--socket', '/n'], 'anchorage: --output must be text or json, not "xml"'],
+    [['check', '-output', 'json'], 'anchorage: unknown flag -output; did you mean --output?'],
+    [['anchors'], 'anchorage: anchors: give a subcommand (list)'],
+    [['anchors', 'show'], 'anchorage: anchors: unknown subcommand "show" (list)'],
+    [['anchors', 'list', '--trust-domain', 'x'], 'anchorage: unknown flag --trust-domain (see "anchorage anchors list --help")'],
   ])('answers %j with exit 2 and one line', (args, line) => {
     const r = cli(args);
     expect(r.code).toBe(2);
