@@ -5,7 +5,7 @@ import { ADMIN_SOCKET_ENV, DEFAULT_ADMIN_SOCKET } from '../common/admin-socket.j
 import { parseDurationFlag } from '../common/duration.js';
 import { AnchorageError, errorMessage, invalid } from '../common/errors.js';
 import { escapeControls, escapeJsonControls } from '../ca/admin/text.js';
-import { Admin } from './client.js';
+import type { Admin } from './client.js';
 
 // What every `anchorage` subcommand shares: flag parsing, usage errors, output and the admin connection.
 
@@ -89,6 +89,8 @@ export function esc(value: string | number | boolean): string {
 export async function withAdmin<T>(v: { socket?: string; config?: string }, fn: (a: Admin) => Promise<T>): Promise<T> {
   const { path, from } = await socketPath(v);
   if (!existsSync(path)) throw new AnchorageError('unavailable', `cli: no admin socket at ${path} (${from}); is "anchorage server run" running?`);
+  // node:http2 and the admin descriptor only for commands that call the server (not for help or usage errors).
+  const { Admin } = await import('./client.js');
   const admin = new Admin(path);
   try {
     return await fn(admin);
