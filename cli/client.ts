@@ -27,23 +27,23 @@ type Res<K extends Method> = AdminDefinition[K] extends MethodDefinition<any, an
 /** What an answer may weigh: grpc-js's default receive limit, which the old client had. */
 const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
 
-const SERVICE = 'anchorage.admin.v1.Admin';
-
-let root: ProtobufLight.Root | undefined;
-function adminRoot(): ProtobufLight.Root {
-  if (!root) {
-    // The single-file build: one file to read, where 'protobufjs/light' is some thirty.
-    const pb = createRequire(import.meta.url)('protobufjs/dist/light/protobuf.min.js') as typeof ProtobufLight;
-    root = pb.Root.fromJSON(JSON.parse(readFileSync(join(protoRoot(), 'gen', 'admin.descriptor.json'), 'utf8')));
-  }
-  return root;
+interface Descriptor {
+  service: string;
+  methods: Record<string, { requestType: string; responseType: string; root: ProtobufLight.INamespace }>;
 }
 
-function methodTypes(method: string): { req: ProtobufLight.Type; res: ProtobufLight.Type } {
-  const m = adminRoot().lookupService(SERVICE).methods[method];
+let descriptor: Descriptor | undefined;
+let pb: typeof ProtobufLight | undefined;
+
+/** The method's types, built from its own part of the descriptor only. */
+function methodTypes(method: string): { path: string; req: ProtobufLight.Type; res: ProtobufLight.Type } {
+  // The single-file build: one file to read, where 'protobufjs/light' is some thirty.
+  pb ??= createRequire(import.meta.url)('protobufjs/dist/light/protobuf.min.js') as typeof ProtobufLight;
+  descriptor ??= JSON.parse(readFileSync(join(protoRoot(), 'gen', 'admin.descriptor.json'), 'utf8')) as Descriptor;
+  const m = Object.hasOwn(descriptor.methods, method) ? descriptor.methods[method] : undefined;
   if (!m) throw new AnchorageError('internal', `cli: no admin method ${method}`);
-  m.resolve();
-  return { req: m.resolvedRequestType!, res: m.resolvedResponseType! };
+  const root = pb.Root.fromJSON(m.root);
+  return { path: `/${descriptor.service}/${method}`, req: root.lookupType(m.requestType), res: root.lookupType(m.responseType) };
 }
 
 /** grpc-message is percent-encoded (gRPC over HTTP/2, "Responses"). */
@@ -79,7 +79,7 @@ export class Admin {
   }
 
   call<K extends Method>(method: K, request: Req<K>, timeoutMs = 30_000): Promise<Res<K>> {
-    const { req, res } = methodTypes(method as string);
+    const { path, req, res } = methodTypes(method as string);
     const err = req.verify(request as Record<string, unknown>);
     if (err) return Promise.reject(new AnchorageError('invalid_argument', `cli: ${method}: ${err}`));
     const body = req.encode(req.fromObject(request as Record<string, unknown>)).finish();
@@ -96,7 +96,7 @@ export class Admin {
       const stream = this.connect().request(
         {
           [h2.HTTP2_HEADER_METHOD]: 'POST',
-          [h2.HTTP2_HEADER_PATH]: `/${SERVICE}/${method as string}`,
+          [h2.HTTP2_HEADER_PATH]: path,
           [h2.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
           te: 'trailers',
           'grpc-timeout': `${timeoutMs}m`,
