@@ -143,7 +143,7 @@ function distance(a: string, b: string): number {
   return prev[b.length]!;
 }
 
-function unknownFlag(token: string, known: Flags, where: string): UsageError {
+function unknownFlag(token: string, known: Flags): UsageError {
   const word = token.replace(/^-+/, '').split('=')[0]!;
   const spire = token.startsWith('--') ? undefined : SPIRE_FLAGS[word]?.find((n) => n in known);
   const near =
@@ -154,9 +154,7 @@ function unknownFlag(token: string, known: Flags, where: string): UsageError {
       .filter((x) => x.d <= 2 && x.d < word.length / 2)
       .sort((x, y) => x.d - y.d)[0]?.n;
   const shown = token.split('=')[0]!;
-  return new UsageError(
-    near ? `unknown flag ${shown}; did you mean --${near}?` : `unknown flag ${shown} (see "anchorage ${where} --help")`,
-  );
+  return new UsageError(near ? `unknown flag ${shown}; did you mean --${near}?` : `unknown flag ${shown}`);
 }
 
 /**
@@ -175,12 +173,12 @@ export function parseFlags(a: Action, args: string[]): (Values<Flags> & AdminVal
     if (t.startsWith('--')) {
       const name = t.slice(2).split('=')[0]!;
       const spec = known[name];
-      if (!spec) throw unknownFlag(t, known, a.name);
+      if (!spec) throw unknownFlag(t, known);
       if (spec.type === 'string' && !t.includes('=')) i++;
     } else if (/^-[A-Za-z]/.test(t)) {
       const name = shorts.get(t[1]!);
       // `-c FILE` and `-cFILE` are flags; a word (`-spiffeID`, `-config`) is a flag of another CLI.
-      if (!name || (t.length > 2 && (/^-[A-Za-z][A-Za-z0-9]+$/.test(t) || known[name]!.type !== 'string'))) throw unknownFlag(t, known, a.name);
+      if (!name || (t.length > 2 && (/^-[A-Za-z][A-Za-z0-9]+$/.test(t) || known[name]!.type !== 'string'))) throw unknownFlag(t, known);
       if (known[name]!.type === 'string' && t.length === 2) i++;
     }
   }

@@ -41,6 +41,9 @@ Durations: whole seconds (3600) or with units: 30s, 15m, 1h30m, 7d.
 `;
 }
 
+/** What `--help` a usage error points to: as much of the command as was recognized. */
+let helpFor = '';
+
 async function run(argv: string[]): Promise<number> {
   const [cmd, sub, ...rest] = argv;
   if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {
@@ -52,6 +55,7 @@ async function run(argv: string[]): Promise<number> {
   const entry = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
   if (!entry) throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
   const group = (await entry.load()).command;
+  helpFor = cmd;
   if (group.bare) return runAction(group.bare, argv.slice(1));
   if (sub === '--help' || sub === '-h') {
     process.stdout.write(groupHelp(group));
@@ -61,6 +65,7 @@ async function run(argv: string[]): Promise<number> {
   if (!act) {
     throw new UsageError(`${cmd}: ${sub === undefined ? 'give a subcommand' : `unknown subcommand ${JSON.stringify(sub)}`} (${Object.keys(group.actions).join(', ')})`);
   }
+  helpFor = act.name;
   return runAction(act, rest);
 }
 
@@ -82,9 +87,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (err instanceof UsageError) {
-      const [cmd, sub] = argv;
-      const where = cmd && Object.hasOwn(COMMANDS, cmd) ? (sub && !sub.startsWith('-') ? `${cmd} ${sub}` : cmd) : '';
-      process.stderr.write(`anchorage: ${escapeControls(err.message)}\n(run "anchorage ${where ? `${where} --help` : 'help'}" for usage)\n`);
+      process.stderr.write(`anchorage: ${escapeControls(err.message)}\n(run "anchorage ${helpFor ? `${helpFor} --help` : 'help'}" for usage)\n`);
       return 2;
     }
     const message = err instanceof AnchorageError ? err.message : `unexpected error: ${errorMessage(err)}`;

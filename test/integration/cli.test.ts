@@ -87,7 +87,7 @@ describe('anchorage command line', () => {
     [['entry', 'explode'], 'anchorage: entry: unknown subcommand "explode" (create, update, show, delete, list)'],
     [['server'], 'anchorage: server: give a subcommand (run)'],
     [['server', 'run'], 'anchorage: --config is required'],
-    [['server', 'run', '--socket', '/x'], 'anchorage: unknown flag --socket (see "anchorage server run --help")'],
+    [['server', 'run', '--socket', '/x'], 'anchorage: unknown flag --socket'],
     [['entry', 'list', '--socket'], 'anchorage: --socket needs a value'],
     [['entry', 'list', '-c'], 'anchorage: --config needs a value'],
     [['entry', 'list', 'extra'], 'anchorage: unexpected argument "extra" (flags take --)'],
@@ -102,19 +102,27 @@ describe('anchorage command line', () => {
     [['entry', 'create', '--x509-ttl', '1.5', '--socket', '/n'], 'anchorage: --spiffe-id is required'],
     [['entry', 'create', '--spiffe-id', 's', '--parent-id', 'p', '--selector', 'unix:uid:1', '--x509-ttl', '1.5', '--socket', '/n'], 'anchorage: --x509-ttl: "1.5" is not a duration (use seconds, or e.g. 30s, 15m, 1h30m, 7d)'],
     [['entry', 'list', '--spife-id', 'x'], 'anchorage: unknown flag --spife-id; did you mean --spiffe-id?'],
-    [['entry', 'list', '--colour', 'blue'], 'anchorage: unknown flag --colour (see "anchorage entry list --help")'],
-    [['entry', 'list', '-z'], 'anchorage: unknown flag -z (see "anchorage entry list --help")'],
-    [['check', '--bogus'], 'anchorage: unknown flag --bogus (see "anchorage check --help")'],
+    [['entry', 'list', '--colour', 'blue'], 'anchorage: unknown flag --colour'],
+    [['entry', 'list', '-z'], 'anchorage: unknown flag -z'],
+    [['check', '--bogus'], 'anchorage: unknown flag --bogus'],
     [['check', 'now'], 'anchorage: unexpected argument "now" (flags take --)'],
     [['check', '--output', 'xml', '--socket', '/n'], 'anchorage: --output must be text or json, not "xml"'],
     [['check', '-output', 'json'], 'anchorage: unknown flag -output; did you mean --output?'],
     [['anchors'], 'anchorage: anchors: give a subcommand (list)'],
     [['anchors', 'show'], 'anchorage: anchors: unknown subcommand "show" (list)'],
-    [['anchors', 'list', '--trust-domain', 'x'], 'anchorage: unknown flag --trust-domain (see "anchorage anchors list --help")'],
+    [['anchors', 'list', '--trust-domain', 'x'], 'anchorage: unknown flag --trust-domain'],
   ])('answers %j with exit 2 and one line', (args, line) => {
     const r = cli(args);
     expect(r.code).toBe(2);
     expect(r.stderr.split('\n')[0]).toBe(line);
+  });
+
+  it('points a usage error at the help of as much of the command as it recognized', () => {
+    const second = (args: string[]) => cli(args).stderr.split('\n')[1];
+    expect(second(['frobnicate'])).toBe('(run "anchorage help" for usage)');
+    expect(second(['entry', 'explode'])).toBe('(run "anchorage entry --help" for usage)');
+    expect(second(['entry', 'list', '--colour'])).toBe('(run "anchorage entry list --help" for usage)');
+    expect(second(['check', '--bogus'])).toBe('(run "anchorage check --help" for usage)');
   });
 
   // Flags of spire-server's CLI, as an operator used to it types them.
@@ -146,10 +154,10 @@ describe('anchorage command line', () => {
   it('says so when SPIRE has a flag we lack, and never reads a single-dash word as short flags', () => {
     const r = cli(['entry', 'list', '-node']);
     expect(r.code).toBe(2);
-    expect(r.stderr.split('\n')[0]).toBe('anchorage: unknown flag -node (see "anchorage entry list --help")');
+    expect(r.stderr.split('\n')[0]).toBe('anchorage: unknown flag -node');
     const c = cli(['entry', 'list', '-cserver']);
     expect(c.code).toBe(2);
-    expect(c.stderr.split('\n')[0]).toBe('anchorage: unknown flag -cserver (see "anchorage entry list --help")');
+    expect(c.stderr.split('\n')[0]).toBe('anchorage: unknown flag -cserver');
   });
 
   it('finds the admin socket through --socket, then -c, then $ANCHORAGE_ADMIN_SOCKET, then the default', () => {
