@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Agent__Output } from '../../proto/gen/anchorage/admin/v1/Agent.js';
 import type { CAKey__Output } from '../../proto/gen/anchorage/admin/v1/CAKey.js';
 import type { FederationRelationship__Output } from '../../proto/gen/anchorage/admin/v1/FederationRelationship.js';
-import { agentChecks, federationChecks, rootChecks, rotationChecks } from './check.js';
+import { agentChecks, federationChecks, hsmChecks, rootChecks, rotationChecks } from './check.js';
 
 // The horizons of `anchorage check` at their edges, on answers shaped as the
 // admin API gives them; test/integration/check-anchors.test.ts runs the
@@ -21,6 +21,17 @@ function agent(over: Partial<Agent__Output>): Agent__Output {
 }
 
 describe('anchorage check horizons', () => {
+  it('fails the HSM when the server cannot read the keys, and warns on keys in no HSM', () => {
+    expect(hsmChecks(new Error('pkcs11: token "t" is unavailable'))).toEqual([
+      { category: 'hsm', name: 'HSM reachable', status: 'fail', message: 'pkcs11: token "t" is unavailable', hint: "check the token, its module and PIN in server.yaml's key_manager, and the server's log" },
+    ]);
+    const memory = { journal_id: 'x', key_id: 'k1', key_manager: 'memory', found: false, sensitive: false, extractable: false, always_sensitive: false, never_extractable: false };
+    expect(hsmChecks({ keys: [memory] })).toEqual([
+      { category: 'hsm', name: 'CA key k1', status: 'warn', message: 'held by the memory key manager, not an HSM', hint: 'keep CA keys in an HSM in production (key_manager: type: pkcs11)' },
+    ]);
+  });
+
+
   it.each<[number, string]>([
     [91, 'ok'],
     [90, 'ok'],

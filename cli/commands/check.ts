@@ -56,7 +56,13 @@ export function hsmChecks(report: KeyProtectionReport__Output | Error): Check[] 
   }
   const checks: Check[] = [];
   const inHsm = report.keys.filter((k) => k.key_manager === 'pkcs11');
-  if (inHsm.length > 0) checks.push({ category: 'hsm', name: 'HSM reachable', status: 'ok', message: `the token answered for ${inHsm.length} CA keys`, hint: '' });
+  const found = inHsm.filter((k) => k.found).length;
+  if (inHsm.length > 0 && found === 0) {
+    // A token that went away answers finds with nothing (SoftHSM2 does): not a reachable HSM.
+    checks.push({ category: 'hsm', name: 'HSM reachable', status: 'fail', message: `the token holds none of the ${inHsm.length} CA keys`, hint: "is the token there? check the module, token_label and PIN in server.yaml's key_manager, and the server's log" });
+  } else if (inHsm.length > 0) {
+    checks.push({ category: 'hsm', name: 'HSM reachable', status: 'ok', message: `the token answered for ${found} CA keys`, hint: '' });
+  }
   for (const k of report.keys.filter((x) => x.key_manager !== 'pkcs11')) {
     checks.push({
       category: 'hsm',

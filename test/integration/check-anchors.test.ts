@@ -243,7 +243,7 @@ describe.skipIf(lacks(!softHsmAvailable(), 'SoftHSM2'))('anchorage check and anc
 });
 
 describe.skipIf(lacks(!softHsmAvailable(), 'SoftHSM2'))('anchorage check on a root near expiry whose key can leave the token', () => {
-  it('fails the root expiry horizon and the root key, exit 1', async () => {
+  it('fails the root expiry horizon and the root key, and the HSM once the token is gone, exit 1', async () => {
     const hsm = createSoftHsmToken('anchorage-badroot', '1357');
     const tmp = tempDir('anchorage-check-root-');
     let server: AnchorageProcess | undefined;
@@ -273,6 +273,23 @@ describe.skipIf(lacks(!softHsmAvailable(), 'SoftHSM2'))('anchorage check on a ro
       expect(byName(report, 'CA keys')).toBeUndefined();
       expect(byName(report, 'HSM reachable')!.status).toBe('ok');
       expect(report.summary.fail).toBe(2);
+
+      // The token taken away under the running server: the HSM check fails, with the server's reason.
+      const restore = hsm.takeAway();
+      try {
+        const down = await check(socket, env);
+        expect(down.code).toBe(1);
+        expect(byName(down.report, 'HSM reachable')).toEqual({
+          category: 'hsm',
+          name: 'HSM reachable',
+          status: 'fail',
+          message: 'the token holds none of the 3 CA keys',
+          hint: "is the token there? check the module, token_label and PIN in server.yaml's key_manager, and the server's log",
+        });
+        expect(down.report.checks.filter((c) => c.message === 'has no private key on the token').map((c) => c.status)).toEqual(['fail', 'fail', 'fail']);
+      } finally {
+        restore();
+      }
     } finally {
       await server?.kill('SIGTERM');
       tmp.cleanup();
