@@ -303,3 +303,34 @@ function ecXY(der: Uint8Array): { x: string; y: string } {
   const jwk = new X509Certificate(der).publicKey.export({ format: 'jwk' });
   return { x: jwk.x!, y: jwk.y! };
 }
+
+describe('anchorage check on a development server (memory keys, a root of 60 days)', () => {
+  it('warns on every CA key outside an HSM and on the root horizon, exit 0', async () => {
+    const tmp = tempDir('anchorage-check-dev-');
+    let server: AnchorageProcess | undefined;
+    try {
+      const socket = join(tmp.dir, 'admin.sock');
+      const config = writeFile(
+        join(tmp.dir, 'server.yaml'),
+        `trust_domain: dev.test\ndata_dir: ${join(tmp.dir, 'data')}\nadmin_socket: ${socket}\nbind_address: 127.0.0.1:0\nkey_manager:\n  type: memory\nca:\n  ttl: 24h\n  root:\n    type: self-signed\n    ttl: 60d\n`,
+      );
+      server = await startServerProcess(config, socket, { ...process.env, ANCHORAGE_LOG_LEVEL: 'warn' });
+      const { code, report } = await check(socket, process.env);
+      expect(code).toBe(0);
+      const ca = await cliAsync(['ca', 'show', '--json', '--socket', socket]);
+      const keys = (JSON.parse(ca.stdout).keys as Array<{ key_id: string; status: string }>).filter((k) => k.status !== 'preparing');
+      expect(report.checks.filter((c) => c.category === 'hsm')).toEqual(
+        keys.map((k) => ({ category: 'hsm', name: `CA key ${k.key_id}`, status: 'warn', message: 'held by the memory key manager, not an HSM', hint: 'keep CA keys in an HSM in production (key_manager: type: pkcs11)' })),
+      );
+      const root = byName(report, 'root')!;
+      expect(root.status).toBe('warn');
+      expect(root.message).toMatch(/^expires in 60 days \(\S+\)$/);
+      expect(report.summary).toEqual({ ok: 3, warn: keys.length + 1, fail: 0 });
+      const text = await cliAsync(['check', '--socket', socket]);
+      expect(text.stdout).toContain(`‼ root: ${root.message}\n    hint: ${root.hint}\n`);
+    } finally {
+      await server?.kill('SIGTERM');
+      tmp.cleanup();
+    }
+  }, 60_000);
+});
