@@ -210,6 +210,40 @@ describe.skipIf(lacks(!softHsmAvailable(), 'SoftHSM2'))('anchorage check and anc
     );
   });
 
+  it('passes a federation relationship whose peer endpoint answers, and lists the peer\'s authority with its endpoint as source', async () => {
+    // The peer: another real server (memory keys will do) serving its bundle over https_spiffe.
+    const peerPort = await freePort();
+    const peerSocket = join(tmp.dir, 'peer.sock');
+    const peerConfig = writeFile(
+      join(tmp.dir, 'peer.yaml'),
+      `trust_domain: peerfed.test\ndata_dir: ${join(tmp.dir, 'peer')}\nadmin_socket: ${peerSocket}\nbind_address: 127.0.0.1:0\nkey_manager:\n  type: memory\n` +
+        `federation:\n  bundle_endpoint:\n    address: 127.0.0.1:${peerPort}\n    profile: https_spiffe\n`,
+    );
+    const peer = await startServerProcess(peerConfig, peerSocket, { ...process.env, ANCHORAGE_LOG_LEVEL: 'warn' });
+    try {
+      const bootstrap = writeFile(join(tmp.dir, 'peer-bundle.json'), cli(['bundle', 'show', '--format', 'spiffe', '--socket', peerSocket]).stdout);
+      const url = `https://127.0.0.1:${peerPort}/`;
+      const created = cli(['federation', 'create', '--trust-domain', 'peerfed.test', '--url', url, '--profile', 'https_spiffe', '--endpoint-id', 'spiffe://peerfed.test/anchorage/server', '--bootstrap-bundle', bootstrap, '--socket', socket], env);
+      expect(created.code, created.stderr).toBe(0);
+      const { report } = await check(socket, env);
+      const fed = byName(report, 'federation peerfed.test')!;
+      expect(fed.status, JSON.stringify(fed)).toBe('ok');
+      expect(fed.message).toMatch(/^fetched \d+s ago \(refresh hint 300s\), soonest authority expires \S+$/);
+      expect(fed.hint).toBe('');
+      const peerRoot = cli(['bundle', 'show', '--socket', peerSocket]).stdout;
+      const der = Buffer.from(peerRoot.replace(/-----[A-Z ]+-----|\s/g, ''), 'base64');
+      const anchors = JSON.parse((await cliAsync(['anchors', 'list', '--json', '--socket', socket], env)).stdout).anchors as Array<Record<string, unknown>>;
+      const peerKid = (JSON.parse(cli(['ca', 'show', '--json', '--socket', peerSocket]).stdout).keys as Array<{ kind: string; status: string; kid: string }>).find((k) => k.kind === 'jwt' && k.status === 'active')!.kid;
+      expect(anchors.filter((a) => a.trust_domain === 'peerfed.test').map((a) => [a.kind, a.fingerprint || a.kid, a.source])).toEqual([
+        ['x509-authority', createHash('sha256').update(der).digest('hex'), `endpoint ${url}`],
+        ['jwt', peerKid, `endpoint ${url}`],
+      ]);
+      expect(cli(['federation', 'delete', '--trust-domain', 'peerfed.test', '--socket', socket], env).code).toBe(0);
+    } finally {
+      await peer.kill('SIGTERM');
+    }
+  });
+
   it('fails a federation relationship whose endpoint never answered, exit 1', async () => {
     const url = `https://127.0.0.1:${await freePort()}/`;
     expect(cli(['federation', 'create', '--trust-domain', 'gone.test', '--url', url, '--profile', 'https_web', '--socket', socket], env).code).toBe(0);
