@@ -1,11 +1,17 @@
 import { benchCli } from './cli.js';
+import { benchHelper } from './helper.js';
+import { benchAttest } from './attest.js';
 import { benchMint } from './mint.js';
+import { benchSds } from './sds.js';
 import { benchWorkload } from './workload.js';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   cli: benchCli,
+  helper: benchHelper,
+  attest: benchAttest,
   mint: benchMint,
   workload: benchWorkload,
+  sds: benchSds,
 };
 
 const name = process.argv[2];

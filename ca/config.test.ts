@@ -31,18 +31,51 @@ describe('server config', () => {
     expect(cfg.key_manager).toMatchObject({ type: 'pkcs11', sessions: 4 });
   });
 
-  it('enables the join_token node attestor by default, and takes the list from node_attestors', () => {
-    expect(parseServerConfig(minimal, 'server.yaml', '/etc/anchorage').node_attestors).toEqual(['join_token']);
-    expect(parseServerConfig({ ...minimal, node_attestors: ['join_token'] }, 'server.yaml', '/etc/anchorage').node_attestors).toEqual(['join_token']);
+  it('enables the join_token node attestor by default, and takes the list or the mapping from node_attestors', () => {
+    const parse = (v: unknown) => parseServerConfig({ ...minimal, node_attestors: v }, 'server.yaml', '/etc/anchorage').node_attestors;
+    expect(parseServerConfig(minimal, 'server.yaml', '/etc/anchorage').node_attestors).toEqual({ join_token: {} });
+    expect(parse(['join_token'])).toEqual({ join_token: {} });
+    expect(parse({ join_token: null })).toEqual({ join_token: {} });
+    expect(
+      parse({
+        join_token: {},
+        tpm: { ek_ca_dir: 'ek-cas', pcrs: [{ bank: 'sha256', indices: [7, 0] }] },
+        x509pop: { ca_bundle_file: '/etc/pki/nodes.pem' },
+      }),
+    ).toEqual({
+      join_token: {},
+      tpm: { ek_ca_dir: '/etc/anchorage/ek-cas', pcrs: [{ bank: 'sha256', indices: [0, 7] }] },
+      x509pop: { ca_bundle_file: '/etc/pki/nodes.pem' },
+    });
+    expect(parse({ tpm: { ek_hashes: ['ab'.repeat(32)], pcrs: [{ bank: 'sha1', indices: [0] }] } })).toEqual({
+      tpm: { ek_hashes: ['ab'.repeat(32)], pcrs: [{ bank: 'sha1', indices: [0] }] },
+    });
   });
 
+  const pcrs = [{ bank: 'sha256', indices: [0] }];
   it.each<[string, unknown, string]>([
-    ['an unknown node attestor', ['tpm_devid'], 'config: server.yaml: node_attestors.0: unknown node attestor (known: join_token)'],
+    ['an unknown node attestor', ['tpm_devid'], 'config: server.yaml: node_attestors.0: unknown node attestor (known: join_token, tpm, x509pop)'],
     ['an empty list', [], 'config: server.yaml: node_attestors: list at least one node attestor'],
     ['a node attestor listed twice', ['join_token', 'join_token'], 'config: server.yaml: node_attestors: a node attestor is listed twice'],
-    ['a string instead of a list', 'join_token', 'config: server.yaml: node_attestors: Invalid input: expected array, received string'],
-  ])('refuses %s in node_attestors with one line', (_name, list, expected) => {
-    expect(errorOf({ ...minimal, node_attestors: list })).toBe(expected);
+    ['tpm in the list form', ['tpm'], 'config: server.yaml: node_attestors.0: tpm needs settings: give node_attestors as a mapping, e.g. { tpm: { ... } }'],
+    ['a string', 'join_token', 'config: server.yaml: node_attestors: Invalid input: expected object, received string'],
+    ['an empty mapping', {}, 'config: server.yaml: node_attestors: enable at least one node attestor'],
+    ['an unknown type in the mapping', { sev: {} }, 'config: server.yaml: node_attestors: unknown key(s): sev'],
+    ['settings for join_token', { join_token: { ttl: 1 } }, 'config: server.yaml: node_attestors.join_token: unknown key(s): ttl'],
+    ['tpm without pcrs', { tpm: { ek_ca_dir: 'd' } }, 'config: server.yaml: node_attestors.tpm.pcrs: is required'],
+    ['tpm without EK trust', { tpm: { pcrs } }, 'config: server.yaml: node_attestors.tpm: give ek_ca_dir, ek_hashes or both'],
+    ['an empty ek_ca_dir', { tpm: { ek_ca_dir: '', pcrs } }, 'config: server.yaml: node_attestors.tpm.ek_ca_dir: Too small: expected string to have >=1 characters'],
+    ['a bad EK hash', { tpm: { ek_hashes: ['AB'], pcrs } }, 'config: server.yaml: node_attestors.tpm.ek_hashes.0: must be the SHA-256 (64 lower-case hex digits) of an EK public key (DER SubjectPublicKeyInfo)'],
+    ['no PCR bank', { tpm: { ek_ca_dir: 'd', pcrs: [] } }, 'config: server.yaml: node_attestors.tpm.pcrs: name at least one PCR bank'],
+    ['an unknown bank', { tpm: { ek_ca_dir: 'd', pcrs: [{ bank: 'md5', indices: [0] }] } }, 'config: server.yaml: node_attestors.tpm.pcrs.0.bank: Invalid option: expected one of "sha1"|"sha256"|"sha384"|"sha512"'],
+    ['a PCR out of range', { tpm: { ek_ca_dir: 'd', pcrs: [{ bank: 'sha256', indices: [24] }] } }, 'config: server.yaml: node_attestors.tpm.pcrs.0.indices.0: Too big: expected number to be <=23'],
+    ['a PCR twice', { tpm: { ek_ca_dir: 'd', pcrs: [{ bank: 'sha256', indices: [1, 1] }] } }, 'config: server.yaml: node_attestors.tpm.pcrs.0.indices: lists a PCR twice'],
+    ['a bank twice', { tpm: { ek_ca_dir: 'd', pcrs: [...pcrs, ...pcrs] } }, 'config: server.yaml: node_attestors.tpm.pcrs: lists a bank twice'],
+    ['an unknown tpm key', { tpm: { ek_ca_dir: 'd', pcrs, ek_ca_file: 'x' } }, 'config: server.yaml: node_attestors.tpm: unknown key(s): ek_ca_file'],
+    ['x509pop without its bundle', { x509pop: {} }, 'config: server.yaml: node_attestors.x509pop.ca_bundle_file: is required'],
+    ['x509pop with a number for its bundle', { x509pop: { ca_bundle_file: 3 } }, 'config: server.yaml: node_attestors.x509pop.ca_bundle_file: must be a file name'],
+  ])('refuses %s in node_attestors with one line', (_name, value, expected) => {
+    expect(errorOf({ ...minimal, node_attestors: value })).toBe(expected);
   });
 
   it('takes an upstream root with its files resolved', () => {

@@ -8,7 +8,9 @@ import { AnchorageError, invalid, errorMessage } from '../common/errors.js';
 import type { TcpLimits } from '../common/tcp-guard.js';
 import { TrustDomain } from '../spiffe/id.js';
 import { KEY_TYPES, type KeyType } from './keymanager/KeyManager.js';
-import { DEFAULT_NODE_ATTESTORS, NODE_ATTESTOR_TYPES, type NodeAttestorType } from './nodeattestor/registry.js';
+import { pcrSelectionWire } from '../common/attestation-wire.js';
+import { DEFAULT_NODE_ATTESTORS, NODE_ATTESTOR_TYPES, type NodeAttestorsConfig, type NodeAttestorType } from './nodeattestor/registry.js';
+import { EK_HASH } from './nodeattestor/tpm.js';
 
 /** A duration string (`1h`, `30d`), turned into seconds. */
 const duration = z.string().transform((text, ctx) => {
@@ -166,6 +168,60 @@ const federationRefresh = z
   })
   .transform((v) => ({ ...v, default_interval: v.default_interval ?? Math.min(v.max_interval, Math.max(v.min_interval, 300)) }));
 
+/** `node_attestors` as a list of types: the older form, for attestors without settings. */
+const nodeAttestorList = z
+  .array(z.enum(NODE_ATTESTOR_TYPES as unknown as [NodeAttestorType, ...NodeAttestorType[]], { message: `unknown node attestor (known: ${NODE_ATTESTOR_TYPES.join(', ')})` }))
+  .min(1, 'list at least one node attestor')
+  .refine((l) => new Set(l).size === l.length, 'a node attestor is listed twice')
+  .superRefine((l, ctx) => {
+    l.forEach((t, i) => {
+      if (t !== 'join_token') ctx.addIssue({ code: 'custom', path: [i], message: `${t} needs settings: give node_attestors as a mapping, e.g. { ${t}: { ... } }` });
+    });
+  })
+  .transform((l): NodeAttestorsConfig => Object.fromEntries(l.map((t) => [t, {}])));
+
+/** A PCR selection of `node_attestors.tpm.pcrs`: indices sorted, each once. */
+const pcrSelection = pcrSelectionWire.superRefine((p, ctx) => {
+  if (new Set(p.indices).size !== p.indices.length) ctx.addIssue({ code: 'custom', path: ['indices'], message: 'lists a PCR twice' });
+}).transform((p) => ({ ...p, indices: [...p.indices].sort((a, b) => a - b) }));
+
+/** `node_attestors` as a mapping of type to settings. */
+const nodeAttestorMap = z
+  .object({
+    join_token: z.object({}).strict().nullable().transform(() => ({}) as Record<string, never>).optional(),
+    tpm: z
+      .object({
+        ek_ca_dir: z.string().min(1).optional(),
+        ek_hashes: z.array(z.string().regex(EK_HASH, 'must be the SHA-256 (64 lower-case hex digits) of an EK public key (DER SubjectPublicKeyInfo)')).min(1).max(100_000).optional(),
+        pcrs: z
+          .array(pcrSelection, { error: requiredError('must be a list such as [{ bank: sha256, indices: [0, 7] }]') })
+          .min(1, 'name at least one PCR bank')
+          .max(4)
+          .refine((l) => new Set(l.map((p) => p.bank)).size === l.length, 'lists a bank twice'),
+      })
+      .strict()
+      .refine((t) => t.ek_ca_dir !== undefined || t.ek_hashes !== undefined, 'give ek_ca_dir, ek_hashes or both')
+      .optional(),
+    x509pop: z.object({ ca_bundle_file: z.string({ error: requiredError('must be a file name') }).min(1) }).strict().optional(),
+  })
+  .strict();
+
+/** `node_attestors`: a mapping of type to settings, or the older list of types. */
+const nodeAttestors = z
+  .unknown()
+  .optional()
+  .transform((v, ctx): NodeAttestorsConfig => {
+    if (v === undefined) return Object.fromEntries(DEFAULT_NODE_ATTESTORS.map((t) => [t, {}]));
+    if (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'enable at least one node attestor' });
+      return z.NEVER;
+    }
+    const r = (Array.isArray(v) ? nodeAttestorList : nodeAttestorMap).safeParse(v);
+    if (r.success) return r.data;
+    for (const issue of r.error.issues) ctx.addIssue({ ...issue, code: 'custom', message: issue.code === 'unrecognized_keys' ? `unknown key(s): ${issue.keys.join(', ')}` : issue.message });
+    return z.NEVER;
+  });
+
 const serverSchema = z
   .object({
     trust_domain: z.string().transform((s, ctx) => {
@@ -186,12 +242,8 @@ const serverSchema = z
       .superRefine(checkListenerLimits)
       .prefault({}),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
-    // Which node attestors agents may use (ca/nodeattestor/registry.ts).
-    node_attestors: z
-      .array(z.enum(NODE_ATTESTOR_TYPES as unknown as [NodeAttestorType, ...NodeAttestorType[]], { message: `unknown node attestor (known: ${NODE_ATTESTOR_TYPES.join(', ')})` }))
-      .min(1, 'list at least one node attestor')
-      .refine((l) => new Set(l).size === l.length, 'a node attestor is listed twice')
-      .default([...DEFAULT_NODE_ATTESTORS]),
+    // Which node attestors agents may use, and their settings (ca/nodeattestor/registry.ts).
+    node_attestors: nodeAttestors,
     key_manager: keyManager,
     ca: z
       .object({
@@ -300,6 +352,11 @@ export function parseServerConfig(doc: unknown, source: string, baseDir: string)
     key_manager: fixKm(cfg.key_manager),
     ca: { ...cfg.ca, root: fixedRoot },
     datastore: { type: 'sqlite', path: abs(cfg.datastore.path ?? join(dataDir, 'datastore.sqlite3')) },
+    node_attestors: {
+      ...cfg.node_attestors,
+      tpm: cfg.node_attestors.tpm && { ...cfg.node_attestors.tpm, ek_ca_dir: cfg.node_attestors.tpm.ek_ca_dir && abs(cfg.node_attestors.tpm.ek_ca_dir) },
+      x509pop: cfg.node_attestors.x509pop && { ca_bundle_file: abs(cfg.node_attestors.x509pop.ca_bundle_file) },
+    },
     federation: {
       refresh: cfg.federation.refresh,
       bundle_endpoint: be && {

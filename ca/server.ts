@@ -234,7 +234,7 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
         now,
         logger: log,
         // The attestors count in seconds, as the datastore does; `now` here is milliseconds.
-        nodeAttestors: NodeAttestorRegistry.fromTypes(cfg.node_attestors, { datastore, now: () => Math.floor(now() / 1000) }),
+        nodeAttestors: NodeAttestorRegistry.fromConfig(cfg.node_attestors, { datastore, now: () => Math.floor(now() / 1000) }),
       }),
     );
     // Our own TCP listener (handshake timeout, connection caps), not bindAsync.

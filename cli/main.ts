@@ -13,7 +13,8 @@ import { ADMIN_SOCKET_ENV, DEFAULT_ADMIN_SOCKET } from '../common/admin-socket.j
  */
 const COMMANDS: Record<string, { usage: string; summary: string; load: () => Promise<{ command: CommandGroup }> }> = {
   server: { usage: 'server run -c server.yaml', summary: 'run the server', load: () => import('./commands/server.js') },
-  agent: { usage: 'agent run|list|show|evict', summary: 'run a node agent; the agents the server attested', load: () => import('./commands/agent.js') },
+  agent: { usage: 'agent run|list|show|evict|ban|unban', summary: 'run a node agent; the agents the server attested', load: () => import('./commands/agent.js') },
+  helper: { usage: 'helper -c helper.yaml', summary: "write this workload's SVID, key and bundles to files; reload a server on rotation", load: () => import('./commands/helper.js') },
   entry: { usage: 'entry create|update|show|delete|list', summary: 'registration entries', load: () => import('./commands/entry.js') },
   token: { usage: 'token create', summary: 'join tokens for agents', load: () => import('./commands/token.js') },
   bundle: { usage: 'bundle show|set|list|delete', summary: "the trust domain's bundle; static federated bundles", load: () => import('./commands/bundle.js') },
@@ -34,7 +35,7 @@ ${Object.values(COMMANDS)
   .join('\n')}
 
 Run "anchorage <command> --help" (or "anchorage <command> <subcommand> --help") for its flags.
-Every command but "server run" and "agent run" reaches the server's admin socket: --socket PATH,
+Every command but "server run", "agent run" and "helper" reaches the server's admin socket: --socket PATH,
 or the admin_socket of -c server.yaml, or $${ADMIN_SOCKET_ENV}, or ${DEFAULT_ADMIN_SOCKET};
 and takes --json (or --output json) for machine-readable output.
 Durations: whole seconds (3600) or with units: 30s, 15m, 1h30m, 7d.

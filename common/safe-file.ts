@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync, renameSync, unlinkSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, realpathSync, renameSync, unlinkSync, type Stats } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { AnchorageError } from './errors.js';
 
@@ -203,4 +203,41 @@ export function removeTempFiles(dir: string, name: string, who: string): string[
   }
   if (removed.length > 0) syncDir(dir);
   return removed;
+}
+
+/**
+ * Reads a small file named by the config (a certificate, a key, a CA
+ * bundle), never through a symbolic link, only a regular file, at most
+ * `maxBytes`. With `secret` (a private key) the file must be ours and
+ * readable by nobody else. Failures are `failed_precondition`, naming `what`.
+ */
+export function readConfigFile(path: string, what: string, opts: { maxBytes: number; secret?: boolean }): Buffer {
+  const fail = (why: string) => new AnchorageError('failed_precondition', `${what}: ${path}: ${why}`);
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw fail(code === 'ELOOP' ? 'is a symbolic link; give the real path' : `cannot open (${code ?? 'error'})`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw fail('is not a regular file');
+    if (st.size > opts.maxBytes) throw fail(`is larger than ${opts.maxBytes} bytes`);
+    if (opts.secret) {
+      const uid = myUid();
+      if (uid !== undefined && st.uid !== uid) throw fail(`belongs to uid ${st.uid}, not to us (${uid})`);
+      if ((st.mode & 0o077) !== 0) throw fail(`is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`);
+    }
+    const buf = Buffer.alloc(st.size);
+    let off = 0;
+    while (off < buf.length) {
+      const n = readSync(fd, buf, off, buf.length - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    return buf.subarray(0, off);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -117,7 +117,7 @@ export class NodeAgent {
           return cfg.join_token;
         }
       });
-    this.#attestor = agentNodeAttestor(cfg.node_attestor.type, { source: cfg.source, joinToken, lastAgentId: () => this.#lastAgentId });
+    this.#attestor = agentNodeAttestor(cfg.node_attestor, { source: cfg.source, joinToken, lastAgentId: () => this.#lastAgentId });
     this.cache = new WorkloadCache(this.#td.name, () => this.#now(), (entryId, audience) => this.#mintJwt(entryId, audience));
   }
 
@@ -303,7 +303,7 @@ export class NodeAgent {
   /** The server no longer accepts our SVID (evicted, superseded, unknown): attest again. */
   #dropIdentity(reason: string): void {
     if (!this.#identity) return;
-    this.#log.error({ agent: this.#identity.spiffeId.toString(), reason }, 'agent: the server refused our agent svid; attesting again with a new join token');
+    this.#log.error({ agent: this.#identity.spiffeId.toString(), reason }, `agent: the server refused our agent svid; attesting again${this.#againWith()}`);
     this.#identity = undefined;
     this.#conn?.close();
     this.#conn = undefined;
@@ -350,8 +350,13 @@ export class NodeAgent {
     }
     this.#log.error(
       { agent: err.agentId, droppedSvids: dropped, reason: err.message },
-      'agent: evicted by the server; dropped every workload identity it held; attesting again with a new join token',
+      `agent: evicted by the server; dropped every workload identity it held; attesting again${this.#againWith()}`,
     );
+  }
+
+  /** What attesting again takes, for the log: a join token is spent; tpm and x509pop evidence is not. */
+  #againWith(): string {
+    return this.#attestor.type === 'join_token' ? ' with a new join token' : ` with ${this.#attestor.type}`;
   }
 
   /** RenewAgent at half-life: a new key, a new SVID, a new channel. */

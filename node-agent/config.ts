@@ -5,7 +5,57 @@ import { TrustDomain } from '../spiffe/id.js';
 import { formatIssues, readYamlConfig } from '../common/config-file.js';
 import { DEFAULT_JWT_CACHE_MAX_BYTES } from './cache.js';
 import { unixAttestorOptions, workloadAttestorEntry } from './attestor/registry.js';
-import { AGENT_NODE_ATTESTOR_TYPES } from './nodeattestor/registry.js';
+import { DEFAULT_SDS_NAMES } from '../workload-api/sds/resources.js';
+
+/**
+ * An SDS resource name an operator may choose. It must not look like a SPIFFE
+ * ID (those name SVIDs and bundles by themselves) and, since it appears in
+ * Envoy's config and our logs, carries no control characters.
+ */
+const sdsResourceName = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(256, 'must be at most 256 characters')
+  .refine((s) => !/^spiffe:/i.test(s), 'must not start with "spiffe:" (SPIFFE IDs name SVIDs and bundles already)')
+  .refine((s) => !/[\x00-\x1f\x7f]/.test(s), 'must not contain control characters');
+
+// Envoy SDS on the Workload API socket (workload-api/sds/): the names of the
+// default SVID, the own bundle and all bundles, SPIRE's unless set.
+const sdsSchema = z
+  .object({
+    default_svid_name: sdsResourceName.default(DEFAULT_SDS_NAMES.defaultSvidName),
+    default_bundle_name: sdsResourceName.default(DEFAULT_SDS_NAMES.defaultBundleName),
+    default_all_bundles_name: sdsResourceName.default(DEFAULT_SDS_NAMES.defaultAllBundlesName),
+    disable_spiffe_cert_validation: z.boolean().default(DEFAULT_SDS_NAMES.disableSpiffeCertValidation),
+  })
+  .strict()
+  .refine((c) => new Set([c.default_svid_name, c.default_bundle_name, c.default_all_bundles_name]).size === 3, {
+    message: 'default_svid_name, default_bundle_name and default_all_bundles_name must differ',
+  })
+  .transform((c) => ({
+    defaultSvidName: c.default_svid_name,
+    defaultBundleName: c.default_bundle_name,
+    defaultAllBundlesName: c.default_all_bundles_name,
+    disableSpiffeCertValidation: c.disable_spiffe_cert_validation,
+  }))
+  .default(DEFAULT_SDS_NAMES);
+import { AGENT_NODE_ATTESTOR_TYPES, DEFAULT_TCTI, EK_ALGORITHMS } from './nodeattestor/registry.js';
+import type { EkAlgorithm } from './nodeattestor/tpm.js';
+
+/**
+ * A tpm2-tools TCTI: the kernel's TPM device (`device:/dev/tpmrm0`), or a
+ * software TPM over TCP (`swtpm:host=…,port=…`, or the reference simulator's
+ * `mssim:`). Nothing else, so the string cannot carry other tool options.
+ */
+const tcti = z
+  .string()
+  .regex(
+    /^(device:\/[A-Za-z0-9._\/-]+|(swtpm|mssim):host=[A-Za-z0-9.:\-]+,port=\d{1,5})$/,
+    'must be device:/dev/<tpm device> or swtpm:host=<host>,port=<port> (or mssim:host=…,port=…)',
+  );
+
+/** A required string: "is required" when absent. */
+const requiredError = (issue: { input?: unknown }) => (issue.input === undefined ? 'is required' : 'must be a file name');
 
 const agentSchema = z
   .object({
@@ -27,10 +77,23 @@ const agentSchema = z
       .default(0o777),
     join_token: z.string().regex(/^[0-9a-f]{32}$/, 'must be a join token from "anchorage token create"').optional(),
     // How the agent proves its node to the server (node-agent/nodeattestor/).
-    // join_token reads the top-level join_token above; tpm and x509pop come next.
+    // join_token reads the top-level join_token above.
     node_attestor: z
-      .object({ type: z.enum(AGENT_NODE_ATTESTOR_TYPES, { error: `must be one of: ${AGENT_NODE_ATTESTOR_TYPES.join(', ')}` }) })
-      .strict()
+      .discriminatedUnion(
+        'type',
+        [
+          z.object({ type: z.literal('join_token') }).strict(),
+          z
+            .object({
+              type: z.literal('tpm'),
+              tcti: tcti.default(DEFAULT_TCTI),
+              ek_algorithm: z.enum(Object.keys(EK_ALGORITHMS) as [EkAlgorithm, ...EkAlgorithm[]], { error: 'must be rsa or ecc384' }).default('rsa'),
+            })
+            .strict(),
+          z.object({ type: z.literal('x509pop'), cert_file: z.string({ error: requiredError }).min(1), key_file: z.string({ error: requiredError }).min(1) }).strict(),
+        ],
+        { error: (issue) => (issue.code === 'invalid_union' ? { message: `must be one of: ${AGENT_NODE_ATTESTOR_TYPES.join(', ')}` } : undefined) },
+      )
       .default({ type: 'join_token' }),
     trust_bundle_file: z.string().min(1).optional(),
     insecure_bootstrap: z.boolean().default(false),
@@ -49,6 +112,7 @@ const agentSchema = z
         message: 'max_connections_per_uid must not exceed max_connections',
       })
       .default({}),
+    sds: sdsSchema,
     // Every caller is attested by each of these, and its selectors are the
     // union of theirs (node-agent/attestor/registry.ts has the types).
     // Unset: one unix attestor with its defaults.
@@ -92,12 +156,14 @@ export function parseAgentConfig(doc: unknown, source: string, baseDir: string):
   if (!r.success) throw invalid(`config: ${formatIssues(source, r.error)}`);
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   const dataDir = abs(r.data.data_dir);
+  const na = r.data.node_attestor;
   return {
     ...r.data,
     source,
     data_dir: dataDir,
     socket_path: abs(r.data.socket_path ?? DEFAULT_SOCKET_PATH),
     trust_bundle_file: r.data.trust_bundle_file && abs(r.data.trust_bundle_file),
+    node_attestor: na.type === 'x509pop' ? { ...na, cert_file: abs(na.cert_file), key_file: abs(na.key_file) } : na,
   };
 }
 

@@ -3,7 +3,7 @@ import { AnchorageError, invalid } from '../../common/errors.js';
 import { toServiceError, unaryHandler } from '../../common/grpc.js';
 import type { handleUnaryCall } from '@grpc/grpc-js';
 import type { Logger } from '../../common/log.js';
-import { SpiffeId } from '../../spiffe/id.js';
+import { SpiffeId, type TrustDomain } from '../../spiffe/id.js';
 import type { AdminHandlers } from '../../proto/gen/anchorage/admin/v1/Admin.js';
 import type { Entry } from '../../proto/gen/anchorage/admin/v1/Entry.js';
 import type { EntryPatch__Output } from '../../proto/gen/anchorage/admin/v1/EntryPatch.js';
@@ -103,8 +103,9 @@ function applyPatch(base: RegistrationEntry, p: EntryPatch__Output): NewEntry {
   };
 }
 
-function agentToProto(a: AttestedAgent): Agent {
+function agentToProto(a: AttestedAgent, banned: boolean): Agent {
   return {
+    banned,
     spiffe_id: a.spiffeId,
     attestation_type: a.attestationType,
     cert_serial: a.certSerial,
@@ -131,6 +132,15 @@ async function requireAgent(ds: DataStore, spiffeId: string): Promise<AttestedAg
   const agent = await ds.getAgent(id);
   if (!agent) throw new AnchorageError('not_found', `admin: no agent ${id}`);
   return agent;
+}
+
+/** An agent ID of this trust domain (`spiffe://<td>/anchorage/agent/<type>/<id>`), canonical. */
+function agentIdOf(spiffeId: string, td: TrustDomain): string {
+  const id = SpiffeId.parse(required(spiffeId, 'spiffe_id'));
+  if (!id.trustDomain.equals(td) || !/^\/anchorage\/agent\/[^/]+\/./.test(id.path)) {
+    throw invalid(`admin: ${id.toString()} is not an agent ID of ${td.name} (spiffe://${td.name}/anchorage/agent/<type>/...)`);
+  }
+  return id.toString();
 }
 
 function required(value: string, what: string): string {
@@ -289,15 +299,41 @@ function handlers(deps: AdminServiceDeps): AdminHandlers {
       log.info({ spiffeId: req.spiffe_id, expiresAt: minted.expiresAt }, 'admin: jwt-svid minted');
       return { token: minted.token, expires_at: minted.expiresAt };
     }),
-    ListAgents: unaryHandler(log, 'ListAgents', async () => ({ agents: (await ds.listAgents()).map(agentToProto) })),
-    GetAgent: unaryHandler(log, 'GetAgent', async (req) => agentToProto(await requireAgent(ds, req.spiffe_id))),
+    ListAgents: unaryHandler(log, 'ListAgents', async () => {
+      const banned = new Set(await ds.listBannedAgents());
+      return { agents: (await ds.listAgents()).map((a) => agentToProto(a, banned.has(a.spiffeId))) };
+    }),
+    GetAgent: unaryHandler(log, 'GetAgent', async (req) => {
+      const agent = await requireAgent(ds, req.spiffe_id);
+      return agentToProto(agent, await ds.isAgentBanned(agent.spiffeId));
+    }),
     EvictAgent: unaryHandler(log, 'EvictAgent', async (req) => {
       const agent = await requireAgent(ds, req.spiffe_id);
       const evicted = { ...agent, evicted: true, updatedAt: now() };
       await ds.putAgent(evicted);
       feed.agentEvicted(agent.spiffeId);
       log.warn({ agent: agent.spiffeId }, 'admin: agent evicted');
-      return agentToProto(evicted);
+      return agentToProto(evicted, await ds.isAgentBanned(agent.spiffeId));
+    }),
+    // A ban refuses every later attestation to this ID (ca/agentapi/attest.ts)
+    // and evicts the current record, so its SVID and streams end now too.
+    BanAgent: unaryHandler(log, 'BanAgent', async (req) => {
+      const id = agentIdOf(req.spiffe_id, td);
+      await ds.banAgent(id, now());
+      const agent = await ds.getAgent(id);
+      const evict = agent !== undefined && !agent.evicted;
+      if (evict) {
+        await ds.putAgent({ ...agent, evicted: true, updatedAt: now() });
+        feed.agentEvicted(id);
+      }
+      log.warn({ agent: id, evicted: evict }, 'admin: agent banned');
+      return { spiffe_id: id, banned: true, evicted: evict };
+    }),
+    UnbanAgent: unaryHandler(log, 'UnbanAgent', async (req) => {
+      const id = agentIdOf(req.spiffe_id, td);
+      if (!(await ds.unbanAgent(id))) throw new AnchorageError('not_found', `admin: agent ${id} is not banned`);
+      log.warn({ agent: id }, 'admin: agent unbanned');
+      return { spiffe_id: id, banned: false, evicted: false };
     }),
     ...federationHandlers({ datastore: ds, feed, federation: deps.federation, trustDomain: td, now, logger: log }),
     GetCAStatus: unaryHandler(log, 'GetCAStatus', async () => {

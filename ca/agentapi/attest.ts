@@ -6,7 +6,7 @@
 // every size, the number of rounds and the total time are bounded.
 import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { AnchorageError, invalid } from '../../common/errors.js';
+import { AnchorageError, errorMessage, invalid, isAnchorageError } from '../../common/errors.js';
 import { ERROR_CODE_TRAILER, toServiceError } from '../../common/grpc.js';
 import type { Logger } from '../../common/log.js';
 import { SpiffeId } from '../../spiffe/id.js';
@@ -133,6 +133,8 @@ export function attestHandler(deps: AttestDeps): grpc.handleBidiStreamingCall<At
       }
       if (done) return; // timed out or cancelled meanwhile: nobody is waiting for an SVID
       const id = SpiffeId.fromPath(ca.trustDomain, attested.agentIdPath);
+      const banned = () => new AnchorageError('permission_denied', `agent api: agent ${id.toString()} is banned ("anchorage agent unban" lifts it)`);
+      if (await ds.isAgentBanned(id.toString())) throw banned();
       const minted = await minter.mintX509({ spiffeId: id, spki, ttl: deps.agentSvidTtl, capToCa: true });
       const leaf = new X509Certificate(minted.chain[0]!);
       const t = deps.now();
@@ -146,6 +148,11 @@ export function attestHandler(deps: AttestDeps): grpc.handleBidiStreamingCall<At
         createdAt: t,
         updatedAt: t,
       });
+      // A ban made while this attestation ran must not be outrun: the record just written is evicted again.
+      if (await ds.isAgentBanned(id.toString())) {
+        await ds.putAgent({ ...(await ds.getAgent(id.toString()))!, evicted: true, updatedAt: deps.now() });
+        throw banned();
+      }
       log.info({ agent: id.toString(), type }, 'agent api: agent attested');
       if (done) return;
       settle();
@@ -158,7 +165,14 @@ export function attestHandler(deps: AttestDeps): grpc.handleBidiStreamingCall<At
       if (!started) {
         started = true;
         if (m.step !== 'params' || !m.params) return fail(invalid('agent api: the first message must be params'));
-        run(m.params).catch(fail);
+        const type = m.params.attestation_type.slice(0, lim.maxTypeLength);
+        run(m.params).catch((err: unknown) => {
+          // Refused evidence is the operator's business: say which and why, never what the evidence was.
+          if (isAnchorageError(err, 'permission_denied') || isAnchorageError(err, 'invalid_argument')) {
+            log.warn({ type, peer: call.getPeer(), reason: errorMessage(err) }, 'agent api: attestation refused');
+          }
+          fail(err);
+        });
         return;
       }
       if (m.step !== 'challenge_response') return fail(invalid('agent api: params may be sent only once, as the first message'));

@@ -48,6 +48,18 @@ export interface DataStore {
    * False if no such agent.
    */
   reportAgentState(spiffeId: string, report: AgentReport): Promise<boolean>;
+  /**
+   * Bans an agent ID from attesting (`anchorage agent ban`); kept apart from
+   * the agent record, so a ban holds whether or not that agent ever attested
+   * or its record was deleted. True when it was not banned before.
+   */
+  banAgent(spiffeId: string, at: number): Promise<boolean>;
+  /** Lifts a ban; true when there was one. */
+  unbanAgent(spiffeId: string): Promise<boolean>;
+  /** True when the agent ID is banned. */
+  isAgentBanned(spiffeId: string): Promise<boolean>;
+  /** The banned agent IDs, sorted. */
+  listBannedAgents(): Promise<string[]>;
 
   // --- bundles (own and federated) ------------------------------------------
   /** The stored bundle of a trust domain (name without scheme, e.g. "example.org"). */

@@ -72,15 +72,18 @@ describe('join_token node attestor', () => {
     try {
       expect(DEFAULT_NODE_ATTESTORS).toEqual(['join_token']);
       expect(NodeAttestorRegistry.fromTypes(DEFAULT_NODE_ATTESTORS, { datastore: ds, now: () => NOW }).types()).toEqual(['join_token']);
+      expect(() => NodeAttestorRegistry.fromTypes(['sev'], { datastore: ds, now: () => NOW })).toThrow(
+        new AnchorageError('invalid_argument', 'node attestor: unknown type "sev" (known: join_token, tpm, x509pop)'),
+      );
       expect(() => NodeAttestorRegistry.fromTypes(['tpm'], { datastore: ds, now: () => NOW })).toThrow(
-        new AnchorageError('invalid_argument', 'node attestor: unknown type "tpm" (known: join_token)'),
+        new AnchorageError('invalid_argument', 'node attestor: "tpm" needs settings: configure it under node_attestors'),
       );
       expect(() => NodeAttestorRegistry.fromTypes(['join_token', 'join_token'], { datastore: ds, now: () => NOW })).toThrow(
         'node attestor: "join_token" is listed twice',
       );
       const deps = { source: 'a.yaml', joinToken: () => undefined, lastAgentId: () => undefined };
-      expect(agentNodeAttestor('join_token', deps).type).toBe('join_token');
-      expect(() => agentNodeAttestor('toString', deps)).toThrow(new AnchorageError('invalid_argument', 'agent: unknown node attestor type "toString" (known: join_token)'));
+      expect(agentNodeAttestor({ type: 'join_token' }, deps).type).toBe('join_token');
+      expect(() => agentNodeAttestor({ type: 'toString' }, deps)).toThrow(new AnchorageError('invalid_argument', 'agent: unknown node attestor type "toString" (known: join_token, tpm, x509pop)'));
     } finally {
       await cleanup();
     }

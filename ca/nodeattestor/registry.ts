@@ -1,14 +1,37 @@
 // The server's node attestors by type: the one place that knows every
-// built-in. The config (`node_attestors`) chooses which are enabled; an
-// agent asking for any other type is refused.
+// built-in. The config (`node_attestors`) chooses which are enabled and
+// gives their settings; an agent asking for any other type is refused.
 import { invalid } from '../../common/errors.js';
+import type { PcrSelectionWire } from '../../common/attestation-wire.js';
 import type { DataStore } from '../datastore/DataStore.js';
 import { JOIN_TOKEN, JoinTokenAttestor } from './join-token.js';
 import type { NodeAttestor } from './NodeAttestor.js';
+import { TPM, TpmAttestor } from './tpm.js';
+import { caDirFiles, loadCaCertificates } from './x509-chain.js';
+import { X509POP, X509PopAttestor } from './x509pop.js';
 
-/** Every built-in server node attestor type. tpm and x509pop come next. */
-export const NODE_ATTESTOR_TYPES = [JOIN_TOKEN] as const;
+/** Every built-in server node attestor type. */
+export const NODE_ATTESTOR_TYPES = [JOIN_TOKEN, TPM, X509POP] as const;
 export type NodeAttestorType = (typeof NODE_ATTESTOR_TYPES)[number];
+
+/** `node_attestors.tpm`, paths absolute. */
+export interface TpmSettings {
+  ek_ca_dir?: string;
+  ek_hashes?: string[];
+  pcrs: PcrSelectionWire[];
+}
+
+/** `node_attestors.x509pop`, path absolute. */
+export interface X509PopSettings {
+  ca_bundle_file: string;
+}
+
+/** `node_attestors`: the enabled attestors and their settings. */
+export interface NodeAttestorsConfig {
+  join_token?: Record<string, never>;
+  tpm?: TpmSettings;
+  x509pop?: X509PopSettings;
+}
 
 /** The default of `node_attestors`. */
 export const DEFAULT_NODE_ATTESTORS: NodeAttestorType[] = [JOIN_TOKEN];
@@ -20,8 +43,16 @@ export interface NodeAttestorDeps {
   now: () => number;
 }
 
-const FACTORIES: Record<NodeAttestorType, (deps: NodeAttestorDeps) => NodeAttestor> = {
+const FACTORIES: { [K in NodeAttestorType]: (deps: NodeAttestorDeps, settings: NonNullable<NodeAttestorsConfig[K]>) => NodeAttestor } = {
   join_token: (deps) => new JoinTokenAttestor(deps),
+  tpm: (deps, s) =>
+    new TpmAttestor({
+      ekCas: s.ek_ca_dir === undefined ? [] : loadCaCertificates(caDirFiles(s.ek_ca_dir, 'tpm.ek_ca_dir'), 'tpm.ek_ca_dir'),
+      ekHashes: new Set(s.ek_hashes ?? []),
+      pcrs: s.pcrs,
+      now: deps.now,
+    }),
+  x509pop: (deps, s) => new X509PopAttestor({ cas: loadCaCertificates([s.ca_bundle_file], 'x509pop.ca_bundle_file'), now: deps.now }),
 };
 
 /** The enabled server node attestors, by type. */
@@ -36,13 +67,21 @@ export class NodeAttestorRegistry {
     }
   }
 
-  /** The built-in attestors named by `types` (the config's list); an unknown type is an error. */
+  /** The attestors of the config's `node_attestors`, in the order of {@link NODE_ATTESTOR_TYPES}. */
+  static fromConfig(cfg: NodeAttestorsConfig, deps: NodeAttestorDeps): NodeAttestorRegistry {
+    const make = <K extends NodeAttestorType>(t: K) => FACTORIES[t](deps, cfg[t]!);
+    return new NodeAttestorRegistry(NODE_ATTESTOR_TYPES.filter((t) => cfg[t] !== undefined).map(make));
+  }
+
+  /** The built-in attestors named by `types`, each one that needs no settings (join_token); an unknown type is an error. */
   static fromTypes(types: readonly string[], deps: NodeAttestorDeps): NodeAttestorRegistry {
     return new NodeAttestorRegistry(
       types.map((t) => {
-        const make = Object.hasOwn(FACTORIES, t) ? FACTORIES[t as NodeAttestorType] : undefined;
-        if (!make) throw invalid(`node attestor: unknown type "${t}" (known: ${NODE_ATTESTOR_TYPES.join(', ')})`);
-        return make(deps);
+        if (!(NODE_ATTESTOR_TYPES as readonly string[]).includes(t)) {
+          throw invalid(`node attestor: unknown type "${t}" (known: ${NODE_ATTESTOR_TYPES.join(', ')})`);
+        }
+        if (t !== JOIN_TOKEN) throw invalid(`node attestor: "${t}" needs settings: configure it under node_attestors`);
+        return FACTORIES.join_token(deps, {});
       }),
     );
   }

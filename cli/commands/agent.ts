@@ -7,7 +7,7 @@ const iso = (t: number) => new Date(t * 1000).toISOString();
 function agentText(a: Agent__Output): string {
   return (
     `Agent      : ${esc(a.spiffe_id)}\nAttested by: ${esc(a.attestation_type)}\nSVID       : serial ${esc(a.cert_serial)}, expires ${iso(a.cert_not_after)}\n` +
-    `Evicted    : ${a.evicted}\n` +
+    `Evicted    : ${a.evicted}\nBanned     : ${a.banned}\n` +
     (a.last_seen_at
       ? `Last seen  : ${iso(a.last_seen_at)}\nBundle held: sequence ${a.bundle_sequence}\nClock skew : ${a.clock_skew_ms} ms (agent − server)\n`
       : 'Last seen  : never reported\n') +
@@ -56,6 +56,30 @@ export const command: CommandGroup = {
         const spiffeId = need(v['spiffe-id'], 'spiffe-id');
         const agent = await withAdmin(v, (a) => a.call('GetAgent', { spiffe_id: spiffeId }));
         out(v.json, agent, () => agentText(agent));
+      },
+    }),
+    ban: action({
+      name: 'agent ban',
+      synopsis: '--spiffe-id ID',
+      summary:
+        'Stops an agent ID from attesting again, and evicts its current SVID. tpm and x509pop spend no secret, so an\n' +
+        'evicted agent of theirs attests again at once; a ban keeps it out. The ID need not have attested yet.',
+      flags: SPIFFE_ID,
+      async run(v) {
+        const spiffeId = need(v['spiffe-id'], 'spiffe-id');
+        const res = await withAdmin(v, (a) => a.call('BanAgent', { spiffe_id: spiffeId }));
+        out(v.json, res, () => `Banned ${esc(res.spiffe_id)}${res.evicted ? ' (its current SVID is evicted)' : ''}\n`);
+      },
+    }),
+    unban: action({
+      name: 'agent unban',
+      synopsis: '--spiffe-id ID',
+      summary: 'Lets a banned agent ID attest again.',
+      flags: SPIFFE_ID,
+      async run(v) {
+        const spiffeId = need(v['spiffe-id'], 'spiffe-id');
+        const res = await withAdmin(v, (a) => a.call('UnbanAgent', { spiffe_id: spiffeId }));
+        out(v.json, res, () => `Unbanned ${esc(res.spiffe_id)}\n`);
       },
     }),
     evict: action({

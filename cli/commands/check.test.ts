@@ -17,7 +17,7 @@ function key(over: Partial<CAKey__Output>): CAKey__Output {
 }
 
 function agent(over: Partial<Agent__Output>): Agent__Output {
-  return { spiffe_id: 'spiffe://td/anchorage/agent/join_token/a', attestation_type: 'join_token', cert_serial: '01', cert_not_after: NOW + 1800, selectors: [], evicted: false, created_at: NOW - 60, updated_at: NOW - 60, last_seen_at: NOW - 30, bundle_sequence: 3, clock_skew_ms: 0, ...over };
+  return { spiffe_id: 'spiffe://td/anchorage/agent/join_token/a', attestation_type: 'join_token', cert_serial: '01', cert_not_after: NOW + 1800, selectors: [], evicted: false, banned: false, created_at: NOW - 60, updated_at: NOW - 60, last_seen_at: NOW - 30, bundle_sequence: 3, clock_skew_ms: 0, ...over };
 }
 
 describe('anchorage check horizons', () => {

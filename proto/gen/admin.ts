@@ -3,6 +3,8 @@ import type { MessageTypeDefinition } from '@grpc/proto-loader';
 
 import type { AdminClient as _anchorage_admin_v1_AdminClient, AdminDefinition as _anchorage_admin_v1_AdminDefinition } from './anchorage/admin/v1/Admin.js';
 import type { Agent as _anchorage_admin_v1_Agent, Agent__Output as _anchorage_admin_v1_Agent__Output } from './anchorage/admin/v1/Agent.js';
+import type { AgentBan as _anchorage_admin_v1_AgentBan, AgentBan__Output as _anchorage_admin_v1_AgentBan__Output } from './anchorage/admin/v1/AgentBan.js';
+import type { BanAgentRequest as _anchorage_admin_v1_BanAgentRequest, BanAgentRequest__Output as _anchorage_admin_v1_BanAgentRequest__Output } from './anchorage/admin/v1/BanAgentRequest.js';
 import type { Bundle as _anchorage_admin_v1_Bundle, Bundle__Output as _anchorage_admin_v1_Bundle__Output } from './anchorage/admin/v1/Bundle.js';
 import type { CAKey as _anchorage_admin_v1_CAKey, CAKey__Output as _anchorage_admin_v1_CAKey__Output } from './anchorage/admin/v1/CAKey.js';
 import type { CAStatus as _anchorage_admin_v1_CAStatus, CAStatus__Output as _anchorage_admin_v1_CAStatus__Output } from './anchorage/admin/v1/CAStatus.js';
@@ -47,6 +49,7 @@ import type { SelectorList as _anchorage_admin_v1_SelectorList, SelectorList__Ou
 import type { SetFederatedBundleRequest as _anchorage_admin_v1_SetFederatedBundleRequest, SetFederatedBundleRequest__Output as _anchorage_admin_v1_SetFederatedBundleRequest__Output } from './anchorage/admin/v1/SetFederatedBundleRequest.js';
 import type { StringList as _anchorage_admin_v1_StringList, StringList__Output as _anchorage_admin_v1_StringList__Output } from './anchorage/admin/v1/StringList.js';
 import type { TrustAnchor as _anchorage_admin_v1_TrustAnchor, TrustAnchor__Output as _anchorage_admin_v1_TrustAnchor__Output } from './anchorage/admin/v1/TrustAnchor.js';
+import type { UnbanAgentRequest as _anchorage_admin_v1_UnbanAgentRequest, UnbanAgentRequest__Output as _anchorage_admin_v1_UnbanAgentRequest__Output } from './anchorage/admin/v1/UnbanAgentRequest.js';
 import type { UpdateEntryRequest as _anchorage_admin_v1_UpdateEntryRequest, UpdateEntryRequest__Output as _anchorage_admin_v1_UpdateEntryRequest__Output } from './anchorage/admin/v1/UpdateEntryRequest.js';
 import type { UpdateFederationRelationshipRequest as _anchorage_admin_v1_UpdateFederationRelationshipRequest, UpdateFederationRelationshipRequest__Output as _anchorage_admin_v1_UpdateFederationRelationshipRequest__Output } from './anchorage/admin/v1/UpdateFederationRelationshipRequest.js';
 
@@ -60,6 +63,8 @@ export interface ProtoGrpcType {
       v1: {
         Admin: SubtypeConstructor<typeof grpc.Client, _anchorage_admin_v1_AdminClient> & { service: _anchorage_admin_v1_AdminDefinition }
         Agent: MessageTypeDefinition<_anchorage_admin_v1_Agent, _anchorage_admin_v1_Agent__Output>
+        AgentBan: MessageTypeDefinition<_anchorage_admin_v1_AgentBan, _anchorage_admin_v1_AgentBan__Output>
+        BanAgentRequest: MessageTypeDefinition<_anchorage_admin_v1_BanAgentRequest, _anchorage_admin_v1_BanAgentRequest__Output>
         Bundle: MessageTypeDefinition<_anchorage_admin_v1_Bundle, _anchorage_admin_v1_Bundle__Output>
         CAKey: MessageTypeDefinition<_anchorage_admin_v1_CAKey, _anchorage_admin_v1_CAKey__Output>
         CAStatus: MessageTypeDefinition<_anchorage_admin_v1_CAStatus, _anchorage_admin_v1_CAStatus__Output>
@@ -104,6 +109,7 @@ export interface ProtoGrpcType {
         SetFederatedBundleRequest: MessageTypeDefinition<_anchorage_admin_v1_SetFederatedBundleRequest, _anchorage_admin_v1_SetFederatedBundleRequest__Output>
         StringList: MessageTypeDefinition<_anchorage_admin_v1_StringList, _anchorage_admin_v1_StringList__Output>
         TrustAnchor: MessageTypeDefinition<_anchorage_admin_v1_TrustAnchor, _anchorage_admin_v1_TrustAnchor__Output>
+        UnbanAgentRequest: MessageTypeDefinition<_anchorage_admin_v1_UnbanAgentRequest, _anchorage_admin_v1_UnbanAgentRequest__Output>
         UpdateEntryRequest: MessageTypeDefinition<_anchorage_admin_v1_UpdateEntryRequest, _anchorage_admin_v1_UpdateEntryRequest__Output>
         UpdateFederationRelationshipRequest: MessageTypeDefinition<_anchorage_admin_v1_UpdateFederationRelationshipRequest, _anchorage_admin_v1_UpdateFederationRelationshipRequest__Output>
       }

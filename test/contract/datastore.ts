@@ -459,6 +459,25 @@ export function dataStoreContract(name: string, open: () => Promise<OpenedDataSt
         expect(await ds.reportAgentState(agent().spiffeId, later)).toBe(true);
         expect(await ds.getAgent(agent().spiffeId)).toEqual({ ...renewed, report: later });
       });
+
+      it('bans and unbans agent IDs, whether or not they have a record, each once', async () => {
+        const ds = await fresh();
+        const id = 'spiffe://example.org/anchorage/agent/tpm/ab';
+        expect(await ds.listBannedAgents()).toEqual([]);
+        expect(await ds.banAgent(id, 1_700_000_000)).toBe(true);
+        expect(await ds.banAgent(id, 1_700_000_001)).toBe(false);
+        expect(await ds.isAgentBanned(id)).toBe(true);
+        expect(await ds.isAgentBanned(`${id}c`)).toBe(false);
+        expect(await ds.banAgent('spiffe://example.org/anchorage/agent/a', 1)).toBe(true);
+        expect(await ds.listBannedAgents()).toEqual(['spiffe://example.org/anchorage/agent/a', id]);
+        await ds.putAgent(agent({ spiffeId: id }));
+        await ds.deleteAgent(id);
+        expect(await ds.listBannedAgents()).toContain(id);
+        expect(await ds.unbanAgent(id)).toBe(true);
+        expect(await ds.unbanAgent(id)).toBe(false);
+        expect(await ds.isAgentBanned(id)).toBe(false);
+        expect(await ds.listBannedAgents()).toEqual(['spiffe://example.org/anchorage/agent/a']);
+      });
     });
 
     describe('bundles', () => {

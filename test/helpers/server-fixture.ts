@@ -26,7 +26,13 @@ export interface ServerFixture {
   close(): Promise<void>;
 }
 
-export async function startServerFixture(td: string, prefix: string, x509Ttl = '1h'): Promise<ServerFixture> {
+/** `serverExtra` (YAML lines, absolute paths) is appended to server.yaml, e.g. a node_attestors block. */
+export async function startServerFixture(
+  td: string,
+  prefix: string,
+  x509Ttl = '1h',
+  opts: { serverExtra?: string } = {},
+): Promise<ServerFixture> {
   const hsm: SoftHsmToken = createSoftHsmToken('anchorage', '2468');
   const tmp = tempDir(prefix);
   // Workloads of any uid must reach sockets below this directory.
@@ -34,7 +40,7 @@ export async function startServerFixture(td: string, prefix: string, x509Ttl = '
   const env = { ...hsm.env, ANCHORAGE_LOG_LEVEL: 'debug' };
   const port = await freePort();
   const adminSocket = join(tmp.dir, 'admin.sock');
-  const serverConfig = writePkcs11ServerConfig(hsm, { dir: tmp.dir, trustDomain: td, socket: adminSocket, dataDir: join(tmp.dir, 'server'), port, extra: `ca:\n  ttl: 24h\nx509_svid_ttl: ${x509Ttl}\n` });
+  const serverConfig = writePkcs11ServerConfig(hsm, { dir: tmp.dir, trustDomain: td, socket: adminSocket, dataDir: join(tmp.dir, 'server'), port, extra: `ca:\n  ttl: 24h\nx509_svid_ttl: ${x509Ttl}\n${opts.serverExtra ?? ''}` });
   const f: ServerFixture = {
     td,
     dir: tmp.dir,

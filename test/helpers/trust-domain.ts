@@ -67,6 +67,8 @@ export interface EntrySpec {
   hint?: string;
   dnsNames?: string[];
   federatesWith?: string[];
+  /** The entry's X509-SVID lifetime in seconds (`entry create --x509-ttl`); the server's default if unset. */
+  x509SvidTtl?: number;
 }
 
 export interface TrustDomainOptions {
@@ -79,6 +81,8 @@ export interface TrustDomainOptions {
   caTtl?: string;
   /** Extra server.yaml text (e.g. a federation block). */
   serverYaml?: string;
+  /** Extra agent.yaml text (e.g. an sds block). */
+  agentYaml?: string;
 }
 
 export interface RealTrustDomain {
@@ -97,6 +101,10 @@ export interface RealTrustDomain {
   rotate(i?: number): Promise<string>;
   /** The tails of the server's and agent's logs, for failure messages. */
   diagnostics(): string;
+  /** Everything the agent logged so far (JSON lines). */
+  agentLog(): string;
+  /** The agent process's pid (for its RSS). */
+  agentPid: number;
   close(): Promise<void>;
 }
 
@@ -139,7 +147,7 @@ data_dir: ${join(dir, 'agent')}
 socket_path: ${workloadSocket}
 join_token: ${token.token}
 trust_bundle_file: ${join(dir, 'bundle.pem')}
-`,
+${opts.agentYaml ?? ''}`,
     );
     agent = await startAgentProcess(agentConfig, workloadSocket, env);
     closers.push(() => agent?.kill('SIGTERM'));
@@ -160,6 +168,7 @@ trust_bundle_file: ${join(dir, 'bundle.pem')}
           hint,
           dns_names: e.dnsNames ?? [],
           federates_with: e.federatesWith ?? [],
+          x509_svid_ttl: e.x509SvidTtl ?? 0,
         },
       });
       entryIds.push(created.id);
@@ -183,6 +192,8 @@ trust_bundle_file: ${join(dir, 'bundle.pem')}
         await admin.call('UpdateEntry', { id: entryIds[i], patch: { hint } });
         return hint;
       },
+      agentLog: () => agent?.log() ?? '',
+      agentPid: agent.child.pid!,
       diagnostics: () => `\n--- agent log (tail) ---\n${agent?.log().slice(-4000) ?? ''}\n--- server log (tail) ---\n${server?.log().slice(-2000) ?? ''}`,
       close: closers.close,
     };

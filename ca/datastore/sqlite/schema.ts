@@ -116,7 +116,16 @@ export const MIGRATIONS: readonly string[] = [
     next_refresh_at        INTEGER NOT NULL DEFAULT 0
   );
   `,
-  // 3: what each agent last reported (agent API ReportState; 0 = never), and
+  // 3: agent IDs banned from attesting (anchorage agent ban). Apart from the
+  // agents table: a ban may name an agent that never attested, and outlives
+  // its record.
+  `
+  CREATE TABLE banned_agents (
+    spiffe_id TEXT    PRIMARY KEY,
+    banned_at INTEGER NOT NULL
+  );
+  `,
+  // 4: what each agent last reported (agent API ReportState; 0 = never), and
   // when each trust anchor first appeared in a stored bundle (anchors list).
   `
   ALTER TABLE agents ADD COLUMN last_seen_at    INTEGER NOT NULL DEFAULT 0;

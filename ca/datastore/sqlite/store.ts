@@ -164,6 +164,22 @@ export class SqliteDataStore implements DataStore {
     return this.tokensAndAgents.reportAgentState(spiffeId, report);
   }
 
+  async banAgent(spiffeId: string, at: number): Promise<boolean> {
+    return this.tokensAndAgents.banAgent(spiffeId, at);
+  }
+
+  async unbanAgent(spiffeId: string): Promise<boolean> {
+    return this.tokensAndAgents.unbanAgent(spiffeId);
+  }
+
+  async isAgentBanned(spiffeId: string): Promise<boolean> {
+    return this.tokensAndAgents.isAgentBanned(spiffeId);
+  }
+
+  async listBannedAgents(): Promise<string[]> {
+    return this.tokensAndAgents.listBannedAgents();
+  }
+
   // --- bundles --------------------------------------------------------------
 
   async getBundle(trustDomain: string): Promise<StoredBundle | undefined> {

@@ -44,6 +44,10 @@ const SQL = {
   agentList: 'SELECT * FROM agents ORDER BY spiffe_id',
   agentDelete: 'DELETE FROM agents WHERE spiffe_id = ?',
   agentReport: 'UPDATE agents SET last_seen_at = ?, bundle_sequence = ?, clock_skew_ms = ? WHERE spiffe_id = ?',
+  banInsert: 'INSERT INTO banned_agents (spiffe_id, banned_at) VALUES (?, ?) ON CONFLICT (spiffe_id) DO NOTHING',
+  banDelete: 'DELETE FROM banned_agents WHERE spiffe_id = ?',
+  banList: 'SELECT spiffe_id FROM banned_agents ORDER BY spiffe_id',
+  banGet: 'SELECT 1 FROM banned_agents WHERE spiffe_id = ?',
 } as const;
 
 /** The join tokens and attested agents of a {@link SqliteDataStore}. */
@@ -123,6 +127,24 @@ export class SqliteTokensAndAgents {
 
   reportAgentState(spiffeId: string, r: AgentReport): boolean {
     return this.cdb.write('record agent report', () => this.stmt.agentReport.run(r.seenAt, r.bundleSequence, r.clockSkewMs, spiffeId).changes === 1);
+  }
+
+  // --- banned agent IDs -----------------------------------------------------
+
+  banAgent(spiffeId: string, at: number): boolean {
+    return this.cdb.write('ban agent', () => this.stmt.banInsert.run(spiffeId, at).changes === 1);
+  }
+
+  unbanAgent(spiffeId: string): boolean {
+    return this.cdb.write('unban agent', () => this.stmt.banDelete.run(spiffeId).changes === 1);
+  }
+
+  isAgentBanned(spiffeId: string): boolean {
+    return this.cdb.run('get agent ban', () => this.stmt.banGet.get(spiffeId) !== undefined);
+  }
+
+  listBannedAgents(): string[] {
+    return this.cdb.run('list banned agents', () => (this.stmt.banList.all() as { spiffe_id: string }[]).map((r) => r.spiffe_id));
   }
 }
 

@@ -3,6 +3,8 @@
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { Agent as _anchorage_admin_v1_Agent, Agent__Output as _anchorage_admin_v1_Agent__Output } from '../../../anchorage/admin/v1/Agent.js';
+import type { AgentBan as _anchorage_admin_v1_AgentBan, AgentBan__Output as _anchorage_admin_v1_AgentBan__Output } from '../../../anchorage/admin/v1/AgentBan.js';
+import type { BanAgentRequest as _anchorage_admin_v1_BanAgentRequest, BanAgentRequest__Output as _anchorage_admin_v1_BanAgentRequest__Output } from '../../../anchorage/admin/v1/BanAgentRequest.js';
 import type { Bundle as _anchorage_admin_v1_Bundle, Bundle__Output as _anchorage_admin_v1_Bundle__Output } from '../../../anchorage/admin/v1/Bundle.js';
 import type { CAStatus as _anchorage_admin_v1_CAStatus, CAStatus__Output as _anchorage_admin_v1_CAStatus__Output } from '../../../anchorage/admin/v1/CAStatus.js';
 import type { CreateEntryRequest as _anchorage_admin_v1_CreateEntryRequest, CreateEntryRequest__Output as _anchorage_admin_v1_CreateEntryRequest__Output } from '../../../anchorage/admin/v1/CreateEntryRequest.js';
@@ -39,10 +41,28 @@ import type { MintX509SVIDRequest as _anchorage_admin_v1_MintX509SVIDRequest, Mi
 import type { MintX509SVIDResponse as _anchorage_admin_v1_MintX509SVIDResponse, MintX509SVIDResponse__Output as _anchorage_admin_v1_MintX509SVIDResponse__Output } from '../../../anchorage/admin/v1/MintX509SVIDResponse.js';
 import type { RefreshFederationRelationshipRequest as _anchorage_admin_v1_RefreshFederationRelationshipRequest, RefreshFederationRelationshipRequest__Output as _anchorage_admin_v1_RefreshFederationRelationshipRequest__Output } from '../../../anchorage/admin/v1/RefreshFederationRelationshipRequest.js';
 import type { SetFederatedBundleRequest as _anchorage_admin_v1_SetFederatedBundleRequest, SetFederatedBundleRequest__Output as _anchorage_admin_v1_SetFederatedBundleRequest__Output } from '../../../anchorage/admin/v1/SetFederatedBundleRequest.js';
+import type { UnbanAgentRequest as _anchorage_admin_v1_UnbanAgentRequest, UnbanAgentRequest__Output as _anchorage_admin_v1_UnbanAgentRequest__Output } from '../../../anchorage/admin/v1/UnbanAgentRequest.js';
 import type { UpdateEntryRequest as _anchorage_admin_v1_UpdateEntryRequest, UpdateEntryRequest__Output as _anchorage_admin_v1_UpdateEntryRequest__Output } from '../../../anchorage/admin/v1/UpdateEntryRequest.js';
 import type { UpdateFederationRelationshipRequest as _anchorage_admin_v1_UpdateFederationRelationshipRequest, UpdateFederationRelationshipRequest__Output as _anchorage_admin_v1_UpdateFederationRelationshipRequest__Output } from '../../../anchorage/admin/v1/UpdateFederationRelationshipRequest.js';
 
 export interface AdminClient extends grpc.Client {
+  /**
+   * Stops an agent ID from attesting again (and evicts it, if it has a record),
+   * until UnbanAgent. The ID need not have attested yet.
+   */
+  BanAgent(argument: _anchorage_admin_v1_BanAgentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AgentBan__Output>): grpc.ClientUnaryCall;
+  BanAgent(argument: _anchorage_admin_v1_BanAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_AgentBan__Output>): grpc.ClientUnaryCall;
+  BanAgent(argument: _anchorage_admin_v1_BanAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AgentBan__Output>): grpc.ClientUnaryCall;
+  BanAgent(argument: _anchorage_admin_v1_BanAgentRequest, callback: grpc.requestCallback<_anchorage_admin_v1_AgentBan__Output>): grpc.ClientUnaryCall;
+  /**
+   * Stops an agent ID from attesting again (and evicts it, if it has a record),
+   * until UnbanAgent. The ID need not have attested yet.
+   */
+  banAgent(argument: _anchorage_admin_v1_BanAgentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AgentBan__Output>): grpc.ClientUnaryCall;
+  banAgent(argument: _anchorage_admin_v1_BanAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_AgentBan__Output>): grpc.ClientUnaryCall;
+  banAgent(argument: _anchorage_admin_v1_BanAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AgentBan__Output>): grpc.ClientUnaryCall;
+  banAgent(argument: _anchorage_admin_v1_BanAgentRequest, callback: grpc.requestCallback<_anchorage_admin_v1_AgentBan__Output>): grpc.ClientUnaryCall;
+  
   /**
    * Registration entries.
    */
@@ -335,6 +355,15 @@ export interface AdminClient extends grpc.Client {
   setFederatedBundle(argument: _anchorage_admin_v1_SetFederatedBundleRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
   setFederatedBundle(argument: _anchorage_admin_v1_SetFederatedBundleRequest, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
   
+  UnbanAgent(argument: _anchorage_admin_v1_UnbanAgentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AgentBan__Output>): grpc.ClientUnaryCall;
+  UnbanAgent(argument: _anchorage_admin_v1_UnbanAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_AgentBan__Output>): grpc.ClientUnaryCall;
+  UnbanAgent(argument: _anchorage_admin_v1_UnbanAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AgentBan__Output>): grpc.ClientUnaryCall;
+  UnbanAgent(argument: _anchorage_admin_v1_UnbanAgentRequest, callback: grpc.requestCallback<_anchorage_admin_v1_AgentBan__Output>): grpc.ClientUnaryCall;
+  unbanAgent(argument: _anchorage_admin_v1_UnbanAgentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AgentBan__Output>): grpc.ClientUnaryCall;
+  unbanAgent(argument: _anchorage_admin_v1_UnbanAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_AgentBan__Output>): grpc.ClientUnaryCall;
+  unbanAgent(argument: _anchorage_admin_v1_UnbanAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AgentBan__Output>): grpc.ClientUnaryCall;
+  unbanAgent(argument: _anchorage_admin_v1_UnbanAgentRequest, callback: grpc.requestCallback<_anchorage_admin_v1_AgentBan__Output>): grpc.ClientUnaryCall;
+  
   UpdateEntry(argument: _anchorage_admin_v1_UpdateEntryRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
   UpdateEntry(argument: _anchorage_admin_v1_UpdateEntryRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
   UpdateEntry(argument: _anchorage_admin_v1_UpdateEntryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_Entry__Output>): grpc.ClientUnaryCall;
@@ -356,6 +385,12 @@ export interface AdminClient extends grpc.Client {
 }
 
 export interface AdminHandlers extends grpc.UntypedServiceImplementation {
+  /**
+   * Stops an agent ID from attesting again (and evicts it, if it has a record),
+   * until UnbanAgent. The ID need not have attested yet.
+   */
+  BanAgent: grpc.handleUnaryCall<_anchorage_admin_v1_BanAgentRequest__Output, _anchorage_admin_v1_AgentBan>;
+  
   /**
    * Registration entries.
    */
@@ -447,6 +482,8 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
    */
   SetFederatedBundle: grpc.handleUnaryCall<_anchorage_admin_v1_SetFederatedBundleRequest__Output, _anchorage_admin_v1_FederatedBundle>;
   
+  UnbanAgent: grpc.handleUnaryCall<_anchorage_admin_v1_UnbanAgentRequest__Output, _anchorage_admin_v1_AgentBan>;
+  
   UpdateEntry: grpc.handleUnaryCall<_anchorage_admin_v1_UpdateEntryRequest__Output, _anchorage_admin_v1_Entry>;
   
   UpdateFederationRelationship: grpc.handleUnaryCall<_anchorage_admin_v1_UpdateFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship>;
@@ -454,6 +491,7 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
 }
 
 export interface AdminDefinition extends grpc.ServiceDefinition {
+  BanAgent: MethodDefinition<_anchorage_admin_v1_BanAgentRequest, _anchorage_admin_v1_AgentBan, _anchorage_admin_v1_BanAgentRequest__Output, _anchorage_admin_v1_AgentBan__Output>
   CreateEntry: MethodDefinition<_anchorage_admin_v1_CreateEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_CreateEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
   CreateFederationRelationship: MethodDefinition<_anchorage_admin_v1_CreateFederationRelationshipRequest, _anchorage_admin_v1_FederationRelationship, _anchorage_admin_v1_CreateFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship__Output>
   CreateJoinToken: MethodDefinition<_anchorage_admin_v1_CreateJoinTokenRequest, _anchorage_admin_v1_JoinToken, _anchorage_admin_v1_CreateJoinTokenRequest__Output, _anchorage_admin_v1_JoinToken__Output>
@@ -476,6 +514,7 @@ export interface AdminDefinition extends grpc.ServiceDefinition {
   MintX509SVID: MethodDefinition<_anchorage_admin_v1_MintX509SVIDRequest, _anchorage_admin_v1_MintX509SVIDResponse, _anchorage_admin_v1_MintX509SVIDRequest__Output, _anchorage_admin_v1_MintX509SVIDResponse__Output>
   RefreshFederationRelationship: MethodDefinition<_anchorage_admin_v1_RefreshFederationRelationshipRequest, _anchorage_admin_v1_FederationRelationship, _anchorage_admin_v1_RefreshFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship__Output>
   SetFederatedBundle: MethodDefinition<_anchorage_admin_v1_SetFederatedBundleRequest, _anchorage_admin_v1_FederatedBundle, _anchorage_admin_v1_SetFederatedBundleRequest__Output, _anchorage_admin_v1_FederatedBundle__Output>
+  UnbanAgent: MethodDefinition<_anchorage_admin_v1_UnbanAgentRequest, _anchorage_admin_v1_AgentBan, _anchorage_admin_v1_UnbanAgentRequest__Output, _anchorage_admin_v1_AgentBan__Output>
   UpdateEntry: MethodDefinition<_anchorage_admin_v1_UpdateEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_UpdateEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
   UpdateFederationRelationship: MethodDefinition<_anchorage_admin_v1_UpdateFederationRelationshipRequest, _anchorage_admin_v1_FederationRelationship, _anchorage_admin_v1_UpdateFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship__Output>
 }

@@ -18,6 +18,7 @@ export interface Agent {
   'evicted'?: (boolean);
   'created_at'?: (number | string | Long);
   'updated_at'?: (number | string | Long);
+  'banned'?: (boolean);
   /**
    * What the agent last reported (0 = it never did): when, the sequence of
    * the bundle it holds, and its clock minus the server's.
@@ -42,6 +43,7 @@ export interface Agent__Output {
   'evicted': (boolean);
   'created_at': (number);
   'updated_at': (number);
+  'banned': (boolean);
   /**
    * What the agent last reported (0 = it never did): when, the sequence of
    * the bundle it holds, and its clock minus the server's.
