@@ -19,7 +19,7 @@ const SPIFFE_ID = { 'spiffe-id': { type: 'string', arg: 'ID', help: "the agent's
 
 export const command: CommandGroup = {
   name: 'agent',
-  summary: 'Node agents: run one, or list, show and evict those the server attested.',
+  summary: 'Node agents: run one; list, show, evict, ban and unban those the server attests.',
   actions: {
     run: action({
       name: 'agent run',
@@ -62,8 +62,9 @@ export const command: CommandGroup = {
       name: 'agent ban',
       synopsis: '--spiffe-id ID',
       summary:
-        'Stops an agent ID from attesting again, and evicts its current SVID. tpm and x509pop spend no secret, so an\n' +
-        'evicted agent of theirs attests again at once; a ban keeps it out. The ID need not have attested yet.',
+        'Stops an agent ID from attesting again, and evicts its current SVID.\n' +
+        'tpm and x509pop spend no secret, so an evicted agent of theirs attests again at once; a ban keeps it out.\n' +
+        'The ID need not have attested yet.',
       flags: SPIFFE_ID,
       async run(v) {
         const spiffeId = need(v['spiffe-id'], 'spiffe-id');
