@@ -495,7 +495,8 @@ describe('a full disk (a real tmpfs filled up, then drained)', () => {
     const { readdirSync, statSync, writeFileSync: write } = await import('node:fs');
     // Room for a few entries beyond what the migrated store already holds
     // (its WAL grows with every schema step, so not a fixed size).
-    const used = readdirSync(fs.dir).reduce((n, f) => n + statSync(join(fs.dir, f)).size, 0);
+    const dir = fs.dir;
+    const used = readdirSync(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
     write(join(fs.dir, 'filler'), Buffer.alloc(1024 * 1024 - used - 48 * 1024));
     const confirmed: string[] = [];
     const refused: string[] = [];
