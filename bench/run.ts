@@ -1,3 +1,4 @@
+import { benchCli } from './cli.js';
 import { benchHelper } from './helper.js';
 import { benchAttest } from './attest.js';
 import { benchClientInstall } from './client-install.js';
@@ -6,6 +7,7 @@ import { benchSds } from './sds.js';
 import { benchWorkload } from './workload.js';
 
 const BENCHES: Record<string, () => Promise<void>> = {
+  cli: benchCli,
   helper: benchHelper,
   attest: benchAttest,
   'client-install': benchClientInstall,

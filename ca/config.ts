@@ -1,5 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { DEFAULT_ADMIN_SOCKET } from '../common/admin-socket.js';
 import { formatIssues, readYamlConfig } from '../common/config-file.js';
 import { z } from 'zod';
 import { parseDuration } from '../common/duration.js';
@@ -347,7 +348,7 @@ export function parseServerConfig(doc: unknown, source: string, baseDir: string)
     ...cfg,
     source,
     data_dir: dataDir,
-    admin_socket: abs(cfg.admin_socket ?? join(dataDir, 'admin.sock')),
+    admin_socket: abs(cfg.admin_socket ?? DEFAULT_ADMIN_SOCKET),
     key_manager: fixKm(cfg.key_manager),
     ca: { ...cfg.ca, root: fixedRoot },
     datastore: { type: 'sqlite', path: abs(cfg.datastore.path ?? join(dataDir, 'datastore.sqlite3')) },

@@ -114,7 +114,10 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
     // The data dir holds the datastore (and disk keys): refused unless it is a
     // real directory of our uid that nobody else can write to.
     if ((checkPrivateDir(cfg.data_dir, 'server').mode & 0o077) !== 0) ensurePrivateDir(cfg.data_dir, log);
-    ensurePrivateDir(dirname(cfg.admin_socket), log);
+    // The socket's directory too: whoever else could write there could put
+    // their own socket in its place, and every operator command would go to it.
+    const socketDir = dirname(cfg.admin_socket);
+    if ((checkPrivateDir(socketDir, 'server', 'admin_socket directory').mode & 0o077) !== 0) ensurePrivateDir(socketDir, log);
     // Two servers on one data dir would both rotate the CA: refuse before touching anything.
     const releaseLock = lockDataDir(cfg.data_dir, 'server');
     closers.push(releaseLock);
@@ -182,7 +185,18 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
     const admin = new grpc.Server();
     admin.addService(
       loadAdminProto().anchorage.admin.v1.Admin.service,
-      adminHandlers({ datastore, feed, ca, minter, caTtl: cfg.ca.ttl, keyManagerKind: keyManager.kind, federation, now, logger: log }),
+      adminHandlers({
+        datastore,
+        feed,
+        ca,
+        minter,
+        caTtl: cfg.ca.ttl,
+        keyManager,
+        rootKeyManager: cfg.ca.root.type === 'self-signed' ? rootKeyManager : undefined,
+        federation,
+        now,
+        logger: log,
+      }),
     );
     await bind(admin, `unix://${cfg.admin_socket}`);
     chmodSync(cfg.admin_socket, cfg.admin_socket_mode);

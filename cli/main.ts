@@ -1,384 +1,94 @@
-import { X509Certificate, generateKeyPairSync, webcrypto } from 'node:crypto';
-import { mkdirSync, renameSync, rmSync, writeFileSync, existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import type { ParseArgsConfig } from 'node:util';
-import { AnchorageError, errorMessage, invalid } from '@anchorage/client/errors';
-import { createLogger } from '../common/log.js';
-import { toPem } from '@anchorage/client/pem';
-import { loadServerConfig } from '../ca/config.js';
-import { loadAgentConfig } from '../node-agent/config.js';
-import { parseSelector } from '../ca/entries.js';
-import type { Entry__Output } from '../proto/gen/anchorage/admin/v1/Entry.js';
-import type { Agent__Output } from '../proto/gen/anchorage/admin/v1/Agent.js';
-import type { FederatedBundle__Output } from '../proto/gen/anchorage/admin/v1/FederatedBundle.js';
-import { esc, HelpRequested, need, out, parse, readInput, seconds, UsageError, withAdmin } from './args.js';
-import { escapeControls, escapeJsonControls } from '../ca/admin/text.js';
-import { federationCommand } from './federation.js';
-import { helperCommand } from './helper.js';
-import { agentBanCommand } from './agent-ban.js';
+import { AnchorageError, errorMessage } from '@anchorage/client/errors';
+import { escapeControls } from '../ca/admin/text.js';
+import { HelpRequested, UsageError } from './args.js';
+import { actionHelp, groupHelp, parseFlags, type Action, type CommandGroup } from './command.js';
+import { ADMIN_SOCKET_ENV, DEFAULT_ADMIN_SOCKET } from '../common/admin-socket.js';
 
-const USAGE = `usage: anchorage <command> [flags]
+/**
+ * The commands of `anchorage`, by name. Each module is imported only when its
+ * command runs, so `anchorage help` loads none and `entry list` none of the
+ * server, the HSM or the config schema (issue 17: start in under 100 ms).
+ * Adding a command is one line here and a module under cli/commands/
+ * exporting `command: CommandGroup`.
+ */
+const COMMANDS: Record<string, { usage: string; summary: string; load: () => Promise<{ command: CommandGroup }> }> = {
+  server: { usage: 'server run -c server.yaml', summary: 'run the server', load: () => import('./commands/server.js') },
+  agent: { usage: 'agent run|list|show|evict|ban|unban', summary: 'run a node agent; the agents the server attested', load: () => import('./commands/agent.js') },
+  helper: { usage: 'helper -c helper.yaml', summary: "write this workload's SVID, key and bundles to files; reload a server on rotation", load: () => import('./commands/helper.js') },
+  entry: { usage: 'entry create|update|show|delete|list', summary: 'registration entries', load: () => import('./commands/entry.js') },
+  token: { usage: 'token create', summary: 'join tokens for agents', load: () => import('./commands/token.js') },
+  bundle: { usage: 'bundle show|set|list|delete', summary: "the trust domain's bundle; static federated bundles", load: () => import('./commands/bundle.js') },
+  federation: { usage: 'federation create|update|list|show|refresh|delete', summary: 'federation relationships (bundle endpoints)', load: () => import('./commands/federation.js') },
+  x509: { usage: 'x509 mint', summary: 'mint an X509-SVID for the caller', load: () => import('./commands/x509.js') },
+  jwt: { usage: 'jwt mint', summary: 'mint a JWT-SVID', load: () => import('./commands/jwt.js') },
+  ca: { usage: 'ca show', summary: 'the CA journal (root, intermediates, JWT keys)', load: () => import('./commands/ca.js') },
+  check: { usage: 'check', summary: 'the health of the trust stack (HSM, root, rotation, agents, federation)', load: () => import('./commands/check.js') },
+  anchors: { usage: 'anchors list', summary: 'every trust anchor the trust domain relies on', load: () => import('./commands/anchors.js') },
+};
 
-  server run -c server.yaml                 run the server
-  entry create --spiffe-id ID --parent-id ID --selector type:value... [--x509-ttl D] [--jwt-ttl D]
-               [--dns NAME]... [--federates-with TD]... [--hint H] [--admin] [--downstream]
-  entry update --id ID [same flags as create; given lists replace the old ones] [--revision N]
-  entry show --id ID | entry delete --id ID | entry list [--parent-id ID] [--spiffe-id ID]
-  token create [--spiffe-id ID] [--ttl D]   join token for an agent
-  bundle show [--format pem|spiffe]         the trust domain's bundle
-  bundle set --trust-domain TD --file F|-   a federated trust domain's bundle document (static federation)
-  bundle list | bundle delete --trust-domain TD
-  federation create --trust-domain TD --url URL --profile https_spiffe --endpoint-id ID --bootstrap-bundle F
-  federation create --trust-domain TD --url URL --profile https_web [--ca-file F]
-                                            a federation relationship: the server fetches TD's bundle
-  federation update --trust-domain TD [same flags; those given replace the old values]
-  federation list | show | refresh | delete --trust-domain TD
-  x509 mint --spiffe-id ID [--ttl D] [--dns NAME]... --out-dir DIR
-  jwt mint --spiffe-id ID --audience A... [--ttl D]
-  ca show                                   the CA journal (root, intermediates, JWT keys)
-  agent run -c agent.yaml                   run a node agent and its Workload API
-  agent list | agent show --spiffe-id ID | agent evict --spiffe-id ID
-  helper -c helper.yaml                     write this workload's SVID, key and bundles to files; reload a server on rotation
-  agent ban | unban --spiffe-id ID          stop an agent ID from attesting again (ban also evicts it)
+function overview(): string {
+  const width = Math.max(...Object.values(COMMANDS).map((c) => c.usage.length)) + 3;
+  return `usage: anchorage <command> [flags]
 
-Every command but "server run", "agent run" and "helper" reaches the server through --socket PATH, or the
-admin_socket of -c server.yaml, and takes --json for machine-readable output.
-Durations: 30s, 15m, 1h30m, 7d.`;
+${Object.values(COMMANDS)
+  .map((c) => `  ${c.usage.padEnd(width)}${c.summary}`)
+  .join('\n')}
 
-const ENTRY_FIELDS = {
-  'spiffe-id': { type: 'string' },
-  'parent-id': { type: 'string' },
-  selector: { type: 'string', multiple: true },
-  'x509-ttl': { type: 'string' },
-  'jwt-ttl': { type: 'string' },
-  dns: { type: 'string', multiple: true },
-  'federates-with': { type: 'string', multiple: true },
-  hint: { type: 'string' },
-  admin: { type: 'boolean' },
-  downstream: { type: 'boolean' },
-} as const satisfies ParseArgsConfig['options'];
-
-function entryText(e: Entry__Output): string {
-  const lines = [
-    `Entry ID       : ${esc(e.id)}`,
-    `SPIFFE ID      : ${esc(e.spiffe_id)}`,
-    `Parent ID      : ${esc(e.parent_id)}`,
-    `Revision       : ${e.revision}`,
-    ...e.selectors.map((s) => `Selector       : ${esc(s.type)}:${esc(s.value)}`),
-    `X509-SVID TTL  : ${e.x509_svid_ttl ? `${e.x509_svid_ttl}s` : 'default'}`,
-    `JWT-SVID TTL   : ${e.jwt_svid_ttl ? `${e.jwt_svid_ttl}s` : 'default'}`,
-    ...e.dns_names.map((d) => `DNS name       : ${esc(d)}`),
-    ...e.federates_with.map((t) => `Federates with : ${esc(t)}`),
-  ];
-  if (e.hint) lines.push(`Hint           : ${esc(e.hint)}`);
-  if (e.admin) lines.push('Admin          : true');
-  if (e.downstream) lines.push('Downstream     : true');
-  return lines.join('\n') + '\n';
+Run "anchorage <command> --help" (or "anchorage <command> <subcommand> --help") for its flags.
+Every command but "server run", "agent run" and "helper" reaches the server's admin socket: --socket PATH,
+or the admin_socket of -c server.yaml, or $${ADMIN_SOCKET_ENV}, or ${DEFAULT_ADMIN_SOCKET};
+and takes --json (or --output json) for machine-readable output.
+Durations: whole seconds (3600) or with units: 30s, 15m, 1h30m, 7d.
+`;
 }
 
-function entryJson(e: Entry__Output) {
-  return { ...e, selectors: e.selectors.map((s) => `${s.type}:${s.value}`) };
-}
+/** What `--help` a usage error points to: as much of the command as was recognized. */
+let helpFor = '';
 
-/** Writes files into `dir` so that either all of them appear or none does. */
-function writeAllOrNothing(dir: string, files: Array<{ name: string; data: string; mode: number }>): void {
-  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
-  else if (!statSync(dir).isDirectory()) throw invalid(`cli: --out-dir ${dir} is not a directory`);
-  const staged: Array<{ tmp: string; final: string }> = [];
-  try {
-    for (const f of files) {
-      const tmp = join(dir, `.${f.name}.${process.pid}.tmp`);
-      writeFileSync(tmp, f.data, { mode: f.mode, flag: 'wx' });
-      staged.push({ tmp, final: join(dir, f.name) });
-    }
-    for (const s of staged) renameSync(s.tmp, s.final);
-  } catch (err) {
-    for (const s of staged) rmSync(s.tmp, { force: true });
-    throw invalid(`cli: cannot write to ${dir}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
+async function run(argv: string[]): Promise<number> {
+  const [cmd, sub, ...rest] = argv;
+  if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    const named = cmd === 'help' && sub !== undefined && Object.hasOwn(COMMANDS, sub) ? COMMANDS[sub] : undefined;
+    const group = named && (await named.load()).command;
+    process.stdout.write(group ? (group.bare ? actionHelp(group.bare) : groupHelp(group)) : overview());
+    return cmd === undefined ? 2 : 0;
   }
-}
-
-async function makeCsr(spiffeId: string): Promise<{ csrDer: Uint8Array; keyPem: string }> {
-  // Loaded here, not at start: most commands never need them, and every command pays for its imports.
-  await import('reflect-metadata');
-  const x509 = await import('@peculiar/x509');
-  // The workload's key is made here, by the caller, and never sent anywhere.
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
-  const keys = {
-    privateKey: webcrypto.subtle.importKey('pkcs8', privateKey.export({ type: 'pkcs8', format: 'der' }), alg, false, ['sign']),
-    publicKey: webcrypto.subtle.importKey('spki', publicKey.export({ type: 'spki', format: 'der' }), alg, true, ['verify']),
-  };
-  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    keys: { privateKey: await keys.privateKey, publicKey: await keys.publicKey },
-    signingAlgorithm: alg,
-    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }])],
-  });
-  return { csrDer: new Uint8Array(csr.rawData), keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
-}
-
-/** Keeps a long-running process up until SIGINT or SIGTERM, then closes it cleanly. */
-function untilSignal(logger: { info(o: object, msg: string): void }, who: string, close: () => Promise<void>): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, `${who}: shutting down`);
-      close().then(resolve, resolve);
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
-}
-
-async function serverRun(args: string[]): Promise<void> {
-  const v = parse(args, {});
-  const cfg = loadServerConfig(need(v.config, 'config'));
-  const logger = createLogger('anchorage-server', cfg.log_level);
-  const { startServer } = await import('../ca/server.js');
-  const server = await startServer(cfg, { logger });
-  await untilSignal(logger, 'server', () => server.close());
-}
-
-async function agentRun(args: string[]): Promise<void> {
-  const v = parse(args, {});
-  const cfg = loadAgentConfig(need(v.config, 'config'));
-  const logger = createLogger('anchorage-agent', cfg.log_level);
-  const { runAgent } = await import('../node-agent/run.js');
-  const running = await runAgent(cfg, { logger });
-  await untilSignal(logger, 'agent', () => running.close());
-}
-
-async function entryCommand(sub: string | undefined, args: string[]): Promise<void> {
-  switch (sub) {
-    case 'create': {
-      const v = parse(args, ENTRY_FIELDS);
-      const entry = {
-        spiffe_id: need(v['spiffe-id'], 'spiffe-id'),
-        parent_id: need(v['parent-id'], 'parent-id'),
-        selectors: need(v.selector, 'selector').map(parseSelector),
-        x509_svid_ttl: seconds(v['x509-ttl'], 'x509-ttl'),
-        jwt_svid_ttl: seconds(v['jwt-ttl'], 'jwt-ttl'),
-        dns_names: v.dns ?? [],
-        federates_with: v['federates-with'] ?? [],
-        hint: v.hint ?? '',
-        admin: v.admin ?? false,
-        downstream: v.downstream ?? false,
-      };
-      const e = await withAdmin(v, (a) => a.call('CreateEntry', { entry }));
-      return out(v.json, entryJson(e), () => entryText(e));
-    }
-    case 'update': {
-      const v = parse(args, { ...ENTRY_FIELDS, id: { type: 'string' }, revision: { type: 'string' } });
-      const revision = v.revision === undefined ? 0 : Number(v.revision);
-      if (!Number.isSafeInteger(revision) || revision < 0) throw new UsageError('--revision must be a whole number');
-      const patch = {
-        ...(v['spiffe-id'] !== undefined ? { spiffe_id: v['spiffe-id'] } : {}),
-        ...(v['parent-id'] !== undefined ? { parent_id: v['parent-id'] } : {}),
-        ...(v.selector ? { selectors: { items: v.selector.map(parseSelector) } } : {}),
-        ...(v['x509-ttl'] !== undefined ? { x509_svid_ttl: seconds(v['x509-ttl'], 'x509-ttl') } : {}),
-        ...(v['jwt-ttl'] !== undefined ? { jwt_svid_ttl: seconds(v['jwt-ttl'], 'jwt-ttl') } : {}),
-        ...(v.dns ? { dns_names: { items: v.dns } } : {}),
-        ...(v['federates-with'] ? { federates_with: { items: v['federates-with'] } } : {}),
-        ...(v.hint !== undefined ? { hint: v.hint } : {}),
-        ...(v.admin !== undefined ? { admin: v.admin } : {}),
-        ...(v.downstream !== undefined ? { downstream: v.downstream } : {}),
-      };
-      if (Object.keys(patch).length === 0) throw new UsageError('entry update: give at least one field to change');
-      const id = need(v.id, 'id');
-      const e = await withAdmin(v, (a) => a.call('UpdateEntry', { id, patch, expect_revision: revision }));
-      return out(v.json, entryJson(e), () => entryText(e));
-    }
-    case 'show':
-    case 'delete': {
-      const v = parse(args, { id: { type: 'string' } });
-      const id = need(v.id, 'id');
-      const e = await withAdmin(v, (a) => (sub === 'show' ? a.call('GetEntry', { id }) : a.call('DeleteEntry', { id })));
-      return out(v.json, entryJson(e), () => (sub === 'show' ? entryText(e) : `Deleted entry ${esc(e.id)} (${esc(e.spiffe_id)})\n`));
-    }
-    case 'list': {
-      const v = parse(args, { 'parent-id': { type: 'string' }, 'spiffe-id': { type: 'string' } });
-      const res = await withAdmin(v, (a) =>
-        a.call('ListEntries', { parent_id: v['parent-id'] ?? '', spiffe_id: v['spiffe-id'] ?? '' }),
-      );
-      return out(v.json, res.entries.map(entryJson), () =>
-        res.entries.length === 0 ? 'No entries\n' : `Found ${res.entries.length} entries\n` + res.entries.map((e) => '\n' + entryText(e)).join(''),
-      );
-    }
-    default:
-      throw new UsageError(`entry: unknown subcommand "${sub ?? ''}" (create, update, show, delete, list)`);
+  const entry = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
+  if (!entry) throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
+  const group = (await entry.load()).command;
+  helpFor = cmd;
+  if (group.bare) return runAction(group.bare, argv.slice(1));
+  if (sub === '--help' || sub === '-h') {
+    process.stdout.write(groupHelp(group));
+    return 0;
   }
-}
-
-async function tokenCommand(sub: string | undefined, args: string[]): Promise<void> {
-  if (sub !== 'create') throw new UsageError(`token: unknown subcommand "${sub ?? ''}" (create)`);
-  const v = parse(args, { 'spiffe-id': { type: 'string' }, ttl: { type: 'string' } });
-  const ttl = seconds(v.ttl, 'ttl');
-  const t = await withAdmin(v, (a) => a.call('CreateJoinToken', { spiffe_id: v['spiffe-id'] ?? '', ttl }));
-  out(v.json, t, () => `Token: ${esc(t.token)}\nExpires: ${new Date(t.expires_at * 1000).toISOString()}\n`);
-}
-
-async function bundleCommand(sub: string | undefined, args: string[]): Promise<void> {
-  if (sub === 'set' || sub === 'list' || sub === 'delete') return federatedBundleCommand(sub, args);
-  if (sub !== 'show') throw new UsageError(`bundle: unknown subcommand "${sub ?? ''}" (show, set, list, delete)`);
-  const v = parse(args, { format: { type: 'string' } });
-  const format = v.format ?? 'pem';
-  if (format !== 'pem' && format !== 'spiffe') throw new UsageError(`--format must be pem or spiffe, not "${format}"`);
-  const b = await withAdmin(v, (a) => a.call('GetBundle', {}));
-  if (format === 'spiffe') {
-    process.stdout.write(escapeJsonControls(JSON.stringify(JSON.parse(b.document), null, 2)) + '\n');
-  } else if (v.json) {
-    out(true, { trust_domain: b.trust_domain, sequence: b.sequence, x509_authorities: b.x509_authorities.map((d) => toPem('CERTIFICATE', d)) }, () => '');
-  } else {
-    process.stdout.write(b.x509_authorities.map((d) => toPem('CERTIFICATE', d)).join(''));
+  const act = sub !== undefined && Object.hasOwn(group.actions, sub) ? group.actions[sub] : undefined;
+  if (!act) {
+    throw new UsageError(`${cmd}: ${sub === undefined ? 'give a subcommand' : `unknown subcommand ${JSON.stringify(sub)}`} (${Object.keys(group.actions).join(', ')})`);
   }
+  helpFor = act.name;
+  return runAction(act, rest);
 }
 
-function federatedText(b: FederatedBundle__Output): string {
-  const iso = (t: number) => new Date(t * 1000).toISOString();
-  return (
-    `Trust domain: ${esc(b.trust_domain)} (${esc(b.source)})\nSequence    : ${b.sequence}\nUpdated     : ${iso(b.updated_at)}\n` +
-    (b.source === 'endpoint'
-      ? `Last refresh: ${b.last_refresh ? iso(b.last_refresh) : 'never'}\nLast error  : ${b.last_error ? `${esc(b.last_error)} (${iso(b.last_error_at)})` : 'none'}\n`
-      : '') +
-    b.keys.map((k) => `Key         : ${esc(k.use)} ${esc(k.id)}${k.not_after ? `, expires ${iso(k.not_after)}` : ''}\n`).join('')
-  );
-}
-
-/** `bundle set|list|delete`: bundles of federated trust domains, set by hand. */
-async function federatedBundleCommand(sub: 'set' | 'list' | 'delete', args: string[]): Promise<void> {
-  if (sub === 'list') {
-    const v = parse(args, {});
-    const res = await withAdmin(v, (a) => a.call('ListFederatedBundles', {}));
-    return out(v.json, res.bundles, () => (res.bundles.length === 0 ? 'No federated bundles\n' : res.bundles.map(federatedText).join('\n')));
+async function runAction(act: Action, args: string[]): Promise<number> {
+  const values = parseFlags(act, args);
+  if (values === 'help') {
+    process.stdout.write(actionHelp(act));
+    return 0;
   }
-  const v = parse(args, { 'trust-domain': { type: 'string' }, file: { type: 'string' } });
-  const trustDomain = need(v['trust-domain'], 'trust-domain');
-  if (sub === 'delete') {
-    const b = await withAdmin(v, (a) => a.call('DeleteFederatedBundle', { trust_domain: trustDomain }));
-    return out(v.json, b, () => `Deleted the bundle of ${esc(b.trust_domain)}\n`);
-  }
-  const file = need(v.file, 'file');
-  const document = readInput(file);
-  const b = await withAdmin(v, (a) => a.call('SetFederatedBundle', { trust_domain: trustDomain, document }));
-  out(v.json, b, () => federatedText(b));
-}
-
-async function x509Command(sub: string | undefined, args: string[]): Promise<void> {
-  if (sub !== 'mint') throw new UsageError(`x509: unknown subcommand "${sub ?? ''}" (mint)`);
-  const v = parse(args, { 'spiffe-id': { type: 'string' }, ttl: { type: 'string' }, dns: { type: 'string', multiple: true }, 'out-dir': { type: 'string' } });
-  const spiffeId = need(v['spiffe-id'], 'spiffe-id');
-  const outDir = need(v['out-dir'], 'out-dir');
-  const ttl = seconds(v.ttl, 'ttl');
-  const { csrDer, keyPem } = await makeCsr(spiffeId);
-  const res = await withAdmin(v, (a) => a.call('MintX509SVID', { csr: Buffer.from(csrDer), spiffe_id: spiffeId, ttl, dns_names: v.dns ?? [] }));
-  writeAllOrNothing(outDir, [
-    { name: 'svid.pem', data: res.chain.map((d) => toPem('CERTIFICATE', d)).join(''), mode: 0o644 },
-    { name: 'key.pem', data: keyPem, mode: 0o600 },
-    { name: 'bundle.pem', data: res.bundle.map((d) => toPem('CERTIFICATE', d)).join(''), mode: 0o644 },
-  ]);
-  const leaf = new X509Certificate(res.chain[0]!);
-  out(
-    v.json,
-    { spiffe_id: spiffeId, expires_at: res.expires_at, serial: leaf.serialNumber, files: ['svid.pem', 'key.pem', 'bundle.pem'].map((f) => join(outDir, f)) },
-    () => `SPIFFE ID: ${esc(spiffeId)}\nExpires  : ${new Date(res.expires_at * 1000).toISOString()}\nWrote    : ${join(outDir, 'svid.pem')}, key.pem, bundle.pem\n`,
-  );
-}
-
-async function jwtCommand(sub: string | undefined, args: string[]): Promise<void> {
-  if (sub !== 'mint') throw new UsageError(`jwt: unknown subcommand "${sub ?? ''}" (mint)`);
-  const v = parse(args, { 'spiffe-id': { type: 'string' }, audience: { type: 'string', multiple: true }, ttl: { type: 'string' } });
-  const request = { spiffe_id: need(v['spiffe-id'], 'spiffe-id'), audience: need(v.audience, 'audience'), ttl: seconds(v.ttl, 'ttl') };
-  const res = await withAdmin(v, (a) => a.call('MintJWTSVID', request));
-  out(v.json, res, () => res.token + '\n');
-}
-
-async function agentCommand(sub: string | undefined, args: string[]): Promise<void> {
-  if (sub !== 'list' && sub !== 'show' && sub !== 'evict') throw new UsageError(`agent: unknown subcommand "${sub ?? ''}" (run, list, show, evict, ban, unban)`);
-  const v = parse(args, sub === 'list' ? {} : { 'spiffe-id': { type: 'string' } });
-  const iso = (t: number) => new Date(t * 1000).toISOString();
-  const text = (a: Agent__Output) =>
-    `Agent      : ${esc(a.spiffe_id)}\nAttested by: ${esc(a.attestation_type)}\nSVID       : serial ${esc(a.cert_serial)}, expires ${iso(a.cert_not_after)}\n` +
-    `Evicted    : ${a.evicted}\nBanned     : ${a.banned}\n` + a.selectors.map((s) => `Selector   : ${esc(s.type)}:${esc(s.value)}\n`).join('');
-  if (sub === 'list') {
-    const res = await withAdmin(v, (a) => a.call('ListAgents', {}));
-    return out(v.json, res.agents, () => (res.agents.length === 0 ? 'No agents\n' : res.agents.map(text).join('\n')));
-  }
-  const spiffeId = need((v as { 'spiffe-id'?: string })['spiffe-id'], 'spiffe-id');
-  const agent = await withAdmin(v, (a) => a.call(sub === 'show' ? 'GetAgent' : 'EvictAgent', { spiffe_id: spiffeId }));
-  out(v.json, agent, () => (sub === 'evict' ? `Evicted ${esc(agent.spiffe_id)}\n` : text(agent)));
-}
-
-async function caCommand(sub: string | undefined, args: string[]): Promise<void> {
-  if (sub !== 'show') throw new UsageError(`ca: unknown subcommand "${sub ?? ''}" (show)`);
-  const v = parse(args, {});
-  const s = await withAdmin(v, (a) => a.call('GetCAStatus', {}));
-  const iso = (t: number) => new Date(t * 1000).toISOString();
-  out(
-    v.json,
-    { ...s, keys: s.keys.map((k) => ({ ...k, cert: k.cert.length ? toPem('CERTIFICATE', k.cert) : undefined })) },
-    () =>
-      `Trust domain: ${esc(s.trust_domain)} (key manager: ${esc(s.key_manager)})\n` +
-      s.keys
-        .map((k) => `${esc(k.kind).padEnd(5)} ${esc(k.status).padEnd(9)} ${esc(k.id).padEnd(42)} ${iso(k.not_before)} → ${iso(k.not_after)}${k.kid ? ` kid=${esc(k.kid)}` : ''}`)
-        .join('\n') +
-      '\n',
-  );
+  return (await act.run(values)) ?? 0;
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const [cmd, sub, ...rest] = argv;
   try {
-    switch (cmd) {
-      case 'server':
-        if (sub !== 'run') throw new UsageError(`server: unknown subcommand "${sub ?? ''}" (run)`);
-        await serverRun(rest);
-        break;
-      case 'entry':
-        await entryCommand(sub, rest);
-        break;
-      case 'token':
-        await tokenCommand(sub, rest);
-        break;
-      case 'bundle':
-        await bundleCommand(sub, rest);
-        break;
-      case 'federation':
-        await federationCommand(sub, rest);
-        break;
-      case 'x509':
-        await x509Command(sub, rest);
-        break;
-      case 'jwt':
-        await jwtCommand(sub, rest);
-        break;
-      case 'ca':
-        await caCommand(sub, rest);
-        break;
-      case 'agent':
-        if (sub === 'run') await agentRun(rest);
-        else if (sub === 'ban' || sub === 'unban') await agentBanCommand(sub, rest);
-        else await agentCommand(sub, rest);
-        break;
-      case 'helper':
-        await helperCommand(argv.slice(1));
-        break;
-      case undefined:
-      case 'help':
-      case '--help':
-      case '-h':
-        process.stdout.write(USAGE + '\n');
-        return cmd === undefined ? 2 : 0;
-      default:
-        throw new UsageError(`unknown command "${cmd}"`);
-    }
-    return 0;
+    return await run(argv);
   } catch (err) {
     if (err instanceof HelpRequested) {
-      process.stdout.write(USAGE + '\n');
+      process.stdout.write(overview());
       return 0;
     }
     if (err instanceof UsageError) {
-      process.stderr.write(`anchorage: ${escapeControls(err.message)}\n(run "anchorage help" for usage)\n`);
+      process.stderr.write(`anchorage: ${escapeControls(err.message)}\n(run "anchorage ${helpFor ? `${helpFor} --help` : 'help'}" for usage)\n`);
       return 2;
     }
     const message = err instanceof AnchorageError ? err.message : `unexpected error: ${errorMessage(err)}`;

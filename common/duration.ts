@@ -9,14 +9,14 @@ const DURATION = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/;
  * rejected because "is 3600 seconds or minutes?" is exactly the ambiguity
  * that ends in a CA outliving its intended life.
  */
-export function parseDuration(text: string, what = 'duration'): number {
+export function parseDuration(text: string, what = 'duration', examples = 'e.g. 30s, 15m, 1h30m, 7d'): number {
   // Quoted as JSON: the text comes from config files and the command line,
   // and a raw newline or escape sequence would break the one-line error or
   // reach the operator's terminal.
   const quoted = JSON.stringify(text);
   const m = DURATION.exec(text.trim());
   if (!m || text.trim() === '') {
-    throw invalid(`${what}: ${quoted} is not a duration (use e.g. 30s, 15m, 1h30m, 7d)`);
+    throw invalid(`${what}: ${quoted} is not a duration (use ${examples})`);
   }
   const [, d, h, mi, s] = m;
   const total =
@@ -39,4 +39,18 @@ export function formatDuration(seconds: number): string {
     }
   }
   return out;
+}
+
+/**
+ * A duration flag of the command line: a whole number of seconds (`3600`),
+ * as SPIRE's CLI takes them, or a duration {@link parseDuration} accepts.
+ * Config files keep to units; on the command line the flag's own help says
+ * "seconds", and operators coming from SPIRE type bare numbers.
+ */
+export function parseDurationFlag(text: string, what: string): number {
+  if (!/^\s*\d+\s*$/.test(text)) return parseDuration(text, what, 'seconds, or e.g. 30s, 15m, 1h30m, 7d');
+  const n = Number(text.trim());
+  if (!Number.isSafeInteger(n)) throw invalid(`${what}: ${JSON.stringify(text)} is too large`);
+  if (n <= 0) throw invalid(`${what}: ${JSON.stringify(text)} must be greater than zero`);
+  return n;
 }

@@ -1,20 +1,9 @@
 import { status, type ServiceError, Metadata, type handleUnaryCall, type ServerUnaryCall } from '@grpc/grpc-js';
 import { AnchorageError } from '@anchorage/client/errors';
-import { STATUS_FOR } from '@anchorage/client/grpc-status';
+import { ERROR_CODE_TRAILER, STATUS_FOR } from '@anchorage/client/grpc-status';
 import type { Logger } from './log.js';
 
-/**
- * Trailer naming the AnchorageError code of a status our own handler returned.
- * A client tells "the server answered UNAVAILABLE" (a token outage, a full
- * disk) from "no server answered" (grpc-js makes those statuses locally,
- * without trailers) by its presence.
- */
-export const ERROR_CODE_TRAILER = 'anchorage-error-code';
-
-/** True when a status came from one of our handlers rather than from the transport. */
-export function answeredByServer(err: Pick<ServiceError, 'metadata'>): boolean {
-  return (err.metadata?.get(ERROR_CODE_TRAILER).length ?? 0) > 0;
-}
+export { ERROR_CODE_TRAILER, codeForStatus } from '@anchorage/client/grpc-status';
 
 /**
  * The one place errors become gRPC statuses. Anything that is not an

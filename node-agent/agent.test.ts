@@ -94,6 +94,7 @@ beforeAll(async () => {
   serverCfgDoc = {
     trust_domain: TD,
     data_dir: join(dir, 'server'),
+    admin_socket: 'admin.sock',
     bind_address: '127.0.0.1:0',
     key_manager: { type: 'disk' },
     ca: { ttl: '24h' },
@@ -376,7 +377,7 @@ describe('node agent', () => {
   it('does not trust a server whose certificate does not chain to the bootstrap bundle', async () => {
     const other = mkdtempSync(join(tmpdir(), 'anchorage-agent-other-'));
     const otherServer = await startServer(
-      parseServerConfig({ trust_domain: TD, data_dir: other, bind_address: '127.0.0.1:0', key_manager: { type: 'memory' } }, 'test', other),
+      parseServerConfig({ trust_domain: TD, data_dir: other, admin_socket: 'admin.sock', bind_address: '127.0.0.1:0', key_manager: { type: 'memory' } }, 'test', other),
       { logger: silentLogger() },
     );
     try {

@@ -27,6 +27,9 @@ import { applySyncMessage } from './agent/sync.js';
 
 export { readTrustBundleFile } from './agent/identity.js';
 
+/** How often an agent reports its state (ReportState) besides after each sync message. */
+const REPORT_INTERVAL_MS = 60_000;
+
 /** Reconnect and retry delays: 250 ms doubling to 5 s (SPIRE agents sync every 5 s), ±20 % jitter. */
 const BACKOFF = { initialMs: 250, maxMs: 5_000 };
 /** setTimeout's limit. */
@@ -89,6 +92,9 @@ export class NodeAgent {
   #renewing = false;
   readonly #renewBackoff = new Backoff(BACKOFF);
   #renewRetryAt = 0;
+  /** When the next state report is due (ms); one report in flight at a time. */
+  #reportAt = 0;
+  #reporting = false;
   /** Intermediates already verified against the bundle (base64 DER). */
   readonly #verifiedIssuers = new Set<string>();
 
@@ -466,6 +472,8 @@ export class NodeAgent {
     const needMint = applySyncMessage(this.#td, this.cache, this.#log, this.#synced, m);
     this.#synced = true;
     this.#saveSoon();
+    // The bundle may have changed: say at once which one is held now.
+    void this.#report();
     // New or changed entries, and rotations that came due while the server was away.
     if (needMint || this.cache.due().length > 0) void this.#mintDue();
   }
@@ -536,6 +544,29 @@ export class NodeAgent {
       });
   }
 
+  // ---- state reports --------------------------------------------------------
+
+  /**
+   * Tells the server the sequence of the bundle held and this host's clock
+   * (for drift and skew in `anchorage check`). Best effort: a failed report
+   * waits for the next one, a minute later or at the next sync message.
+   */
+  async #report(): Promise<void> {
+    if (this.#reporting || this.#closed) return;
+    this.#reportAt = this.#nowMs() + REPORT_INTERVAL_MS;
+    this.#schedule();
+    const bundle = this.cache.bundle(this.#td.name);
+    if (!this.#identity || !bundle) return;
+    this.#reporting = true;
+    try {
+      await this.#connection().report(bundle.sequence ?? 0, this.#nowMs());
+    } catch (err) {
+      this.#log.debug({ err: errorMessage(err) }, 'agent: state report failed');
+    } finally {
+      this.#reporting = false;
+    }
+  }
+
   // ---- timers ---------------------------------------------------------------
 
   /** One timer for the next thing to do: a rotation, an expiry, a renewal or a retry. */
@@ -547,6 +578,7 @@ export class NodeAgent {
     const deadline = this.cache.nextDeadline();
     if (deadline !== undefined) times.push(Math.max(deadline * 1000, this.#mintRetryAt));
     if (this.#identity) times.push(Math.max(this.#identity.renewAt * 1000, this.#renewRetryAt));
+    if (this.#synced && this.#reportAt > 0) times.push(this.#reportAt);
     if (times.length === 0) return;
     const delay = Math.min(MAX_TIMER_MS, Math.max(0, Math.min(...times) - nowMs));
     this.#timer = setTimeout(() => this.#tick(), delay);
@@ -558,6 +590,7 @@ export class NodeAgent {
     this.cache.expire();
     if (this.#identity && this.#identity.renewAt * 1000 <= nowMs && this.#renewRetryAt <= nowMs) void this.#renew();
     if (this.#mintRetryAt <= nowMs && this.cache.due().length > 0 && this.#synced) void this.#mintDue();
+    if (this.#synced && this.#reportAt > 0 && this.#reportAt <= nowMs) void this.#report();
     this.#schedule();
   }
 }

@@ -183,6 +183,11 @@ export class ServerConnection {
     ).then((r) => ({ token: r.token, expiresAt: Number(r.expires_at) }));
   }
 
+  /** Tells the server which bundle the agent holds and what its clock says. */
+  report(bundleSequence: number, agentTimeMs: number): Promise<void> {
+    return this.#unary('state report', (cb) => this.#client.ReportState({ bundle_sequence: bundleSequence, agent_time_ms: agentTimeMs }, this.#opts(), cb)).then(() => undefined);
+  }
+
   /**
    * Opens the sync stream. `onMessage` gets every full-state message;
    * the returned promise settles when the stream ends (rejects with the

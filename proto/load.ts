@@ -1,23 +1,15 @@
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
-import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { PROTO_LOADER_OPTIONS } from '@anchorage/client/proto';
+import { protoRoot } from './root.js';
 import type { ProtoGrpcType as AdminProto } from './gen/admin.js';
 import type { ProtoGrpcType as AgentProto } from './gen/agent.js';
 
 // The SPIFFE Workload API's proto and loader live in @anchorage/client/proto;
 // this file loads Anchorage's own services with the same options.
 
-/** The proto/ source folder, both from the TypeScript tree and from dist/. */
-export function protoRoot(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (const candidate of [here, join(here, '..', '..', 'proto')]) {
-    if (existsSync(join(candidate, 'anchorage'))) return candidate;
-  }
-  throw new Error(`proto: cannot find the .proto files near ${here}`);
-}
+export { protoRoot } from './root.js';
 
 let admin: AdminProto | undefined;
 

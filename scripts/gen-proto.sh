@@ -19,3 +19,4 @@ gen() { # <outdir> <proto files…>; run from the folder whose proto/ holds them
 }
 gen "$out" anchorage/admin/v1/admin.proto anchorage/agent/v1/agent.proto
 (cd packages/client && gen "$client_out" spiffe/workload.proto)
+node scripts/proto-descriptor.mjs "$out"

@@ -11,13 +11,15 @@ import type { DataStore, NewEntry, RegistrationEntry } from '../datastore/DataSt
 import { checkFederatesWith, validateEntry } from '../entries.js';
 import { checkNotReserved } from '../reserved.js';
 import { checkRequestText } from './text.js';
-import type { CaManager } from '../manager.js';
+import { rotationTimes, type CaManager } from '../manager.js';
+import type { KeyManager } from '../keymanager/KeyManager.js';
 import type { ChangeFeed } from '../changes.js';
 import { serverId } from '../agentapi/service.js';
 import { deleteFederatedBundle, setFederatedBundle, toFederatedBundle } from '../federation/static.js';
 import type { FederationClient } from '../federation/client.js';
 import { federationHandlers } from './federation.js';
-import type { AttestedAgent } from '../datastore/DataStore.js';
+import { listTrustAnchors } from './anchors.js';
+import type { AttestedAgent, JournalEntry } from '../datastore/DataStore.js';
 import type { Agent } from '../../proto/gen/anchorage/admin/v1/Agent.js';
 import type { Minter } from '../minter.js';
 
@@ -29,7 +31,10 @@ export interface AdminServiceDeps {
   minter: Minter;
   /** Intermediate CA lifetime (seconds): no entry TTL may exceed it. */
   caTtl: number;
-  keyManagerKind: string;
+  /** The CA's key manager: its kind, and how its HSM protects the keys (GetKeyProtection). */
+  keyManager: Pick<KeyManager, 'kind' | 'keyProtection'>;
+  /** Where the root's key is, when the server holds it (a self-signed root). */
+  rootKeyManager?: Pick<KeyManager, 'kind' | 'keyProtection'>;
   /** Fetches the bundles of federated trust domains (ca/federation/client.ts). */
   federation: FederationClient;
   now?: () => number;
@@ -109,7 +114,17 @@ function agentToProto(a: AttestedAgent, banned: boolean): Agent {
     evicted: a.evicted,
     created_at: a.createdAt,
     updated_at: a.updatedAt,
+    last_seen_at: a.report?.seenAt ?? 0,
+    bundle_sequence: a.report?.bundleSequence ?? 0,
+    clock_skew_ms: a.report?.clockSkewMs ?? 0,
   };
+}
+
+/** When a CA key's successor is due to be prepared and activated; none for the root, which does not rotate. */
+function rotationOf(r: JournalEntry): { prepare_at: number; activate_at: number } {
+  if (r.kind === 'root' || r.notAfter === 0) return { prepare_at: 0, activate_at: 0 };
+  const t = rotationTimes(r.notBefore, r.notAfter);
+  return { prepare_at: t.prepareAt, activate_at: t.activateAt };
 }
 
 async function requireAgent(ds: DataStore, spiffeId: string): Promise<AttestedAgent> {
@@ -325,8 +340,9 @@ function handlers(deps: AdminServiceDeps): AdminHandlers {
       const rows = await ca.journal();
       return {
         trust_domain: td.name,
-        key_manager: deps.keyManagerKind,
+        key_manager: deps.keyManager.kind,
         keys: rows.map((r) => ({
+          ...rotationOf(r),
           id: r.id,
           kind: r.kind,
           status: r.status,
@@ -337,6 +353,29 @@ function handlers(deps: AdminServiceDeps): AdminHandlers {
           cert: r.certDer ? Buffer.from(r.certDer) : Buffer.alloc(0),
         })),
       };
+    }),
+    ListTrustAnchors: unaryHandler(log, 'ListTrustAnchors', () =>
+      listTrustAnchors({ datastore: ds, ca, keyManagerKind: deps.keyManager.kind, rootKeyManagerKind: deps.rootKeyManager?.kind }),
+    ),
+    GetKeyProtection: unaryHandler(log, 'GetKeyProtection', async () => {
+      const keys = [];
+      // A key still being made has no finished private half to read yet.
+      for (const r of (await ca.journal()).filter((row) => row.status !== 'preparing')) {
+        const km = r.kind === 'root' ? deps.rootKeyManager : deps.keyManager;
+        if (!km) continue;
+        const p = km.keyProtection ? await km.keyProtection(r.keyId) : undefined;
+        keys.push({
+          journal_id: r.id,
+          key_id: r.keyId,
+          key_manager: km.kind,
+          found: p !== undefined,
+          sensitive: p?.sensitive ?? false,
+          extractable: p?.extractable ?? false,
+          always_sensitive: p?.alwaysSensitive ?? false,
+          never_extractable: p?.neverExtractable ?? false,
+        });
+      }
+      return { keys };
     }),
   };
 }

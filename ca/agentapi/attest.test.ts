@@ -152,7 +152,7 @@ const hmac = (c: Buffer) => createHmac('sha256', SECRET).update(c).digest();
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'anchorage-attest-'));
   const cfg = parseServerConfig(
-    { trust_domain: TD, data_dir: dir, bind_address: '127.0.0.1:0', key_manager: { type: 'memory' }, ca: { ttl: '24h' } },
+    { trust_domain: TD, data_dir: dir, admin_socket: 'admin.sock', bind_address: '127.0.0.1:0', key_manager: { type: 'memory' }, ca: { ttl: '24h' } },
     'test',
     dir,
   );

@@ -96,7 +96,7 @@ function sync(agent: TestAgent) {
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'anchorage-agentapi-'));
   const cfg = parseServerConfig(
-    { trust_domain: TD, data_dir: dir, bind_address: '127.0.0.1:0', key_manager: { type: 'memory' }, ca: { ttl: '24h' } },
+    { trust_domain: TD, data_dir: dir, admin_socket: 'admin.sock', bind_address: '127.0.0.1:0', key_manager: { type: 'memory' }, ca: { ttl: '24h' } },
     'test',
     dir,
   );
@@ -233,6 +233,30 @@ describe('agent API', () => {
     expect(noAud).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: 'jwtsvid: at least one audience is required' });
     const noCsr = await callStatus(unary((cb) => a.client.RenewAgent({ csr: Buffer.alloc(0) }, cb)));
     expect(noCsr).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: 'agent api: csr is required' });
+  });
+
+  it('records what an agent reports, refuses bad reports and anonymous callers', async () => {
+    const anon = agentClient();
+    expect(await callStatus(unary((cb) => anon.ReportState({ bundle_sequence: 1, agent_time_ms: Date.now() }, cb)))).toEqual({
+      code: grpc.status.UNAUTHENTICATED,
+      details: 'agent api: this call needs the agent svid as client certificate',
+    });
+    anon.close();
+    const a = await attest();
+    const noTime = await callStatus(unary((cb) => a.client.ReportState({ bundle_sequence: 1, agent_time_ms: 0 }, cb)));
+    expect(noTime).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: 'agent api: agent_time_ms is required' });
+    const negative = await callStatus(unary((cb) => a.client.ReportState({ bundle_sequence: -1, agent_time_ms: Date.now() }, cb)));
+    expect(negative).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: 'agent api: bundle_sequence must be a whole number' });
+    const getAgent = () => unary<{ last_seen_at: number; bundle_sequence: number; clock_skew_ms: number }>((cb) => admin.GetAgent({ spiffe_id: a.id }, cb));
+    expect(await getAgent()).toMatchObject({ last_seen_at: 0, bundle_sequence: 0, clock_skew_ms: 0 });
+    // An agent clock an hour ahead: the skew is about +3,600,000 ms whatever the call took.
+    const before = Date.now();
+    await unary((cb) => a.client.ReportState({ bundle_sequence: 4, agent_time_ms: before + 3_600_000 }, cb));
+    const first = await getAgent();
+    expect(first.bundle_sequence).toBe(4);
+    expect(first.last_seen_at).toBeGreaterThanOrEqual(Math.floor(before / 1000));
+    expect(first.clock_skew_ms).toBeLessThanOrEqual(3_600_000);
+    expect(first.clock_skew_ms).toBeGreaterThan(3_500_000);
   });
 
   it('renewal supersedes the old SVID', async () => {

@@ -88,6 +88,8 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
   const { datastore: ds, ca, minter, feed, logger: log } = deps;
   const now = () => Math.floor((deps.now ?? Date.now)() / 1000);
   const server = serverId(ca).toString();
+  /** When each agent's report was last stored, ms: bounded by the attested agents. */
+  const lastReport = new Map<string, number>();
 
   /** Who is calling: the agent named by the client certificate, if it is current and not evicted. */
   async function authenticate(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getAuthContext'>): Promise<AttestedAgent> {
@@ -312,6 +314,19 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
         }),
       );
       return { results };
+    }),
+
+    ReportState: unaryHandler(log, 'ReportState', async (req, call) => {
+      const agent = await authenticate(call);
+      const nowMs = (deps.now ?? Date.now)();
+      if (!Number.isSafeInteger(req.bundle_sequence) || req.bundle_sequence < 0) throw invalid('agent api: bundle_sequence must be a whole number');
+      if (!Number.isSafeInteger(req.agent_time_ms) || req.agent_time_ms <= 0) throw invalid('agent api: agent_time_ms is required');
+      // One write per agent per second at most, however often it calls.
+      const last = lastReport.get(agent.spiffeId) ?? 0;
+      if (nowMs - last < 1000) return {};
+      lastReport.set(agent.spiffeId, nowMs);
+      await ds.reportAgentState(agent.spiffeId, { seenAt: Math.floor(nowMs / 1000), bundleSequence: req.bundle_sequence, clockSkewMs: req.agent_time_ms - nowMs });
+      return {};
     }),
 
     MintJWTSVID: unaryHandler(log, 'MintJWTSVID', async (req, call) => {

@@ -43,6 +43,12 @@ export interface DataStore {
   listAgents(): Promise<AttestedAgent[]>;
   deleteAgent(spiffeId: string): Promise<void>;
   /**
+   * Records what an agent last reported (ReportState of the agent API) and
+   * leaves the rest of its record alone; putAgent, in turn, keeps the report.
+   * False if no such agent.
+   */
+  reportAgentState(spiffeId: string, report: AgentReport): Promise<boolean>;
+  /**
    * Bans an agent ID from attesting (`anchorage agent ban`); kept apart from
    * the agent record, so a ban holds whether or not that agent ever attested
    * or its record was deleted. True when it was not banned before.
@@ -64,6 +70,12 @@ export interface DataStore {
    * sequence greater than or equal to the new one (sequences only increase).
    */
   putBundle(bundle: StoredBundle): Promise<void>;
+  /**
+   * When each trust anchor of a stored bundle first appeared: recorded by
+   * putBundle and replaceBundle in the same transaction as the bundle, kept
+   * when the anchor or the bundle goes (the record of what was trusted).
+   */
+  listAnchorSightings(): Promise<AnchorSighting[]>;
   deleteBundle(trustDomain: string): Promise<void>;
   /**
    * Replaces a bundle whose document carries no spiffe_sequence (stored as 0)
@@ -144,6 +156,29 @@ export interface AttestedAgent {
   evicted: boolean;
   createdAt: number;
   updatedAt: number;
+  /** The agent's last report; absent until its first. Written only by reportAgentState. */
+  report?: AgentReport;
+}
+
+/** The first appearance of a trust anchor in a trust domain's stored bundle. */
+export interface AnchorSighting {
+  trustDomain: string;
+  /** `x509:<sha-256 of the certificate, hex>` or `jwt:<kid>` (./anchor-ids.ts). */
+  anchor: string;
+  /** updatedAt of the first bundle that had it. */
+  firstSeenAt: number;
+  /** That bundle's sequence. */
+  firstSequence: number;
+}
+
+/** What an agent says it holds, and when the server heard it. */
+export interface AgentReport {
+  /** Server time of the report, Unix seconds. */
+  seenAt: number;
+  /** spiffe_sequence of the trust domain's bundle the agent holds. */
+  bundleSequence: number;
+  /** The agent's clock minus the server's at the report, milliseconds. */
+  clockSkewMs: number;
 }
 
 export interface StoredBundle {

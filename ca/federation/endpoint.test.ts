@@ -74,6 +74,7 @@ describe('bundle endpoint, https_spiffe', () => {
       {
         trust_domain: TD,
         data_dir: dir,
+        admin_socket: 'admin.sock',
         bind_address: '127.0.0.1:0',
         key_manager: { type: 'memory' },
         ca: { ttl: '2h' },
@@ -253,6 +254,7 @@ describe('bundle endpoint, https_web', () => {
       {
         trust_domain: TD,
         data_dir: join(dir, 'data'),
+        admin_socket: 'admin.sock',
         bind_address: '127.0.0.1:0',
         key_manager: { type: 'memory' },
         bundle_refresh_hint: '10m',
@@ -305,7 +307,7 @@ describe('bundle endpoint, https_web', () => {
     const start = async (endpoint: Record<string, unknown>) => {
       const data = join(dir, `data-${Math.random().toString(36).slice(2)}`);
       const cfg = parseServerConfig(
-        { trust_domain: TD, data_dir: data, bind_address: '127.0.0.1:0', key_manager: { type: 'memory' }, federation: { bundle_endpoint: endpoint } },
+        { trust_domain: TD, data_dir: data, admin_socket: 'admin.sock', bind_address: '127.0.0.1:0', key_manager: { type: 'memory' }, federation: { bundle_endpoint: endpoint } },
         'test',
         dir,
       );

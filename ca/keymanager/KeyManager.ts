@@ -42,4 +42,22 @@ export interface KeyManager {
   deleteKey(id: string): Promise<void>;
   /** Releases sessions and handles. The manager is unusable afterwards. */
   close(): Promise<void>;
+  /**
+   * How the token protects the private half of key `id`, as the token itself
+   * reports it (PKCS#11 attributes); undefined if there is no such key. Only
+   * managers whose keys live in an HSM have it.
+   */
+  keyProtection?(id: string): Promise<KeyProtection | undefined>;
+}
+
+/** The PKCS#11 attributes that say whether a private key can ever leave its token. */
+export interface KeyProtection {
+  /** CKA_SENSITIVE: the key's value cannot be read out in the clear. */
+  sensitive: boolean;
+  /** CKA_EXTRACTABLE: the key can be exported wrapped. */
+  extractable: boolean;
+  /** CKA_ALWAYS_SENSITIVE: it has been sensitive since it was made. */
+  alwaysSensitive: boolean;
+  /** CKA_NEVER_EXTRACTABLE: it has never been extractable. */
+  neverExtractable: boolean;
 }

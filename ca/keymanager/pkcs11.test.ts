@@ -85,6 +85,22 @@ describe('Pkcs11KeyManager', () => {
     const pub = blocks.find((b) => b.startsWith('Public Key Object; EC') && b.includes(`label:      ${id}\n`));
     expect(pub, out).toBeDefined();
     expect(pub).toMatch(/Usage:.*verify/);
+    // What the server reports to `anchorage check` is what pkcs11-tool saw.
+    expect(await km.keyProtection(id)).toEqual({ sensitive: true, extractable: false, alwaysSensitive: true, neverExtractable: true });
+    expect(await km.keyProtection(uid('absent'))).toBeUndefined();
+    await km.close();
+  });
+
+  it('reports a key made extractable outside anchorage as such', async () => {
+    const km = await open();
+    const id = uid('extractable');
+    execFileSync(
+      'pkcs11-tool',
+      ['--module', token.module, '--token-label', token.label, '--login', '--pin', token.pin, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', id, '--extractable'],
+      { env: token.env, stdio: 'pipe' },
+    );
+    expect(await km.keyProtection(id)).toEqual({ sensitive: true, extractable: true, alwaysSensitive: true, neverExtractable: false });
+    await expect(km.keyProtection('')).rejects.toThrow();
     await km.close();
   });
 

@@ -25,7 +25,10 @@ import type { GetBundleRequest as _anchorage_admin_v1_GetBundleRequest, GetBundl
 import type { GetCAStatusRequest as _anchorage_admin_v1_GetCAStatusRequest, GetCAStatusRequest__Output as _anchorage_admin_v1_GetCAStatusRequest__Output } from './anchorage/admin/v1/GetCAStatusRequest.js';
 import type { GetEntryRequest as _anchorage_admin_v1_GetEntryRequest, GetEntryRequest__Output as _anchorage_admin_v1_GetEntryRequest__Output } from './anchorage/admin/v1/GetEntryRequest.js';
 import type { GetFederationRelationshipRequest as _anchorage_admin_v1_GetFederationRelationshipRequest, GetFederationRelationshipRequest__Output as _anchorage_admin_v1_GetFederationRelationshipRequest__Output } from './anchorage/admin/v1/GetFederationRelationshipRequest.js';
+import type { GetKeyProtectionRequest as _anchorage_admin_v1_GetKeyProtectionRequest, GetKeyProtectionRequest__Output as _anchorage_admin_v1_GetKeyProtectionRequest__Output } from './anchorage/admin/v1/GetKeyProtectionRequest.js';
 import type { JoinToken as _anchorage_admin_v1_JoinToken, JoinToken__Output as _anchorage_admin_v1_JoinToken__Output } from './anchorage/admin/v1/JoinToken.js';
+import type { KeyProtection as _anchorage_admin_v1_KeyProtection, KeyProtection__Output as _anchorage_admin_v1_KeyProtection__Output } from './anchorage/admin/v1/KeyProtection.js';
+import type { KeyProtectionReport as _anchorage_admin_v1_KeyProtectionReport, KeyProtectionReport__Output as _anchorage_admin_v1_KeyProtectionReport__Output } from './anchorage/admin/v1/KeyProtectionReport.js';
 import type { ListAgentsRequest as _anchorage_admin_v1_ListAgentsRequest, ListAgentsRequest__Output as _anchorage_admin_v1_ListAgentsRequest__Output } from './anchorage/admin/v1/ListAgentsRequest.js';
 import type { ListAgentsResponse as _anchorage_admin_v1_ListAgentsResponse, ListAgentsResponse__Output as _anchorage_admin_v1_ListAgentsResponse__Output } from './anchorage/admin/v1/ListAgentsResponse.js';
 import type { ListEntriesRequest as _anchorage_admin_v1_ListEntriesRequest, ListEntriesRequest__Output as _anchorage_admin_v1_ListEntriesRequest__Output } from './anchorage/admin/v1/ListEntriesRequest.js';
@@ -34,6 +37,8 @@ import type { ListFederatedBundlesRequest as _anchorage_admin_v1_ListFederatedBu
 import type { ListFederatedBundlesResponse as _anchorage_admin_v1_ListFederatedBundlesResponse, ListFederatedBundlesResponse__Output as _anchorage_admin_v1_ListFederatedBundlesResponse__Output } from './anchorage/admin/v1/ListFederatedBundlesResponse.js';
 import type { ListFederationRelationshipsRequest as _anchorage_admin_v1_ListFederationRelationshipsRequest, ListFederationRelationshipsRequest__Output as _anchorage_admin_v1_ListFederationRelationshipsRequest__Output } from './anchorage/admin/v1/ListFederationRelationshipsRequest.js';
 import type { ListFederationRelationshipsResponse as _anchorage_admin_v1_ListFederationRelationshipsResponse, ListFederationRelationshipsResponse__Output as _anchorage_admin_v1_ListFederationRelationshipsResponse__Output } from './anchorage/admin/v1/ListFederationRelationshipsResponse.js';
+import type { ListTrustAnchorsRequest as _anchorage_admin_v1_ListTrustAnchorsRequest, ListTrustAnchorsRequest__Output as _anchorage_admin_v1_ListTrustAnchorsRequest__Output } from './anchorage/admin/v1/ListTrustAnchorsRequest.js';
+import type { ListTrustAnchorsResponse as _anchorage_admin_v1_ListTrustAnchorsResponse, ListTrustAnchorsResponse__Output as _anchorage_admin_v1_ListTrustAnchorsResponse__Output } from './anchorage/admin/v1/ListTrustAnchorsResponse.js';
 import type { MintJWTSVIDRequest as _anchorage_admin_v1_MintJWTSVIDRequest, MintJWTSVIDRequest__Output as _anchorage_admin_v1_MintJWTSVIDRequest__Output } from './anchorage/admin/v1/MintJWTSVIDRequest.js';
 import type { MintJWTSVIDResponse as _anchorage_admin_v1_MintJWTSVIDResponse, MintJWTSVIDResponse__Output as _anchorage_admin_v1_MintJWTSVIDResponse__Output } from './anchorage/admin/v1/MintJWTSVIDResponse.js';
 import type { MintX509SVIDRequest as _anchorage_admin_v1_MintX509SVIDRequest, MintX509SVIDRequest__Output as _anchorage_admin_v1_MintX509SVIDRequest__Output } from './anchorage/admin/v1/MintX509SVIDRequest.js';
@@ -43,6 +48,7 @@ import type { Selector as _anchorage_admin_v1_Selector, Selector__Output as _anc
 import type { SelectorList as _anchorage_admin_v1_SelectorList, SelectorList__Output as _anchorage_admin_v1_SelectorList__Output } from './anchorage/admin/v1/SelectorList.js';
 import type { SetFederatedBundleRequest as _anchorage_admin_v1_SetFederatedBundleRequest, SetFederatedBundleRequest__Output as _anchorage_admin_v1_SetFederatedBundleRequest__Output } from './anchorage/admin/v1/SetFederatedBundleRequest.js';
 import type { StringList as _anchorage_admin_v1_StringList, StringList__Output as _anchorage_admin_v1_StringList__Output } from './anchorage/admin/v1/StringList.js';
+import type { TrustAnchor as _anchorage_admin_v1_TrustAnchor, TrustAnchor__Output as _anchorage_admin_v1_TrustAnchor__Output } from './anchorage/admin/v1/TrustAnchor.js';
 import type { UnbanAgentRequest as _anchorage_admin_v1_UnbanAgentRequest, UnbanAgentRequest__Output as _anchorage_admin_v1_UnbanAgentRequest__Output } from './anchorage/admin/v1/UnbanAgentRequest.js';
 import type { UpdateEntryRequest as _anchorage_admin_v1_UpdateEntryRequest, UpdateEntryRequest__Output as _anchorage_admin_v1_UpdateEntryRequest__Output } from './anchorage/admin/v1/UpdateEntryRequest.js';
 import type { UpdateFederationRelationshipRequest as _anchorage_admin_v1_UpdateFederationRelationshipRequest, UpdateFederationRelationshipRequest__Output as _anchorage_admin_v1_UpdateFederationRelationshipRequest__Output } from './anchorage/admin/v1/UpdateFederationRelationshipRequest.js';
@@ -79,7 +85,10 @@ export interface ProtoGrpcType {
         GetCAStatusRequest: MessageTypeDefinition<_anchorage_admin_v1_GetCAStatusRequest, _anchorage_admin_v1_GetCAStatusRequest__Output>
         GetEntryRequest: MessageTypeDefinition<_anchorage_admin_v1_GetEntryRequest, _anchorage_admin_v1_GetEntryRequest__Output>
         GetFederationRelationshipRequest: MessageTypeDefinition<_anchorage_admin_v1_GetFederationRelationshipRequest, _anchorage_admin_v1_GetFederationRelationshipRequest__Output>
+        GetKeyProtectionRequest: MessageTypeDefinition<_anchorage_admin_v1_GetKeyProtectionRequest, _anchorage_admin_v1_GetKeyProtectionRequest__Output>
         JoinToken: MessageTypeDefinition<_anchorage_admin_v1_JoinToken, _anchorage_admin_v1_JoinToken__Output>
+        KeyProtection: MessageTypeDefinition<_anchorage_admin_v1_KeyProtection, _anchorage_admin_v1_KeyProtection__Output>
+        KeyProtectionReport: MessageTypeDefinition<_anchorage_admin_v1_KeyProtectionReport, _anchorage_admin_v1_KeyProtectionReport__Output>
         ListAgentsRequest: MessageTypeDefinition<_anchorage_admin_v1_ListAgentsRequest, _anchorage_admin_v1_ListAgentsRequest__Output>
         ListAgentsResponse: MessageTypeDefinition<_anchorage_admin_v1_ListAgentsResponse, _anchorage_admin_v1_ListAgentsResponse__Output>
         ListEntriesRequest: MessageTypeDefinition<_anchorage_admin_v1_ListEntriesRequest, _anchorage_admin_v1_ListEntriesRequest__Output>
@@ -88,6 +97,8 @@ export interface ProtoGrpcType {
         ListFederatedBundlesResponse: MessageTypeDefinition<_anchorage_admin_v1_ListFederatedBundlesResponse, _anchorage_admin_v1_ListFederatedBundlesResponse__Output>
         ListFederationRelationshipsRequest: MessageTypeDefinition<_anchorage_admin_v1_ListFederationRelationshipsRequest, _anchorage_admin_v1_ListFederationRelationshipsRequest__Output>
         ListFederationRelationshipsResponse: MessageTypeDefinition<_anchorage_admin_v1_ListFederationRelationshipsResponse, _anchorage_admin_v1_ListFederationRelationshipsResponse__Output>
+        ListTrustAnchorsRequest: MessageTypeDefinition<_anchorage_admin_v1_ListTrustAnchorsRequest, _anchorage_admin_v1_ListTrustAnchorsRequest__Output>
+        ListTrustAnchorsResponse: MessageTypeDefinition<_anchorage_admin_v1_ListTrustAnchorsResponse, _anchorage_admin_v1_ListTrustAnchorsResponse__Output>
         MintJWTSVIDRequest: MessageTypeDefinition<_anchorage_admin_v1_MintJWTSVIDRequest, _anchorage_admin_v1_MintJWTSVIDRequest__Output>
         MintJWTSVIDResponse: MessageTypeDefinition<_anchorage_admin_v1_MintJWTSVIDResponse, _anchorage_admin_v1_MintJWTSVIDResponse__Output>
         MintX509SVIDRequest: MessageTypeDefinition<_anchorage_admin_v1_MintX509SVIDRequest, _anchorage_admin_v1_MintX509SVIDRequest__Output>
@@ -97,6 +108,7 @@ export interface ProtoGrpcType {
         SelectorList: MessageTypeDefinition<_anchorage_admin_v1_SelectorList, _anchorage_admin_v1_SelectorList__Output>
         SetFederatedBundleRequest: MessageTypeDefinition<_anchorage_admin_v1_SetFederatedBundleRequest, _anchorage_admin_v1_SetFederatedBundleRequest__Output>
         StringList: MessageTypeDefinition<_anchorage_admin_v1_StringList, _anchorage_admin_v1_StringList__Output>
+        TrustAnchor: MessageTypeDefinition<_anchorage_admin_v1_TrustAnchor, _anchorage_admin_v1_TrustAnchor__Output>
         UnbanAgentRequest: MessageTypeDefinition<_anchorage_admin_v1_UnbanAgentRequest, _anchorage_admin_v1_UnbanAgentRequest__Output>
         UpdateEntryRequest: MessageTypeDefinition<_anchorage_admin_v1_UpdateEntryRequest, _anchorage_admin_v1_UpdateEntryRequest__Output>
         UpdateFederationRelationshipRequest: MessageTypeDefinition<_anchorage_admin_v1_UpdateFederationRelationshipRequest, _anchorage_admin_v1_UpdateFederationRelationshipRequest__Output>

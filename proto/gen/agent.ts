@@ -13,6 +13,8 @@ import type { BatchSignX509SVIDRequest as _anchorage_agent_v1_BatchSignX509SVIDR
 import type { BatchSignX509SVIDResponse as _anchorage_agent_v1_BatchSignX509SVIDResponse, BatchSignX509SVIDResponse__Output as _anchorage_agent_v1_BatchSignX509SVIDResponse__Output } from './anchorage/agent/v1/BatchSignX509SVIDResponse.js';
 import type { RenewAgentRequest as _anchorage_agent_v1_RenewAgentRequest, RenewAgentRequest__Output as _anchorage_agent_v1_RenewAgentRequest__Output } from './anchorage/agent/v1/RenewAgentRequest.js';
 import type { RenewAgentResponse as _anchorage_agent_v1_RenewAgentResponse, RenewAgentResponse__Output as _anchorage_agent_v1_RenewAgentResponse__Output } from './anchorage/agent/v1/RenewAgentResponse.js';
+import type { ReportStateRequest as _anchorage_agent_v1_ReportStateRequest, ReportStateRequest__Output as _anchorage_agent_v1_ReportStateRequest__Output } from './anchorage/agent/v1/ReportStateRequest.js';
+import type { ReportStateResponse as _anchorage_agent_v1_ReportStateResponse, ReportStateResponse__Output as _anchorage_agent_v1_ReportStateResponse__Output } from './anchorage/agent/v1/ReportStateResponse.js';
 import type { SyncAuthorizedEntriesRequest as _anchorage_agent_v1_SyncAuthorizedEntriesRequest, SyncAuthorizedEntriesRequest__Output as _anchorage_agent_v1_SyncAuthorizedEntriesRequest__Output } from './anchorage/agent/v1/SyncAuthorizedEntriesRequest.js';
 import type { SyncAuthorizedEntriesResponse as _anchorage_agent_v1_SyncAuthorizedEntriesResponse, SyncAuthorizedEntriesResponse__Output as _anchorage_agent_v1_SyncAuthorizedEntriesResponse__Output } from './anchorage/agent/v1/SyncAuthorizedEntriesResponse.js';
 import type { X509SVIDParams as _anchorage_agent_v1_X509SVIDParams, X509SVIDParams__Output as _anchorage_agent_v1_X509SVIDParams__Output } from './anchorage/agent/v1/X509SVIDParams.js';
@@ -38,6 +40,8 @@ export interface ProtoGrpcType {
         BatchSignX509SVIDResponse: MessageTypeDefinition<_anchorage_agent_v1_BatchSignX509SVIDResponse, _anchorage_agent_v1_BatchSignX509SVIDResponse__Output>
         RenewAgentRequest: MessageTypeDefinition<_anchorage_agent_v1_RenewAgentRequest, _anchorage_agent_v1_RenewAgentRequest__Output>
         RenewAgentResponse: MessageTypeDefinition<_anchorage_agent_v1_RenewAgentResponse, _anchorage_agent_v1_RenewAgentResponse__Output>
+        ReportStateRequest: MessageTypeDefinition<_anchorage_agent_v1_ReportStateRequest, _anchorage_agent_v1_ReportStateRequest__Output>
+        ReportStateResponse: MessageTypeDefinition<_anchorage_agent_v1_ReportStateResponse, _anchorage_agent_v1_ReportStateResponse__Output>
         SyncAuthorizedEntriesRequest: MessageTypeDefinition<_anchorage_agent_v1_SyncAuthorizedEntriesRequest, _anchorage_agent_v1_SyncAuthorizedEntriesRequest__Output>
         SyncAuthorizedEntriesResponse: MessageTypeDefinition<_anchorage_agent_v1_SyncAuthorizedEntriesResponse, _anchorage_agent_v1_SyncAuthorizedEntriesResponse__Output>
         X509SVIDParams: MessageTypeDefinition<_anchorage_agent_v1_X509SVIDParams, _anchorage_agent_v1_X509SVIDParams__Output>

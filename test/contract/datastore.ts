@@ -443,6 +443,23 @@ export function dataStoreContract(name: string, open: () => Promise<OpenedDataSt
         expect(await ds.listAgents()).toEqual([first, second]);
       });
 
+      it("records an agent's report apart from its record: a put keeps it, a report keeps the record", async () => {
+        const ds = await fresh();
+        const report = { seenAt: 1_700_000_900, bundleSequence: 7, clockSkewMs: -1250 };
+        expect(await ds.reportAgentState(agent().spiffeId, report)).toBe(false);
+        expect(await ds.getAgent(agent().spiffeId)).toBeUndefined();
+        await ds.putAgent(agent());
+        expect((await ds.getAgent(agent().spiffeId))!.report).toBeUndefined();
+        expect(await ds.reportAgentState(agent().spiffeId, report)).toBe(true);
+        expect(await ds.getAgent(agent().spiffeId)).toEqual({ ...agent(), report });
+        const renewed = agent({ certSerial: 'ff', updatedAt: 1_700_000_950 });
+        await ds.putAgent(renewed);
+        expect(await ds.listAgents()).toEqual([{ ...renewed, report }]);
+        const later = { seenAt: 1_700_001_000, bundleSequence: 8, clockSkewMs: 30 };
+        expect(await ds.reportAgentState(agent().spiffeId, later)).toBe(true);
+        expect(await ds.getAgent(agent().spiffeId)).toEqual({ ...renewed, report: later });
+      });
+
       it('bans and unbans agent IDs, whether or not they have a record, each once', async () => {
         const ds = await fresh();
         const id = 'spiffe://example.org/anchorage/agent/tpm/ab';

@@ -61,7 +61,7 @@ function agentClient(identity?: { keyPem: string; chain: Uint8Array[] }): AgentC
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'anchorage-fuzz-agentapi-'));
   const cfg = parseServerConfig(
-    { trust_domain: TD, data_dir: dir, bind_address: '127.0.0.1:0', key_manager: { type: 'memory' }, ca: { ttl: '24h' } },
+    { trust_domain: TD, data_dir: dir, admin_socket: 'admin.sock', bind_address: '127.0.0.1:0', key_manager: { type: 'memory' }, ca: { ttl: '24h' } },
     'test',
     dir,
   );

@@ -320,7 +320,10 @@ describe('server process', () => {
       expect(f.message, args.join(' ')).toMatch(re);
     }
     expect(existsSync(out)).toBe(false);
-    expect(fails(['entry', 'list'], false).message).toBe('--socket PATH or -c server.yaml is required');
+    // No flag: $ANCHORAGE_ADMIN_SOCKET, else the server's default socket, where nothing listens here.
+    expect(cli(['entry', 'list'], { ...env, ANCHORAGE_ADMIN_SOCKET: join(tmp.dir, 'env.sock') }).stderr).toBe(
+      `anchorage: cli: no admin socket at ${join(tmp.dir, 'env.sock')} ($ANCHORAGE_ADMIN_SOCKET); is "anchorage server run" running?\n`,
+    );
     expect(fails(['entry', 'list', '--socket', join(tmp.dir, 'nope.sock')], false).message).toMatch(/no admin socket at/);
   });
 

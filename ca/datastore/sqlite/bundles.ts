@@ -2,7 +2,8 @@
 // checks that keep two writers from both replacing the same version.
 import type { Statement } from 'better-sqlite3';
 import { AnchorageError } from '@anchorage/client/errors';
-import type { StoredBundle } from '../DataStore.js';
+import { anchorIds } from '../anchor-ids.js';
+import type { AnchorSighting, StoredBundle } from '../DataStore.js';
 import type { CheckedDb } from './write.js';
 
 interface BundleRow {
@@ -26,6 +27,9 @@ const SQL = {
       updated_at = excluded.updated_at
     WHERE excluded.sequence > bundles.sequence`,
   bundleDelete: 'DELETE FROM bundles WHERE trust_domain = ?',
+  sightingAdd: `INSERT INTO anchor_sightings (trust_domain, anchor, first_seen_at, first_sequence) VALUES (?, ?, ?, ?)
+    ON CONFLICT DO NOTHING`,
+  sightingList: 'SELECT * FROM anchor_sightings ORDER BY trust_domain, first_seen_at, anchor',
   bundleReplace: `UPDATE bundles SET document = @document, sequence = @sequence, refresh_hint = @refresh_hint,
       updated_at = @updated_at
     WHERE trust_domain = @trust_domain AND sequence = @expect_sequence`,
@@ -65,7 +69,24 @@ export class SqliteBundles {
           `datastore: bundle of ${bundle.trustDomain} is already at sequence ${bundle.sequence} or later`,
         );
       }
+      this.recordSightings(bundle);
     });
+  }
+
+  /** Inside the bundle's write: an anchor's first sighting is its first stored bundle. */
+  private recordSightings(bundle: StoredBundle): void {
+    for (const anchor of anchorIds(bundle.document)) this.stmt.sightingAdd.run(bundle.trustDomain, anchor, bundle.updatedAt, bundle.sequence);
+  }
+
+  listAnchorSightings(): AnchorSighting[] {
+    return this.cdb.run('list anchor sightings', () =>
+      (this.stmt.sightingList.all() as Array<{ trust_domain: string; anchor: string; first_seen_at: number; first_sequence: number }>).map((r) => ({
+        trustDomain: r.trust_domain,
+        anchor: r.anchor,
+        firstSeenAt: r.first_seen_at,
+        firstSequence: r.first_sequence,
+      })),
+    );
   }
 
   deleteBundle(trustDomain: string): void {
@@ -87,6 +108,7 @@ export class SqliteBundles {
       if (changes === 0) {
         throw new AnchorageError('failed_precondition', `datastore: bundle of ${bundle.trustDomain} is no longer at sequence ${expectSequence}`);
       }
+      this.recordSightings(bundle);
     });
   }
 }

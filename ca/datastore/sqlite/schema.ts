@@ -125,6 +125,21 @@ export const MIGRATIONS: readonly string[] = [
     banned_at INTEGER NOT NULL
   );
   `,
+  // 4: what each agent last reported (agent API ReportState; 0 = never), and
+  // when each trust anchor first appeared in a stored bundle (anchors list).
+  `
+  ALTER TABLE agents ADD COLUMN last_seen_at    INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE agents ADD COLUMN bundle_sequence INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE agents ADD COLUMN clock_skew_ms   INTEGER NOT NULL DEFAULT 0;
+
+  CREATE TABLE anchor_sightings (
+    trust_domain   TEXT    NOT NULL,
+    anchor         TEXT    NOT NULL,
+    first_seen_at  INTEGER NOT NULL,
+    first_sequence INTEGER NOT NULL,
+    PRIMARY KEY (trust_domain, anchor)
+  );
+  `,
 ];
 
 /** The schema version this code writes and understands. */

@@ -7,6 +7,8 @@ import type { Database as SqliteDatabase } from 'better-sqlite3';
 import { resolve } from 'node:path';
 import { AnchorageError, errorMessage } from '@anchorage/client/errors';
 import type {
+  AgentReport,
+  AnchorSighting,
   AttestedAgent,
   DataStore,
   EntryFilter,
@@ -158,6 +160,10 @@ export class SqliteDataStore implements DataStore {
     this.tokensAndAgents.deleteAgent(spiffeId);
   }
 
+  async reportAgentState(spiffeId: string, report: AgentReport): Promise<boolean> {
+    return this.tokensAndAgents.reportAgentState(spiffeId, report);
+  }
+
   async banAgent(spiffeId: string, at: number): Promise<boolean> {
     return this.tokensAndAgents.banAgent(spiffeId, at);
   }
@@ -186,6 +192,10 @@ export class SqliteDataStore implements DataStore {
 
   async putBundle(bundle: StoredBundle): Promise<void> {
     this.bundles.putBundle(bundle);
+  }
+
+  async listAnchorSightings(): Promise<AnchorSighting[]> {
+    return this.bundles.listAnchorSightings();
   }
 
   async deleteBundle(trustDomain: string): Promise<void> {

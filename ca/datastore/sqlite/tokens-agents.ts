@@ -2,7 +2,7 @@
 // reads and writes (a token is consumed, an agent record is put).
 import type { Statement } from 'better-sqlite3';
 import { AnchorageError } from '@anchorage/client/errors';
-import type { AttestedAgent, JoinToken, Selector } from '../DataStore.js';
+import type { AgentReport, AttestedAgent, JoinToken, Selector } from '../DataStore.js';
 import { selectorsToJson } from './selectors.js';
 import { type CheckedDb, isSqliteCode, returned } from './write.js';
 
@@ -21,6 +21,9 @@ interface AgentRow {
   evicted: number;
   created_at: number;
   updated_at: number;
+  last_seen_at: number;
+  bundle_sequence: number;
+  clock_skew_ms: number;
 }
 
 // Prepared once per connection, in the constructor.
@@ -40,6 +43,7 @@ const SQL = {
   agentGet: 'SELECT * FROM agents WHERE spiffe_id = ?',
   agentList: 'SELECT * FROM agents ORDER BY spiffe_id',
   agentDelete: 'DELETE FROM agents WHERE spiffe_id = ?',
+  agentReport: 'UPDATE agents SET last_seen_at = ?, bundle_sequence = ?, clock_skew_ms = ? WHERE spiffe_id = ?',
   banInsert: 'INSERT INTO banned_agents (spiffe_id, banned_at) VALUES (?, ?) ON CONFLICT (spiffe_id) DO NOTHING',
   banDelete: 'DELETE FROM banned_agents WHERE spiffe_id = ?',
   banList: 'SELECT spiffe_id FROM banned_agents ORDER BY spiffe_id',
@@ -121,6 +125,10 @@ export class SqliteTokensAndAgents {
     });
   }
 
+  reportAgentState(spiffeId: string, r: AgentReport): boolean {
+    return this.cdb.write('record agent report', () => this.stmt.agentReport.run(r.seenAt, r.bundleSequence, r.clockSkewMs, spiffeId).changes === 1);
+  }
+
   // --- banned agent IDs -----------------------------------------------------
 
   banAgent(spiffeId: string, at: number): boolean {
@@ -150,5 +158,6 @@ function agentFromRow(r: AgentRow): AttestedAgent {
     evicted: r.evicted === 1,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
+    ...(r.last_seen_at > 0 ? { report: { seenAt: r.last_seen_at, bundleSequence: r.bundle_sequence, clockSkewMs: r.clock_skew_ms } } : {}),
   };
 }

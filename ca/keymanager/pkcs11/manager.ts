@@ -10,7 +10,7 @@
 import type { PKCS11 } from 'pkcs11js';
 import { AnchorageError, errorMessage, invalid, isAnchorageError } from '@anchorage/client/errors';
 import { silentLogger, type Logger } from '../../../common/log.js';
-import type { KeyHandle, KeyManager, KeyType } from '../KeyManager.js';
+import type { KeyHandle, KeyManager, KeyProtection, KeyType } from '../KeyManager.js';
 import { CURVES, checkKeyId, checkKeyType, closedError, digestFor, spkiFromEcPoint } from '../ec.js';
 import { ckr, HANDLE_INVALID, isTokenGone, p11Error, SESSION_LOST, TOKEN_TROUBLE } from './errors.js';
 import { acquirePkcs11Module, P, type Handle, type Pkcs11Module } from './module.js';
@@ -243,6 +243,12 @@ export class Pkcs11KeyManager implements KeyManager {
       );
     }
     return found ? this.#remember(id, found).handle : this.#forget(id);
+  }
+
+  async keyProtection(id: string): Promise<KeyProtection | undefined> {
+    this.#checkOpen();
+    checkKeyId(id);
+    return this.#withSession(`reading the attributes of key "${id}"`, undefined, async (s) => this.#objects.protection(s, id));
   }
 
   async listKeys(): Promise<KeyHandle[]> {

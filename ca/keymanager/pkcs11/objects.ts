@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import type { PKCS11, Template } from 'pkcs11js';
 import { AnchorageError } from '@anchorage/client/errors';
 import type { Logger } from '../../../common/log.js';
-import type { KeyType } from '../KeyManager.js';
+import type { KeyProtection, KeyType } from '../KeyManager.js';
 import { CURVES, keyTypeFromEcParams, spkiFromEcPoint } from '../ec.js';
 import { ckr, HANDLE_INVALID } from './errors.js';
 import { P, type Handle } from './module.js';
@@ -125,6 +125,23 @@ export class KeyObjects {
     if (cls === P.CKO_PRIVATE_KEY) return { h, cls: 'private', unlabelled, finished: params.length > 0, params };
     const point = this.#attr(s, h, P.CKA_EC_POINT) ?? Buffer.alloc(0);
     return { h, cls: 'public', unlabelled, finished: params.length > 0 && point.length > 0, params, point };
+  }
+
+  /**
+   * The protection attributes of the private half of `id`; undefined unless
+   * exactly one finished private key has the id. An attribute the token will
+   * not give counts as the unsafe answer.
+   */
+  protection(s: Handle, id: string): KeyProtection | undefined {
+    const privs = this.inspect(s, id).privs;
+    if (privs.length !== 1) return undefined;
+    const flag = (type: number) => this.#attr(s, privs[0]!.h, type)?.[0];
+    return {
+      sensitive: flag(P.CKA_SENSITIVE) === 1,
+      extractable: flag(P.CKA_EXTRACTABLE) !== 0,
+      alwaysSensitive: flag(P.CKA_ALWAYS_SENSITIVE) === 1,
+      neverExtractable: flag(P.CKA_NEVER_EXTRACTABLE) === 1,
+    };
   }
 
   /**

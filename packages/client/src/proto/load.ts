@@ -3,14 +3,9 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType as WorkloadProto } from './gen/workload.js';
 
-/** Must match the flags in scripts/gen-proto.sh, or the generated types lie. */
-export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: true,
-  longs: Number,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-};
+import { PROTO_LOADER_OPTIONS } from './options.js';
+
+export { PROTO_LOADER_OPTIONS };
 
 /**
  * The SPIFFE Workload API's .proto file, shipped in the package's proto/

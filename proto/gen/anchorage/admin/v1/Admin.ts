@@ -22,7 +22,9 @@ import type { GetBundleRequest as _anchorage_admin_v1_GetBundleRequest, GetBundl
 import type { GetCAStatusRequest as _anchorage_admin_v1_GetCAStatusRequest, GetCAStatusRequest__Output as _anchorage_admin_v1_GetCAStatusRequest__Output } from '../../../anchorage/admin/v1/GetCAStatusRequest.js';
 import type { GetEntryRequest as _anchorage_admin_v1_GetEntryRequest, GetEntryRequest__Output as _anchorage_admin_v1_GetEntryRequest__Output } from '../../../anchorage/admin/v1/GetEntryRequest.js';
 import type { GetFederationRelationshipRequest as _anchorage_admin_v1_GetFederationRelationshipRequest, GetFederationRelationshipRequest__Output as _anchorage_admin_v1_GetFederationRelationshipRequest__Output } from '../../../anchorage/admin/v1/GetFederationRelationshipRequest.js';
+import type { GetKeyProtectionRequest as _anchorage_admin_v1_GetKeyProtectionRequest, GetKeyProtectionRequest__Output as _anchorage_admin_v1_GetKeyProtectionRequest__Output } from '../../../anchorage/admin/v1/GetKeyProtectionRequest.js';
 import type { JoinToken as _anchorage_admin_v1_JoinToken, JoinToken__Output as _anchorage_admin_v1_JoinToken__Output } from '../../../anchorage/admin/v1/JoinToken.js';
+import type { KeyProtectionReport as _anchorage_admin_v1_KeyProtectionReport, KeyProtectionReport__Output as _anchorage_admin_v1_KeyProtectionReport__Output } from '../../../anchorage/admin/v1/KeyProtectionReport.js';
 import type { ListAgentsRequest as _anchorage_admin_v1_ListAgentsRequest, ListAgentsRequest__Output as _anchorage_admin_v1_ListAgentsRequest__Output } from '../../../anchorage/admin/v1/ListAgentsRequest.js';
 import type { ListAgentsResponse as _anchorage_admin_v1_ListAgentsResponse, ListAgentsResponse__Output as _anchorage_admin_v1_ListAgentsResponse__Output } from '../../../anchorage/admin/v1/ListAgentsResponse.js';
 import type { ListEntriesRequest as _anchorage_admin_v1_ListEntriesRequest, ListEntriesRequest__Output as _anchorage_admin_v1_ListEntriesRequest__Output } from '../../../anchorage/admin/v1/ListEntriesRequest.js';
@@ -31,6 +33,8 @@ import type { ListFederatedBundlesRequest as _anchorage_admin_v1_ListFederatedBu
 import type { ListFederatedBundlesResponse as _anchorage_admin_v1_ListFederatedBundlesResponse, ListFederatedBundlesResponse__Output as _anchorage_admin_v1_ListFederatedBundlesResponse__Output } from '../../../anchorage/admin/v1/ListFederatedBundlesResponse.js';
 import type { ListFederationRelationshipsRequest as _anchorage_admin_v1_ListFederationRelationshipsRequest, ListFederationRelationshipsRequest__Output as _anchorage_admin_v1_ListFederationRelationshipsRequest__Output } from '../../../anchorage/admin/v1/ListFederationRelationshipsRequest.js';
 import type { ListFederationRelationshipsResponse as _anchorage_admin_v1_ListFederationRelationshipsResponse, ListFederationRelationshipsResponse__Output as _anchorage_admin_v1_ListFederationRelationshipsResponse__Output } from '../../../anchorage/admin/v1/ListFederationRelationshipsResponse.js';
+import type { ListTrustAnchorsRequest as _anchorage_admin_v1_ListTrustAnchorsRequest, ListTrustAnchorsRequest__Output as _anchorage_admin_v1_ListTrustAnchorsRequest__Output } from '../../../anchorage/admin/v1/ListTrustAnchorsRequest.js';
+import type { ListTrustAnchorsResponse as _anchorage_admin_v1_ListTrustAnchorsResponse, ListTrustAnchorsResponse__Output as _anchorage_admin_v1_ListTrustAnchorsResponse__Output } from '../../../anchorage/admin/v1/ListTrustAnchorsResponse.js';
 import type { MintJWTSVIDRequest as _anchorage_admin_v1_MintJWTSVIDRequest, MintJWTSVIDRequest__Output as _anchorage_admin_v1_MintJWTSVIDRequest__Output } from '../../../anchorage/admin/v1/MintJWTSVIDRequest.js';
 import type { MintJWTSVIDResponse as _anchorage_admin_v1_MintJWTSVIDResponse, MintJWTSVIDResponse__Output as _anchorage_admin_v1_MintJWTSVIDResponse__Output } from '../../../anchorage/admin/v1/MintJWTSVIDResponse.js';
 import type { MintX509SVIDRequest as _anchorage_admin_v1_MintX509SVIDRequest, MintX509SVIDRequest__Output as _anchorage_admin_v1_MintX509SVIDRequest__Output } from '../../../anchorage/admin/v1/MintX509SVIDRequest.js';
@@ -212,6 +216,25 @@ export interface AdminClient extends grpc.Client {
   getFederationRelationship(argument: _anchorage_admin_v1_GetFederationRelationshipRequest, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
   
   /**
+   * How the HSM protects each CA key, read from the token (CKA_SENSITIVE,
+   * CKA_EXTRACTABLE, ...): for `anchorage check`. UNAVAILABLE if the token
+   * cannot be reached.
+   */
+  GetKeyProtection(argument: _anchorage_admin_v1_GetKeyProtectionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_KeyProtectionReport__Output>): grpc.ClientUnaryCall;
+  GetKeyProtection(argument: _anchorage_admin_v1_GetKeyProtectionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_KeyProtectionReport__Output>): grpc.ClientUnaryCall;
+  GetKeyProtection(argument: _anchorage_admin_v1_GetKeyProtectionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_KeyProtectionReport__Output>): grpc.ClientUnaryCall;
+  GetKeyProtection(argument: _anchorage_admin_v1_GetKeyProtectionRequest, callback: grpc.requestCallback<_anchorage_admin_v1_KeyProtectionReport__Output>): grpc.ClientUnaryCall;
+  /**
+   * How the HSM protects each CA key, read from the token (CKA_SENSITIVE,
+   * CKA_EXTRACTABLE, ...): for `anchorage check`. UNAVAILABLE if the token
+   * cannot be reached.
+   */
+  getKeyProtection(argument: _anchorage_admin_v1_GetKeyProtectionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_KeyProtectionReport__Output>): grpc.ClientUnaryCall;
+  getKeyProtection(argument: _anchorage_admin_v1_GetKeyProtectionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_KeyProtectionReport__Output>): grpc.ClientUnaryCall;
+  getKeyProtection(argument: _anchorage_admin_v1_GetKeyProtectionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_KeyProtectionReport__Output>): grpc.ClientUnaryCall;
+  getKeyProtection(argument: _anchorage_admin_v1_GetKeyProtectionRequest, callback: grpc.requestCallback<_anchorage_admin_v1_KeyProtectionReport__Output>): grpc.ClientUnaryCall;
+  
+  /**
    * Attested node agents.
    */
   ListAgents(argument: _anchorage_admin_v1_ListAgentsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListAgentsResponse__Output>): grpc.ClientUnaryCall;
@@ -252,6 +275,27 @@ export interface AdminClient extends grpc.Client {
   listFederationRelationships(argument: _anchorage_admin_v1_ListFederationRelationshipsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_ListFederationRelationshipsResponse__Output>): grpc.ClientUnaryCall;
   listFederationRelationships(argument: _anchorage_admin_v1_ListFederationRelationshipsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListFederationRelationshipsResponse__Output>): grpc.ClientUnaryCall;
   listFederationRelationships(argument: _anchorage_admin_v1_ListFederationRelationshipsRequest, callback: grpc.requestCallback<_anchorage_admin_v1_ListFederationRelationshipsResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Every trust anchor the trust domain relies on: its own root(s),
+   * intermediates and JWT keys, and each federated trust domain's X.509
+   * authorities and JWT keys, with where each comes from, when it was first
+   * seen and how many agents hold it.
+   */
+  ListTrustAnchors(argument: _anchorage_admin_v1_ListTrustAnchorsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListTrustAnchorsResponse__Output>): grpc.ClientUnaryCall;
+  ListTrustAnchors(argument: _anchorage_admin_v1_ListTrustAnchorsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_ListTrustAnchorsResponse__Output>): grpc.ClientUnaryCall;
+  ListTrustAnchors(argument: _anchorage_admin_v1_ListTrustAnchorsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListTrustAnchorsResponse__Output>): grpc.ClientUnaryCall;
+  ListTrustAnchors(argument: _anchorage_admin_v1_ListTrustAnchorsRequest, callback: grpc.requestCallback<_anchorage_admin_v1_ListTrustAnchorsResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Every trust anchor the trust domain relies on: its own root(s),
+   * intermediates and JWT keys, and each federated trust domain's X.509
+   * authorities and JWT keys, with where each comes from, when it was first
+   * seen and how many agents hold it.
+   */
+  listTrustAnchors(argument: _anchorage_admin_v1_ListTrustAnchorsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListTrustAnchorsResponse__Output>): grpc.ClientUnaryCall;
+  listTrustAnchors(argument: _anchorage_admin_v1_ListTrustAnchorsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_ListTrustAnchorsResponse__Output>): grpc.ClientUnaryCall;
+  listTrustAnchors(argument: _anchorage_admin_v1_ListTrustAnchorsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListTrustAnchorsResponse__Output>): grpc.ClientUnaryCall;
+  listTrustAnchors(argument: _anchorage_admin_v1_ListTrustAnchorsRequest, callback: grpc.requestCallback<_anchorage_admin_v1_ListTrustAnchorsResponse__Output>): grpc.ClientUnaryCall;
   
   MintJWTSVID(argument: _anchorage_admin_v1_MintJWTSVIDRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_MintJWTSVIDResponse__Output>): grpc.ClientUnaryCall;
   MintJWTSVID(argument: _anchorage_admin_v1_MintJWTSVIDRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_MintJWTSVIDResponse__Output>): grpc.ClientUnaryCall;
@@ -394,6 +438,13 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   GetFederationRelationship: grpc.handleUnaryCall<_anchorage_admin_v1_GetFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship>;
   
   /**
+   * How the HSM protects each CA key, read from the token (CKA_SENSITIVE,
+   * CKA_EXTRACTABLE, ...): for `anchorage check`. UNAVAILABLE if the token
+   * cannot be reached.
+   */
+  GetKeyProtection: grpc.handleUnaryCall<_anchorage_admin_v1_GetKeyProtectionRequest__Output, _anchorage_admin_v1_KeyProtectionReport>;
+  
+  /**
    * Attested node agents.
    */
   ListAgents: grpc.handleUnaryCall<_anchorage_admin_v1_ListAgentsRequest__Output, _anchorage_admin_v1_ListAgentsResponse>;
@@ -403,6 +454,14 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   ListFederatedBundles: grpc.handleUnaryCall<_anchorage_admin_v1_ListFederatedBundlesRequest__Output, _anchorage_admin_v1_ListFederatedBundlesResponse>;
   
   ListFederationRelationships: grpc.handleUnaryCall<_anchorage_admin_v1_ListFederationRelationshipsRequest__Output, _anchorage_admin_v1_ListFederationRelationshipsResponse>;
+  
+  /**
+   * Every trust anchor the trust domain relies on: its own root(s),
+   * intermediates and JWT keys, and each federated trust domain's X.509
+   * authorities and JWT keys, with where each comes from, when it was first
+   * seen and how many agents hold it.
+   */
+  ListTrustAnchors: grpc.handleUnaryCall<_anchorage_admin_v1_ListTrustAnchorsRequest__Output, _anchorage_admin_v1_ListTrustAnchorsResponse>;
   
   MintJWTSVID: grpc.handleUnaryCall<_anchorage_admin_v1_MintJWTSVIDRequest__Output, _anchorage_admin_v1_MintJWTSVIDResponse>;
   
@@ -445,10 +504,12 @@ export interface AdminDefinition extends grpc.ServiceDefinition {
   GetCAStatus: MethodDefinition<_anchorage_admin_v1_GetCAStatusRequest, _anchorage_admin_v1_CAStatus, _anchorage_admin_v1_GetCAStatusRequest__Output, _anchorage_admin_v1_CAStatus__Output>
   GetEntry: MethodDefinition<_anchorage_admin_v1_GetEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_GetEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
   GetFederationRelationship: MethodDefinition<_anchorage_admin_v1_GetFederationRelationshipRequest, _anchorage_admin_v1_FederationRelationship, _anchorage_admin_v1_GetFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship__Output>
+  GetKeyProtection: MethodDefinition<_anchorage_admin_v1_GetKeyProtectionRequest, _anchorage_admin_v1_KeyProtectionReport, _anchorage_admin_v1_GetKeyProtectionRequest__Output, _anchorage_admin_v1_KeyProtectionReport__Output>
   ListAgents: MethodDefinition<_anchorage_admin_v1_ListAgentsRequest, _anchorage_admin_v1_ListAgentsResponse, _anchorage_admin_v1_ListAgentsRequest__Output, _anchorage_admin_v1_ListAgentsResponse__Output>
   ListEntries: MethodDefinition<_anchorage_admin_v1_ListEntriesRequest, _anchorage_admin_v1_ListEntriesResponse, _anchorage_admin_v1_ListEntriesRequest__Output, _anchorage_admin_v1_ListEntriesResponse__Output>
   ListFederatedBundles: MethodDefinition<_anchorage_admin_v1_ListFederatedBundlesRequest, _anchorage_admin_v1_ListFederatedBundlesResponse, _anchorage_admin_v1_ListFederatedBundlesRequest__Output, _anchorage_admin_v1_ListFederatedBundlesResponse__Output>
   ListFederationRelationships: MethodDefinition<_anchorage_admin_v1_ListFederationRelationshipsRequest, _anchorage_admin_v1_ListFederationRelationshipsResponse, _anchorage_admin_v1_ListFederationRelationshipsRequest__Output, _anchorage_admin_v1_ListFederationRelationshipsResponse__Output>
+  ListTrustAnchors: MethodDefinition<_anchorage_admin_v1_ListTrustAnchorsRequest, _anchorage_admin_v1_ListTrustAnchorsResponse, _anchorage_admin_v1_ListTrustAnchorsRequest__Output, _anchorage_admin_v1_ListTrustAnchorsResponse__Output>
   MintJWTSVID: MethodDefinition<_anchorage_admin_v1_MintJWTSVIDRequest, _anchorage_admin_v1_MintJWTSVIDResponse, _anchorage_admin_v1_MintJWTSVIDRequest__Output, _anchorage_admin_v1_MintJWTSVIDResponse__Output>
   MintX509SVID: MethodDefinition<_anchorage_admin_v1_MintX509SVIDRequest, _anchorage_admin_v1_MintX509SVIDResponse, _anchorage_admin_v1_MintX509SVIDRequest__Output, _anchorage_admin_v1_MintX509SVIDResponse__Output>
   RefreshFederationRelationship: MethodDefinition<_anchorage_admin_v1_RefreshFederationRelationshipRequest, _anchorage_admin_v1_FederationRelationship, _anchorage_admin_v1_RefreshFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship__Output>

@@ -19,6 +19,13 @@ export interface Agent {
   'created_at'?: (number | string | Long);
   'updated_at'?: (number | string | Long);
   'banned'?: (boolean);
+  /**
+   * What the agent last reported (0 = it never did): when, the sequence of
+   * the bundle it holds, and its clock minus the server's.
+   */
+  'last_seen_at'?: (number | string | Long);
+  'bundle_sequence'?: (number | string | Long);
+  'clock_skew_ms'?: (number | string | Long);
 }
 
 export interface Agent__Output {
@@ -37,4 +44,11 @@ export interface Agent__Output {
   'created_at': (number);
   'updated_at': (number);
   'banned': (boolean);
+  /**
+   * What the agent last reported (0 = it never did): when, the sequence of
+   * the bundle it holds, and its clock minus the server's.
+   */
+  'last_seen_at': (number);
+  'bundle_sequence': (number);
+  'clock_skew_ms': (number);
 }

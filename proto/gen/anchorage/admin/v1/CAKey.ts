@@ -26,6 +26,14 @@ export interface CAKey {
    * DER, root and x509
    */
   'cert'?: (Buffer | Uint8Array | string);
+  /**
+   * x509 and jwt: when its successor is due to be prepared
+   */
+  'prepare_at'?: (number | string | Long);
+  /**
+   * x509 and jwt: when its successor is due to be active
+   */
+  'activate_at'?: (number | string | Long);
 }
 
 export interface CAKey__Output {
@@ -52,4 +60,12 @@ export interface CAKey__Output {
    * DER, root and x509
    */
   'cert': (Buffer);
+  /**
+   * x509 and jwt: when its successor is due to be prepared
+   */
+  'prepare_at': (number);
+  /**
+   * x509 and jwt: when its successor is due to be active
+   */
+  'activate_at': (number);
 }

@@ -10,6 +10,8 @@ import type { BatchSignX509SVIDRequest as _anchorage_agent_v1_BatchSignX509SVIDR
 import type { BatchSignX509SVIDResponse as _anchorage_agent_v1_BatchSignX509SVIDResponse, BatchSignX509SVIDResponse__Output as _anchorage_agent_v1_BatchSignX509SVIDResponse__Output } from '../../../anchorage/agent/v1/BatchSignX509SVIDResponse.js';
 import type { RenewAgentRequest as _anchorage_agent_v1_RenewAgentRequest, RenewAgentRequest__Output as _anchorage_agent_v1_RenewAgentRequest__Output } from '../../../anchorage/agent/v1/RenewAgentRequest.js';
 import type { RenewAgentResponse as _anchorage_agent_v1_RenewAgentResponse, RenewAgentResponse__Output as _anchorage_agent_v1_RenewAgentResponse__Output } from '../../../anchorage/agent/v1/RenewAgentResponse.js';
+import type { ReportStateRequest as _anchorage_agent_v1_ReportStateRequest, ReportStateRequest__Output as _anchorage_agent_v1_ReportStateRequest__Output } from '../../../anchorage/agent/v1/ReportStateRequest.js';
+import type { ReportStateResponse as _anchorage_agent_v1_ReportStateResponse, ReportStateResponse__Output as _anchorage_agent_v1_ReportStateResponse__Output } from '../../../anchorage/agent/v1/ReportStateResponse.js';
 import type { SyncAuthorizedEntriesRequest as _anchorage_agent_v1_SyncAuthorizedEntriesRequest, SyncAuthorizedEntriesRequest__Output as _anchorage_agent_v1_SyncAuthorizedEntriesRequest__Output } from '../../../anchorage/agent/v1/SyncAuthorizedEntriesRequest.js';
 import type { SyncAuthorizedEntriesResponse as _anchorage_agent_v1_SyncAuthorizedEntriesResponse, SyncAuthorizedEntriesResponse__Output as _anchorage_agent_v1_SyncAuthorizedEntriesResponse__Output } from '../../../anchorage/agent/v1/SyncAuthorizedEntriesResponse.js';
 
@@ -81,6 +83,27 @@ export interface AgentClient extends grpc.Client {
   renewAgent(argument: _anchorage_agent_v1_RenewAgentRequest, callback: grpc.requestCallback<_anchorage_agent_v1_RenewAgentResponse__Output>): grpc.ClientUnaryCall;
   
   /**
+   * What the agent holds and its clock: sent after every sync message and
+   * every minute, so the server knows when it last heard from the agent,
+   * which bundle it holds (drift) and how far its clock is off (anchorage
+   * check, anchors list). Reports closer than a second apart are not stored.
+   */
+  ReportState(argument: _anchorage_agent_v1_ReportStateRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_agent_v1_ReportStateResponse__Output>): grpc.ClientUnaryCall;
+  ReportState(argument: _anchorage_agent_v1_ReportStateRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_agent_v1_ReportStateResponse__Output>): grpc.ClientUnaryCall;
+  ReportState(argument: _anchorage_agent_v1_ReportStateRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_agent_v1_ReportStateResponse__Output>): grpc.ClientUnaryCall;
+  ReportState(argument: _anchorage_agent_v1_ReportStateRequest, callback: grpc.requestCallback<_anchorage_agent_v1_ReportStateResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * What the agent holds and its clock: sent after every sync message and
+   * every minute, so the server knows when it last heard from the agent,
+   * which bundle it holds (drift) and how far its clock is off (anchorage
+   * check, anchors list). Reports closer than a second apart are not stored.
+   */
+  reportState(argument: _anchorage_agent_v1_ReportStateRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_agent_v1_ReportStateResponse__Output>): grpc.ClientUnaryCall;
+  reportState(argument: _anchorage_agent_v1_ReportStateRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_agent_v1_ReportStateResponse__Output>): grpc.ClientUnaryCall;
+  reportState(argument: _anchorage_agent_v1_ReportStateRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_agent_v1_ReportStateResponse__Output>): grpc.ClientUnaryCall;
+  reportState(argument: _anchorage_agent_v1_ReportStateRequest, callback: grpc.requestCallback<_anchorage_agent_v1_ReportStateResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
    * The entries this agent is authorized for and the bundles: the full set at
    * once, then the changes as they happen. Never polled.
    */
@@ -122,6 +145,14 @@ export interface AgentHandlers extends grpc.UntypedServiceImplementation {
   RenewAgent: grpc.handleUnaryCall<_anchorage_agent_v1_RenewAgentRequest__Output, _anchorage_agent_v1_RenewAgentResponse>;
   
   /**
+   * What the agent holds and its clock: sent after every sync message and
+   * every minute, so the server knows when it last heard from the agent,
+   * which bundle it holds (drift) and how far its clock is off (anchorage
+   * check, anchors list). Reports closer than a second apart are not stored.
+   */
+  ReportState: grpc.handleUnaryCall<_anchorage_agent_v1_ReportStateRequest__Output, _anchorage_agent_v1_ReportStateResponse>;
+  
+  /**
    * The entries this agent is authorized for and the bundles: the full set at
    * once, then the changes as they happen. Never polled.
    */
@@ -134,5 +165,6 @@ export interface AgentDefinition extends grpc.ServiceDefinition {
   BatchSignX509SVID: MethodDefinition<_anchorage_agent_v1_BatchSignX509SVIDRequest, _anchorage_agent_v1_BatchSignX509SVIDResponse, _anchorage_agent_v1_BatchSignX509SVIDRequest__Output, _anchorage_agent_v1_BatchSignX509SVIDResponse__Output>
   MintJWTSVID: MethodDefinition<_anchorage_agent_v1_AgentMintJWTSVIDRequest, _anchorage_agent_v1_AgentMintJWTSVIDResponse, _anchorage_agent_v1_AgentMintJWTSVIDRequest__Output, _anchorage_agent_v1_AgentMintJWTSVIDResponse__Output>
   RenewAgent: MethodDefinition<_anchorage_agent_v1_RenewAgentRequest, _anchorage_agent_v1_RenewAgentResponse, _anchorage_agent_v1_RenewAgentRequest__Output, _anchorage_agent_v1_RenewAgentResponse__Output>
+  ReportState: MethodDefinition<_anchorage_agent_v1_ReportStateRequest, _anchorage_agent_v1_ReportStateResponse, _anchorage_agent_v1_ReportStateRequest__Output, _anchorage_agent_v1_ReportStateResponse__Output>
   SyncAuthorizedEntries: MethodDefinition<_anchorage_agent_v1_SyncAuthorizedEntriesRequest, _anchorage_agent_v1_SyncAuthorizedEntriesResponse, _anchorage_agent_v1_SyncAuthorizedEntriesRequest__Output, _anchorage_agent_v1_SyncAuthorizedEntriesResponse__Output>
 }
