@@ -6,6 +6,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType as AdminProto } from './gen/admin.js';
 import type { ProtoGrpcType as WorkloadProto } from './gen/workload.js';
 import type { ProtoGrpcType as AgentProto } from './gen/agent.js';
+import type { ProtoGrpcType as HealthProto } from './gen/health.js';
 
 /** Must match the flags in scripts/gen-proto.sh, or the generated types lie. */
 export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
@@ -56,4 +57,15 @@ export function loadAgentProto(): AgentProto {
     agent = grpc.loadPackageDefinition(def) as unknown as AgentProto;
   }
   return agent;
+}
+
+let health: HealthProto | undefined;
+
+/** grpc.health.v1 (the standard health checking protocol), typed by the generated code. */
+export function loadHealthProto(): HealthProto {
+  if (!health) {
+    const def = protoLoader.loadSync(join(protoRoot(), 'grpc/health/v1/health.proto'), PROTO_LOADER_OPTIONS);
+    health = grpc.loadPackageDefinition(def) as unknown as HealthProto;
+  }
+  return health;
 }

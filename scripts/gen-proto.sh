@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 out=${1:-proto/gen}
 rm -rf "$out"
 # File names first: --includeDirs is an array option and would swallow them.
-npx --no-install proto-loader-gen-types anchorage/admin/v1/admin.proto anchorage/agent/v1/agent.proto spiffe/workload.proto \
+npx --no-install proto-loader-gen-types anchorage/admin/v1/admin.proto anchorage/agent/v1/agent.proto spiffe/workload.proto grpc/health/v1/health.proto \
   --keepCase --longs=Number --enums=String --defaults --oneofs --grpcLib=@grpc/grpc-js --includeComments \
   --importFileExtension=.js --outDir="$out" --includeDirs=proto
