@@ -129,7 +129,7 @@ function untilSignal(logger: { info(o: object, msg: string): void }, who: string
 async function serverRun(args: string[]): Promise<void> {
   const v = parse(args, {});
   const cfg = loadServerConfig(need(v.config, 'config'));
-  const logger = createLogger('anchorage-server', cfg.log_level);
+  const logger = createLogger('anchorage-server', cfg.log_level, cfg.log_format);
   const { startServer } = await import('../ca/server.js');
   const server = await startServer(cfg, { logger });
   await untilSignal(logger, 'server', () => server.close());
@@ -138,7 +138,7 @@ async function serverRun(args: string[]): Promise<void> {
 async function agentRun(args: string[]): Promise<void> {
   const v = parse(args, {});
   const cfg = loadAgentConfig(need(v.config, 'config'));
-  const logger = createLogger('anchorage-agent', cfg.log_level);
+  const logger = createLogger('anchorage-agent', cfg.log_level, cfg.log_format);
   const { runAgent } = await import('../node-agent/run.js');
   const running = await runAgent(cfg, { logger });
   await untilSignal(logger, 'agent', () => running.close());
