@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { errorMessage, invalid } from '../common/errors.js';
 import { TrustDomain } from '../spiffe/id.js';
 import { formatIssues, readYamlConfig } from '../common/config-file.js';
+import { LOG_FORMATS } from '../common/log.js';
+import { metricsConfig } from '../common/metrics-http.js';
 import { DEFAULT_JWT_CACHE_MAX_BYTES } from './cache.js';
 import { unixAttestorOptions, workloadAttestorEntry } from './attestor/registry.js';
 import { AGENT_NODE_ATTESTOR_TYPES } from './nodeattestor/registry.js';
@@ -35,6 +37,10 @@ const agentSchema = z
     trust_bundle_file: z.string().min(1).optional(),
     insecure_bootstrap: z.boolean().default(false),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+    // Unset: text on a terminal, JSON lines otherwise (common/log.ts).
+    log_format: z.enum(LOG_FORMATS, { message: 'must be text or json' }).optional(),
+    // /metrics, /live, /ready (common/metrics-http.ts); no listener unless configured.
+    metrics: metricsConfig.optional(),
     jwt_cache_max_bytes: z.number({ message: 'must be a whole number of bytes' }).int('must be a whole number of bytes').min(0, 'must not be negative').max(Number.MAX_SAFE_INTEGER, 'is too large').default(DEFAULT_JWT_CACHE_MAX_BYTES),
     // Workload API connection caps: every connection costs file descriptors,
     // and any local uid may connect. Unset, workload-api/server.ts decides

@@ -79,6 +79,8 @@ export interface TrustDomainOptions {
   caTtl?: string;
   /** Extra server.yaml text (e.g. a federation block). */
   serverYaml?: string;
+  /** Extra agent.yaml text (e.g. a metrics block). */
+  agentYaml?: string;
 }
 
 export interface RealTrustDomain {
@@ -95,6 +97,9 @@ export interface RealTrustDomain {
   entryIds: string[];
   /** Makes the agent mint a new X509-SVID for entry i at once (changes its hint); returns the new hint. */
   rotate(i?: number): Promise<string>;
+  /** The two processes (their logs, e.g. the port a `127.0.0.1:0` metrics address got). */
+  server: AnchorageProcess;
+  agent: AnchorageProcess;
   /** The tails of the server's and agent's logs, for failure messages. */
   diagnostics(): string;
   close(): Promise<void>;
@@ -139,7 +144,7 @@ data_dir: ${join(dir, 'agent')}
 socket_path: ${workloadSocket}
 join_token: ${token.token}
 trust_bundle_file: ${join(dir, 'bundle.pem')}
-`,
+${opts.agentYaml ?? ''}`,
     );
     agent = await startAgentProcess(agentConfig, workloadSocket, env);
     closers.push(() => agent?.kill('SIGTERM'));
@@ -177,6 +182,8 @@ trust_bundle_file: ${join(dir, 'bundle.pem')}
       workloadSocket,
       agentId,
       entryIds,
+      server,
+      agent,
       // A new revision of the entry (here: its hint) makes the agent mint a new SVID at once.
       rotate: async (i = 0) => {
         const hint = `${hints[i] || 'entry'}-rotated-${++rotations}`;
