@@ -190,32 +190,47 @@ export class ServerMetrics implements MintObserver {
     new Gauge({
       name: 'anchorage_bundle_sequence',
       help: 'spiffe_sequence of the trust domain\'s own bundle as the server publishes it.',
+      labelNames: ['trust_domain'],
       registers,
       collect() {
-        this.set(deps.ca.bundle().sequence ?? 0);
+        this.labels(deps.trustDomain.name).set(deps.ca.bundle().sequence ?? 0);
       },
     });
+    // One pass over the journal feeds both ends of every authority's validity.
+    const authorities = async () => {
+      const out = new Map<string, { kind: string; status: string; id: string; notBefore: number; notAfter: number }>();
+      const add = (kind: string, status: string, id: string, notBefore: number, notAfter: number) => {
+        if (!out.has(`${kind}|${id}`)) out.set(`${kind}|${id}`, { kind, status, id, notBefore, notAfter });
+      };
+      const root = deps.ca.rootOfTrust();
+      for (const der of root.anchors) add('root', 'active', fingerprint(der), ...validity(der));
+      for (const der of root.chain) add('upstream', 'active', fingerprint(der), ...validity(der));
+      for (const row of await deps.ca.journal()) {
+        if (row.status === 'preparing') continue;
+        if (row.kind === 'x509' && row.certDer) add('intermediate', row.status, fingerprint(row.certDer), row.notBefore, row.notAfter);
+        else if (row.kind === 'jwt' && row.kid) add('jwt', row.status, row.kid, row.notBefore, row.notAfter);
+      }
+      return [...out.values()];
+    };
+    const authorityLabels = ['kind', 'status', 'id'] as const;
     new Gauge({
       name: 'anchorage_ca_authority_not_after_timestamp_seconds',
-      help: 'notAfter (Unix seconds) of every authority of the CA journal: kind root, intermediate, upstream (certificates between our intermediates and the anchor) or jwt; status prepared, active or old; id the SHA-256 of the certificate, or the JWT key\'s kid.',
-      labelNames: ['kind', 'status', 'id'],
+      help: 'notAfter (Unix seconds) of every authority of the trust domain: kind root, upstream (certificates between our intermediates and the anchor), intermediate or jwt; status prepared, active or old; id the SHA-256 of the certificate, or the JWT key\'s kid.',
+      labelNames: authorityLabels,
       registers,
       async collect() {
         this.reset();
-        const root = deps.ca.rootOfTrust();
-        const seen = new Set<string>();
-        const add = (kind: string, status: string, id: string, notAfter: number) => {
-          if (seen.has(`${kind}|${id}`)) return;
-          seen.add(`${kind}|${id}`);
-          this.labels(kind, status, id).set(notAfter);
-        };
-        for (const der of root.anchors) add('root', 'active', fingerprint(der), notAfterOf(der));
-        for (const der of root.chain) add('upstream', 'active', fingerprint(der), notAfterOf(der));
-        for (const row of await deps.ca.journal()) {
-          if (row.status === 'preparing') continue;
-          if (row.kind === 'x509' && row.certDer) add('intermediate', row.status, fingerprint(row.certDer), row.notAfter);
-          else if (row.kind === 'jwt' && row.kid) add('jwt', row.status, row.kid, row.notAfter);
-        }
+        for (const a of await authorities()) this.labels(a.kind, a.status, a.id).set(a.notAfter);
+      },
+    });
+    new Gauge({
+      name: 'anchorage_ca_authority_not_before_timestamp_seconds',
+      help: 'notBefore (Unix seconds) of the same authorities, so that rules can tell a lifetime (rotation is due at a fraction of it).',
+      labelNames: authorityLabels,
+      registers,
+      async collect() {
+        this.reset();
+        for (const a of await authorities()) this.labels(a.kind, a.status, a.id).set(a.notBefore);
       },
     });
 
@@ -240,7 +255,7 @@ export class ServerMetrics implements MintObserver {
           } catch {
             continue; // stored documents were parsed before; one bad row must not fail the scrape
           }
-          for (const der of bundle.x509.authorities()) this.labels(stored.trustDomain, fingerprint(der)).set(notAfterOf(der));
+          for (const der of bundle.x509.authorities()) this.labels(stored.trustDomain, fingerprint(der)).set(validity(der)[1]);
         }
       },
     });
@@ -353,6 +368,8 @@ export class ServerMetrics implements MintObserver {
   }
 }
 
-function notAfterOf(der: Uint8Array): number {
-  return Math.floor(Date.parse(new X509Certificate(der).validTo) / 1000);
+/** notBefore and notAfter of a DER certificate, Unix seconds. */
+function validity(der: Uint8Array): [number, number] {
+  const c = new X509Certificate(der);
+  return [Math.floor(Date.parse(c.validFrom) / 1000), Math.floor(Date.parse(c.validTo) / 1000)];
 }

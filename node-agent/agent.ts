@@ -157,6 +157,11 @@ export class NodeAgent {
     return this.#identity?.spiffeId.toString();
   }
 
+  /** notBefore (Unix seconds) of the agent's own SVID; undefined while it has none. */
+  get svidNotBefore(): number | undefined {
+    return this.#identity?.notBefore;
+  }
+
   /** notAfter (Unix seconds) of the agent's own SVID; undefined while it has none. */
   get svidNotAfter(): number | undefined {
     return this.#identity?.notAfter;

@@ -129,6 +129,16 @@ export class AgentMetrics implements WorkloadApiObserver {
       },
     });
     new Gauge({
+      name: 'anchorage_agent_svid_not_before_timestamp_seconds',
+      help: 'notBefore (Unix seconds) of the agent\'s own SVID (its lifetime tells when renewal is due: at half of it).',
+      registers,
+      collect() {
+        this.reset();
+        const nb = agent.svidNotBefore;
+        if (nb !== undefined) this.set(nb);
+      },
+    });
+    new Gauge({
       name: 'anchorage_agent_workload_svid_soonest_not_after_timestamp_seconds',
       help: 'notAfter (Unix seconds) of the workload X509-SVID that expires first; absent when the agent holds none.',
       registers,
@@ -150,11 +160,12 @@ export class AgentMetrics implements WorkloadApiObserver {
     new Gauge({
       name: 'anchorage_agent_bundle_sequence',
       help: 'spiffe_sequence of the trust domain\'s own bundle as the agent holds it (compare with anchorage_bundle_sequence of the server).',
+      labelNames: ['trust_domain'],
       registers,
       collect() {
         this.reset();
         const seq = agent.cache.bundle(td)?.sequence;
-        if (seq !== undefined) this.set(seq);
+        if (seq !== undefined) this.labels(td).set(seq);
       },
     });
     new Gauge({
