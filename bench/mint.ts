@@ -11,6 +11,7 @@ import { Pkcs11KeyManager } from '../ca/keymanager/pkcs11/index.js';
 import type { KeyHandle } from '../ca/keymanager/KeyManager.js';
 import { CaManager } from '../ca/manager.js';
 import { Minter } from '../ca/minter.js';
+import { ServerMetrics } from '../ca/metrics.js';
 import { loadRootOfTrust } from '../ca/root.js';
 import { createSoftHsmToken } from '../test/helpers/softhsm.js';
 import { makeP256Csr } from './csr.js';
@@ -83,10 +84,13 @@ export async function benchMint(): Promise<void> {
     await ca.start();
     const workers = process.env.BENCH_CSR_WORKERS === undefined ? undefined : Number(process.env.BENCH_CSR_WORKERS);
     const csrVerifier = new CsrVerifierPool(workers === undefined ? {} : { workers });
-    const minter = new Minter({ ca, x509SvidTtl: 3600, jwtSvidTtl: 300, csrVerifier });
+    // BENCH_METRICS=1: instrumented as a server with `metrics:` is (what metrics cost on the minting path).
+    const metrics = process.env.BENCH_METRICS === '1' ? new ServerMetrics() : undefined;
+    metrics?.attach({ ca, datastore: ds, keyManagers: [km], trustDomain: td, now: Date.now, logger: silentLogger() });
+    const minter = new Minter({ ca, x509SvidTtl: 3600, jwtSvidTtl: 300, csrVerifier, metrics });
     const raw: KeyHandle = await km.generateKey('bench-raw', 'ec-p256');
 
-    console.log(`bench mint: ${cpus().length} cores, ${km.sessions} PKCS#11 sessions, ${IN_FLIGHT} in flight, ${ROUNDS} rounds of ${ROUND_MS} ms each`);
+    console.log(`bench mint: ${cpus().length} cores, ${km.sessions} PKCS#11 sessions, ${IN_FLIGHT} in flight, ${ROUNDS} rounds of ${ROUND_MS} ms each${metrics ? ', metrics on' : ''}`);
     const csrs = Array.from({ length: CSR_POOL }, makeP256Csr);
     const ids = Array.from({ length: 100 }, (_, i) => SpiffeId.parse(`spiffe://bench.example/workload/${i}`));
     // What the raw signer signs: a TBSCertificate-sized input, hashed like a leaf.
