@@ -57,7 +57,7 @@ export function formatTextRecord(line: string, color = false): string {
   try {
     rec = JSON.parse(line) as Record<string, unknown>;
   } catch {
-    return escapeJsonControls(line.trimEnd()) + '\n';
+    return escapeJsonControls(JSON.stringify(line.trimEnd())) + '\n';
   }
   const level = typeof rec.level === 'number' ? rec.level : 30;
   const name = (LEVELS[level] ?? String(level)).padEnd(5);

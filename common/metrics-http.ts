@@ -7,7 +7,7 @@
  * connections in all and per address; a body is refused unread.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { AnchorageError, errorMessage } from './errors.js';
@@ -40,12 +40,12 @@ export interface HealthReport {
 export const METRICS_HTTP_LIMITS = Object.freeze({
   /** Request line and headers, in bytes (Node's maxHeaderSize; over it: 431). */
   maxHeaderBytes: 8 * 1024,
-  /** From the first byte of a request to the end of its headers (Node's headersTimeout; a client trickling bytes does not extend it). */
+  /** From accept, and from the first byte of each later request, to the end of its headers (a client trickling bytes does not extend it). */
   headersTimeoutMs: 5_000,
   /** From the first byte to the whole request (Node's requestTimeout). */
   requestTimeoutMs: 10_000,
-  /** A connection with no request in flight and nothing sent for this long is closed. */
-  idleTimeoutMs: 10_000,
+  /** A connection kept alive after a response, with no new request, is closed after this long. */
+  keepAliveTimeoutMs: 5_000,
   maxConnections: 32,
   maxConnectionsPerIp: 8,
 });
@@ -103,7 +103,7 @@ export async function startMetricsHttp(opts: MetricsHttpOptions): Promise<Metric
       maxHeaderSize: lim.maxHeaderBytes,
       headersTimeout: lim.headersTimeoutMs,
       requestTimeout: lim.requestTimeoutMs,
-      keepAliveTimeout: 5_000,
+      keepAliveTimeout: lim.keepAliveTimeoutMs,
       // How often Node looks for requests past the two timeouts above (default 30 s).
       connectionsCheckingInterval: 1_000,
     },
@@ -116,9 +116,19 @@ export async function startMetricsHttp(opts: MetricsHttpOptions): Promise<Metric
     },
   );
   // Counted before any byte is parsed; over a cap the socket is closed at once.
-  server.on('connection', (socket) => {
-    if (cap.admit(socket)) socket.setTimeout(lim.idleTimeoutMs, () => socket.destroy());
+  // Node's headersTimeout only runs once a request has begun, and a socket
+  // timeout does not fire on a connection the HTTP parser consumes (measured,
+  // Node 20): a connection that never sends a whole request head is closed
+  // by this timer instead.
+  const firstRequest = new WeakMap<Socket, NodeJS.Timeout>();
+  server.on('connection', (socket: Socket) => {
+    if (!cap.admit(socket)) return;
+    const timer = setTimeout(() => socket.destroy(), lim.headersTimeoutMs);
+    timer.unref();
+    firstRequest.set(socket, timer);
+    socket.once('close', () => clearTimeout(timer));
   });
+  server.on('request', (req: IncomingMessage) => clearTimeout(firstRequest.get(req.socket)));
   // Headers too large (431), a timeout (408) or garbage (400): answered, then closed.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) {
