@@ -22,6 +22,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** Requests kept in flight: enough to keep every session of the pool busy. */
 const IN_FLIGHT = 64;
 const CSR_POOL = 2000;
+/** BENCH_METRICS=ab: pairs of rounds without and with metrics. */
+const AB_ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 8);
 
 interface Rate {
   perSecond: number;
@@ -84,13 +86,20 @@ export async function benchMint(): Promise<void> {
     await ca.start();
     const workers = process.env.BENCH_CSR_WORKERS === undefined ? undefined : Number(process.env.BENCH_CSR_WORKERS);
     const csrVerifier = new CsrVerifierPool(workers === undefined ? {} : { workers });
-    // BENCH_METRICS=1: instrumented as a server with `metrics:` is (what metrics cost on the minting path).
-    const metrics = process.env.BENCH_METRICS === '1' ? new ServerMetrics() : undefined;
+    // BENCH_METRICS=1: instrumented as a server with `metrics:` is (what
+    // metrics cost on the minting path). BENCH_METRICS=ab: uninstrumented,
+    // then alternating rounds without and with metrics in this one process,
+    // which a loaded machine disturbs far less than separate runs.
+    const mode = process.env.BENCH_METRICS;
+    const metrics = mode === '1' || mode === 'ab' ? new ServerMetrics() : undefined;
     metrics?.attach({ ca, datastore: ds, keyManagers: [km], trustDomain: td, now: Date.now, logger: silentLogger() });
-    const minter = new Minter({ ca, x509SvidTtl: 3600, jwtSvidTtl: 300, csrVerifier, metrics });
+    const signObserver = km.signObserver;
+    if (mode === 'ab') km.onSign(undefined);
+    const minter = new Minter({ ca, x509SvidTtl: 3600, jwtSvidTtl: 300, csrVerifier, metrics: mode === '1' ? metrics : undefined });
+    const metered = new Minter({ ca, x509SvidTtl: 3600, jwtSvidTtl: 300, csrVerifier, metrics });
     const raw: KeyHandle = await km.generateKey('bench-raw', 'ec-p256');
 
-    console.log(`bench mint: ${cpus().length} cores, ${km.sessions} PKCS#11 sessions, ${IN_FLIGHT} in flight, ${ROUNDS} rounds of ${ROUND_MS} ms each${metrics ? ', metrics on' : ''}`);
+    console.log(`bench mint: ${cpus().length} cores, ${km.sessions} PKCS#11 sessions, ${IN_FLIGHT} in flight, ${ROUNDS} rounds of ${ROUND_MS} ms each${mode === '1' ? ', metrics on' : ''}`);
     const csrs = Array.from({ length: CSR_POOL }, makeP256Csr);
     const ids = Array.from({ length: 100 }, (_, i) => SpiffeId.parse(`spiffe://bench.example/workload/${i}`));
     // What the raw signer signs: a TBSCertificate-sized input, hashed like a leaf.
@@ -113,6 +122,16 @@ export async function benchMint(): Promise<void> {
     }
     const rawPerS = median(rawRounds.map((r) => r.perSecond));
     const mintPerS = median(mintRounds.map((r) => r.perSecond));
+    const ratios: number[] = [];
+    for (let r = 0; mode === 'ab' && r < AB_ROUNDS; r++) {
+      const mint = (m: Minter) => measure(ROUND_MS, (i) => m.mintX509FromCsr(csrs[i % CSR_POOL]!, { spiffeId: ids[i % ids.length]! }));
+      km.onSign(undefined);
+      const plain = await mint(minter);
+      km.onSign(signObserver);
+      const withMetrics = await mint(metered);
+      ratios.push(withMetrics.perSecond / plain.perSecond);
+      console.log(`  a/b ${r + 1}: without metrics ${plain.perSecond.toFixed(0)}/s, with ${withMetrics.perSecond.toFixed(0)}/s (${(100 * ratios[r]!).toFixed(1)} %)`);
+    }
     const result = {
       raw_sign_per_s: Math.round(rawPerS),
       mint_per_s: Math.round(mintPerS),
@@ -123,7 +142,9 @@ export async function benchMint(): Promise<void> {
       round_ms: ROUND_MS,
       cpus: cpus().length,
       measured_at: new Date().toISOString(),
+      ...(ratios.length > 0 && { metrics_mint_ratio: Number(median(ratios).toFixed(3)) }),
     };
+    if (ratios.length > 0) console.log(`metrics_mint_ratio ${result.metrics_mint_ratio} (median of ${ratios.length} a/b pairs; 1 = metrics cost nothing)`);
     console.log(`raw_sign_per_s ${result.raw_sign_per_s}`);
     console.log(`mint_per_s     ${result.mint_per_s}`);
     console.log(`ratio          ${result.ratio} (target ≥ 0.6)`);

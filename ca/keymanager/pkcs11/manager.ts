@@ -174,9 +174,17 @@ export class Pkcs11KeyManager implements KeyManager {
     return { size: this.sessions, inUse: this.#pool.busy, waiters: this.#pool.waiting };
   }
 
-  /** Calls `observer` after every signature with its duration, waiting for a session included, and its error if it failed. */
-  onSign(observer: (seconds: number, error?: unknown) => void): void {
+  /**
+   * Calls `observer` after every signature with its duration, waiting for a
+   * session included, and its error if it failed; undefined stops it.
+   */
+  onSign(observer: ((seconds: number, error?: unknown) => void) | undefined): void {
     this.#signObserver = observer;
+  }
+
+  /** The observer set by {@link onSign}. */
+  get signObserver(): ((seconds: number, error?: unknown) => void) | undefined {
+    return this.#signObserver;
   }
 
   /** Why the token is unavailable now, or undefined when it is in use. */
