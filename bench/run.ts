@@ -1,9 +1,11 @@
 import { benchMint } from './mint.js';
 import { benchWorkload } from './workload.js';
+import { benchWorkloadMetrics } from './workload-metrics.js';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   mint: benchMint,
   workload: benchWorkload,
+  'workload-metrics': benchWorkloadMetrics,
 };
 
 const name = process.argv[2];
