@@ -1,11 +1,15 @@
+import { benchHelper } from './helper.js';
 import { benchMint } from './mint.js';
+import { benchSds } from './sds.js';
 import { benchWorkload } from './workload.js';
 import { benchWorkloadMetrics } from './workload-metrics.js';
 
 const BENCHES: Record<string, () => Promise<void>> = {
+  helper: benchHelper,
   mint: benchMint,
   workload: benchWorkload,
   'workload-metrics': benchWorkloadMetrics,
+  sds: benchSds,
 };
 
 const name = process.argv[2];

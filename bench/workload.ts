@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -8,6 +8,7 @@ import type { SpiffeWorkloadAPIClient } from '../proto/gen/SpiffeWorkloadAPI.js'
 import type { X509SVIDResponse__Output } from '../proto/gen/X509SVIDResponse.js';
 import { cli, freePort, startAgentProcess, startServerProcess, tempDir, writeFile, type AnchorageProcess } from '../test/helpers/process.js';
 import { createSoftHsmToken } from '../test/helpers/softhsm.js';
+import { percentile, round, rssMb } from './stats.js';
 
 /**
  * The Workload API through a real agent process and a real server on
@@ -27,13 +28,6 @@ const RSS_COUNTS = [1000, 10_000];
 /** BENCH_METRICS=1: both processes serve metrics (what `metrics:` costs on the Workload API). */
 const METRICS_YAML = process.env.BENCH_METRICS === '1' ? 'metrics:\n  address: 127.0.0.1:0\n' : '';
 
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-}
-
-const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
-
 function header(): grpc.Metadata {
   const md = new grpc.Metadata();
   md.set('workload.spiffe.io', 'true');
@@ -45,11 +39,6 @@ function newClient(socket: string): SpiffeWorkloadAPIClient {
   return new (loadWorkloadProto().SpiffeWorkloadAPI)(`unix://${socket}`, grpc.credentials.createInsecure(), {
     'grpc.use_local_subchannel_pool': 1,
   });
-}
-
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
 }
 
 /** Sum of the agent's "svids minted" log counts so far (reading only what was logged since the last call). */

@@ -14,6 +14,7 @@ import type { FederatedBundle__Output } from '../proto/gen/anchorage/admin/v1/Fe
 import { esc, HelpRequested, need, out, parse, readInput, seconds, UsageError, withAdmin } from './args.js';
 import { escapeControls, escapeJsonControls } from '../ca/admin/text.js';
 import { federationCommand } from './federation.js';
+import { helperCommand } from './helper.js';
 
 const USAGE = `usage: anchorage <command> [flags]
 
@@ -36,8 +37,9 @@ const USAGE = `usage: anchorage <command> [flags]
   ca show                                   the CA journal (root, intermediates, JWT keys)
   agent run -c agent.yaml                   run a node agent and its Workload API
   agent list | agent show --spiffe-id ID | agent evict --spiffe-id ID
+  helper -c helper.yaml                     write this workload's SVID, key and bundles to files; reload a server on rotation
 
-Every command but "server run" and "agent run" reaches the server through --socket PATH, or the
+Every command but "server run", "agent run" and "helper" reaches the server through --socket PATH, or the
 admin_socket of -c server.yaml, and takes --json for machine-readable output.
 Durations: 30s, 15m, 1h30m, 7d.`;
 
@@ -353,6 +355,9 @@ export async function main(argv: string[]): Promise<number> {
       case 'agent':
         if (sub === 'run') await agentRun(rest);
         else await agentCommand(sub, rest);
+        break;
+      case 'helper':
+        await helperCommand(argv.slice(1));
         break;
       case undefined:
       case 'help':

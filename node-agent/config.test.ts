@@ -72,6 +72,26 @@ describe('agent config', () => {
     expect(errorOf(doc)).toContain(expected);
   });
 
+  it('takes the SDS resource names and the validation switch, SPIRE\'s by default', () => {
+    expect(parseAgentConfig(good, 'agent.yaml', '/').sds).toEqual({ defaultSvidName: 'default', defaultBundleName: 'ROOTCA', defaultAllBundlesName: 'ALL', disableSpiffeCertValidation: false });
+    const c = parseAgentConfig({ ...good, sds: { default_svid_name: 'svid', default_bundle_name: 'own', default_all_bundles_name: 'every', disable_spiffe_cert_validation: true } }, 'agent.yaml', '/');
+    expect(c.sds).toEqual({ defaultSvidName: 'svid', defaultBundleName: 'own', defaultAllBundlesName: 'every', disableSpiffeCertValidation: true });
+    expect(parseAgentConfig({ ...good, sds: { default_bundle_name: 'own' } }, 'agent.yaml', '/').sds.defaultSvidName).toBe('default');
+  });
+
+  it.each<[string, unknown, string]>([
+    ['an empty name', { default_svid_name: '' }, 'agent.yaml: sds.default_svid_name: must not be empty'],
+    ['a SPIFFE ID as a name', { default_bundle_name: 'spiffe://example.org' }, 'agent.yaml: sds.default_bundle_name: must not start with "spiffe:" (SPIFFE IDs name SVIDs and bundles already)'],
+    ['a control character', { default_all_bundles_name: 'A\nLL' }, 'agent.yaml: sds.default_all_bundles_name: must not contain control characters'],
+    ['a long name', { default_svid_name: 'x'.repeat(257) }, 'agent.yaml: sds.default_svid_name: must be at most 256 characters'],
+    ['a name that is not a string', { default_svid_name: 7 }, 'agent.yaml: sds.default_svid_name: Invalid input: expected string, received number'],
+    ['two equal names', { default_svid_name: 'ALL' }, 'agent.yaml: sds: default_svid_name, default_bundle_name and default_all_bundles_name must differ'],
+    ['a switch that is not a boolean', { disable_spiffe_cert_validation: 'yes' }, 'agent.yaml: sds.disable_spiffe_cert_validation: Invalid input: expected boolean, received string'],
+    ['an unknown key', { default_name: 'x' }, 'agent.yaml: sds: unknown key(s): default_name'],
+  ])('rejects sds with %s', (_n, sds, expected) => {
+    expect(errorOf({ ...good, sds })).toBe(`config: ${expected}`);
+  });
+
   const unix = (extra: Record<string, unknown> = {}) => ({ type: 'unix', ...extra });
   it.each<[string, unknown, string]>([
     ['an unknown attestor type', [unix(), { type: 'k8s' }], 'agent.yaml: workload_attestors.1.type: unknown workload attestor type "k8s"; known types: unix'],

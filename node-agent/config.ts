@@ -8,6 +8,40 @@ import { metricsConfig } from '../common/metrics-http.js';
 import { DEFAULT_JWT_CACHE_MAX_BYTES } from './cache.js';
 import { unixAttestorOptions, workloadAttestorEntry } from './attestor/registry.js';
 import { AGENT_NODE_ATTESTOR_TYPES } from './nodeattestor/registry.js';
+import { DEFAULT_SDS_NAMES } from '../workload-api/sds/resources.js';
+
+/**
+ * An SDS resource name an operator may choose. It must not look like a SPIFFE
+ * ID (those name SVIDs and bundles by themselves) and, since it appears in
+ * Envoy's config and our logs, carries no control characters.
+ */
+const sdsResourceName = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(256, 'must be at most 256 characters')
+  .refine((s) => !/^spiffe:/i.test(s), 'must not start with "spiffe:" (SPIFFE IDs name SVIDs and bundles already)')
+  .refine((s) => !/[\x00-\x1f\x7f]/.test(s), 'must not contain control characters');
+
+// Envoy SDS on the Workload API socket (workload-api/sds/): the names of the
+// default SVID, the own bundle and all bundles, SPIRE's unless set.
+const sdsSchema = z
+  .object({
+    default_svid_name: sdsResourceName.default(DEFAULT_SDS_NAMES.defaultSvidName),
+    default_bundle_name: sdsResourceName.default(DEFAULT_SDS_NAMES.defaultBundleName),
+    default_all_bundles_name: sdsResourceName.default(DEFAULT_SDS_NAMES.defaultAllBundlesName),
+    disable_spiffe_cert_validation: z.boolean().default(DEFAULT_SDS_NAMES.disableSpiffeCertValidation),
+  })
+  .strict()
+  .refine((c) => new Set([c.default_svid_name, c.default_bundle_name, c.default_all_bundles_name]).size === 3, {
+    message: 'default_svid_name, default_bundle_name and default_all_bundles_name must differ',
+  })
+  .transform((c) => ({
+    defaultSvidName: c.default_svid_name,
+    defaultBundleName: c.default_bundle_name,
+    defaultAllBundlesName: c.default_all_bundles_name,
+    disableSpiffeCertValidation: c.disable_spiffe_cert_validation,
+  }))
+  .default(DEFAULT_SDS_NAMES);
 
 const agentSchema = z
   .object({
@@ -55,6 +89,7 @@ const agentSchema = z
         message: 'max_connections_per_uid must not exceed max_connections',
       })
       .default({}),
+    sds: sdsSchema,
     // Every caller is attested by each of these, and its selectors are the
     // union of theirs (node-agent/attestor/registry.ts has the types).
     // Unset: one unix attestor with its defaults.

@@ -44,6 +44,7 @@ export async function runAgent(config: AgentConfig, opts: { logger: Logger; now?
       socketMode: config.socket_mode,
       maxConnections: config.workload_api.max_connections,
       maxConnectionsPerUid: config.workload_api.max_connections_per_uid,
+      sds: { names: config.sds },
       observer: metrics,
       healthy: () => agentReadiness(agent, now).ok,
     });

@@ -25,6 +25,8 @@ command -v make >/dev/null && command -v g++ >/dev/null || need_pkgs+=(build-ess
 if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null; then need_pkgs+=(python3-venv); fi
 if [ "${1:-}" = "--test" ]; then
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx)
+  # njs: examples/nginx/spiffe-id.js reads the client's SPIFFE ID for nginx.
+  [ -e /usr/lib/nginx/modules/ngx_http_js_module.so ] || need_pkgs+=(libnginx-mod-http-js)
   command -v promtool >/dev/null && command -v prometheus >/dev/null || need_pkgs+=(prometheus)
   command -v swtpm >/dev/null && command -v swtpm_setup >/dev/null || need_pkgs+=(swtpm swtpm-tools)
   command -v tpm2_startup >/dev/null || need_pkgs+=(tpm2-tools)

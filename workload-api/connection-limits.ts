@@ -35,6 +35,7 @@ export class RefusalLog {
   constructor(
     private readonly log: Logger,
     private readonly intervalMs: number,
+    private readonly msg = 'workloadapi: connection refused',
   ) {}
 
   note(key: string, fields: Record<string, unknown>, reason: string): void {
@@ -46,7 +47,7 @@ export class RefusalLog {
     }
     if (this.#last.size >= 1024) this.#last.clear();
     this.#last.set(key, { at: now, suppressed: 0 });
-    this.log.warn({ ...fields, reason, suppressed: e?.suppressed ?? 0 }, 'workloadapi: connection refused');
+    this.log.warn({ ...fields, reason, suppressed: e?.suppressed ?? 0 }, this.msg);
   }
 }
 

@@ -109,9 +109,9 @@ function checkAudiences(audience: string[]): void {
 }
 
 /** Ends streams at close(); expected, so it is not logged as a failed request. */
-const SHUTTING_DOWN = new AnchorageError('unavailable', 'workloadapi: server is shutting down');
+export const SHUTTING_DOWN = new AnchorageError('unavailable', 'workloadapi: server is shutting down');
 
-function noIdentity(): AnchorageError {
+export function noIdentity(): AnchorageError {
   return new AnchorageError('permission_denied', NO_IDENTITY);
 }
 
@@ -123,7 +123,7 @@ function noIdentity(): AnchorageError {
  * and retrying on the same connection cannot change it, so it reaches the
  * client as what it is.
  */
-function attestorRefusal(err: unknown): AnchorageError | undefined {
+export function attestorRefusal(err: unknown): AnchorageError | undefined {
   let e: unknown = err;
   for (let depth = 0; depth < 4 && e !== undefined && e !== null; depth++) {
     if (isAnchorageError(e, 'permission_denied')) return e;
@@ -181,6 +181,42 @@ export function jwtBundleDocument(bundle: SpiffeBundle): string {
     keys.push({ ...jwk, kid, use: 'jwt-svid' });
   }
   return JSON.stringify({ keys });
+}
+
+/**
+ * Own trust domain first, then every trust domain the identities federate
+ * with. Unparseable names are skipped with a warning: one bad entry must
+ * not take the caller's own identity away.
+ */
+export function trustDomainsOf(source: IdentitySource, ids: X509Identity[], log: Logger): Set<string> {
+  const tds = new Set<string>([source.trustDomain]);
+  for (const id of ids) {
+    for (const name of id.federatesWith) {
+      try {
+        tds.add(TrustDomain.parse(name).name);
+      } catch (err) {
+        log.warn({ spiffeId: id.spiffeId.toString(), federatesWith: name, err: errorMessage(err) }, 'workloadapi: ignoring an invalid federated trust domain');
+      }
+    }
+  }
+  return tds;
+}
+
+/**
+ * Bundles a caller with these identities may see, keyed `spiffe://<td>`,
+ * own trust domain first (the Workload API's and SDS's policy alike). The
+ * own bundle must exist: an agent that has not synced yet cannot serve
+ * anything useful, and UNAVAILABLE makes clients retry.
+ */
+export function callerBundles(source: IdentitySource, ids: X509Identity[], log: Logger): Map<string, SpiffeBundle> {
+  const own = source.bundle(source.trustDomain);
+  if (own === undefined) throw new AnchorageError('unavailable', 'workloadapi: the trust bundle is not available yet');
+  const out = new Map<string, SpiffeBundle>();
+  for (const name of trustDomainsOf(source, ids, log)) {
+    const b = name === source.trustDomain ? own : source.bundle(name);
+    if (b !== undefined) out.set(b.trustDomain.idString(), b);
+  }
+  return out;
 }
 
 /**
@@ -265,7 +301,7 @@ export class WorkloadApiHandler {
       },
       ValidateJWTSVID: (call, callback) => {
         void this.#serveUnary('ValidateJWTSVID', call, callback, async (caller) => {
-          const trusted = this.#trustDomainsOf(this.#identities(caller));
+          const trusted = trustDomainsOf(this.#source, this.#identities(caller), this.#log);
           let verified;
           try {
             verified = await verifyJwtSvid(call.request.svid, (td) => (trusted.has(td.name) ? this.#source.bundle(td.name)?.jwt : undefined), [
@@ -302,39 +338,8 @@ export class WorkloadApiHandler {
     return ids;
   }
 
-  /**
-   * Own trust domain first, then every trust domain the identities federate
-   * with. Unparseable names are skipped with a warning: one bad entry must
-   * not take the caller's own identity away.
-   */
-  #trustDomainsOf(ids: X509Identity[]): Set<string> {
-    const tds = new Set<string>([this.#source.trustDomain]);
-    for (const id of ids) {
-      for (const name of id.federatesWith) {
-        try {
-          tds.add(TrustDomain.parse(name).name);
-        } catch (err) {
-          this.#log.warn({ spiffeId: id.spiffeId.toString(), federatesWith: name, err: errorMessage(err) }, 'workloadapi: ignoring an invalid federated trust domain');
-        }
-      }
-    }
-    return tds;
-  }
-
-  /**
-   * Bundles the caller may see, keyed `spiffe://<td>`, own trust domain
-   * first. The own bundle must exist: an agent that has not synced yet
-   * cannot serve anything useful, and UNAVAILABLE makes clients retry.
-   */
   #bundlesFor(ids: X509Identity[]): Map<string, SpiffeBundle> {
-    const own = this.#source.bundle(this.#source.trustDomain);
-    if (own === undefined) throw new AnchorageError('unavailable', 'workloadapi: the trust bundle is not available yet');
-    const out = new Map<string, SpiffeBundle>();
-    for (const name of this.#trustDomainsOf(ids)) {
-      const b = name === this.#source.trustDomain ? own : this.#source.bundle(name);
-      if (b !== undefined) out.set(b.trustDomain.idString(), b);
-    }
-    return out;
+    return callerBundles(this.#source, ids, this.#log);
   }
 
   #x509Svids(caller: Caller): Rendered<X509SVIDResponse> {

@@ -25,6 +25,8 @@ import { addHealthService } from './health.js';
 import type { IdentitySource } from './IdentitySource.js';
 import { fixUnscopedReflectionNames, workloadPackageDefinition } from './reflection.js';
 import { listen, prepareSocketPath } from './socket-path.js';
+import { SdsHandler, type SdsOptions } from './sds/handler.js';
+import { sdsServiceDefinition } from './sds/proto.js';
 
 export { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_UID } from './connection-limits.js';
 
@@ -58,6 +60,8 @@ export interface WorkloadApiOptions {
   maxConnectionsPerUid?: number;
   /** How long a connection may take to send the HTTP/2 preface. Default 10 s (grpc-java/route.ts). */
   handshakeTimeoutMs?: number;
+  /** Envoy SDS: resource names and the validation switch (SPIRE's when unset), stream caps (sds/handler.ts). */
+  sds?: SdsOptions;
   /** Told how calls end and streams open and close (node-agent/metrics.ts). */
   observer?: WorkloadApiObserver;
   /**
@@ -172,6 +176,9 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
   // in profiles of the first response, and nothing here reads it.
   const grpcServer = new grpc.Server({ 'grpc.enable_channelz': 0 });
   grpcServer.addService(loadWorkloadProto().SpiffeWorkloadAPI.service, handler.implementation());
+  // Envoy's SDS on the same socket, callers attested the same way (sds/handler.ts).
+  const sds = new SdsHandler({ ...opts.sds, source, attest, confirm, logger: log });
+  grpcServer.addService(sdsServiceDefinition(), sds.implementation());
   const reflection = new ReflectionService(workloadPackageDefinition());
   fixUnscopedReflectionNames(reflection, log);
   reflection.addToServer(grpcServer);
@@ -271,6 +278,7 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
     closing ??= (async () => {
       const stopped = new Promise<void>((resolve) => netServer.close(() => resolve()));
       handler.endAllStreams();
+      sds.endAllStreams();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           grpcServer.forceShutdown();
@@ -300,7 +308,7 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
   return {
     close,
     get openStreams() {
-      return handler.openStreams;
+      return handler.openStreams + sds.openStreams;
     },
     get openConnections() {
       return connections.size;

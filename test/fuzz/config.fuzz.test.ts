@@ -8,12 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadServerConfig } from '../../ca/config.js';
 import { printableKey } from '../../common/config-file.js';
 import { loadAgentConfig } from '../../node-agent/config.js';
+import { loadHelperConfig } from '../../helper/config.js';
 import { TrustDomain } from '../../spiffe/id.js';
 import { expectClearError, outcome, params, testTimeout } from './fuzz.js';
 
 /**
- * Config files: the server's (ca/config.ts) and the agent's
- * (node-agent/config.ts) loaders, on random YAML and on mutations of valid
+ * Config files: the server's (ca/config.ts), the agent's
+ * (node-agent/config.ts) and the helper's (helper/config.ts) loaders, on random YAML and on mutations of valid
  * configs. A file either loads into a config with absolute paths, or is
  * refused with invalid_argument whose every line reads
  * "<file>: <key path>: <problem>" (the first prefixed by "config: "), or
@@ -64,16 +65,37 @@ const validAgent = {
   attestor: { hash_binary: true, max_hash_bytes: 1024 },
 };
 
-type Loader = 'server' | 'agent';
+const validHelper = {
+  agent_address: 'unix:///run/anchorage/api.sock',
+  cert_dir: 'certs',
+  hint: 'nginx',
+  jwt_svids: [{ jwt_audience: 'https://db.internal', jwt_extra_audiences: ['https://x.internal'], jwt_svid_file_name: 'db.jwt' }],
+  cmd: '/usr/sbin/nginx',
+  cmd_args: ['-s', 'reload'],
+  cmd_timeout: '30s',
+  retry_max: '1m',
+};
+
+type Loader = 'server' | 'agent' | 'helper';
+
+function load(which: Loader, path: string) {
+  if (which === 'server') return loadServerConfig(path);
+  if (which === 'agent') return loadAgentConfig(path);
+  return loadHelperConfig(path);
+}
 
 /** Asserts the outcome of loading `text`; returns the error message lines, if refused. */
 function checkLoad(which: Loader, text: string): string[] | undefined {
   const path = writeConfig(text);
-  const got = outcome(() => (which === 'server' ? loadServerConfig(path) : loadAgentConfig(path)));
+  const got = outcome(() => load(which, path));
   if (got.ok) {
-    expect(got.value.trust_domain).toBeInstanceOf(TrustDomain);
     expect(got.value.source).toBe(path);
-    expect(isAbsolute(got.value.data_dir)).toBe(true);
+    if ('cert_dir' in got.value) {
+      expect(isAbsolute(got.value.cert_dir)).toBe(true);
+    } else {
+      expect(got.value.trust_domain).toBeInstanceOf(TrustDomain);
+      expect(isAbsolute(got.value.data_dir)).toBe(true);
+    }
     return undefined;
   }
   expectClearError(got.err, 'invalid_argument', `config: ${path}`);
@@ -157,10 +179,11 @@ function textMutated(base: Record<string, unknown>) {
 
 const RUNS = 400;
 
-describe('fuzz: config files (ca/config.ts, node-agent/config.ts)', () => {
+describe('fuzz: config files (ca/config.ts, node-agent/config.ts, helper/config.ts)', () => {
   for (const [which, valid] of [
     ['server', validServer],
     ['agent', validAgent],
+    ['helper', validHelper],
   ] as const) {
     it(
       `${which}: random YAML loads or is refused with one clear error per problem, each naming its key path`,
@@ -191,7 +214,7 @@ describe('fuzz: config files (ca/config.ts, node-agent/config.ts)', () => {
               expect(lines, `added ${op.key} under ${where}`).toBeDefined();
               expect(lines!.some((l) => l.endsWith(`: ${where}: unknown key(s): ${printableKey(op.key)}`)), lines!.join('\n')).toBe(true);
             }
-            if (op.kind === 'delete' && path.length === 1 && ['trust_domain', 'data_dir', 'key_manager', 'server_address'].includes(path[0]!) && path[0]! in valid) {
+            if (op.kind === 'delete' && path.length === 1 && ['trust_domain', 'data_dir', 'key_manager', 'server_address', 'cert_dir'].includes(path[0]!) && path[0]! in valid) {
               expect(lines, `deleted ${path[0]}`).toBeDefined();
               expect(lines!.some((l) => l.includes(`: ${path[0]}: `)), lines!.join('\n')).toBe(true);
             }
@@ -210,7 +233,7 @@ describe('fuzz: config files (ca/config.ts, node-agent/config.ts)', () => {
         levels.push(`${cur}: &${cur} [${Array(10).fill(`*${prev}`).join(',')}]`);
       }
       const path = writeConfig(`${levels.join('\n')}\n`);
-      const got = outcome(() => (which === 'server' ? loadServerConfig(path) : loadAgentConfig(path)));
+      const got = outcome(() => load(which, path));
       expect(got.ok).toBe(false);
       if (!got.ok) {
         expectClearError(got.err, 'invalid_argument', `config: ${path}`);
@@ -218,7 +241,7 @@ describe('fuzz: config files (ca/config.ts, node-agent/config.ts)', () => {
       }
       // Under the limit, aliases still work (the limit is not "no aliases").
       const ok = writeConfig(`${stringify(valid)}x-anchor: &td example.org\n`);
-      const r = outcome(() => (which === 'server' ? loadServerConfig(ok) : loadAgentConfig(ok)));
+      const r = outcome(() => load(which, ok));
       expect(r.ok).toBe(false); // x-anchor is an unknown key...
       if (!r.ok) expect((r.err as Error).message).toBe(`config: ${ok}: (top level): unknown key(s): x-anchor`); // ...and nothing else
     });
@@ -230,8 +253,8 @@ describe('fuzz: config files (ca/config.ts, node-agent/config.ts)', () => {
   // Fix: `unknown key(s): ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`
   // (or quote only keys outside [A-Za-z0-9_.-]). Durations had the same
   // problem in common/duration.ts, fixed there.
-  it.each(['server', 'agent'] as const)('%s: an unknown key with a newline or ESC is reported on one line, escaped', (which) => {
-    const valid = which === 'server' ? validServer : validAgent;
+  it.each(['server', 'agent', 'helper'] as const)('%s: an unknown key with a newline or ESC is reported on one line, escaped', (which) => {
+    const valid = { server: validServer, agent: validAgent, helper: validHelper }[which];
     const lines = checkLoad(which, stringify({ ...valid, 'a\nb': 1, '\u001b[2J': 2 }));
     expect(lines).toBeDefined();
     expect(lines).toHaveLength(1);

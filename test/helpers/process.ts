@@ -94,6 +94,11 @@ export function startAgentProcess(config: string, socket: string, env: NodeJS.Pr
   return startAnchorage(['agent', 'run', '-c', config], 'agent: workload api listening', socket, env);
 }
 
+/** Starts `anchorage helper -c config` and resolves once it logged ready and its first files are in `certFile`'s place. */
+export function startHelperProcess(config: string, certFile: string, env: NodeJS.ProcessEnv): Promise<AnchorageProcess> {
+  return startAnchorage(['helper', '-c', config], 'helper: ready', certFile, env);
+}
+
 /** A free TCP port on loopback (for a server that must come back on the same address). */
 export async function freePort(): Promise<number> {
   const { createServer } = await import('node:net');

@@ -95,6 +95,8 @@ export class TestIdentitySource implements IdentitySource {
   readonly #entries: Held[] = [];
   readonly #federated = new Map<string, SpiffeBundle>();
   readonly #listeners = new Set<() => void>();
+  /** Lifetime of the JWT-SVIDs it mints, in seconds; default the CA's (5 minutes). */
+  jwtTtl: number | undefined;
 
   constructor(ca: TestCa) {
     this.#ca = ca;
@@ -159,7 +161,7 @@ export class TestIdentitySource implements IdentitySource {
     if (spiffeId !== undefined && ids.length === 0) throw new AnchorageError('permission_denied', `testing: no identity ${spiffeId.toString()}`);
     const out: JwtIdentity[] = [];
     for (const id of ids) {
-      const minted = await this.#ca.minter.mintJwt({ spiffeId: id.spiffeId, audience });
+      const minted = await this.#ca.minter.mintJwt({ spiffeId: id.spiffeId, audience, ttl: this.jwtTtl });
       out.push({ spiffeId: id.spiffeId, token: minted.token, hint: id.hint });
     }
     return out;

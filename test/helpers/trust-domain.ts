@@ -67,6 +67,8 @@ export interface EntrySpec {
   hint?: string;
   dnsNames?: string[];
   federatesWith?: string[];
+  /** The entry's X509-SVID lifetime in seconds (`entry create --x509-ttl`); the server's default if unset. */
+  x509SvidTtl?: number;
 }
 
 export interface TrustDomainOptions {
@@ -79,7 +81,7 @@ export interface TrustDomainOptions {
   caTtl?: string;
   /** Extra server.yaml text (e.g. a federation block). */
   serverYaml?: string;
-  /** Extra agent.yaml text (e.g. a metrics block). */
+  /** Extra agent.yaml text (e.g. an sds or a metrics block). */
   agentYaml?: string;
 }
 
@@ -97,11 +99,14 @@ export interface RealTrustDomain {
   entryIds: string[];
   /** Makes the agent mint a new X509-SVID for entry i at once (changes its hint); returns the new hint. */
   rotate(i?: number): Promise<string>;
-  /** The two processes (their logs, e.g. the port a `127.0.0.1:0` metrics address got). */
-  server: AnchorageProcess;
-  agent: AnchorageProcess;
   /** The tails of the server's and agent's logs, for failure messages. */
   diagnostics(): string;
+  /** Everything the agent logged so far (JSON lines). */
+  agentLog(): string;
+  /** Everything the server logged so far (JSON lines). */
+  serverLog(): string;
+  /** The agent process's pid (for its RSS). */
+  agentPid: number;
   close(): Promise<void>;
 }
 
@@ -165,6 +170,7 @@ ${opts.agentYaml ?? ''}`,
           hint,
           dns_names: e.dnsNames ?? [],
           federates_with: e.federatesWith ?? [],
+          x509_svid_ttl: e.x509SvidTtl ?? 0,
         },
       });
       entryIds.push(created.id);
@@ -182,14 +188,15 @@ ${opts.agentYaml ?? ''}`,
       workloadSocket,
       agentId,
       entryIds,
-      server,
-      agent,
       // A new revision of the entry (here: its hint) makes the agent mint a new SVID at once.
       rotate: async (i = 0) => {
         const hint = `${hints[i] || 'entry'}-rotated-${++rotations}`;
         await admin.call('UpdateEntry', { id: entryIds[i], patch: { hint } });
         return hint;
       },
+      agentLog: () => agent?.log() ?? '',
+      serverLog: () => server?.log() ?? '',
+      agentPid: agent.child.pid!,
       diagnostics: () => `\n--- agent log (tail) ---\n${agent?.log().slice(-4000) ?? ''}\n--- server log (tail) ---\n${server?.log().slice(-2000) ?? ''}`,
       close: closers.close,
     };

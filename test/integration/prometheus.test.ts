@@ -91,8 +91,8 @@ describe.skipIf(lacks(!existsSync(PROMETHEUS), 'Prometheus (/usr/bin/prometheus,
         serverYaml: 'metrics:\n  address: 127.0.0.1:0\n',
         agentYaml: 'metrics:\n  address: 127.0.0.1:0\n',
       });
-      serverPort = metricsPort(td.server.log());
-      agentPort = metricsPort(td.agent.log());
+      serverPort = metricsPort(td.serverLog());
+      agentPort = metricsPort(td.agentLog());
 
       const promPort = await freePort();
       promUrl = `http://127.0.0.1:${promPort}`;
