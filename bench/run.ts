@@ -1,4 +1,5 @@
 import { benchHelper } from './helper.js';
+import { benchMetricsHooks } from './metrics-hooks.js';
 import { benchMint } from './mint.js';
 import { benchSds } from './sds.js';
 import { benchWorkload } from './workload.js';
@@ -6,6 +7,7 @@ import { benchWorkloadMetrics } from './workload-metrics.js';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   helper: benchHelper,
+  'metrics-hooks': benchMetricsHooks,
   mint: benchMint,
   workload: benchWorkload,
   'workload-metrics': benchWorkloadMetrics,
