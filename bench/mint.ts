@@ -11,6 +11,7 @@ import { Pkcs11KeyManager } from '../ca/keymanager/pkcs11/index.js';
 import type { KeyHandle } from '../ca/keymanager/KeyManager.js';
 import { CaManager } from '../ca/manager.js';
 import { Minter } from '../ca/minter.js';
+import { ServerMetrics } from '../ca/metrics.js';
 import { loadRootOfTrust } from '../ca/root.js';
 import { createSoftHsmToken } from '../test/helpers/softhsm.js';
 import { makeP256Csr } from './csr.js';
@@ -21,6 +22,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** Requests kept in flight: enough to keep every session of the pool busy. */
 const IN_FLIGHT = 64;
 const CSR_POOL = 2000;
+/** BENCH_METRICS=ab: pairs of rounds without and with metrics. */
+const AB_ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 8);
 
 interface Rate {
   perSecond: number;
@@ -83,10 +86,20 @@ export async function benchMint(): Promise<void> {
     await ca.start();
     const workers = process.env.BENCH_CSR_WORKERS === undefined ? undefined : Number(process.env.BENCH_CSR_WORKERS);
     const csrVerifier = new CsrVerifierPool(workers === undefined ? {} : { workers });
-    const minter = new Minter({ ca, x509SvidTtl: 3600, jwtSvidTtl: 300, csrVerifier });
+    // BENCH_METRICS=1: instrumented as a server with `metrics:` is (what
+    // metrics cost on the minting path). BENCH_METRICS=ab: uninstrumented,
+    // then alternating rounds without and with metrics in this one process,
+    // which a loaded machine disturbs far less than separate runs.
+    const mode = process.env.BENCH_METRICS;
+    const metrics = mode === '1' || mode === 'ab' ? new ServerMetrics() : undefined;
+    metrics?.attach({ ca, datastore: ds, keyManagers: [km], trustDomain: td, now: Date.now, logger: silentLogger() });
+    const signObserver = km.signObserver;
+    if (mode === 'ab') km.onSign(undefined);
+    const minter = new Minter({ ca, x509SvidTtl: 3600, jwtSvidTtl: 300, csrVerifier, metrics: mode === '1' ? metrics : undefined });
+    const metered = new Minter({ ca, x509SvidTtl: 3600, jwtSvidTtl: 300, csrVerifier, metrics });
     const raw: KeyHandle = await km.generateKey('bench-raw', 'ec-p256');
 
-    console.log(`bench mint: ${cpus().length} cores, ${km.sessions} PKCS#11 sessions, ${IN_FLIGHT} in flight, ${ROUNDS} rounds of ${ROUND_MS} ms each`);
+    console.log(`bench mint: ${cpus().length} cores, ${km.sessions} PKCS#11 sessions, ${IN_FLIGHT} in flight, ${ROUNDS} rounds of ${ROUND_MS} ms each${mode === '1' ? ', metrics on' : ''}`);
     const csrs = Array.from({ length: CSR_POOL }, makeP256Csr);
     const ids = Array.from({ length: 100 }, (_, i) => SpiffeId.parse(`spiffe://bench.example/workload/${i}`));
     // What the raw signer signs: a TBSCertificate-sized input, hashed like a leaf.
@@ -109,6 +122,37 @@ export async function benchMint(): Promise<void> {
     }
     const rawPerS = median(rawRounds.map((r) => r.perSecond));
     const mintPerS = median(mintRounds.map((r) => r.perSecond));
+    const ratios: number[] = [];
+    const cpuRatios: number[] = [];
+    for (let r = 0; mode === 'ab' && r < AB_ROUNDS; r++) {
+      const mint = (m: Minter) => measure(ROUND_MS, (i) => m.mintX509FromCsr(csrs[i % CSR_POOL]!, { spiffeId: ids[i % ids.length]! }));
+      const plainRound = () => {
+        km.onSign(undefined);
+        return mint(minter);
+      };
+      const meteredRound = () => {
+        km.onSign(signObserver);
+        return mint(metered);
+      };
+      // Alternating which goes first, so that a drift within a pair favours neither.
+      let plain: Rate;
+      let withMetrics: Rate;
+      if (r % 2 === 0) {
+        plain = await plainRound();
+        withMetrics = await meteredRound();
+      } else {
+        withMetrics = await meteredRound();
+        plain = await plainRound();
+      }
+      ratios.push(withMetrics.perSecond / plain.perSecond);
+      // CPU time per mint (all threads of the process): what metrics add, far less moved by other processes than a rate.
+      const cpuUs = (x: Rate) => (1e6 * x.cpuCores) / x.perSecond;
+      cpuRatios.push(cpuUs(withMetrics) / cpuUs(plain));
+      console.log(
+        `  a/b ${r + 1}: without metrics ${plain.perSecond.toFixed(0)}/s ${cpuUs(plain).toFixed(0)} µs CPU/mint, ` +
+          `with ${withMetrics.perSecond.toFixed(0)}/s ${cpuUs(withMetrics).toFixed(0)} µs CPU/mint (rate ${(100 * ratios[r]!).toFixed(1)} %, CPU ${(100 * cpuRatios[r]!).toFixed(1)} %)`,
+      );
+    }
     const result = {
       raw_sign_per_s: Math.round(rawPerS),
       mint_per_s: Math.round(mintPerS),
@@ -119,7 +163,12 @@ export async function benchMint(): Promise<void> {
       round_ms: ROUND_MS,
       cpus: cpus().length,
       measured_at: new Date().toISOString(),
+      ...(ratios.length > 0 && { metrics_mint_ratio: Number(median(ratios).toFixed(3)), metrics_mint_cpu_ratio: Number(median(cpuRatios).toFixed(3)) }),
     };
+    if (ratios.length > 0) {
+      console.log(`metrics_mint_ratio ${result.metrics_mint_ratio} (rate with / without, median of ${ratios.length} a/b pairs; 1 = metrics cost nothing)`);
+      console.log(`metrics_mint_cpu_ratio ${result.metrics_mint_cpu_ratio} (CPU per mint with / without)`);
+    }
     console.log(`raw_sign_per_s ${result.raw_sign_per_s}`);
     console.log(`mint_per_s     ${result.mint_per_s}`);
     console.log(`ratio          ${result.ratio} (target ≥ 0.6)`);

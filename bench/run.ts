@@ -2,17 +2,21 @@ import { benchCli } from './cli.js';
 import { benchHelper } from './helper.js';
 import { benchAttest } from './attest.js';
 import { benchClientInstall } from './client-install.js';
+import { benchMetricsHooks } from './metrics-hooks.js';
 import { benchMint } from './mint.js';
 import { benchSds } from './sds.js';
 import { benchWorkload } from './workload.js';
+import { benchWorkloadMetrics } from './workload-metrics.js';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   cli: benchCli,
   helper: benchHelper,
   attest: benchAttest,
   'client-install': benchClientInstall,
+  'metrics-hooks': benchMetricsHooks,
   mint: benchMint,
   workload: benchWorkload,
+  'workload-metrics': benchWorkloadMetrics,
   sds: benchSds,
 };
 

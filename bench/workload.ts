@@ -25,6 +25,8 @@ const WORKLOADS = Number(process.env.BENCH_WORKLOADS ?? 1000);
 const FIRST_SAMPLES = Number(process.env.BENCH_FIRST_SAMPLES ?? 500);
 const PROPAGATION_ENTRIES = Number(process.env.BENCH_PROPAGATION_ENTRIES ?? 200);
 const RSS_COUNTS = [1000, 10_000];
+/** BENCH_METRICS=1: both processes serve metrics (what `metrics:` costs on the Workload API). */
+const METRICS_YAML = process.env.BENCH_METRICS === '1' ? 'metrics:\n  address: 127.0.0.1:0\n' : '';
 
 function header(): grpc.Metadata {
   const md = new grpc.Metadata();
@@ -72,7 +74,7 @@ export async function benchWorkload(): Promise<void> {
   const serverConfig = writeFile(
     join(tmp.dir, 'server.yaml'),
     `trust_domain: ${TD}\ndata_dir: ${join(tmp.dir, 'server')}\nadmin_socket: ${adminSocket}\nbind_address: 127.0.0.1:${port}\n` +
-      `key_manager:\n  type: pkcs11\n  module: ${hsm.module}\n  token_label: ${hsm.label}\n  pin_file: ${join(tmp.dir, 'pin')}\n`,
+      `key_manager:\n  type: pkcs11\n  module: ${hsm.module}\n  token_label: ${hsm.label}\n  pin_file: ${join(tmp.dir, 'pin')}\n${METRICS_YAML}`,
   );
   let server: AnchorageProcess | undefined;
   let agent: AnchorageProcess | undefined;
@@ -86,14 +88,14 @@ export async function benchWorkload(): Promise<void> {
     const agentConfig = writeFile(
       join(tmp.dir, 'agent.yaml'),
       `trust_domain: ${TD}\nserver_address: 127.0.0.1:${port}\ndata_dir: ${join(tmp.dir, 'agent')}\nsocket_path: ${socket}\n` +
-        `join_token: ${token.token}\ntrust_bundle_file: ${join(tmp.dir, 'bundle.pem')}\n`,
+        `join_token: ${token.token}\ntrust_bundle_file: ${join(tmp.dir, 'bundle.pem')}\n${METRICS_YAML}`,
     );
     agent = await startAgentProcess(agentConfig, socket, env);
     const agentPid = agent.child.pid!;
     const agentId = `spiffe://${TD}/anchorage/agent/join_token/${token.token}`;
     const entry = (spiffeId: string, selectors: { type: string; value: string }[]) =>
       a.call('CreateEntry', { entry: { spiffe_id: spiffeId, parent_id: agentId, selectors } });
-    console.log(`bench workload: ${cpus().length} cores, agent pid ${agentPid}, SoftHSM2-backed server`);
+    console.log(`bench workload: ${cpus().length} cores, agent pid ${agentPid}, SoftHSM2-backed server${METRICS_YAML ? ', metrics on' : ''}`);
 
     // ---- first response with WORKLOADS connected ------------------------------
     await entry(`spiffe://${TD}/bench/self`, [{ type: 'unix', value: `uid:${uid}` }]);

@@ -293,3 +293,24 @@ describe('server config', () => {
     expect(m.split('\n')).toHaveLength(2);
   });
 });
+
+describe('server config: monitoring', () => {
+  it('has no metrics listener and no log_format unless given (text on a terminal, else JSON)', () => {
+    const cfg = parseServerConfig(minimal, 'server.yaml', '/etc/anchorage');
+    expect(cfg.metrics).toBeUndefined();
+    expect(cfg.log_format).toBeUndefined();
+    const on = parseServerConfig({ ...minimal, metrics: { address: '127.0.0.1:9988' }, log_format: 'json' }, 'server.yaml', '/etc/anchorage');
+    expect([on.metrics, on.log_format]).toEqual([{ address: '127.0.0.1:9988' }, 'json']);
+  });
+
+  it.each<[string, unknown, string]>([
+    ['a log_format of xml', { log_format: 'xml' }, 'log_format: must be text or json'],
+    ['a metrics address without a port', { metrics: { address: '127.0.0.1' } }, 'metrics.address: must be host:port'],
+    ['a metrics address with a port too large', { metrics: { address: '[::1]:70000' } }, 'metrics.address: port must be between 0 (any free port) and 65535'],
+    ['a metrics URL', { metrics: { address: 'http://127.0.0.1:9988/metrics' } }, 'metrics.address: must be host:port'],
+    ['an unknown metrics key', { metrics: { address: '127.0.0.1:9988', path: '/m' } }, 'metrics: unknown key(s): path'],
+    ['a metrics block that is a string', { metrics: '127.0.0.1:9988' }, 'metrics: Invalid input: expected object, received string'],
+  ])('refuses %s with one line naming the key', (_n, extra, expected) => {
+    expect(errorOf({ ...minimal, ...(extra as object) })).toBe(`config: server.yaml: ${expected}`);
+  });
+});

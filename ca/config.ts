@@ -6,6 +6,8 @@ import { z } from 'zod';
 import { parseDuration } from '../common/duration.js';
 import { AnchorageError, invalid, errorMessage } from '@anchorage/client/errors';
 import type { TcpLimits } from '../common/tcp-guard.js';
+import { LOG_FORMATS } from '../common/log.js';
+import { hostPort, metricsConfig } from '../common/metrics-http.js';
 import { TrustDomain } from '@anchorage/client/spiffe/id';
 import { KEY_TYPES, type KeyType } from './keymanager/KeyManager.js';
 import { pcrSelectionWire } from '../common/attestation-wire.js';
@@ -26,14 +28,6 @@ const fileMode = z
   .string()
   .regex(/^0?[0-7]{3}$/, 'must be an octal file mode such as "0600"')
   .transform((s) => parseInt(s, 8));
-
-const hostPort = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$/, { message: 'must be host:port', abort: true })
-  .refine((s) => {
-    const port = Number(s.slice(s.lastIndexOf(':') + 1));
-    return port >= 0 && port < 65536;
-  }, 'port must be between 0 (any free port) and 65535');
 
 const pkcs11KeyManager = z
   .object({
@@ -242,6 +236,10 @@ const serverSchema = z
       .superRefine(checkListenerLimits)
       .prefault({}),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+    // Unset: text on a terminal, JSON lines otherwise (common/log.ts).
+    log_format: z.enum(LOG_FORMATS, { message: 'must be text or json' }).optional(),
+    // /metrics, /live, /ready (common/metrics-http.ts); no listener unless configured.
+    metrics: metricsConfig.optional(),
     // Which node attestors agents may use, and their settings (ca/nodeattestor/registry.ts).
     node_attestors: nodeAttestors,
     key_manager: keyManager,

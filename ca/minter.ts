@@ -2,6 +2,8 @@ import { AnchorageError, invalid } from '@anchorage/client/errors';
 import { formatDuration } from '../common/duration.js';
 import type { SpiffeId } from '@anchorage/client/spiffe/id';
 import type { CaManager } from './manager.js';
+import { resultOf } from '../common/metrics-http.js';
+import type { MintObserver } from './metrics.js';
 import { BACKDATE_SECONDS } from './root.js';
 import { randomSerial } from './x509/cert.js';
 import { InlineCsrVerifier, type CsrVerifier } from './x509/csr-pool.js';
@@ -39,6 +41,8 @@ export interface MinterOptions {
   now?: () => number;
   /** Proof-of-possession check for CSRs; the server passes a worker pool. Default: inline. */
   csrVerifier?: CsrVerifier;
+  /** Told the result and duration of every mint (ca/metrics.ts); absent, nothing is measured. */
+  metrics?: MintObserver;
 }
 
 /**
@@ -65,13 +69,38 @@ export class Minter {
   }
 
   /** Verifies the CSR's self-signature (proof of possession), then mints for its public key. */
-  async mintX509FromCsr(csrDer: Uint8Array, req: Omit<X509MintRequest, 'spki'>): Promise<MintedX509Svid> {
-    this.checkId(req.spiffeId, 'x509svid');
-    const csr = await this.csrs.verify(csrDer);
-    return this.mintX509({ ...req, spki: csr.spki });
+  mintX509FromCsr(csrDer: Uint8Array, req: Omit<X509MintRequest, 'spki'>): Promise<MintedX509Svid> {
+    return this.observed('x509', async () => {
+      this.checkId(req.spiffeId, 'x509svid');
+      const csr = await this.csrs.verify(csrDer);
+      return this.signX509({ ...req, spki: csr.spki });
+    });
   }
 
-  async mintX509(req: X509MintRequest): Promise<MintedX509Svid> {
+  mintX509(req: X509MintRequest): Promise<MintedX509Svid> {
+    return this.observed('x509', () => this.signX509(req));
+  }
+
+  mintJwt(req: { spiffeId: SpiffeId; audience: string[]; ttl?: number; capToCa?: boolean }): Promise<MintedJwtSvid> {
+    return this.observed('jwt', () => this.signJwt(req));
+  }
+
+  /** Runs one mint, telling the observer its result and duration. */
+  private async observed<T>(kind: 'x509' | 'jwt', mint: () => Promise<T>): Promise<T> {
+    const observer = this.opts.metrics;
+    if (observer === undefined) return mint();
+    const t0 = performance.now();
+    try {
+      const out = await mint();
+      observer.minted(kind, 'success', (performance.now() - t0) / 1000);
+      return out;
+    } catch (err) {
+      observer.minted(kind, resultOf(err), (performance.now() - t0) / 1000);
+      throw err;
+    }
+  }
+
+  private async signX509(req: X509MintRequest): Promise<MintedX509Svid> {
     this.checkId(req.spiffeId, 'x509svid');
     const ca = this.ca.activeX509();
     const now = Math.floor(this.now() / 1000);
@@ -88,7 +117,7 @@ export class Minter {
     return { chain: [leaf, ...ca.chain], notAfter };
   }
 
-  async mintJwt(req: { spiffeId: SpiffeId; audience: string[]; ttl?: number; capToCa?: boolean }): Promise<MintedJwtSvid> {
+  private async signJwt(req: { spiffeId: SpiffeId; audience: string[]; ttl?: number; capToCa?: boolean }): Promise<MintedJwtSvid> {
     this.checkId(req.spiffeId, 'jwtsvid');
     if (req.audience.length === 0) throw invalid('jwtsvid: at least one audience is required');
     for (const aud of req.audience) {

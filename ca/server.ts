@@ -22,6 +22,7 @@ import { BundleEndpoint, loadWebIdentity, type WebIdentity } from './federation/
 import type { KeyManager } from './keymanager/KeyManager.js';
 import { openKeyManager } from './keymanager/registry.js';
 import { CaManager } from './manager.js';
+import { ServerMetrics } from './metrics.js';
 import { Minter } from './minter.js';
 import { loadRootOfTrust } from './root.js';
 import { CsrVerifierPool } from './x509/csr-pool.js';
@@ -38,6 +39,8 @@ export interface RunningServer {
   readonly tlsIdentity: ServerTlsIdentity;
   /** The port of the SPIFFE bundle endpoint, when `federation.bundle_endpoint` is configured. */
   readonly bundleEndpointPort: number | undefined;
+  /** The port of /metrics, /live and /ready, when `metrics` is configured. */
+  readonly metricsPort: number | undefined;
   close(): Promise<void>;
 }
 
@@ -123,6 +126,15 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
     closers.push(releaseLock);
     await clearStaleSocket(cfg.admin_socket);
 
+    // Listening before the rest starts: /live answers and /ready says why not yet; a bad address fails the start early.
+    const metrics = cfg.metrics ? new ServerMetrics() : undefined;
+    let metricsPort: number | undefined;
+    if (metrics && cfg.metrics) {
+      const http = await metrics.listen(cfg.metrics.address, log);
+      closers.push(() => http.close());
+      metricsPort = http.port;
+    }
+
     const datastore = await openDataStore(cfg.datastore, { logger: log });
     closers.push(() => datastore.close());
 
@@ -169,7 +181,8 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
     closers.push(() => ca.close());
     const csrVerifier = new CsrVerifierPool();
     closers.push(() => csrVerifier.close());
-    const minter = new Minter({ ca, x509SvidTtl: cfg.x509_svid_ttl, jwtSvidTtl: cfg.jwt_svid_ttl, now, csrVerifier });
+    const minter = new Minter({ ca, x509SvidTtl: cfg.x509_svid_ttl, jwtSvidTtl: cfg.jwt_svid_ttl, now, csrVerifier, metrics });
+    metrics?.attach({ ca, datastore, keyManagers: [...new Set([keyManager, rootKeyManager])], trustDomain: cfg.trust_domain, now, logger: log });
 
     const feed = new ChangeFeed();
     const refresh = cfg.federation.refresh;
@@ -180,6 +193,7 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
       bounds: { min: refresh.min_interval, max: refresh.max_interval, fallback: refresh.default_interval },
       timeoutMs: refresh.fetch_timeout * 1000,
       now,
+      metrics,
     });
     closers.push(() => federation.close());
     const admin = new grpc.Server();
@@ -235,6 +249,7 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
         logger: log,
         // The attestors count in seconds, as the datastore does; `now` here is milliseconds.
         nodeAttestors: NodeAttestorRegistry.fromConfig(cfg.node_attestors, { datastore, now: () => Math.floor(now() / 1000) }),
+        metrics,
       }),
     );
     // Our own TCP listener (handshake timeout, connection caps), not bindAsync.
@@ -303,6 +318,7 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
       feed,
       tlsIdentity,
       bundleEndpointPort,
+      metricsPort,
       close: async () => {
         if (closed) return;
         closed = true;

@@ -78,6 +78,9 @@ export class NodeAgent {
   /** Set when we end the stream ourselves to reconnect with new credentials: no backoff. */
   #reconnectNow = false;
   #synced = false;
+  /** Milliseconds: when the sync stream last delivered a message, or was last known open (see {@link lastSyncMs}). */
+  #lastSyncMs: number | undefined;
+  #streamUp = false;
 
   #closed = false;
   #loop: Promise<void> | undefined;
@@ -158,6 +161,26 @@ export class NodeAgent {
   /** The agent's SPIFFE ID, once attested. */
   get spiffeId(): string | undefined {
     return this.#identity?.spiffeId.toString();
+  }
+
+  /** notBefore (Unix seconds) of the agent's own SVID; undefined while it has none. */
+  get svidNotBefore(): number | undefined {
+    return this.#identity?.notBefore;
+  }
+
+  /** notAfter (Unix seconds) of the agent's own SVID; undefined while it has none. */
+  get svidNotAfter(): number | undefined {
+    return this.#identity?.notAfter;
+  }
+
+  /**
+   * When the agent was last known in sync with the server (ms since the
+   * epoch): now while the sync stream is open and has delivered its first
+   * message (the server pushes every change on it), else when it was last
+   * open. Undefined if it never was in this run.
+   */
+  get lastSyncMs(): number | undefined {
+    return this.#streamUp ? this.#nowMs() : this.#lastSyncMs;
   }
 
   /** True once the first sync message of this run arrived. */
@@ -454,6 +477,8 @@ export class NodeAgent {
         }
       } finally {
         this.#stream = undefined;
+        if (this.#streamUp) this.#lastSyncMs = this.#nowMs();
+        this.#streamUp = false;
       }
       if (this.#closed) break;
       if (this.#reconnectNow) {
@@ -471,6 +496,8 @@ export class NodeAgent {
   #onSync(m: SyncAuthorizedEntriesResponse__Output): void {
     const needMint = applySyncMessage(this.#td, this.cache, this.#log, this.#synced, m);
     this.#synced = true;
+    this.#streamUp = true;
+    this.#lastSyncMs = this.#nowMs();
     this.#saveSoon();
     // The bundle may have changed: say at once which one is held now.
     void this.#report();

@@ -152,3 +152,21 @@ describe('agent state', () => {
     }
   });
 });
+
+describe('agent config: monitoring', () => {
+  it('has no metrics listener and no log_format unless given', () => {
+    const c = parseAgentConfig(good, 'agent.yaml', '/etc/anchorage');
+    expect([c.metrics, c.log_format]).toEqual([undefined, undefined]);
+    const on = parseAgentConfig({ ...good, metrics: { address: 'localhost:0' }, log_format: 'text' }, 'agent.yaml', '/etc/anchorage');
+    expect([on.metrics, on.log_format]).toEqual([{ address: 'localhost:0' }, 'text']);
+  });
+
+  it.each<[string, unknown, string]>([
+    ['a log_format of pretty', { log_format: 'pretty' }, 'log_format: must be text or json'],
+    ['a metrics address that is a number', { metrics: { address: 9988 } }, 'metrics.address: Invalid input: expected string, received number'],
+    ['a metrics address without a host', { metrics: { address: ':9988' } }, 'metrics.address: must be host:port'],
+    ['a metrics block without an address', { metrics: {} }, 'metrics.address: Invalid input: expected string, received undefined'],
+  ])('refuses %s with one line naming the key', (_n, extra, expected) => {
+    expect(errorOf({ ...good, ...(extra as object) })).toBe(`config: agent.yaml: ${expected}`);
+  });
+});

@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { errorMessage, invalid } from '@anchorage/client/errors';
 import { TrustDomain } from '@anchorage/client/spiffe/id';
 import { formatIssues, readYamlConfig } from '../common/config-file.js';
+import { LOG_FORMATS } from '../common/log.js';
+import { metricsConfig } from '../common/metrics-http.js';
 import { DEFAULT_JWT_CACHE_MAX_BYTES } from './cache.js';
 import { unixAttestorOptions, workloadAttestorEntry } from './attestor/registry.js';
 import { DEFAULT_SDS_NAMES } from '../workload-api/sds/resources.js';
@@ -98,6 +100,10 @@ const agentSchema = z
     trust_bundle_file: z.string().min(1).optional(),
     insecure_bootstrap: z.boolean().default(false),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+    // Unset: text on a terminal, JSON lines otherwise (common/log.ts).
+    log_format: z.enum(LOG_FORMATS, { message: 'must be text or json' }).optional(),
+    // /metrics, /live, /ready (common/metrics-http.ts); no listener unless configured.
+    metrics: metricsConfig.optional(),
     jwt_cache_max_bytes: z.number({ message: 'must be a whole number of bytes' }).int('must be a whole number of bytes').min(0, 'must not be negative').max(Number.MAX_SAFE_INTEGER, 'is too large').default(DEFAULT_JWT_CACHE_MAX_BYTES),
     // Workload API connection caps: every connection costs file descriptors,
     // and any local uid may connect. Unset, workload-api/server.ts decides

@@ -5,6 +5,7 @@ import { PROTO_LOADER_OPTIONS } from '@anchorage/client/proto';
 import { protoRoot } from './root.js';
 import type { ProtoGrpcType as AdminProto } from './gen/admin.js';
 import type { ProtoGrpcType as AgentProto } from './gen/agent.js';
+import type { ProtoGrpcType as HealthProto } from './gen/health.js';
 
 // The SPIFFE Workload API's proto and loader live in @anchorage/client/proto;
 // this file loads Anchorage's own services with the same options.
@@ -31,4 +32,15 @@ export function loadAgentProto(): AgentProto {
     agent = grpc.loadPackageDefinition(def) as unknown as AgentProto;
   }
   return agent;
+}
+
+let health: HealthProto | undefined;
+
+/** grpc.health.v1 (the standard health checking protocol), typed by the generated code. */
+export function loadHealthProto(): HealthProto {
+  if (!health) {
+    const def = protoLoader.loadSync(join(protoRoot(), 'grpc/health/v1/health.proto'), PROTO_LOADER_OPTIONS);
+    health = grpc.loadPackageDefinition(def) as unknown as HealthProto;
+  }
+  return health;
 }

@@ -17,6 +17,6 @@ gen() { # <outdir> <proto files…>; run from the folder whose proto/ holds them
     --keepCase --longs=Number --enums=String --defaults --oneofs --grpcLib=@grpc/grpc-js --includeComments \
     --importFileExtension=.js --outDir="$dir" --includeDirs=proto
 }
-gen "$out" anchorage/admin/v1/admin.proto anchorage/agent/v1/agent.proto
+gen "$out" anchorage/admin/v1/admin.proto anchorage/agent/v1/agent.proto grpc/health/v1/health.proto
 (cd packages/client && gen "$client_out" spiffe/workload.proto)
 node scripts/proto-descriptor.mjs "$out"

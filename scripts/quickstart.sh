@@ -38,6 +38,7 @@ ca:
     type: self-signed
 x509_svid_ttl: 1h
 jwt_svid_ttl: 5m
+log_format: text
 YAML
 fi
 
@@ -70,6 +71,7 @@ data_dir: $HOME_DIR/agent
 socket_path: $SOCKET
 join_token: $TOKEN
 trust_bundle_file: $HOME_DIR/bundle.pem
+log_format: text
 YAML
 $ANCHORAGE agent run -c "$HOME_DIR/agent.yaml" &
 AGENT=$!

@@ -47,6 +47,16 @@ export interface WorkloadApiHandlerConfig {
    */
   confirm?: (call: IncomingCall) => void;
   logger: Logger;
+  /** Told how calls end and streams open and close (node-agent/metrics.ts). */
+  observer?: WorkloadApiObserver;
+}
+
+/** What the Workload API reports to metrics. `rpc` is one of the five method names; `code` a gRPC status name (OK, PERMISSION_DENIED…). */
+export interface WorkloadApiObserver {
+  /** A unary call answered, a stream refused at admission or ended (a client's cancel is CANCELLED). */
+  callEnded(rpc: string, code: string): void;
+  streamOpened(rpc: string): void;
+  streamClosed(rpc: string): void;
 }
 
 type AnyStream = grpc.ServerWritableStream<unknown, unknown>;
@@ -226,6 +236,7 @@ export class WorkloadApiHandler {
   readonly #attest: (call: IncomingCall) => Promise<Caller>;
   readonly #confirm: ((call: IncomingCall) => void) | undefined;
   readonly #log: Logger;
+  readonly #observer: WorkloadApiObserver | undefined;
   /** Ends every open stream; used by close() so clients see UNAVAILABLE and reconnect elsewhere or later. */
   readonly #streams = new Set<(err: unknown) => void>();
 
@@ -234,6 +245,7 @@ export class WorkloadApiHandler {
     this.#attest = config.attest;
     this.#confirm = config.confirm;
     this.#log = config.logger;
+    this.#observer = config.observer;
   }
 
   /** Number of streams currently open (for tests and metrics). */
@@ -402,9 +414,11 @@ export class WorkloadApiHandler {
       caller = await this.#admit(call, validate);
       const res = await run(caller);
       this.#log.debug({ method, callerPid: caller.pid, callerUid: caller.uid, outcome: 'OK' }, 'workloadapi: call');
+      this.#observer?.callEnded(method, 'OK');
       callback(null, res);
     } catch (err) {
       const se = this.#fail(method, caller, err);
+      this.#observer?.callEnded(method, grpc.status[se.code ?? grpc.status.UNKNOWN]);
       callback(se);
     }
   }
@@ -423,10 +437,17 @@ export class WorkloadApiHandler {
     try {
       caller = await this.#admit(call);
     } catch (err) {
-      call.emit('error', this.#fail(method, undefined, err));
+      const se = this.#fail(method, undefined, err);
+      this.#observer?.callEnded(method, grpc.status[se.code ?? grpc.status.UNKNOWN]);
+      call.emit('error', se);
       return;
     }
-    if (call.cancelled) return;
+    if (call.cancelled) {
+      this.#observer?.callEnded(method, 'CANCELLED');
+      return;
+    }
+    /** The status the stream ends with; a client's cancel unless the server ends it. */
+    let endCode = 'CANCELLED';
 
     let ended = false;
     let lastDigest: string | undefined;
@@ -439,12 +460,16 @@ export class WorkloadApiHandler {
       unsubscribe?.();
       unsubscribe = undefined;
       this.#streams.delete(endWith);
+      this.#observer?.streamClosed(method);
+      this.#observer?.callEnded(method, endCode);
       this.#log.debug({ method, callerPid: caller.pid, callerUid: caller.uid }, 'workloadapi: stream closed');
     };
     const endWith = (err: unknown): void => {
       if (ended) return;
+      const se = this.#fail(method, caller, err);
+      endCode = grpc.status[se.code ?? grpc.status.UNKNOWN];
       cleanup();
-      call.emit('error', this.#fail(method, caller, err));
+      call.emit('error', se);
     };
     const send = (res: Res): void => {
       // Under backpressure only the newest state matters: every message is
@@ -491,6 +516,7 @@ export class WorkloadApiHandler {
     };
 
     this.#streams.add(endWith);
+    this.#observer?.streamOpened(method);
     call.on('cancelled', cleanup);
     call.on('close', cleanup);
     // Subscribe before the first render so a change between the two is not lost.

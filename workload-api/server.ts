@@ -20,7 +20,8 @@ import {
 import { EMPTY_SETTINGS, goawayFrame, Http2ErrorCode } from './grpc-java/frames.js';
 import { refuseConnection, routeConnection } from './grpc-java/route.js';
 import { SocketHop } from './grpc-java/hop.js';
-import { WorkloadApiHandler, type Caller, type IncomingCall } from './handlers.js';
+import { WorkloadApiHandler, type Caller, type IncomingCall, type WorkloadApiObserver } from './handlers.js';
+import { addHealthService } from './health.js';
 import type { IdentitySource } from './IdentitySource.js';
 import { fixUnscopedReflectionNames } from './reflection.js';
 import { listen, prepareSocketPath } from './socket-path.js';
@@ -61,6 +62,13 @@ export interface WorkloadApiOptions {
   handshakeTimeoutMs?: number;
   /** Envoy SDS: resource names and the validation switch (SPIRE's when unset), stream caps (sds/handler.ts). */
   sds?: SdsOptions;
+  /** Told how calls end and streams open and close (node-agent/metrics.ts). */
+  observer?: WorkloadApiObserver;
+  /**
+   * What `grpc.health.v1.Health/Check` answers (health.ts): true is SERVING.
+   * Default: SERVING whenever the socket answers.
+   */
+  healthy?: () => boolean;
 }
 
 /** A running Workload API. */
@@ -163,7 +171,7 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
     }
   };
 
-  const handler = new WorkloadApiHandler({ source, attest, confirm, logger: log });
+  const handler = new WorkloadApiHandler({ source, attest, confirm, logger: log, observer: opts.observer });
   // No channelz: its per-connection and per-call trace bookkeeping showed up
   // in profiles of the first response, and nothing here reads it.
   const grpcServer = new grpc.Server({ 'grpc.enable_channelz': 0 });
@@ -174,6 +182,7 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
   const reflection = new ReflectionService(workloadPackageDefinition());
   fixUnscopedReflectionNames(reflection, log);
   reflection.addToServer(grpcServer);
+  addHealthService(grpcServer, opts.healthy ?? (() => true));
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const hop = await SocketHop.open();
   let closing: Promise<void> | undefined;

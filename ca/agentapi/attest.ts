@@ -16,6 +16,7 @@ import type { AttestationParams__Output } from '../../proto/gen/anchorage/agent/
 import type { DataStore } from '../datastore/DataStore.js';
 import type { CaManager } from '../manager.js';
 import type { Minter } from '../minter.js';
+import { resultOf } from '../../common/metrics-http.js';
 import type { NodeAttestorRegistry } from '../nodeattestor/registry.js';
 
 /** Limits of one attestation stream. */
@@ -55,6 +56,8 @@ export interface AttestDeps {
   now: () => number;
   logger: Logger;
   limits?: Partial<AttestationLimits>;
+  /** Told every attestation's outcome (ca/metrics.ts): the attestor (an enabled type, else "other"), success or the error code, seconds. */
+  metrics?: { attested(attestor: string, result: string, seconds: number): void };
 }
 
 type Call = grpc.ServerDuplexStream<AttestAgentRequest__Output, AttestAgentResponse>;
@@ -73,6 +76,9 @@ export function attestHandler(deps: AttestDeps): grpc.handleBidiStreamingCall<At
     let started = false;
     let halfClosed = false;
     let rounds = 0;
+    const t0 = performance.now();
+    let attestorName = 'other';
+    const observe = (result: string) => deps.metrics?.attested(attestorName, result, (performance.now() - t0) / 1000);
     /** The attestor's pending question, waiting for its challenge_response. */
     let pending: { resolve: (b: Buffer) => void; reject: (e: unknown) => void } | undefined;
 
@@ -85,7 +91,9 @@ export function attestHandler(deps: AttestDeps): grpc.handleBidiStreamingCall<At
     const fail = (err: unknown, status?: Partial<grpc.ServiceError>) => {
       if (done) return;
       settle();
-      call.emit('error', status ?? toServiceError(err, log, 'AttestAgent'));
+      const se = status ?? toServiceError(err, log, 'AttestAgent');
+      observe(status ? 'deadline_exceeded' : resultOf(err));
+      call.emit('error', se);
     };
     const timer = setTimeout(() => {
       const metadata = new grpc.Metadata();
@@ -120,6 +128,7 @@ export function attestHandler(deps: AttestDeps): grpc.handleBidiStreamingCall<At
       if (!attestor) {
         throw invalid(`agent api: node attestor "${type}" is not enabled on this server (enabled: ${attestors.types().join(', ')})`);
       }
+      attestorName = type;
       if (p.payload.length > lim.maxPayloadBytes) throw invalid(`agent api: params.payload is larger than ${lim.maxPayloadBytes} bytes`);
       attestor.precheck?.(p.payload);
       if (p.csr.length === 0) throw invalid('agent api: csr is required');
@@ -156,6 +165,7 @@ export function attestHandler(deps: AttestDeps): grpc.handleBidiStreamingCall<At
       log.info({ agent: id.toString(), type }, 'agent api: agent attested');
       if (done) return;
       settle();
+      observe('success');
       call.write({ result: { spiffe_id: id.toString(), svid_chain: minted.chain.map((d) => Buffer.from(d)), bundle: ca.bundle().marshal() } });
       call.end();
     };
@@ -189,7 +199,10 @@ export function attestHandler(deps: AttestDeps): grpc.handleBidiStreamingCall<At
       if (!started) fail(invalid('agent api: the stream ended before params'));
       else if (pending) fail(invalid('agent api: the agent closed its side of the stream before answering a challenge'));
     });
-    call.on('cancelled', settle);
+    call.on('cancelled', () => {
+      if (!done) observe('cancelled');
+      settle();
+    });
     call.on('error', () => settle());
   };
 }

@@ -14,7 +14,7 @@ import type { CaManager } from '../manager.js';
 import type { Minter } from '../minter.js';
 import { DEFAULT_NODE_ATTESTORS, NodeAttestorRegistry } from '../nodeattestor/registry.js';
 import { isReservedPath, RESERVED_PATH } from '../reserved.js';
-import { attestHandler, type AttestationLimits } from './attest.js';
+import { attestHandler, type AttestationLimits, type AttestDeps } from './attest.js';
 
 export interface AgentServiceDeps {
   datastore: DataStore;
@@ -29,6 +29,8 @@ export interface AgentServiceDeps {
   nodeAttestors?: NodeAttestorRegistry;
   /** Bounds of AttestAgent streams; default ATTESTATION_LIMITS of attest.ts. */
   attestationLimits?: Partial<AttestationLimits>;
+  /** Node attestation outcomes go here (ca/metrics.ts). */
+  metrics?: AttestDeps['metrics'];
 }
 
 /** Every agent ID: spiffe://<td>/anchorage/agent/<node attestor type>/... (ca/nodeattestor/). */
@@ -169,6 +171,7 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
       now,
       logger: log,
       limits: deps.attestationLimits,
+      metrics: deps.metrics,
     }),
 
     RenewAgent: unaryHandler(log, 'RenewAgent', async (req, call) => {

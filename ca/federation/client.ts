@@ -42,6 +42,8 @@ export interface FederationClientOptions {
   maxBytes?: number;
   /** Milliseconds since the epoch. */
   now?: () => number;
+  /** Told every fetch's outcome (ca/metrics.ts): the failure reason, or undefined on success. */
+  metrics?: { refreshed(trustDomain: string, reason: string | undefined): void };
 }
 
 interface Slot {
@@ -59,6 +61,7 @@ export class FederationClient {
   readonly #timeoutMs: number;
   readonly #maxBytes: number | undefined;
   readonly #now: () => number;
+  readonly #metrics: FederationClientOptions['metrics'];
   readonly #slots = new Map<string, Slot>();
   #closed = false;
 
@@ -70,6 +73,7 @@ export class FederationClient {
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
     this.#maxBytes = opts.maxBytes;
     this.#now = opts.now ?? Date.now;
+    this.#metrics = opts.metrics;
   }
 
   /** Schedules every stored relationship; each is fetched within its first second. */
@@ -178,6 +182,7 @@ export class FederationClient {
         consecutiveFailures: 0,
         nextRefreshAt: now + interval,
       };
+      this.#metrics?.refreshed(td, undefined);
       if (rel.consecutiveFailures > 0) {
         this.#log.info({ trustDomain: td, failuresBefore: rel.consecutiveFailures }, 'federation: bundle endpoint reachable again');
       }
@@ -185,6 +190,7 @@ export class FederationClient {
     } catch (err) {
       if (slot.generation !== generation || this.#closed) return await this.#current(td);
       const reason = err instanceof BundleFetchError ? err.reason : 'internal';
+      this.#metrics?.refreshed(td, reason);
       const failures = rel.consecutiveFailures + 1;
       const interval = this.#interval(stored?.refreshHint);
       const retry = Math.min(interval, this.#bounds.min * 2 ** Math.min(failures - 1, 16));

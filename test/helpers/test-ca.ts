@@ -25,6 +25,9 @@ export interface TestCa {
   trustDomain: TrustDomain;
   ca: CaManager;
   minter: Minter;
+  /** The CA's own datastore and key manager, for tests that break them. */
+  datastore: SqliteDataStore;
+  keyManager: MemoryKeyManager;
   close(): Promise<void>;
 }
 
@@ -54,6 +57,8 @@ export async function startTestCa(trustDomain: string, dir: string): Promise<Tes
     trustDomain: td,
     ca,
     minter,
+    datastore,
+    keyManager,
     async close() {
       await ca.close();
       await datastore.close();

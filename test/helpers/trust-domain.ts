@@ -81,7 +81,7 @@ export interface TrustDomainOptions {
   caTtl?: string;
   /** Extra server.yaml text (e.g. a federation block). */
   serverYaml?: string;
-  /** Extra agent.yaml text (e.g. an sds block). */
+  /** Extra agent.yaml text (e.g. an sds or a metrics block). */
   agentYaml?: string;
   /** The `anchorage` to run (default the repository's bin/anchorage.js), e.g. one installed from the tarball. */
   bin?: string;
@@ -105,6 +105,8 @@ export interface RealTrustDomain {
   diagnostics(): string;
   /** Everything the agent logged so far (JSON lines). */
   agentLog(): string;
+  /** Everything the server logged so far (JSON lines). */
+  serverLog(): string;
   /** The agent process's pid (for its RSS). */
   agentPid: number;
   close(): Promise<void>;
@@ -195,6 +197,7 @@ ${opts.agentYaml ?? ''}`,
         return hint;
       },
       agentLog: () => agent?.log() ?? '',
+      serverLog: () => server?.log() ?? '',
       agentPid: agent.child.pid!,
       diagnostics: () => `\n--- agent log (tail) ---\n${agent?.log().slice(-4000) ?? ''}\n--- server log (tail) ---\n${server?.log().slice(-2000) ?? ''}`,
       close: closers.close,

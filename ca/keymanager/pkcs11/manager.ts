@@ -98,6 +98,8 @@ export class Pkcs11KeyManager implements KeyManager {
   #recoveries = 0;
   /** Set when recovery stopped for good (the token refused the PIN). */
   #gaveUp = false;
+  /** Told the duration of every signature (ca/metrics.ts). */
+  #signObserver: ((seconds: number, error?: unknown) => void) | undefined;
 
   private constructor(opts: Required<Omit<Pkcs11Options, 'logger'>> & { logger: Logger }, mod: Pkcs11Module, slot: Handle) {
     this.module = opts.module;
@@ -165,6 +167,24 @@ export class Pkcs11KeyManager implements KeyManager {
   /** How many times the manager recovered from a token outage; for metrics and tests. */
   get recoveries(): number {
     return this.#recoveries;
+  }
+
+  /** The session pool now: its size, sessions handed out, callers waiting for one (for metrics). */
+  get poolState(): { size: number; inUse: number; waiters: number } {
+    return { size: this.sessions, inUse: this.#pool.busy, waiters: this.#pool.waiting };
+  }
+
+  /**
+   * Calls `observer` after every signature with its duration, waiting for a
+   * session included, and its error if it failed; undefined stops it.
+   */
+  onSign(observer: ((seconds: number, error?: unknown) => void) | undefined): void {
+    this.#signObserver = observer;
+  }
+
+  /** The observer set by {@link onSign}. */
+  get signObserver(): ((seconds: number, error?: unknown) => void) | undefined {
+    return this.#signObserver;
   }
 
   /** Why the token is unavailable now, or undefined when it is in use. */
@@ -347,6 +367,20 @@ export class Pkcs11KeyManager implements KeyManager {
   }
 
   async #sign(entry: KeyEntry, data: Uint8Array): Promise<Uint8Array> {
+    const observer = this.#signObserver;
+    if (observer === undefined) return this.#signNow(entry, data);
+    const t0 = performance.now();
+    try {
+      const sig = await this.#signNow(entry, data);
+      observer((performance.now() - t0) / 1000);
+      return sig;
+    } catch (err) {
+      observer((performance.now() - t0) / 1000, err);
+      throw err;
+    }
+  }
+
+  async #signNow(entry: KeyEntry, data: Uint8Array): Promise<Uint8Array> {
     this.#checkOpen();
     if (entry.deleted) throw new AnchorageError('not_found', `pkcs11: key "${entry.id}" was deleted`);
     const { size } = CURVES[entry.type];

@@ -90,6 +90,11 @@ export class SessionPool {
     return this.#busy;
   }
 
+  /** Callers waiting for a session to be released. */
+  get waiting(): number {
+    return this.#waiters.length;
+  }
+
   /** How many times a lost session was replaced. */
   get reopens(): number {
     return this.#reopens;
