@@ -23,7 +23,7 @@ describe('server config', () => {
     const cfg = parseServerConfig(minimal, 'server.yaml', '/etc/anchorage');
     expect(cfg.trust_domain.name).toBe('example.org');
     expect(cfg.data_dir).toBe('/etc/anchorage/data');
-    expect(cfg.admin_socket).toBe('/tmp/anchorage-server/private/admin.sock');
+    expect(cfg.admin_socket).toBe('/run/anchorage-server/private/admin.sock');
     expect(cfg.admin_socket_mode).toBe(0o600);
     expect(cfg.datastore).toEqual({ type: 'sqlite', path: '/etc/anchorage/data/datastore.sqlite3' });
     expect(cfg.ca).toMatchObject({ ttl: 86400, key_type: 'ec-p256', root: { type: 'self-signed', ttl: 3650 * 86400 } });

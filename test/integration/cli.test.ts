@@ -13,7 +13,7 @@ describe('anchorage command line', () => {
       const r = cli(args);
       expect(r.code, args.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/^usage: anchorage <command> \[flags\]\n\n  server run -c server\.yaml +run the server\n/);
-      expect(r.stdout).toContain('$ANCHORAGE_ADMIN_SOCKET, or /tmp/anchorage-server/private/admin.sock;');
+      expect(r.stdout).toContain('$ANCHORAGE_ADMIN_SOCKET, or /run/anchorage-server/private/admin.sock;');
     }
     const none = cli([]);
     expect(none.code).toBe(2);
@@ -173,7 +173,7 @@ describe('anchorage command line', () => {
       const viaDefault = cli(['entry', 'list'], e);
       expect(viaDefault.code).toBe(1);
       expect(viaDefault.stderr).toBe(
-        'anchorage: cli: no admin socket at /tmp/anchorage-server/private/admin.sock (the default; give --socket, -c server.yaml or $ANCHORAGE_ADMIN_SOCKET); is "anchorage server run" running?\n',
+        'anchorage: cli: no admin socket at /run/anchorage-server/private/admin.sock (the default; give --socket, -c server.yaml or $ANCHORAGE_ADMIN_SOCKET); is "anchorage server run" running?\n',
       );
     }
     const relative = cli(['entry', 'list'], { ...process.env, ANCHORAGE_ADMIN_SOCKET: 'admin.sock' });

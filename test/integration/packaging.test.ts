@@ -237,7 +237,7 @@ describe.skipIf(noSoftHsm)('the packages from their tarballs', () => {
       const unit = (u: string) => readFileSync(join(etc, u), 'utf8');
       const server = parseServerConfig(parseYaml(readFileSync(join(etc, 'server.yaml'), 'utf8')), 'server.yaml', '/etc/anchorage');
       expect(server.data_dir).toBe('/var/lib/anchorage/server');
-      expect(server.admin_socket).toBe('/var/lib/anchorage/server/admin.sock'); // the default, in data_dir
+      expect(server.admin_socket).toBe('/run/anchorage-server/private/admin.sock'); // the default, in the unit's RuntimeDirectory
       expect(unit('anchorage-server.service')).toContain('\nStateDirectory=anchorage/server\n');
       expect(unit('anchorage-server.service')).toContain('\nReadWritePaths=/var/lib/anchorage/server\n');
       expect(unit('anchorage-server.service')).toContain('\nEnvironmentFile=/etc/anchorage/server.env\n');
