@@ -239,7 +239,8 @@ describe.skipIf(noSoftHsm)('the packages from their tarballs', () => {
       expect(server.data_dir).toBe('/var/lib/anchorage/server');
       expect(server.admin_socket).toBe('/run/anchorage-server/private/admin.sock'); // the default, in the unit's RuntimeDirectory
       expect(unit('anchorage-server.service')).toContain('\nStateDirectory=anchorage/server\n');
-      expect(unit('anchorage-server.service')).toContain('\nReadWritePaths=/var/lib/anchorage/server\n');
+      expect(unit('anchorage-server.service')).toContain('\nReadWritePaths=/var/lib/anchorage/server /run/anchorage-server\n');
+      expect(unit('anchorage-server.service')).toContain('\nRuntimeDirectory=anchorage-server\n');
       expect(unit('anchorage-server.service')).toContain('\nEnvironmentFile=/etc/anchorage/server.env\n');
       expect(server.key_manager).toMatchObject({ type: 'pkcs11', pin_env: 'ANCHORAGE_PIN' });
       expect(readFileSync(join(etc, 'server.env'), 'utf8')).toMatch(/^ANCHORAGE_PIN=/m);
