@@ -1,7 +1,9 @@
+import { benchAgentScale } from './agent-scale.js';
 import { benchMint } from './mint.js';
 import { benchWorkload } from './workload.js';
 
 const BENCHES: Record<string, () => Promise<void>> = {
+  'agent-scale': benchAgentScale,
   mint: benchMint,
   workload: benchWorkload,
 };

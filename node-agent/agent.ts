@@ -3,6 +3,7 @@
 // need none of that state live in agent/: identity.ts (agent SVID checks,
 // trust bundle file), sync.ts (applying a sync message), svids.ts (workload
 // SVID checks), persist.ts (state file records to and from the cache).
+import type { KeyObject } from 'node:crypto';
 import { existsSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,11 +18,11 @@ import { SpiffeId, TrustDomain } from '../spiffe/id.js';
 import { WorkloadCache, type HeldSvid } from './cache.js';
 import { loadAgentConfig, type AgentConfig } from './config.js';
 import { EvictedError, ServerConnection, type ServerTrust } from './connection.js';
-import { STATE_FILE, ensureDataDir, loadState, removeStateLeftovers, saveState, type AgentState, type AgentStateSource } from './state.js';
+import { STATE_FILE, ensureDataDir, loadState, removeStateLeftovers, saveState, type CachedEntry, type LoadedState } from './state.js';
 import { checkAgentSvid, privateKeySpki, readTrustBundleFile, type AgentIdentity } from './agent/identity.js';
 import type { NodeAttestor } from './nodeattestor/NodeAttestor.js';
 import { agentNodeAttestor } from './nodeattestor/registry.js';
-import { SAVE_DELAY_MS, b64, restoreState, stateSource } from './agent/persist.js';
+import { b64, restoreState, stateOf } from './agent/persist.js';
 import { BATCH, checkWorkloadSvid } from './agent/svids.js';
 import { applySyncMessage } from './agent/sync.js';
 
@@ -29,6 +30,13 @@ export { readTrustBundleFile } from './agent/identity.js';
 
 /** Reconnect and retry delays: 250 ms doubling to 5 s (SPIRE agents sync every 5 s), ±20 % jitter. */
 const BACKOFF = { initialMs: 250, maxMs: 5_000 };
+/**
+ * BatchSignX509SVID calls in flight at once: while the server signs one
+ * batch the agent makes the keys of the next and checks the last.
+ */
+const MINT_PIPELINE = 3;
+/** Keys made between two turns of the event loop, so the Workload API answers while a batch is prepared. */
+const KEYS_PER_TURN = 50;
 /** setTimeout's limit. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -52,9 +60,8 @@ export interface NodeAgentOptions {
  * SVID renewed, follows the server's push stream of authorized entries,
  * mints workload SVIDs (keys made here, CSRs signed by the server) and
  * rotates them at half-life, and serves all of it to the Workload API
- * through {@link cache}. Everything it needs to keep serving is written to
- * its data dir, so it starts and serves cached SVIDs while the server is
- * down.
+ * through {@link cache}. Its identity and the bundles are written to its
+ * data dir (state.ts); workload keys and SVIDs stay in memory.
  */
 export class NodeAgent {
   readonly cache: WorkloadCache;
@@ -80,17 +87,18 @@ export class NodeAgent {
   #loop: Promise<void> | undefined;
   #wake: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #saveTimer: NodeJS.Timeout | undefined;
-  #lastSaveMs = 0;
-  #minting = false;
-  #mintAgain = false;
+  /** BatchSignX509SVID calls in flight, and the entries they are for. */
+  #mintCalls = 0;
+  readonly #minting = new Set<string>();
   readonly #mintBackoff = new Backoff(BACKOFF);
   #mintRetryAt = 0;
   #renewing = false;
   readonly #renewBackoff = new Backoff(BACKOFF);
   #renewRetryAt = 0;
-  /** Intermediates already verified against the bundle (base64 DER). */
-  readonly #verifiedIssuers = new Set<string>();
+  /** Intermediates already verified against the bundle (base64 DER) and their keys. */
+  readonly #verifiedIssuers = new Map<string, KeyObject>();
+  /** Bundle documents of the last sync message applied (agent/sync.ts). */
+  #lastBundles: { docs?: string } = {};
 
   private constructor(opts: NodeAgentOptions, releaseLock: () => void) {
     this.config = opts.config;
@@ -131,7 +139,13 @@ export class NodeAgent {
       // Ours alone now (the lock): temp files of a write a kill interrupted.
       const leftovers = removeStateLeftovers(cfg.data_dir);
       if (leftovers.length > 0) opts.logger.warn({ removed: leftovers }, 'agent: removed temp files of an interrupted state write');
-      agent.#restore(loadState(cfg.data_dir, cfg.trust_domain.name));
+      const state = loadState(cfg.data_dir, cfg.trust_domain.name);
+      agent.#restore(state);
+      if (state.legacy) {
+        // Written by an older version, with every workload's private key: those go now.
+        opts.logger.warn('agent: rewriting its state without the workload keys and svids an older version kept on disk');
+        agent.#save();
+      }
       if (!agent.#identityValid()) {
         try {
           await agent.#attest();
@@ -167,10 +181,6 @@ export class NodeAgent {
     this.#stream?.cancel();
     await this.#loop?.catch(() => undefined);
     this.#conn?.close();
-    if (this.#saveTimer) {
-      clearTimeout(this.#saveTimer);
-      this.#saveTimer = undefined;
-    }
     this.#save();
     this.#releaseLock();
   }
@@ -185,47 +195,24 @@ export class NodeAgent {
     return this.#identity !== undefined && this.#identity.notAfter > this.#now();
   }
 
-  #restore(state: AgentState): void {
-    const identity = restoreState({ td: this.#td, cache: this.cache, log: this.#log, now: () => this.#now() }, state);
+  #restore(state: LoadedState): void {
+    const identity = restoreState({ td: this.#td, cache: this.cache, log: this.#log }, state);
     if (state.agent) {
       this.#lastAgentId = state.agent.spiffeId;
       this.#identity = identity;
     }
   }
 
-  /** The state to write; entries and SVIDs are produced one at a time as the file is written. */
-  #state(): AgentStateSource {
-    return stateSource(this.#td, this.#identity, this.cache);
-  }
-
-  /** Writes the state; false (logged) when it could not. */
+  /** Writes the state (identity and bundles: a few kilobytes); false (logged) when it could not. */
   #save(): boolean {
-    const t0 = performance.now();
-    let ok = true;
     try {
-      saveState(this.config.data_dir, this.#state());
+      saveState(this.config.data_dir, stateOf(this.#td, this.#identity, this.cache));
+      return true;
     } catch (err) {
-      // The agent keeps serving from memory; a restart would re-mint.
+      // The agent keeps serving from memory; a restart would attest again.
       this.#log.error({ err: errorMessage(err) }, 'agent: cannot write its state');
-      ok = false;
+      return false;
     }
-    this.#lastSaveMs = performance.now() - t0;
-    return ok;
-  }
-
-  /**
-   * Workload SVID changes are written after a short delay, and never more
-   * than 5 % of the time: with 10k SVIDs the file is ~20 MB and one write
-   * costs a few hundred ms, which must not starve minting. A crash loses at
-   * most the SVIDs of the last few seconds, which are minted again.
-   */
-  #saveSoon(): void {
-    if (this.#saveTimer || this.#closed) return;
-    this.#saveTimer = setTimeout(() => {
-      this.#saveTimer = undefined;
-      this.#save();
-    }, Math.max(SAVE_DELAY_MS, 20 * this.#lastSaveMs));
-    this.#saveTimer.unref();
   }
 
   // ---- server connection ----------------------------------------------------
@@ -285,6 +272,7 @@ export class NodeAgent {
     }
     this.#setIdentity({ ...id, keyPkcs8: pkcs8, keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string });
     this.cache.setOwnBundle(bundle); // federated bundles arrive with the first sync
+    this.#lastBundles = {};
     this.#save();
     this.#log.info({ agent: res.spiffe_id, notAfter: id.notAfter }, 'agent: attested');
   }
@@ -326,14 +314,11 @@ export class NodeAgent {
     this.cache.setEntries([]);
     const own = this.cache.bundle(this.#td.name);
     if (own) this.cache.setBundles(own, new Map());
+    this.#lastBundles = {};
     this.#identity = undefined;
     this.#conn?.close();
     this.#conn = undefined;
     this.#connFor = '';
-    if (this.#saveTimer) {
-      clearTimeout(this.#saveTimer);
-      this.#saveTimer = undefined;
-    }
     if (!this.#save()) {
       const path = join(this.config.data_dir, STATE_FILE);
       try {
@@ -456,69 +441,91 @@ export class NodeAgent {
     }
   }
 
-  /** One full-state message from the server. */
+  /** One message of the sync stream: the full set or changes. */
   #onSync(m: SyncAuthorizedEntriesResponse__Output): void {
-    const needMint = applySyncMessage(this.#td, this.cache, this.#log, this.#synced, m);
+    const { needMint, bundlesChanged } = applySyncMessage(this.#td, this.cache, this.#log, this.#synced, m, this.#lastBundles);
     this.#synced = true;
-    this.#saveSoon();
-    // New or changed entries, and rotations that came due while the server was away.
-    if (needMint || this.cache.due().length > 0) void this.#mintDue();
+    if (bundlesChanged) {
+      // An intermediate checked against the old bundle is checked again.
+      this.#verifiedIssuers.clear();
+      this.#save();
+    }
+    if (m.full) {
+      // A new stream: the server is back, so a mint that failed while it was away is retried now,
+      // with the rotations that came due meanwhile.
+      this.#mintRetryAt = 0;
+      this.#mintBackoff.reset();
+      this.cache.markDue();
+    }
+    if (needMint || this.cache.pending().size > 0) this.#mintDue();
   }
 
   // ---- workload SVIDs -------------------------------------------------------
 
-  /** Mints every due SVID (missing, outdated, at rotation time), in batches. One run at a time. */
-  async #mintDue(): Promise<void> {
-    if (this.#minting) {
-      this.#mintAgain = true;
-      return;
-    }
-    if (!this.#identityValid() || this.#closed) return;
-    this.#minting = true;
-    try {
-      do {
-        this.#mintAgain = false;
-        const due = this.cache.due();
-        for (let i = 0; i < due.length && !this.#closed; i += BATCH) {
-          await this.#mintBatch(due.slice(i, i + BATCH));
-        }
-      } while (this.#mintAgain && !this.#closed);
-      this.#mintBackoff.reset();
-      this.#mintRetryAt = 0;
-    } catch (err) {
-      const delay = this.#mintBackoff.next();
-      this.#mintRetryAt = this.#nowMs() + delay;
-      if (err instanceof EvictedError) this.#onEvicted(err);
-      else this.#log.warn({ err: errorMessage(err), retryMs: delay }, 'agent: minting workload svids failed; cached ones are still served');
-    } finally {
-      this.#minting = false;
-      this.#saveSoon();
-      this.#schedule();
+  /**
+   * Starts BatchSignX509SVID calls for the entries waiting for an SVID, up
+   * to {@link MINT_PIPELINE} at once, each for up to {@link BATCH} entries
+   * not already in flight. Each call that ends starts the next, so a burst
+   * of new entries is minted in large batches at the server's pace, and one
+   * new entry alone goes out at once.
+   */
+  #mintDue(): void {
+    if (!this.#identityValid() || this.#closed || this.#mintRetryAt > this.#nowMs()) return;
+    while (this.#mintCalls < MINT_PIPELINE) {
+      const ids: string[] = [];
+      for (const id of this.cache.pending()) {
+        if (this.#minting.has(id)) continue;
+        ids.push(id);
+        if (ids.length === BATCH) break;
+      }
+      if (ids.length === 0) break;
+      for (const id of ids) this.#minting.add(id);
+      this.#mintCalls++;
+      void this.#mintBatch(ids)
+        .then(
+          () => {
+            this.#mintBackoff.reset();
+            this.#mintRetryAt = 0;
+          },
+          (err: unknown) => {
+            const delay = this.#mintBackoff.next();
+            this.#mintRetryAt = this.#nowMs() + delay;
+            if (err instanceof EvictedError) this.#onEvicted(err);
+            else this.#log.warn({ err: errorMessage(err), retryMs: delay }, 'agent: minting workload svids failed; cached ones are still served');
+          },
+        )
+        .finally(() => {
+          this.#mintCalls--;
+          for (const id of ids) this.#minting.delete(id);
+          this.#mintDue();
+          this.#schedule();
+        });
     }
   }
 
   async #mintBatch(entryIds: string[]): Promise<void> {
-    const reqs = entryIds.map((id) => ({ id, entry: this.cache.entry(id), ...newKeyAndCsr() })).filter((r) => r.entry !== undefined);
+    const reqs: { id: string; entry: CachedEntry; csr: Buffer; pkcs8: Buffer; privateKey: KeyObject }[] = [];
+    for (const id of entryIds) {
+      const entry = this.cache.entry(id);
+      if (!entry) continue;
+      const { csr, pkcs8, privateKey } = newKeyAndCsr();
+      reqs.push({ id, entry, csr, pkcs8, privateKey });
+      // Let the Workload API answer between slices of key generation.
+      if (reqs.length % KEYS_PER_TURN === 0) await new Promise((r) => setImmediate(r));
+      if (this.#closed) return;
+    }
     if (reqs.length === 0) return;
     const res = await this.#connection().batchSign(reqs.map((r) => ({ entry_id: r.id, csr: r.csr })));
     const byId = new Map(reqs.map((r) => [r.id, r]));
     const held: HeldSvid[] = [];
+    const ctx = { td: this.#td, cache: this.cache, nowMs: () => this.#nowMs(), verifiedIssuers: this.#verifiedIssuers };
     for (const result of res.results) {
       const req = byId.get(result.entry_id);
       if (!req) throw new AnchorageError('internal', `agent: the server signed entry ${result.entry_id}, which was not asked for`);
-      held.push(
-        checkWorkloadSvid(
-          { td: this.#td, cache: this.cache, nowMs: () => this.#nowMs(), verifiedIssuers: this.#verifiedIssuers },
-          req.entry!,
-          req.privateKey,
-          result.chain,
-        ),
-      );
+      held.push(checkWorkloadSvid(ctx, req.entry, req, result.chain));
     }
     this.cache.putSvids(held);
     this.#log.info({ minted: held.length }, 'agent: workload svids minted');
-    // Let the Workload API answer between batches of key generation.
-    await new Promise((r) => setImmediate(r));
   }
 
   async #mintJwt(entryId: string, audience: string[]): Promise<{ token: string; expiresAt: number }> {
@@ -541,6 +548,8 @@ export class NodeAgent {
     const times: number[] = [];
     const deadline = this.cache.nextDeadline();
     if (deadline !== undefined) times.push(Math.max(deadline * 1000, this.#mintRetryAt));
+    // Entries still waiting for an SVID after a failed call: the retry.
+    if (this.#mintRetryAt > nowMs && this.cache.pending().size > 0) times.push(this.#mintRetryAt);
     if (this.#identity) times.push(Math.max(this.#identity.renewAt * 1000, this.#renewRetryAt));
     if (times.length === 0) return;
     const delay = Math.min(MAX_TIMER_MS, Math.max(0, Math.min(...times) - nowMs));
@@ -552,7 +561,7 @@ export class NodeAgent {
     const nowMs = this.#nowMs();
     this.cache.expire();
     if (this.#identity && this.#identity.renewAt * 1000 <= nowMs && this.#renewRetryAt <= nowMs) void this.#renew();
-    if (this.#mintRetryAt <= nowMs && this.cache.due().length > 0 && this.#synced) void this.#mintDue();
+    if (this.cache.markDue() > 0 && this.#synced) this.#mintDue();
     this.#schedule();
   }
 }

@@ -46,15 +46,17 @@ describe('WorkloadCache', () => {
     const c = cache(now);
     c.setEntries([entry('e1', '/web', ['unix:uid:0'])]);
     c.putSvids([svid('e1', 1, 2000)]);
-    const { changed, needSvid } = c.setEntries([entry('e1', '/web', ['unix:uid:0'], 2)]);
+    const { changed, pending } = c.setEntries([entry('e1', '/web', ['unix:uid:0'], 2)]);
     expect(changed).toBe(true);
-    expect(needSvid).toEqual(['e1']);
+    expect(pending).toBe(1);
+    expect([...c.pending()]).toEqual(['e1']);
     expect(Buffer.from(c.x509Identities(sel('unix:uid:0'))[0]!.chain[0]!).toString()).toBe('leaf-e1-1');
     c.putSvids([svid('e1', 2, 2000)]);
     expect(Buffer.from(c.x509Identities(sel('unix:uid:0'))[0]!.chain[0]!).toString()).toBe('leaf-e1-2');
     expect(c.due()).toEqual([]);
+    expect([...c.pending()]).toEqual([]);
     // The same state again changes nothing.
-    expect(c.setEntries([entry('e1', '/web', ['unix:uid:0'], 2)])).toEqual({ changed: false, needSvid: [] });
+    expect(c.setEntries([entry('e1', '/web', ['unix:uid:0'], 2)])).toEqual({ changed: false, pending: 0 });
     // SVIDs for entries that are gone are not taken.
     c.putSvids([svid('gone', 1, 2000)]);
     expect(c.svids().map((s) => s.entryId)).toEqual(['e1']);
