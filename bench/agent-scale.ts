@@ -8,7 +8,8 @@ import { withBenchNode } from './node.js';
  * Many entries on one agent, through a real agent process and a real server
  * on SoftHSM2 (what issue 17 measured against SPIRE):
  * - `BENCH_ENTRIES` entries (default 5,000) over `BENCH_UIDS` uids (default
- *   50), created at the server with 50 CreateEntry calls in flight;
+ *   50), created at the server with 50 CreateEntry calls in flight, or with
+ *   `BENCH_CREATE=batch` in BatchCreateEntry calls of 1,000;
  * - all_svids_ready_ms: from the last create answered to the moment the
  *   agent holds an SVID for every entry (its "workload svids minted" log
  *   records add up to the count; the Workload API serves from that cache);
@@ -20,6 +21,9 @@ const TD = 'bench.test';
 const ENTRIES = Number(process.env.BENCH_ENTRIES ?? 5000);
 const UIDS = Number(process.env.BENCH_UIDS ?? 50);
 const IN_FLIGHT = 50;
+/** `single`: CreateEntry calls, 50 in flight (as issue 17 measured); `batch`: BatchCreateEntry calls of 1,000. */
+const CREATE = process.env.BENCH_CREATE ?? 'single';
+const CREATE_BATCH = 1000;
 const SETTLE_MS = 5000;
 
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
@@ -63,25 +67,32 @@ export async function benchAgentScale(): Promise<void> {
   if (!Number.isSafeInteger(ENTRIES) || ENTRIES < 1 || !Number.isSafeInteger(UIDS) || UIDS < 1) {
     throw new Error('bench agent-scale: BENCH_ENTRIES and BENCH_UIDS must be positive integers');
   }
+  if (CREATE !== 'single' && CREATE !== 'batch') throw new Error('bench agent-scale: BENCH_CREATE must be single or batch');
   await withBenchNode('agent-scale', TD, async ({ admin: a, agent, agentDir, agentId }) => {
     const pid = agent.child.pid!;
     const minted = mintedCounter(agent);
-    console.log(`bench agent-scale: ${cpus().length} cores, ${ENTRIES} entries over ${UIDS} uids, agent pid ${pid}, SoftHSM2-backed server`);
+    console.log(`bench agent-scale: ${cpus().length} cores, ${ENTRIES} entries over ${UIDS} uids (${CREATE} creates), agent pid ${pid}, SoftHSM2-backed server`);
 
     const perUid = Math.ceil(ENTRIES / UIDS);
+    const entry = (n: number) => {
+      const uid = 100_000 + Math.floor(n / perUid);
+      return { spiffe_id: `spiffe://${TD}/bench/uid${uid}/w${n % perUid}`, parent_id: agentId, selectors: [{ type: 'unix', value: `uid:${uid}` }] };
+    };
     const t0 = performance.now();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: IN_FLIGHT }, async () => {
-        while (next < ENTRIES) {
-          const n = next++;
-          const uid = 100_000 + Math.floor(n / perUid);
-          await a.call('CreateEntry', {
-            entry: { spiffe_id: `spiffe://${TD}/bench/uid${uid}/w${n % perUid}`, parent_id: agentId, selectors: [{ type: 'unix', value: `uid:${uid}` }] },
-          });
-        }
-      }),
-    );
+    if (CREATE === 'batch') {
+      for (let n = 0; n < ENTRIES; n += CREATE_BATCH) {
+        const res = await a.call('BatchCreateEntry', { entries: Array.from({ length: Math.min(CREATE_BATCH, ENTRIES - n) }, (_, k) => entry(n + k)) });
+        const failed = res.results.find((r) => r.code !== 0);
+        if (failed) throw new Error(`bench agent-scale: an entry was not created: ${failed.message}`);
+      }
+    } else {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: IN_FLIGHT }, async () => {
+          while (next < ENTRIES) await a.call('CreateEntry', { entry: entry(next++) });
+        }),
+      );
+    }
     const lastCreate = performance.now();
     const mintedAtLastCreate = minted();
     const progress = setInterval(() => console.log(`  minted ${minted()}/${ENTRIES}`), 5000);
@@ -105,6 +116,7 @@ export async function benchAgentScale(): Promise<void> {
       cores: cpus().length,
       entries: ENTRIES,
       uids: UIDS,
+      create: CREATE,
       create_ms: round(lastCreate - t0, 0),
       minted_at_last_create: mintedAtLastCreate,
       all_svids_ready_ms: round(readyMs, 0),

@@ -13,6 +13,7 @@ import type { Agent__Output } from '../proto/gen/anchorage/admin/v1/Agent.js';
 import type { FederatedBundle__Output } from '../proto/gen/anchorage/admin/v1/FederatedBundle.js';
 import { esc, HelpRequested, need, out, parse, readInput, seconds, UsageError, withAdmin } from './args.js';
 import { escapeControls, escapeJsonControls } from '../ca/admin/text.js';
+import { entryBatchCommand } from './entry-batch.js';
 import { federationCommand } from './federation.js';
 
 const USAGE = `usage: anchorage <command> [flags]
@@ -20,6 +21,7 @@ const USAGE = `usage: anchorage <command> [flags]
   server run -c server.yaml                 run the server
   entry create --spiffe-id ID --parent-id ID --selector type:value... [--x509-ttl D] [--jwt-ttl D]
                [--dns NAME]... [--federates-with TD]... [--hint H] [--admin] [--downstream]
+  entry create --data FILE|-                 many entries from SPIRE's JSON shape ({"entries": [...]}), one result each
   entry update --id ID [same flags as create; given lists replace the old ones] [--revision N]
   entry show --id ID | entry delete --id ID | entry list [--parent-id ID] [--spiffe-id ID]
   token create [--spiffe-id ID] [--ttl D]   join token for an agent
@@ -147,6 +149,7 @@ async function agentRun(args: string[]): Promise<void> {
 async function entryCommand(sub: string | undefined, args: string[]): Promise<void> {
   switch (sub) {
     case 'create': {
+      if (args.some((a) => a === '--data' || a.startsWith('--data='))) return entryBatchCommand(args);
       const v = parse(args, ENTRY_FIELDS);
       const entry = {
         spiffe_id: need(v['spiffe-id'], 'spiffe-id'),

@@ -42,6 +42,11 @@ export function toServiceError(err: unknown, log: Logger, method: string): Parti
   return { code: status.INTERNAL, details: `internal error in ${method}`, metadata: new Metadata() };
 }
 
+/** The gRPC status of an error code (for results that carry one per item, like BatchCreateEntry's). */
+export function statusFor(code: ErrorCode): status {
+  return STATUS_FOR[code];
+}
+
 /** The reverse mapping, for clients that want to rethrow a status as our error type. */
 export function codeForStatus(code: number): ErrorCode {
   for (const [k, v] of Object.entries(STATUS_FOR)) if (v === code) return k as ErrorCode;

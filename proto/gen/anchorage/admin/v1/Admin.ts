@@ -3,6 +3,8 @@
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { Agent as _anchorage_admin_v1_Agent, Agent__Output as _anchorage_admin_v1_Agent__Output } from '../../../anchorage/admin/v1/Agent.js';
+import type { BatchCreateEntryRequest as _anchorage_admin_v1_BatchCreateEntryRequest, BatchCreateEntryRequest__Output as _anchorage_admin_v1_BatchCreateEntryRequest__Output } from '../../../anchorage/admin/v1/BatchCreateEntryRequest.js';
+import type { BatchCreateEntryResponse as _anchorage_admin_v1_BatchCreateEntryResponse, BatchCreateEntryResponse__Output as _anchorage_admin_v1_BatchCreateEntryResponse__Output } from '../../../anchorage/admin/v1/BatchCreateEntryResponse.js';
 import type { Bundle as _anchorage_admin_v1_Bundle, Bundle__Output as _anchorage_admin_v1_Bundle__Output } from '../../../anchorage/admin/v1/Bundle.js';
 import type { CAStatus as _anchorage_admin_v1_CAStatus, CAStatus__Output as _anchorage_admin_v1_CAStatus__Output } from '../../../anchorage/admin/v1/CAStatus.js';
 import type { CreateEntryRequest as _anchorage_admin_v1_CreateEntryRequest, CreateEntryRequest__Output as _anchorage_admin_v1_CreateEntryRequest__Output } from '../../../anchorage/admin/v1/CreateEntryRequest.js';
@@ -39,6 +41,25 @@ import type { UpdateEntryRequest as _anchorage_admin_v1_UpdateEntryRequest, Upda
 import type { UpdateFederationRelationshipRequest as _anchorage_admin_v1_UpdateFederationRelationshipRequest, UpdateFederationRelationshipRequest__Output as _anchorage_admin_v1_UpdateFederationRelationshipRequest__Output } from '../../../anchorage/admin/v1/UpdateFederationRelationshipRequest.js';
 
 export interface AdminClient extends grpc.Client {
+  /**
+   * Many entries in one datastore transaction, each with its own result
+   * (after SPIRE's BatchCreateEntry): a bad or duplicate entry is refused
+   * alone, the others are created.
+   */
+  BatchCreateEntry(argument: _anchorage_admin_v1_BatchCreateEntryRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_BatchCreateEntryResponse__Output>): grpc.ClientUnaryCall;
+  BatchCreateEntry(argument: _anchorage_admin_v1_BatchCreateEntryRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_BatchCreateEntryResponse__Output>): grpc.ClientUnaryCall;
+  BatchCreateEntry(argument: _anchorage_admin_v1_BatchCreateEntryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_BatchCreateEntryResponse__Output>): grpc.ClientUnaryCall;
+  BatchCreateEntry(argument: _anchorage_admin_v1_BatchCreateEntryRequest, callback: grpc.requestCallback<_anchorage_admin_v1_BatchCreateEntryResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Many entries in one datastore transaction, each with its own result
+   * (after SPIRE's BatchCreateEntry): a bad or duplicate entry is refused
+   * alone, the others are created.
+   */
+  batchCreateEntry(argument: _anchorage_admin_v1_BatchCreateEntryRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_BatchCreateEntryResponse__Output>): grpc.ClientUnaryCall;
+  batchCreateEntry(argument: _anchorage_admin_v1_BatchCreateEntryRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_BatchCreateEntryResponse__Output>): grpc.ClientUnaryCall;
+  batchCreateEntry(argument: _anchorage_admin_v1_BatchCreateEntryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_BatchCreateEntryResponse__Output>): grpc.ClientUnaryCall;
+  batchCreateEntry(argument: _anchorage_admin_v1_BatchCreateEntryRequest, callback: grpc.requestCallback<_anchorage_admin_v1_BatchCreateEntryResponse__Output>): grpc.ClientUnaryCall;
+  
   /**
    * Registration entries.
    */
@@ -313,6 +334,13 @@ export interface AdminClient extends grpc.Client {
 
 export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   /**
+   * Many entries in one datastore transaction, each with its own result
+   * (after SPIRE's BatchCreateEntry): a bad or duplicate entry is refused
+   * alone, the others are created.
+   */
+  BatchCreateEntry: grpc.handleUnaryCall<_anchorage_admin_v1_BatchCreateEntryRequest__Output, _anchorage_admin_v1_BatchCreateEntryResponse>;
+  
+  /**
    * Registration entries.
    */
   CreateEntry: grpc.handleUnaryCall<_anchorage_admin_v1_CreateEntryRequest__Output, _anchorage_admin_v1_Entry>;
@@ -395,6 +423,7 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
 }
 
 export interface AdminDefinition extends grpc.ServiceDefinition {
+  BatchCreateEntry: MethodDefinition<_anchorage_admin_v1_BatchCreateEntryRequest, _anchorage_admin_v1_BatchCreateEntryResponse, _anchorage_admin_v1_BatchCreateEntryRequest__Output, _anchorage_admin_v1_BatchCreateEntryResponse__Output>
   CreateEntry: MethodDefinition<_anchorage_admin_v1_CreateEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_CreateEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
   CreateFederationRelationship: MethodDefinition<_anchorage_admin_v1_CreateFederationRelationshipRequest, _anchorage_admin_v1_FederationRelationship, _anchorage_admin_v1_CreateFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship__Output>
   CreateJoinToken: MethodDefinition<_anchorage_admin_v1_CreateJoinTokenRequest, _anchorage_admin_v1_JoinToken, _anchorage_admin_v1_CreateJoinTokenRequest__Output, _anchorage_admin_v1_JoinToken__Output>
