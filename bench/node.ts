@@ -23,7 +23,7 @@ export interface BenchNode {
 /**
  * Starts the server and the agent in a temp dir, runs `fn`, and stops and
  * removes everything; on failure both logs go to /tmp/bench-server.log and
- * /tmp/bench-agent.log.
+ * /tmp/bench-agent.log, and with `BENCH_LOGS=1` after a run that worked too.
  */
 export async function withBenchNode(name: string, td: string, fn: (node: BenchNode) => Promise<void>): Promise<void> {
   const hsm = createSoftHsmToken('bench', '1357');
@@ -56,6 +56,10 @@ export async function withBenchNode(name: string, td: string, fn: (node: BenchNo
     const agent = await startAgentProcess(agentConfig, socket, env);
     node = { td, env, adminSocket, socket, agentDir, agentConfig, agentId: `spiffe://${td}/anchorage/agent/join_token/${token.token}`, admin, server, agent };
     await fn(node);
+    if (process.env.BENCH_LOGS) {
+      writeFileSync('/tmp/bench-server.log', server.log());
+      writeFileSync('/tmp/bench-agent.log', node.agent.log());
+    }
   } catch (err) {
     if (server) writeFileSync('/tmp/bench-server.log', server.log());
     if (node) writeFileSync('/tmp/bench-agent.log', node.agent.log());

@@ -35,6 +35,8 @@ const BACKOFF = { initialMs: 250, maxMs: 5_000 };
  * batch the agent makes the keys of the next and checks the last.
  */
 const MINT_PIPELINE = 3;
+/** Entries a call needs to run alongside another one (see NodeAgent.#mintDue). */
+const MIN_PIPELINED_BATCH = 100;
 /** Keys made between two turns of the event loop, so the Workload API answers while a batch is prepared. */
 const KEYS_PER_TURN = 50;
 /** setTimeout's limit. */
@@ -463,11 +465,14 @@ export class NodeAgent {
   // ---- workload SVIDs -------------------------------------------------------
 
   /**
-   * Starts BatchSignX509SVID calls for the entries waiting for an SVID, up
-   * to {@link MINT_PIPELINE} at once, each for up to {@link BATCH} entries
-   * not already in flight. Each call that ends starts the next, so a burst
-   * of new entries is minted in large batches at the server's pace, and one
-   * new entry alone goes out at once.
+   * Starts BatchSignX509SVID calls for the entries waiting for an SVID, each
+   * for up to {@link BATCH} entries not already in flight. With no call in
+   * flight one goes out at once (a new entry alone is minted without delay);
+   * more run alongside, up to {@link MINT_PIPELINE}, only for a full enough
+   * batch: entries arriving one by one while a call is out wait for it and
+   * go together in the next, instead of as many small calls whose fixed
+   * cost at the server would slow everything (entries being created
+   * included). Each call that ends starts the next.
    */
   #mintDue(): void {
     if (!this.#identityValid() || this.#closed || this.#mintRetryAt > this.#nowMs()) return;
@@ -478,7 +483,7 @@ export class NodeAgent {
         ids.push(id);
         if (ids.length === BATCH) break;
       }
-      if (ids.length === 0) break;
+      if (ids.length === 0 || (this.#mintCalls > 0 && ids.length < MIN_PIPELINED_BATCH)) break;
       for (const id of ids) this.#minting.add(id);
       this.#mintCalls++;
       void this.#mintBatch(ids)
