@@ -224,7 +224,9 @@ export class WorkloadCache implements IdentitySource {
     for (const s of svids) {
       const held = this.#entries.get(s.entryId);
       if (!held) continue;
-      const chain = s.chain.map((der, i) => (i === 0 ? der : this.#intern(der)));
+      // The leaf is copied: as decoded it is a view of the whole BatchSignX509SVID
+      // response, which it would keep alive (every result's chain) as long as it is held.
+      const chain = s.chain.map((der, i) => (i === 0 ? Uint8Array.prototype.slice.call(der) : this.#intern(der)));
       held.svid = { ...s, chain };
       held.identity = this.#identity(held, held.svid);
       // Minted for a revision the entry no longer has: served until the current one arrives.
@@ -515,7 +517,8 @@ export class WorkloadCache implements IdentitySource {
     let v = this.#interned.get(k);
     if (!v) {
       if (this.#interned.size > 64) this.#interned.clear();
-      this.#interned.set(k, (v = der));
+      // A copy, for the reason the leaf is copied in putSvids.
+      this.#interned.set(k, (v = Uint8Array.prototype.slice.call(der)));
     }
     return v;
   }
