@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseCsr } from '../ca/x509/csr.js';
-import { newKeyAndCsr, p256Der } from './csr-create.js';
+import { newKeyAndCsr, newKeyAndCsrAsync, p256Der } from './csr-create.js';
 
 describe('p256Der', () => {
   it('builds the exact SPKI and PKCS#8 DER node:crypto exports', () => {
@@ -23,9 +23,13 @@ describe('p256Der', () => {
 });
 
 describe('newKeyAndCsr', () => {
-  it('gives a CSR the server accepts, for the key it returns', async () => {
-    const { csr, spki, pkcs8, privateKey } = newKeyAndCsr();
+  it.each([
+    ['on the main thread', async () => newKeyAndCsr()],
+    ['on the thread pool', newKeyAndCsrAsync],
+  ])('gives a CSR the server accepts, for the key it returns (%s)', async (_how, make) => {
+    const { csr, spki, pkcs8, privateKey } = await make();
     const parsed = await parseCsr(csr);
+    expect(parsed.keyType).toBe('ec-p256');
     expect(Buffer.from(parsed.spki).toString('hex')).toBe(spki.toString('hex'));
     expect(pkcs8.toString('hex')).toBe(privateKey.export({ type: 'pkcs8', format: 'der' }).toString('hex'));
   });

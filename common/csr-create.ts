@@ -1,4 +1,5 @@
-import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { generateKeyPair, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
 import { bitString, encode, implicitConstructed, oid, seq, smallInteger } from './der.js';
 
 const ECDSA_WITH_SHA256 = oid('1.2.840.10045.4.3.2');
@@ -43,6 +44,19 @@ export function p256Der(privateKey: KeyObject): { spki: Buffer; pkcs8: Buffer } 
  */
 export function newKeyAndCsr(): { csr: Buffer; pkcs8: Buffer; spki: Buffer; privateKey: KeyObject } {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { spki, pkcs8 } = p256Der(privateKey);
+  return { csr: createP256Csr(privateKey, spki), pkcs8, spki, privateKey };
+}
+
+const generateKeyPairAsync = promisify(generateKeyPair);
+
+/**
+ * {@link newKeyAndCsr} with the key made on libuv's thread pool: the agent
+ * makes hundreds at a time, and the main thread meanwhile checks the SVIDs
+ * of the last batch and answers the Workload API.
+ */
+export async function newKeyAndCsrAsync(): Promise<{ csr: Buffer; pkcs8: Buffer; spki: Buffer; privateKey: KeyObject }> {
+  const { privateKey } = await generateKeyPairAsync('ec', { namedCurve: 'P-256' });
   const { spki, pkcs8 } = p256Der(privateKey);
   return { csr: createP256Csr(privateKey, spki), pkcs8, spki, privateKey };
 }

@@ -11,7 +11,7 @@ import { Backoff } from '../common/backoff.js';
 import { AnchorageError, errorMessage, isAnchorageError } from '../common/errors.js';
 import { lockDataDir } from '../common/lockfile.js';
 import type { Logger } from '../common/log.js';
-import { newKeyAndCsr } from '../common/csr-create.js';
+import { newKeyAndCsr, newKeyAndCsrAsync } from '../common/csr-create.js';
 import type { SyncAuthorizedEntriesResponse__Output } from '../proto/gen/anchorage/agent/v1/SyncAuthorizedEntriesResponse.js';
 import { SpiffeBundle, X509Bundle } from '../spiffe/bundle.js';
 import { SpiffeId, TrustDomain } from '../spiffe/id.js';
@@ -37,7 +37,7 @@ const BACKOFF = { initialMs: 250, maxMs: 5_000 };
 const MINT_PIPELINE = 3;
 /** Entries a call needs to run alongside another one (see NodeAgent.#mintDue). */
 const MIN_PIPELINED_BATCH = 100;
-/** Keys made between two turns of the event loop, so the Workload API answers while a batch is prepared. */
+/** Keys asked of the thread pool at once while a batch is prepared. */
 const KEYS_PER_TURN = 50;
 /** setTimeout's limit. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -510,15 +510,15 @@ export class NodeAgent {
 
   async #mintBatch(entryIds: string[]): Promise<void> {
     const reqs: { id: string; entry: CachedEntry; csr: Buffer; pkcs8: Buffer; privateKey: KeyObject }[] = [];
-    for (const id of entryIds) {
-      const entry = this.cache.entry(id);
-      if (!entry) continue;
-      const { csr, pkcs8, privateKey } = newKeyAndCsr();
-      reqs.push({ id, entry, csr, pkcs8, privateKey });
-      // Let the Workload API answer between slices of key generation.
-      if (reqs.length % KEYS_PER_TURN === 0) await new Promise((r) => setImmediate(r));
-      if (this.#closed) return;
+    // Keys are made on the thread pool, a slice at a time.
+    for (let i = 0; i < entryIds.length && !this.#closed; i += KEYS_PER_TURN) {
+      const slice = entryIds.slice(i, i + KEYS_PER_TURN).flatMap((id) => {
+        const entry = this.cache.entry(id);
+        return entry ? [{ id, entry }] : [];
+      });
+      reqs.push(...(await Promise.all(slice.map(async (r) => ({ ...r, ...(await newKeyAndCsrAsync()) })))));
     }
+    if (this.#closed) return;
     if (reqs.length === 0) return;
     const res = await this.#connection().batchSign(reqs.map((r) => ({ entry_id: r.id, csr: r.csr })));
     const byId = new Map(reqs.map((r) => [r.id, r]));
