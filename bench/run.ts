@@ -3,6 +3,7 @@ import { benchHelper } from './helper.js';
 import { benchAttest } from './attest.js';
 import { benchClientInstall } from './client-install.js';
 import { benchMetricsHooks } from './metrics-hooks.js';
+import { benchAgentScale } from './agent-scale.js';
 import { benchMint } from './mint.js';
 import { benchSds } from './sds.js';
 import { benchWorkload } from './workload.js';
@@ -14,6 +15,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   attest: benchAttest,
   'client-install': benchClientInstall,
   'metrics-hooks': benchMetricsHooks,
+  'agent-scale': benchAgentScale,
   mint: benchMint,
   workload: benchWorkload,
   'workload-metrics': benchWorkloadMetrics,

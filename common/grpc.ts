@@ -1,5 +1,5 @@
 import { status, type ServiceError, Metadata, type handleUnaryCall, type ServerUnaryCall } from '@grpc/grpc-js';
-import { AnchorageError } from '@anchorage/client/errors';
+import { AnchorageError, type ErrorCode } from '@anchorage/client/errors';
 import { ERROR_CODE_TRAILER, STATUS_FOR } from '@anchorage/client/grpc-status';
 import type { Logger } from './log.js';
 
@@ -19,6 +19,11 @@ export function toServiceError(err: unknown, log: Logger, method: string): Parti
   }
   log.error({ err, method }, 'unexpected error');
   return { code: status.INTERNAL, details: `internal error in ${method}`, metadata: new Metadata() };
+}
+
+/** The gRPC status of an error code (for results that carry one per item, like BatchCreateEntry's). */
+export function statusFor(code: ErrorCode): status {
+  return STATUS_FOR[code];
 }
 
 /**

@@ -140,7 +140,7 @@ describe('node agent', () => {
     }
   });
 
-  it('keeps its state in a 0700 data dir with a 0600 file, and serves it after a restart with the server down', async () => {
+  it('keeps its identity and bundles (never a workload key) in a 0700 data dir with a 0600 file; restarted with the server down, it mints again once the server is back, without attesting again', async () => {
     const token = await newToken();
     const cfg = agentConfig({ join_token: token });
     let agent = await NodeAgent.start({ config: cfg, logger: silentLogger() });
@@ -150,19 +150,21 @@ describe('node agent', () => {
     await agent.close();
     expect(statSync(cfg.data_dir).mode & 0o777).toBe(0o700);
     expect(statSync(join(cfg.data_dir, STATE_FILE)).mode & 0o777).toBe(0o600);
+    const text = readFileSync(join(cfg.data_dir, STATE_FILE), 'utf8');
+    expect(Object.keys(JSON.parse(text)).sort()).toEqual(['agent', 'bundle', 'federated', 'trustDomain', 'version']);
+    expect(text).not.toContain(Buffer.from(before.privateKey).toString('base64'));
 
     await server!.close();
     server = undefined;
     try {
       const { logger, records } = captureLogger();
       agent = await NodeAgent.start({ config: cfg, logger });
-      const after = agent.cache.x509Identities(sel(2001));
-      expect(after.map((i) => i.spiffeId.toString())).toEqual([`spiffe://${TD}/cached`]);
-      expect(Buffer.from(after[0]!.chain[0]!).equals(Buffer.from(before.chain[0]!))).toBe(true);
+      expect(agent.spiffeId).toBe(`spiffe://${TD}/anchorage/agent/join_token/${token}`);
+      expect(agent.cache.x509Identities(sel(2001))).toEqual([]);
       expect(agent.cache.bundle(TD)!.x509.size).toBe(1);
       await until(() => records.some((r) => r.msg === 'agent: server unreachable; serving cached svids'), 'the unreachable warning');
-      // JWT-SVIDs need the server: the caller is told it is unavailable.
-      expect((await thrown(agent.cache.jwtSvids(sel(2001), ['x']))).code).toBe('unavailable');
+      // No entries until the first sync: no JWT-SVID either.
+      expect(await agent.cache.jwtSvids(sel(2001), ['x'])).toEqual([]);
     } finally {
       await startTheServer();
     }
@@ -172,8 +174,11 @@ describe('node agent', () => {
     const cfg2 = { ...cfg, server_address: `127.0.0.1:${server!.agentPort}` };
     agent = await NodeAgent.start({ config: cfg2, logger: silentLogger() });
     try {
-      await until(() => agent.synced, 'the sync');
+      await until(() => agent.cache.x509Identities(sel(2001)).length === 1, 'a new SVID');
       expect(agent.spiffeId).toBe(`spiffe://${TD}/anchorage/agent/join_token/${token}`);
+      const after = agent.cache.x509Identities(sel(2001))[0]!;
+      expect(after.spiffeId.toString()).toBe(`spiffe://${TD}/cached`);
+      expect(Buffer.from(after.privateKey).equals(Buffer.from(before.privateKey))).toBe(false);
     } finally {
       await agent.close();
     }
@@ -272,7 +277,7 @@ describe('node agent', () => {
       expect(agent.cache.x509Identities(sel(6001))).toEqual([]);
       expect(agent.cache.entries()).toEqual([]);
       const onDisk = JSON.parse(readFileSync(join(cfg.data_dir, STATE_FILE), 'utf8'));
-      expect([onDisk.agent, onDisk.entries, onDisk.svids]).toEqual([undefined, [], {}]);
+      expect(Object.keys(onDisk).sort()).toEqual(['bundle', 'federated', 'trustDomain', 'version']);
       // The spent token is not tried again.
       await until(() => records.some((r) => String(r.err ?? '').includes('was already used by this agent')), 'the spent-token message');
       token = await newToken();
@@ -283,7 +288,7 @@ describe('node agent', () => {
     }
   }, 60_000);
 
-  it('evicted while it was down: serves its cache only until the server says so, then drops it', async () => {
+  it('evicted while it was down: drops its identity once the server says so', async () => {
     const cfg = agentConfig({ join_token: await newToken() });
     let agent = await NodeAgent.start({ config: cfg, logger: silentLogger() });
     const id = agent.spiffeId!;
@@ -297,7 +302,7 @@ describe('node agent', () => {
       await until(() => records.some((r) => r.msg === 'agent: evicted by the server; dropped every workload identity it held; attesting again with a new join token'), 'eviction');
       expect(agent.cache.x509Identities(sel(6101))).toEqual([]);
       const onDisk = JSON.parse(readFileSync(join(cfg.data_dir, STATE_FILE), 'utf8'));
-      expect([onDisk.agent, onDisk.entries, onDisk.svids]).toEqual([undefined, [], {}]);
+      expect(onDisk.agent).toBeUndefined();
       // Its bundle stays, to verify the server when it attests again.
       expect(onDisk.bundle).toBeTypeOf('string');
     } finally {

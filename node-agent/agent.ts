@@ -3,6 +3,7 @@
 // need none of that state live in agent/: identity.ts (agent SVID checks,
 // trust bundle file), sync.ts (applying a sync message), svids.ts (workload
 // SVID checks), persist.ts (state file records to and from the cache).
+import type { KeyObject } from 'node:crypto';
 import { existsSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -10,18 +11,18 @@ import { Backoff } from '@anchorage/client/backoff';
 import { AnchorageError, errorMessage, isAnchorageError } from '@anchorage/client/errors';
 import { lockDataDir } from '../common/lockfile.js';
 import type { Logger } from '../common/log.js';
-import { newKeyAndCsr } from '../common/csr-create.js';
+import { newKeyAndCsr, newKeyAndCsrAsync } from '../common/csr-create.js';
 import type { SyncAuthorizedEntriesResponse__Output } from '../proto/gen/anchorage/agent/v1/SyncAuthorizedEntriesResponse.js';
 import { SpiffeBundle, X509Bundle } from '@anchorage/client/spiffe/bundle';
 import { SpiffeId, TrustDomain } from '@anchorage/client/spiffe/id';
 import { WorkloadCache, type HeldSvid } from './cache.js';
 import { loadAgentConfig, type AgentConfig } from './config.js';
 import { EvictedError, ServerConnection, type ServerTrust } from './connection.js';
-import { STATE_FILE, ensureDataDir, loadState, removeStateLeftovers, saveState, type AgentState, type AgentStateSource } from './state.js';
+import { STATE_FILE, ensureDataDir, loadState, removeStateLeftovers, saveState, type CachedEntry, type LoadedState } from './state.js';
 import { checkAgentSvid, privateKeySpki, readTrustBundleFile, type AgentIdentity } from './agent/identity.js';
 import type { NodeAttestor } from './nodeattestor/NodeAttestor.js';
 import { agentNodeAttestor } from './nodeattestor/registry.js';
-import { SAVE_DELAY_MS, b64, restoreState, stateSource } from './agent/persist.js';
+import { b64, restoreState, stateOf } from './agent/persist.js';
 import { BATCH, checkWorkloadSvid } from './agent/svids.js';
 import { applySyncMessage } from './agent/sync.js';
 
@@ -32,6 +33,15 @@ const REPORT_INTERVAL_MS = 60_000;
 
 /** Reconnect and retry delays: 250 ms doubling to 5 s (SPIRE agents sync every 5 s), ±20 % jitter. */
 const BACKOFF = { initialMs: 250, maxMs: 5_000 };
+/**
+ * BatchSignX509SVID calls in flight at once: while the server signs one
+ * batch the agent makes the keys of the next and checks the last.
+ */
+const MINT_PIPELINE = 3;
+/** Entries a call needs to run alongside another one (see NodeAgent.#mintDue). */
+const MIN_PIPELINED_BATCH = 100;
+/** Keys asked of the thread pool at once while a batch is prepared. */
+const KEYS_PER_TURN = 50;
 /** setTimeout's limit. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -55,9 +65,8 @@ export interface NodeAgentOptions {
  * SVID renewed, follows the server's push stream of authorized entries,
  * mints workload SVIDs (keys made here, CSRs signed by the server) and
  * rotates them at half-life, and serves all of it to the Workload API
- * through {@link cache}. Everything it needs to keep serving is written to
- * its data dir, so it starts and serves cached SVIDs while the server is
- * down.
+ * through {@link cache}. Its identity and the bundles are written to its
+ * data dir (state.ts); workload keys and SVIDs stay in memory.
  */
 export class NodeAgent {
   readonly cache: WorkloadCache;
@@ -86,10 +95,9 @@ export class NodeAgent {
   #loop: Promise<void> | undefined;
   #wake: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #saveTimer: NodeJS.Timeout | undefined;
-  #lastSaveMs = 0;
-  #minting = false;
-  #mintAgain = false;
+  /** BatchSignX509SVID calls in flight, and the entries they are for. */
+  #mintCalls = 0;
+  readonly #minting = new Set<string>();
   readonly #mintBackoff = new Backoff(BACKOFF);
   #mintRetryAt = 0;
   #renewing = false;
@@ -98,8 +106,10 @@ export class NodeAgent {
   /** When the next state report is due (ms); one report in flight at a time. */
   #reportAt = 0;
   #reporting = false;
-  /** Intermediates already verified against the bundle (base64 DER). */
-  readonly #verifiedIssuers = new Set<string>();
+  /** Intermediates already verified against the bundle (base64 DER) and their keys. */
+  readonly #verifiedIssuers = new Map<string, KeyObject>();
+  /** Bundle documents of the last sync message applied (agent/sync.ts). */
+  #lastBundles: { docs?: string } = {};
 
   private constructor(opts: NodeAgentOptions, releaseLock: () => void) {
     this.config = opts.config;
@@ -140,7 +150,13 @@ export class NodeAgent {
       // Ours alone now (the lock): temp files of a write a kill interrupted.
       const leftovers = removeStateLeftovers(cfg.data_dir);
       if (leftovers.length > 0) opts.logger.warn({ removed: leftovers }, 'agent: removed temp files of an interrupted state write');
-      agent.#restore(loadState(cfg.data_dir, cfg.trust_domain.name));
+      const state = loadState(cfg.data_dir, cfg.trust_domain.name);
+      agent.#restore(state);
+      if (state.legacy) {
+        // Written by an older version, with every workload's private key: those go now.
+        opts.logger.warn('agent: rewriting its state without the workload keys and svids an older version kept on disk');
+        agent.#save();
+      }
       if (!agent.#identityValid()) {
         try {
           await agent.#attest();
@@ -196,10 +212,6 @@ export class NodeAgent {
     this.#stream?.cancel();
     await this.#loop?.catch(() => undefined);
     this.#conn?.close();
-    if (this.#saveTimer) {
-      clearTimeout(this.#saveTimer);
-      this.#saveTimer = undefined;
-    }
     this.#save();
     this.#releaseLock();
   }
@@ -214,47 +226,24 @@ export class NodeAgent {
     return this.#identity !== undefined && this.#identity.notAfter > this.#now();
   }
 
-  #restore(state: AgentState): void {
-    const identity = restoreState({ td: this.#td, cache: this.cache, log: this.#log, now: () => this.#now() }, state);
+  #restore(state: LoadedState): void {
+    const identity = restoreState({ td: this.#td, cache: this.cache, log: this.#log }, state);
     if (state.agent) {
       this.#lastAgentId = state.agent.spiffeId;
       this.#identity = identity;
     }
   }
 
-  /** The state to write; entries and SVIDs are produced one at a time as the file is written. */
-  #state(): AgentStateSource {
-    return stateSource(this.#td, this.#identity, this.cache);
-  }
-
-  /** Writes the state; false (logged) when it could not. */
+  /** Writes the state (identity and bundles: a few kilobytes); false (logged) when it could not. */
   #save(): boolean {
-    const t0 = performance.now();
-    let ok = true;
     try {
-      saveState(this.config.data_dir, this.#state());
+      saveState(this.config.data_dir, stateOf(this.#td, this.#identity, this.cache));
+      return true;
     } catch (err) {
-      // The agent keeps serving from memory; a restart would re-mint.
+      // The agent keeps serving from memory; a restart would attest again.
       this.#log.error({ err: errorMessage(err) }, 'agent: cannot write its state');
-      ok = false;
+      return false;
     }
-    this.#lastSaveMs = performance.now() - t0;
-    return ok;
-  }
-
-  /**
-   * Workload SVID changes are written after a short delay, and never more
-   * than 5 % of the time: with 10k SVIDs the file is ~20 MB and one write
-   * costs a few hundred ms, which must not starve minting. A crash loses at
-   * most the SVIDs of the last few seconds, which are minted again.
-   */
-  #saveSoon(): void {
-    if (this.#saveTimer || this.#closed) return;
-    this.#saveTimer = setTimeout(() => {
-      this.#saveTimer = undefined;
-      this.#save();
-    }, Math.max(SAVE_DELAY_MS, 20 * this.#lastSaveMs));
-    this.#saveTimer.unref();
   }
 
   // ---- server connection ----------------------------------------------------
@@ -314,6 +303,7 @@ export class NodeAgent {
     }
     this.#setIdentity({ ...id, keyPkcs8: pkcs8, keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string });
     this.cache.setOwnBundle(bundle); // federated bundles arrive with the first sync
+    this.#lastBundles = {};
     this.#save();
     this.#log.info({ agent: res.spiffe_id, notAfter: id.notAfter }, 'agent: attested');
   }
@@ -355,14 +345,11 @@ export class NodeAgent {
     this.cache.setEntries([]);
     const own = this.cache.bundle(this.#td.name);
     if (own) this.cache.setBundles(own, new Map());
+    this.#lastBundles = {};
     this.#identity = undefined;
     this.#conn?.close();
     this.#conn = undefined;
     this.#connFor = '';
-    if (this.#saveTimer) {
-      clearTimeout(this.#saveTimer);
-      this.#saveTimer = undefined;
-    }
     if (!this.#save()) {
       const path = join(this.config.data_dir, STATE_FILE);
       try {
@@ -492,73 +479,98 @@ export class NodeAgent {
     }
   }
 
-  /** One full-state message from the server. */
+  /** One message of the sync stream: the full set or changes. */
   #onSync(m: SyncAuthorizedEntriesResponse__Output): void {
-    const needMint = applySyncMessage(this.#td, this.cache, this.#log, this.#synced, m);
+    const { needMint, bundlesChanged } = applySyncMessage(this.#td, this.cache, this.#log, this.#synced, m, this.#lastBundles);
     this.#synced = true;
     this.#streamUp = true;
     this.#lastSyncMs = this.#nowMs();
-    this.#saveSoon();
+    if (bundlesChanged) {
+      // An intermediate checked against the old bundle is checked again.
+      this.#verifiedIssuers.clear();
+      this.#save();
+    }
     // The bundle may have changed: say at once which one is held now.
     void this.#report();
-    // New or changed entries, and rotations that came due while the server was away.
-    if (needMint || this.cache.due().length > 0) void this.#mintDue();
+    if (m.full) {
+      // A new stream: the server is back, so a mint that failed while it was away is retried now,
+      // with the rotations that came due meanwhile.
+      this.#mintRetryAt = 0;
+      this.#mintBackoff.reset();
+      this.cache.markDue();
+    }
+    if (needMint || this.cache.pending().size > 0) this.#mintDue();
   }
 
   // ---- workload SVIDs -------------------------------------------------------
 
-  /** Mints every due SVID (missing, outdated, at rotation time), in batches. One run at a time. */
-  async #mintDue(): Promise<void> {
-    if (this.#minting) {
-      this.#mintAgain = true;
-      return;
-    }
-    if (!this.#identityValid() || this.#closed) return;
-    this.#minting = true;
-    try {
-      do {
-        this.#mintAgain = false;
-        const due = this.cache.due();
-        for (let i = 0; i < due.length && !this.#closed; i += BATCH) {
-          await this.#mintBatch(due.slice(i, i + BATCH));
-        }
-      } while (this.#mintAgain && !this.#closed);
-      this.#mintBackoff.reset();
-      this.#mintRetryAt = 0;
-    } catch (err) {
-      const delay = this.#mintBackoff.next();
-      this.#mintRetryAt = this.#nowMs() + delay;
-      if (err instanceof EvictedError) this.#onEvicted(err);
-      else this.#log.warn({ err: errorMessage(err), retryMs: delay }, 'agent: minting workload svids failed; cached ones are still served');
-    } finally {
-      this.#minting = false;
-      this.#saveSoon();
-      this.#schedule();
+  /**
+   * Starts BatchSignX509SVID calls for the entries waiting for an SVID, each
+   * for up to {@link BATCH} entries not already in flight. With no call in
+   * flight one goes out at once (a new entry alone is minted without delay);
+   * more run alongside, up to {@link MINT_PIPELINE}, only for a full enough
+   * batch: entries arriving one by one while a call is out wait for it and
+   * go together in the next, instead of as many small calls whose fixed
+   * cost at the server would slow everything (entries being created
+   * included). Each call that ends starts the next.
+   */
+  #mintDue(): void {
+    if (!this.#identityValid() || this.#closed || this.#mintRetryAt > this.#nowMs()) return;
+    while (this.#mintCalls < MINT_PIPELINE) {
+      const ids: string[] = [];
+      for (const id of this.cache.pending()) {
+        if (this.#minting.has(id)) continue;
+        ids.push(id);
+        if (ids.length === BATCH) break;
+      }
+      if (ids.length === 0 || (this.#mintCalls > 0 && ids.length < MIN_PIPELINED_BATCH)) break;
+      for (const id of ids) this.#minting.add(id);
+      this.#mintCalls++;
+      void this.#mintBatch(ids)
+        .then(
+          () => {
+            this.#mintBackoff.reset();
+            this.#mintRetryAt = 0;
+          },
+          (err: unknown) => {
+            const delay = this.#mintBackoff.next();
+            this.#mintRetryAt = this.#nowMs() + delay;
+            if (err instanceof EvictedError) this.#onEvicted(err);
+            else this.#log.warn({ err: errorMessage(err), retryMs: delay }, 'agent: minting workload svids failed; cached ones are still served');
+          },
+        )
+        .finally(() => {
+          this.#mintCalls--;
+          for (const id of ids) this.#minting.delete(id);
+          this.#mintDue();
+          this.#schedule();
+        });
     }
   }
 
   async #mintBatch(entryIds: string[]): Promise<void> {
-    const reqs = entryIds.map((id) => ({ id, entry: this.cache.entry(id), ...newKeyAndCsr() })).filter((r) => r.entry !== undefined);
+    const reqs: { id: string; entry: CachedEntry; csr: Buffer; pkcs8: Buffer; privateKey: KeyObject }[] = [];
+    // Keys are made on the thread pool, a slice at a time.
+    for (let i = 0; i < entryIds.length && !this.#closed; i += KEYS_PER_TURN) {
+      const slice = entryIds.slice(i, i + KEYS_PER_TURN).flatMap((id) => {
+        const entry = this.cache.entry(id);
+        return entry ? [{ id, entry }] : [];
+      });
+      reqs.push(...(await Promise.all(slice.map(async (r) => ({ ...r, ...(await newKeyAndCsrAsync()) })))));
+    }
+    if (this.#closed) return;
     if (reqs.length === 0) return;
     const res = await this.#connection().batchSign(reqs.map((r) => ({ entry_id: r.id, csr: r.csr })));
     const byId = new Map(reqs.map((r) => [r.id, r]));
     const held: HeldSvid[] = [];
+    const ctx = { td: this.#td, cache: this.cache, nowMs: () => this.#nowMs(), verifiedIssuers: this.#verifiedIssuers };
     for (const result of res.results) {
       const req = byId.get(result.entry_id);
       if (!req) throw new AnchorageError('internal', `agent: the server signed entry ${result.entry_id}, which was not asked for`);
-      held.push(
-        checkWorkloadSvid(
-          { td: this.#td, cache: this.cache, nowMs: () => this.#nowMs(), verifiedIssuers: this.#verifiedIssuers },
-          req.entry!,
-          req.privateKey,
-          result.chain,
-        ),
-      );
+      held.push(checkWorkloadSvid(ctx, req.entry, req, result.chain));
     }
     this.cache.putSvids(held);
     this.#log.info({ minted: held.length }, 'agent: workload svids minted');
-    // Let the Workload API answer between batches of key generation.
-    await new Promise((r) => setImmediate(r));
   }
 
   async #mintJwt(entryId: string, audience: string[]): Promise<{ token: string; expiresAt: number }> {
@@ -604,6 +616,8 @@ export class NodeAgent {
     const times: number[] = [];
     const deadline = this.cache.nextDeadline();
     if (deadline !== undefined) times.push(Math.max(deadline * 1000, this.#mintRetryAt));
+    // Entries still waiting for an SVID after a failed call: the retry.
+    if (this.#mintRetryAt > nowMs && this.cache.pending().size > 0) times.push(this.#mintRetryAt);
     if (this.#identity) times.push(Math.max(this.#identity.renewAt * 1000, this.#renewRetryAt));
     if (this.#synced && this.#reportAt > 0) times.push(this.#reportAt);
     if (times.length === 0) return;
@@ -616,7 +630,7 @@ export class NodeAgent {
     const nowMs = this.#nowMs();
     this.cache.expire();
     if (this.#identity && this.#identity.renewAt * 1000 <= nowMs && this.#renewRetryAt <= nowMs) void this.#renew();
-    if (this.#mintRetryAt <= nowMs && this.cache.due().length > 0 && this.#synced) void this.#mintDue();
+    if (this.cache.markDue() > 0 && this.#synced) this.#mintDue();
     if (this.#synced && this.#reportAt > 0 && this.#reportAt <= nowMs) void this.#report();
     this.#schedule();
   }

@@ -46,18 +46,58 @@ describe('WorkloadCache', () => {
     const c = cache(now);
     c.setEntries([entry('e1', '/web', ['unix:uid:0'])]);
     c.putSvids([svid('e1', 1, 2000)]);
-    const { changed, needSvid } = c.setEntries([entry('e1', '/web', ['unix:uid:0'], 2)]);
+    const { changed, pending } = c.setEntries([entry('e1', '/web', ['unix:uid:0'], 2)]);
     expect(changed).toBe(true);
-    expect(needSvid).toEqual(['e1']);
+    expect(pending).toBe(1);
+    expect([...c.pending()]).toEqual(['e1']);
     expect(Buffer.from(c.x509Identities(sel('unix:uid:0'))[0]!.chain[0]!).toString()).toBe('leaf-e1-1');
     c.putSvids([svid('e1', 2, 2000)]);
     expect(Buffer.from(c.x509Identities(sel('unix:uid:0'))[0]!.chain[0]!).toString()).toBe('leaf-e1-2');
     expect(c.due()).toEqual([]);
+    expect([...c.pending()]).toEqual([]);
     // The same state again changes nothing.
-    expect(c.setEntries([entry('e1', '/web', ['unix:uid:0'], 2)])).toEqual({ changed: false, needSvid: [] });
+    expect(c.setEntries([entry('e1', '/web', ['unix:uid:0'], 2)])).toEqual({ changed: false, pending: 0 });
     // SVIDs for entries that are gone are not taken.
     c.putSvids([svid('gone', 1, 2000)]);
     expect(c.svids().map((s) => s.entryId)).toEqual(['e1']);
+  });
+
+  it('applies changes by themselves and keeps the set of entries waiting for an SVID as entries and SVIDs change', () => {
+    const now = { t: 1000 };
+    const c = cache(now);
+    c.setEntries([entry('e1', '/web', ['unix:uid:0']), entry('e2', '/api', ['unix:uid:0'])]);
+    expect([...c.pending()]).toEqual(['e1', 'e2']);
+    c.putSvids([svid('e1', 1, 2000), svid('e2', 1, 2000)]);
+    expect([...c.pending()]).toEqual([]);
+    // A change message: e3 new, e1 changed, e2 removed; nothing else is touched.
+    expect(c.applyChanges([entry('e3', '/db', ['unix:uid:7']), entry('e1', '/web', ['unix:uid:0'], 2)], ['e2'])).toEqual({ changed: true, pending: 2 });
+    expect(c.size).toBe(2);
+    expect([...c.pending()].sort()).toEqual(['e1', 'e3']);
+    expect(c.x509Identities(sel('unix:uid:0')).map((i) => i.spiffeId.toString())).toEqual([`spiffe://${TD}/web`]);
+    // An SVID minted for the old revision is served but leaves the entry waiting.
+    c.putSvids([svid('e1', 1, 2100)]);
+    expect([...c.pending()].sort()).toEqual(['e1', 'e3']);
+    c.putSvids([svid('e1', 2, 2100), svid('e3', 1, 2100)]);
+    expect([...c.pending()]).toEqual([]);
+    expect(c.applyChanges([], ['gone'])).toEqual({ changed: false, pending: 0 });
+  });
+
+  it('marks rotations due at the timer, and then counts only their expiry as a deadline', () => {
+    const now = { t: 1000 };
+    const c = cache(now);
+    c.setEntries([entry('e1', '/web', ['unix:uid:0']), entry('e2', '/api', ['unix:uid:0'])]);
+    c.putSvids([svid('e1', 1, 1100, 1050), svid('e2', 1, 1300, 1200)]);
+    expect(c.nextDeadline()).toBe(1050);
+    now.t = 1060;
+    expect(c.markDue()).toBe(1);
+    expect([...c.pending()]).toEqual(['e1']);
+    // e1 waits for its replacement: its expiry (1100) is next, not its past rotation time.
+    expect(c.nextDeadline()).toBe(1100);
+    c.putSvids([svid('e1', 1, 1400, 1350)]);
+    expect(c.nextDeadline()).toBe(1100);
+    now.t = 1100;
+    c.expire();
+    expect(c.nextDeadline()).toBe(1200);
   });
 
   it('drops expired SVIDs and tells listeners; rotation and expiry set the next deadline', () => {

@@ -119,6 +119,10 @@ export class WorkloadCache implements IdentitySource {
   readonly #jwtInflight = new Map<string, Promise<string>>();
   #jwtInflightBytes = 0;
   readonly #listeners = new Set<() => void>();
+  /** Entries waiting for an SVID: see {@link pending}. */
+  readonly #pending = new Set<string>();
+  /** Cached {@link nextDeadline}; null when it must be computed again. */
+  #deadline: number | undefined | null = null;
   /** Intermediates shared by many SVIDs are kept once. */
   readonly #interned = new Map<string, Uint8Array>();
 
@@ -151,42 +155,67 @@ export class WorkloadCache implements IdentitySource {
   /**
    * Replaces the authorized entries (full state from the server). SVIDs of
    * entries that are gone are dropped; an entry whose revision changed keeps
-   * serving its old SVID until the new one arrives. Returns the entries that
-   * need an SVID minted.
+   * serving its old SVID until the new one arrives. Returns whether anything
+   * changed and how many entries wait for an SVID.
    */
-  setEntries(entries: CachedEntry[]): { changed: boolean; needSvid: string[] } {
-    let changed = false;
+  setEntries(entries: CachedEntry[]): { changed: boolean; pending: number } {
     const seen = new Set<string>();
+    let changed = false;
     for (const e of entries) {
       seen.add(e.id);
-      const old = this.#entries.get(e.id);
-      if (old && old.entry.revision === e.revision && old.entry.spiffeId === e.spiffeId) continue;
-      changed = true;
-      if (old) this.#unindex(old);
-      const held: HeldEntry = { entry: e, spiffeId: SpiffeId.parse(e.spiffeId), selectorKeys: [...e.selectors].sort() };
-      if (old?.svid && old.entry.spiffeId === e.spiffeId) {
-        // Same identity, new revision (selectors, TTL, DNS names, hint...):
-        // keep serving until the new SVID replaces it.
-        held.svid = old.svid;
-        held.identity = this.#identity(held, old.svid);
-      }
-      this.#entries.set(e.id, held);
-      this.#indexEntry(held);
-      this.#dropJwts(e.id);
+      if (this.#upsert(e)) changed = true;
     }
-    for (const [id, held] of this.#entries) {
-      if (seen.has(id)) continue;
-      this.#unindex(held);
-      this.#entries.delete(id);
-      this.#dropJwts(id);
-      changed = true;
-    }
-    const needSvid: string[] = [];
-    for (const held of this.#entries.values()) {
-      if (!held.svid || held.svid.revision !== held.entry.revision) needSvid.push(held.entry.id);
-    }
+    const gone: string[] = [];
+    for (const id of this.#entries.keys()) if (!seen.has(id)) gone.push(id);
+    for (const id of gone) this.#remove(id);
+    return this.#changed(changed || gone.length > 0);
+  }
+
+  /**
+   * Applies changes from the server: entries new or updated, and entries
+   * removed. Costs what changed, not the whole set (a burst of creates
+   * arrives as many small messages).
+   */
+  applyChanges(upserts: CachedEntry[], removed: string[]): { changed: boolean; pending: number } {
+    let changed = false;
+    for (const id of removed) if (this.#remove(id)) changed = true;
+    for (const e of upserts) if (this.#upsert(e)) changed = true;
+    return this.#changed(changed);
+  }
+
+  #changed(changed: boolean): { changed: boolean; pending: number } {
     if (changed) this.emitChange();
-    return { changed, needSvid };
+    return { changed, pending: this.#pending.size };
+  }
+
+  /** True when the entry is new or changed. */
+  #upsert(e: CachedEntry): boolean {
+    const old = this.#entries.get(e.id);
+    if (old && old.entry.revision === e.revision && old.entry.spiffeId === e.spiffeId) return false;
+    if (old) this.#unindex(old);
+    const held: HeldEntry = { entry: e, spiffeId: SpiffeId.parse(e.spiffeId), selectorKeys: [...e.selectors].sort() };
+    if (old?.svid && old.entry.spiffeId === e.spiffeId) {
+      // Same identity, new revision (selectors, TTL, DNS names, hint...):
+      // keep serving until the new SVID replaces it.
+      held.svid = old.svid;
+      held.identity = this.#identity(held, old.svid);
+    }
+    this.#entries.set(e.id, held);
+    this.#indexEntry(held);
+    this.#dropJwts(e.id);
+    if (!held.svid || held.svid.revision !== e.revision) this.#pending.add(e.id);
+    return true;
+  }
+
+  /** True when the entry was there. */
+  #remove(id: string): boolean {
+    const held = this.#entries.get(id);
+    if (!held) return false;
+    this.#unindex(held);
+    this.#entries.delete(id);
+    this.#pending.delete(id);
+    this.#dropJwts(id);
+    return true;
   }
 
   /** Installs freshly minted SVIDs (for entries still present). */
@@ -195,9 +224,15 @@ export class WorkloadCache implements IdentitySource {
     for (const s of svids) {
       const held = this.#entries.get(s.entryId);
       if (!held) continue;
-      const chain = s.chain.map((der, i) => (i === 0 ? der : this.#intern(der)));
+      // The leaf is copied: as decoded it is a view of the whole BatchSignX509SVID
+      // response, which it would keep alive (every result's chain) as long as it is held.
+      const chain = s.chain.map((der, i) => (i === 0 ? Uint8Array.prototype.slice.call(der) : this.#intern(der)));
       held.svid = { ...s, chain };
       held.identity = this.#identity(held, held.svid);
+      // Minted for a revision the entry no longer has: served until the current one arrives.
+      if (s.revision === held.entry.revision) this.#pending.delete(s.entryId);
+      else this.#pending.add(s.entryId);
+      if (this.#deadline !== null) this.#deadline = Math.min(this.#deadline ?? Infinity, s.rotateAt, s.notAfter);
       changed = true;
     }
     if (changed) this.emitChange();
@@ -240,14 +275,16 @@ export class WorkloadCache implements IdentitySource {
       if (held.svid && held.svid.notAfter <= now) {
         held.svid = undefined;
         held.identity = undefined;
+        this.#pending.add(held.entry.id);
         changed = true;
       }
     }
+    this.#deadline = null;
     if (changed) this.emitChange();
     return changed;
   }
 
-  /** Entries whose SVID is missing, outdated or past its rotation time. */
+  /** Entries whose SVID is missing, outdated or past its rotation time (a scan of all). */
   due(): string[] {
     const now = this.#now();
     const out: string[] = [];
@@ -258,16 +295,46 @@ export class WorkloadCache implements IdentitySource {
     return out;
   }
 
-  /** The earliest moment something must happen: a rotation or an expiry (unix seconds). */
+  /**
+   * Adds the entries {@link due} names to {@link pending}: at the timer's
+   * deadlines only, so the scan is paid once per rotation time, not per change.
+   */
+  markDue(): number {
+    for (const id of this.due()) this.#pending.add(id);
+    this.#deadline = null;
+    return this.#pending.size;
+  }
+
+  /**
+   * Entries waiting for an SVID: missing, outdated, or marked due for
+   * rotation by {@link markDue}. Kept up to date as entries and SVIDs
+   * change, so the minting loop never scans the whole cache.
+   */
+  pending(): ReadonlySet<string> {
+    return this.#pending;
+  }
+
+  /**
+   * The earliest moment something must happen: a rotation or an expiry (unix
+   * seconds); for an SVID already waiting to be replaced, only its expiry.
+   * Kept as SVIDs arrive, computed anew after a tick changed what is pending.
+   */
   nextDeadline(): number | undefined {
+    if (this.#deadline !== null) return this.#deadline;
     let next: number | undefined;
     for (const held of this.#entries.values()) {
       const s = held.svid;
       if (!s) continue;
-      const t = Math.min(s.rotateAt, s.notAfter);
+      const t = this.#pending.has(held.entry.id) ? s.notAfter : Math.min(s.rotateAt, s.notAfter);
       if (next === undefined || t < next) next = t;
     }
+    this.#deadline = next;
     return next;
+  }
+
+  /** Entries held. */
+  get size(): number {
+    return this.#entries.size;
   }
 
   entry(id: string): CachedEntry | undefined {
@@ -450,7 +517,8 @@ export class WorkloadCache implements IdentitySource {
     let v = this.#interned.get(k);
     if (!v) {
       if (this.#interned.size > 64) this.#interned.clear();
-      this.#interned.set(k, (v = der));
+      // A copy, for the reason the leaf is copied in putSvids.
+      this.#interned.set(k, (v = Uint8Array.prototype.slice.call(der)));
     }
     return v;
   }

@@ -145,7 +145,7 @@ describe('agent state', () => {
       expect(() => loadState(dir, 'other.org')).toThrow(/belongs to trust domain "example.org", not "other.org"/);
       writeFileSync(join(dir, STATE_FILE), '{not json');
       expect(() => loadState(dir, 'example.org')).toThrow(/is not readable agent state/);
-      writeFileSync(join(dir, STATE_FILE), '{"version":2}');
+      writeFileSync(join(dir, STATE_FILE), '{"version":3}');
       expect(() => loadState(dir, 'example.org')).toThrow(/has an unknown format/);
     } finally {
       rmSync(dir, { recursive: true, force: true });

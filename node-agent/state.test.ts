@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,14 +15,20 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A state as the agent writes it: an identity, bundles, one entry and its SVID. */
+/** A state as the agent writes it: an identity and bundles. */
 const full: AgentState = {
-  version: 1,
+  version: 2,
   trustDomain: TD,
   agent: { spiffeId: `spiffe://${TD}/anchorage/agent/join_token/abc`, keyPkcs8: 'AAAA', chain: ['MIIB', 'MIIC'], notBefore: 1, notAfter: 2 },
   bundle: '{"keys":[]}',
   federated: { 'other.org': '{"keys":[]}' },
-  entries: [{ id: 'e1', spiffeId: `spiffe://${TD}/w`, selectors: ['unix:uid:0'], x509SvidTtl: 60, jwtSvidTtl: 0, dnsNames: ['w.example.org'], federatesWith: ['other.org'], hint: 'h', revision: 3 }],
+};
+
+/** What an older version wrote: the same, plus every entry and workload SVID with its private key. */
+const version1 = {
+  ...full,
+  version: 1,
+  entries: [{ id: 'e1', spiffeId: `spiffe://${TD}/w`, selectors: ['unix:uid:0'], x509SvidTtl: 60, jwtSvidTtl: 0, dnsNames: [], federatesWith: [], hint: 'h', revision: 3 }],
   svids: { e1: { entryId: 'e1', revision: 3, keyPkcs8: 'AAAA', chain: ['MIIB'], notBefore: 1, notAfter: 2, rotateAt: 1 } },
 };
 
@@ -54,6 +60,16 @@ describe('loadState', () => {
     }
   });
 
+  it('writes the identity and bundles alone: no workload key, whatever the caller passes', () => {
+    saveState(dir, version1 as unknown as AgentState);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(full);
+  });
+
+  it('reads a version 1 file for its identity and bundles, drops its entries and workload svids, and marks it to be rewritten', () => {
+    writeFileSync(file, JSON.stringify(version1));
+    expect(loadState(dir, TD)).toEqual({ ...full, legacy: true });
+  });
+
   it('loads a state written before federation (no "federated") with none', () => {
     writeFileSync(file, edited((s) => delete s.federated));
     expect(loadState(dir, TD)).toEqual({ ...full, federated: {} });
@@ -63,20 +79,19 @@ describe('loadState', () => {
     ['null', 'null'],
     ['an array', '[]'],
     ['a number', '1'],
-    ['another version', '{"version":2}'],
+    ['another version', '{"version":3}'],
   ])('refuses %s as an unknown format', (_name, text) => {
     expect(refusal(text)).toBe(`agent: ${file} has an unknown format; move it away to start afresh`);
   });
 
   it.each<[string, (s: Record<string, any>) => void, string]>([
-    ['svids: null', (s) => (s.svids = null), 'svids: expected record, received null'],
-    ['entries missing', (s) => delete s.entries, 'entries: expected array, received undefined'],
+    ['federated: null', (s) => (s.federated = null), 'federated: expected record, received null'],
+    ['a bundle that is a number', (s) => (s.bundle = 5), 'bundle: expected string, received number'],
     ['agent.chain: 1', (s) => (s.agent.chain = 1), 'agent.chain: expected array, received number'],
     ['agent: a string', (s) => (s.agent = 'x'), 'agent: expected object, received string'],
-    ['an entry that is a number', (s) => (s.entries[0] = 7), 'entries[0]: expected object, received number'],
-    ['an entry selector that is not a string', (s) => (s.entries[0].selectors = ['unix:uid:0', null]), 'entries[0].selectors[1]: expected string, received null'],
-    ['an svid with no key', (s) => delete s.svids.e1.keyPkcs8, 'svids.e1.keyPkcs8: expected string, received undefined'],
-    ['an infinite notAfter', (s) => (s.svids.e1.notAfter = 'INF'), 'svids.e1.notAfter: expected number, received Infinity'],
+    ['an agent with no key', (s) => delete s.agent.keyPkcs8, 'agent.keyPkcs8: expected string, received undefined'],
+    ['an agent chain member that is not a string', (s) => (s.agent.chain = ['MIIB', null]), 'agent.chain[1]: expected string, received null'],
+    ['an infinite notAfter', (s) => (s.agent.notAfter = 'INF'), 'agent.notAfter: expected number, received Infinity'],
     ['a federated bundle that is not a string', (s) => (s.federated['other.org'] = {}), 'federated["other.org"]: expected string, received object'],
     ['a trust domain with ESC', (s) => (s.trustDomain = 'evil\u001b[2J'), 'trustDomain: not a trust domain name'],
     ['a number as trust domain', (s) => (s.trustDomain = 5), 'trustDomain: expected string, received number'],
@@ -87,9 +102,9 @@ describe('loadState', () => {
   });
 
   it('quotes key paths taken from the file: no control character reaches the message', () => {
-    const text = edited((s) => (s.svids = { 'e\u001b[2J\n1': { ...s.svids.e1, chain: [1] } }));
+    const text = edited((s) => (s.federated = { 'e\u001b[2J\n1': 1 }));
     expect(refusal(text)).toBe(
-      `agent: ${file} is not valid agent state (svids["e\\u001b[2J\\n1"].chain[0]: expected string, received number); move it away to start afresh`,
+      `agent: ${file} is not valid agent state (federated["e\\u001b[2J\\n1"]: expected string, received number); move it away to start afresh`,
     );
   });
 

@@ -5,19 +5,7 @@ import { AnchorageError, errorMessage } from '@anchorage/client/errors';
 import { checkPrivateDir, removeTempFiles, writeFileAtomic } from '../common/safe-file.js';
 import { quote } from '../common/text.js';
 
-/** One workload SVID the agent holds, with its key. */
-export interface CachedSvid {
-  entryId: string;
-  /** Entry revision it was minted for: a changed entry is re-minted. */
-  revision: number;
-  keyPkcs8: string; // base64 DER
-  chain: string[]; // base64 DER, leaf first
-  notBefore: number;
-  notAfter: number;
-  /** Half-life with ±10 % jitter, fixed when minted. */
-  rotateAt: number;
-}
-
+/** An authorized entry as the agent holds it (in memory only: see {@link AgentState}). */
 export interface CachedEntry {
   id: string;
   spiffeId: string;
@@ -30,27 +18,41 @@ export interface CachedEntry {
   revision: number;
 }
 
-/** Everything the agent needs to serve workloads while the server is away. */
+/**
+ * What survives a restart of the agent: its identity (key and SVID, so it
+ * does not need a new join token) and the bundles (to verify the server and
+ * to answer bundle calls at once). Entries and workload SVIDs are not kept:
+ * workload private keys never touch the disk, and the agent mints fresh
+ * SVIDs after its first sync. So a write costs the same whatever the number
+ * of workloads, and happens only when the identity or the bundles change.
+ * Version 1 files (which also held entries and workload SVIDs with their
+ * keys) are read for their identity and bundles; the rest is dropped and
+ * the file is rewritten at start.
+ */
 export interface AgentState {
-  version: 1;
+  version: 2;
   trustDomain: string;
   agent?: { spiffeId: string; keyPkcs8: string; chain: string[]; notBefore: number; notAfter: number };
   /** SPIFFE bundle document of the agent's trust domain. */
   bundle?: string;
   /** Trust domain name -> bundle document. */
   federated: Record<string, string>;
-  entries: CachedEntry[];
-  svids: Record<string, CachedSvid>;
+}
+
+/** What {@link loadState} returns: the state, and whether the file was of version 1 (to be rewritten). */
+export interface LoadedState extends AgentState {
+  /** The file held workload keys (version 1): write the state again at once. */
+  legacy?: true;
 }
 
 export const STATE_FILE = 'agent-state.json';
 
 export function emptyState(trustDomain: string): AgentState {
-  return { version: 1, trustDomain, federated: {}, entries: [], svids: {} };
+  return { version: 2, trustDomain, federated: {} };
 }
 
 /**
- * The data dir holds private keys: it must be a real directory (not a
+ * The data dir holds the agent's private key: it must be a real directory (not a
  * symbolic link) owned by the agent's uid and writable by nobody else, or the
  * agent refuses to start; read access for group or others is taken away
  * (0700). The state file is 0600.
@@ -77,44 +79,27 @@ function isLink(path: string): boolean {
 }
 
 /*
- * The whole shape NodeAgent.#restore and the cache dereference, checked
- * before any of it is used: a state file with a wrong type inside (a
- * hand-edited file, a bit flipped on disk, a file of a future version that
- * kept version 1) is refused with the key path named, instead of failing
+ * The whole shape NodeAgent.#restore dereferences, checked before any of it
+ * is used: a state file with a wrong type inside (a hand-edited file, a bit
+ * flipped on disk) is refused with the key path named, instead of failing
  * later with a TypeError. Numbers are finite (zod 4). Unknown keys are
- * dropped; `federated` is absent from files written before federation.
+ * dropped: the entries and workload SVIDs of a version 1 file among them;
+ * `federated` is absent from files written before federation.
  */
 const str = z.string();
 const num = z.number();
 const strings = z.array(str);
 const stateSchema = z.object({
-  version: z.literal(1),
+  version: z.union([z.literal(1), z.literal(2)]),
   // A trust domain name's characters (spiffe/id.ts): also keeps the mismatch message below printable.
   trustDomain: str.regex(/^[a-z0-9._-]{1,255}$/, 'not a trust domain name'),
   agent: z.object({ spiffeId: str, keyPkcs8: str, chain: strings, notBefore: num, notAfter: num }).optional(),
   bundle: str.optional(),
   federated: z.record(str, str).default({}),
-  entries: z.array(
-    z.object({
-      id: str,
-      spiffeId: str,
-      selectors: strings,
-      x509SvidTtl: num,
-      jwtSvidTtl: num,
-      dnsNames: strings,
-      federatesWith: strings,
-      hint: str,
-      revision: num,
-    }),
-  ),
-  svids: z.record(
-    str,
-    z.object({ entryId: str, revision: num, keyPkcs8: str, chain: strings, notBefore: num, notAfter: num, rotateAt: num }),
-  ),
 });
 
 // Keeps AgentState and the schema in step: each must be assignable to the other.
-type Parsed = z.output<typeof stateSchema>;
+type Parsed = Omit<z.output<typeof stateSchema>, 'version'> & { version: 2 };
 const _sameShape: [Parsed, AgentState] extends [AgentState, Parsed] ? true : never = true;
 void _sameShape;
 
@@ -137,7 +122,7 @@ function keyPath(path: readonly PropertyKey[]): string {
  * shape the agent writes (the first bad key path is named), or of another
  * trust domain.
  */
-export function loadState(dir: string, trustDomain: string): AgentState {
+export function loadState(dir: string, trustDomain: string): LoadedState {
   const path = join(dir, STATE_FILE);
   if (!existsSync(path) && !isLink(path)) return emptyState(trustDomain);
   // A link or a file of someone else's could feed us state (keys, bundles) of their choosing.
@@ -152,7 +137,8 @@ export function loadState(dir: string, trustDomain: string): AgentState {
   } catch (err) {
     throw new AnchorageError('failed_precondition', `agent: ${path} is not readable agent state (${errorMessage(err)}); move it away to start afresh`);
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed) || (parsed as { version?: unknown }).version !== 1) {
+  const version = (parsed as { version?: unknown } | null)?.version;
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed) || (version !== 1 && version !== 2)) {
     throw new AnchorageError('failed_precondition', `agent: ${path} has an unknown format; move it away to start afresh`);
   }
   const result = stateSchema.safeParse(parsed);
@@ -164,64 +150,24 @@ export function loadState(dir: string, trustDomain: string): AgentState {
       `agent: ${path} is not valid agent state (${keyPath(issue.path)}: ${problem.charAt(0).toLowerCase()}${problem.slice(1)}); move it away to start afresh`,
     );
   }
-  const state = result.data;
+  const { version: _v, ...state } = result.data;
   if (state.trustDomain !== trustDomain) {
     throw new AnchorageError('failed_precondition', `agent: ${path} belongs to trust domain "${state.trustDomain}", not "${trustDomain}"`);
   }
-  return state;
+  return version === 1 ? { version: 2, ...state, legacy: true } : { version: 2, ...state };
 }
-
-/**
- * What {@link saveState} writes: the same shape as {@link AgentState}, with
- * entries and SVIDs given lazily, so that 10k SVIDs are serialized one at a
- * time instead of as one 20 MB string next to a 20 MB object tree.
- */
-export interface AgentStateSource extends Omit<AgentState, 'entries' | 'svids'> {
-  entries: Iterable<CachedEntry>;
-  svids: Iterable<CachedSvid>;
-}
-
-/** writeSync may write less than asked (a disk filling up): loop until all is written or it fails. */
-function writeAll(fd: number, text: string): void {
-  const b = Buffer.from(text, 'utf8');
-  let off = 0;
-  while (off < b.length) off += writeSync(fd, b, off, b.length - off);
-}
-
-/** Bytes gathered before each write. */
-const WRITE_CHUNK = 1 << 20;
 
 /**
  * Written to a new temp file (unpredictable name, created exclusively,
  * links not followed), flushed to disk and renamed: a crash leaves the old
- * state or the new, never half of one.
+ * state or the new, never half of one. A few kilobytes, whatever the number
+ * of workloads.
  */
-export function saveState(dir: string, state: AgentState | AgentStateSource): void {
+export function saveState(dir: string, state: AgentState): void {
+  const text = Buffer.from(JSON.stringify({ version: 2, trustDomain: state.trustDomain, agent: state.agent, bundle: state.bundle, federated: state.federated }));
   writeFileAtomic(dir, STATE_FILE, (fd) => {
-    let buf = '';
-    const put = (text: string) => {
-      buf += text;
-      if (buf.length >= WRITE_CHUNK) {
-        writeAll(fd, buf);
-        buf = '';
-      }
-    };
-    const { entries, svids, ...head } = state;
-    put(JSON.stringify(head).slice(0, -1)); // the head object, still open
-    put(`${Object.keys(head).length > 0 ? ',' : ''}"entries":[`);
-    let first = true;
-    for (const e of entries) {
-      put((first ? '' : ',') + JSON.stringify(e));
-      first = false;
-    }
-    put('],"svids":{');
-    first = true;
-    const list: Iterable<CachedSvid> = Symbol.iterator in svids ? (svids as Iterable<CachedSvid>) : Object.values(svids as Record<string, CachedSvid>);
-    for (const sv of list) {
-      put(`${first ? '' : ','}${JSON.stringify(sv.entryId)}:${JSON.stringify(sv)}`);
-      first = false;
-    }
-    put('}}');
-    writeAll(fd, buf);
+    let off = 0;
+    // writeSync may write less than asked (a disk filling up): loop until all is written or it fails.
+    while (off < text.length) off += writeSync(fd, text, off, text.length - off);
   });
 }

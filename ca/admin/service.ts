@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { AnchorageError, invalid } from '@anchorage/client/errors';
-import { toServiceError, unaryHandler } from '../../common/grpc.js';
+import { statusFor, toServiceError, unaryHandler } from '../../common/grpc.js';
 import type { handleUnaryCall } from '@grpc/grpc-js';
 import type { Logger } from '../../common/log.js';
 import { SpiffeId, type TrustDomain } from '@anchorage/client/spiffe/id';
 import type { AdminHandlers } from '../../proto/gen/anchorage/admin/v1/Admin.js';
 import type { Entry } from '../../proto/gen/anchorage/admin/v1/Entry.js';
+import type { EntryResult } from '../../proto/gen/anchorage/admin/v1/EntryResult.js';
 import type { EntryPatch__Output } from '../../proto/gen/anchorage/admin/v1/EntryPatch.js';
 import type { DataStore, NewEntry, RegistrationEntry } from '../datastore/DataStore.js';
 import { checkFederatesWith, validateEntry } from '../entries.js';
@@ -39,6 +40,19 @@ export interface AdminServiceDeps {
   federation: FederationClient;
   now?: () => number;
   logger: Logger;
+}
+
+/**
+ * Entries per BatchCreateEntry call: one transaction of this many inserts
+ * takes well under a second, and a request of this many maximal entries
+ * is refused by gRPC's 4 MiB message limit anyway (the CLI splits by size).
+ */
+export const MAX_BATCH_ENTRIES = 10_000;
+
+/** A per-entry refusal of BatchCreateEntry; anything but our own error is a bug and fails the call. */
+function entryFailure(err: unknown): EntryResult {
+  if (!(err instanceof AnchorageError)) throw err;
+  return { code: statusFor(err.code), message: err.message };
 }
 
 export const DEFAULT_JOIN_TOKEN_TTL = 600;
@@ -188,6 +202,37 @@ function handlers(deps: AdminServiceDeps): AdminHandlers {
       feed.entriesChanged([created.id]);
       log.info({ id: created.id, spiffeId: created.spiffeId }, 'admin: entry created');
       return toProto(created);
+    }),
+    BatchCreateEntry: unaryHandler(log, 'BatchCreateEntry', async (req) => {
+      if (req.entries.length === 0) throw invalid('admin: entries must not be empty');
+      if (req.entries.length > MAX_BATCH_ENTRIES) throw invalid(`admin: at most ${MAX_BATCH_ENTRIES} entries per call (got ${req.entries.length})`);
+      const results: EntryResult[] = new Array<EntryResult>(req.entries.length);
+      const valid: { at: number; entry: NewEntry }[] = [];
+      /** Trust domains already found federated: each is looked up once per call. */
+      const federated: string[] = [];
+      for (const [at, e] of req.entries.entries()) {
+        try {
+          const entry = validateEntry(fromProto(e), td, deps.caTtl);
+          await checkFederatesWith(ds, entry.federatesWith, federated);
+          federated.push(...entry.federatesWith.filter((t) => !federated.includes(t)));
+          valid.push({ at, entry });
+        } catch (err) {
+          results[at] = entryFailure(err);
+        }
+      }
+      const created = valid.length > 0 ? await ds.createEntries(valid.map((v) => v.entry)) : [];
+      const ids: string[] = [];
+      created.forEach((r, k) => {
+        const at = valid[k]!.at;
+        if ('error' in r) results[at] = entryFailure(r.error);
+        else {
+          results[at] = { code: 0, message: '', entry: toProto(r.entry) };
+          ids.push(r.entry.id);
+        }
+      });
+      if (ids.length > 0) feed.entriesChanged(ids);
+      log.info({ requested: req.entries.length, created: ids.length }, 'admin: entries created');
+      return { results };
     }),
     GetEntry: unaryHandler(log, 'GetEntry', async (req) => {
       const e = await ds.getEntry(required(req.id, 'id'));

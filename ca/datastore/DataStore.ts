@@ -1,3 +1,4 @@
+import type { AnchorageError } from '@anchorage/client/errors';
 import type { Selector } from '../../common/selector.js';
 /**
  * The server's persistent state. Deliberately narrow and internal: it stores
@@ -16,6 +17,13 @@ export interface DataStore {
   // --- registration entries -------------------------------------------------
   /** Fails with `already_exists` if an entry with the same spiffe_id, parent_id and selector set exists. */
   createEntry(entry: NewEntry): Promise<RegistrationEntry>;
+  /**
+   * Creates many entries in one transaction, with one result per entry in
+   * order: the entry, or the `already_exists` error {@link createEntry}
+   * would give (also for a duplicate within the list). Any other failure
+   * (a full disk) fails the whole call and creates nothing.
+   */
+  createEntries(entries: NewEntry[]): Promise<Array<{ entry: RegistrationEntry } | { error: AnchorageError }>>;
   getEntry(id: string): Promise<RegistrationEntry | undefined>;
   listEntries(filter?: EntryFilter): Promise<RegistrationEntry[]>;
   /**

@@ -46,10 +46,19 @@ export const command: CommandGroup = {
   actions: {
     create: action({
       name: 'entry create',
-      synopsis: '--spiffe-id ID --parent-id ID --selector TYPE:VALUE... [flags]',
-      summary: 'Registers a workload.',
-      flags: ENTRY_FIELDS,
+      synopsis: '--spiffe-id ID --parent-id ID --selector TYPE:VALUE... [flags] | --data FILE|-',
+      summary: 'Registers a workload, or many from a file (one result each).',
+      flags: {
+        ...ENTRY_FIELDS,
+        data: { type: 'string', arg: 'FILE|-', help: 'many entries in SPIRE\'s JSON shape ({"entries": [...]}), from a file or - for standard input' },
+      },
       async run(v) {
+        if (v.data !== undefined) {
+          const also = (Object.keys(ENTRY_FIELDS) as Array<keyof typeof ENTRY_FIELDS>).filter((k) => v[k] !== undefined);
+          if (also.length > 0) throw new UsageError(`--data cannot be combined with --${also[0]}: the file gives every field`);
+          const { entryBatchCommand } = await import('../entry-batch.js');
+          return entryBatchCommand(v.data, v);
+        }
         const entry = {
           spiffe_id: need(v['spiffe-id'], 'spiffe-id'),
           parent_id: need(v['parent-id'], 'parent-id'),

@@ -1,17 +1,14 @@
-// State persistence glue: turns the agent's identity and WorkloadCache into
-// the state file's records (../state.ts does the file itself) and back at
-// start, so the agent serves cached SVIDs while the server is down.
+// State persistence glue: turns the agent's identity and the bundles of its
+// WorkloadCache into the state file's record (../state.ts does the file
+// itself, and says what is kept and why) and back at start.
 import { createPrivateKey } from 'node:crypto';
 import { errorMessage } from '@anchorage/client/errors';
 import type { Logger } from '../../common/log.js';
 import { SpiffeBundle } from '@anchorage/client/spiffe/bundle';
 import { SpiffeId, TrustDomain } from '@anchorage/client/spiffe/id';
 import type { WorkloadCache } from '../cache.js';
-import type { AgentState, AgentStateSource } from '../state.js';
+import type { AgentState } from '../state.js';
 import { halfLife, type AgentIdentity } from './identity.js';
-
-/** Workload SVID changes are written at most this often; the agent identity at once. */
-export const SAVE_DELAY_MS = 250;
 
 /** Base64 of bytes, as the state file stores keys and certificates. */
 export function b64(d: Uint8Array): string {
@@ -22,13 +19,11 @@ export function unb64(s: string): Buffer {
   return Buffer.from(s, 'base64');
 }
 
-/** What {@link restoreState} and {@link stateSource} work on. */
+/** What {@link restoreState} works on. */
 export interface PersistContext {
   td: TrustDomain;
   cache: WorkloadCache;
   log: Logger;
-  /** Unix seconds. */
-  now: () => number;
 }
 
 /**
@@ -60,37 +55,15 @@ export function restoreState(ctx: PersistContext, state: AgentState): AgentIdent
     }
     ctx.cache.setBundles(SpiffeBundle.parse(ctx.td, state.bundle), federated);
   }
-  ctx.cache.setEntries(state.entries);
-  const now = ctx.now();
-  ctx.cache.putSvids(
-    Object.values(state.svids)
-      .filter((s) => s.notAfter > now)
-      .map((s) => ({
-        entryId: s.entryId,
-        revision: s.revision,
-        key: unb64(s.keyPkcs8),
-        chain: s.chain.map(unb64),
-        notBefore: s.notBefore,
-        notAfter: s.notAfter,
-        rotateAt: s.rotateAt,
-      })),
-  );
-  const served = ctx.cache.svids().length;
-  if (served > 0 || identity) {
-    ctx.log.info(
-      { agent: identity?.spiffeId.toString(), entries: state.entries.length, svids: served },
-      'agent: restored cached state',
-    );
-  }
+  if (identity) ctx.log.info({ agent: identity.spiffeId.toString(), notAfter: identity.notAfter }, 'agent: restored its identity');
   return identity;
 }
 
-/** The state to write; entries and SVIDs are produced one at a time as the file is written. */
-export function stateSource(td: TrustDomain, identity: AgentIdentity | undefined, cache: WorkloadCache): AgentStateSource {
+/** The state to write: the identity and the bundles. */
+export function stateOf(td: TrustDomain, identity: AgentIdentity | undefined, cache: WorkloadCache): AgentState {
   const id = identity;
-  const own = cache.bundle(td.name);
   return {
-    version: 1,
+    version: 2,
     trustDomain: td.name,
     agent: id && {
       spiffeId: id.spiffeId.toString(),
@@ -99,21 +72,7 @@ export function stateSource(td: TrustDomain, identity: AgentIdentity | undefined
       notBefore: id.notBefore,
       notAfter: id.notAfter,
     },
-    bundle: own?.marshal(),
+    bundle: cache.bundle(td.name)?.marshal(),
     federated: cache.federatedDocuments(),
-    entries: cache.entries(),
-    svids: (function* () {
-      for (const s of cache.svids()) {
-        yield {
-          entryId: s.entryId,
-          revision: s.revision,
-          keyPkcs8: b64(s.key),
-          chain: s.chain.map(b64),
-          notBefore: s.notBefore,
-          notAfter: s.notAfter,
-          rotateAt: s.rotateAt,
-        };
-      }
-    })(),
   };
 }

@@ -25,10 +25,21 @@ export function toCachedEntry(e: AuthorizedEntry__Output): CachedEntry {
   };
 }
 
+/** What {@link applySyncMessage} changed. */
+export interface SyncApplied {
+  /** New or changed entries (or rotations) wait for an SVID. */
+  needMint: boolean;
+  /** The bundles changed: they are part of the state file. */
+  bundlesChanged: boolean;
+}
+
 /**
  * Applies one full-state or change message to `cache`. `synced` says whether
  * an earlier message of this run arrived (only the first is logged at info).
- * Returns true when new or changed entries need an SVID.
+ * `lastBundles` holds the bundle documents of the last message applied: most
+ * messages repeat them, and parsing them (certificates, JWKs) was the agent's
+ * largest cost when a burst of entries arrived, so they are parsed only when
+ * they differ. A change message costs what it changes, not the whole set.
  */
 export function applySyncMessage(
   td: TrustDomain,
@@ -36,33 +47,32 @@ export function applySyncMessage(
   log: Logger,
   synced: boolean,
   m: SyncAuthorizedEntriesResponse__Output,
-): boolean {
-  const own = SpiffeBundle.parse(td, m.bundle);
-  const federated = new Map<string, SpiffeBundle>();
-  for (const [name, doc] of Object.entries(m.federated_bundles)) {
-    try {
-      federated.set(name, SpiffeBundle.parse(TrustDomain.parse(name), doc));
-    } catch (err) {
-      const old = cache.bundle(name);
-      if (old && name !== td.name) federated.set(name, old);
-      log.error({ trustDomain: name, err: errorMessage(err) }, 'agent: the server sent an unreadable federated bundle; keeping the previous one');
+  lastBundles: { docs?: string },
+): SyncApplied {
+  const docs = JSON.stringify([m.bundle, m.federated_bundles]);
+  let bundlesChanged = false;
+  if (docs !== lastBundles.docs) {
+    const own = SpiffeBundle.parse(td, m.bundle);
+    const federated = new Map<string, SpiffeBundle>();
+    for (const [name, doc] of Object.entries(m.federated_bundles)) {
+      try {
+        federated.set(name, SpiffeBundle.parse(TrustDomain.parse(name), doc));
+      } catch (err) {
+        const old = cache.bundle(name);
+        if (old && name !== td.name) federated.set(name, old);
+        log.error({ trustDomain: name, err: errorMessage(err) }, 'agent: the server sent an unreadable federated bundle; keeping the previous one');
+      }
     }
+    bundlesChanged = cache.setBundles(own, federated);
+    lastBundles.docs = docs;
   }
   const received = m.entries.map(toCachedEntry);
   for (const e of received) SpiffeId.parse(e.spiffeId); // a malformed ID fails the message, not a lookup later
   // The first message of a stream is the whole set; later ones are changes.
-  let entries = received;
-  if (!m.full) {
-    const merged = new Map(cache.entries().map((e) => [e.id, e]));
-    for (const id of m.removed_entry_ids) merged.delete(id);
-    for (const e of received) merged.set(e.id, e);
-    entries = [...merged.values()];
-  }
-  cache.setBundles(own, federated);
-  const { changed, needSvid } = cache.setEntries(entries);
-  if (!synced) log.info({ entries: entries.length }, 'agent: synced with the server');
+  const { changed, pending } = m.full ? cache.setEntries(received) : cache.applyChanges(received, m.removed_entry_ids);
+  if (!synced) log.info({ entries: cache.size }, 'agent: synced with the server');
   else if (changed) {
-    log.debug({ entries: entries.length, changed: received.length, removed: m.removed_entry_ids.length, toMint: needSvid.length }, 'agent: authorized entries changed');
+    log.debug({ entries: cache.size, changed: received.length, removed: m.removed_entry_ids.length, toMint: pending }, 'agent: authorized entries changed');
   }
-  return needSvid.length > 0;
+  return { needMint: pending > 0, bundlesChanged };
 }

@@ -5,6 +5,8 @@ import type { AdminClient as _anchorage_admin_v1_AdminClient, AdminDefinition as
 import type { Agent as _anchorage_admin_v1_Agent, Agent__Output as _anchorage_admin_v1_Agent__Output } from './anchorage/admin/v1/Agent.js';
 import type { AgentBan as _anchorage_admin_v1_AgentBan, AgentBan__Output as _anchorage_admin_v1_AgentBan__Output } from './anchorage/admin/v1/AgentBan.js';
 import type { BanAgentRequest as _anchorage_admin_v1_BanAgentRequest, BanAgentRequest__Output as _anchorage_admin_v1_BanAgentRequest__Output } from './anchorage/admin/v1/BanAgentRequest.js';
+import type { BatchCreateEntryRequest as _anchorage_admin_v1_BatchCreateEntryRequest, BatchCreateEntryRequest__Output as _anchorage_admin_v1_BatchCreateEntryRequest__Output } from './anchorage/admin/v1/BatchCreateEntryRequest.js';
+import type { BatchCreateEntryResponse as _anchorage_admin_v1_BatchCreateEntryResponse, BatchCreateEntryResponse__Output as _anchorage_admin_v1_BatchCreateEntryResponse__Output } from './anchorage/admin/v1/BatchCreateEntryResponse.js';
 import type { Bundle as _anchorage_admin_v1_Bundle, Bundle__Output as _anchorage_admin_v1_Bundle__Output } from './anchorage/admin/v1/Bundle.js';
 import type { CAKey as _anchorage_admin_v1_CAKey, CAKey__Output as _anchorage_admin_v1_CAKey__Output } from './anchorage/admin/v1/CAKey.js';
 import type { CAStatus as _anchorage_admin_v1_CAStatus, CAStatus__Output as _anchorage_admin_v1_CAStatus__Output } from './anchorage/admin/v1/CAStatus.js';
@@ -16,6 +18,7 @@ import type { DeleteFederatedBundleRequest as _anchorage_admin_v1_DeleteFederate
 import type { DeleteFederationRelationshipRequest as _anchorage_admin_v1_DeleteFederationRelationshipRequest, DeleteFederationRelationshipRequest__Output as _anchorage_admin_v1_DeleteFederationRelationshipRequest__Output } from './anchorage/admin/v1/DeleteFederationRelationshipRequest.js';
 import type { Entry as _anchorage_admin_v1_Entry, Entry__Output as _anchorage_admin_v1_Entry__Output } from './anchorage/admin/v1/Entry.js';
 import type { EntryPatch as _anchorage_admin_v1_EntryPatch, EntryPatch__Output as _anchorage_admin_v1_EntryPatch__Output } from './anchorage/admin/v1/EntryPatch.js';
+import type { EntryResult as _anchorage_admin_v1_EntryResult, EntryResult__Output as _anchorage_admin_v1_EntryResult__Output } from './anchorage/admin/v1/EntryResult.js';
 import type { EvictAgentRequest as _anchorage_admin_v1_EvictAgentRequest, EvictAgentRequest__Output as _anchorage_admin_v1_EvictAgentRequest__Output } from './anchorage/admin/v1/EvictAgentRequest.js';
 import type { FederatedBundle as _anchorage_admin_v1_FederatedBundle, FederatedBundle__Output as _anchorage_admin_v1_FederatedBundle__Output } from './anchorage/admin/v1/FederatedBundle.js';
 import type { FederatedKey as _anchorage_admin_v1_FederatedKey, FederatedKey__Output as _anchorage_admin_v1_FederatedKey__Output } from './anchorage/admin/v1/FederatedKey.js';
@@ -65,6 +68,8 @@ export interface ProtoGrpcType {
         Agent: MessageTypeDefinition<_anchorage_admin_v1_Agent, _anchorage_admin_v1_Agent__Output>
         AgentBan: MessageTypeDefinition<_anchorage_admin_v1_AgentBan, _anchorage_admin_v1_AgentBan__Output>
         BanAgentRequest: MessageTypeDefinition<_anchorage_admin_v1_BanAgentRequest, _anchorage_admin_v1_BanAgentRequest__Output>
+        BatchCreateEntryRequest: MessageTypeDefinition<_anchorage_admin_v1_BatchCreateEntryRequest, _anchorage_admin_v1_BatchCreateEntryRequest__Output>
+        BatchCreateEntryResponse: MessageTypeDefinition<_anchorage_admin_v1_BatchCreateEntryResponse, _anchorage_admin_v1_BatchCreateEntryResponse__Output>
         Bundle: MessageTypeDefinition<_anchorage_admin_v1_Bundle, _anchorage_admin_v1_Bundle__Output>
         CAKey: MessageTypeDefinition<_anchorage_admin_v1_CAKey, _anchorage_admin_v1_CAKey__Output>
         CAStatus: MessageTypeDefinition<_anchorage_admin_v1_CAStatus, _anchorage_admin_v1_CAStatus__Output>
@@ -76,6 +81,7 @@ export interface ProtoGrpcType {
         DeleteFederationRelationshipRequest: MessageTypeDefinition<_anchorage_admin_v1_DeleteFederationRelationshipRequest, _anchorage_admin_v1_DeleteFederationRelationshipRequest__Output>
         Entry: MessageTypeDefinition<_anchorage_admin_v1_Entry, _anchorage_admin_v1_Entry__Output>
         EntryPatch: MessageTypeDefinition<_anchorage_admin_v1_EntryPatch, _anchorage_admin_v1_EntryPatch__Output>
+        EntryResult: MessageTypeDefinition<_anchorage_admin_v1_EntryResult, _anchorage_admin_v1_EntryResult__Output>
         EvictAgentRequest: MessageTypeDefinition<_anchorage_admin_v1_EvictAgentRequest, _anchorage_admin_v1_EvictAgentRequest__Output>
         FederatedBundle: MessageTypeDefinition<_anchorage_admin_v1_FederatedBundle, _anchorage_admin_v1_FederatedBundle__Output>
         FederatedKey: MessageTypeDefinition<_anchorage_admin_v1_FederatedKey, _anchorage_admin_v1_FederatedKey__Output>

@@ -165,6 +165,31 @@ export function dataStoreContract(name: string, open: () => Promise<OpenedDataSt
         expect(other.id).not.toBe(e.id);
       });
 
+      it('creates many in one call, one result per entry in order: duplicates (also within the call) are refused alone', async () => {
+        const ds = await fresh();
+        const existing = await ds.createEntry(entry({ spiffeId: 'spiffe://example.org/old' }));
+        const results = await ds.createEntries([
+          entry({ spiffeId: 'spiffe://example.org/a' }),
+          entry({ spiffeId: 'spiffe://example.org/old' }),
+          entry({ spiffeId: 'spiffe://example.org/b' }),
+          entry({ spiffeId: 'spiffe://example.org/a' }),
+        ]);
+        expect(results.map((r) => ('entry' in r ? r.entry.spiffeId : r.error.code))).toEqual([
+          'spiffe://example.org/a',
+          'already_exists',
+          'spiffe://example.org/b',
+          'already_exists',
+        ]);
+        const created = results.flatMap((r) => ('entry' in r ? [r.entry] : []));
+        for (const e of created) expect(await ds.getEntry(e.id)).toEqual(e);
+        expect((await ds.listEntries()).map((e) => e.spiffeId).sort()).toEqual([
+          'spiffe://example.org/a',
+          'spiffe://example.org/b',
+          existing.spiffeId,
+        ]);
+        expect(await ds.createEntries([])).toEqual([]);
+      });
+
       it('returns selectors sorted by type then value, each once', async () => {
         const ds = await fresh();
         const e = await ds.createEntry(

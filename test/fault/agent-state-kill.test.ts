@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { watch } from 'node:fs';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,10 +15,12 @@ import { lacks } from '../helpers/needs.js';
 
 /**
  * Fault suite: SIGKILL `anchorage agent run` at random points while it
- * writes its state (entries churning at the server, so it re-mints and
- * writes all the time), then start it again. Every start must succeed on
- * the state left behind — the old or the new, never a torn one — with no
- * temp file of the killed writer left, and workloads must get a valid SVID.
+ * writes its state, then start it again. The state is the agent's identity
+ * and the bundles (workload SVIDs live in memory only), so the churn that
+ * makes it write all the time is a federated bundle changing at the server.
+ * Every start must succeed on the state left behind — the old or the new,
+ * never a torn one — with no temp file of the killed writer left, keep its
+ * identity (no new join token), and workloads must get a valid SVID.
  */
 
 const TD = 'agent-state-kill.test';
@@ -25,8 +28,9 @@ const td = TrustDomain.parse(TD);
 const KILLS = 12;
 /** Extra kills, right as a write begins, if none of the first KILLS landed inside one (rare): the suite must exercise that case. */
 const EXTRA_KILLS = 8;
-/** Entries nobody's selectors match: they only make the state file large (≈ 2.5 KB each), so writes take a while. */
-const FILLER = 120;
+/** Keys of the churning federated bundle: they make the state file large (≈ 60 KB), so writes take a while. */
+const PEER_KEYS = 300;
+const PEER = 'peer.test';
 const WORKLOAD_ID = `spiffe://${TD}/kill-workload`;
 const isRoot = process.getuid?.() === 0;
 
@@ -35,7 +39,10 @@ let agent: AnchorageProcess | undefined;
 let agentCfg: string;
 let dataDir: string;
 let socket: string;
-const filler: string[] = [];
+let agentId: string;
+const peerKeys = Array.from({ length: PEER_KEYS }, () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }));
+/** The peer's bundle document, different at every `n`. */
+const peerBundle = (n: number) => JSON.stringify({ spiffe_sequence: n, keys: peerKeys.map((k, i) => ({ ...k, use: 'jwt-svid', kid: `k${i}-${n}` })) });
 
 const temps = (): string[] => readdirSync(dataDir).filter((e) => e.endsWith('.tmp'));
 
@@ -44,21 +51,16 @@ beforeAll(async () => {
   dataDir = join(f.dir, 'agent');
   socket = join(f.dir, 'public', 'api.sock');
   const token = await f.newToken();
-  const agentId = `spiffe://${TD}/anchorage/agent/join_token/${token}`;
+  agentId = `spiffe://${TD}/anchorage/agent/join_token/${token}`;
   agentCfg = f.agentConfig('agent', { dataDir, socket, token });
   agent = await startAgentProcess(agentCfg, socket, f.env);
   await f.admin(async (a) => {
     await a.call('CreateEntry', { entry: { spiffe_id: WORKLOAD_ID, parent_id: agentId, selectors: [{ type: 'unix', value: 'uid:0' }] } });
-    for (let i = 0; i < FILLER; i++) {
-      const e = await a.call('CreateEntry', {
-        entry: { spiffe_id: `spiffe://${TD}/filler/${i}`, parent_id: agentId, selectors: [{ type: 'unix', value: `uid:${20_000 + i}` }] },
-      });
-      filler.push(e.id);
-    }
+    await a.call('SetFederatedBundle', { trust_domain: PEER, document: peerBundle(1) });
   });
   const end = Date.now() + 60_000;
-  while (Object.keys(loadState(dataDir, TD).svids).length < FILLER + 1) {
-    if (Date.now() > end) throw new Error('the agent did not mint every SVID in 60 s');
+  while (loadState(dataDir, TD).federated[PEER] === undefined) {
+    if (Date.now() > end) throw new Error('the agent did not write the federated bundle in 60 s');
     await new Promise((r) => setTimeout(r, 200));
   }
 }, 180_000);
@@ -85,18 +87,13 @@ function nextWrite(ms: number): Promise<boolean> {
 
 describe.skipIf(lacks(!isRoot, 'root, to run children under other uids'))('SIGKILL during the agent state write', () => {
   it(`${KILLS} kills at random points; every restart finds the old or the new state and no temp file`, async () => {
-    // Churn: a few entries change every 150 ms, so the agent re-mints and writes its state continuously.
+    // Churn: the peer's bundle changes every 50 ms, so the agent writes its state continuously.
     let churning = true;
     let changes = 0;
     const churn = (async () => {
       while (churning && changes < 5_000) {
-        await f.admin(async (a) => {
-          for (let k = 0; k < 5; k++) {
-            const id = filler[Math.floor(Math.random() * filler.length)]!;
-            await a.call('UpdateEntry', { id, patch: { hint: `h${changes++}` } });
-          }
-        });
-        await new Promise((r) => setTimeout(r, 150));
+        await f.admin((a) => a.call('SetFederatedBundle', { trust_domain: PEER, document: peerBundle(2 + changes++) }));
+        await new Promise((r) => setTimeout(r, 50));
       }
     })();
     let midWrite = 0;
@@ -118,8 +115,9 @@ describe.skipIf(lacks(!isRoot, 'root, to run children under other uids'))('SIGKI
         if (left.length > 0) midWrite++;
         // Old or new, never torn: the agent's own loader accepts it.
         const st = loadState(dataDir, TD);
-        expect(st.agent?.spiffeId).toMatch(/\/anchorage\/agent\/join_token\//);
-        expect(st.svids[st.entries.find((e) => e.spiffeId === WORKLOAD_ID)!.id]).toBeDefined();
+        expect(st.agent?.spiffeId).toBe(agentId);
+        expect(st.bundle).toBeTypeOf('string');
+        expect(JSON.parse(st.federated[PEER]!).keys).toHaveLength(PEER_KEYS);
 
         agent = await startAgentProcess(agentCfg, socket, f.env);
         // The killed writer's temp files are gone (the new agent's own writes use new names).
@@ -127,14 +125,19 @@ describe.skipIf(lacks(!isRoot, 'root, to run children under other uids'))('SIGKI
         if (left.length > 0) expect(agent.log()).toContain('"msg":"agent: removed temp files of an interrupted state write"');
       }
       // How many kills landed inside a write (left a temp file); at least one, or the suite proved little.
-      console.log(`agent-state-kill: ${kills} kills, ${midWrite} inside a state write, ${changes} entry changes`);
+      console.log(`agent-state-kill: ${kills} kills, ${midWrite} inside a state write, ${changes} bundle changes`);
     } finally {
       churning = false;
       await churn;
     }
     expect(midWrite).toBeGreaterThan(0);
 
-    const res = await runWorkloadClient(0, { socket, method: 'FetchX509SVID' });
+    // Minted anew after the last restart (workload keys are never on disk).
+    let res = await runWorkloadClient(0, { socket, method: 'FetchX509SVID' });
+    for (const end = Date.now() + 30_000; !res.ok && Date.now() < end; ) {
+      await new Promise((r) => setTimeout(r, 200));
+      res = await runWorkloadClient(0, { socket, method: 'FetchX509SVID' });
+    }
     expect(res.ok).toBe(true);
     const svid = res.response!.svids![0]!;
     expect(res.response!.svids!.map((s) => s.spiffe_id)).toEqual([WORKLOAD_ID]);

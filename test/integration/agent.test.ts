@@ -252,7 +252,7 @@ describe.skipIf(lacks(!isRoot, 'root, to run children under other uids'))('rotat
     verifyMessage(next);
   }, 60_000);
 
-  it('an agent restarted while the server is down serves its cached SVIDs', async () => {
+  it('an agent restarted while the server is down keeps its identity but no workload key, and mints anew once the server is back', async () => {
     const before = await runWorkloadClient(NOBODY_UID, { socket: workloadSocket, method: 'FetchX509SVID' });
     expect(before.ok).toBe(true);
     await agent!.kill('SIGKILL');
@@ -260,11 +260,23 @@ describe.skipIf(lacks(!isRoot, 'root, to run children under other uids'))('rotat
     await server!.kill('SIGKILL');
     server = undefined;
     await startAgent();
-    const after = await runWorkloadClient(NOBODY_UID, { socket: workloadSocket, method: 'FetchX509SVID' });
-    expect(after.ok).toBe(true);
-    expect(after.response!.svids![0]!.spiffe_id).toBe(`spiffe://${TD}/nobody-workload`);
-    expect(after.response!.svids![0]!.x509_svid).toBe(before.response!.svids![0]!.x509_svid);
-    expect(agent!.log()).toContain('agent: restored cached state');
+    // Workload keys never reach the disk: nothing to serve until the server is back.
+    expect(await runWorkloadClient(NOBODY_UID, { socket: workloadSocket, method: 'FetchX509SVID' })).toEqual({
+      ok: false,
+      code: grpc.status.PERMISSION_DENIED,
+      details: 'workloadapi: no identity issued',
+    });
+    expect(agent!.log()).toContain('"msg":"agent: restored its identity"');
     await startServer();
+    // Its identity was kept: no new join token, and a new SVID for the same entry.
+    let after = await runWorkloadClient(NOBODY_UID, { socket: workloadSocket, method: 'FetchX509SVID' });
+    for (const end = Date.now() + 30_000; !after.ok && Date.now() < end; ) {
+      await new Promise((r) => setTimeout(r, 200));
+      after = await runWorkloadClient(NOBODY_UID, { socket: workloadSocket, method: 'FetchX509SVID' });
+    }
+    expect(after.ok).toBe(true);
+    expect(after.response!.svids!.map((s) => s.spiffe_id)).toEqual([`spiffe://${TD}/nobody-workload`]);
+    expect(after.response!.svids![0]!.x509_svid).not.toBe(before.response!.svids![0]!.x509_svid);
+    expect(agent!.log()).not.toContain('"msg":"agent: attested"');
   }, 60_000);
 });

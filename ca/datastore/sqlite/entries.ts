@@ -73,6 +73,24 @@ export class SqliteEntries {
     });
   }
 
+  createEntries(entries: NewEntry[]): Array<{ entry: RegistrationEntry } | { error: AnchorageError }> {
+    return this.cdb.write('create entries', () => {
+      const createdAt = this.now();
+      return entries.map((entry) => {
+        try {
+          // A UNIQUE violation undoes this statement alone; the transaction goes on.
+          const row = returned<EntryRow>(this.stmt.entryInsert, { ...entryParams(randomUUID(), entry), created_at: createdAt });
+          if (row === undefined) throw new AnchorageError('internal', 'datastore: entry insert returned no row');
+          return { entry: entryFromRow(row) };
+        } catch (err) {
+          const duplicate = duplicateEntry(err, entry);
+          if (duplicate) return { error: duplicate };
+          throw err;
+        }
+      });
+    });
+  }
+
   getEntry(id: string): RegistrationEntry | undefined {
     return this.cdb.run('get entry', () => {
       const row = this.stmt.entryGet.get(id) as EntryRow | undefined;

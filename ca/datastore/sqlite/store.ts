@@ -113,6 +113,10 @@ export class SqliteDataStore implements DataStore {
     return this.entries.createEntry(entry);
   }
 
+  async createEntries(entries: NewEntry[]): Promise<Array<{ entry: RegistrationEntry } | { error: AnchorageError }>> {
+    return this.entries.createEntries(entries);
+  }
+
   async getEntry(id: string): Promise<RegistrationEntry | undefined> {
     return this.entries.getEntry(id);
   }

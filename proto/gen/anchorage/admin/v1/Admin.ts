@@ -5,6 +5,8 @@ import type { MethodDefinition } from '@grpc/proto-loader'
 import type { Agent as _anchorage_admin_v1_Agent, Agent__Output as _anchorage_admin_v1_Agent__Output } from '../../../anchorage/admin/v1/Agent.js';
 import type { AgentBan as _anchorage_admin_v1_AgentBan, AgentBan__Output as _anchorage_admin_v1_AgentBan__Output } from '../../../anchorage/admin/v1/AgentBan.js';
 import type { BanAgentRequest as _anchorage_admin_v1_BanAgentRequest, BanAgentRequest__Output as _anchorage_admin_v1_BanAgentRequest__Output } from '../../../anchorage/admin/v1/BanAgentRequest.js';
+import type { BatchCreateEntryRequest as _anchorage_admin_v1_BatchCreateEntryRequest, BatchCreateEntryRequest__Output as _anchorage_admin_v1_BatchCreateEntryRequest__Output } from '../../../anchorage/admin/v1/BatchCreateEntryRequest.js';
+import type { BatchCreateEntryResponse as _anchorage_admin_v1_BatchCreateEntryResponse, BatchCreateEntryResponse__Output as _anchorage_admin_v1_BatchCreateEntryResponse__Output } from '../../../anchorage/admin/v1/BatchCreateEntryResponse.js';
 import type { Bundle as _anchorage_admin_v1_Bundle, Bundle__Output as _anchorage_admin_v1_Bundle__Output } from '../../../anchorage/admin/v1/Bundle.js';
 import type { CAStatus as _anchorage_admin_v1_CAStatus, CAStatus__Output as _anchorage_admin_v1_CAStatus__Output } from '../../../anchorage/admin/v1/CAStatus.js';
 import type { CreateEntryRequest as _anchorage_admin_v1_CreateEntryRequest, CreateEntryRequest__Output as _anchorage_admin_v1_CreateEntryRequest__Output } from '../../../anchorage/admin/v1/CreateEntryRequest.js';
@@ -62,6 +64,25 @@ export interface AdminClient extends grpc.Client {
   banAgent(argument: _anchorage_admin_v1_BanAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_AgentBan__Output>): grpc.ClientUnaryCall;
   banAgent(argument: _anchorage_admin_v1_BanAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AgentBan__Output>): grpc.ClientUnaryCall;
   banAgent(argument: _anchorage_admin_v1_BanAgentRequest, callback: grpc.requestCallback<_anchorage_admin_v1_AgentBan__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Many entries in one datastore transaction, each with its own result
+   * (after SPIRE's BatchCreateEntry): a bad or duplicate entry is refused
+   * alone, the others are created.
+   */
+  BatchCreateEntry(argument: _anchorage_admin_v1_BatchCreateEntryRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_BatchCreateEntryResponse__Output>): grpc.ClientUnaryCall;
+  BatchCreateEntry(argument: _anchorage_admin_v1_BatchCreateEntryRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_BatchCreateEntryResponse__Output>): grpc.ClientUnaryCall;
+  BatchCreateEntry(argument: _anchorage_admin_v1_BatchCreateEntryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_BatchCreateEntryResponse__Output>): grpc.ClientUnaryCall;
+  BatchCreateEntry(argument: _anchorage_admin_v1_BatchCreateEntryRequest, callback: grpc.requestCallback<_anchorage_admin_v1_BatchCreateEntryResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Many entries in one datastore transaction, each with its own result
+   * (after SPIRE's BatchCreateEntry): a bad or duplicate entry is refused
+   * alone, the others are created.
+   */
+  batchCreateEntry(argument: _anchorage_admin_v1_BatchCreateEntryRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_BatchCreateEntryResponse__Output>): grpc.ClientUnaryCall;
+  batchCreateEntry(argument: _anchorage_admin_v1_BatchCreateEntryRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_BatchCreateEntryResponse__Output>): grpc.ClientUnaryCall;
+  batchCreateEntry(argument: _anchorage_admin_v1_BatchCreateEntryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_BatchCreateEntryResponse__Output>): grpc.ClientUnaryCall;
+  batchCreateEntry(argument: _anchorage_admin_v1_BatchCreateEntryRequest, callback: grpc.requestCallback<_anchorage_admin_v1_BatchCreateEntryResponse__Output>): grpc.ClientUnaryCall;
   
   /**
    * Registration entries.
@@ -392,6 +413,13 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   BanAgent: grpc.handleUnaryCall<_anchorage_admin_v1_BanAgentRequest__Output, _anchorage_admin_v1_AgentBan>;
   
   /**
+   * Many entries in one datastore transaction, each with its own result
+   * (after SPIRE's BatchCreateEntry): a bad or duplicate entry is refused
+   * alone, the others are created.
+   */
+  BatchCreateEntry: grpc.handleUnaryCall<_anchorage_admin_v1_BatchCreateEntryRequest__Output, _anchorage_admin_v1_BatchCreateEntryResponse>;
+  
+  /**
    * Registration entries.
    */
   CreateEntry: grpc.handleUnaryCall<_anchorage_admin_v1_CreateEntryRequest__Output, _anchorage_admin_v1_Entry>;
@@ -492,6 +520,7 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
 
 export interface AdminDefinition extends grpc.ServiceDefinition {
   BanAgent: MethodDefinition<_anchorage_admin_v1_BanAgentRequest, _anchorage_admin_v1_AgentBan, _anchorage_admin_v1_BanAgentRequest__Output, _anchorage_admin_v1_AgentBan__Output>
+  BatchCreateEntry: MethodDefinition<_anchorage_admin_v1_BatchCreateEntryRequest, _anchorage_admin_v1_BatchCreateEntryResponse, _anchorage_admin_v1_BatchCreateEntryRequest__Output, _anchorage_admin_v1_BatchCreateEntryResponse__Output>
   CreateEntry: MethodDefinition<_anchorage_admin_v1_CreateEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_CreateEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
   CreateFederationRelationship: MethodDefinition<_anchorage_admin_v1_CreateFederationRelationshipRequest, _anchorage_admin_v1_FederationRelationship, _anchorage_admin_v1_CreateFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship__Output>
   CreateJoinToken: MethodDefinition<_anchorage_admin_v1_CreateJoinTokenRequest, _anchorage_admin_v1_JoinToken, _anchorage_admin_v1_CreateJoinTokenRequest__Output, _anchorage_admin_v1_JoinToken__Output>
