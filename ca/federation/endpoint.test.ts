@@ -305,9 +305,11 @@ describe('bundle endpoint, https_web', () => {
 
   describe('refuses to start, before touching the data dir', () => {
     const start = async (endpoint: Record<string, unknown>) => {
-      const data = join(dir, `data-${Math.random().toString(36).slice(2)}`);
+      const id = Math.random().toString(36).slice(2);
+      const data = join(dir, `data-${id}`);
+      // An admin socket of its own: the server of this suite holds admin.sock.
       const cfg = parseServerConfig(
-        { trust_domain: TD, data_dir: data, admin_socket: 'admin.sock', bind_address: '127.0.0.1:0', key_manager: { type: 'memory' }, federation: { bundle_endpoint: endpoint } },
+        { trust_domain: TD, data_dir: data, admin_socket: `admin-${id}.sock`, bind_address: '127.0.0.1:0', key_manager: { type: 'memory' }, federation: { bundle_endpoint: endpoint } },
         'test',
         dir,
       );
