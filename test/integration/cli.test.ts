@@ -24,9 +24,9 @@ describe('anchorage command line', () => {
     const r = cli(['entry', 'create', '--help']);
     expect(r.code).toBe(0);
     expect(r.stdout.split('\n').slice(0, 4)).toEqual([
-      'usage: anchorage entry create --spiffe-id ID --parent-id ID --selector TYPE:VALUE... [flags]',
+      'usage: anchorage entry create --spiffe-id ID --parent-id ID --selector TYPE:VALUE... [flags] | --data FILE|-',
       '',
-      'Registers a workload.',
+      'Registers a workload, or many from a file (one result each).',
       '',
     ]);
     const flags = r.stdout.split('\n').filter((l) => /^ {2}-/.test(l)).map((l) => l.trim().split(/ {2,}/)[0]);
@@ -41,6 +41,7 @@ describe('anchorage command line', () => {
       '--hint H',
       '--admin',
       '--downstream',
+      '--data FILE|-',
       '--socket PATH',
       '-c, --config FILE',
       '--json',

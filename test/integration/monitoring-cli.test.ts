@@ -29,7 +29,11 @@ afterAll(async () => {
 /** A server.yaml on memory keys (fast to start), plus `extra`. */
 function serverYaml(name: string, extra: string): string {
   const data = join(dir.dir, name);
-  return writeFile(join(dir.dir, `${name}.yaml`), `trust_domain: moncli.test\ndata_dir: ${data}\nbind_address: 127.0.0.1:0\nkey_manager:\n  type: memory\n${extra}`);
+  // An admin socket of its own: never the machine-wide default, which another test or a real server may use.
+  return writeFile(
+    join(dir.dir, `${name}.yaml`),
+    `trust_domain: moncli.test\ndata_dir: ${data}\nadmin_socket: ${join(dir.dir, `${name}.sock`)}\nbind_address: 127.0.0.1:0\nkey_manager:\n  type: memory\n${extra}`,
+  );
 }
 
 describe('monitoring keys on the command line', () => {
