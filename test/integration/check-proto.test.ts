@@ -10,8 +10,8 @@ import { REPO } from '../helpers/process.js';
 const dir = mkdtempSync(join(tmpdir(), 'anchorage-check-proto-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function check(genDir?: string): { code: number | null; stderr: string } {
-  const r = spawnSync('bash', [join(REPO, 'scripts', 'check-proto.sh'), ...(genDir ? [genDir] : [])], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
+function check(...genDirs: string[]): { code: number | null; stderr: string } {
+  const r = spawnSync('bash', [join(REPO, 'scripts', 'check-proto.sh'), ...genDirs], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, stderr: r.stderr };
 }
 
@@ -31,10 +31,11 @@ describe('scripts/check-proto.sh', () => {
     expect(r1.stderr).toContain(`check-proto: ${edited} is out of date with the .proto files; run scripts/gen-proto.sh and commit the result:`);
     expect(r1.stderr).toContain('admin.ts');
 
+    // The client package's generated Workload API types are checked too.
     const missing = join(dir, 'missing');
-    cpSync(join(REPO, 'proto', 'gen'), missing, { recursive: true });
+    cpSync(join(REPO, 'packages', 'client', 'src', 'proto', 'gen'), missing, { recursive: true });
     unlinkSync(join(missing, 'X509SVID.ts'));
-    const r2 = check(missing);
+    const r2 = check(join(REPO, 'proto', 'gen'), missing);
     expect(r2.code).toBe(1);
     expect(r2.stderr).toMatch(/Only in \(generated\): X509SVID\.ts/);
   });
