@@ -1,6 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import * as http2 from 'node:http2';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -22,7 +23,7 @@ import { verifyX509Svid } from '@anchorage/client/spiffe/x509svid';
 import { captureLogger } from '../test/helpers/log.js';
 import { runWorkloadClient, WORKLOAD_CLIENT, type WorkloadClientResult } from '../test/helpers/workload.js';
 import { EMPTY_SETTINGS, FrameType, Http2ErrorCode } from './grpc-java/frames.js';
-import { startWorkloadApi, type WorkloadApi } from './server.js';
+import { MAX_STREAMS_PER_CONNECTION, startWorkloadApi, type WorkloadApi } from './server.js';
 import { splitDer, startTestCa, TestIdentitySource, type TestCa } from '../test/helpers/test-ca.js';
 import { lacks } from '../test/helpers/needs.js';
 
@@ -727,6 +728,32 @@ describe('connection caps', () => {
     await waitFor(() => over.closed(), 'the refused connection to close');
     expect(goawayOf(over.received())).toEqual({ code: Http2ErrorCode.ENHANCE_YOUR_CALM, debug: 'workloadapi: too many connections (max_connections 2)' });
     for (const c of held) c.destroy();
+  });
+
+  it(`lets one connection have ${MAX_STREAMS_PER_CONNECTION} streams open at once; the next waits until one ends`, async () => {
+    const env = await startEnv();
+    const session = http2.connect('http://localhost', { createConnection: () => connect(env.socketPath) });
+    session.on('error', () => {});
+    try {
+      // Our accept path speaks an empty SETTINGS first; the cap comes in the HTTP/2 server's own.
+      await waitFor(() => session.remoteSettings?.maxConcurrentStreams === MAX_STREAMS_PER_CONNECTION, 'the SETTINGS that carry the cap');
+      let answered = 0;
+      const streams = Array.from({ length: MAX_STREAMS_PER_CONNECTION + 1 }, () => {
+        const st = session.request({ ':method': 'POST', ':path': '/SpiffeWorkloadAPI/FetchX509Bundles', 'content-type': 'application/grpc', te: 'trailers', 'workload.spiffe.io': 'true' });
+        st.on('error', () => {});
+        st.once('response', () => answered++);
+        st.end(Buffer.alloc(5)); // one empty gRPC message
+        return st;
+      });
+      await waitFor(() => answered === MAX_STREAMS_PER_CONNECTION, 'every stream within the cap to be answered', 30_000);
+      // The one past the cap is not open yet: a slot must free first.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(answered).toBe(MAX_STREAMS_PER_CONNECTION);
+      streams[0]!.close();
+      await waitFor(() => answered === MAX_STREAMS_PER_CONNECTION + 1, 'the waiting stream to be served once a slot frees');
+    } finally {
+      session.destroy();
+    }
   });
 
   it('refuses nonsense caps', async () => {

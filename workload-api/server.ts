@@ -97,6 +97,18 @@ interface Connection {
 const PEER_PREFIX = 'anchorage-peer-';
 
 /**
+ * HTTP/2 streams one connection may have open at once, over every service on
+ * the socket (SETTINGS_MAX_CONCURRENT_STREAMS). Without it a connection may
+ * open 2^31 streams, each with its own watcher; a real client opens a handful
+ * (a stream per watched kind), an Envoy one per SDS subscription. Past the cap
+ * a well-behaved client waits for a free slot; a stream opened anyway is
+ * refused by the HTTP/2 layer (RST_STREAM REFUSED_STREAM). Above the SDS
+ * handler's own cap (256 a connection), which answers with a clear
+ * UNAVAILABLE first.
+ */
+export const MAX_STREAMS_PER_CONNECTION = 1024;
+
+/**
  * Serves the SPIFFE Workload API on a Unix socket.
  *
  * We accept connections ourselves (a plain net.Server) instead of letting
@@ -174,7 +186,7 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
   const handler = new WorkloadApiHandler({ source, attest, confirm, logger: log, observer: opts.observer });
   // No channelz: its per-connection and per-call trace bookkeeping showed up
   // in profiles of the first response, and nothing here reads it.
-  const grpcServer = new grpc.Server({ 'grpc.enable_channelz': 0 });
+  const grpcServer = new grpc.Server({ 'grpc.enable_channelz': 0, 'grpc.max_concurrent_streams': MAX_STREAMS_PER_CONNECTION });
   grpcServer.addService(loadWorkloadProto().SpiffeWorkloadAPI.service, handler.implementation());
   // Envoy's SDS on the same socket, callers attested the same way (sds/handler.ts).
   const sds = new SdsHandler({ ...opts.sds, source, attest, confirm, logger: log });
