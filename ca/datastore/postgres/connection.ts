@@ -9,7 +9,7 @@ export const SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as c
 export type SslMode = (typeof SSL_MODES)[number];
 
 /** The query parameters a connection string may carry (each once). */
-const PARAMS = ['sslmode', 'sslrootcert', 'host', 'application_name'] as const;
+const PARAMS = ['sslmode', 'sslrootcert', 'host', 'port', 'application_name'] as const;
 
 /** What a connection string names, password aside (it may not hold one). */
 export interface PgTarget {
@@ -33,12 +33,17 @@ export interface PgTarget {
  * (`?host=/run/postgresql`), where TLS adds nothing.
  */
 export function parseConnectionString(text: string): PgTarget {
+  // WHATWG URLs of other schemes may not have an empty host, which the
+  // socket form (postgresql://user@/db?host=/dir) has: parse it with a
+  // placeholder host and forget the placeholder.
+  const noHost = /^[a-z]+:\/\/[^/@]*@\//i.test(text);
   let url: URL;
   try {
-    url = new URL(text);
+    url = new URL(noHost ? text.replace('@/', '@socket.invalid/') : text);
   } catch {
     throw new Error('is not a URL; expected postgresql://user@host:port/database');
   }
+  const hostname = noHost ? '' : url.hostname;
   if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:') {
     throw new Error(`must start with postgresql:// (found ${url.protocol}//)`);
   }
@@ -55,10 +60,10 @@ export function parseConnectionString(text: string): PgTarget {
     params.set(key, value);
   }
   const socketDir = params.get('host');
-  if (socketDir !== undefined && (!isAbsolute(socketDir) || url.hostname !== '')) {
+  if (socketDir !== undefined && (!isAbsolute(socketDir) || hostname !== '')) {
     throw new Error('host= must be the absolute directory of a Unix socket, with no host name before the path (postgresql://user@/database?host=/run/postgresql)');
   }
-  const host = socketDir ?? url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const host = socketDir ?? hostname.replace(/^\[(.*)\]$/, '$1');
   if (host === '') throw new Error('must name a host, or a socket directory with ?host=/path');
   const sslmode = params.get('sslmode') ?? (socketDir !== undefined ? 'disable' : 'verify-full');
   if (!(SSL_MODES as readonly string[]).includes(sslmode)) {
@@ -66,10 +71,16 @@ export function parseConnectionString(text: string): PgTarget {
   }
   const sslrootcert = params.get('sslrootcert');
   if (sslrootcert !== undefined && !isAbsolute(sslrootcert)) throw new Error('sslrootcert must be an absolute path');
+  // ?port= is for the socket form, which has no place for one in the URL
+  // (the socket file is named after the port).
+  const portParam = params.get('port');
+  if (portParam !== undefined && (url.port !== '' || !/^[1-9][0-9]{0,4}$/.test(portParam) || Number(portParam) > 65535)) {
+    throw new Error('port= must be a port number (1-65535), given only when the URL has none');
+  }
   return {
     user,
     host,
-    port: url.port === '' ? 5432 : Number(url.port),
+    port: Number(portParam ?? (url.port === '' ? 5432 : url.port)),
     database,
     sslmode: sslmode as SslMode,
     ...(sslrootcert !== undefined && { sslrootcert }),
