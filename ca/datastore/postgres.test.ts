@@ -61,7 +61,7 @@ describe('postgres datastore config', () => {
     expect(parseConnectionString('postgresql://a@db/x').sslmode).toBe('verify-full');
   });
 
-  it.each<[string, unknown, string]>([
+  it.each<[string, Record<string, unknown>, string]>([
     ['a string that is not a URL', { connection_string: 'host=db user=a' }, 'datastore.connection_string: is not a URL; expected postgresql://user@host:port/database'],
     ['another scheme', { connection_string: 'mysql://a@db/x' }, 'datastore.connection_string: must start with postgresql:// (found mysql://)'],
     ['no user', { connection_string: 'postgresql://db/x' }, 'datastore.connection_string: must name the user (postgresql://user@host/database)'],
