@@ -60,4 +60,35 @@ describe.skipIf(lacks(!softHsmAvailable(), 'softhsm2') || lacks(!havePostgres, P
     expect(td.serverLog()).toContain('datastore: PostgreSQL schema is current');
     expect(td.serverLog()).not.toContain(pg.password);
   });
+
+  it('keeps serving across a PostgreSQL restart: the admin API answers UNAVAILABLE or succeeds, and a new entry reaches the agent', async () => {
+    pg.restart();
+    const API = `spiffe://${TD}/api`;
+    // The first calls may meet the pool's cut connections; each is refused
+    // with UNAVAILABLE (nothing saved) rather than half-done.
+    let created: { id: string } | undefined;
+    const refusals: number[] = [];
+    for (let attempt = 0; attempt < 20 && created === undefined; attempt++) {
+      try {
+        created = await td.admin.call('CreateEntry', {
+          entry: { spiffe_id: API, parent_id: td.agentId, selectors: [{ type: 'unix', value: `uid:${process.getuid!()}` }, { type: 'unix', value: 'gid:0' }] },
+        });
+      } catch (err) {
+        refusals.push((err as { code: number }).code);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    expect(refusals.every((code) => code === 14)).toBe(true); // grpc UNAVAILABLE
+    expect(created).toBeDefined();
+    const c = await pg.connect(db);
+    try {
+      const { rows } = await c.query<{ spiffe_id: string }>('SELECT spiffe_id FROM entries ORDER BY spiffe_id');
+      // Exactly the two confirmed entries: none lost, none duplicated by the retries.
+      expect(rows.map((r) => r.spiffe_id)).toEqual([API, WEB]);
+    } finally {
+      await c.end();
+    }
+    const svid = await waitForSvid(td.workloadSocket, API, 30_000);
+    expect(svid.svids.map((s) => s.spiffe_id)).toContain(API);
+  });
 });
