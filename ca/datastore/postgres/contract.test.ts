@@ -1,17 +1,20 @@
-import { afterAll } from 'vitest';
+import { afterAll, beforeAll } from 'vitest';
 import { dataStoreContract } from '../../../test/contract/datastore.js';
 import { lacks } from '../../../test/helpers/needs.js';
 import { POSTGRES_NEEDS, type PostgresCluster, havePostgres, startPostgres } from '../../../test/helpers/postgres.js';
 import { PostgresDataStore, parseConnectionString } from './index.js';
 
-// One cluster for the file, a fresh database per test.
-let cluster: Promise<PostgresCluster> | undefined;
-afterAll(async () => (await cluster)?.destroy());
-
+// One cluster for the file (started in a hook, under the hook timeout), a
+// fresh database per test.
 if (!lacks(!havePostgres, POSTGRES_NEEDS)) {
+  let cluster: PostgresCluster | undefined;
+  beforeAll(async () => {
+    cluster = await startPostgres();
+  });
+  afterAll(() => cluster?.destroy());
+
   dataStoreContract('postgres', async () => {
-    cluster ??= startPostgres();
-    const c = await cluster;
+    const c = cluster!;
     const store = await PostgresDataStore.open({
       target: parseConnectionString(c.url(await c.createDatabase())),
       password: c.password,
