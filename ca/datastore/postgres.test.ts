@@ -321,3 +321,46 @@ describe.skipIf(lacks(!havePostgres, POSTGRES_NEEDS))('postgres datastore agains
     }
   });
 });
+
+describe.skipIf(lacks(!havePostgres, POSTGRES_NEEDS))('postgres datastore over TLS', () => {
+  let pg: PostgresCluster;
+  beforeAll(async () => {
+    pg = await startPostgres({ tls: true });
+  }, 120_000);
+  afterAll(() => pg?.destroy());
+
+  const open = async (query: string) => {
+    const db = await pg.createDatabase();
+    const target = parseConnectionString(`postgresql://anchorage@127.0.0.1:${pg.port}/${db}?${query}`);
+    return { db, ds: PostgresDataStore.open({ target, password: pg.password, maxConnections: 2, connectTimeout: 5, statementTimeout: 30 }) };
+  };
+
+  it('verify-full with the CA of the server connects encrypted', async () => {
+    const { db, ds: opening } = await open(`sslmode=verify-full&sslrootcert=${pg.caFile!}&application_name=tls-check`);
+    const ds = await opening;
+    const admin = await pg.connect(db);
+    try {
+      await ds.setMeta('k', 'v');
+      const { rows } = await admin.query<{ ssl: boolean }>(
+        "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'tls-check'",
+      );
+      expect(rows.length).toBeGreaterThan(0);
+      expect(rows.every((r) => r.ssl)).toBe(true);
+    } finally {
+      await admin.end();
+      await ds.close();
+    }
+  });
+
+  it('verify-full against the system roots refuses the unknown CA with unavailable', async () => {
+    const { db, ds } = await open('sslmode=verify-full');
+    const err = await rejection(ds, 'unavailable');
+    expect(err.message).toBe(`datastore: cannot open postgres anchorage@127.0.0.1:${pg.port}/${db}: unable to verify the first certificate`);
+  });
+
+  it('refuses an sslrootcert that cannot be read with failed_precondition', async () => {
+    const { db, ds } = await open('sslmode=verify-full&sslrootcert=/nonexistent/ca.pem');
+    const err = await rejection(ds, 'failed_precondition');
+    expect(err.message).toBe(`datastore: postgres anchorage@127.0.0.1:${pg.port}/${db}: cannot read sslrootcert /nonexistent/ca.pem: ENOENT`);
+  });
+});

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { issueNodeCert, makeOpensslCa } from './openssl-ca.js';
 import { freePort } from './process.js';
 
 /** The newest installed server's bin dir (Debian: /usr/lib/postgresql/<major>/bin), or undefined. */
@@ -36,6 +37,8 @@ export interface PostgresCluster {
   password: string;
   /** A file holding the password, mode 0600 (for password_file). */
   passwordFile: string;
+  /** With `tls`: the PEM CA that issued the server's certificate (for 127.0.0.1 and localhost). */
+  caFile?: string;
   /** postgresql://user@127.0.0.1:port/database?sslmode=disable, no password in it. */
   url(database: string): string;
   /** Creates a fresh, empty database and returns its name. */
@@ -61,8 +64,11 @@ function asPostgres(args: string[]): string {
   });
 }
 
-/** initdb + pg_ctl start; the caller destroys the cluster. */
-export async function startPostgres(): Promise<PostgresCluster> {
+/**
+ * initdb + pg_ctl start; the caller destroys the cluster. `tls`: the server
+ * also takes TLS (ssl=on) with a certificate from a CA of its own.
+ */
+export async function startPostgres(opts: { tls?: boolean } = {}): Promise<PostgresCluster> {
   if (PG_BIN === undefined) throw new Error('no PostgreSQL server binaries under /usr/lib/postgresql');
   const dir = mkdtempSync(join(tmpdir(), 'anchorage-pg-'));
   chownSync(dir, PG_UID, PG_UID);
@@ -76,6 +82,17 @@ export async function startPostgres(): Promise<PostgresCluster> {
   const passwordFile = join(dir, 'password');
   writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
   const port = await freePort();
+  let serverOptions = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=100`;
+  let caFile: string | undefined;
+  if (opts.tls) {
+    const ca = makeOpensslCa(dir, 'pg-ca');
+    const { certFile, keyFile } = issueNodeCert(ca, dir, 'localhost', { san: 'DNS:localhost,IP:127.0.0.1', extendedKeyUsage: 'serverAuth' });
+    // PostgreSQL wants its key owned by the server's user, mode 0600.
+    chownSync(certFile, PG_UID, PG_UID);
+    chownSync(keyFile, PG_UID, PG_UID);
+    serverOptions += ` -c ssl=on -c ssl_cert_file=${certFile} -c ssl_key_file=${keyFile}`;
+    caFile = ca.certFile;
+  }
   const ctl = (action: string): void => {
     asPostgres([
       join(PG_BIN!, 'pg_ctl'),
@@ -88,7 +105,7 @@ export async function startPostgres(): Promise<PostgresCluster> {
       '-l',
       join(dir, 'postgres.log'),
       '-o',
-      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=100`,
+      serverOptions,
       ...(action === 'stop' ? ['-m', 'fast'] : []),
     ]);
   };
@@ -106,6 +123,7 @@ export async function startPostgres(): Promise<PostgresCluster> {
     user,
     password,
     passwordFile,
+    ...(caFile !== undefined && { caFile }),
     url: (database) => `postgresql://${user}@127.0.0.1:${port}/${database}?sslmode=disable`,
     async connect(database) {
       const client = new pg.Client({ host: '127.0.0.1', port, user, password, database });
