@@ -1,7 +1,7 @@
 import { chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../helpers/process.js';
+import { cli, tempDir, writeFile } from '../helpers/process.js';
 import { POSTGRES_NEEDS, type PostgresCluster, havePostgres, startPostgres } from '../helpers/postgres.js';
 import { softHsmAvailable } from '../helpers/softhsm.js';
 import { startTrustDomain, waitForSvid, type RealTrustDomain } from '../helpers/trust-domain.js';
@@ -13,6 +13,25 @@ import { lacks } from '../helpers/needs.js';
 
 const TD = 'pg.test';
 const WEB = `spiffe://${TD}/web`;
+
+describe('server.yaml with a postgres datastore, refused at load', () => {
+  it('exits with the key named and the inline password not repeated, before connecting', () => {
+    const tmp = tempDir('anchorage-pg-badcfg-');
+    try {
+      const config = writeFile(
+        join(tmp.dir, 'server.yaml'),
+        `trust_domain: ${TD}\ndata_dir: ${join(tmp.dir, 'data')}\nkey_manager: {type: memory}\n` +
+          'datastore:\n  type: postgres\n  connection_string: postgresql://anchorage:Inline-Secret-9@127.0.0.1:1/anchorage?sslmode=disable\n',
+      );
+      const r = cli(['server', 'run', '-c', config]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(`config: ${config}: datastore.connection_string: must not contain a password: give it with password_env or password_file`);
+      expect(r.stderr + r.stdout).not.toContain('Inline-Secret-9');
+    } finally {
+      tmp.cleanup();
+    }
+  });
+});
 
 describe.skipIf(lacks(!softHsmAvailable(), 'softhsm2') || lacks(!havePostgres, POSTGRES_NEEDS))('server on a PostgreSQL datastore', () => {
   let pg: PostgresCluster;
