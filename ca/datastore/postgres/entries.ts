@@ -54,7 +54,7 @@ export class PgEntries {
   async createEntry(entry: NewEntry): Promise<RegistrationEntry> {
     return this.db.write('create entry', async (q) => {
       try {
-        return entryFromRow(await insertOne(q, SQL.insert, entry, this.now()));
+        return entryFromRow(await insertOne(q, entry, this.now()));
       } catch (err) {
         throw duplicateEntry(err, entry) ?? err;
       }
@@ -117,8 +117,8 @@ export class PgEntries {
   }
 }
 
-async function insertOne(q: Query, sql: string, entry: NewEntry, createdAt: number): Promise<EntryRow> {
-  const row = (await q<EntryRow>(sql, [randomUUID(), ...entryValues(entry), createdAt])).rows[0];
+async function insertOne(q: Query, entry: NewEntry, createdAt: number): Promise<EntryRow> {
+  const row = (await q<EntryRow>(SQL.insert, [randomUUID(), ...entryValues(entry), createdAt])).rows[0];
   if (row === undefined) throw new AnchorageError('internal', 'datastore: entry insert returned no row');
   return row;
 }

@@ -6,8 +6,7 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import type { ConnectionOptions } from 'node:tls';
 import { AnchorageError, errorMessage } from '@anchorage/client/errors';
-import type { Logger } from '../../../common/log.js';
-import { silentLogger } from '../../../common/log.js';
+import { type Logger, silentLogger } from '../../../common/log.js';
 import type {
   AgentReport,
   AnchorSighting,
@@ -88,7 +87,7 @@ export class PostgresDataStore implements DataStore {
   }
 
   /**
-   * Connects and brings the schema up to {@link SCHEMA_VERSION}, under an
+   * Connects and brings the schema up to SCHEMA_VERSION (schema.ts), under an
    * advisory lock so that servers opening one database at once do not race.
    *
    * Fails with `unavailable` if the database cannot be reached or refuses

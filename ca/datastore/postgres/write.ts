@@ -96,7 +96,7 @@ function queryOn(target: Pool | PoolClient): Query {
 // --- errors ------------------------------------------------------------------
 
 /** True if `err` is PostgreSQL's answer with this SQLSTATE (and, if given, about this constraint). */
-export function isPgCode(err: unknown, sqlState: string, constraint?: string): boolean {
+function isPgCode(err: unknown, sqlState: string, constraint?: string): boolean {
   return err instanceof pg.DatabaseError && err.code === sqlState && (constraint === undefined || err.constraint === constraint);
 }
 
@@ -121,7 +121,7 @@ function writeError(op: string, err: unknown, committing: boolean): AnchorageErr
  * `internal`. A failure without a SQLSTATE comes from the driver's socket
  * (refused, reset, closed, timed out): `unavailable`.
  */
-export function codeForPgError(err: unknown): 'unavailable' | 'internal' {
+function codeForPgError(err: unknown): 'unavailable' | 'internal' {
   if (!(err instanceof pg.DatabaseError)) return err instanceof Error && isDriverFailure(err) ? 'unavailable' : 'internal';
   const state = err.code ?? '';
   const cls = state.slice(0, 2);
