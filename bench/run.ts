@@ -1,6 +1,7 @@
 import { benchCli } from './cli.js';
 import { benchHelper } from './helper.js';
 import { benchAttest } from './attest.js';
+import { benchDatastore } from './datastore.js';
 import { benchClientInstall } from './client-install.js';
 import { benchMetricsHooks } from './metrics-hooks.js';
 import { benchAgentScale } from './agent-scale.js';
@@ -13,6 +14,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   cli: benchCli,
   helper: benchHelper,
   attest: benchAttest,
+  datastore: benchDatastore,
   'client-install': benchClientInstall,
   'metrics-hooks': benchMetricsHooks,
   'agent-scale': benchAgentScale,

@@ -13,6 +13,7 @@ import { KEY_TYPES, type KeyType } from './keymanager/KeyManager.js';
 import { pcrSelectionWire } from '../common/attestation-wire.js';
 import { DEFAULT_NODE_ATTESTORS, NODE_ATTESTOR_TYPES, type NodeAttestorsConfig, type NodeAttestorType } from './nodeattestor/registry.js';
 import { EK_HASH } from './nodeattestor/tpm.js';
+import { parseConnectionString } from './datastore/postgres/connection.js';
 
 /** A duration string (`1h`, `30d`), turned into seconds. */
 const duration = z.string().transform((text, ctx) => {
@@ -29,18 +30,47 @@ const fileMode = z
   .regex(/^0?[0-7]{3}$/, 'must be an octal file mode such as "0600"')
   .transform((s) => parseInt(s, 8));
 
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
+
 const pkcs11KeyManager = z
   .object({
     type: z.literal('pkcs11'),
     module: z.string().min(1),
     token_label: z.string().min(1).max(32),
-    pin_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+    pin_env: envName.optional(),
     pin_file: z.string().min(1).optional(),
     sessions: z.number().int().min(1).max(64).default(4),
   })
   .strict()
   .refine((v) => (v.pin_env === undefined) !== (v.pin_file === undefined), {
     message: 'exactly one of pin_env or pin_file is required',
+  });
+
+// The connection string is checked here so a bad one fails at load, naming
+// the key; the message never repeats it (it might hold a password).
+const pgConnectionString = z.string().superRefine((text, ctx) => {
+  try {
+    parseConnectionString(text);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: errorMessage(err) });
+  }
+});
+
+const postgresDataStore = z
+  .object({
+    type: z.literal('postgres'),
+    connection_string: pgConnectionString,
+    // Neither: the server authenticates without one (peer or cert auth).
+    password_env: envName.optional(),
+    password_file: z.string().min(1).optional(),
+    // Bounds on what the server may ask of the database (ca/datastore/postgres/store.ts).
+    max_connections: z.number().int().min(1).max(100).default(10),
+    connect_timeout: duration.default(parseDuration('10s')),
+    statement_timeout: duration.default(parseDuration('30s')),
+  })
+  .strict()
+  .refine((v) => v.password_env === undefined || v.password_file === undefined, {
+    message: 'give at most one of password_env or password_file',
   });
 
 const keyManager = z.discriminatedUnion('type', [
@@ -255,11 +285,11 @@ const serverSchema = z
     jwt_svid_ttl: duration.default(parseDuration('5m')),
     agent_svid_ttl: duration.default(parseDuration('1h')),
     bundle_refresh_hint: duration.default(parseDuration('5m')),
-    // A union on `type` (of one, for now) so that an unknown type is refused
-    // with the list of known ones, as for key_manager; each member matches an
-    // opener in ca/datastore/registry.ts.
+    // A union on `type` so that an unknown type is refused with the list of
+    // known ones, as for key_manager; each member matches an opener in
+    // ca/datastore/registry.ts.
     datastore: z
-      .discriminatedUnion('type', [z.object({ type: z.literal('sqlite'), path: z.string().min(1).optional() }).strict()])
+      .discriminatedUnion('type', [z.object({ type: z.literal('sqlite'), path: z.string().min(1).optional() }).strict(), postgresDataStore])
       .default({ type: 'sqlite' }),
     federation: z
       .object({ bundle_endpoint: bundleEndpoint.optional(), refresh: federationRefresh.prefault({}) })
@@ -285,6 +315,8 @@ const serverSchema = z
 export type RawServerConfig = z.output<typeof serverSchema>;
 export type KeyManagerConfig = z.output<typeof keyManager>;
 export type RootConfig = z.output<typeof root>;
+/** `datastore` of type postgres, password_file absolute. */
+export type PostgresDataStoreConfig = z.output<typeof postgresDataStore>;
 
 /** `federation.bundle_endpoint` with its defaults applied and its paths absolute. */
 export interface BundleEndpointConfig {
@@ -312,7 +344,7 @@ export interface FederationRefreshConfig {
 /** Server configuration with every path absolute and every default applied. */
 export interface ServerConfig extends RawServerConfig {
   admin_socket: string;
-  datastore: { type: 'sqlite'; path: string };
+  datastore: { type: 'sqlite'; path: string } | PostgresDataStoreConfig;
   federation: { bundle_endpoint?: BundleEndpointConfig; refresh: FederationRefreshConfig };
   /** Where the file came from, for messages. */
   source: string;
@@ -349,7 +381,10 @@ export function parseServerConfig(doc: unknown, source: string, baseDir: string)
     admin_socket: abs(cfg.admin_socket ?? DEFAULT_ADMIN_SOCKET),
     key_manager: fixKm(cfg.key_manager),
     ca: { ...cfg.ca, root: fixedRoot },
-    datastore: { type: 'sqlite', path: abs(cfg.datastore.path ?? join(dataDir, 'datastore.sqlite3')) },
+    datastore:
+      cfg.datastore.type === 'sqlite'
+        ? { type: 'sqlite', path: abs(cfg.datastore.path ?? join(dataDir, 'datastore.sqlite3')) }
+        : { ...cfg.datastore, password_file: cfg.datastore.password_file && abs(cfg.datastore.password_file) },
     node_attestors: {
       ...cfg.node_attestors,
       tpm: cfg.node_attestors.tpm && { ...cfg.node_attestors.tpm, ek_ca_dir: cfg.node_attestors.tpm.ek_ca_dir && abs(cfg.node_attestors.tpm.ek_ca_dir) },
@@ -377,21 +412,31 @@ export function loadServerConfig(path: string): ServerConfig {
  * the PIN is never part of anything that might be printed or logged.
  */
 export function resolvePin(km: Extract<KeyManagerConfig, { type: 'pkcs11' }>, path = 'key_manager'): string {
-  if (km.pin_env !== undefined) {
-    const pin = process.env[km.pin_env];
-    if (pin === undefined || pin === '') {
-      throw new AnchorageError('failed_precondition', `config: ${path}.pin_env: environment variable ${km.pin_env} is not set`);
+  return resolveSecret({ env: km.pin_env, file: km.pin_file }, `${path}.pin`)!;
+}
+
+/**
+ * Reads a secret given as `<key>_env` (an environment variable's name) or
+ * `<key>_file` (a file only its owner may read); undefined if neither is set.
+ * Messages name the key and the file, never the secret.
+ */
+export function resolveSecret(src: { env?: string | undefined; file?: string | undefined }, key: string): string | undefined {
+  if (src.env !== undefined) {
+    const secret = process.env[src.env];
+    if (secret === undefined || secret === '') {
+      throw new AnchorageError('failed_precondition', `config: ${key}_env: environment variable ${src.env} is not set`);
     }
-    return pin;
+    return secret;
   }
-  const file = km.pin_file!;
+  const file = src.file;
+  if (file === undefined) return undefined;
   let text: string;
   try {
     const st = statSync(file);
     if ((st.mode & 0o077) !== 0) {
       throw new AnchorageError(
         'failed_precondition',
-        `config: ${path}.pin_file: ${file} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`,
+        `config: ${key}_file: ${file} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`,
       );
     }
     text = readFileSync(file, 'utf8');
@@ -399,10 +444,10 @@ export function resolvePin(km: Extract<KeyManagerConfig, { type: 'pkcs11' }>, pa
     if (err instanceof AnchorageError) throw err;
     throw new AnchorageError(
       'failed_precondition',
-      `config: ${path}.pin_file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      `config: ${key}_file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
     );
   }
-  const pin = text.replace(/\r?\n$/, '');
-  if (pin === '') throw new AnchorageError('failed_precondition', `config: ${path}.pin_file: ${file} is empty`);
-  return pin;
+  const secret = text.replace(/\r?\n$/, '');
+  if (secret === '') throw new AnchorageError('failed_precondition', `config: ${key}_file: ${file} is empty`);
+  return secret;
 }

@@ -15,8 +15,8 @@ const minimal = { trust_domain: 'example.org', data_dir: '/var/lib/anchorage', k
 
 describe('datastore registry', () => {
   it('registers exactly the types the config accepts, and the config lists them for an unknown one', () => {
-    expect(DATASTORE_TYPES).toEqual(['sqlite']);
-    expect(() => parseServerConfig({ ...minimal, datastore: { type: 'postgres' } }, 'server.yaml', '/etc')).toThrow(
+    expect(DATASTORE_TYPES).toEqual(['sqlite', 'postgres']);
+    expect(() => parseServerConfig({ ...minimal, datastore: { type: 'mysql' } }, 'server.yaml', '/etc')).toThrow(
       new AnchorageError(
         'invalid_argument',
         `config: server.yaml: datastore.type: Invalid discriminator value. Expected ${DATASTORE_TYPES.map((t) => `'${t}'`).join(' | ')}`,
@@ -42,7 +42,7 @@ describe('datastore registry', () => {
   });
 
   it.each<[string, unknown, string]>([
-    ['an unknown type', { type: 'postgres', path: '/x' }, '"postgres"'],
+    ['an unknown type', { type: 'mysql', path: '/x' }, '"mysql"'],
     ['a type from the prototype chain', { type: 'hasOwnProperty' }, '"hasOwnProperty"'],
     ['no type', { path: '/x' }, 'undefined'],
   ])('refuses %s with invalid_argument, listing the known types', async (_name, cfg, shown) => {
@@ -52,6 +52,6 @@ describe('datastore registry', () => {
     );
     expect(err).toBeInstanceOf(AnchorageError);
     expect((err as AnchorageError).code).toBe('invalid_argument');
-    expect((err as AnchorageError).message).toBe(`datastore: datastore.type: unknown datastore type ${shown}; known types: sqlite`);
+    expect((err as AnchorageError).message).toBe(`datastore: datastore.type: unknown datastore type ${shown}; known types: sqlite, postgres`);
   });
 });

@@ -1,7 +1,8 @@
 import { AnchorageError } from '@anchorage/client/errors';
 import type { Logger } from '../../common/log.js';
-import type { ServerConfig } from '../config.js';
+import { resolveSecret, type ServerConfig } from '../config.js';
 import type { DataStore } from './DataStore.js';
+import { PostgresDataStore, parseConnectionString } from './postgres/index.js';
 import { SqliteDataStore } from './sqlite/index.js';
 
 /** The validated `datastore` section of server.yaml (paths absolute, defaults applied). */
@@ -27,6 +28,17 @@ export type DataStoreOpener<T extends DataStoreType> = (
 // (test/contract/datastore.ts) beside the implementation.
 const OPENERS: { readonly [T in DataStoreType]: DataStoreOpener<T> } = {
   sqlite: async (cfg) => SqliteDataStore.open(cfg.path),
+  // The password is read here, at open, and goes only to the driver: it is
+  // never part of the config object that might be printed.
+  postgres: async (cfg, ctx) =>
+    PostgresDataStore.open({
+      target: parseConnectionString(cfg.connection_string),
+      password: resolveSecret({ env: cfg.password_env, file: cfg.password_file }, 'datastore.password'),
+      maxConnections: cfg.max_connections,
+      connectTimeout: cfg.connect_timeout,
+      statementTimeout: cfg.statement_timeout,
+      logger: ctx.logger,
+    }),
 };
 
 /** Every registered datastore type, in registration order. */

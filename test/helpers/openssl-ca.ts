@@ -43,6 +43,8 @@ export interface NodeCertOptions {
   san?: string;
   /** keyUsage value; default `critical,digitalSignature`. */
   keyUsage?: string;
+  /** extendedKeyUsage value; default `clientAuth` (a node certificate). */
+  extendedKeyUsage?: string;
   /** openssl ca -startdate / -enddate, `YYYYMMDDHHMMSSZ`; default: from now for 30 days. */
   start?: string;
   end?: string;
@@ -59,7 +61,7 @@ export function issueNodeCert(ca: OpensslCa, out: string, cn: string, opts: Node
   execFileSync('chmod', ['600', keyFile]);
   writeFileSync(
     extFile,
-    ['[ext]', 'basicConstraints = critical,CA:FALSE', `keyUsage = ${opts.keyUsage ?? 'critical,digitalSignature'}`, 'extendedKeyUsage = clientAuth', ...(opts.san ? [`subjectAltName = ${opts.san}`] : []), ''].join('\n'),
+    ['[ext]', 'basicConstraints = critical,CA:FALSE', `keyUsage = ${opts.keyUsage ?? 'critical,digitalSignature'}`, `extendedKeyUsage = ${opts.extendedKeyUsage ?? 'clientAuth'}`, ...(opts.san ? [`subjectAltName = ${opts.san}`] : []), ''].join('\n'),
   );
   const dates = opts.start && opts.end ? ['-startdate', opts.start, '-enddate', opts.end] : ['-days', '30'];
   execFileSync(

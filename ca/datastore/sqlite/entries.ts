@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import { AnchorageError } from '@anchorage/client/errors';
 import type { EntryFilter, NewEntry, RegistrationEntry, Selector } from '../DataStore.js';
-import { selectorsToJson } from './selectors.js';
+import { selectorsToJson } from '../selectors.js';
 import { type CheckedDb, isSqliteCode, returned } from './write.js';
 
 interface EntryRow {

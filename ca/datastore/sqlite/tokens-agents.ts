@@ -3,7 +3,7 @@
 import type { Statement } from 'better-sqlite3';
 import { AnchorageError } from '@anchorage/client/errors';
 import type { AgentReport, AttestedAgent, JoinToken, Selector } from '../DataStore.js';
-import { selectorsToJson } from './selectors.js';
+import { selectorsToJson } from '../selectors.js';
 import { type CheckedDb, isSqliteCode, returned } from './write.js';
 
 interface JoinTokenRow {

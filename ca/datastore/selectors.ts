@@ -1,7 +1,7 @@
-// Canonical selector-set JSON, shared by the entries and agents tables: equal
-// sets must serialise to equal text so that a UNIQUE constraint can compare
-// them.
-import type { Selector } from '../DataStore.js';
+// Canonical selector-set JSON, shared by the entries and agents tables of
+// the SQLite and PostgreSQL datastores: equal sets must serialise to equal
+// text so that a UNIQUE constraint can compare them.
+import type { Selector } from './DataStore.js';
 
 /**
  * Sorted by type then value (code-unit order, independent of locale) and

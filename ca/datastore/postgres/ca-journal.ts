@@ -1,0 +1,72 @@
+// The CA journal in PostgreSQL: one row per CA key (root, X.509 intermediate,
+// JWT) and its lifecycle status, which the CA manager reads at start to
+// recover a rotation a crash interrupted.
+import type { JournalEntry, JournalKind, JournalStatus } from '../DataStore.js';
+import type { CheckedPool } from './write.js';
+
+interface JournalRow {
+  id: string;
+  kind: JournalKind;
+  status: JournalStatus;
+  key_id: string;
+  cert_der: Buffer | null;
+  public_key_spki: Buffer | null;
+  kid: string | null;
+  not_before: number;
+  not_after: number;
+  created_at: number;
+}
+
+const SQL = {
+  list: 'SELECT * FROM ca_journal ORDER BY created_at, id',
+  put: `INSERT INTO ca_journal (id, kind, status, key_id, cert_der, public_key_spki, kid, not_before, not_after, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, status = excluded.status,
+      key_id = excluded.key_id, cert_der = excluded.cert_der,
+      public_key_spki = excluded.public_key_spki, kid = excluded.kid,
+      not_before = excluded.not_before, not_after = excluded.not_after,
+      created_at = excluded.created_at`,
+  delete: 'DELETE FROM ca_journal WHERE id = $1',
+} as const;
+
+/** The CA journal of a {@link PostgresDataStore}. */
+export class PgCaJournal {
+  constructor(private readonly db: CheckedPool) {}
+
+  async listJournal(): Promise<JournalEntry[]> {
+    return this.db.run('list journal', async (q) => (await q<JournalRow>(SQL.list)).rows.map(journalFromRow));
+  }
+
+  async putJournal(e: JournalEntry): Promise<void> {
+    await this.db.write('put journal', async (q) => {
+      await q(SQL.put, [e.id, e.kind, e.status, e.keyId, toBuffer(e.certDer), toBuffer(e.publicKeySpki), e.kid ?? null, e.notBefore, e.notAfter, e.createdAt]);
+    });
+  }
+
+  async deleteJournal(id: string): Promise<void> {
+    await this.db.write('delete journal', async (q) => {
+      await q(SQL.delete, [id]);
+    });
+  }
+}
+
+function journalFromRow(r: JournalRow): JournalEntry {
+  const entry: JournalEntry = {
+    id: r.id,
+    kind: r.kind,
+    status: r.status,
+    keyId: r.key_id,
+    notBefore: r.not_before,
+    notAfter: r.not_after,
+    createdAt: r.created_at,
+  };
+  // Plain Uint8Arrays, as the SQLite store returns: callers compare and hash these.
+  if (r.cert_der !== null) entry.certDer = new Uint8Array(r.cert_der);
+  if (r.public_key_spki !== null) entry.publicKeySpki = new Uint8Array(r.public_key_spki);
+  if (r.kid !== null) entry.kid = r.kid;
+  return entry;
+}
+
+function toBuffer(bytes: Uint8Array | undefined): Buffer | null {
+  return bytes === undefined ? null : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
