@@ -3,7 +3,7 @@
 # everything is already there: Debian packages (softhsm2, opensc, openssl),
 # npm packages, and the compiled dist/. Called by `npm start` and, with
 # --test, by `npm test`, which also needs the real peers the tests run against:
-# nginx, Prometheus (promtool), swtpm and tpm2-tools.
+# nginx, Prometheus (promtool), swtpm, tpm2-tools and PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +30,8 @@ if [ "${1:-}" = "--test" ]; then
   command -v promtool >/dev/null && command -v prometheus >/dev/null || need_pkgs+=(prometheus)
   command -v swtpm >/dev/null && command -v swtpm_setup >/dev/null || need_pkgs+=(swtpm swtpm-tools)
   command -v tpm2_startup >/dev/null || need_pkgs+=(tpm2-tools)
+  # The PostgreSQL datastore's tests run a throwaway cluster (initdb, pg_ctl).
+  compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || need_pkgs+=(postgresql)
 fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null; then
