@@ -5,14 +5,7 @@ import { AnchorageError } from '@anchorage/client/errors';
 import { anchorIds } from '../anchor-ids.js';
 import type { AnchorSighting, StoredBundle } from '../DataStore.js';
 import type { CheckedPool, Query } from './write.js';
-
-interface BundleRow {
-  trust_domain: string;
-  document: string;
-  sequence: number;
-  refresh_hint: number;
-  updated_at: number;
-}
+import { bundleFromRow, type BundleRow } from '../rows.js';
 
 const SQL = {
   get: 'SELECT * FROM bundles WHERE trust_domain = $1',
@@ -90,8 +83,4 @@ export class PgBundles {
 /** Inside the bundle's write: an anchor's first sighting is its first stored bundle. */
 async function recordSightings(q: Query, b: StoredBundle): Promise<void> {
   for (const anchor of anchorIds(b.document)) await q(SQL.sightingAdd, [b.trustDomain, anchor, b.updatedAt, b.sequence]);
-}
-
-function bundleFromRow(r: BundleRow): StoredBundle {
-  return { trustDomain: r.trust_domain, document: r.document, sequence: r.sequence, refreshHint: r.refresh_hint, updatedAt: r.updated_at };
 }

@@ -1,21 +1,9 @@
 // The CA journal in PostgreSQL: one row per CA key (root, X.509 intermediate,
 // JWT) and its lifecycle status, which the CA manager reads at start to
 // recover a rotation a crash interrupted.
-import type { JournalEntry, JournalKind, JournalStatus } from '../DataStore.js';
+import type { JournalEntry } from '../DataStore.js';
 import type { CheckedPool } from './write.js';
-
-interface JournalRow {
-  id: string;
-  kind: JournalKind;
-  status: JournalStatus;
-  key_id: string;
-  cert_der: Buffer | null;
-  public_key_spki: Buffer | null;
-  kid: string | null;
-  not_before: number;
-  not_after: number;
-  created_at: number;
-}
+import { journalFromRow, toBuffer, type JournalRow } from '../rows.js';
 
 const SQL = {
   list: 'SELECT * FROM ca_journal ORDER BY created_at, id',
@@ -48,25 +36,4 @@ export class PgCaJournal {
       await q(SQL.delete, [id]);
     });
   }
-}
-
-function journalFromRow(r: JournalRow): JournalEntry {
-  const entry: JournalEntry = {
-    id: r.id,
-    kind: r.kind,
-    status: r.status,
-    keyId: r.key_id,
-    notBefore: r.not_before,
-    notAfter: r.not_after,
-    createdAt: r.created_at,
-  };
-  // Plain Uint8Arrays, as the SQLite store returns: callers compare and hash these.
-  if (r.cert_der !== null) entry.certDer = new Uint8Array(r.cert_der);
-  if (r.public_key_spki !== null) entry.publicKeySpki = new Uint8Array(r.public_key_spki);
-  if (r.kid !== null) entry.kid = r.kid;
-  return entry;
-}
-
-function toBuffer(bytes: Uint8Array | undefined): Buffer | null {
-  return bytes === undefined ? null : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

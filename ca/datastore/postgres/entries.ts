@@ -3,25 +3,10 @@
 // table's UNIQUE constraint can refuse a duplicate entry.
 import { randomUUID } from 'node:crypto';
 import { AnchorageError } from '@anchorage/client/errors';
-import type { EntryFilter, NewEntry, RegistrationEntry, Selector } from '../DataStore.js';
+import type { EntryFilter, NewEntry, RegistrationEntry } from '../DataStore.js';
 import { selectorsToJson } from '../selectors.js';
 import { type CheckedPool, type Query, isUniqueViolation } from './write.js';
-
-interface EntryRow {
-  id: string;
-  spiffe_id: string;
-  parent_id: string;
-  selectors: string;
-  x509_svid_ttl: number;
-  jwt_svid_ttl: number;
-  dns_names: string;
-  federates_with: string;
-  hint: string;
-  admin: boolean;
-  downstream: boolean;
-  revision: number;
-  created_at: number;
-}
+import { entryFromRow, type EntryRow } from '../rows.js';
 
 const COLUMNS = 'spiffe_id, parent_id, selectors, x509_svid_ttl, jwt_svid_ttl, dns_names, federates_with, hint, admin, downstream';
 const ORDER = 'ORDER BY spiffe_id, parent_id, id';
@@ -137,24 +122,6 @@ function entryValues(e: NewEntry): unknown[] {
     e.admin,
     e.downstream,
   ];
-}
-
-function entryFromRow(r: EntryRow): RegistrationEntry {
-  return {
-    id: r.id,
-    spiffeId: r.spiffe_id,
-    parentId: r.parent_id,
-    selectors: JSON.parse(r.selectors) as Selector[],
-    x509SvidTtl: r.x509_svid_ttl,
-    jwtSvidTtl: r.jwt_svid_ttl,
-    dnsNames: JSON.parse(r.dns_names) as string[],
-    federatesWith: JSON.parse(r.federates_with) as string[],
-    hint: r.hint,
-    admin: r.admin,
-    downstream: r.downstream,
-    revision: r.revision,
-    createdAt: r.created_at,
-  };
 }
 
 /** The `already_exists` error for `e`: for a unique violation `err`, or (err undefined) a skipped insert. */

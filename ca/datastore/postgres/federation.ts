@@ -1,25 +1,9 @@
 // Federation relationships in PostgreSQL: the configured peers and the
 // federation client's last outcome for each.
 import { AnchorageError } from '@anchorage/client/errors';
-import type { FederationProfile, FederationRelationship, NewRelationship, RelationshipStatus } from '../DataStore.js';
+import type { FederationRelationship, NewRelationship, RelationshipStatus } from '../DataStore.js';
 import { type CheckedPool, isUniqueViolation } from './write.js';
-
-interface RelationshipRow {
-  trust_domain: string;
-  bundle_endpoint_url: string;
-  profile: FederationProfile;
-  endpoint_spiffe_id: string;
-  web_ca_pem: string;
-  created_at: number;
-  updated_at: number;
-  last_attempt_at: number;
-  last_success_at: number;
-  last_error: string;
-  last_error_reason: string;
-  last_error_at: number;
-  consecutive_failures: number;
-  next_refresh_at: number;
-}
+import { relationshipFromRow, type RelationshipRow } from '../rows.js';
 
 const SQL = {
   // $1..$5 the configured fields, $6 now.
@@ -101,23 +85,4 @@ export class PgFederation {
 
 function relationshipValues(r: NewRelationship): string[] {
   return [r.trustDomain, r.bundleEndpointUrl, r.profile, r.endpointSpiffeId, r.webCaPem];
-}
-
-function relationshipFromRow(r: RelationshipRow): FederationRelationship {
-  return {
-    trustDomain: r.trust_domain,
-    bundleEndpointUrl: r.bundle_endpoint_url,
-    profile: r.profile,
-    endpointSpiffeId: r.endpoint_spiffe_id,
-    webCaPem: r.web_ca_pem,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-    lastAttemptAt: r.last_attempt_at,
-    lastSuccessAt: r.last_success_at,
-    lastError: r.last_error,
-    lastErrorReason: r.last_error_reason,
-    lastErrorAt: r.last_error_at,
-    consecutiveFailures: r.consecutive_failures,
-    nextRefreshAt: r.next_refresh_at,
-  };
 }

@@ -1,29 +1,10 @@
 // Join tokens and attested agents in PostgreSQL: the two tables node
 // attestation reads and writes (a token is consumed, an agent record is put).
 import { AnchorageError } from '@anchorage/client/errors';
-import type { AgentReport, AttestedAgent, JoinToken, Selector } from '../DataStore.js';
+import type { AgentReport, AttestedAgent, JoinToken } from '../DataStore.js';
 import { selectorsToJson } from '../selectors.js';
 import { type CheckedPool, isUniqueViolation } from './write.js';
-
-interface JoinTokenRow {
-  token: string;
-  spiffe_id: string | null;
-  expires_at: number;
-}
-
-interface AgentRow {
-  spiffe_id: string;
-  attestation_type: string;
-  cert_serial: string;
-  cert_not_after: number;
-  selectors: string;
-  evicted: boolean;
-  created_at: number;
-  updated_at: number;
-  last_seen_at: number;
-  bundle_sequence: number;
-  clock_skew_ms: number;
-}
+import { agentFromRow, type AgentRow, type JoinTokenRow } from '../rows.js';
 
 const SQL = {
   tokenInsert: 'INSERT INTO join_tokens (token, spiffe_id, expires_at) VALUES ($1, $2, $3)',
@@ -129,18 +110,4 @@ export class PgTokensAndAgents {
   async listBannedAgents(): Promise<string[]> {
     return this.db.run('list banned agents', async (q) => (await q<{ spiffe_id: string }>(SQL.banList)).rows.map((r) => r.spiffe_id));
   }
-}
-
-function agentFromRow(r: AgentRow): AttestedAgent {
-  return {
-    spiffeId: r.spiffe_id,
-    attestationType: r.attestation_type,
-    certSerial: r.cert_serial,
-    certNotAfter: r.cert_not_after,
-    selectors: JSON.parse(r.selectors) as Selector[],
-    evicted: r.evicted,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-    ...(r.last_seen_at > 0 ? { report: { seenAt: r.last_seen_at, bundleSequence: r.bundle_sequence, clockSkewMs: r.clock_skew_ms } } : {}),
-  };
 }

@@ -5,14 +5,7 @@ import { AnchorageError } from '@anchorage/client/errors';
 import { anchorIds } from '../anchor-ids.js';
 import type { AnchorSighting, StoredBundle } from '../DataStore.js';
 import type { CheckedDb } from './write.js';
-
-interface BundleRow {
-  trust_domain: string;
-  document: string;
-  sequence: number;
-  refresh_hint: number;
-  updated_at: number;
-}
+import { bundleFromRow, type BundleRow } from '../rows.js';
 
 // Prepared once per connection, in the constructor.
 const SQL = {
@@ -111,14 +104,4 @@ export class SqliteBundles {
       this.recordSightings(bundle);
     });
   }
-}
-
-function bundleFromRow(r: BundleRow): StoredBundle {
-  return {
-    trustDomain: r.trust_domain,
-    document: r.document,
-    sequence: r.sequence,
-    refreshHint: r.refresh_hint,
-    updatedAt: r.updated_at,
-  };
 }

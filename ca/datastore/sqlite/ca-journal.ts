@@ -2,21 +2,9 @@
 // JWT) and its lifecycle status, which the CA manager reads at start to
 // recover a rotation a crash interrupted.
 import type { Statement } from 'better-sqlite3';
-import type { JournalEntry, JournalKind, JournalStatus } from '../DataStore.js';
+import type { JournalEntry } from '../DataStore.js';
 import type { CheckedDb } from './write.js';
-
-interface JournalRow {
-  id: string;
-  kind: JournalKind;
-  status: JournalStatus;
-  key_id: string;
-  cert_der: Buffer | null;
-  public_key_spki: Buffer | null;
-  kid: string | null;
-  not_before: number;
-  not_after: number;
-  created_at: number;
-}
+import { journalFromRow, toBuffer, type JournalRow } from '../rows.js';
 
 // Prepared once per connection, in the constructor.
 const SQL = {
@@ -67,27 +55,4 @@ export class SqliteCaJournal {
       this.stmt.journalDelete.run(id);
     });
   }
-}
-
-function journalFromRow(r: JournalRow): JournalEntry {
-  const entry: JournalEntry = {
-    id: r.id,
-    kind: r.kind,
-    status: r.status,
-    keyId: r.key_id,
-    notBefore: r.not_before,
-    notAfter: r.not_after,
-    createdAt: r.created_at,
-  };
-  // Copies into plain Uint8Arrays: callers compare and hash these, and a
-  // Buffer's pooled backing store would surprise anyone reading `.buffer`.
-  if (r.cert_der !== null) entry.certDer = new Uint8Array(r.cert_der);
-  if (r.public_key_spki !== null) entry.publicKeySpki = new Uint8Array(r.public_key_spki);
-  if (r.kid !== null) entry.kid = r.kid;
-  return entry;
-}
-
-function toBuffer(bytes: Uint8Array | undefined): Buffer | null {
-  if (bytes === undefined) return null;
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

@@ -4,25 +4,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import { AnchorageError } from '@anchorage/client/errors';
-import type { EntryFilter, NewEntry, RegistrationEntry, Selector } from '../DataStore.js';
+import type { EntryFilter, NewEntry, RegistrationEntry } from '../DataStore.js';
 import { selectorsToJson } from '../selectors.js';
 import { type CheckedDb, isSqliteCode, returned } from './write.js';
-
-interface EntryRow {
-  id: string;
-  spiffe_id: string;
-  parent_id: string;
-  selectors: string;
-  x509_svid_ttl: number;
-  jwt_svid_ttl: number;
-  dns_names: string;
-  federates_with: string;
-  hint: string;
-  admin: number;
-  downstream: number;
-  revision: number;
-  created_at: number;
-}
+import { entryFromRow, type EntryRow } from '../rows.js';
 
 /** Named parameters of the entry insert/update statements: a row less what the store assigns. */
 type EntryParams = Omit<EntryRow, 'revision' | 'created_at'>;
@@ -159,24 +144,6 @@ function entryParams(id: string, e: NewEntry): EntryParams {
     hint: e.hint,
     admin: e.admin ? 1 : 0,
     downstream: e.downstream ? 1 : 0,
-  };
-}
-
-function entryFromRow(r: EntryRow): RegistrationEntry {
-  return {
-    id: r.id,
-    spiffeId: r.spiffe_id,
-    parentId: r.parent_id,
-    selectors: JSON.parse(r.selectors) as Selector[],
-    x509SvidTtl: r.x509_svid_ttl,
-    jwtSvidTtl: r.jwt_svid_ttl,
-    dnsNames: JSON.parse(r.dns_names) as string[],
-    federatesWith: JSON.parse(r.federates_with) as string[],
-    hint: r.hint,
-    admin: r.admin === 1,
-    downstream: r.downstream === 1,
-    revision: r.revision,
-    createdAt: r.created_at,
   };
 }
 

@@ -2,25 +2,9 @@
 // federation client's last outcome for each.
 import type { Statement } from 'better-sqlite3';
 import { AnchorageError } from '@anchorage/client/errors';
-import type { FederationProfile, FederationRelationship, NewRelationship, RelationshipStatus } from '../DataStore.js';
+import type { FederationRelationship, NewRelationship, RelationshipStatus } from '../DataStore.js';
 import { type CheckedDb, isSqliteCode, returned } from './write.js';
-
-interface RelationshipRow {
-  trust_domain: string;
-  bundle_endpoint_url: string;
-  profile: FederationProfile;
-  endpoint_spiffe_id: string;
-  web_ca_pem: string;
-  created_at: number;
-  updated_at: number;
-  last_attempt_at: number;
-  last_success_at: number;
-  last_error: string;
-  last_error_reason: string;
-  last_error_at: number;
-  consecutive_failures: number;
-  next_refresh_at: number;
-}
+import { relationshipFromRow, type RelationshipRow } from '../rows.js';
 
 // Prepared once per connection, in the constructor.
 const SQL = {
@@ -118,24 +102,5 @@ function relationshipParams(r: NewRelationship, now: number): Record<string, str
     endpoint_spiffe_id: r.endpointSpiffeId,
     web_ca_pem: r.webCaPem,
     now,
-  };
-}
-
-function relationshipFromRow(r: RelationshipRow): FederationRelationship {
-  return {
-    trustDomain: r.trust_domain,
-    bundleEndpointUrl: r.bundle_endpoint_url,
-    profile: r.profile,
-    endpointSpiffeId: r.endpoint_spiffe_id,
-    webCaPem: r.web_ca_pem,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-    lastAttemptAt: r.last_attempt_at,
-    lastSuccessAt: r.last_success_at,
-    lastError: r.last_error,
-    lastErrorReason: r.last_error_reason,
-    lastErrorAt: r.last_error_at,
-    consecutiveFailures: r.consecutive_failures,
-    nextRefreshAt: r.next_refresh_at,
   };
 }

@@ -2,29 +2,10 @@
 // reads and writes (a token is consumed, an agent record is put).
 import type { Statement } from 'better-sqlite3';
 import { AnchorageError } from '@anchorage/client/errors';
-import type { AgentReport, AttestedAgent, JoinToken, Selector } from '../DataStore.js';
+import type { AgentReport, AttestedAgent, JoinToken } from '../DataStore.js';
 import { selectorsToJson } from '../selectors.js';
 import { type CheckedDb, isSqliteCode, returned } from './write.js';
-
-interface JoinTokenRow {
-  token: string;
-  spiffe_id: string | null;
-  expires_at: number;
-}
-
-interface AgentRow {
-  spiffe_id: string;
-  attestation_type: string;
-  cert_serial: string;
-  cert_not_after: number;
-  selectors: string;
-  evicted: number;
-  created_at: number;
-  updated_at: number;
-  last_seen_at: number;
-  bundle_sequence: number;
-  clock_skew_ms: number;
-}
+import { agentFromRow, type AgentRow, type JoinTokenRow } from '../rows.js';
 
 // Prepared once per connection, in the constructor.
 const SQL = {
@@ -146,18 +127,4 @@ export class SqliteTokensAndAgents {
   listBannedAgents(): string[] {
     return this.cdb.run('list banned agents', () => (this.stmt.banList.all() as { spiffe_id: string }[]).map((r) => r.spiffe_id));
   }
-}
-
-function agentFromRow(r: AgentRow): AttestedAgent {
-  return {
-    spiffeId: r.spiffe_id,
-    attestationType: r.attestation_type,
-    certSerial: r.cert_serial,
-    certNotAfter: r.cert_not_after,
-    selectors: JSON.parse(r.selectors) as Selector[],
-    evicted: r.evicted === 1,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-    ...(r.last_seen_at > 0 ? { report: { seenAt: r.last_seen_at, bundleSequence: r.bundle_sequence, clockSkewMs: r.clock_skew_ms } } : {}),
-  };
 }
