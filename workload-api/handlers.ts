@@ -2,7 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Selector } from '../common/selector.js';
 import { AnchorageError, errorMessage, isAnchorageError } from '@anchorage/client/errors';
-import { toServiceError } from '../common/grpc.js';
+import { ERROR_CODE_TRAILER, toServiceError } from '../common/grpc.js';
 import type { Logger } from '../common/log.js';
 import type { JWTBundlesResponse } from '@anchorage/client/proto/gen/JWTBundlesResponse';
 import type { JWTSVID } from '@anchorage/client/proto/gen/JWTSVID';
@@ -14,6 +14,7 @@ import type { SpiffeBundle } from '@anchorage/client/spiffe/bundle';
 import { SpiffeId, TrustDomain } from '@anchorage/client/spiffe/id';
 import { verifyJwtSvid } from '@anchorage/client/spiffe/jwtsvid';
 import type { IdentitySource, X509Identity } from './IdentitySource.js';
+import { REFUSAL_LOG_INTERVAL_MS, RefusalLog } from './connection-limits.js';
 import { toStruct } from './struct.js';
 
 /** The metadata key every Workload API call must carry with the value `true` (SPIFFE_Workload_API.md §5.2). */
@@ -49,7 +50,17 @@ export interface WorkloadApiHandlerConfig {
   logger: Logger;
   /** Told how calls end and streams open and close (node-agent/metrics.ts). */
   observer?: WorkloadApiObserver;
+  /** Default {@link MAX_STREAMS_PER_UID}. */
+  maxStreamsPerUid?: number;
 }
+
+/**
+ * Workload API streams one uid may hold open at once, over all its
+ * connections (each stream keeps a subscription and renders on every change).
+ * A real workload holds a few; past the cap a stream ends at once with
+ * UNAVAILABLE, so a client retries later. SDS streams count apart (sds/).
+ */
+export const MAX_STREAMS_PER_UID = 4096;
 
 /** What the Workload API reports to metrics. `rpc` is one of the five method names; `code` a gRPC status name (OK, PERMISSION_DENIED…). */
 export interface WorkloadApiObserver {
@@ -239,6 +250,11 @@ export class WorkloadApiHandler {
   readonly #observer: WorkloadApiObserver | undefined;
   /** Ends every open stream; used by close() so clients see UNAVAILABLE and reconnect elsewhere or later. */
   readonly #streams = new Set<(err: unknown) => void>();
+  readonly #maxPerUid: number;
+  /** Open streams per caller uid. */
+  readonly #perUid = new Map<number, number>();
+  /** Streams refused by the cap: a hostile caller can make many, so they are logged at most once per interval per uid. */
+  readonly #refusals: RefusalLog;
 
   constructor(config: WorkloadApiHandlerConfig) {
     this.#source = config.source;
@@ -246,6 +262,9 @@ export class WorkloadApiHandler {
     this.#confirm = config.confirm;
     this.#log = config.logger;
     this.#observer = config.observer;
+    this.#maxPerUid = config.maxStreamsPerUid ?? MAX_STREAMS_PER_UID;
+    if (!Number.isSafeInteger(this.#maxPerUid) || this.#maxPerUid < 1) throw new Error(`workloadapi: maxStreamsPerUid must be a positive integer, not ${this.#maxPerUid}`);
+    this.#refusals = new RefusalLog(this.#log, REFUSAL_LOG_INTERVAL_MS, 'workloadapi: stream refused');
   }
 
   /** Number of streams currently open (for tests and metrics). */
@@ -446,6 +465,17 @@ export class WorkloadApiHandler {
       this.#observer?.callEnded(method, 'CANCELLED');
       return;
     }
+    const own = this.#perUid.get(caller.uid) ?? 0;
+    if (own >= this.#maxPerUid) {
+      const details = `workloadapi: too many open streams for uid ${caller.uid} (at most ${this.#maxPerUid})`;
+      this.#refusals.note(`uid:${caller.uid}`, { uid: caller.uid, pid: caller.pid, method }, details);
+      this.#observer?.callEnded(method, 'UNAVAILABLE');
+      const metadata = new grpc.Metadata();
+      metadata.set(ERROR_CODE_TRAILER, 'unavailable');
+      call.emit('error', { code: grpc.status.UNAVAILABLE, details, metadata });
+      return;
+    }
+    this.#perUid.set(caller.uid, own + 1);
     /** The status the stream ends with; a client's cancel unless the server ends it. */
     let endCode = 'CANCELLED';
 
@@ -459,6 +489,9 @@ export class WorkloadApiHandler {
       ended = true;
       unsubscribe?.();
       unsubscribe = undefined;
+      const left = (this.#perUid.get(caller.uid) ?? 1) - 1;
+      if (left > 0) this.#perUid.set(caller.uid, left);
+      else this.#perUid.delete(caller.uid);
       this.#streams.delete(endWith);
       this.#observer?.streamClosed(method);
       this.#observer?.callEnded(method, endCode);

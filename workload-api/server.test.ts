@@ -72,7 +72,15 @@ interface Env {
 
 /** A fresh source and server on its own socket, so tests that mutate identities do not disturb each other. */
 async function startEnv(
-  opts: { attestor?: WorkloadAttestor; socketMode?: number; populate?: boolean; logger?: ReturnType<typeof silentLogger>; maxConnections?: number; maxConnectionsPerUid?: number } = {},
+  opts: {
+    attestor?: WorkloadAttestor;
+    socketMode?: number;
+    populate?: boolean;
+    logger?: ReturnType<typeof silentLogger>;
+    maxConnections?: number;
+    maxConnectionsPerUid?: number;
+    maxStreamsPerUid?: number;
+  } = {},
 ): Promise<Env> {
   const source = new TestIdentitySource(ca);
   if (opts.populate !== false) {
@@ -89,6 +97,7 @@ async function startEnv(
     socketMode: opts.socketMode,
     maxConnections: opts.maxConnections,
     maxConnectionsPerUid: opts.maxConnectionsPerUid,
+    maxStreamsPerUid: opts.maxStreamsPerUid,
   });
   const client = newClient(socketPath);
   const env = { source, api, socketPath, client };
@@ -754,6 +763,50 @@ describe('connection caps', () => {
     } finally {
       session.destroy();
     }
+  });
+
+  it('ends a stream over the per-uid cap at once with UNAVAILABLE, over all connections, logs it sparingly, and frees the slot when one ends', async () => {
+    const logs = captureLogger();
+    const env = await startEnv({ maxStreamsPerUid: 3, logger: logs.logger });
+    const other = newClient(env.socketPath);
+    const md = () => {
+      const m = new grpc.Metadata();
+      m.set('workload.spiffe.io', 'true');
+      return m;
+    };
+    // Three streams, on two connections, each answered with the bundles.
+    const open = (client: SpiffeWorkloadAPIClient) => {
+      const s = client.FetchX509Bundles({}, md());
+      const first = new Promise<void>((resolve, reject) => {
+        s.once('data', () => resolve());
+        s.once('error', reject);
+      });
+      return { s, first };
+    };
+    const held = [open(env.client), open(env.client), open(other)];
+    await Promise.all(held.map((h) => h.first));
+    const uid = process.getuid!();
+    for (let i = 0; i < 5; i++) {
+      const over = open(i % 2 === 0 ? env.client : other);
+      const err = await over.first.then(
+        () => {
+          throw new Error('a stream over the cap was served');
+        },
+        (e: unknown) => e as grpc.ServiceError,
+      );
+      expect(err.code).toBe(grpc.status.UNAVAILABLE);
+      expect(err.details).toBe(`workloadapi: too many open streams for uid ${uid} (at most 3)`);
+    }
+    // Five refusals, one log line.
+    expect(logs.records.filter((r) => r.msg === 'workloadapi: stream refused')).toEqual([
+      expect.objectContaining({ uid, reason: `workloadapi: too many open streams for uid ${uid} (at most 3)`, suppressed: 0 }),
+    ]);
+    held[0]!.s.cancel();
+    await waitFor(() => env.api.openStreams === 2, 'the cancelled stream to close');
+    const again = open(other);
+    await again.first;
+    for (const h of [...held, again]) h.s.cancel();
+    other.close();
   });
 
   it('refuses nonsense caps', async () => {

@@ -64,6 +64,8 @@ export interface WorkloadApiOptions {
   sds?: SdsOptions;
   /** Told how calls end and streams open and close (node-agent/metrics.ts). */
   observer?: WorkloadApiObserver;
+  /** Workload API streams one uid may hold open at once. Default MAX_STREAMS_PER_UID (handlers.ts). */
+  maxStreamsPerUid?: number;
   /**
    * What `grpc.health.v1.Health/Check` answers (health.ts): true is SERVING.
    * Default: SERVING whenever the socket answers.
@@ -183,7 +185,7 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
     }
   };
 
-  const handler = new WorkloadApiHandler({ source, attest, confirm, logger: log, observer: opts.observer });
+  const handler = new WorkloadApiHandler({ source, attest, confirm, logger: log, observer: opts.observer, maxStreamsPerUid: opts.maxStreamsPerUid });
   // No channelz: its per-connection and per-call trace bookkeeping showed up
   // in profiles of the first response, and nothing here reads it.
   const grpcServer = new grpc.Server({ 'grpc.enable_channelz': 0, 'grpc.max_concurrent_streams': MAX_STREAMS_PER_CONNECTION });
