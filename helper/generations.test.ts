@@ -116,14 +116,20 @@ describe('GenerationWriter', () => {
       if (reader.exitCode !== null) throw new Error(`reader exited: ${err}`);
       await new Promise((r) => setTimeout(r, 20));
     }
-    const generations = new Set<string>();
-    for (let i = 1; i <= 400; i++) {
-      generations.add(w.write(sets[i % sets.length]!));
+    // At least 400 swaps, and on until the reader has read enough across them (it reports every 50
+    // rounds): how many rounds a loaded machine gives the reader between swaps varies.
+    const progress = (): { consistent: number; seen: number } => {
+      const last = out.split('\n').filter((l) => l.startsWith('progress ')).pop()?.split(' ');
+      return { consistent: Number(last?.[1] ?? 0), seen: Number(last?.[2] ?? 0) };
+    };
+    for (let i = 1; i <= 400 || progress().consistent <= 100 || progress().seen <= 2; i++) {
+      if (i > 100_000) throw new Error(`the reader did not keep up: ${JSON.stringify(progress())}`);
+      w.write(sets[i % sets.length]!);
       // Give the reader's reads a chance to land between swaps on a busy machine.
       if (i % 20 === 0) await new Promise((r) => setTimeout(r, 5));
     }
     writeFileSync(stop, '');
-    expect(await exited).toBe(0);
+    expect(await exited, `the reader failed: ${err}`).toBe(0);
     const result = JSON.parse(out.split('\n').find((l) => l.startsWith('{'))!) as { consistent: number; mismatched: number; gone: number; seen: number; partial: number; stableMixed: number; stableReads: number };
     console.log(`helper: tight-loop reader: ${JSON.stringify(result)}`);
     expect(result.mismatched).toBe(0);
@@ -156,9 +162,13 @@ function pair(certPath, keyPath) {
 }
 let first = true;
 for (let i = 0; ; i++) {
-  if (i % 50 === 0 && existsSync(stop)) break;
-  const gen = realpathSync(join(dir, 'current'));
+  if (i % 50 === 0) {
+    if (existsSync(stop)) break;
+    console.log('progress ' + r.consistent + ' ' + seen.size);
+  }
   try {
+    // Resolving can race a removal too: a generation more than keep_generations old is gone.
+    const gen = realpathSync(join(dir, 'current'));
     if (pair(join(gen, 'svid.pem'), join(gen, 'svid_key.pem'))) r.consistent++; else r.mismatched++;
     seen.add(gen);
   } catch (e) {
