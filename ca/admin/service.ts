@@ -20,6 +20,7 @@ import { deleteFederatedBundle, setFederatedBundle, toFederatedBundle } from '..
 import type { FederationClient } from '../federation/client.js';
 import { federationHandlers } from './federation.js';
 import { listTrustAnchors } from './anchors.js';
+import { authorityHandlers } from './authority.js';
 import type { AttestedAgent, JournalEntry } from '../datastore/DataStore.js';
 import type { Agent } from '../../proto/gen/anchorage/admin/v1/Agent.js';
 import type { Minter } from '../minter.js';
@@ -381,6 +382,7 @@ function handlers(deps: AdminServiceDeps): AdminHandlers {
       return { spiffe_id: id, banned: false, evicted: false };
     }),
     ...federationHandlers({ datastore: ds, feed, federation: deps.federation, trustDomain: td, now, logger: log }),
+    ...authorityHandlers({ logger: log }),
     GetCAStatus: unaryHandler(log, 'GetCAStatus', async () => {
       const rows = await ca.journal();
       return {

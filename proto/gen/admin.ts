@@ -4,6 +4,9 @@ import type { MessageTypeDefinition } from '@grpc/proto-loader';
 import type { AdminClient as _anchorage_admin_v1_AdminClient, AdminDefinition as _anchorage_admin_v1_AdminDefinition } from './anchorage/admin/v1/Admin.js';
 import type { Agent as _anchorage_admin_v1_Agent, Agent__Output as _anchorage_admin_v1_Agent__Output } from './anchorage/admin/v1/Agent.js';
 import type { AgentBan as _anchorage_admin_v1_AgentBan, AgentBan__Output as _anchorage_admin_v1_AgentBan__Output } from './anchorage/admin/v1/AgentBan.js';
+import type { Authority as _anchorage_admin_v1_Authority, Authority__Output as _anchorage_admin_v1_Authority__Output } from './anchorage/admin/v1/Authority.js';
+import type { AuthorityChange as _anchorage_admin_v1_AuthorityChange, AuthorityChange__Output as _anchorage_admin_v1_AuthorityChange__Output } from './anchorage/admin/v1/AuthorityChange.js';
+import type { AuthorityRequest as _anchorage_admin_v1_AuthorityRequest, AuthorityRequest__Output as _anchorage_admin_v1_AuthorityRequest__Output } from './anchorage/admin/v1/AuthorityRequest.js';
 import type { BanAgentRequest as _anchorage_admin_v1_BanAgentRequest, BanAgentRequest__Output as _anchorage_admin_v1_BanAgentRequest__Output } from './anchorage/admin/v1/BanAgentRequest.js';
 import type { BatchCreateEntryRequest as _anchorage_admin_v1_BatchCreateEntryRequest, BatchCreateEntryRequest__Output as _anchorage_admin_v1_BatchCreateEntryRequest__Output } from './anchorage/admin/v1/BatchCreateEntryRequest.js';
 import type { BatchCreateEntryResponse as _anchorage_admin_v1_BatchCreateEntryResponse, BatchCreateEntryResponse__Output as _anchorage_admin_v1_BatchCreateEntryResponse__Output } from './anchorage/admin/v1/BatchCreateEntryResponse.js';
@@ -32,8 +35,11 @@ import type { GetKeyProtectionRequest as _anchorage_admin_v1_GetKeyProtectionReq
 import type { JoinToken as _anchorage_admin_v1_JoinToken, JoinToken__Output as _anchorage_admin_v1_JoinToken__Output } from './anchorage/admin/v1/JoinToken.js';
 import type { KeyProtection as _anchorage_admin_v1_KeyProtection, KeyProtection__Output as _anchorage_admin_v1_KeyProtection__Output } from './anchorage/admin/v1/KeyProtection.js';
 import type { KeyProtectionReport as _anchorage_admin_v1_KeyProtectionReport, KeyProtectionReport__Output as _anchorage_admin_v1_KeyProtectionReport__Output } from './anchorage/admin/v1/KeyProtectionReport.js';
+import type { LaggingAgent as _anchorage_admin_v1_LaggingAgent, LaggingAgent__Output as _anchorage_admin_v1_LaggingAgent__Output } from './anchorage/admin/v1/LaggingAgent.js';
 import type { ListAgentsRequest as _anchorage_admin_v1_ListAgentsRequest, ListAgentsRequest__Output as _anchorage_admin_v1_ListAgentsRequest__Output } from './anchorage/admin/v1/ListAgentsRequest.js';
 import type { ListAgentsResponse as _anchorage_admin_v1_ListAgentsResponse, ListAgentsResponse__Output as _anchorage_admin_v1_ListAgentsResponse__Output } from './anchorage/admin/v1/ListAgentsResponse.js';
+import type { ListAuthoritiesRequest as _anchorage_admin_v1_ListAuthoritiesRequest, ListAuthoritiesRequest__Output as _anchorage_admin_v1_ListAuthoritiesRequest__Output } from './anchorage/admin/v1/ListAuthoritiesRequest.js';
+import type { ListAuthoritiesResponse as _anchorage_admin_v1_ListAuthoritiesResponse, ListAuthoritiesResponse__Output as _anchorage_admin_v1_ListAuthoritiesResponse__Output } from './anchorage/admin/v1/ListAuthoritiesResponse.js';
 import type { ListEntriesRequest as _anchorage_admin_v1_ListEntriesRequest, ListEntriesRequest__Output as _anchorage_admin_v1_ListEntriesRequest__Output } from './anchorage/admin/v1/ListEntriesRequest.js';
 import type { ListEntriesResponse as _anchorage_admin_v1_ListEntriesResponse, ListEntriesResponse__Output as _anchorage_admin_v1_ListEntriesResponse__Output } from './anchorage/admin/v1/ListEntriesResponse.js';
 import type { ListFederatedBundlesRequest as _anchorage_admin_v1_ListFederatedBundlesRequest, ListFederatedBundlesRequest__Output as _anchorage_admin_v1_ListFederatedBundlesRequest__Output } from './anchorage/admin/v1/ListFederatedBundlesRequest.js';
@@ -67,6 +73,9 @@ export interface ProtoGrpcType {
         Admin: SubtypeConstructor<typeof grpc.Client, _anchorage_admin_v1_AdminClient> & { service: _anchorage_admin_v1_AdminDefinition }
         Agent: MessageTypeDefinition<_anchorage_admin_v1_Agent, _anchorage_admin_v1_Agent__Output>
         AgentBan: MessageTypeDefinition<_anchorage_admin_v1_AgentBan, _anchorage_admin_v1_AgentBan__Output>
+        Authority: MessageTypeDefinition<_anchorage_admin_v1_Authority, _anchorage_admin_v1_Authority__Output>
+        AuthorityChange: MessageTypeDefinition<_anchorage_admin_v1_AuthorityChange, _anchorage_admin_v1_AuthorityChange__Output>
+        AuthorityRequest: MessageTypeDefinition<_anchorage_admin_v1_AuthorityRequest, _anchorage_admin_v1_AuthorityRequest__Output>
         BanAgentRequest: MessageTypeDefinition<_anchorage_admin_v1_BanAgentRequest, _anchorage_admin_v1_BanAgentRequest__Output>
         BatchCreateEntryRequest: MessageTypeDefinition<_anchorage_admin_v1_BatchCreateEntryRequest, _anchorage_admin_v1_BatchCreateEntryRequest__Output>
         BatchCreateEntryResponse: MessageTypeDefinition<_anchorage_admin_v1_BatchCreateEntryResponse, _anchorage_admin_v1_BatchCreateEntryResponse__Output>
@@ -95,8 +104,11 @@ export interface ProtoGrpcType {
         JoinToken: MessageTypeDefinition<_anchorage_admin_v1_JoinToken, _anchorage_admin_v1_JoinToken__Output>
         KeyProtection: MessageTypeDefinition<_anchorage_admin_v1_KeyProtection, _anchorage_admin_v1_KeyProtection__Output>
         KeyProtectionReport: MessageTypeDefinition<_anchorage_admin_v1_KeyProtectionReport, _anchorage_admin_v1_KeyProtectionReport__Output>
+        LaggingAgent: MessageTypeDefinition<_anchorage_admin_v1_LaggingAgent, _anchorage_admin_v1_LaggingAgent__Output>
         ListAgentsRequest: MessageTypeDefinition<_anchorage_admin_v1_ListAgentsRequest, _anchorage_admin_v1_ListAgentsRequest__Output>
         ListAgentsResponse: MessageTypeDefinition<_anchorage_admin_v1_ListAgentsResponse, _anchorage_admin_v1_ListAgentsResponse__Output>
+        ListAuthoritiesRequest: MessageTypeDefinition<_anchorage_admin_v1_ListAuthoritiesRequest, _anchorage_admin_v1_ListAuthoritiesRequest__Output>
+        ListAuthoritiesResponse: MessageTypeDefinition<_anchorage_admin_v1_ListAuthoritiesResponse, _anchorage_admin_v1_ListAuthoritiesResponse__Output>
         ListEntriesRequest: MessageTypeDefinition<_anchorage_admin_v1_ListEntriesRequest, _anchorage_admin_v1_ListEntriesRequest__Output>
         ListEntriesResponse: MessageTypeDefinition<_anchorage_admin_v1_ListEntriesResponse, _anchorage_admin_v1_ListEntriesResponse__Output>
         ListFederatedBundlesRequest: MessageTypeDefinition<_anchorage_admin_v1_ListFederatedBundlesRequest, _anchorage_admin_v1_ListFederatedBundlesRequest__Output>

@@ -4,6 +4,8 @@ import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { Agent as _anchorage_admin_v1_Agent, Agent__Output as _anchorage_admin_v1_Agent__Output } from '../../../anchorage/admin/v1/Agent.js';
 import type { AgentBan as _anchorage_admin_v1_AgentBan, AgentBan__Output as _anchorage_admin_v1_AgentBan__Output } from '../../../anchorage/admin/v1/AgentBan.js';
+import type { AuthorityChange as _anchorage_admin_v1_AuthorityChange, AuthorityChange__Output as _anchorage_admin_v1_AuthorityChange__Output } from '../../../anchorage/admin/v1/AuthorityChange.js';
+import type { AuthorityRequest as _anchorage_admin_v1_AuthorityRequest, AuthorityRequest__Output as _anchorage_admin_v1_AuthorityRequest__Output } from '../../../anchorage/admin/v1/AuthorityRequest.js';
 import type { BanAgentRequest as _anchorage_admin_v1_BanAgentRequest, BanAgentRequest__Output as _anchorage_admin_v1_BanAgentRequest__Output } from '../../../anchorage/admin/v1/BanAgentRequest.js';
 import type { BatchCreateEntryRequest as _anchorage_admin_v1_BatchCreateEntryRequest, BatchCreateEntryRequest__Output as _anchorage_admin_v1_BatchCreateEntryRequest__Output } from '../../../anchorage/admin/v1/BatchCreateEntryRequest.js';
 import type { BatchCreateEntryResponse as _anchorage_admin_v1_BatchCreateEntryResponse, BatchCreateEntryResponse__Output as _anchorage_admin_v1_BatchCreateEntryResponse__Output } from '../../../anchorage/admin/v1/BatchCreateEntryResponse.js';
@@ -29,6 +31,8 @@ import type { JoinToken as _anchorage_admin_v1_JoinToken, JoinToken__Output as _
 import type { KeyProtectionReport as _anchorage_admin_v1_KeyProtectionReport, KeyProtectionReport__Output as _anchorage_admin_v1_KeyProtectionReport__Output } from '../../../anchorage/admin/v1/KeyProtectionReport.js';
 import type { ListAgentsRequest as _anchorage_admin_v1_ListAgentsRequest, ListAgentsRequest__Output as _anchorage_admin_v1_ListAgentsRequest__Output } from '../../../anchorage/admin/v1/ListAgentsRequest.js';
 import type { ListAgentsResponse as _anchorage_admin_v1_ListAgentsResponse, ListAgentsResponse__Output as _anchorage_admin_v1_ListAgentsResponse__Output } from '../../../anchorage/admin/v1/ListAgentsResponse.js';
+import type { ListAuthoritiesRequest as _anchorage_admin_v1_ListAuthoritiesRequest, ListAuthoritiesRequest__Output as _anchorage_admin_v1_ListAuthoritiesRequest__Output } from '../../../anchorage/admin/v1/ListAuthoritiesRequest.js';
+import type { ListAuthoritiesResponse as _anchorage_admin_v1_ListAuthoritiesResponse, ListAuthoritiesResponse__Output as _anchorage_admin_v1_ListAuthoritiesResponse__Output } from '../../../anchorage/admin/v1/ListAuthoritiesResponse.js';
 import type { ListEntriesRequest as _anchorage_admin_v1_ListEntriesRequest, ListEntriesRequest__Output as _anchorage_admin_v1_ListEntriesRequest__Output } from '../../../anchorage/admin/v1/ListEntriesRequest.js';
 import type { ListEntriesResponse as _anchorage_admin_v1_ListEntriesResponse, ListEntriesResponse__Output as _anchorage_admin_v1_ListEntriesResponse__Output } from '../../../anchorage/admin/v1/ListEntriesResponse.js';
 import type { ListFederatedBundlesRequest as _anchorage_admin_v1_ListFederatedBundlesRequest, ListFederatedBundlesRequest__Output as _anchorage_admin_v1_ListFederatedBundlesRequest__Output } from '../../../anchorage/admin/v1/ListFederatedBundlesRequest.js';
@@ -48,6 +52,15 @@ import type { UpdateEntryRequest as _anchorage_admin_v1_UpdateEntryRequest, Upda
 import type { UpdateFederationRelationshipRequest as _anchorage_admin_v1_UpdateFederationRelationshipRequest, UpdateFederationRelationshipRequest__Output as _anchorage_admin_v1_UpdateFederationRelationshipRequest__Output } from '../../../anchorage/admin/v1/UpdateFederationRelationshipRequest.js';
 
 export interface AdminClient extends grpc.Client {
+  ActivateAuthority(argument: _anchorage_admin_v1_AuthorityRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  ActivateAuthority(argument: _anchorage_admin_v1_AuthorityRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  ActivateAuthority(argument: _anchorage_admin_v1_AuthorityRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  ActivateAuthority(argument: _anchorage_admin_v1_AuthorityRequest, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  activateAuthority(argument: _anchorage_admin_v1_AuthorityRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  activateAuthority(argument: _anchorage_admin_v1_AuthorityRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  activateAuthority(argument: _anchorage_admin_v1_AuthorityRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  activateAuthority(argument: _anchorage_admin_v1_AuthorityRequest, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  
   /**
    * Stops an agent ID from attesting again (and evicts it, if it has a record),
    * until UnbanAgent. The ID need not have attested yet.
@@ -270,6 +283,25 @@ export interface AdminClient extends grpc.Client {
   listAgents(argument: _anchorage_admin_v1_ListAgentsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListAgentsResponse__Output>): grpc.ClientUnaryCall;
   listAgents(argument: _anchorage_admin_v1_ListAgentsRequest, callback: grpc.requestCallback<_anchorage_admin_v1_ListAgentsResponse__Output>): grpc.ClientUnaryCall;
   
+  /**
+   * Authority lifecycle (anchorage authority x509|jwt|root ...): the CA's
+   * roots, intermediates and JWT keys, prepared, activated, tainted and
+   * revoked by an operator ahead of the schedule.
+   */
+  ListAuthorities(argument: _anchorage_admin_v1_ListAuthoritiesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListAuthoritiesResponse__Output>): grpc.ClientUnaryCall;
+  ListAuthorities(argument: _anchorage_admin_v1_ListAuthoritiesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_ListAuthoritiesResponse__Output>): grpc.ClientUnaryCall;
+  ListAuthorities(argument: _anchorage_admin_v1_ListAuthoritiesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListAuthoritiesResponse__Output>): grpc.ClientUnaryCall;
+  ListAuthorities(argument: _anchorage_admin_v1_ListAuthoritiesRequest, callback: grpc.requestCallback<_anchorage_admin_v1_ListAuthoritiesResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Authority lifecycle (anchorage authority x509|jwt|root ...): the CA's
+   * roots, intermediates and JWT keys, prepared, activated, tainted and
+   * revoked by an operator ahead of the schedule.
+   */
+  listAuthorities(argument: _anchorage_admin_v1_ListAuthoritiesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListAuthoritiesResponse__Output>): grpc.ClientUnaryCall;
+  listAuthorities(argument: _anchorage_admin_v1_ListAuthoritiesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_ListAuthoritiesResponse__Output>): grpc.ClientUnaryCall;
+  listAuthorities(argument: _anchorage_admin_v1_ListAuthoritiesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListAuthoritiesResponse__Output>): grpc.ClientUnaryCall;
+  listAuthorities(argument: _anchorage_admin_v1_ListAuthoritiesRequest, callback: grpc.requestCallback<_anchorage_admin_v1_ListAuthoritiesResponse__Output>): grpc.ClientUnaryCall;
+  
   ListEntries(argument: _anchorage_admin_v1_ListEntriesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListEntriesResponse__Output>): grpc.ClientUnaryCall;
   ListEntries(argument: _anchorage_admin_v1_ListEntriesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_ListEntriesResponse__Output>): grpc.ClientUnaryCall;
   ListEntries(argument: _anchorage_admin_v1_ListEntriesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_ListEntriesResponse__Output>): grpc.ClientUnaryCall;
@@ -342,6 +374,15 @@ export interface AdminClient extends grpc.Client {
   mintX509Svid(argument: _anchorage_admin_v1_MintX509SVIDRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_MintX509SVIDResponse__Output>): grpc.ClientUnaryCall;
   mintX509Svid(argument: _anchorage_admin_v1_MintX509SVIDRequest, callback: grpc.requestCallback<_anchorage_admin_v1_MintX509SVIDResponse__Output>): grpc.ClientUnaryCall;
   
+  PrepareAuthority(argument: _anchorage_admin_v1_AuthorityRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  PrepareAuthority(argument: _anchorage_admin_v1_AuthorityRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  PrepareAuthority(argument: _anchorage_admin_v1_AuthorityRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  PrepareAuthority(argument: _anchorage_admin_v1_AuthorityRequest, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  prepareAuthority(argument: _anchorage_admin_v1_AuthorityRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  prepareAuthority(argument: _anchorage_admin_v1_AuthorityRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  prepareAuthority(argument: _anchorage_admin_v1_AuthorityRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  prepareAuthority(argument: _anchorage_admin_v1_AuthorityRequest, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  
   /**
    * Fetches the peer's bundle now and returns the relationship with the outcome.
    */
@@ -356,6 +397,15 @@ export interface AdminClient extends grpc.Client {
   refreshFederationRelationship(argument: _anchorage_admin_v1_RefreshFederationRelationshipRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
   refreshFederationRelationship(argument: _anchorage_admin_v1_RefreshFederationRelationshipRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
   refreshFederationRelationship(argument: _anchorage_admin_v1_RefreshFederationRelationshipRequest, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
+  
+  RevokeAuthority(argument: _anchorage_admin_v1_AuthorityRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  RevokeAuthority(argument: _anchorage_admin_v1_AuthorityRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  RevokeAuthority(argument: _anchorage_admin_v1_AuthorityRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  RevokeAuthority(argument: _anchorage_admin_v1_AuthorityRequest, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  revokeAuthority(argument: _anchorage_admin_v1_AuthorityRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  revokeAuthority(argument: _anchorage_admin_v1_AuthorityRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  revokeAuthority(argument: _anchorage_admin_v1_AuthorityRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  revokeAuthority(argument: _anchorage_admin_v1_AuthorityRequest, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
   
   /**
    * Bundles of federated trust domains. Set by hand (static federation, for
@@ -375,6 +425,15 @@ export interface AdminClient extends grpc.Client {
   setFederatedBundle(argument: _anchorage_admin_v1_SetFederatedBundleRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
   setFederatedBundle(argument: _anchorage_admin_v1_SetFederatedBundleRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
   setFederatedBundle(argument: _anchorage_admin_v1_SetFederatedBundleRequest, callback: grpc.requestCallback<_anchorage_admin_v1_FederatedBundle__Output>): grpc.ClientUnaryCall;
+  
+  TaintAuthority(argument: _anchorage_admin_v1_AuthorityRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  TaintAuthority(argument: _anchorage_admin_v1_AuthorityRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  TaintAuthority(argument: _anchorage_admin_v1_AuthorityRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  TaintAuthority(argument: _anchorage_admin_v1_AuthorityRequest, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  taintAuthority(argument: _anchorage_admin_v1_AuthorityRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  taintAuthority(argument: _anchorage_admin_v1_AuthorityRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  taintAuthority(argument: _anchorage_admin_v1_AuthorityRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
+  taintAuthority(argument: _anchorage_admin_v1_AuthorityRequest, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
   
   UnbanAgent(argument: _anchorage_admin_v1_UnbanAgentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AgentBan__Output>): grpc.ClientUnaryCall;
   UnbanAgent(argument: _anchorage_admin_v1_UnbanAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_AgentBan__Output>): grpc.ClientUnaryCall;
@@ -406,6 +465,8 @@ export interface AdminClient extends grpc.Client {
 }
 
 export interface AdminHandlers extends grpc.UntypedServiceImplementation {
+  ActivateAuthority: grpc.handleUnaryCall<_anchorage_admin_v1_AuthorityRequest__Output, _anchorage_admin_v1_AuthorityChange>;
+  
   /**
    * Stops an agent ID from attesting again (and evicts it, if it has a record),
    * until UnbanAgent. The ID need not have attested yet.
@@ -477,6 +538,13 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
    */
   ListAgents: grpc.handleUnaryCall<_anchorage_admin_v1_ListAgentsRequest__Output, _anchorage_admin_v1_ListAgentsResponse>;
   
+  /**
+   * Authority lifecycle (anchorage authority x509|jwt|root ...): the CA's
+   * roots, intermediates and JWT keys, prepared, activated, tainted and
+   * revoked by an operator ahead of the schedule.
+   */
+  ListAuthorities: grpc.handleUnaryCall<_anchorage_admin_v1_ListAuthoritiesRequest__Output, _anchorage_admin_v1_ListAuthoritiesResponse>;
+  
   ListEntries: grpc.handleUnaryCall<_anchorage_admin_v1_ListEntriesRequest__Output, _anchorage_admin_v1_ListEntriesResponse>;
   
   ListFederatedBundles: grpc.handleUnaryCall<_anchorage_admin_v1_ListFederatedBundlesRequest__Output, _anchorage_admin_v1_ListFederatedBundlesResponse>;
@@ -498,10 +566,14 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
    */
   MintX509SVID: grpc.handleUnaryCall<_anchorage_admin_v1_MintX509SVIDRequest__Output, _anchorage_admin_v1_MintX509SVIDResponse>;
   
+  PrepareAuthority: grpc.handleUnaryCall<_anchorage_admin_v1_AuthorityRequest__Output, _anchorage_admin_v1_AuthorityChange>;
+  
   /**
    * Fetches the peer's bundle now and returns the relationship with the outcome.
    */
   RefreshFederationRelationship: grpc.handleUnaryCall<_anchorage_admin_v1_RefreshFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship>;
+  
+  RevokeAuthority: grpc.handleUnaryCall<_anchorage_admin_v1_AuthorityRequest__Output, _anchorage_admin_v1_AuthorityChange>;
   
   /**
    * Bundles of federated trust domains. Set by hand (static federation, for
@@ -509,6 +581,8 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
    * hand them to workloads whose entries federate with that trust domain.
    */
   SetFederatedBundle: grpc.handleUnaryCall<_anchorage_admin_v1_SetFederatedBundleRequest__Output, _anchorage_admin_v1_FederatedBundle>;
+  
+  TaintAuthority: grpc.handleUnaryCall<_anchorage_admin_v1_AuthorityRequest__Output, _anchorage_admin_v1_AuthorityChange>;
   
   UnbanAgent: grpc.handleUnaryCall<_anchorage_admin_v1_UnbanAgentRequest__Output, _anchorage_admin_v1_AgentBan>;
   
@@ -519,6 +593,7 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
 }
 
 export interface AdminDefinition extends grpc.ServiceDefinition {
+  ActivateAuthority: MethodDefinition<_anchorage_admin_v1_AuthorityRequest, _anchorage_admin_v1_AuthorityChange, _anchorage_admin_v1_AuthorityRequest__Output, _anchorage_admin_v1_AuthorityChange__Output>
   BanAgent: MethodDefinition<_anchorage_admin_v1_BanAgentRequest, _anchorage_admin_v1_AgentBan, _anchorage_admin_v1_BanAgentRequest__Output, _anchorage_admin_v1_AgentBan__Output>
   BatchCreateEntry: MethodDefinition<_anchorage_admin_v1_BatchCreateEntryRequest, _anchorage_admin_v1_BatchCreateEntryResponse, _anchorage_admin_v1_BatchCreateEntryRequest__Output, _anchorage_admin_v1_BatchCreateEntryResponse__Output>
   CreateEntry: MethodDefinition<_anchorage_admin_v1_CreateEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_CreateEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
@@ -535,14 +610,18 @@ export interface AdminDefinition extends grpc.ServiceDefinition {
   GetFederationRelationship: MethodDefinition<_anchorage_admin_v1_GetFederationRelationshipRequest, _anchorage_admin_v1_FederationRelationship, _anchorage_admin_v1_GetFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship__Output>
   GetKeyProtection: MethodDefinition<_anchorage_admin_v1_GetKeyProtectionRequest, _anchorage_admin_v1_KeyProtectionReport, _anchorage_admin_v1_GetKeyProtectionRequest__Output, _anchorage_admin_v1_KeyProtectionReport__Output>
   ListAgents: MethodDefinition<_anchorage_admin_v1_ListAgentsRequest, _anchorage_admin_v1_ListAgentsResponse, _anchorage_admin_v1_ListAgentsRequest__Output, _anchorage_admin_v1_ListAgentsResponse__Output>
+  ListAuthorities: MethodDefinition<_anchorage_admin_v1_ListAuthoritiesRequest, _anchorage_admin_v1_ListAuthoritiesResponse, _anchorage_admin_v1_ListAuthoritiesRequest__Output, _anchorage_admin_v1_ListAuthoritiesResponse__Output>
   ListEntries: MethodDefinition<_anchorage_admin_v1_ListEntriesRequest, _anchorage_admin_v1_ListEntriesResponse, _anchorage_admin_v1_ListEntriesRequest__Output, _anchorage_admin_v1_ListEntriesResponse__Output>
   ListFederatedBundles: MethodDefinition<_anchorage_admin_v1_ListFederatedBundlesRequest, _anchorage_admin_v1_ListFederatedBundlesResponse, _anchorage_admin_v1_ListFederatedBundlesRequest__Output, _anchorage_admin_v1_ListFederatedBundlesResponse__Output>
   ListFederationRelationships: MethodDefinition<_anchorage_admin_v1_ListFederationRelationshipsRequest, _anchorage_admin_v1_ListFederationRelationshipsResponse, _anchorage_admin_v1_ListFederationRelationshipsRequest__Output, _anchorage_admin_v1_ListFederationRelationshipsResponse__Output>
   ListTrustAnchors: MethodDefinition<_anchorage_admin_v1_ListTrustAnchorsRequest, _anchorage_admin_v1_ListTrustAnchorsResponse, _anchorage_admin_v1_ListTrustAnchorsRequest__Output, _anchorage_admin_v1_ListTrustAnchorsResponse__Output>
   MintJWTSVID: MethodDefinition<_anchorage_admin_v1_MintJWTSVIDRequest, _anchorage_admin_v1_MintJWTSVIDResponse, _anchorage_admin_v1_MintJWTSVIDRequest__Output, _anchorage_admin_v1_MintJWTSVIDResponse__Output>
   MintX509SVID: MethodDefinition<_anchorage_admin_v1_MintX509SVIDRequest, _anchorage_admin_v1_MintX509SVIDResponse, _anchorage_admin_v1_MintX509SVIDRequest__Output, _anchorage_admin_v1_MintX509SVIDResponse__Output>
+  PrepareAuthority: MethodDefinition<_anchorage_admin_v1_AuthorityRequest, _anchorage_admin_v1_AuthorityChange, _anchorage_admin_v1_AuthorityRequest__Output, _anchorage_admin_v1_AuthorityChange__Output>
   RefreshFederationRelationship: MethodDefinition<_anchorage_admin_v1_RefreshFederationRelationshipRequest, _anchorage_admin_v1_FederationRelationship, _anchorage_admin_v1_RefreshFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship__Output>
+  RevokeAuthority: MethodDefinition<_anchorage_admin_v1_AuthorityRequest, _anchorage_admin_v1_AuthorityChange, _anchorage_admin_v1_AuthorityRequest__Output, _anchorage_admin_v1_AuthorityChange__Output>
   SetFederatedBundle: MethodDefinition<_anchorage_admin_v1_SetFederatedBundleRequest, _anchorage_admin_v1_FederatedBundle, _anchorage_admin_v1_SetFederatedBundleRequest__Output, _anchorage_admin_v1_FederatedBundle__Output>
+  TaintAuthority: MethodDefinition<_anchorage_admin_v1_AuthorityRequest, _anchorage_admin_v1_AuthorityChange, _anchorage_admin_v1_AuthorityRequest__Output, _anchorage_admin_v1_AuthorityChange__Output>
   UnbanAgent: MethodDefinition<_anchorage_admin_v1_UnbanAgentRequest, _anchorage_admin_v1_AgentBan, _anchorage_admin_v1_UnbanAgentRequest__Output, _anchorage_admin_v1_AgentBan__Output>
   UpdateEntry: MethodDefinition<_anchorage_admin_v1_UpdateEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_UpdateEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
   UpdateFederationRelationship: MethodDefinition<_anchorage_admin_v1_UpdateFederationRelationshipRequest, _anchorage_admin_v1_FederationRelationship, _anchorage_admin_v1_UpdateFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship__Output>

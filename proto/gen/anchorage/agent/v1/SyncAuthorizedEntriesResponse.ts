@@ -27,6 +27,23 @@ export interface SyncAuthorizedEntriesResponse {
    * only when full is false
    */
   'removed_entry_ids'?: (string)[];
+  /**
+   * Own authorities an operator tainted (anchorage authority x509|jwt taint).
+   * Sent in full in the first message and whenever the set changes; absent
+   * otherwise (has_tainted false). The agent re-mints at once every SVID
+   * (workload and its own) whose issuing intermediate is in
+   * tainted_x509_authorities, and drops every cached JWT-SVID whose kid is in
+   * tainted_jwt_authorities.
+   */
+  'has_tainted'?: (boolean);
+  /**
+   * SHA-256 of the intermediate's DER certificate, lowercase hex
+   */
+  'tainted_x509_authorities'?: (string)[];
+  /**
+   * JWT key ids (kid)
+   */
+  'tainted_jwt_authorities'?: (string)[];
 }
 
 /**
@@ -54,4 +71,21 @@ export interface SyncAuthorizedEntriesResponse__Output {
    * only when full is false
    */
   'removed_entry_ids': (string)[];
+  /**
+   * Own authorities an operator tainted (anchorage authority x509|jwt taint).
+   * Sent in full in the first message and whenever the set changes; absent
+   * otherwise (has_tainted false). The agent re-mints at once every SVID
+   * (workload and its own) whose issuing intermediate is in
+   * tainted_x509_authorities, and drops every cached JWT-SVID whose kid is in
+   * tainted_jwt_authorities.
+   */
+  'has_tainted': (boolean);
+  /**
+   * SHA-256 of the intermediate's DER certificate, lowercase hex
+   */
+  'tainted_x509_authorities': (string)[];
+  /**
+   * JWT key ids (kid)
+   */
+  'tainted_jwt_authorities': (string)[];
 }
