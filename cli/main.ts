@@ -78,7 +78,7 @@ async function run(argv: string[]): Promise<number> {
   const act = word !== undefined && Object.hasOwn(group.actions, word) ? group.actions[word] : undefined;
   if (!act) {
     const choices = [...Object.keys(group.groups ?? {}), ...Object.keys(group.actions)].join(', ');
-    throw new UsageError(`${group.name}: ${word === undefined ? 'give a subcommand' : `unknown subcommand ${JSON.stringify(word)}`} (${choices})`);
+    throw new UsageError(`${group.name}: ${word === undefined || word.startsWith('-') ? 'give a subcommand' : `unknown subcommand ${JSON.stringify(word)}`} (${choices})`);
   }
   helpFor = act.name;
   return runAction(act, args.slice(1));

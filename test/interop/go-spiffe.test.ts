@@ -27,14 +27,12 @@
 //
 // Without a Go toolchain the suite is skipped with a warning, except in CI
 // (CI=true), where it fails: there it must run.
-import { spawnSync } from 'node:child_process';
-import { createHash, X509Certificate } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type * as tls from 'node:tls';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAnchorageError } from '@anchorage/client/errors';
 import { silentLogger } from '../../common/log.js';
@@ -42,23 +40,19 @@ import { UnixWorkloadAttestor } from '../../node-agent/attestor/unix.js';
 import { authorizeId, connectMtls, createMtlsServer, peerSpiffeId, X509Source, type Authorizer } from '@anchorage/client';
 import { startWorkloadApi } from '../../workload-api/server.js';
 import { startTestCa, TestIdentitySource, type TestCa } from '../helpers/test-ca.js';
+import { cachedBinary, goToolchain, PROGRAM, requiredGoSpiffeVersion } from './go-program.js';
 import {
-  cacheDir,
   closerList,
   currentUid,
   describeWithToolchain,
-  goEnv,
   interopRecorder,
   jsonLine,
   NOBODY_UID,
   run,
   startTrustDomain,
-  versionAtLeast,
   type RunResult,
 } from './harness.js';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const GO_DIR = join(HERE, 'go');
 const AUDIENCE = 'spiffe://example.test/interop-audience';
 const READY_MARKER = 'interop: ready-for-rotation';
 /** What mtls-server writes on stderr, with its address, once it accepts connections. */
@@ -239,74 +233,7 @@ const TARGETS: TargetSpec[] = [
   { name: 'anchorage agent run', start: startAgentTarget },
 ];
 
-// --- the Go toolchain and the program -------------------------------------------------
-
-/** The `go` line of test/interop/go/go.mod, e.g. "1.24.0". */
-function requiredGoVersion(): string {
-  const m = /^go\s+(\S+)\s*$/m.exec(readFileSync(join(GO_DIR, 'go.mod'), 'utf8'));
-  if (!m) throw new Error('interop: test/interop/go/go.mod has no go line');
-  return m[1]!;
-}
-
-/** The go-spiffe version go.mod asks for, e.g. "v2.9.0". */
-function requiredGoSpiffeVersion(): string {
-  const m = /github\.com\/spiffe\/go-spiffe\/v2 (v\S+)/.exec(readFileSync(join(GO_DIR, 'go.mod'), 'utf8'));
-  if (!m) throw new Error('interop: test/interop/go/go.mod does not require go-spiffe v2');
-  return m[1]!;
-}
-
-/** The Go toolchain's version ("go1.24.1"), or why the suite cannot run here. */
-function goToolchain(): { version: string; unusable?: undefined } | { unusable: string } {
-  const r = spawnSync('go', ['env', 'GOVERSION'], { encoding: 'utf8', env: goEnv(), timeout: 30_000 });
-  if (r.error) return { unusable: 'Go toolchain not found' };
-  if (r.status !== 0) return { unusable: `"go env GOVERSION" failed: ${r.stderr.trim()}` };
-  const have = r.stdout.trim();
-  const need = requiredGoVersion();
-  if (!versionAtLeast(have, need)) return { unusable: `${have} is older than go${need}, which go-spiffe ${requiredGoSpiffeVersion()} needs` };
-  return { version: have };
-}
-
 const toolchain = goToolchain();
-
-const PROGRAM = 'gospiffe-interop';
-
-/** What the binary is built from: the Go version and every file go build reads (go.mod, go.sum, *.go). */
-function sourceHash(goVersion: string): string {
-  const h = createHash('sha256');
-  h.update(`${goVersion}\0`);
-  const files = readdirSync(GO_DIR)
-    .filter((f) => f === 'go.mod' || f === 'go.sum' || f.endsWith('.go'))
-    .sort();
-  for (const f of files) {
-    h.update(`${f}\0`);
-    h.update(readFileSync(join(GO_DIR, f)));
-    h.update('\0');
-  }
-  return h.digest('hex');
-}
-
-/**
- * The program in the build cache (test/interop/.cache/go), built only when
- * its sources or the Go version changed since the last build.
- */
-async function cachedBinary(goVersion: string): Promise<{ path: string; built: boolean }> {
-  const dir = cacheDir('go');
-  const path = join(dir, PROGRAM);
-  const hashFile = join(dir, `${PROGRAM}.sha256`);
-  const hash = sourceHash(goVersion);
-  if (existsSync(path) && existsSync(hashFile) && readFileSync(hashFile, 'utf8').trim() === hash) return { path, built: false };
-  // Built under a name of its own and renamed: a concurrent run never sees half a binary.
-  const tmp = join(dir, `${PROGRAM}.${process.pid}.tmp`);
-  // -buildvcs=false: the module sits inside this repository; its VCS state is irrelevant and needs git.
-  const build = await run('go', ['build', '-buildvcs=false', '-o', tmp, '.'], { cwd: GO_DIR, env: goEnv(), timeoutMs: 290_000 });
-  if (build.code !== 0) {
-    rmSync(tmp, { force: true });
-    throw new Error(`interop: go build failed (exit ${build.code}, signal ${build.signal}):\n${build.stderr}${build.stdout}`);
-  }
-  renameSync(tmp, path);
-  writeFileSync(hashFile, `${hash}\n`);
-  return { path, built: true };
-}
 
 /** The JSON line of test/interop/go/main.go, success or failure. */
 interface GoOutput {

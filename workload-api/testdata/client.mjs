@@ -31,7 +31,14 @@ if (opts.method === 'FetchJWTSVID') {
     err ? fail(err) : done({ ok: true, response: plain(res) }));
 } else {
   const stream = client[opts.method]({}, md, deadline);
-  stream.once('data', (res) => {
+  if (opts.watch) {
+    // Every message as a JSON line, until the test kills this process.
+    stream.on('data', (res) => process.stdout.write(JSON.stringify({ ok: true, response: plain(res) }) + '\n'));
+    stream.once('error', (err) => {
+      process.stdout.write(JSON.stringify({ ok: false, code: err.code, details: err.details }) + '\n');
+      process.exit(0);
+    });
+  } else stream.once('data', (res) => {
     if (opts.hold) {
       // Keep the stream open until the test kills this process.
       process.stdout.write(JSON.stringify({ ok: true, holding: true }) + '\n');

@@ -105,6 +105,7 @@ var subcommands = map[string]func(args []string) int{
 	"mtls-server": mtlsServerMain,
 	"mtls-client": mtlsClientMain,
 	"no-header":   noHeaderMain,
+	"verify-svid": verifySvidMain,
 }
 
 func main() {
