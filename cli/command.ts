@@ -137,6 +137,8 @@ const SPIRE_FLAGS: Record<string, string[]> = {
   registrationUDSPath: ['socket'],
   config: ['config'],
   output: ['output'],
+  // spire-server localauthority x509|jwt taint|revoke
+  authorityID: ['id'],
 };
 
 /** Edit distance, for "did you mean": flag names are short, the quadratic table is nothing. */

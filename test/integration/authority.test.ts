@@ -230,7 +230,9 @@ describe.skipIf(lacks(!softHsmAvailable(), 'SoftHSM2'))('authority lifecycle acr
     firstSvid = watchers[0]!.messages[0]!.chain;
     const agentSerial = (await A.admin.call('ListAgents', {})).agents[0]!.cert_serial;
 
+    const t0 = Date.now();
     const out = await cliJson<AuthorityChange__Output>(A, ['authority', 'x509', 'taint']);
+    const tCli = Date.now() - t0;
     expect(out.authority).toMatchObject({ id: first, kind: 'x509', status: 'old', tainted: true, revoked: false });
     expect(out.also).toHaveLength(1);
     expect(out.also[0]).toMatchObject({ kind: 'x509', status: 'active', tainted: false });
@@ -241,6 +243,7 @@ describe.skipIf(lacks(!softHsmAvailable(), 'SoftHSM2'))('authority lifecycle acr
     await until('every open stream to carry an SVID of the successor', () =>
       watchers.every((w) => w.messages.length > 1 && issuerOf(w.messages.at(-1)!.chain) === successor),
     );
+    console.info(`authority: x509 taint took ${tCli} ms (CLI round trip); every open stream held a successor SVID ${Date.now() - t0} ms after it began`);
     for (const w of watchers) {
       expect(w.errors).toEqual([]);
       // Each stream got its own identity, and only that.
@@ -279,6 +282,7 @@ describe.skipIf(lacks(!softHsmAvailable(), 'SoftHSM2'))('authority lifecycle acr
 
   it('root rotation across the running agent and the federated peer, then revocation of the first intermediate with its root', async () => {
     const before = loop.handshakes;
+    const t0 = Date.now();
     const prepared = await cliJson<AuthorityChange__Output>(A, ['authority', 'root', 'prepare']);
     const newRoot = prepared.authority!;
     expect(newRoot).toMatchObject({ kind: 'root', status: 'prepared' });
@@ -287,7 +291,9 @@ describe.skipIf(lacks(!softHsmAvailable(), 'SoftHSM2'))('authority lifecycle acr
     await until("A's agent to acknowledge the new root", async () => (await authorities(A, 'root')).lagging.length === 0);
     const newRootDer = (await A.admin.call('ListTrustAnchors', {})).anchors.find((x) => x.fingerprint === newRoot.fingerprint);
     expect(newRootDer?.kind).toBe('root');
+    const tAck = Date.now() - t0;
     await until("B's workload to hold A's new root", () => srcB.bundles().get('a.test')?.authorities().some((d) => sha256(d) === newRoot.fingerprint));
+    const tPeer = Date.now() - t0;
 
     const activated = await cliJson<AuthorityChange__Output>(A, ['authority', 'root', 'activate']);
     expect(activated.authority).toMatchObject({ id: newRoot.id, status: 'active' });
@@ -308,6 +314,7 @@ describe.skipIf(lacks(!softHsmAvailable(), 'SoftHSM2'))('authority lifecycle acr
       expect(r.stderr).toContain('do not yet hold');
       return undefined;
     });
+    const tRevoked = Date.now() - t0;
     expect(revoked.authority).toMatchObject({ id: first, revoked: true });
     expect(revoked.also.map((a) => `${a.kind}:${a.id}:${a.revoked}`).sort()).toEqual([`root:root:true`, `x509:${second}:true`].sort());
     const bundlePem = (await cliAsync(['bundle', 'show', '--format', 'pem', '--socket', A.adminSocket], A.env)).stdout;
@@ -349,6 +356,10 @@ describe.skipIf(lacks(!softHsmAvailable(), 'SoftHSM2'))('authority lifecycle acr
 
     // The peer drops the old root at its next refresh; the loop never failed, before or after.
     await until("B's workload to hold A's bundle without the old root", () => srcB.bundles().get('a.test')?.authorities().length === 1);
+    console.info(
+      `authority: root rotation: agent acknowledged the new root after ${tAck} ms, the federated peer's workload held it after ${tPeer} ms; ` +
+        `old root revoked after ${tRevoked} ms (${refusals.length} gate refusals on the way); peer dropped it after ${Date.now() - t0} ms`,
+    );
     const at = loop.handshakes;
     await until('a few more handshakes', () => loop.handshakes >= at + 5);
     expect(loop.failures).toEqual([]);
@@ -376,6 +387,7 @@ describe.skipIf(lacks(!softHsmAvailable(), 'SoftHSM2'))('authority lifecycle acr
       { args: ['authority', 'x509', 'activate', '--id', second], code: 1, says: 'was revoked' },
       { args: ['authority', 'jwt', 'activate'], code: 1, says: 'no prepared jwt authority to activate' },
       { args: ['authority', 'x509', 'list', '--output', 'yaml'], code: 2, says: 'yaml' },
+      { args: ['authority', 'x509', 'taint', '-authorityID', 'x'], code: 2, says: 'did you mean --id?' },
     ];
     for (const c of cases) {
       const r = await run(c.args);
