@@ -54,8 +54,10 @@ export async function listTrustAnchors(deps: AnchorDeps): Promise<{ anchors: Tru
     if (r.kind === 'root' && !deps.rootKeyManagerKind) return 'upstream';
     return `${r.kind === 'root' ? deps.rootKeyManagerKind : deps.keyManagerKind} label ${r.keyId}`;
   };
-  for (const r of journal.filter((row) => row.status !== 'preparing')) {
-    const base = { trust_domain: td, federated: false, status: r.status, source: ownSource(r), not_before: r.notBefore, not_after: r.notAfter };
+  // Revoked authorities are relied on by no one any more (anchorage authority ... revoke).
+  for (const r of journal.filter((row) => row.status !== 'preparing' && !row.revokedAt)) {
+    const status = r.taintedAt ? `${r.status}, tainted` : r.status;
+    const base = { trust_domain: td, federated: false, status, source: ownSource(r), not_before: r.notBefore, not_after: r.notAfter };
     if (r.kind === 'jwt') {
       const anchor = `jwt:${r.kid ?? ''}`;
       anchors.push({ ...base, kind: 'jwt', kid: r.kid ?? '', first_seen_at: sightings.get(`${td} ${anchor}`)?.firstSeenAt ?? 0, agents_holding: holdingOwn(anchor) });
