@@ -248,6 +248,11 @@ describe('TaintResponder', () => {
     const lines = logged(w, 'agent: svids no longer chain to the new bundle; minting anew');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ level: 30, reminting: 4, agentSvid: true });
+    // Intermediates published as trust anchors and A revoked: only A's SVIDs, and the own one (under A).
+    const w3 = world();
+    expect(w3.taint.onBundleChanged(td, new X509Bundle(td, [interB.der]))).toBe(2);
+    expect([...w3.cache.pending()].sort()).toEqual(['e1', 'e2']);
+    expect(w3.calls).toEqual({ mint: 1, renew: 1 });
     // Without an own SVID, only the workloads.
     const w2 = world();
     w2.own.chain = undefined;
