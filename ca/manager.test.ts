@@ -249,7 +249,7 @@ describe('root expiry monitoring', () => {
     );
     const mk = () =>
       new CaManager({ trustDomain: td, keyManager: km, root, datastore: ds, caTtl: CA_TTL, keyType: 'ec-p256', bundleRefreshHint: 300, now, logger });
-    const warnings = () => records.filter((r) => r.msg === 'ca: the root of trust expires soon; plan its rotation');
+    const warnings = () => records.filter((r) => r.msg === 'ca: the root of trust expires soon; plan its rotation (anchorage authority root prepare)');
     const ca = mk();
     await ca.start();
     expect(warnings()).toHaveLength(0);

@@ -16,6 +16,8 @@ import { encodeName } from './x509/name.js';
  */
 export interface RootOfTrust {
   readonly kind: 'self-signed' | 'upstream';
+  /** The CA journal id of a self-signed root (`root` for the first, `root-<uuid>` after rotations); `upstream` otherwise. */
+  readonly id: string;
   readonly key: KeyHandle;
   /** DER certificate of `key`. */
   readonly cert: Uint8Array;
@@ -67,23 +69,13 @@ export async function loadRootOfTrust(cfg: RootConfig, deps: RootDeps): Promise<
 async function loadSelfSigned(cfg: Extract<RootConfig, { type: 'self-signed' }>, deps: RootDeps): Promise<RootOfTrust> {
   const { datastore: ds, keyManager: km, trustDomain: td, logger } = deps;
   const label = cfg.key_label ?? `anchorage-root-${td.name}`;
-  const existing = (await ds.listJournal()).find((r) => r.kind === 'root' && r.id === ROOT_JOURNAL_ID);
-
-  if (existing?.status === 'active' && existing.certDer) {
-    const key = await km.getKey(existing.keyId);
-    if (!key) {
-      throw new AnchorageError(
-        'failed_precondition',
-        `ca: the root key "${existing.keyId}" recorded in the CA journal is not in the ${km.kind} key manager; ` +
-          'check key_manager (token label, module) — a new root would break every existing trust relationship',
-      );
-    }
-    const certInfo = new X509Certificate(existing.certDer);
-    if (!Buffer.from(key.publicKeySpki).equals(certInfo.publicKey.export({ type: 'spki', format: 'der' }))) {
-      throw new AnchorageError('failed_precondition', `ca: the root key "${existing.keyId}" does not match the root certificate`);
-    }
-    return selfSignedRoot(key, existing.certDer, certInfo);
-  }
+  const roots = (await ds.listJournal()).filter((r) => r.kind === 'root');
+  // After a rotation the active root is not the first one; a crash in the
+  // middle of an activation leaves two active rows, and the newer one wins
+  // (the CA manager settles the other).
+  const active = roots.filter((r) => r.status === 'active' && r.certDer).sort((a, b) => b.notBefore - a.notBefore)[0];
+  if (active) return selfSignedRootFromRow(active, km);
+  const existing = roots.find((r) => r.id === ROOT_JOURNAL_ID);
 
   // First start (or a crash between writing the row and issuing the cert):
   // the row names the label first, so a restart finds the same key again.
@@ -100,34 +92,56 @@ async function loadSelfSigned(cfg: Extract<RootConfig, { type: 'self-signed' }>,
   if (!existing) await ds.putJournal(row);
   const keyType = cfg.key_type ?? deps.defaultKeyType;
   const key = await keyForPreparingRow(km, row, keyType, logger);
+  const done = await issueSelfSignedRoot(row, key, td, now, cfg.ttl);
+  await ds.putJournal({ ...done, status: 'active' });
+  const certInfo = new X509Certificate(done.certDer!);
+  logger.info({ notAfter: certInfo.validTo, fingerprint: certInfo.fingerprint256 }, 'ca: created the self-signed root');
+  return selfSignedRoot(row.id, key, done.certDer!, certInfo);
+}
+
+/**
+ * Signs the self-signed certificate of a root journal row whose key exists:
+ * the row as it is to be written (the caller sets the status). The first
+ * root's subject is `O=Anchorage, CN=Anchorage root <td>`; later roots add
+ * a serialNumber naming their journal id, so two published roots never
+ * share a subject.
+ */
+export async function issueSelfSignedRoot(row: JournalEntry, key: KeyHandle, td: TrustDomain, now: number, ttl: number): Promise<JournalEntry> {
   const subject = encodeName([
     { type: 'O', value: 'Anchorage' },
     { type: 'CN', value: `Anchorage root ${td.name}`.slice(0, 64) },
+    ...(row.id === ROOT_JOURNAL_ID ? [] : [{ type: 'serialNumber' as const, value: row.id.slice(0, 64) }]),
   ]);
   const notBefore = now - BACKDATE_SECONDS;
-  const notAfter = now + cfg.ttl;
   const tbs = encodeCaTbs({
     serial: randomSerial(),
     issuerName: subject,
     subject,
     notBefore: new Date(notBefore * 1000),
-    notAfter: new Date(notAfter * 1000),
+    notAfter: new Date((now + ttl) * 1000),
     spki: key.publicKeySpki,
     signerKeyType: key.type,
     spiffeId: td.idString(),
   });
   const certDer = assembleCertificate(tbs, key.type, await key.sign(tbs));
-  const certInfo = new X509Certificate(certDer);
-  await ds.putJournal({
-    ...row,
-    status: 'active',
-    certDer,
-    publicKeySpki: key.publicKeySpki,
-    notBefore,
-    notAfter: secondsOf(certInfo.validTo),
-  });
-  logger.info({ notAfter: certInfo.validTo, fingerprint: certInfo.fingerprint256 }, 'ca: created the self-signed root');
-  return selfSignedRoot(key, certDer, certInfo);
+  return { ...row, certDer, publicKeySpki: key.publicKeySpki, notBefore, notAfter: secondsOf(new X509Certificate(certDer).validTo) };
+}
+
+/** The root of trust a finished self-signed root row describes, its key found again in `km`. */
+export async function selfSignedRootFromRow(row: JournalEntry, km: KeyManager): Promise<RootOfTrust> {
+  const key = await km.getKey(row.keyId);
+  if (!key) {
+    throw new AnchorageError(
+      'failed_precondition',
+      `ca: the root key "${row.keyId}" recorded in the CA journal (${row.id}) is not in the ${km.kind} key manager; ` +
+        'check key_manager (token label, module) — a new root would break every existing trust relationship',
+    );
+  }
+  const certInfo = new X509Certificate(row.certDer!);
+  if (!Buffer.from(key.publicKeySpki).equals(certInfo.publicKey.export({ type: 'spki', format: 'der' }))) {
+    throw new AnchorageError('failed_precondition', `ca: the root key "${row.keyId}" does not match the root certificate of ${row.id}`);
+  }
+  return selfSignedRoot(row.id, key, row.certDer!, certInfo);
 }
 
 /**
@@ -156,9 +170,10 @@ export async function keyForPreparingRow(km: KeyManager, row: JournalEntry, keyT
   return key;
 }
 
-function selfSignedRoot(key: KeyHandle, cert: Uint8Array, certInfo: X509Certificate): RootOfTrust {
+function selfSignedRoot(id: string, key: KeyHandle, cert: Uint8Array, certInfo: X509Certificate): RootOfTrust {
   return {
     kind: 'self-signed',
+    id,
     key,
     cert,
     certInfo,
@@ -221,6 +236,7 @@ async function loadUpstream(cfg: Extract<RootConfig, { type: 'upstream' }>, deps
   }
   return {
     kind: 'upstream',
+    id: 'upstream',
     key,
     cert: ders[0]!,
     certInfo: leaf,

@@ -176,6 +176,16 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
       now,
       logger: log,
       autoRotate: true,
+      ...(cfg.ca.root.type === 'self-signed'
+        ? {
+            rootRotation: {
+              keyManager: rootKeyManager,
+              keyType: cfg.ca.root.key_type ?? cfg.ca.key_type,
+              ttl: cfg.ca.root.ttl,
+              labelBase: cfg.ca.root.key_label ?? `anchorage-root-${cfg.trust_domain.name}`,
+            },
+          }
+        : {}),
     });
     await ca.start();
     closers.push(() => ca.close());

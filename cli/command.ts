@@ -59,6 +59,8 @@ export interface CommandGroup {
   summary: string;
   actions: Record<string, Action>;
   bare?: Action;
+  /** Groups one word further down: `authority x509 list`. */
+  groups?: Record<string, CommandGroup>;
 }
 
 function flagColumn(name: string, f: FlagSpec): string {
@@ -85,10 +87,15 @@ export function actionHelp(a: Action): string {
 }
 
 export function groupHelp(g: CommandGroup): string {
-  const width = Math.max(...Object.values(g.actions).map((a) => a.name.length)) + 3;
+  const lines = [
+    ...Object.values(g.groups ?? {}).map((sub) => ({ name: `${sub.name} <${Object.keys(sub.actions).join('|')}>`, summary: sub.summary })),
+    ...Object.values(g.actions),
+  ];
+  const width = Math.max(...lines.map((a) => a.name.length)) + 3;
+  const words = [...Object.keys(g.groups ?? {}), ...Object.keys(g.actions)];
   return (
-    `usage: anchorage ${g.name} <${Object.keys(g.actions).join('|')}> [flags]\n\n${g.summary}\n\nCommands:\n` +
-    Object.values(g.actions)
+    `usage: anchorage ${g.name} <${words.join('|')}> [flags]\n\n${g.summary}\n\nCommands:\n` +
+    lines
       .map((a) => `  ${a.name.padEnd(width)}${a.summary.split('\n')[0]}`)
       .join('\n') +
     `\n\nRun "anchorage ${g.name} <command> --help" for a command's flags.\n`

@@ -24,6 +24,11 @@ const COMMANDS: Record<string, { usage: string; summary: string; load: () => Pro
   ca: { usage: 'ca show', summary: 'the CA journal (root, intermediates, JWT keys)', load: () => import('./commands/ca.js') },
   check: { usage: 'check', summary: 'the health of the trust stack (HSM, root, rotation, agents, federation)', load: () => import('./commands/check.js') },
   anchors: { usage: 'anchors list', summary: 'every trust anchor the trust domain relies on', load: () => import('./commands/anchors.js') },
+  authority: {
+    usage: 'authority x509|jwt|root list|prepare|activate|taint|revoke',
+    summary: 'rotate, taint and revoke intermediates, JWT keys and roots ahead of schedule',
+    load: () => import('./commands/authority.js'),
+  },
 };
 
 function overview(): string {
@@ -55,19 +60,28 @@ async function run(argv: string[]): Promise<number> {
   }
   const entry = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
   if (!entry) throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
-  const group = (await entry.load()).command;
+  let group = (await entry.load()).command;
   helpFor = cmd;
   if (group.bare) return runAction(group.bare, argv.slice(1));
-  if (sub === '--help' || sub === '-h') {
+  let args = [sub, ...rest];
+  // Nested groups (`authority x509 list`): one word each.
+  while (group.groups && args[0] !== undefined && Object.hasOwn(group.groups, args[0])) {
+    group = group.groups[args[0]]!;
+    helpFor = group.name;
+    args = args.slice(1);
+  }
+  const word = args[0];
+  if (word === '--help' || word === '-h') {
     process.stdout.write(groupHelp(group));
     return 0;
   }
-  const act = sub !== undefined && Object.hasOwn(group.actions, sub) ? group.actions[sub] : undefined;
+  const act = word !== undefined && Object.hasOwn(group.actions, word) ? group.actions[word] : undefined;
   if (!act) {
-    throw new UsageError(`${cmd}: ${sub === undefined ? 'give a subcommand' : `unknown subcommand ${JSON.stringify(sub)}`} (${Object.keys(group.actions).join(', ')})`);
+    const choices = [...Object.keys(group.groups ?? {}), ...Object.keys(group.actions)].join(', ');
+    throw new UsageError(`${group.name}: ${word === undefined ? 'give a subcommand' : `unknown subcommand ${JSON.stringify(word)}`} (${choices})`);
   }
   helpFor = act.name;
-  return runAction(act, rest);
+  return runAction(act, args.slice(1));
 }
 
 async function runAction(act: Action, args: string[]): Promise<number> {

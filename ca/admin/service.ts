@@ -382,7 +382,7 @@ function handlers(deps: AdminServiceDeps): AdminHandlers {
       return { spiffe_id: id, banned: false, evicted: false };
     }),
     ...federationHandlers({ datastore: ds, feed, federation: deps.federation, trustDomain: td, now, logger: log }),
-    ...authorityHandlers({ logger: log }),
+    ...authorityHandlers({ ca, datastore: ds, now: deps.now ?? Date.now, logger: log }),
     GetCAStatus: unaryHandler(log, 'GetCAStatus', async () => {
       const rows = await ca.journal();
       return {

@@ -193,6 +193,8 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
       /** Node aliases the agent matched at the last full pass. */
       let aliases = new Set<string>();
       let sentBundles = '';
+      /** The tainted sets last sent (joined), so they go out only when they change. */
+      let sentTainted = '';
       let first = true;
       // Work is folded: entry IDs that changed since the last message, or
       // "everything" (first message, a node alias changed). One message is
@@ -247,12 +249,22 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
               }
               const b = await bundles();
               const bundleText = JSON.stringify(b);
-              if (!first && changed.length === 0 && removed.length === 0 && bundleText === sentBundles) continue;
+              const tainted = ca.taintedAuthorities();
+              const taintedText = `${tainted.x509.join(',')}|${tainted.jwt.join(',')}`;
+              const taintChanged = first || taintedText !== sentTainted;
+              if (!first && changed.length === 0 && removed.length === 0 && bundleText === sentBundles && !taintChanged) continue;
               if (closed) return;
               for (const e of changed) sent.set(e.id, e.revision);
               for (const id of removed) sent.delete(id);
               sentBundles = bundleText;
-              call.write({ ...b, full: first, entries: changed.map(toAuthorized), removed_entry_ids: first ? [] : removed });
+              sentTainted = taintedText;
+              call.write({
+                ...b,
+                full: first,
+                entries: changed.map(toAuthorized),
+                removed_entry_ids: first ? [] : removed,
+                ...(taintChanged ? { has_tainted: true, tainted_x509_authorities: [...tainted.x509], tainted_jwt_authorities: [...tainted.jwt] } : {}),
+              });
               first = false;
             }
           } catch (err) {
@@ -273,6 +285,7 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
         feed.off('bundles', onBundles);
         feed.off('evicted', onEvicted);
         ca.off('bundle', onBundles);
+        ca.off('taint', onBundles);
       };
       const end = (err: unknown) => {
         if (closed) return;
@@ -288,6 +301,7 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
           feed.on('bundles', onBundles);
           feed.on('evicted', onEvicted);
           ca.on('bundle', onBundles);
+          ca.on('taint', onBundles);
           push();
         },
         (err) => end(err),

@@ -5,6 +5,7 @@ import { toPem } from '@anchorage/client/pem';
 import { SpiffeId } from '@anchorage/client/spiffe/id';
 import type { CaManager } from '../manager.js';
 import type { Minter } from '../minter.js';
+import { certFingerprint } from '../manager.js';
 
 type CertificateProvider = grpc.experimental.CertificateProvider;
 type CaListener = grpc.experimental.CaCertificateUpdateListener;
@@ -37,6 +38,15 @@ export class ServerTlsIdentity implements CertificateProvider {
   private closed = false;
   private retryMs = RENEW_RETRY_MIN_MS;
   private readonly onBundle = () => this.emitCa();
+  /** Fingerprint of the intermediate that signed the current certificate. */
+  private issuer = '';
+  /** A tainted intermediate signed the current certificate: replace it now, not at half-life. */
+  private readonly onTaint = (tainted: { x509: readonly string[] }) => {
+    if (this.closed || !tainted.x509.includes(this.issuer)) return;
+    this.log.warn({ spiffeId: this.spiffeId.toString() }, 'agent api: the server TLS certificate was signed by a tainted authority; renewing it now');
+    if (this.timer) clearTimeout(this.timer);
+    this.schedule(0);
+  };
 
   constructor(opts: { ca: CaManager; minter: Minter; logger: Logger }) {
     this.ca = opts.ca;
@@ -48,12 +58,14 @@ export class ServerTlsIdentity implements CertificateProvider {
   async start(): Promise<void> {
     await this.renew();
     this.ca.on('bundle', this.onBundle);
+    this.ca.on('taint', this.onTaint);
   }
 
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.ca.off('bundle', this.onBundle);
+    this.ca.off('taint', this.onTaint);
   }
 
   private async renew(): Promise<void> {
@@ -68,6 +80,7 @@ export class ServerTlsIdentity implements CertificateProvider {
       privateKey: Buffer.from(privateKey.export({ type: 'pkcs8', format: 'pem' }) as string),
       notAfter: minted.notAfter,
     };
+    this.issuer = minted.chain[1] ? certFingerprint(minted.chain[1]) : '';
     for (const l of this.idListeners) l(this.identity);
     this.retryMs = RENEW_RETRY_MIN_MS;
     this.schedule(Math.max(1000, (minted.notAfter * 1000 - Date.now()) / 2));

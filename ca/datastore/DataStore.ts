@@ -254,4 +254,12 @@ export interface JournalEntry {
   notBefore: number;
   notAfter: number;
   createdAt: number;
+  /** x509 rows: the journal id of the root that signed it ('' = unknown: made before this was recorded). */
+  issuerId?: string;
+  /** Unix seconds an operator tainted it (anchorage authority ... taint); 0 or absent = not tainted. */
+  taintedAt?: number;
+  /** Unix seconds it was revoked: out of the bundle, key destroyed; the row stays for the record. */
+  revokedAt?: number;
+  /** root and jwt rows: the first bundle sequence that held it (0 or absent = not published yet). */
+  publishedSequence?: number;
 }

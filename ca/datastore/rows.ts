@@ -101,6 +101,10 @@ export interface JournalRow {
   not_before: number;
   not_after: number;
   created_at: number;
+  issuer_id: string;
+  tainted_at: number;
+  revoked_at: number;
+  published_sequence: number;
 }
 
 export function journalFromRow(r: JournalRow): JournalEntry {
@@ -113,6 +117,11 @@ export function journalFromRow(r: JournalRow): JournalEntry {
     notAfter: r.not_after,
     createdAt: r.created_at,
   };
+  // The lifecycle fields only when set: a row written without them reads back equal.
+  if (r.issuer_id) entry.issuerId = r.issuer_id;
+  if (Number(r.tainted_at)) entry.taintedAt = Number(r.tainted_at);
+  if (Number(r.revoked_at)) entry.revokedAt = Number(r.revoked_at);
+  if (Number(r.published_sequence)) entry.publishedSequence = Number(r.published_sequence);
   // Copies into plain Uint8Arrays: callers compare and hash these, and a
   // Buffer's pooled backing store would surprise anyone reading `.buffer`.
   if (r.cert_der !== null) entry.certDer = new Uint8Array(r.cert_der);

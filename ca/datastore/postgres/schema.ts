@@ -114,6 +114,13 @@ export const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   );
   `,
+  // 2: the authority lifecycle, as SQLite's step 5.
+  `
+  ALTER TABLE ca_journal ADD COLUMN issuer_id          TEXT   NOT NULL DEFAULT '';
+  ALTER TABLE ca_journal ADD COLUMN tainted_at         BIGINT NOT NULL DEFAULT 0;
+  ALTER TABLE ca_journal ADD COLUMN revoked_at         BIGINT NOT NULL DEFAULT 0;
+  ALTER TABLE ca_journal ADD COLUMN published_sequence BIGINT NOT NULL DEFAULT 0;
+  `,
 ];
 
 /** The schema version this code writes and understands. */

@@ -10,14 +10,16 @@ import { journalFromRow, toBuffer, type JournalRow } from '../rows.js';
 const SQL = {
   journalList: 'SELECT * FROM ca_journal ORDER BY created_at, id',
   journalPut: `INSERT INTO ca_journal (id, kind, status, key_id, cert_der, public_key_spki, kid,
-      not_before, not_after, created_at)
+      not_before, not_after, created_at, issuer_id, tainted_at, revoked_at, published_sequence)
     VALUES (@id, @kind, @status, @key_id, @cert_der, @public_key_spki, @kid,
-      @not_before, @not_after, @created_at)
+      @not_before, @not_after, @created_at, @issuer_id, @tainted_at, @revoked_at, @published_sequence)
     ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, status = excluded.status,
       key_id = excluded.key_id, cert_der = excluded.cert_der,
       public_key_spki = excluded.public_key_spki, kid = excluded.kid,
       not_before = excluded.not_before, not_after = excluded.not_after,
-      created_at = excluded.created_at`,
+      created_at = excluded.created_at, issuer_id = excluded.issuer_id,
+      tainted_at = excluded.tainted_at, revoked_at = excluded.revoked_at,
+      published_sequence = excluded.published_sequence`,
   journalDelete: 'DELETE FROM ca_journal WHERE id = ?',
 } as const;
 
@@ -46,6 +48,10 @@ export class SqliteCaJournal {
         not_before: entry.notBefore,
         not_after: entry.notAfter,
         created_at: entry.createdAt,
+        issuer_id: entry.issuerId ?? '',
+        tainted_at: entry.taintedAt ?? 0,
+        revoked_at: entry.revokedAt ?? 0,
+        published_sequence: entry.publishedSequence ?? 0,
       });
     });
   }

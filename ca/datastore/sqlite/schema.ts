@@ -140,6 +140,15 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (trust_domain, anchor)
   );
   `,
+  // 5: the authority lifecycle (anchorage authority ...): which root signed
+  // each intermediate, taint and revocation times, and the first bundle
+  // sequence that held each root and JWT key (the gate on removing a root).
+  `
+  ALTER TABLE ca_journal ADD COLUMN issuer_id          TEXT    NOT NULL DEFAULT '';
+  ALTER TABLE ca_journal ADD COLUMN tainted_at         INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE ca_journal ADD COLUMN revoked_at         INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE ca_journal ADD COLUMN published_sequence INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 /** The schema version this code writes and understands. */
