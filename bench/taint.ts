@@ -273,6 +273,8 @@ export async function benchTaint(): Promise<void> {
     const oldIssuer = [...oldIssuers][0]!;
 
     // ---- the authority lifecycle ----------------------------------------------
+    // The first SVIDs' aftermath (state write, GC) is not the taint's: let it settle.
+    await new Promise((r) => setTimeout(r, 1000));
     let list;
     try {
       list = await admin.call('ListAuthorities', { kind: 'x509' });
