@@ -52,8 +52,21 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** Retries an admin call the server refuses while agents lag behind the bundle (the root gate). */
+async function whenAgentsCaughtUp<T>(call: () => Promise<T>): Promise<T> {
+  const end = Date.now() + 15_000;
+  for (;;) {
+    try {
+      return await call();
+    } catch (err) {
+      if (Date.now() > end || !String((err as Error).message).includes('bundle')) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 describe('node agent and tainted authorities (real server)', () => {
-  it('re-mints every workload SVID and its own SVID of a tainted intermediate at once, and drops the JWT-SVIDs of a tainted key', async () => {
+  it('re-mints every workload SVID and its own SVID of a tainted intermediate at once, drops the JWT-SVIDs of a tainted key, and keeps serving across a root rotation', async () => {
     const token = (await admin.call('CreateJoinToken', { spiffe_id: '', ttl: 600 })).token;
     const config = parseAgentConfig(
       { trust_domain: TD, server_address: `127.0.0.1:${server.agentPort}`, data_dir: join(dir, 'agent'), socket_path: join(dir, 'sock', 'api.sock'), trust_bundle_file: join(dir, 'bundle.pem'), join_token: token },
@@ -102,8 +115,27 @@ describe('node agent and tainted authorities (real server)', () => {
       const [fresh] = await agent.cache.jwtSvids(sel(7001), ['aud']);
       expect(fresh!.token).not.toBe(jwtBefore!.token);
       expect(jwtKid(fresh!.token)).toBe(nextKey.kid);
+
+      // Root rotation: a new root, an intermediate under it, the old one tainted, then the old root revoked.
+      const root1 = (await admin.call('PrepareAuthority', { kind: 'root', id: '', force: false })).authority!;
+      await until(() => agent.cache.bundle(TD)!.x509.size === 2, 'the new root in the agent bundle');
+      await whenAgentsCaughtUp(() => admin.call('ActivateAuthority', { kind: 'root', id: root1.id, force: false }));
+      const underNew = (await admin.call('PrepareAuthority', { kind: 'x509', id: '', force: false })).authority!;
+      expect(underNew.issuer_id).toBe(root1.id);
+      await admin.call('ActivateAuthority', { kind: 'x509', id: underNew.id, force: false });
+      await admin.call('TaintAuthority', { kind: 'x509', id: next.id, force: false });
+      const want2 = underNew.fingerprint.toLowerCase();
+      await until(() => issuer(7001) === want2 && issuer(7002) === want2 && ownIssuer() === want2, 'SVIDs under the new root');
+      await whenAgentsCaughtUp(() => admin.call('RevokeAuthority', { kind: 'x509', id: next.id, force: false }));
+      await until(() => agent.cache.bundle(TD)!.x509.size === 1, 'the old root to leave the agent bundle');
+      expect(sha(agent.cache.bundle(TD)!.x509.authorities()[0]!)).toBe(root1.fingerprint.toLowerCase());
+      // Every SVID held chains to the new bundle: nothing to mint again, and the agent still talks to the server.
+      expect(records.filter((r) => r.msg === 'agent: svids no longer chain to the new bundle; minting anew')).toEqual([]);
+      await admin.call('CreateEntry', { entry: { spiffe_id: `spiffe://${TD}/w7003`, parent_id: agent.spiffeId!, selectors: sel(7003), x509_svid_ttl: 0, jwt_svid_ttl: 0, hint: '' } });
+      await until(() => agent.cache.x509Identities(sel(7003)).length === 1, 'an SVID after the root rotation');
+      expect(issuer(7003)).toBe(want2);
     } finally {
       await agent.close();
     }
-  }, 60_000);
+  }, 90_000);
 });

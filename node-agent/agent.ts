@@ -31,6 +31,14 @@ export { readTrustBundleFile } from './agent/identity.js';
 
 /** How often an agent reports its state (ReportState) besides after each sync message. */
 const REPORT_INTERVAL_MS = 60_000;
+/**
+ * The server keeps at most one report per agent per second and drops the
+ * rest (ca/agentapi/service.ts): a report this soon after the last one that
+ * was kept is sent once this much has passed instead, so a new bundle is
+ * acknowledged (the root rotation gate waits for it) within about a second,
+ * not at the next minute's report.
+ */
+const REPORT_MIN_GAP_MS = 1_200;
 
 /** Reconnect and retry delays: 250 ms doubling to 5 s (SPIRE agents sync every 5 s), ±20 % jitter. */
 const BACKOFF = { initialMs: 250, maxMs: 5_000 };
@@ -107,6 +115,9 @@ export class NodeAgent {
   /** When the next state report is due (ms); one report in flight at a time. */
   #reportAt = 0;
   #reporting = false;
+  /** When the last report the server would keep was sent (ms), and the bundle sequence it carried. */
+  #reportKeptAt = 0;
+  #reportKeptSequence = -1;
   /** Intermediates already verified against the bundle (base64 DER) and their keys. */
   readonly #verifiedIssuers = new Map<string, KeyObject>();
   /** Bundle documents of the last sync message applied (agent/sync.ts). */
@@ -632,18 +643,30 @@ export class NodeAgent {
    */
   async #report(): Promise<void> {
     if (this.#reporting || this.#closed) return;
-    this.#reportAt = this.#nowMs() + REPORT_INTERVAL_MS;
-    this.#schedule();
+    const nowMs = this.#nowMs();
     const bundle = this.cache.bundle(this.#td.name);
+    const sequence = bundle?.sequence ?? 0;
+    if (nowMs - this.#reportKeptAt < REPORT_MIN_GAP_MS) {
+      // The server would drop it: the same bundle waits for the regular report, a new one for the gap to pass.
+      if (sequence !== this.#reportKeptSequence) this.#reportAt = Math.min(this.#reportAt, this.#reportKeptAt + REPORT_MIN_GAP_MS);
+      this.#schedule();
+      return;
+    }
+    this.#reportAt = nowMs + REPORT_INTERVAL_MS;
+    this.#schedule();
     if (!this.#identity || !bundle) return;
     this.#reporting = true;
+    this.#reportKeptAt = nowMs;
+    this.#reportKeptSequence = sequence;
     try {
-      await this.#connection().report(bundle.sequence ?? 0, this.#nowMs());
+      await this.#connection().report(sequence, nowMs);
     } catch (err) {
       this.#log.debug({ err: errorMessage(err) }, 'agent: state report failed');
     } finally {
       this.#reporting = false;
     }
+    // The bundle changed while this report was out: report the new one too (after the gap).
+    if ((this.cache.bundle(this.#td.name)?.sequence ?? 0) !== sequence) void this.#report();
   }
 
   // ---- timers ---------------------------------------------------------------
