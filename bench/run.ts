@@ -7,6 +7,7 @@ import { benchMetricsHooks } from './metrics-hooks.js';
 import { benchAgentScale } from './agent-scale.js';
 import { benchMint } from './mint.js';
 import { benchSds } from './sds.js';
+import { benchTaint } from './taint.js';
 import { benchWorkload } from './workload.js';
 import { benchWorkloadMetrics } from './workload-metrics.js';
 
@@ -22,6 +23,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   workload: benchWorkload,
   'workload-metrics': benchWorkloadMetrics,
   sds: benchSds,
+  taint: benchTaint,
 };
 
 const name = process.argv[2];

@@ -25,11 +25,20 @@ import { agentNodeAttestor } from './nodeattestor/registry.js';
 import { b64, restoreState, stateOf } from './agent/persist.js';
 import { BATCH, checkWorkloadSvid } from './agent/svids.js';
 import { applySyncMessage } from './agent/sync.js';
+import { TaintResponder } from './agent/taint.js';
 
 export { readTrustBundleFile } from './agent/identity.js';
 
 /** How often an agent reports its state (ReportState) besides after each sync message. */
 const REPORT_INTERVAL_MS = 60_000;
+/**
+ * The server keeps at most one report per agent per second and drops the
+ * rest (ca/agentapi/service.ts): a report this soon after the last one that
+ * was kept is sent once this much has passed instead, so a new bundle is
+ * acknowledged (the root rotation gate waits for it) within about a second,
+ * not at the next minute's report.
+ */
+const REPORT_MIN_GAP_MS = 1_200;
 
 /** Reconnect and retry delays: 250 ms doubling to 5 s (SPIRE agents sync every 5 s), ±20 % jitter. */
 const BACKOFF = { initialMs: 250, maxMs: 5_000 };
@@ -106,10 +115,15 @@ export class NodeAgent {
   /** When the next state report is due (ms); one report in flight at a time. */
   #reportAt = 0;
   #reporting = false;
+  /** When the last report the server would keep was sent (ms), and the bundle sequence it carried. */
+  #reportKeptAt = 0;
+  #reportKeptSequence = -1;
   /** Intermediates already verified against the bundle (base64 DER) and their keys. */
   readonly #verifiedIssuers = new Map<string, KeyObject>();
   /** Bundle documents of the last sync message applied (agent/sync.ts). */
   #lastBundles: { docs?: string } = {};
+  /** Tainted authorities and what the agent does about them (agent/taint.ts). */
+  readonly #taint: TaintResponder;
 
   private constructor(opts: NodeAgentOptions, releaseLock: () => void) {
     this.config = opts.config;
@@ -132,6 +146,14 @@ export class NodeAgent {
       });
     this.#attestor = agentNodeAttestor(cfg.node_attestor, { source: cfg.source, joinToken, lastAgentId: () => this.#lastAgentId });
     this.cache = new WorkloadCache(this.#td.name, () => this.#now(), (entryId, audience) => this.#mintJwt(entryId, audience));
+    this.#taint = new TaintResponder({
+      cache: this.cache,
+      log: this.#log,
+      nowMs: () => this.#nowMs(),
+      ownChain: () => this.#identity?.chain,
+      mintNow: () => this.#mintDue(),
+      renewNow: () => this.#renewNow(),
+    });
   }
 
   /**
@@ -386,6 +408,9 @@ export class NodeAgent {
       this.#renewBackoff.reset();
       this.#renewRetryAt = 0;
       this.#log.info({ agent: id.spiffeId.toString(), notAfter: checked.notAfter }, 'agent: agent svid renewed');
+      // Still signed by a tainted authority (the server has not switched yet): again after a backoff.
+      const again = this.#taint.afterRenew(checked.chain);
+      if (again !== undefined) this.#renewRetryAt = this.#nowMs() + again;
       this.#restartStream();
     } catch (err) {
       if (err instanceof EvictedError) {
@@ -401,8 +426,28 @@ export class NodeAgent {
       }
     } finally {
       this.#renewing = false;
+      this.#mintDue();
       this.#schedule();
     }
+  }
+
+  /**
+   * Renewal out of turn (the own SVID's authority was tainted, or it no
+   * longer chains to the bundle): a failure backs off as at half-life.
+   */
+  #renewNow(): void {
+    if (!this.#identity || this.#closed) return;
+    if (this.#renewing) {
+      // The renewal under way may still return the old authority's SVID: afterRenew sees to it.
+      return;
+    }
+    this.#renewRetryAt = 0;
+    void this.#renew();
+  }
+
+  /** The own SVID is signed by a tainted authority: it is renewed now, not at half-life. */
+  #ownTainted(): boolean {
+    return this.#identity !== undefined && this.#taint.isTainted(this.#identity.chain);
   }
 
   #serverTrustAuthorities(): X509Bundle {
@@ -490,6 +535,9 @@ export class NodeAgent {
       this.#verifiedIssuers.clear();
       this.#save();
     }
+    // Tainted authorities first: a revoked one arrives tainted, then leaves the bundle.
+    this.#taint.onSync(m);
+    if (bundlesChanged) this.#taint.onBundleChanged(this.#td, this.cache.bundle(this.#td.name)?.x509);
     // The bundle may have changed: say at once which one is held now.
     void this.#report();
     if (m.full) {
@@ -516,6 +564,8 @@ export class NodeAgent {
    */
   #mintDue(): void {
     if (!this.#identityValid() || this.#closed || this.#mintRetryAt > this.#nowMs()) return;
+    // A renewal under way: the server will refuse calls made with the SVID it replaces. Minting resumes when it ends.
+    if (this.#renewing) return;
     while (this.#mintCalls < MINT_PIPELINE) {
       const ids: string[] = [];
       for (const id of this.cache.pending()) {
@@ -571,6 +621,7 @@ export class NodeAgent {
     }
     this.cache.putSvids(held);
     this.#log.info({ minted: held.length }, 'agent: workload svids minted');
+    this.#taint.afterMint(held);
   }
 
   async #mintJwt(entryId: string, audience: string[]): Promise<{ token: string; expiresAt: number }> {
@@ -592,18 +643,30 @@ export class NodeAgent {
    */
   async #report(): Promise<void> {
     if (this.#reporting || this.#closed) return;
-    this.#reportAt = this.#nowMs() + REPORT_INTERVAL_MS;
-    this.#schedule();
+    const nowMs = this.#nowMs();
     const bundle = this.cache.bundle(this.#td.name);
+    const sequence = bundle?.sequence ?? 0;
+    if (nowMs - this.#reportKeptAt < REPORT_MIN_GAP_MS) {
+      // The server would drop it: the same bundle waits for the regular report, a new one for the gap to pass.
+      if (sequence !== this.#reportKeptSequence) this.#reportAt = Math.min(this.#reportAt, this.#reportKeptAt + REPORT_MIN_GAP_MS);
+      this.#schedule();
+      return;
+    }
+    this.#reportAt = nowMs + REPORT_INTERVAL_MS;
+    this.#schedule();
     if (!this.#identity || !bundle) return;
     this.#reporting = true;
+    this.#reportKeptAt = nowMs;
+    this.#reportKeptSequence = sequence;
     try {
-      await this.#connection().report(bundle.sequence ?? 0, this.#nowMs());
+      await this.#connection().report(sequence, nowMs);
     } catch (err) {
       this.#log.debug({ err: errorMessage(err) }, 'agent: state report failed');
     } finally {
       this.#reporting = false;
     }
+    // The bundle changed while this report was out: report the new one too (after the gap).
+    if ((this.cache.bundle(this.#td.name)?.sequence ?? 0) !== sequence) void this.#report();
   }
 
   // ---- timers ---------------------------------------------------------------
@@ -618,8 +681,10 @@ export class NodeAgent {
     if (deadline !== undefined) times.push(Math.max(deadline * 1000, this.#mintRetryAt));
     // Entries still waiting for an SVID after a failed call: the retry.
     if (this.#mintRetryAt > nowMs && this.cache.pending().size > 0) times.push(this.#mintRetryAt);
-    if (this.#identity) times.push(Math.max(this.#identity.renewAt * 1000, this.#renewRetryAt));
+    if (this.#identity) times.push(Math.max(this.#ownTainted() ? 0 : this.#identity.renewAt * 1000, this.#renewRetryAt));
     if (this.#synced && this.#reportAt > 0) times.push(this.#reportAt);
+    const taintRetry = this.#taint.nextWake();
+    if (taintRetry !== undefined) times.push(taintRetry);
     if (times.length === 0) return;
     const delay = Math.min(MAX_TIMER_MS, Math.max(0, Math.min(...times) - nowMs));
     this.#timer = setTimeout(() => this.#tick(), delay);
@@ -629,7 +694,8 @@ export class NodeAgent {
     if (this.#closed) return;
     const nowMs = this.#nowMs();
     this.cache.expire();
-    if (this.#identity && this.#identity.renewAt * 1000 <= nowMs && this.#renewRetryAt <= nowMs) void this.#renew();
+    if (this.#identity && (this.#identity.renewAt * 1000 <= nowMs || this.#ownTainted()) && this.#renewRetryAt <= nowMs) void this.#renew();
+    if (this.#synced) this.#taint.tick();
     if (this.cache.markDue() > 0 && this.#synced) this.#mintDue();
     if (this.#synced && this.#reportAt > 0 && this.#reportAt <= nowMs) void this.#report();
     this.#schedule();

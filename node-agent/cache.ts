@@ -5,6 +5,7 @@ import type { SpiffeBundle } from '@anchorage/client/spiffe/bundle';
 import { SpiffeId } from '@anchorage/client/spiffe/id';
 import type { IdentitySource, JwtIdentity, X509Identity } from '../workload-api/IdentitySource.js';
 import type { CachedEntry } from './state.js';
+import { jwtKid } from './agent/taint.js';
 
 /** One workload X509-SVID held by the agent, with its key. */
 export interface HeldSvid {
@@ -39,6 +40,8 @@ interface HeldJwt {
   refreshAt: number;
   /** What it is charged against the byte bound: {@link jwtCacheEntryBytes}. */
   bytes: number;
+  /** The `kid` of its header (undefined if it has none): dropped when that key is tainted. */
+  kid: string | undefined;
 }
 
 /**
@@ -125,6 +128,8 @@ export class WorkloadCache implements IdentitySource {
   #deadline: number | undefined | null = null;
   /** Intermediates shared by many SVIDs are kept once. */
   readonly #interned = new Map<string, Uint8Array>();
+  /** JWT key ids an operator tainted: tokens they signed are neither kept nor served from the cache. */
+  #taintedKids: ReadonlySet<string> = new Set();
 
   /**
    * @param now unix seconds
@@ -306,6 +311,42 @@ export class WorkloadCache implements IdentitySource {
   }
 
   /**
+   * Marks for minting anew, at once, every entry whose current SVID `pred`
+   * picks (an SVID signed by a tainted authority, or one that no longer
+   * chains to the bundle). The SVID is served until its successor arrives.
+   * Returns how many were marked.
+   */
+  reissueWhere(pred: (svid: HeldSvid) => boolean): number {
+    let n = 0;
+    for (const held of this.#entries.values()) {
+      if (held.svid && pred(held.svid)) {
+        this.#pending.add(held.entry.id);
+        n++;
+      }
+    }
+    if (n > 0) this.#deadline = null;
+    return n;
+  }
+
+  /**
+   * Sets the JWT key ids an operator tainted and drops every cached JWT-SVID
+   * whose header names one of them (the next request mints anew). While a
+   * kid stays tainted, a token the server still signs with it is served but
+   * not kept. Returns how many cached tokens were dropped.
+   */
+  taintJwtKids(kids: ReadonlySet<string>): number {
+    this.#taintedKids = kids;
+    let n = 0;
+    for (const [k, held] of [...this.#jwts]) {
+      if (held.kid !== undefined && kids.has(held.kid)) {
+        this.#deleteJwt(k);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /**
    * Entries waiting for an SVID: missing, outdated, or marked due for
    * rotation by {@link markDue}. Kept up to date as entries and SVIDs
    * change, so the minting loop never scans the whole cache.
@@ -427,7 +468,7 @@ export class WorkloadCache implements IdentitySource {
   async #jwtFor(entryId: string, audience: string[]): Promise<string> {
     const k = `${entryId}\n${[...audience].sort().join('\n')}`;
     const held = this.#jwts.get(k);
-    if (held && held.refreshAt > this.#now()) {
+    if (held && held.refreshAt > this.#now() && !(held.kid !== undefined && this.#taintedKids.has(held.kid))) {
       // Most recently used goes to the end: eviction takes from the front.
       this.#jwts.delete(k);
       this.#jwts.set(k, held);
@@ -444,13 +485,15 @@ export class WorkloadCache implements IdentitySource {
       .then(({ token, expiresAt }) => {
         const now = this.#now();
         // Kept only while the entry is still there; half-life like X.509.
-        if (this.#entries.has(entryId)) {
+        const kid = jwtKid(token);
+        // A token signed by a tainted key (the server has not switched yet) is served, not kept.
+        if (this.#entries.has(entryId) && !(kid !== undefined && this.#taintedKids.has(kid))) {
           this.#deleteJwt(k);
           const bytes = jwtCacheEntryBytes(k, token);
           // A token bigger than the whole bound is served but not kept: it
           // would only evict everything else and then itself.
           if (bytes <= this.#jwtMaxBytes) {
-            this.#jwts.set(k, { token, refreshAt: now + Math.max(0, Math.floor((expiresAt - now) / 2)), bytes });
+            this.#jwts.set(k, { token, refreshAt: now + Math.max(0, Math.floor((expiresAt - now) / 2)), bytes, kid });
             this.#jwtBytes += bytes;
             this.#evictJwts();
           }
