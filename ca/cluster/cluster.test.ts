@@ -312,6 +312,19 @@ describe.skipIf(lacks(!havePostgres, POSTGRES_NEEDS))('several servers on one Po
       expect(hits).toBe(6);
     });
 
+    it('a relationship created through another server is picked up and fetched here', async () => {
+      const [one, two] = await pair();
+      // Server 2 starts with no relationships; with a lease it reads the list again every min_interval (1 s here).
+      const c2 = new FederationClient({ datastore: two.ds, feed: two.feed, logger: silentLogger(), bounds: { min: 1, max: 3600, fallback: 300 }, lease: two.ds.cluster });
+      open.push(c2);
+      await c2.start();
+      hits = 0;
+      await one.ds.createRelationship({ trustDomain: TD, bundleEndpointUrl: `${base}/bundle`, profile: 'https_web', endpointSpiffeId: '', webCaPem: webCa }, 1000);
+      await eventually('server 2 fetched it', async () => (await two.ds.getRelationship(TD))!.lastSuccessAt > 0);
+      expect(hits).toBe(1);
+      expect(has(two.events, ['bundles'])).toBe(true);
+    });
+
     it('a server that claimed a fetch and died holds it only for the lease; then another fetches', async () => {
       const [one, two] = await pair();
       await one.ds.createRelationship({ trustDomain: TD, bundleEndpointUrl: `${base}/bundle`, profile: 'https_web', endpointSpiffeId: '', webCaPem: webCa }, 1000);
