@@ -4,19 +4,20 @@ import { silentLogger } from '../../common/log.js';
 import { ChangeFeed } from '../changes.js';
 import type { ChangeListener } from '../datastore/postgres/cluster.js';
 import { ClusterBridge, type ChangeChannel } from './bridge.js';
-import { decodeChange, encodeChange } from './payload.js';
+import { type Change, decodeChange, encodeChange } from './payload.js';
 
 // The payload and the bridge's own logic, without a database (a fake
 // channel). What needs PostgreSQL is in cluster.test.ts.
 
 describe('change payloads', () => {
   it('round-trips each kind with its origin and sequence', () => {
-    for (const change of [
+    const changes: Change[] = [
       { kind: 'entries', ids: ['a', 'b'] },
       { kind: 'evicted', id: 'spiffe://td/anchorage/agent/join_token/x' },
       { kind: 'bundles' },
       { kind: 'all' },
-    ] as const) {
+    ];
+    for (const change of changes) {
       const { payload, widened } = encodeChange('srv-1', 7, change, 7999);
       expect(widened).toBe(false);
       expect(decodeChange(payload)).toEqual({ origin: 'srv-1', sequence: 7, change });
