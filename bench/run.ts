@@ -1,4 +1,5 @@
 import { benchCli } from './cli.js';
+import { benchCluster } from './cluster.js';
 import { benchHelper } from './helper.js';
 import { benchAttest } from './attest.js';
 import { benchDatastore } from './datastore.js';
@@ -13,6 +14,7 @@ import { benchWorkloadMetrics } from './workload-metrics.js';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   cli: benchCli,
+  cluster: benchCluster,
   helper: benchHelper,
   attest: benchAttest,
   datastore: benchDatastore,

@@ -20,4 +20,12 @@ export class ChangeFeed extends EventEmitter {
   bundlesChanged(): void {
     this.emit('bundles');
   }
+
+  /**
+   * Anything may have changed (changes made on another server were missed,
+   * ca/cluster/): every agent stream makes a full pass.
+   */
+  everythingChanged(): void {
+    this.emit('everything');
+  }
 }

@@ -67,6 +67,9 @@ const postgresDataStore = z
     max_connections: z.number().int().min(1).max(100).default(10),
     connect_timeout: duration.default(parseDuration('10s')),
     statement_timeout: duration.default(parseDuration('30s')),
+    // Several servers on one database: how often the change counter is checked
+    // for missed notifications (ca/cluster/); unset: 30s.
+    change_reconcile_interval: duration.refine((s) => s >= 1 && s <= 3600, { message: 'must be from 1s to 1h' }).optional(),
   })
   .strict()
   .refine((v) => v.password_env === undefined || v.password_file === undefined, {

@@ -13,6 +13,7 @@ import { agentHandlers } from './agentapi/service.js';
 import { NodeAttestorRegistry } from './nodeattestor/registry.js';
 import { ServerTlsIdentity } from './agentapi/tls-identity.js';
 import { ChangeFeed } from './changes.js';
+import { startCluster } from './cluster/index.js';
 import { adminHandlers } from './admin/service.js';
 import { tcpLimits, type ServerConfig } from './config.js';
 import type { DataStore } from './datastore/DataStore.js';
@@ -195,6 +196,9 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
     metrics?.attach({ ca, datastore, keyManagers: [...new Set([keyManager, rootKeyManager])], trustDomain: cfg.trust_domain, now, logger: log });
 
     const feed = new ChangeFeed();
+    // PostgreSQL: changes made through other servers reach this one's agents (ca/cluster/); SQLite: undefined.
+    const cluster = await startCluster(datastore, feed, { logger: log, reconcileIntervalMs: cfg.datastore.type === 'postgres' && cfg.datastore.change_reconcile_interval !== undefined ? cfg.datastore.change_reconcile_interval * 1000 : undefined });
+    if (cluster) closers.push(() => cluster.close());
     const refresh = cfg.federation.refresh;
     const federation = new FederationClient({
       datastore,
@@ -204,6 +208,7 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
       timeoutMs: refresh.fetch_timeout * 1000,
       now,
       metrics,
+      lease: cluster?.lease,
     });
     closers.push(() => federation.close());
     const admin = new grpc.Server();

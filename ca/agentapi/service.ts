@@ -120,6 +120,9 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
   feed.on('entries', () => {
     generation++;
   });
+  feed.on('everything', () => {
+    generation++;
+  });
   function entries(): Promise<RegistrationEntry[]> {
     if (!allEntries || allEntries.generation !== generation) {
       const p = ds.listEntries();
@@ -276,6 +279,10 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
       };
       const onEntries = (ids: string[]) => push(ids);
       const onBundles = () => push();
+      const onEverything = () => {
+        everything = true;
+        push();
+      };
       const onEvicted = (id: string) => {
         if (agent && id === agent.spiffeId) push();
       };
@@ -284,6 +291,7 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
         feed.off('entries', onEntries);
         feed.off('bundles', onBundles);
         feed.off('evicted', onEvicted);
+        feed.off('everything', onEverything);
         ca.off('bundle', onBundles);
         ca.off('taint', onBundles);
       };
@@ -300,6 +308,7 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
           feed.on('entries', onEntries);
           feed.on('bundles', onBundles);
           feed.on('evicted', onEvicted);
+          feed.on('everything', onEverything);
           ca.on('bundle', onBundles);
           ca.on('taint', onBundles);
           push();

@@ -32,6 +32,20 @@ export interface RefreshBounds {
 
 export const DEFAULT_REFRESH_BOUNDS: RefreshBounds = { min: 30, max: 3600, fallback: 300 };
 
+/**
+ * Several servers sharing one datastore take turns through this: of the
+ * servers whose timer fires for a relationship, the one that claims its next
+ * fetch makes it; the others reschedule to the stored next_refresh_at and
+ * read the stored outcome. PgCluster (ca/datastore/postgres/cluster.ts) is one.
+ */
+export interface RefreshLease {
+  /**
+   * Takes the next timed fetch if it is due at `now` (Unix seconds), until
+   * `until`; otherwise says when it is due. Undefined: no such relationship.
+   */
+  claimRefresh(trustDomain: string, now: number, until: number): Promise<{ claimed: boolean; nextRefreshAt: number } | undefined>;
+}
+
 export interface FederationClientOptions {
   datastore: DataStore;
   feed: ChangeFeed;
@@ -44,6 +58,14 @@ export interface FederationClientOptions {
   now?: () => number;
   /** Told every fetch's outcome (ca/metrics.ts): the failure reason, or undefined on success. */
   metrics?: { refreshed(trustDomain: string, reason: string | undefined): void };
+  /**
+   * Set when several servers share the datastore: timed fetches happen once
+   * per relationship across them (see {@link RefreshLease}), and the list of
+   * relationships is read again every `bounds.min` seconds, so that one
+   * created through another server is fetched here too if that server goes
+   * away. Unset (one server): every timed fetch is made.
+   */
+  lease?: RefreshLease;
 }
 
 interface Slot {
@@ -63,6 +85,8 @@ export class FederationClient {
   readonly #now: () => number;
   readonly #metrics: FederationClientOptions['metrics'];
   readonly #slots = new Map<string, Slot>();
+  readonly #lease: RefreshLease | undefined;
+  #syncTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(opts: FederationClientOptions) {
@@ -74,6 +98,7 @@ export class FederationClient {
     this.#maxBytes = opts.maxBytes;
     this.#now = opts.now ?? Date.now;
     this.#metrics = opts.metrics;
+    this.#lease = opts.lease;
   }
 
   /** Schedules every stored relationship; each is fetched within its first second. */
@@ -81,6 +106,31 @@ export class FederationClient {
     const all = await this.#ds.listRelationships();
     for (const r of all) this.#schedule(r.trustDomain, Math.floor(Math.random() * 1000));
     if (all.length > 0) this.#log.info({ relationships: all.map((r) => r.trustDomain) }, 'federation: client started');
+    if (this.#lease) this.#scheduleSync();
+  }
+
+  /**
+   * What a relationship's timer runs. Without a lease: {@link refresh}. With
+   * one: the fetch is made only if this server claims it; otherwise the
+   * relationship is rescheduled for when the stored next_refresh_at comes
+   * (the server that fetched set it) and the stored outcome is returned (its
+   * bundle, if new, reached this server's agents through the change feed).
+   */
+  async due(trustDomain: string): Promise<FederationRelationship> {
+    if (!this.#lease) return this.refresh(trustDomain);
+    const slot = this.#slot(trustDomain);
+    if (slot.inflight) return slot.inflight;
+    const nowMs = this.#now();
+    const now = Math.floor(nowMs / 1000);
+    const claim = await this.#lease.claimRefresh(trustDomain, now, now + this.#leaseSeconds());
+    if (!claim) {
+      this.forget(trustDomain);
+      throw relationshipNotFound(trustDomain);
+    }
+    if (claim.claimed) return this.refresh(trustDomain);
+    // Up to a second after it is due: the servers' timers do not all fire at once.
+    this.#schedule(trustDomain, Math.max(0, claim.nextRefreshAt * 1000 - nowMs) + Math.floor(Math.random() * 1000));
+    return this.#current(trustDomain);
   }
 
   /**
@@ -119,6 +169,7 @@ export class FederationClient {
 
   async close(): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#syncTimer);
     const inflight = [...this.#slots.values()].map((s) => s.inflight?.catch(() => undefined));
     for (const s of this.#slots.values()) clearTimeout(s.timer);
     await Promise.all(inflight);
@@ -139,7 +190,7 @@ export class FederationClient {
     const slot = this.#slot(td);
     clearTimeout(slot.timer);
     slot.timer = setTimeout(() => {
-      this.refresh(td).catch((err: unknown) => {
+      this.due(td).catch((err: unknown) => {
         // not_found: deleted meanwhile; anything else is a datastore problem, retried at the minimum interval.
         if (err instanceof AnchorageError && err.code === 'not_found') return;
         this.#log.error({ trustDomain: td, err: errorMessage(err) }, 'federation: refresh could not run');
@@ -147,6 +198,32 @@ export class FederationClient {
       });
     }, delayMs);
     slot.timer.unref();
+  }
+
+  /**
+   * Seconds a claimed fetch holds the lease: past the fetch's own timeout and
+   * the writes after it, so a server that died mid-fetch delays the next
+   * one by this much at most.
+   */
+  #leaseSeconds(): number {
+    return Math.ceil(this.#timeoutMs / 1000) * 2 + 10;
+  }
+
+  /** With a lease: relationships created through other servers are picked up (one read every bounds.min). */
+  #scheduleSync(): void {
+    if (this.#closed) return;
+    this.#syncTimer = setTimeout(() => {
+      this.#ds
+        .listRelationships()
+        .then((all) => {
+          if (this.#closed) return;
+          // Deleted ones are forgotten by due(), which finds them gone.
+          for (const r of all) if (!this.#slots.has(r.trustDomain)) this.#schedule(r.trustDomain, Math.floor(Math.random() * 1000));
+        })
+        .catch((err: unknown) => this.#log.warn({ err: errorMessage(err) }, 'federation: could not read the relationships'))
+        .finally(() => this.#scheduleSync());
+    }, this.#bounds.min * 1000);
+    this.#syncTimer.unref();
   }
 
   async #refresh(td: string, slot: Slot): Promise<FederationRelationship> {

@@ -3,3 +3,4 @@
 export { PostgresDataStore, type PostgresDataStoreOptions } from './store.js';
 export { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
 export { parseConnectionString, type PgTarget } from './connection.js';
+export { CHANGE_CHANNEL, CHANGE_SEQUENCE_KEY, MAX_PAYLOAD_BYTES, PgCluster, type ChangeListener, type RefreshClaim } from './cluster.js';

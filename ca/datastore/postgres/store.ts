@@ -24,6 +24,7 @@ import type {
 } from '../DataStore.js';
 import { PgBundles } from './bundles.js';
 import { PgCaJournal } from './ca-journal.js';
+import { PgCluster } from './cluster.js';
 import { type PgTarget, describeTarget } from './connection.js';
 import { PgEntries } from './entries.js';
 import { PgFederation } from './federation.js';
@@ -74,9 +75,16 @@ export class PostgresDataStore implements DataStore {
   private readonly federation: PgFederation;
   private readonly journal: PgCaJournal;
   private readonly meta: PgMeta;
+  /**
+   * What several servers on this database share besides the records: the
+   * change channel (LISTEN/NOTIFY and its counter) and the federation fetch
+   * lease (ca/cluster/).
+   */
+  readonly cluster: PgCluster;
 
-  private constructor(where: string, db: CheckedPool, now: () => number) {
+  private constructor(where: string, db: CheckedPool, now: () => number, newClient: () => pg.Client) {
     this.where = where;
+    this.cluster = new PgCluster(db, newClient);
     this.db = db;
     this.entries = new PgEntries(db, now);
     this.tokensAndAgents = new PgTokensAndAgents(db);
@@ -98,7 +106,7 @@ export class PostgresDataStore implements DataStore {
     const { target } = options;
     const where = `postgres ${describeTarget(target)}`;
     const log = options.logger ?? silentLogger();
-    const pool = new pg.Pool({
+    const connection = {
       host: target.host,
       port: target.port,
       user: target.user,
@@ -106,18 +114,21 @@ export class PostgresDataStore implements DataStore {
       ...(options.password !== undefined && { password: options.password }),
       ssl: tlsOptions(target, where),
       application_name: target.applicationName,
-      max: options.maxConnections,
       connectionTimeoutMillis: options.connectTimeout * 1000,
-      idleTimeoutMillis: 30_000,
-      // Server side: no statement, and no transaction left idle by a stalled
-      // client, holds locks longer than this. Client side: a peer that went
-      // silent (no RST) fails the query after the same time plus the
-      // connection allowance, instead of hanging a caller for ever.
-      statement_timeout: options.statementTimeout * 1000,
-      idle_in_transaction_session_timeout: options.statementTimeout * 1000,
+      // A peer that went silent (no RST) fails the query after the statement
+      // timeout plus the connection allowance, instead of hanging a caller for ever.
       query_timeout: (options.statementTimeout + options.connectTimeout) * 1000,
       keepAlive: true,
       types: TYPES,
+    };
+    const pool = new pg.Pool({
+      ...connection,
+      max: options.maxConnections,
+      idleTimeoutMillis: 30_000,
+      // Server side: no statement, and no transaction left idle by a stalled
+      // client, holds locks longer than this.
+      statement_timeout: options.statementTimeout * 1000,
+      idle_in_transaction_session_timeout: options.statementTimeout * 1000,
     });
     // An idle connection that dies (PostgreSQL restarted) is reported here and
     // dropped from the pool; without a listener the event would end the process.
@@ -132,7 +143,9 @@ export class PostgresDataStore implements DataStore {
       throw new AnchorageError('unavailable', `datastore: cannot open ${where}: ${reason}`, { cause: err });
     }
     log.info({ datastore: where }, 'datastore: PostgreSQL schema is current');
-    return new PostgresDataStore(where, db, options.now ?? (() => Math.floor(Date.now() / 1000)));
+    // The LISTEN connection of ca/cluster/ lives outside the pool (it is held
+    // for the server's life, and must not count against max_connections).
+    return new PostgresDataStore(where, db, options.now ?? (() => Math.floor(Date.now() / 1000)), () => new pg.Client(connection));
   }
 
   // --- registration entries -------------------------------------------------
