@@ -83,3 +83,29 @@ describe('server readiness', () => {
     expect(report.lines.find((l) => l.startsWith('FAIL: datastore: '))).toBeDefined();
   });
 });
+
+describe('authority gauges after an operator taints and revokes', () => {
+  it('lists roots from the journal, tainted authorities until revoked, and no revoked one', async () => {
+    const own = await startTestCa('gauges.test', join(dir, 'gauges'));
+    try {
+      const metrics = new ServerMetrics();
+      metrics.attach({ ca: own.ca, datastore: own.datastore, keyManagers: [own.keyManager], trustDomain: own.trustDomain, now: () => Date.now(), logger: silentLogger() });
+      const gauge = (name: string) => metrics.registry.getSingleMetricAsString(name);
+      const jwt = await own.ca.taintAuthority('jwt', undefined);
+      const x509 = await own.ca.taintAuthority('x509', undefined);
+      const fp = (await import('./manager.js')).certFingerprint(x509.row.certDer!);
+      const tainted = await gauge('anchorage_ca_authority_tainted_timestamp_seconds');
+      expect(tainted).toContain(`anchorage_ca_authority_tainted_timestamp_seconds{kind="intermediate",id="${fp}"} ${x509.row.taintedAt}`);
+      expect(tainted).toContain(`anchorage_ca_authority_tainted_timestamp_seconds{kind="jwt",id="${jwt.row.kid}"} ${jwt.row.taintedAt}`);
+      const rootFp = (await import('./manager.js')).certFingerprint(own.ca.rootOfTrust().cert);
+      expect(await gauge('anchorage_ca_authority_not_after_timestamp_seconds')).toContain(`{kind="root",status="active",id="${rootFp}"}`);
+      await own.ca.revokeAuthority('jwt', jwt.row.id);
+      const after = await gauge('anchorage_ca_authority_tainted_timestamp_seconds');
+      expect(after).not.toContain(jwt.row.kid!);
+      expect(after).toContain(fp);
+      expect(await gauge('anchorage_ca_authority_not_after_timestamp_seconds')).not.toContain(jwt.row.kid!);
+    } finally {
+      await own.close();
+    }
+  });
+});

@@ -203,11 +203,14 @@ export class ServerMetrics implements MintObserver {
         if (!out.has(`${kind}|${id}`)) out.set(`${kind}|${id}`, { kind, status, id, notBefore, notAfter });
       };
       const root = deps.ca.rootOfTrust();
-      for (const der of root.anchors) add('root', 'active', fingerprint(der), ...validity(der));
+      // A self-signed root is a journal row (several during a rotation); an upstream one is not.
+      if (root.kind === 'upstream') for (const der of root.anchors) add('root', 'active', fingerprint(der), ...validity(der));
       for (const der of root.chain) add('upstream', 'active', fingerprint(der), ...validity(der));
       for (const row of await deps.ca.journal()) {
-        if (row.status === 'preparing') continue;
-        if (row.kind === 'x509' && row.certDer) add('intermediate', row.status, fingerprint(row.certDer), row.notBefore, row.notAfter);
+        // Revoked authorities are trusted by no one (anchorage authority ... revoke).
+        if (row.status === 'preparing' || row.revokedAt) continue;
+        if (row.kind === 'root' && row.certDer) add('root', row.status, fingerprint(row.certDer), row.notBefore, row.notAfter);
+        else if (row.kind === 'x509' && row.certDer) add('intermediate', row.status, fingerprint(row.certDer), row.notBefore, row.notAfter);
         else if (row.kind === 'jwt' && row.kid) add('jwt', row.status, row.kid, row.notBefore, row.notAfter);
       }
       return [...out.values()];
@@ -231,6 +234,21 @@ export class ServerMetrics implements MintObserver {
       async collect() {
         this.reset();
         for (const a of await authorities()) this.labels(a.kind, a.status, a.id).set(a.notBefore);
+      },
+    });
+
+    new Gauge({
+      name: 'anchorage_ca_authority_tainted_timestamp_seconds',
+      help: 'When (Unix seconds) an operator tainted an authority that is not revoked yet (anchorage authority ... taint): kind intermediate or jwt, id as above. Agents re-mint what it signed at once; revoke it once nothing depends on it.',
+      labelNames: ['kind', 'id'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const row of await deps.ca.journal()) {
+          if (!row.taintedAt || row.revokedAt) continue;
+          if (row.kind === 'x509' && row.certDer) this.labels('intermediate', fingerprint(row.certDer)).set(row.taintedAt);
+          else if (row.kind === 'jwt' && row.kid) this.labels('jwt', row.kid).set(row.taintedAt);
+        }
       },
     });
 
