@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { Agent__Output } from '../../proto/gen/anchorage/admin/v1/Agent.js';
 import type { CAKey__Output } from '../../proto/gen/anchorage/admin/v1/CAKey.js';
 import type { FederationRelationship__Output } from '../../proto/gen/anchorage/admin/v1/FederationRelationship.js';
-import { agentChecks, federationChecks, hsmChecks, rootChecks, rotationChecks } from './check.js';
+import type { Authority__Output } from '../../proto/gen/anchorage/admin/v1/Authority.js';
+import type { ListAuthoritiesResponse__Output } from '../../proto/gen/anchorage/admin/v1/ListAuthoritiesResponse.js';
+import { agentChecks, authorityChecks, federationChecks, hsmChecks, rootChecks, rotationChecks } from './check.js';
 
 // The horizons of `anchorage check` at their edges, on answers shaped as the
 // admin API gives them; test/integration/check-anchors.test.ts runs the
@@ -113,5 +115,42 @@ describe('anchorage check horizons', () => {
     const expired = rel({});
     expired.bundle!.keys = [{ use: 'x509-svid', id: 'old', not_after: NOW - 1 }];
     expect(one(expired)).toMatchObject({ status: 'fail' });
+  });
+});
+
+describe('anchorage check: the authority lifecycle', () => {
+  const auth = (over: Partial<Authority__Output>): Authority__Output => ({
+    id: 'x', kind: 'x509', status: 'old', tainted: false, revoked: false, fingerprint: 'f', kid: '', subject: '', not_before: NOW - DAY, not_after: NOW + DAY,
+    issuer_id: 'root', key_id: 'label', tainted_at: 0, revoked_at: 0, published_sequence: 0, agents_holding: -1, ...over,
+  });
+  const list = (authorities: Authority__Output[], lagging: ListAuthoritiesResponse__Output['lagging'] = [], agents = 2): ListAuthoritiesResponse__Output => ({ authorities, bundle_sequence: 7, agents, lagging });
+  const none = list([]);
+
+  it('says nothing when no authority is tainted and no root rotation is under way', () => {
+    expect(authorityChecks({ x509: list([auth({ status: 'active' })]), jwt: none, root: list([auth({ kind: 'root', status: 'active' })]) }, NOW)).toEqual([]);
+  });
+
+  it('warns on a tainted authority that is still trusted, not on a revoked one', () => {
+    const checks = authorityChecks(
+      { x509: list([auth({ id: 'x509-a', tainted: true, tainted_at: NOW - 7200 }), auth({ id: 'x509-b', tainted: true, revoked: true })]), jwt: list([auth({ id: 'jwt-a', kind: 'jwt', tainted: true, tainted_at: NOW - 30 })]), root: none },
+      NOW,
+    );
+    expect(checks.map((c) => [c.name, c.status, c.message])).toEqual([
+      ['tainted x509 authority', 'warn', 'x509-a was tainted 2h ago and is still trusted'],
+      ['tainted jwt authority', 'warn', 'jwt-a was tainted 30s ago and is still trusted'],
+    ]);
+    expect(checks[1]!.hint).toBe('revoke it once its tokens are no longer needed: anchorage authority jwt revoke --id jwt-a');
+  });
+
+  it('reports a root rotation: ok while agents catch up, a warning once they lag for an hour, and names them', () => {
+    const lag = [{ spiffe_id: 'spiffe://td/anchorage/agent/join_token/slow', bundle_sequence: 6, last_seen_at: NOW - 10 }];
+    const fresh = authorityChecks({ x509: none, jwt: none, root: list([auth({ kind: 'root', status: 'active' }), auth({ id: 'root-2', kind: 'root', status: 'prepared', not_before: NOW - 60 })], lag) }, NOW);
+    expect(fresh).toEqual([
+      { category: 'ca', name: 'root rotation', status: 'ok', message: 'root root-2 is prepared, not active; 1 of 2 agents hold every published root', hint: 'agents lagging: spiffe://td/anchorage/agent/join_token/slow (anchorage authority root list)' },
+    ]);
+    const stale = authorityChecks({ x509: none, jwt: none, root: list([auth({ kind: 'root', status: 'active' }), auth({ id: 'root-2', kind: 'root', status: 'prepared', not_before: NOW - 3601 })], lag) }, NOW);
+    expect(stale[0]!.status).toBe('warn');
+    const ready = authorityChecks({ x509: none, jwt: none, root: list([auth({ kind: 'root', status: 'active' }), auth({ id: 'root-2', kind: 'root', status: 'prepared', not_before: NOW - 3601 })]) }, NOW);
+    expect(ready[0]).toMatchObject({ status: 'ok', hint: 'every agent holds it: anchorage authority root activate' });
   });
 });

@@ -1,4 +1,5 @@
 import type { Agent__Output } from '../../proto/gen/anchorage/admin/v1/Agent.js';
+import type { ListAuthoritiesResponse__Output } from '../../proto/gen/anchorage/admin/v1/ListAuthoritiesResponse.js';
 import type { CAKey__Output } from '../../proto/gen/anchorage/admin/v1/CAKey.js';
 import type { FederationRelationship__Output } from '../../proto/gen/anchorage/admin/v1/FederationRelationship.js';
 import type { KeyProtectionReport__Output } from '../../proto/gen/anchorage/admin/v1/KeyProtectionReport.js';
@@ -40,6 +41,9 @@ const FED_WARN_HINTS = 2;
 const FED_FAIL_HINTS = 5;
 /** When a peer publishes no hint (SPIFFE bundle default). */
 const DEFAULT_REFRESH_HINT = 300;
+
+/** A root rotation whose gate has waited this long for agents is worth a look. */
+const ROOT_GATE_WARN = 3600;
 
 const iso = (t: number) => new Date(t * 1000).toISOString();
 
@@ -204,6 +208,50 @@ export function federationChecks(rels: FederationRelationship__Output[], now: nu
 
 const MARK: Record<Status, string> = { ok: '✔', warn: '‼', fail: '✗' };
 
+/**
+ * The authority lifecycle (anchorage authority ...): a tainted authority that
+ * is still trusted, and a root rotation held back by agents that have not
+ * acknowledged the new root.
+ */
+export function authorityChecks(lists: Record<'x509' | 'jwt' | 'root', ListAuthoritiesResponse__Output>, now: number): Check[] {
+  const checks: Check[] = [];
+  for (const kind of ['x509', 'jwt'] as const) {
+    for (const a of lists[kind].authorities.filter((x) => x.tainted && !x.revoked)) {
+      checks.push({
+        category: 'ca',
+        name: `tainted ${kind} authority`,
+        status: 'warn',
+        message: `${a.id} was tainted ${ago(now - a.tainted_at)} and is still trusted`,
+        hint:
+          kind === 'jwt'
+            ? `revoke it once its tokens are no longer needed: anchorage authority jwt revoke --id ${a.id}`
+            : `revoke it (with its root) once nothing depends on it; see "Authority lifecycle" in the README`,
+      });
+    }
+  }
+  const root = lists.root;
+  const pending = root.authorities.find((r) => r.status === 'prepared' && !r.revoked);
+  const old = root.authorities.filter((r) => r.status === 'old' && !r.revoked);
+  if (pending || old.length > 0) {
+    const what = pending ? `root ${pending.id} is prepared, not active` : `old root(s) ${old.map((r) => r.id).join(', ')} still published`;
+    const since = pending ? pending.not_before : Math.min(...old.map((r) => r.not_before));
+    const lagging = root.lagging.length;
+    checks.push({
+      category: 'ca',
+      name: 'root rotation',
+      status: lagging > 0 && now - since > ROOT_GATE_WARN ? 'warn' : 'ok',
+      message: `${what}; ${root.agents - lagging} of ${root.agents} agents hold every published root`,
+      hint:
+        lagging > 0
+          ? `agents lagging: ${root.lagging.slice(0, 3).map((l) => l.spiffe_id).join(', ')}${lagging > 3 ? ` and ${lagging - 3} more` : ''} (anchorage authority root list)`
+          : pending
+            ? 'every agent holds it: anchorage authority root activate'
+            : '',
+    });
+  }
+  return checks;
+}
+
 function checkText(checks: Check[]): string {
   const count = (s: Status) => checks.filter((c) => c.status === s).length;
   return (
@@ -233,11 +281,13 @@ export const command: CommandGroup = {
             a.call('ListFederationRelationships', {}),
           ]);
           const keys = await a.call('GetKeyProtection', {}).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+          const [x509, jwt, root] = await Promise.all((['x509', 'jwt', 'root'] as const).map((kind) => a.call('ListAuthorities', { kind })));
           const now = Math.floor(Date.now() / 1000);
           return [
             ...hsmChecks(keys),
             ...rootChecks(ca.keys, now),
             ...rotationChecks(ca.keys, now),
+            ...authorityChecks({ x509: x509!, jwt: jwt!, root: root! }, now),
             ...agentChecks(agents.agents, bundle.sequence, now),
             ...federationChecks(rels.relationships, now),
           ];
