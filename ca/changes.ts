@@ -21,6 +21,16 @@ export class ChangeFeed extends EventEmitter {
     this.emit('bundles');
   }
 
+  /** This server changed the CA journal or the own bundle (ca/manager.ts 'journal'): other servers reload. */
+  caChanged(): void {
+    this.emit('ca');
+  }
+
+  /** Another server changed the CA journal or the own bundle (relayed by ca/cluster/): reload the CA. */
+  remoteCaChanged(): void {
+    this.emit('ca-remote');
+  }
+
   /**
    * Anything may have changed (changes made on another server were missed,
    * ca/cluster/): every agent stream makes a full pass.

@@ -260,6 +260,12 @@ const serverSchema = z
       }
     }),
     data_dir: z.string().min(1),
+    // Several servers on one PostgreSQL: each owns its intermediates and JWT
+    // keys under this id (default: one made at first start, kept in data_dir).
+    server_id: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be 1–63 lower-case letters, digits or hyphens, starting with a letter or digit')
+      .optional(),
     admin_socket: z.string().min(1).optional(),
     admin_socket_mode: fileMode.default(0o600),
     bind_address: hostPort.default('127.0.0.1:8081'),

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { X509Certificate, createHash, createPublicKey, randomUUID } from 'node:crypto';
 import { calculateJwkThumbprint, type JWK } from 'jose';
-import { AnchorageError, invalid } from '@anchorage/client/errors';
+import { AnchorageError, invalid, isAnchorageError } from '@anchorage/client/errors';
 import type { Logger } from '../common/log.js';
 import { SpiffeBundle } from '@anchorage/client/spiffe/bundle';
 import type { TrustDomain } from '@anchorage/client/spiffe/id';
@@ -61,6 +61,12 @@ export interface CaManagerOptions {
   rootRotation?: RootRotation;
   /** Where authority steps are recorded (ca/audit). */
   audit?: AuditSink;
+  /**
+   * This server's id when several servers share the datastore: each owns its
+   * own intermediates and JWT keys (journal rows with its id) and signs with
+   * them; roots are shared. '' (the default) for a lone server.
+   */
+  serverId?: string;
 }
 
 export interface RootRotation {
@@ -160,6 +166,9 @@ export class CaManager extends EventEmitter {
   /** Serializes journal steps: ticks and operator commands never interleave. */
   private lock: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** A journal or bundle write happened in the current step: other servers are told when it ends ('journal'). */
+  private wrote = false;
+  readonly serverId: string;
 
   constructor(opts: CaManagerOptions) {
     super();
@@ -171,6 +180,18 @@ export class CaManager extends EventEmitter {
     this.now = opts.now ?? Date.now;
     this.log = opts.logger;
     this.audit = opts.audit ?? NO_AUDIT;
+    this.serverId = opts.serverId ?? '';
+  }
+
+  /** Writes a journal row; the step that made it tells other servers when it ends. */
+  private async put(row: JournalEntry): Promise<void> {
+    await this.ds.putJournal(row);
+    this.wrote = true;
+  }
+
+  private async remove(id: string): Promise<void> {
+    await this.ds.deleteJournal(id);
+    this.wrote = true;
   }
 
   private nowSeconds(): number {
@@ -179,6 +200,12 @@ export class CaManager extends EventEmitter {
 
   /** Loads the journal, finishes any interrupted step, and brings the CA to a state that can sign. */
   async start(): Promise<void> {
+    if (this.serverId !== '') {
+      // Rows made before servers had ids (a lone server's) become this server's.
+      await this.exclusive(async () => {
+        for (const row of (await this.ds.listJournal()).filter((r) => r.kind !== 'root' && !r.serverId)) await this.put({ ...row, serverId: this.serverId });
+      });
+    }
     await this.tick();
     if (this.opts.autoRotate) this.schedule();
   }
@@ -238,9 +265,40 @@ export class CaManager extends EventEmitter {
   }
 
   private exclusive<T>(step: () => Promise<T>): Promise<T> {
-    const run = this.lock.then(step);
+    const run = this.lock.then(async () => {
+      try {
+        return await step();
+      } finally {
+        if (this.wrote) {
+          this.wrote = false;
+          this.emit('journal');
+        }
+      }
+    });
     this.lock = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * Another server sharing the datastore changed the journal or the bundle
+   * (ca/cluster/): reload the active root, the slots, the bundle and the
+   * tainted sets, and destroy the keys of our own authorities it revoked.
+   */
+  reload(): Promise<void> {
+    return this.exclusive(async () => {
+      const rr = this.opts.rootRotation;
+      if (this.root.kind === 'self-signed' && rr) {
+        const active = (await this.rows('root')).filter((r) => r.status === 'active' && r.certDer).sort((a, b) => b.notBefore - a.notBefore)[0];
+        if (active && active.id !== this.root.id) {
+          this.root = await selfSignedRootFromRow(active, rr.keyManager);
+          this.log.info({ root: active.id }, 'ca: another server activated a root; new intermediates chain to it');
+        }
+      }
+      for (const row of (await this.rows('x509')).concat(await this.rows('jwt')).filter((r) => r.revokedAt)) {
+        if (await this.km.getKey(row.keyId).catch(() => undefined)) await this.km.deleteKey(row.keyId);
+      }
+      await this.refresh();
+    });
   }
 
   private async runTick(): Promise<void> {
@@ -275,7 +333,7 @@ export class CaManager extends EventEmitter {
     const rows = await this.rows('root');
     for (const row of rows.filter((r) => r.status === 'preparing' && r.id !== this.root.id)) await this.completeRoot(row, 'prepared');
     for (const stale of rows.filter((r) => r.status === 'active' && r.id !== this.root.id)) {
-      await this.ds.putJournal({ ...stale, status: 'old' });
+      await this.put({ ...stale, status: 'old' });
     }
   }
 
@@ -285,7 +343,7 @@ export class CaManager extends EventEmitter {
     if (this.root.kind !== 'self-signed' || !rr) return;
     for (const old of (await this.rows('root')).filter((r) => r.status === 'old' && r.notAfter <= this.nowSeconds())) {
       await rr.keyManager.deleteKey(old.keyId);
-      await this.ds.deleteJournal(old.id);
+      await this.remove(old.id);
       await this.record('authority.dropped', old);
       this.log.info({ id: old.id, kind: 'root' }, 'ca: dropped an expired root');
     }
@@ -302,7 +360,7 @@ export class CaManager extends EventEmitter {
     if (active.length > 1) {
       // Activation writes the new row first; the newest is the one to keep.
       active.sort((a, b) => b.notBefore - a.notBefore);
-      for (const stale of active.slice(1)) await this.ds.putJournal({ ...stale, status: 'old' });
+      for (const stale of active.slice(1)) await this.put({ ...stale, status: 'old' });
     }
   }
 
@@ -322,7 +380,7 @@ export class CaManager extends EventEmitter {
     // activated, before anything renewed against it: retire it and make a
     // fresh one. Retired rows leave as 'old' ones do, at their notAfter.
     for (const stale of rows.filter((r) => usablePrepared(r) && now >= rotationTimes(r.notBefore, r.notAfter).activateAt)) {
-      await this.ds.putJournal({ ...stale, status: 'old' });
+      await this.put({ ...stale, status: 'old' });
       this.log.warn({ id: stale.id, kind, notAfter: new Date(stale.notAfter * 1000).toISOString() }, 'ca: retired a prepared key too close to its expiry to be activated');
     }
     rows = await this.rows(kind);
@@ -337,14 +395,19 @@ export class CaManager extends EventEmitter {
     // Tainted prepared rows were never used and never will be: they leave like old ones.
     for (const old of (await this.rows(kind)).filter((r) => (r.status === 'old' || r.status === 'prepared') && r.notAfter <= now)) {
       await this.km.deleteKey(old.keyId);
-      await this.ds.deleteJournal(old.id);
+      await this.remove(old.id);
       await this.record('authority.dropped', old);
       this.log.info({ id: old.id, kind }, 'ca: dropped an expired key');
     }
   }
 
+  /** This server's rows of a kind (every root: roots are shared). */
   private async rows(kind: JournalKind): Promise<JournalEntry[]> {
-    return (await this.ds.listJournal()).filter((r) => r.kind === kind);
+    return (await this.ds.listJournal()).filter((r) => r.kind === kind && this.owns(r));
+  }
+
+  private owns(r: JournalEntry): boolean {
+    return r.kind === 'root' || (r.serverId ?? '') === this.serverId;
   }
 
   private async prepare(kind: 'x509' | 'jwt', status: 'prepared' | 'active'): Promise<JournalEntry> {
@@ -358,8 +421,9 @@ export class CaManager extends EventEmitter {
       notAfter: 0,
       createdAt: this.nowSeconds(),
       ...(kind === 'x509' ? { issuerId: this.root.id } : {}),
+      ...(this.serverId ? { serverId: this.serverId } : {}),
     };
-    await this.ds.putJournal(row);
+    await this.put(row);
     return this.completePreparation(row, status);
   }
 
@@ -399,7 +463,7 @@ export class CaManager extends EventEmitter {
       const kid = await jwkThumbprint(key.publicKeySpki);
       done = { ...row, status, publicKeySpki: key.publicKeySpki, kid, notBefore, notAfter };
     }
-    await this.ds.putJournal(done);
+    await this.put(done);
     await this.record('authority.prepared', done);
     this.log.info({ id: row.id, kind: row.kind, status, notAfter: new Date(notAfter * 1000).toISOString() }, 'ca: prepared a key');
     return done;
@@ -410,7 +474,7 @@ export class CaManager extends EventEmitter {
     const rr = this.requireRootRotation();
     const key = await keyForPreparingRow(rr.keyManager, row, rr.keyType, this.log);
     const done: JournalEntry = { ...(await issueSelfSignedRoot(row, key, this.trustDomain, this.nowSeconds(), rr.ttl)), status };
-    await this.ds.putJournal(done);
+    await this.put(done);
     await this.record('authority.prepared', done);
     this.log.info({ id: row.id, kind: 'root', notAfter: new Date(done.notAfter * 1000).toISOString() }, 'ca: prepared a root');
     return done;
@@ -428,8 +492,8 @@ export class CaManager extends EventEmitter {
   private async activate(next: JournalEntry, current: JournalEntry | undefined): Promise<void> {
     // New first, old second: a crash in between leaves two active rows, which
     // resume() settles in favour of the newer one.
-    await this.ds.putJournal({ ...next, status: 'active' });
-    if (current) await this.ds.putJournal({ ...current, status: 'old' });
+    await this.put({ ...next, status: 'active' });
+    if (current) await this.put({ ...current, status: 'old' });
     await this.record('authority.activated', next, current ? { replaced: current.id } : undefined);
     this.log.info({ id: next.id, kind: next.kind }, 'ca: activated a key');
     this.emit('rotated', next.kind);
@@ -452,7 +516,8 @@ export class CaManager extends EventEmitter {
   }
 
   /** Rebuilds the in-memory slots from the journal (cheap; keys are cached by the key manager). */
-  private async loadSlots(rows: JournalEntry[]): Promise<void> {
+  private async loadSlots(all: JournalEntry[]): Promise<void> {
+    const rows = all.filter((r) => this.owns(r));
     const x509 = rows.find((r) => r.kind === 'x509' && r.status === 'active');
     this.x509Prepared = rows.some((r) => r.kind === 'x509' && usablePrepared(r));
     if (x509 && x509.id !== this.x509Active?.row.id) {
@@ -475,9 +540,10 @@ export class CaManager extends EventEmitter {
       if (row.status === 'active') this.jwtActive = published.get(row.kid!);
     }
     this.jwtPublished = published;
+    // Every server's tainted authorities: an agent may hold SVIDs of another server's intermediate.
     const tainted = {
-      x509: rows.filter((r) => r.kind === 'x509' && r.taintedAt && r.certDer).map((r) => certFingerprint(r.certDer!)).sort(),
-      jwt: rows.filter((r) => r.kind === 'jwt' && r.taintedAt && r.kid).map((r) => r.kid!).sort(),
+      x509: all.filter((r) => r.kind === 'x509' && r.taintedAt && r.certDer).map((r) => certFingerprint(r.certDer!)).sort(),
+      jwt: all.filter((r) => r.kind === 'jwt' && r.taintedAt && r.kid).map((r) => r.kid!).sort(),
     };
     if (tainted.x509.join() !== this.tainted.x509.join() || tainted.jwt.join() !== this.tainted.jwt.join()) {
       this.tainted = tainted;
@@ -520,43 +586,61 @@ export class CaManager extends EventEmitter {
     return found.length > 0 ? found : this.root.anchors;
   }
 
-  /** Publishes the bundle; raises spiffe_sequence only when the content changed. */
+  /**
+   * Publishes the bundle; raises spiffe_sequence only when the content
+   * changed. The JWT keys are every server's (the journal holds their public
+   * halves). Servers sharing the datastore publish through the sequence
+   * check: a write that lost to another server's is recomputed.
+   */
   private async publishBundle(rows: JournalEntry[]): Promise<void> {
     const jwtKeys = new Map<string, JWK>();
-    for (const [kid, slot] of [...this.jwtPublished].sort(([a], [b]) => a.localeCompare(b))) {
-      jwtKeys.set(kid, createPublicKey({ key: Buffer.from(slot.key.publicKeySpki), format: 'der', type: 'spki' }).export({ format: 'jwk' }) as JWK);
-    }
-    const stored = await this.ds.getBundle(this.trustDomain.name);
+    const published = rows
+      .filter((r) => r.kind === 'jwt' && r.status !== 'preparing' && !r.revokedAt && r.kid && r.publicKeySpki)
+      .sort((a, b) => a.kid!.localeCompare(b.kid!));
+    for (const r of published) jwtKeys.set(r.kid!, createPublicKey({ key: Buffer.from(r.publicKeySpki!), format: 'der', type: 'spki' }).export({ format: 'jwk' }) as JWK);
     const x509Authorities = this.anchors(rows);
-    const candidate = new SpiffeBundle(this.trustDomain, {
-      x509Authorities,
-      jwtAuthorities: jwtKeys,
-      refreshHint: this.opts.bundleRefreshHint,
-    });
-    const storedContent = stored ? SpiffeBundle.parse(this.trustDomain, stored.document) : undefined;
-    let sequence: number;
-    if (storedContent && sameContent(storedContent, candidate)) {
-      if (!this.bundleCache) this.bundleCache = storedContent;
-      sequence = stored!.sequence;
-    } else {
-      const next = candidate;
+    const candidate = new SpiffeBundle(this.trustDomain, { x509Authorities, jwtAuthorities: jwtKeys, refreshHint: this.opts.bundleRefreshHint });
+    let sequence = 0;
+    for (let attempt = 1; ; attempt++) {
+      const stored = await this.ds.getBundle(this.trustDomain.name);
+      const storedContent = stored ? SpiffeBundle.parse(this.trustDomain, stored.document) : undefined;
+      if (storedContent && sameContent(storedContent, candidate)) {
+        sequence = stored!.sequence;
+        if (this.bundleCache?.sequence !== sequence) {
+          // Published by another server (or loaded at start).
+          const first = this.bundleCache === undefined;
+          this.bundleCache = storedContent;
+          if (!first) this.emit('bundle', storedContent);
+        }
+        break;
+      }
+      const next = new SpiffeBundle(this.trustDomain, { x509Authorities, jwtAuthorities: jwtKeys, refreshHint: this.opts.bundleRefreshHint });
       next.sequence = (stored?.sequence ?? 0) + 1;
-      await this.ds.putBundle({
-        trustDomain: this.trustDomain.name,
-        document: next.marshal(),
-        sequence: next.sequence,
-        refreshHint: this.opts.bundleRefreshHint,
-        updatedAt: this.nowSeconds(),
-      });
+      try {
+        await this.ds.putBundle({
+          trustDomain: this.trustDomain.name,
+          document: next.marshal(),
+          sequence: next.sequence,
+          refreshHint: this.opts.bundleRefreshHint,
+          updatedAt: this.nowSeconds(),
+        });
+      } catch (err) {
+        // Another server wrote a newer sequence between our read and our write: read it again.
+        if (isAnchorageError(err, 'failed_precondition') && attempt < 5) continue;
+        throw err;
+      }
+      this.wrote = true;
       this.bundleCache = next;
       sequence = next.sequence;
       this.log.info({ sequence, jwtKeys: jwtKeys.size, x509Authorities: x509Authorities.length }, 'ca: published the bundle');
       this.emit('bundle', next);
+      break;
     }
     // Record the first sequence that holds each root and JWT key: the gate
-    // on removing a root compares it with what agents report holding.
-    const inBundle = [...this.anchorRows(rows), ...rows.filter((r) => r.kind === 'jwt' && r.status !== 'preparing' && !r.revokedAt)];
-    for (const row of inBundle.filter((r) => !r.publishedSequence)) await this.ds.putJournal({ ...row, publishedSequence: sequence });
+    // on removing a root compares it with what agents report holding. Only
+    // that column is written, so another server's row is never overwritten.
+    const inBundle = [...this.anchorRows(rows), ...published];
+    for (const row of inBundle.filter((r) => !r.publishedSequence)) await this.ds.stampJournalPublished(row.id, sequence);
   }
 
   /** Sets a timer for the next due transition (or the periodic check, whichever is sooner). */
@@ -641,7 +725,7 @@ export class CaManager extends EventEmitter {
         const rr = this.requireRootRotation();
         const id = `root-${randomUUID()}`;
         row = { id, kind: 'root', status: 'preparing', keyId: `${rr.labelBase}-${id.slice(5, 13)}`.slice(0, 128), notBefore: 0, notAfter: 0, createdAt: this.nowSeconds() };
-        await this.ds.putJournal(row);
+        await this.put(row);
         row = await this.completeRoot(row, 'prepared');
       } else {
         row = await this.prepare(kind, 'prepared');
@@ -683,8 +767,8 @@ export class CaManager extends EventEmitter {
         }
         lostTrust = force ? lagging : [];
         const nextRoot = await selfSignedRootFromRow(target, rr.keyManager);
-        await this.ds.putJournal({ ...target, status: 'active' });
-        if (current) await this.ds.putJournal({ ...current, status: 'old' });
+        await this.put({ ...target, status: 'active' });
+        if (current) await this.put({ ...current, status: 'old' });
         this.root = nextRoot;
         await this.record('authority.activated', target, current ? { replaced: current.id } : undefined);
         this.log.info({ id: target.id, kind: 'root' }, 'ca: activated a root');
@@ -730,7 +814,7 @@ export class CaManager extends EventEmitter {
         target = await this.requireRow(kind, target.id);
       }
       const tainted: JournalEntry = { ...target, taintedAt: this.nowSeconds() };
-      await this.ds.putJournal(tainted);
+      await this.put(tainted);
       await this.record('authority.tainted', tainted);
       this.log.warn({ id: target.id, kind }, 'ca: authority tainted; agents re-mint what it signed');
       await this.refresh();
@@ -753,7 +837,8 @@ export class CaManager extends EventEmitter {
   revokeAuthority(kind: AuthorityKind, id: string | undefined, force = false): Promise<AuthorityOutcome> {
     return this.exclusive(async () => {
       if (!id) throw invalid(`authority: --id is required: name the ${kind} authority to revoke (anchorage authority ${kind} list)`);
-      const target = await this.requireRow(kind, id);
+      // An intermediate is revoked through its (shared) root: any server may do it.
+      const target = kind === 'x509' ? await this.anyRow(kind, id) : await this.requireRow(kind, id);
       if (target.revokedAt) throw failed(`authority: ${kind} authority ${id} was already revoked at ${iso(target.revokedAt)}`);
       if (target.status === 'preparing') throw failed(`authority: ${kind} authority ${id} is still being prepared`);
       if (target.status === 'active') {
@@ -779,7 +864,7 @@ export class CaManager extends EventEmitter {
         return this.revokeRoot(root, force, target);
       }
       const revoked: JournalEntry = { ...target, revokedAt: this.nowSeconds() };
-      await this.ds.putJournal(revoked);
+      await this.put(revoked);
       await this.km.deleteKey(target.keyId);
       await this.record('authority.revoked', revoked);
       this.log.warn({ id, kind }, 'ca: authority revoked; it left the bundle');
@@ -805,13 +890,15 @@ export class CaManager extends EventEmitter {
       );
     }
     const roots = await this.rows('root');
-    const x509 = (await this.rows('x509')).filter((r) => !r.revokedAt && r.status !== 'preparing' && this.issuerOf(r, roots) === root.id);
+    // Every server's intermediates under this root: they all lose their trust with it.
+    const x509 = (await this.ds.listJournal()).filter((r) => r.kind === 'x509' && !r.revokedAt && r.status !== 'preparing' && this.issuerOf(r, roots) === root.id);
+    const of = (r: JournalEntry) => (r.serverId && r.serverId !== this.serverId ? ` (server ${r.serverId})` : '');
     const blockers = x509.filter((r) => r.status === 'active' || (r.status === 'old' && !r.taintedAt));
     if (blockers.length > 0) {
       const reasons = blockers.map((r) =>
         r.status === 'active'
-          ? `x509 authority ${r.id} is active and chains to ${root.id} (anchorage authority x509 prepare; anchorage authority x509 activate puts one under the active root)`
-          : `x509 authority ${r.id} chains to ${root.id} and SVIDs it signed may still be in use (anchorage authority x509 taint --id ${r.id})`,
+          ? `x509 authority ${r.id}${of(r)} is active and chains to ${root.id} (anchorage authority x509 prepare; anchorage authority x509 activate puts one under the active root)`
+          : `x509 authority ${r.id}${of(r)} chains to ${root.id} and SVIDs it signed may still be in use (anchorage authority x509 taint --id ${r.id})`,
       );
       throw failed(`authority: ${what}, which would leave SVIDs without a trusted root: ${reasons.join('; ')}`);
     }
@@ -830,18 +917,18 @@ export class CaManager extends EventEmitter {
     const also: JournalEntry[] = [];
     for (const r of x509) {
       const revoked: JournalEntry = { ...r, taintedAt: r.taintedAt || now, revokedAt: now };
-      await this.ds.putJournal(revoked);
+      await this.put(revoked);
       await this.km.deleteKey(r.keyId);
       await this.record('authority.revoked', revoked, { root: root.id });
     }
     const revokedRoot: JournalEntry = { ...root, revokedAt: now };
-    await this.ds.putJournal(revokedRoot);
+    await this.put(revokedRoot);
     await rr.keyManager.deleteKey(root.keyId);
     await this.record('authority.revoked', revokedRoot, force && lagging.length > 0 ? { forced: true, agentsLosingTrust: lagging.length } : undefined);
     this.log.warn({ root: root.id, intermediates: x509.map((r) => r.id), forced: force && lagging.length > 0 }, 'ca: root revoked; it left the bundle');
     await this.refresh();
     const revokedRows = [revokedRoot, ...x509].map((r) => r.id);
-    for (const rid of revokedRows) also.push(await this.requireRow(rid === root.id ? 'root' : 'x509', rid));
+    for (const rid of revokedRows) also.push(await this.anyRow(rid === root.id ? 'root' : 'x509', rid));
     const main = via ? also.find((r) => r.id === via.id)! : also[0]!;
     return {
       row: main,
@@ -862,7 +949,16 @@ export class CaManager extends EventEmitter {
   }
 
   private async requireRow(kind: AuthorityKind, id: string): Promise<JournalEntry> {
-    const row = (await this.rows(kind)).find((r) => r.id === id);
+    const row = await this.anyRow(kind, id);
+    if (!this.owns(row)) {
+      throw failed(`authority: ${kind} authority ${id} belongs to server ${row.serverId || '(unnamed)'}, which holds its key; run this against that server's admin socket`);
+    }
+    return row;
+  }
+
+  /** A row of any server. */
+  private async anyRow(kind: AuthorityKind, id: string): Promise<JournalEntry> {
+    const row = (await this.ds.listJournal()).find((r) => r.kind === kind && r.id === id);
     if (!row) throw new AnchorageError('not_found', `authority: no ${kind} authority ${id} (anchorage authority ${kind} list)`);
     return row;
   }

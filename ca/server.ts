@@ -14,6 +14,7 @@ import { NodeAttestorRegistry } from './nodeattestor/registry.js';
 import { ServerTlsIdentity } from './agentapi/tls-identity.js';
 import { ChangeFeed } from './changes.js';
 import { startCluster } from './cluster/index.js';
+import { resolveServerId } from './server-id.js';
 import { adminHandlers } from './admin/service.js';
 import { tcpLimits, type ServerConfig } from './config.js';
 import type { DataStore } from './datastore/DataStore.js';
@@ -158,6 +159,8 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
     }
 
     const now = opts.now ?? Date.now;
+    // Several servers on one PostgreSQL each own their intermediates and JWT keys.
+    const serverId = resolveServerId({ configured: cfg.server_id, shared: cfg.datastore.type === 'postgres', dataDir: cfg.data_dir });
     const root = await loadRootOfTrust(cfg.ca.root, {
       trustDomain: cfg.trust_domain,
       datastore,
@@ -177,6 +180,7 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
       now,
       logger: log,
       autoRotate: true,
+      serverId,
       ...(cfg.ca.root.type === 'self-signed'
         ? {
             rootRotation: {
@@ -199,6 +203,17 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
     // PostgreSQL: changes made through other servers reach this one's agents (ca/cluster/); SQLite: undefined.
     const cluster = await startCluster(datastore, feed, { logger: log, reconcileIntervalMs: cfg.datastore.type === 'postgres' && cfg.datastore.change_reconcile_interval !== undefined ? cfg.datastore.change_reconcile_interval * 1000 : undefined });
     if (cluster) closers.push(() => cluster.close());
+    // The CA journal and bundle are shared too: what one server changes, the others reload.
+    const reloadCa = () => void ca.reload().catch((err: unknown) => log.error({ err: errorMessage(err) }, 'ca: reloading after a change made elsewhere failed'));
+    const announceCa = () => feed.caChanged();
+    ca.on('journal', announceCa);
+    feed.on('ca-remote', reloadCa);
+    feed.on('everything', reloadCa);
+    closers.push(() => {
+      ca.off('journal', announceCa);
+      feed.off('ca-remote', reloadCa);
+      feed.off('everything', reloadCa);
+    });
     const refresh = cfg.federation.refresh;
     const federation = new FederationClient({
       datastore,
@@ -315,6 +330,7 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
       {
         trustDomain: cfg.trust_domain.name,
         keyManager: keyManager.kind,
+        ...(serverId ? { serverId } : {}),
         root: { kind: root.kind, notAfter: rootInfo.validTo, sha256: rootInfo.fingerprint256 },
         intermediateNotAfter: new Date(ca.activeX509().notAfter * 1000).toISOString(),
         adminSocket: cfg.admin_socket,

@@ -64,6 +64,7 @@ export function toAuthority(r: JournalEntry, ca: CaManager, roots: JournalEntry[
     tainted_at: r.taintedAt ?? 0,
     revoked_at: r.revokedAt ?? 0,
     published_sequence: published,
+    server_id: r.serverId ?? '',
     agents_holding:
       r.kind === 'x509' ? -1 : published === 0 || r.revokedAt ? 0 : agents.filter((a) => (a.report?.bundleSequence ?? 0) >= published).length,
   };

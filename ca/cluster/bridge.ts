@@ -111,6 +111,7 @@ export class ClusterBridge {
       ['entries', (ids) => this.#local({ kind: 'entries', ids: ids as string[] })],
       ['evicted', (id) => this.#local({ kind: 'evicted', id: id as string })],
       ['bundles', () => this.#local({ kind: 'bundles' })],
+      ['ca', () => this.#local({ kind: 'ca' })],
       ['everything', () => this.#local({ kind: 'all' })],
     ];
   }
@@ -255,6 +256,7 @@ export class ClusterBridge {
       if (change.kind === 'entries') this.#feed.entriesChanged(change.ids);
       else if (change.kind === 'evicted') this.#feed.agentEvicted(change.id);
       else if (change.kind === 'bundles') this.#feed.bundlesChanged();
+      else if (change.kind === 'ca') this.#feed.remoteCaChanged();
       else this.#feed.everythingChanged();
     } finally {
       this.#relaying = false;

@@ -8,6 +8,7 @@ export type Change =
   | { kind: 'entries'; ids: string[] }
   | { kind: 'evicted'; id: string }
   | { kind: 'bundles' }
+  | { kind: 'ca' }
   | { kind: 'all' };
 
 /** A change as received: the sending server's instance id and the change counter it raised. */
@@ -75,6 +76,8 @@ export function decodeChange(payload: string): ChangeMessage {
       return { ...head, change: { kind: 'evicted', id: o.id } };
     case 'bundles':
       return { ...head, change: { kind: 'bundles' } };
+    case 'ca':
+      return { ...head, change: { kind: 'ca' } };
     case 'all':
       return { ...head, change: { kind: 'all' } };
     default:

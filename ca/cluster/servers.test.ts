@@ -16,10 +16,12 @@ import { lacks } from '../../test/helpers/needs.js';
 import { POSTGRES_NEEDS, type PostgresCluster, havePostgres, startPostgres } from '../../test/helpers/postgres.js';
 import { parseServerConfig } from '../config.js';
 import { startServer, type RunningServer } from '../server.js';
+import { certFingerprint } from '../manager.js';
 
 // Two real servers (startServer: admin API, agent API over TLS) on one
-// PostgreSQL database. They share one key directory: each server having its
-// own intermediate is not built yet (README, "PostgreSQL").
+// PostgreSQL database. They share one key directory (the root's key must be
+// reachable by both); each owns its own intermediate and JWT key under its
+// server id.
 
 const TD = 'cluster.test';
 
@@ -147,6 +149,26 @@ describe.skipIf(lacks(!havePostgres, POSTGRES_NEEDS))('two servers on one Postgr
     await stream.until(() => stream.messages.some((m) => m.entries.some((e) => e.id === silent.id)));
     const carrying = stream.messages.find((m) => m.entries.some((e) => e.id === silent.id))!;
     expect(carrying.entries.map((e) => e.id)).toEqual([silent.id]);
+    stream.call.cancel();
+  });
+  it('each server signs with its own intermediate and JWT key, the bundle holds both keys, and a taint made on server 1 reaches an agent of server 2', async () => {
+    const [server1, server2] = servers;
+    expect(server1!.ca.serverId).toMatch(/^server-[0-9a-f]{12}$/);
+    expect(server2!.ca.serverId).not.toBe(server1!.ca.serverId);
+    expect(server2!.ca.activeX509().row.id).not.toBe(server1!.ca.activeX509().row.id);
+    const kids = [server1!.ca.activeJwt().kid, server2!.ca.activeJwt().kid].sort();
+    for (let i = 0; [...server1!.ca.bundle().jwt.keys().keys()].sort().join() !== kids.join(); i++) {
+      if (i > 100) throw new Error('server 1 did not pick up server 2\'s JWT key');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect([...server2!.ca.bundle().jwt.keys().keys()].sort()).toEqual(kids);
+    const agent = await attest(admins[0]!, server2!);
+    const stream = sync(agent.client);
+    await stream.until(() => stream.messages.length >= 1);
+    expect(stream.messages[0]).toMatchObject({ has_tainted: true, tainted_x509_authorities: [] });
+    const out = await server1!.ca.taintAuthority('x509', undefined);
+    const fp = certFingerprint(out.row.certDer!);
+    await stream.until(() => stream.messages.some((m) => m.has_tainted && m.tainted_x509_authorities.includes(fp)));
     stream.call.cancel();
   });
 });

@@ -109,6 +109,11 @@ export interface DataStore {
   /** Inserts or replaces by id. */
   putJournal(entry: JournalEntry): Promise<void>;
   deleteJournal(id: string): Promise<void>;
+  /**
+   * Sets a row's publishedSequence if it has none yet, and nothing else: a
+   * server may stamp another server's row without overwriting its changes.
+   */
+  stampJournalPublished(id: string, sequence: number): Promise<void>;
 
   // --- server metadata (e.g. the trust domain fixed at first start) ----------
   getMeta(key: string): Promise<string | undefined>;
@@ -262,4 +267,9 @@ export interface JournalEntry {
   revokedAt?: number;
   /** root and jwt rows: the first bundle sequence that held it (0 or absent = not published yet). */
   publishedSequence?: number;
+  /**
+   * x509 and jwt rows: the server that owns the key and signs with it, when
+   * several servers share the datastore ('' or absent: a lone server's).
+   */
+  serverId?: string;
 }

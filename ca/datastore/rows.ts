@@ -105,6 +105,7 @@ export interface JournalRow {
   tainted_at: number;
   revoked_at: number;
   published_sequence: number;
+  server_id: string;
 }
 
 export function journalFromRow(r: JournalRow): JournalEntry {
@@ -122,6 +123,7 @@ export function journalFromRow(r: JournalRow): JournalEntry {
   if (Number(r.tainted_at)) entry.taintedAt = Number(r.tainted_at);
   if (Number(r.revoked_at)) entry.revokedAt = Number(r.revoked_at);
   if (Number(r.published_sequence)) entry.publishedSequence = Number(r.published_sequence);
+  if (r.server_id) entry.serverId = r.server_id;
   // Copies into plain Uint8Arrays: callers compare and hash these, and a
   // Buffer's pooled backing store would surprise anyone reading `.buffer`.
   if (r.cert_der !== null) entry.certDer = new Uint8Array(r.cert_der);

@@ -17,6 +17,7 @@ function authorityText(a: Authority__Output, agents?: number): string {
     a.kid ? `  Key ID      : ${esc(a.kid)}` : `  SHA-256     : ${esc(a.fingerprint)}`,
     ...(a.subject ? [`  Subject     : ${esc(a.subject)}`] : []),
     ...(a.issuer_id ? [`  Root        : ${esc(a.issuer_id)}`] : []),
+    ...(a.server_id ? [`  Server      : ${esc(a.server_id)}`] : []),
     `  Valid       : ${iso(a.not_before)} → ${iso(a.not_after)}`,
     ...(a.key_id ? [`  Key         : ${esc(a.key_id)}`] : []),
     ...(a.kind === 'x509'

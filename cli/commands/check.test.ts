@@ -121,7 +121,7 @@ describe('anchorage check horizons', () => {
 describe('anchorage check: the authority lifecycle', () => {
   const auth = (over: Partial<Authority__Output>): Authority__Output => ({
     id: 'x', kind: 'x509', status: 'old', tainted: false, revoked: false, fingerprint: 'f', kid: '', subject: '', not_before: NOW - DAY, not_after: NOW + DAY,
-    issuer_id: 'root', key_id: 'label', tainted_at: 0, revoked_at: 0, published_sequence: 0, agents_holding: -1, ...over,
+    issuer_id: 'root', key_id: 'label', tainted_at: 0, revoked_at: 0, published_sequence: 0, agents_holding: -1, server_id: '', ...over,
   });
   const list = (authorities: Authority__Output[], lagging: ListAuthoritiesResponse__Output['lagging'] = [], agents = 2): ListAuthoritiesResponse__Output => ({ authorities, bundle_sequence: 7, agents, lagging });
   const none = list([]);

@@ -120,6 +120,7 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE ca_journal ADD COLUMN tainted_at         BIGINT NOT NULL DEFAULT 0;
   ALTER TABLE ca_journal ADD COLUMN revoked_at         BIGINT NOT NULL DEFAULT 0;
   ALTER TABLE ca_journal ADD COLUMN published_sequence BIGINT NOT NULL DEFAULT 0;
+  ALTER TABLE ca_journal ADD COLUMN server_id          TEXT   NOT NULL DEFAULT '';
   `,
 ];
 

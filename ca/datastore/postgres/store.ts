@@ -287,6 +287,10 @@ export class PostgresDataStore implements DataStore {
     return this.journal.putJournal(entry);
   }
 
+  stampJournalPublished(id: string, sequence: number): Promise<void> {
+    return this.journal.stampJournalPublished(id, sequence);
+  }
+
   deleteJournal(id: string): Promise<void> {
     return this.journal.deleteJournal(id);
   }

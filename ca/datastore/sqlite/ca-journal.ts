@@ -10,17 +10,18 @@ import { journalFromRow, toBuffer, type JournalRow } from '../rows.js';
 const SQL = {
   journalList: 'SELECT * FROM ca_journal ORDER BY created_at, id',
   journalPut: `INSERT INTO ca_journal (id, kind, status, key_id, cert_der, public_key_spki, kid,
-      not_before, not_after, created_at, issuer_id, tainted_at, revoked_at, published_sequence)
+      not_before, not_after, created_at, issuer_id, tainted_at, revoked_at, published_sequence, server_id)
     VALUES (@id, @kind, @status, @key_id, @cert_der, @public_key_spki, @kid,
-      @not_before, @not_after, @created_at, @issuer_id, @tainted_at, @revoked_at, @published_sequence)
+      @not_before, @not_after, @created_at, @issuer_id, @tainted_at, @revoked_at, @published_sequence, @server_id)
     ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, status = excluded.status,
       key_id = excluded.key_id, cert_der = excluded.cert_der,
       public_key_spki = excluded.public_key_spki, kid = excluded.kid,
       not_before = excluded.not_before, not_after = excluded.not_after,
       created_at = excluded.created_at, issuer_id = excluded.issuer_id,
       tainted_at = excluded.tainted_at, revoked_at = excluded.revoked_at,
-      published_sequence = excluded.published_sequence`,
+      published_sequence = excluded.published_sequence, server_id = excluded.server_id`,
   journalDelete: 'DELETE FROM ca_journal WHERE id = ?',
+  journalStamp: 'UPDATE ca_journal SET published_sequence = ? WHERE id = ? AND published_sequence = 0',
 } as const;
 
 /** The CA journal of a {@link SqliteDataStore}. */
@@ -52,7 +53,14 @@ export class SqliteCaJournal {
         tainted_at: entry.taintedAt ?? 0,
         revoked_at: entry.revokedAt ?? 0,
         published_sequence: entry.publishedSequence ?? 0,
+        server_id: entry.serverId ?? '',
       });
+    });
+  }
+
+  stampJournalPublished(id: string, sequence: number): void {
+    this.cdb.write('stamp journal', () => {
+      this.stmt.journalStamp.run(sequence, id);
     });
   }
 

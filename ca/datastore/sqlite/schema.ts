@@ -142,12 +142,14 @@ export const MIGRATIONS: readonly string[] = [
   `,
   // 5: the authority lifecycle (anchorage authority ...): which root signed
   // each intermediate, taint and revocation times, and the first bundle
-  // sequence that held each root and JWT key (the gate on removing a root).
+  // sequence that held each root and JWT key (the gate on removing a root);
+  // and, for several servers on one datastore, which server owns each key.
   `
   ALTER TABLE ca_journal ADD COLUMN issuer_id          TEXT    NOT NULL DEFAULT '';
   ALTER TABLE ca_journal ADD COLUMN tainted_at         INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE ca_journal ADD COLUMN revoked_at         INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE ca_journal ADD COLUMN published_sequence INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE ca_journal ADD COLUMN server_id          TEXT    NOT NULL DEFAULT '';
   `,
 ];
 

@@ -246,6 +246,10 @@ export class SqliteDataStore implements DataStore {
     this.journal.putJournal(entry);
   }
 
+  async stampJournalPublished(id: string, sequence: number): Promise<void> {
+    this.journal.stampJournalPublished(id, sequence);
+  }
+
   async deleteJournal(id: string): Promise<void> {
     this.journal.deleteJournal(id);
   }

@@ -52,6 +52,10 @@ export interface Authority {
    * root, jwt: agents whose reported bundle sequence holds it; -1 for x509
    */
   'agents_holding'?: (number);
+  /**
+   * x509, jwt: the server that owns it when several share the datastore ('' = a lone server)
+   */
+  'server_id'?: (string);
 }
 
 export interface Authority__Output {
@@ -104,4 +108,8 @@ export interface Authority__Output {
    * root, jwt: agents whose reported bundle sequence holds it; -1 for x509
    */
   'agents_holding': (number);
+  /**
+   * x509, jwt: the server that owns it when several share the datastore ('' = a lone server)
+   */
+  'server_id': (string);
 }
