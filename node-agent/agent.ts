@@ -186,12 +186,14 @@ export class NodeAgent {
         opts.logger.warn('agent: rewriting its state without the workload keys and svids an older version kept on disk');
         agent.#save();
       }
-      if (!agent.#identityValid()) {
+      // Each server in turn, once: the first that answers attests us.
+      for (let tries = agent.#servers.targets.length; !agent.#identityValid() && tries > 0; tries--) {
         try {
           await agent.#attest();
         } catch (err) {
           if (!isAnchorageError(err, 'unavailable')) throw err;
-          opts.logger.warn({ err: errorMessage(err) }, 'agent: server unreachable for attestation; retrying in the background');
+          if (tries > 1) await agent.#failover(errorMessage(err));
+          else opts.logger.warn({ err: errorMessage(err) }, 'agent: server unreachable for attestation; retrying in the background');
         }
       }
     } catch (err) {
