@@ -38,6 +38,12 @@ describe('agent config', () => {
     expect(serverAddressesOf(one)).toEqual(['127.0.0.1:8081']);
     const list = parseAgentConfig({ ...good, server_address: ['h2.example:8081', '[::1]:8082', '10.0.0.1:8081'] }, 'agent.yaml', '/');
     expect(serverAddressesOf(list)).toEqual(['h2.example:8081', '[::1]:8082', '10.0.0.1:8081']);
+    // Exactly one line per bad address.
+    expect(errorOf({ ...good, server_address: 'nowhere' })).toBe('config: agent.yaml: server_address: must be host:port');
+    expect(errorOf({ ...good, server_address: ['h1:8081', 'h2', 'h3:99999'] })).toBe(
+      'config: agent.yaml: server_address.1: must be host:port\nagent.yaml: server_address.2: must be host:port with a port from 1 to 65535',
+    );
+    expect(errorOf({ ...good, server_address: [] })).toBe('config: agent.yaml: server_address: must list at least one host:port');
     const sixteen = Array.from({ length: 16 }, (_, i) => `h${i}:8081`);
     expect(serverAddressesOf(parseAgentConfig({ ...good, server_address: sixteen }, 'agent.yaml', '/'))).toEqual(sixteen);
   });

@@ -60,10 +60,13 @@ const tcti = z
 export const MAX_SERVER_ADDRESSES = 16;
 
 /** "host:port" with host a DNS name, an IPv4 address or a bracketed IPv6 address; port 1..65535. */
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/;
 const hostPort = z
   .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/, 'must be host:port')
+  .regex(HOST_PORT, 'must be host:port')
   .refine((s) => {
+    // One message per address: the port is judged only once the form is right.
+    if (!HOST_PORT.test(s)) return true;
     const port = Number(s.slice(s.lastIndexOf(':') + 1));
     return port >= 1 && port <= 65535;
   }, 'must be host:port with a port from 1 to 65535');
