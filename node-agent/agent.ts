@@ -509,7 +509,8 @@ export class NodeAgent {
         });
         this.#stream = stream;
         await stream.done;
-        if (!this.#closed) {
+        // Not when we ended it ourselves (#restartStream): that is no fault of the server.
+        if (!this.#closed && !this.#reconnectNow) {
           this.#log.warn({ server: this.#servers.current }, 'agent: the server ended the sync stream; reconnecting');
           await this.#failover('the server ended the sync stream');
         }

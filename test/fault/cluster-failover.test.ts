@@ -17,7 +17,9 @@
 //   move to server 1;
 // - PostgreSQL restarts under the churn (pg_ctl restart -m fast): the servers
 //   reconnect, and every change the admin API confirmed, before, during and
-//   after, is in the database afterwards.
+//   after, is in the database afterwards;
+// - a server that hangs without closing its connections (SIGSTOP) is left
+//   once the gRPC keepalive gives up.
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -391,5 +393,22 @@ trust_bundle_file: ${join(tmp.dir, 'bundle.pem')}
     }
     expect(churn.confirmed.size).toBeGreaterThan(10);
     expect(fetchers.flatMap((f) => f.lapses)).toEqual([]);
+  }, 120_000);
+  it('a server that hangs (SIGSTOP, connections left open) is left by its agents once the keepalive gives up', async () => {
+    // Both agents are on server 1 since server 2 was killed.
+    const switches = [switchCount(0), switchCount(1)];
+    const t0 = Date.now();
+    servers[0]!.child.kill('SIGSTOP');
+    try {
+      await createFor(1, 0, '/after-hang-a');
+      await createFor(1, 1, '/after-hang-b');
+      await until('both agents to be served by server 2', () => fetchers[0]!.ids.has(`spiffe://${TD}/after-hang-a`) && fetchers[1]!.ids.has(`spiffe://${TD}/after-hang-b`), 90_000);
+      console.log(`failover: both agents served by server 2 ${Date.now() - t0} ms after server 1 hung (gRPC keepalive: a ping every 30 s, 10 s to answer)`);
+      expect([switchCount(0), switchCount(1)]).toEqual([switches[0]! + 1, switches[1]! + 1]);
+      expect(switchedTo(0, `127.0.0.1:${ports[1]}`)).toBeDefined();
+      expect(fetchers.flatMap((f) => f.lapses)).toEqual([]);
+    } finally {
+      servers[0]!.child.kill('SIGCONT');
+    }
   }, 120_000);
 });
