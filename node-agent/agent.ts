@@ -16,8 +16,9 @@ import type { SyncAuthorizedEntriesResponse__Output } from '../proto/gen/anchora
 import { SpiffeBundle, X509Bundle } from '@anchorage/client/spiffe/bundle';
 import { SpiffeId, TrustDomain } from '@anchorage/client/spiffe/id';
 import { WorkloadCache, type HeldSvid } from './cache.js';
-import { loadAgentConfig, type AgentConfig } from './config.js';
+import { loadAgentConfig, serverAddressesOf, type AgentConfig } from './config.js';
 import { EvictedError, ServerConnection, type ServerTrust } from './connection.js';
+import { ServerAddresses, type Resolver } from './servers.js';
 import { STATE_FILE, ensureDataDir, loadState, removeStateLeftovers, saveState, type CachedEntry, type LoadedState } from './state.js';
 import { checkAgentSvid, privateKeySpki, readTrustBundleFile, type AgentIdentity } from './agent/identity.js';
 import type { NodeAttestor } from './nodeattestor/NodeAttestor.js';
@@ -66,6 +67,8 @@ export interface NodeAgentOptions {
    * can hand an evicted agent a new token without restarting it.
    */
   joinToken?: () => string | undefined;
+  /** Looks up a server name's addresses (tests); default: the system resolver. */
+  resolve?: Resolver;
 }
 
 /**
@@ -86,6 +89,8 @@ export class NodeAgent {
   readonly #serverId: SpiffeId;
   readonly #attestor: NodeAttestor;
   readonly #releaseLock: () => void;
+  /** The configured servers and the one in use (servers.ts). */
+  readonly #servers: ServerAddresses;
 
   #identity: AgentIdentity | undefined;
   /** Agent ID of the last identity, kept after eviction so its spent token is not tried again. */
@@ -133,6 +138,7 @@ export class NodeAgent {
     this.#serverId = SpiffeId.fromPath(this.#td, '/anchorage/server');
     this.#releaseLock = releaseLock;
     const cfg = opts.config;
+    this.#servers = new ServerAddresses(serverAddressesOf(cfg), opts.resolve);
     const joinToken =
       opts.joinToken ??
       (() => {
@@ -174,17 +180,20 @@ export class NodeAgent {
       if (leftovers.length > 0) opts.logger.warn({ removed: leftovers }, 'agent: removed temp files of an interrupted state write');
       const state = loadState(cfg.data_dir, cfg.trust_domain.name);
       agent.#restore(state);
+      await agent.#servers.refresh();
       if (state.legacy) {
         // Written by an older version, with every workload's private key: those go now.
         opts.logger.warn('agent: rewriting its state without the workload keys and svids an older version kept on disk');
         agent.#save();
       }
-      if (!agent.#identityValid()) {
+      // Each server in turn, once: the first that answers attests us.
+      for (let tries = agent.#servers.targets.length; !agent.#identityValid() && tries > 0; tries--) {
         try {
           await agent.#attest();
         } catch (err) {
           if (!isAnchorageError(err, 'unavailable')) throw err;
-          opts.logger.warn({ err: errorMessage(err) }, 'agent: server unreachable for attestation; retrying in the background');
+          if (tries > 1) await agent.#failover(errorMessage(err));
+          else opts.logger.warn({ err: errorMessage(err) }, 'agent: server unreachable for attestation; retrying in the background');
         }
       }
     } catch (err) {
@@ -219,6 +228,16 @@ export class NodeAgent {
    */
   get lastSyncMs(): number | undefined {
     return this.#streamUp ? this.#nowMs() : this.#lastSyncMs;
+  }
+
+  /** The server address in use ("ip:port"). */
+  get server(): string {
+    return this.#servers.current;
+  }
+
+  /** How many times this run moved to another server after the one in use failed. */
+  get serverSwitches(): number {
+    return this.#servers.switches;
   }
 
   /** True once the first sync message of this run arrived. */
@@ -288,10 +307,11 @@ export class NodeAgent {
     const id = this.#identity;
     if (!id) throw new AnchorageError('unauthenticated', 'agent: not attested');
     const trust = this.#serverTrust();
-    const fingerprint = `${b64(id.chain[0]!)}|${trust.kind === 'bundle' ? trust.authorities.authorities().map(b64).join(',') : ''}`;
+    const target = this.#servers.current;
+    const fingerprint = `${target}|${b64(id.chain[0]!)}|${trust.kind === 'bundle' ? trust.authorities.authorities().map(b64).join(',') : ''}`;
     if (!this.#conn || this.#connFor !== fingerprint) {
       this.#conn?.close();
-      this.#conn = new ServerConnection(this.config.server_address, this.#serverId, trust, { keyPem: id.keyPem, chain: id.chain });
+      this.#conn = new ServerConnection(target, this.#serverId, trust, { keyPem: id.keyPem, chain: id.chain });
       this.#connFor = fingerprint;
     }
     return this.#conn;
@@ -305,7 +325,7 @@ export class NodeAgent {
       this.#log.warn('agent: insecure_bootstrap: the server is not verified for this first attestation');
     }
     const { csr, pkcs8, privateKey } = newKeyAndCsr();
-    const conn = new ServerConnection(this.config.server_address, this.#serverId, trust);
+    const conn = new ServerConnection(this.#servers.current, this.#serverId, trust);
     let res;
     try {
       res = await conn.attest({ type: this.#attestor.type, payload: attempt.payload, csr, respond: (c) => attempt.respond(c) });
@@ -489,7 +509,11 @@ export class NodeAgent {
         });
         this.#stream = stream;
         await stream.done;
-        if (!this.#closed) this.#log.warn('agent: the server ended the sync stream; reconnecting');
+        // Not when we ended it ourselves (#restartStream): that is no fault of the server.
+        if (!this.#closed && !this.#reconnectNow) {
+          this.#log.warn({ server: this.#servers.current }, 'agent: the server ended the sync stream; reconnecting');
+          await this.#failover('the server ended the sync stream');
+        }
       } catch (err) {
         if (this.#closed) break;
         if (this.#reconnectNow) {
@@ -505,7 +529,8 @@ export class NodeAgent {
         } else if (isAnchorageError(err, 'failed_precondition')) {
           this.#log.error({ err: msg }, 'agent: cannot attest');
         } else {
-          this.#log.warn({ err: msg, failures }, 'agent: server unreachable; serving cached svids');
+          this.#log.warn({ err: msg, failures, server: this.#servers.current }, 'agent: server unreachable; serving cached svids');
+          await this.#failover(msg);
         }
       } finally {
         this.#stream = undefined;
@@ -522,6 +547,22 @@ export class NodeAgent {
       await sleep(backoff.next(), undefined, { signal: this.#wake.signal }).catch(() => undefined);
       this.#wake = undefined;
     }
+  }
+
+  /**
+   * The server in use failed (unreachable, refused TLS, ended or broke the
+   * sync stream, a deadline): the next configured one is used from now on,
+   * with the same identity. Refusals of the identity itself (evicted,
+   * unauthenticated) do not move: every server would say the same. One log
+   * line per move.
+   */
+  async #failover(reason: string): Promise<void> {
+    const moved = await this.#servers.next();
+    if (!moved || this.#closed) return;
+    this.#conn?.close();
+    this.#conn = undefined;
+    this.#connFor = '';
+    this.#log.warn({ from: moved.from, to: moved.to, reason, switches: this.#servers.switches }, 'agent: switching to another server');
   }
 
   /** One message of the sync stream: the full set or changes. */

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AnchorageError } from '@anchorage/client/errors';
-import { loadAgentConfig, parseAgentConfig } from './config.js';
+import { loadAgentConfig, parseAgentConfig, serverAddressesOf } from './config.js';
 import { emptyState, ensureDataDir, loadState, saveState, STATE_FILE } from './state.js';
 
 const good = { trust_domain: 'example.org', server_address: '127.0.0.1:8081', data_dir: 'agent', join_token: 'a'.repeat(32), insecure_bootstrap: true };
@@ -32,6 +32,22 @@ describe('agent config', () => {
     expect(c.workload_api).toEqual({}); // the Workload API's defaults (workload-api/server.ts)
   });
 
+  it('takes server_address as one host:port or a list of them, in order', () => {
+    const one = parseAgentConfig(good, 'agent.yaml', '/');
+    expect(one.server_address).toBe('127.0.0.1:8081');
+    expect(serverAddressesOf(one)).toEqual(['127.0.0.1:8081']);
+    const list = parseAgentConfig({ ...good, server_address: ['h2.example:8081', '[::1]:8082', '10.0.0.1:8081'] }, 'agent.yaml', '/');
+    expect(serverAddressesOf(list)).toEqual(['h2.example:8081', '[::1]:8082', '10.0.0.1:8081']);
+    // Exactly one line per bad address.
+    expect(errorOf({ ...good, server_address: 'nowhere' })).toBe('config: agent.yaml: server_address: must be host:port');
+    expect(errorOf({ ...good, server_address: ['h1:8081', 'h2', 'h3:99999'] })).toBe(
+      'config: agent.yaml: server_address.1: must be host:port\nagent.yaml: server_address.2: must be host:port with a port from 1 to 65535',
+    );
+    expect(errorOf({ ...good, server_address: [] })).toBe('config: agent.yaml: server_address: must list at least one host:port');
+    const sixteen = Array.from({ length: 16 }, (_, i) => `h${i}:8081`);
+    expect(serverAddressesOf(parseAgentConfig({ ...good, server_address: sixteen }, 'agent.yaml', '/'))).toEqual(sixteen);
+  });
+
   it('takes the Workload API connection caps', () => {
     const c = parseAgentConfig({ ...good, workload_api: { max_connections: 100, max_connections_per_uid: 10 } }, 'agent.yaml', '/etc/anchorage');
     expect(c.workload_api).toEqual({ max_connections: 100, max_connections_per_uid: 10 });
@@ -49,6 +65,20 @@ describe('agent config', () => {
 
   it.each<[string, unknown, string]>([
     ['bad server address', { ...good, server_address: 'nowhere' }, 'agent.yaml: server_address: must be host:port'],
+    ['port 0', { ...good, server_address: 'h1:0' }, 'agent.yaml: server_address: must be host:port with a port from 1 to 65535'],
+    ['port above 65535', { ...good, server_address: ['h1:8081', 'h2:65536'] }, 'agent.yaml: server_address.1: must be host:port with a port from 1 to 65535'],
+    ['no server address', { ...good, server_address: undefined }, 'agent.yaml: server_address: is required'],
+    ['an empty server list', { ...good, server_address: [] }, 'agent.yaml: server_address: must list at least one host:port'],
+    ['a bad item in the server list', { ...good, server_address: ['h1:8081', 'h2'] }, 'agent.yaml: server_address.1: must be host:port'],
+    ['a non-string item in the server list', { ...good, server_address: ['h1:8081', 8081] }, 'agent.yaml: server_address.1: Invalid input: expected string, received number'],
+    ['a duplicate in the server list', { ...good, server_address: ['h1:8081', 'h2:8081', 'H1:8081'] }, 'agent.yaml: server_address.2: "H1:8081" is listed more than once'],
+    [
+      'too many servers',
+      { ...good, server_address: Array.from({ length: 17 }, (_, i) => `h${i}:8081`) },
+      'agent.yaml: server_address: must list at most 16 servers',
+    ],
+    ['a server address of the wrong type', { ...good, server_address: { host: 'h1', port: 8081 } }, 'agent.yaml: server_address: must be host:port or a list of host:port'],
+    ['a number as server address', { ...good, server_address: 8081 }, 'agent.yaml: server_address: must be host:port or a list of host:port'],
     ['bad join token', { ...good, join_token: 'abc' }, 'agent.yaml: join_token: must be a join token from "anchorage token create"'],
     ['both bootstrap modes', { ...good, trust_bundle_file: 'b.pem' }, 'agent.yaml: (top level): give trust_bundle_file or insecure_bootstrap, not both'],
     ['unknown key', { ...good, sokcet_path: '/x' }, 'agent.yaml: (top level): unknown key(s): sokcet_path'],

@@ -56,6 +56,62 @@ const tcti = z
     'must be device:/dev/<tpm device> or swtpm:host=<host>,port=<port> (or mssim:host=…,port=…)',
   );
 
+/** The most servers an agent is given in `server_address`. */
+export const MAX_SERVER_ADDRESSES = 16;
+
+/** "host:port" with host a DNS name, an IPv4 address or a bracketed IPv6 address; port 1..65535. */
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/;
+const hostPort = z
+  .string()
+  .regex(HOST_PORT, 'must be host:port')
+  .refine((s) => {
+    // One message per address: the port is judged only once the form is right.
+    if (!HOST_PORT.test(s)) return true;
+    const port = Number(s.slice(s.lastIndexOf(':') + 1));
+    return port >= 1 && port <= 65535;
+  }, 'must be host:port with a port from 1 to 65535');
+
+/** A list of servers: 1..16 items, each host:port, no duplicates (case-insensitive). */
+const hostPortList = z
+  .array(hostPort)
+  .min(1, 'must list at least one host:port')
+  .max(MAX_SERVER_ADDRESSES, `must list at most ${MAX_SERVER_ADDRESSES} servers`)
+  .superRefine((list, ctx) => {
+    const seen = new Set<string>();
+    list.forEach((a, i) => {
+      const key = a.toLowerCase();
+      if (seen.has(key)) ctx.addIssue({ code: 'custom', path: [i], message: `"${a}" is listed more than once` });
+      seen.add(key);
+    });
+  });
+
+/**
+ * `server_address`: one "host:port" or a list of them. Typed as either form
+ * (code that builds a config by hand may give a string); read it through
+ * {@link serverAddressesOf}.
+ */
+const serverAddress = z.unknown().transform((v, ctx): string | string[] => {
+  const copy = (issues: z.core.$ZodIssue[]) => {
+    for (const i of issues) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
+    return z.NEVER;
+  };
+  if (typeof v === 'string') {
+    const r = hostPort.safeParse(v);
+    return r.success ? r.data : copy(r.error.issues);
+  }
+  if (Array.isArray(v)) {
+    const r = hostPortList.safeParse(v);
+    return r.success ? r.data : copy(r.error.issues);
+  }
+  ctx.addIssue({ code: 'custom', message: v === undefined ? 'is required' : 'must be host:port or a list of host:port' });
+  return z.NEVER;
+});
+
+/** The configured servers as a list, in the order given. */
+export function serverAddressesOf(config: { server_address: string | readonly string[] }): string[] {
+  return typeof config.server_address === 'string' ? [config.server_address] : [...config.server_address];
+}
+
 /** A required string: "is required" when absent. */
 const requiredError = (issue: { input?: unknown }) => (issue.input === undefined ? 'is required' : 'must be a file name');
 
@@ -69,7 +125,9 @@ const agentSchema = z
         return z.NEVER;
       }
     }),
-    server_address: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/, 'must be host:port'),
+    // One "host:port", or a list of them tried in turn when the current one fails (node-agent/servers.ts).
+    // A host name with several A/AAAA records stands for each of its addresses.
+    server_address: serverAddress,
     data_dir: z.string().min(1),
     socket_path: z.string().min(1).optional(),
     socket_mode: z

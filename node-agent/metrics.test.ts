@@ -3,7 +3,7 @@ import { SpiffeBundle } from '@anchorage/client/spiffe/bundle';
 import { TrustDomain } from '@anchorage/client/spiffe/id';
 import { makeRoot } from '../test/helpers/pki.js';
 import type { NodeAgent } from './agent.js';
-import { agentReadiness } from './metrics.js';
+import { AgentMetrics, agentReadiness } from './metrics.js';
 
 // Agent readiness: an unexpired agent SVID and a bundle of its trust domain
 // with an unexpired X.509 authority. The agent here is the narrow view
@@ -54,5 +54,20 @@ describe('agent readiness', async () => {
     expect(report.ok).toBe(false);
     expect(report.lines.filter((l) => l.startsWith('FAIL'))).toEqual(fails);
     expect(report.lines.at(-1)).toBe('info: not synced with the server in this run');
+  });
+});
+
+describe('agent metrics: server switches', () => {
+  it('exports how many times the agent moved to another server', async () => {
+    const metrics = new AgentMetrics();
+    const fake = { serverSwitches: 3, config: { trust_domain: TD }, cache: { bundle: () => undefined, svids: () => [] } } as unknown as NodeAgent;
+    metrics.attach(fake, () => NOW);
+    expect(await metrics.registry.getSingleMetricAsString('anchorage_agent_server_switches_total')).toBe(
+      [
+        '# HELP anchorage_agent_server_switches_total Times the agent moved to another server of server_address because the one in use failed.',
+        '# TYPE anchorage_agent_server_switches_total counter',
+        'anchorage_agent_server_switches_total 3',
+      ].join('\n'),
+    );
   });
 });

@@ -187,6 +187,15 @@ export class AgentMetrics implements WorkloadApiObserver {
         this.set(ms === undefined ? process.uptime() : Math.max(0, seconds() - ms / 1000));
       },
     });
+    new Counter({
+      name: 'anchorage_agent_server_switches_total',
+      help: 'Times the agent moved to another server of server_address because the one in use failed.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(agent.serverSwitches);
+      },
+    });
   }
 
   /** Starts the HTTP listener at `address`; /ready asks `ready`. */
