@@ -15,6 +15,7 @@ import type { Minter } from '../minter.js';
 import { DEFAULT_NODE_ATTESTORS, NodeAttestorRegistry } from '../nodeattestor/registry.js';
 import { isReservedPath, RESERVED_PATH } from '../reserved.js';
 import { attestHandler, type AttestationLimits, type AttestDeps } from './attest.js';
+import { splitPass, SYNC_MESSAGE_LIMIT } from './sync-chunks.js';
 
 export interface AgentServiceDeps {
   datastore: DataStore;
@@ -31,6 +32,8 @@ export interface AgentServiceDeps {
   attestationLimits?: Partial<AttestationLimits>;
   /** Node attestation outcomes go here (ca/metrics.ts). */
   metrics?: AttestDeps['metrics'];
+  /** Largest encoded SyncAuthorizedEntries message, bytes; default SYNC_MESSAGE_LIMIT (1 MiB). */
+  syncMessageLimit?: number;
 }
 
 /** Every agent ID: spiffe://<td>/anchorage/agent/<node attestor type>/... (ca/nodeattestor/). */
@@ -90,6 +93,7 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
   const { datastore: ds, ca, minter, feed, logger: log } = deps;
   const now = () => Math.floor((deps.now ?? Date.now)() / 1000);
   const server = serverId(ca).toString();
+  const messageLimit = deps.syncMessageLimit ?? SYNC_MESSAGE_LIMIT;
   /** When each agent's report was last stored, ms: bounded by the attested agents. */
   const lastReport = new Map<string, number>();
 
@@ -261,13 +265,10 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
               for (const id of removed) sent.delete(id);
               sentBundles = bundleText;
               sentTainted = taintedText;
-              call.write({
-                ...b,
-                full: first,
-                entries: changed.map(toAuthorized),
-                removed_entry_ids: first ? [] : removed,
-                ...(taintChanged ? { has_tainted: true, tainted_x509_authorities: [...tainted.x509], tainted_jwt_authorities: [...tainted.jwt] } : {}),
-              });
+              // One pass, in messages of bounded size (sync-chunks.ts): the
+              // agent applies it when the last one (more = false) arrives.
+              const head = { ...b, ...(taintChanged ? { has_tainted: true, tainted_x509_authorities: [...tainted.x509], tainted_jwt_authorities: [...tainted.jwt] } : {}) };
+              for (const m of splitPass(head, first, changed.map(toAuthorized), first ? [] : removed, messageLimit)) call.write(m);
               first = false;
             }
           } catch (err) {
