@@ -138,6 +138,26 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
     return allEntries.entries;
   }
 
+  // What one change of the feed names, read once and shared by every agent's
+  // stream: the feed hands the same ID array to every listener, so the first
+  // stream to hear of a change starts the reads and the others reuse them
+  // (with 1,000 agents, a change of 1,000 entries is 1,000 reads, not a
+  // million). The reads start after the change was committed, so what they
+  // return is at least as new as the change.
+  const changeReads = new WeakMap<string[], Promise<Map<string, RegistrationEntry | undefined>>>();
+  function readChange(ids: string[]): Promise<Map<string, RegistrationEntry | undefined>> {
+    let p = changeReads.get(ids);
+    if (!p) {
+      const unique = [...new Set(ids)];
+      p = Promise.all(unique.map((id) => ds.getEntry(id))).then((found) => new Map(unique.map((id, i) => [id, found[i]])));
+      changeReads.set(ids, p);
+      // A stream that ends, or falls back to a full pass, may never await it;
+      // a stream that does sees the failure and ends with it.
+      p.catch(() => undefined);
+    }
+    return p;
+  }
+
   /** SPIFFE IDs of the node aliases whose selectors the agent's node selectors match. */
   async function aliasesOf(agent: AttestedAgent): Promise<Set<string>> {
     const aliases = await ds.listEntries({ parentId: server });
@@ -207,12 +227,13 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
       // "everything" (first message, a node alias changed). One message is
       // built at a time, so an older state is never sent after a newer one,
       // and a burst of changes costs a few messages, not one each.
-      let changedIds = new Set<string>();
+      /** The changes heard of since the last message, in order (see readChange). */
+      let changes: Promise<Map<string, RegistrationEntry | undefined>>[] = [];
       let everything = true;
       let dirty = false;
       let running = false;
       const push = (ids?: string[]) => {
-        if (ids) for (const id of ids) changedIds.add(id);
+        if (ids) changes.push(readChange(ids));
         dirty = true;
         if (running) return;
         running = true;
@@ -220,27 +241,33 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
           try {
             while (dirty && !closed) {
               dirty = false;
-              const ids = changedIds;
-              changedIds = new Set();
+              const pending = changes;
+              changes = [];
               const current = await ds.getAgent(agent.spiffeId);
               if (!current || current.evicted) return end(new AnchorageError('permission_denied', `agent api: agent ${agent.spiffeId} has been evicted`));
-              const changed: RegistrationEntry[] = [];
-              const removed: string[] = [];
+              const changedById = new Map<string, RegistrationEntry>();
+              const removedIds = new Set<string>();
               let full = everything;
               if (!full) {
-                // Only the entries that changed; a node alias changing may
-                // change the whole set, so it falls back to a full pass.
-                for (const id of ids) {
-                  const e = await ds.getEntry(id);
-                  if (e?.parentId === server || (e === undefined && !sent.has(id) && aliases.size > 0)) {
-                    full = true;
-                    break;
+                // Only the entries that changed, the later change of an entry
+                // winning; a node alias changing may change the whole set, so
+                // it falls back to a full pass.
+                scan: for (const read of pending) {
+                  for (const [id, e] of await read) {
+                    if (e?.parentId === server || (e === undefined && !sent.has(id) && aliases.size > 0)) {
+                      full = true;
+                      break scan;
+                    }
+                    const mine = e !== undefined && !reservedEntry(e) && (e.parentId === current.spiffeId || aliases.has(e.parentId));
+                    changedById.delete(id);
+                    removedIds.delete(id);
+                    if (mine && sent.get(id) !== e.revision) changedById.set(id, e);
+                    else if (!mine && sent.has(id)) removedIds.add(id);
                   }
-                  const mine = e !== undefined && !reservedEntry(e) && (e.parentId === current.spiffeId || aliases.has(e.parentId));
-                  if (mine && sent.get(id) !== e.revision) changed.push(e);
-                  else if (!mine && sent.has(id)) removed.push(id);
                 }
               }
+              const changed: RegistrationEntry[] = full ? [] : [...changedById.values()];
+              const removed: string[] = full ? [] : [...removedIds];
               if (full) {
                 everything = false;
                 changed.length = 0;
