@@ -119,6 +119,10 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
   // Every entry, read once per change and shared by all agents' streams and
   // signing calls: the feed bumps the generation before any stream hears of
   // the change (this listener is registered first).
+  // Every open sync stream listens to the feed and the CA: as many
+  // listeners as agents, bounded by the agent API's connection caps, not a leak.
+  feed.setMaxListeners(0);
+  ca.setMaxListeners(0);
   let generation = 0;
   let allEntries: { generation: number; entries: Promise<RegistrationEntry[]> } | undefined;
   feed.on('entries', () => {
@@ -230,10 +234,13 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
       /** The changes heard of since the last message, in order (see readChange). */
       let changes: Promise<Map<string, RegistrationEntry | undefined>>[] = [];
       let everything = true;
+      /** A push for something other than entries (bundles, taint, eviction, the first pass): the agent is read and the bundles compared. */
+      let other = true;
       let dirty = false;
       let running = false;
       const push = (ids?: string[]) => {
         if (ids) changes.push(readChange(ids));
+        else other = true;
         dirty = true;
         if (running) return;
         running = true;
@@ -243,8 +250,8 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
               dirty = false;
               const pending = changes;
               changes = [];
-              const current = await ds.getAgent(agent.spiffeId);
-              if (!current || current.evicted) return end(new AnchorageError('permission_denied', `agent api: agent ${agent.spiffeId} has been evicted`));
+              const otherChange = other;
+              other = false;
               const changedById = new Map<string, RegistrationEntry>();
               const removedIds = new Set<string>();
               let full = everything;
@@ -258,7 +265,7 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
                       full = true;
                       break scan;
                     }
-                    const mine = e !== undefined && !reservedEntry(e) && (e.parentId === current.spiffeId || aliases.has(e.parentId));
+                    const mine = e !== undefined && !reservedEntry(e) && (e.parentId === agent.spiffeId || aliases.has(e.parentId));
                     changedById.delete(id);
                     removedIds.delete(id);
                     if (mine && sent.get(id) !== e.revision) changedById.set(id, e);
@@ -266,6 +273,11 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
                   }
                 }
               }
+              // Changes to other agents' entries cost this stream a scan of
+              // their IDs, not a read of the agent and the bundles.
+              if (!full && !otherChange && changedById.size === 0 && removedIds.size === 0) continue;
+              const current = await ds.getAgent(agent.spiffeId);
+              if (!current || current.evicted) return end(new AnchorageError('permission_denied', `agent api: agent ${agent.spiffeId} has been evicted`));
               const changed: RegistrationEntry[] = full ? [] : [...changedById.values()];
               const removed: string[] = full ? [] : [...removedIds];
               if (full) {
