@@ -89,31 +89,37 @@ function apply(a: SimAgent, m: SyncAuthorizedEntriesResponse__Output, parts: num
   check(a);
 }
 
-function openStream(a: SimAgent): void {
-  const assembler = new SyncAssembler();
-  let parts = 0;
-  const call = a.client.makeServerStreamRequest(
-    method.path,
-    method.requestSerialize,
-    (buf: Buffer) => {
-      messages++;
-      if (buf.length > largest) largest = buf.length;
-      return method.responseDeserialize(buf);
-    },
-    {},
-  );
-  call.on('data', (m: SyncAuthorizedEntriesResponse__Output) => {
-    parts++;
-    const pass = assembler.add(m);
-    if (pass) {
-      apply(a, pass, parts);
-      parts = 0;
-    }
-  });
-  call.on('error', (e: grpc.ServiceError) => {
-    if (e.code === grpc.status.CANCELLED) return;
-    streamErrors++;
-    send({ type: 'error', message: `agent ${a.id}: sync stream ended: ${e.code} ${e.details}` });
+/** Opens the agent's sync stream; resolves at its first message or failure. A failed stream is opened again after a second, as the agent does. */
+function openStream(a: SimAgent): Promise<void> {
+  return new Promise((opened) => {
+    const assembler = new SyncAssembler();
+    let parts = 0;
+    const call = a.client.makeServerStreamRequest(
+      method.path,
+      method.requestSerialize,
+      (buf: Buffer) => {
+        messages++;
+        if (buf.length > largest) largest = buf.length;
+        return method.responseDeserialize(buf);
+      },
+      {},
+    );
+    call.on('data', (m: SyncAuthorizedEntriesResponse__Output) => {
+      opened();
+      parts++;
+      const pass = assembler.add(m);
+      if (pass) {
+        apply(a, pass, parts);
+        parts = 0;
+      }
+    });
+    call.on('error', (e: grpc.ServiceError) => {
+      opened();
+      if (e.code === grpc.status.CANCELLED) return;
+      streamErrors++;
+      if (streamErrors <= 5) send({ type: 'error', message: `agent ${a.id}: sync stream ended (opened again in 1 s): ${e.code} ${e.details}` });
+      setTimeout(() => void openStream(a), 1000);
+    });
   });
 }
 
@@ -140,10 +146,15 @@ async function start(port: number, td: string, rootPem: Buffer, tokens: string[]
   const attestMs = performance.now() - t0;
   anon.close();
   for (const { id, keyPem, chain } of attested) {
-    const a: SimAgent = { id, client: agentApiClient({ port, trustDomain: td, rootPem, identity: { keyPem, chain } }), entries: new Map(), federated: new Set(), lastPassAt: 0 };
-    agents.push(a);
-    openStream(a);
+    agents.push({ id, client: agentApiClient({ port, trustDomain: td, rootPem, identity: { keyPem, chain } }), entries: new Map(), federated: new Set(), lastPassAt: 0 });
   }
+  // Streams open 32 at a time (each TLS handshake and first pass), as agents starting over some seconds would.
+  let at = 0;
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (at < agents.length) await openStream(agents[at++]!);
+    }),
+  );
   send({ type: 'ready', agentIds: attested.map((a) => a.id), attestMs });
 }
 

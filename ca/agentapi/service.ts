@@ -15,7 +15,7 @@ import type { Minter } from '../minter.js';
 import { DEFAULT_NODE_ATTESTORS, NodeAttestorRegistry } from '../nodeattestor/registry.js';
 import { isReservedPath, RESERVED_PATH } from '../reserved.js';
 import { attestHandler, type AttestationLimits, type AttestDeps } from './attest.js';
-import { splitPass, SYNC_MESSAGE_LIMIT } from './sync-chunks.js';
+import { MAX_SYNC_MESSAGE_LIMIT, MIN_SYNC_MESSAGE_LIMIT, splitPass, SYNC_MESSAGE_LIMIT } from './sync-chunks.js';
 
 export interface AgentServiceDeps {
   datastore: DataStore;
@@ -94,6 +94,9 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
   const now = () => Math.floor((deps.now ?? Date.now)() / 1000);
   const server = serverId(ca).toString();
   const messageLimit = deps.syncMessageLimit ?? SYNC_MESSAGE_LIMIT;
+  if (!Number.isSafeInteger(messageLimit) || messageLimit < MIN_SYNC_MESSAGE_LIMIT || messageLimit > MAX_SYNC_MESSAGE_LIMIT) {
+    throw invalid(`agent api: the sync message limit must be a whole number of bytes from ${MIN_SYNC_MESSAGE_LIMIT} to ${MAX_SYNC_MESSAGE_LIMIT} (got ${messageLimit})`);
+  }
   /** When each agent's report was last stored, ms: bounded by the attested agents. */
   const lastReport = new Map<string, number>();
 

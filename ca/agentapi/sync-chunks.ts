@@ -8,6 +8,9 @@ import type { SyncAuthorizedEntriesResponse } from '../../proto/gen/anchorage/ag
 
 /** The largest encoded message of a pass: 1 MiB, a quarter of gRPC's default receive limit. */
 export const SYNC_MESSAGE_LIMIT = 1024 * 1024;
+/** The range a configured limit must be in: room for an entry or two, and under gRPC's default 4 MiB. */
+export const MIN_SYNC_MESSAGE_LIMIT = 4096;
+export const MAX_SYNC_MESSAGE_LIMIT = 4 * 1024 * 1024 - 1024;
 
 /** Bytes of a varint holding `n` (a non-negative safe integer; a negative int32/int64 takes 10). */
 export function varintSize(n: number): number {
