@@ -119,13 +119,14 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
     return agent;
   }
 
-  // Every entry, read once per change and shared by all agents' streams and
-  // signing calls: the feed bumps the generation before any stream hears of
-  // the change (this listener is registered first).
   // Every open sync stream listens to the feed and the CA: as many
   // listeners as agents, bounded by the agent API's connection caps, not a leak.
   feed.setMaxListeners(0);
   ca.setMaxListeners(0);
+
+  // Every entry, read once per change and shared by all agents' streams and
+  // signing calls: the feed bumps the generation before any stream hears of
+  // the change (this listener is registered first).
   let generation = 0;
   let allEntries: { generation: number; entries: Promise<RegistrationEntry[]> } | undefined;
   feed.on('entries', () => {
