@@ -7,6 +7,7 @@ import { benchClientInstall } from './client-install.js';
 import { benchMetricsHooks } from './metrics-hooks.js';
 import { benchAgentScale } from './agent-scale.js';
 import { benchMint } from './mint.js';
+import { benchScale } from './scale.js';
 import { benchSds } from './sds.js';
 import { benchTaint } from './taint.js';
 import { benchWorkload } from './workload.js';
@@ -24,6 +25,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   mint: benchMint,
   workload: benchWorkload,
   'workload-metrics': benchWorkloadMetrics,
+  scale: benchScale,
   sds: benchSds,
   taint: benchTaint,
 };

@@ -50,6 +50,8 @@ export interface ServerOptions {
   logger: Logger;
   /** Milliseconds since the epoch; tests may pass a fake clock. */
   now?: () => number;
+  /** Largest SyncAuthorizedEntries message, bytes (ca/agentapi/sync-chunks.ts); tests make it small. */
+  syncMessageLimit?: number;
 }
 
 function ensurePrivateDir(dir: string, log: Logger): void {
@@ -280,6 +282,7 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
         // The attestors count in seconds, as the datastore does; `now` here is milliseconds.
         nodeAttestors: NodeAttestorRegistry.fromConfig(cfg.node_attestors, { datastore, now: () => Math.floor(now() / 1000) }),
         metrics,
+        ...(opts.syncMessageLimit !== undefined ? { syncMessageLimit: opts.syncMessageLimit } : {}),
       }),
     );
     // Our own TCP listener (handshake timeout, connection caps), not bindAsync.

@@ -25,7 +25,7 @@ import type { NodeAttestor } from './nodeattestor/NodeAttestor.js';
 import { agentNodeAttestor } from './nodeattestor/registry.js';
 import { b64, restoreState, stateOf } from './agent/persist.js';
 import { BATCH, checkWorkloadSvid } from './agent/svids.js';
-import { applySyncMessage } from './agent/sync.js';
+import { applySyncMessage, SyncAssembler } from './agent/sync.js';
 import { TaintResponder } from './agent/taint.js';
 
 export { readTrustBundleFile } from './agent/identity.js';
@@ -501,10 +501,13 @@ export class NodeAgent {
           attesting = false;
         }
         const conn = this.#connection();
+        // A pass may come in several messages; it is applied when complete.
+        const assembler = new SyncAssembler();
         const stream = conn.sync((m) => {
           gotMessage = true;
           backoff.reset();
-          this.#onSync(m);
+          const pass = assembler.add(m);
+          if (pass) this.#onSync(pass);
           failures = 0;
         });
         this.#stream = stream;
@@ -565,7 +568,7 @@ export class NodeAgent {
     this.#log.warn({ from: moved.from, to: moved.to, reason, switches: this.#servers.switches }, 'agent: switching to another server');
   }
 
-  /** One message of the sync stream: the full set or changes. */
+  /** One pass of the sync stream (all its messages): the full set or changes. */
   #onSync(m: SyncAuthorizedEntriesResponse__Output): void {
     const { needMint, bundlesChanged } = applySyncMessage(this.#td, this.cache, this.#log, this.#synced, m, this.#lastBundles);
     this.#synced = true;

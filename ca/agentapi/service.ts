@@ -15,6 +15,7 @@ import type { Minter } from '../minter.js';
 import { DEFAULT_NODE_ATTESTORS, NodeAttestorRegistry } from '../nodeattestor/registry.js';
 import { isReservedPath, RESERVED_PATH } from '../reserved.js';
 import { attestHandler, type AttestationLimits, type AttestDeps } from './attest.js';
+import { MAX_SYNC_MESSAGE_LIMIT, MIN_SYNC_MESSAGE_LIMIT, splitPass, SYNC_MESSAGE_LIMIT } from './sync-chunks.js';
 
 export interface AgentServiceDeps {
   datastore: DataStore;
@@ -31,6 +32,8 @@ export interface AgentServiceDeps {
   attestationLimits?: Partial<AttestationLimits>;
   /** Node attestation outcomes go here (ca/metrics.ts). */
   metrics?: AttestDeps['metrics'];
+  /** Largest encoded SyncAuthorizedEntries message, bytes; default SYNC_MESSAGE_LIMIT (1 MiB). */
+  syncMessageLimit?: number;
 }
 
 /** Every agent ID: spiffe://<td>/anchorage/agent/<node attestor type>/... (ca/nodeattestor/). */
@@ -90,6 +93,10 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
   const { datastore: ds, ca, minter, feed, logger: log } = deps;
   const now = () => Math.floor((deps.now ?? Date.now)() / 1000);
   const server = serverId(ca).toString();
+  const messageLimit = deps.syncMessageLimit ?? SYNC_MESSAGE_LIMIT;
+  if (!Number.isSafeInteger(messageLimit) || messageLimit < MIN_SYNC_MESSAGE_LIMIT || messageLimit > MAX_SYNC_MESSAGE_LIMIT) {
+    throw invalid(`agent api: the sync message limit must be a whole number of bytes from ${MIN_SYNC_MESSAGE_LIMIT} to ${MAX_SYNC_MESSAGE_LIMIT} (got ${messageLimit})`);
+  }
   /** When each agent's report was last stored, ms: bounded by the attested agents. */
   const lastReport = new Map<string, number>();
 
@@ -112,6 +119,11 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
     return agent;
   }
 
+  // Every open sync stream listens to the feed and the CA: as many
+  // listeners as agents, bounded by the agent API's connection caps, not a leak.
+  feed.setMaxListeners(0);
+  ca.setMaxListeners(0);
+
   // Every entry, read once per change and shared by all agents' streams and
   // signing calls: the feed bumps the generation before any stream hears of
   // the change (this listener is registered first).
@@ -132,6 +144,26 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
       });
     }
     return allEntries.entries;
+  }
+
+  // What one change of the feed names, read once and shared by every agent's
+  // stream: the feed hands the same ID array to every listener, so the first
+  // stream to hear of a change starts the reads and the others reuse them
+  // (with 1,000 agents, a change of 1,000 entries is 1,000 reads, not a
+  // million). The reads start after the change was committed, so what they
+  // return is at least as new as the change.
+  const changeReads = new WeakMap<string[], Promise<Map<string, RegistrationEntry | undefined>>>();
+  function readChange(ids: string[]): Promise<Map<string, RegistrationEntry | undefined>> {
+    let p = changeReads.get(ids);
+    if (!p) {
+      const unique = [...new Set(ids)];
+      p = Promise.all(unique.map((id) => ds.getEntry(id))).then((found) => new Map(unique.map((id, i) => [id, found[i]])));
+      changeReads.set(ids, p);
+      // A stream that ends, or falls back to a full pass, may never await it;
+      // a stream that does sees the failure and ends with it.
+      p.catch(() => undefined);
+    }
+    return p;
   }
 
   /** SPIFFE IDs of the node aliases whose selectors the agent's node selectors match. */
@@ -203,12 +235,16 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
       // "everything" (first message, a node alias changed). One message is
       // built at a time, so an older state is never sent after a newer one,
       // and a burst of changes costs a few messages, not one each.
-      let changedIds = new Set<string>();
+      /** The changes heard of since the last message, in order (see readChange). */
+      let changes: Promise<Map<string, RegistrationEntry | undefined>>[] = [];
       let everything = true;
+      /** A push for something other than entries (bundles, taint, eviction, the first pass): the agent is read and the bundles compared. */
+      let other = true;
       let dirty = false;
       let running = false;
       const push = (ids?: string[]) => {
-        if (ids) for (const id of ids) changedIds.add(id);
+        if (ids) changes.push(readChange(ids));
+        else other = true;
         dirty = true;
         if (running) return;
         running = true;
@@ -216,27 +252,38 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
           try {
             while (dirty && !closed) {
               dirty = false;
-              const ids = changedIds;
-              changedIds = new Set();
-              const current = await ds.getAgent(agent.spiffeId);
-              if (!current || current.evicted) return end(new AnchorageError('permission_denied', `agent api: agent ${agent.spiffeId} has been evicted`));
-              const changed: RegistrationEntry[] = [];
-              const removed: string[] = [];
+              const pending = changes;
+              changes = [];
+              const otherChange = other;
+              other = false;
+              const changedById = new Map<string, RegistrationEntry>();
+              const removedIds = new Set<string>();
               let full = everything;
               if (!full) {
-                // Only the entries that changed; a node alias changing may
-                // change the whole set, so it falls back to a full pass.
-                for (const id of ids) {
-                  const e = await ds.getEntry(id);
-                  if (e?.parentId === server || (e === undefined && !sent.has(id) && aliases.size > 0)) {
-                    full = true;
-                    break;
+                // Only the entries that changed, the later change of an entry
+                // winning; a node alias changing may change the whole set, so
+                // it falls back to a full pass.
+                scan: for (const read of pending) {
+                  for (const [id, e] of await read) {
+                    if (e?.parentId === server || (e === undefined && !sent.has(id) && aliases.size > 0)) {
+                      full = true;
+                      break scan;
+                    }
+                    const mine = e !== undefined && !reservedEntry(e) && (e.parentId === agent.spiffeId || aliases.has(e.parentId));
+                    changedById.delete(id);
+                    removedIds.delete(id);
+                    if (mine && sent.get(id) !== e.revision) changedById.set(id, e);
+                    else if (!mine && sent.has(id)) removedIds.add(id);
                   }
-                  const mine = e !== undefined && !reservedEntry(e) && (e.parentId === current.spiffeId || aliases.has(e.parentId));
-                  if (mine && sent.get(id) !== e.revision) changed.push(e);
-                  else if (!mine && sent.has(id)) removed.push(id);
                 }
               }
+              // Changes to other agents' entries cost this stream a scan of
+              // their IDs, not a read of the agent and the bundles.
+              if (!full && !otherChange && changedById.size === 0 && removedIds.size === 0) continue;
+              const current = await ds.getAgent(agent.spiffeId);
+              if (!current || current.evicted) return end(new AnchorageError('permission_denied', `agent api: agent ${agent.spiffeId} has been evicted`));
+              const changed: RegistrationEntry[] = full ? [] : [...changedById.values()];
+              const removed: string[] = full ? [] : [...removedIds];
               if (full) {
                 everything = false;
                 changed.length = 0;
@@ -261,13 +308,10 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
               for (const id of removed) sent.delete(id);
               sentBundles = bundleText;
               sentTainted = taintedText;
-              call.write({
-                ...b,
-                full: first,
-                entries: changed.map(toAuthorized),
-                removed_entry_ids: first ? [] : removed,
-                ...(taintChanged ? { has_tainted: true, tainted_x509_authorities: [...tainted.x509], tainted_jwt_authorities: [...tainted.jwt] } : {}),
-              });
+              // One pass, in messages of bounded size (sync-chunks.ts): the
+              // agent applies it when the last one (more = false) arrives.
+              const head = { ...b, ...(taintChanged ? { has_tainted: true, tainted_x509_authorities: [...tainted.x509], tainted_jwt_authorities: [...tainted.jwt] } : {}) };
+              for (const m of splitPass(head, first, changed.map(toAuthorized), first ? [] : removed, messageLimit)) call.write(m);
               first = false;
             }
           } catch (err) {

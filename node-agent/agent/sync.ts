@@ -1,7 +1,8 @@
-// Entry sync: applies one message of the server's push stream of authorized
-// entries (full set or changes) and bundles to the WorkloadCache. The stream
+// Entry sync: gathers the messages of one pass of the server's push stream of
+// authorized entries (full set or changes) and bundles, and applies the pass
+// to the WorkloadCache. The stream
 // itself, its reconnects and backoff, are in the NodeAgent loop (../agent.ts).
-import { errorMessage } from '@anchorage/client/errors';
+import { AnchorageError, errorMessage } from '@anchorage/client/errors';
 import type { Logger } from '../../common/log.js';
 import type { AuthorizedEntry__Output } from '../../proto/gen/anchorage/agent/v1/AuthorizedEntry.js';
 import type { SyncAuthorizedEntriesResponse__Output } from '../../proto/gen/anchorage/agent/v1/SyncAuthorizedEntriesResponse.js';
@@ -23,6 +24,89 @@ export function toCachedEntry(e: AuthorizedEntry__Output): CachedEntry {
     hint: e.hint,
     revision: Number(e.revision),
   };
+}
+
+/** How much of one pass the agent buffers before giving up on it. */
+export interface PassLimits {
+  /** Messages in one pass. */
+  messages: number;
+  /** Entries and removed IDs, approximately in bytes (the lengths of their strings). */
+  bytes: number;
+}
+
+/**
+ * The server splits a pass into messages of at most 1 MiB (ca/agentapi/sync-chunks.ts):
+ * 512 of them is a pass of about 2.5 million entries, far beyond any agent;
+ * 256 MiB of entry text is the memory one pass may hold while it arrives.
+ */
+export const PASS_LIMITS: PassLimits = { messages: 512, bytes: 256 * 1024 * 1024 };
+
+function approxEntryBytes(e: AuthorizedEntry__Output): number {
+  let n = 32 + e.id.length + e.spiffe_id.length + e.hint.length;
+  for (const list of [e.selectors, e.dns_names, e.federates_with]) for (const s of list) n += s.length + 2;
+  return n;
+}
+
+/**
+ * Gathers the messages of one pass of the sync stream (every message but the
+ * last has `more`) into the one message {@link applySyncMessage} applies:
+ * the entries and removed IDs of all of them, the bundles and tainted sets of
+ * the first. A pass is applied only when complete, so a full pass never drops
+ * entries that are in a later message. One assembler per stream; what it
+ * buffers is bounded by {@link PassLimits}: a pass beyond them, or a pass
+ * whose messages disagree on `full`, fails the stream (the agent reconnects
+ * with backoff and keeps serving what it has).
+ */
+export class SyncAssembler {
+  #pass: SyncAuthorizedEntriesResponse__Output | undefined;
+  #messages = 0;
+  #bytes = 0;
+  readonly #limits: PassLimits;
+
+  constructor(limits: PassLimits = PASS_LIMITS) {
+    this.#limits = limits;
+  }
+
+  /** Messages of the pass under way, 0 between passes. */
+  get buffered(): number {
+    return this.#messages;
+  }
+
+  /** Adds one message; returns the whole pass when this message completes it. */
+  add(m: SyncAuthorizedEntriesResponse__Output): SyncAuthorizedEntriesResponse__Output | undefined {
+    const pass = this.#pass;
+    if (pass && m.full !== pass.full) {
+      this.#reset();
+      throw new AnchorageError('internal', 'agent: the server changed full in the middle of a sync pass');
+    }
+    this.#messages++;
+    for (const e of m.entries) this.#bytes += approxEntryBytes(e);
+    for (const id of m.removed_entry_ids) this.#bytes += id.length + 2;
+    if (this.#messages > this.#limits.messages || this.#bytes > this.#limits.bytes) {
+      const what = `${this.#messages} messages, about ${this.#bytes} bytes of entries`;
+      this.#reset();
+      throw new AnchorageError('internal', `agent: a sync pass from the server exceeds what the agent buffers (${what}; at most ${this.#limits.messages} messages and ${this.#limits.bytes} bytes)`);
+    }
+    if (!pass) {
+      if (!m.more) {
+        this.#reset();
+        return m; // the common case: a pass of one message
+      }
+      this.#pass = { ...m, entries: [...m.entries], removed_entry_ids: [...m.removed_entry_ids] };
+      return undefined;
+    }
+    for (const e of m.entries) pass.entries.push(e);
+    for (const id of m.removed_entry_ids) pass.removed_entry_ids.push(id);
+    if (m.more) return undefined;
+    this.#reset();
+    return { ...pass, more: false };
+  }
+
+  #reset(): void {
+    this.#pass = undefined;
+    this.#messages = 0;
+    this.#bytes = 0;
+  }
 }
 
 /** What {@link applySyncMessage} changed. */

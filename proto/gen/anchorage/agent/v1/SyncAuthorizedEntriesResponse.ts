@@ -3,11 +3,20 @@
 import type { AuthorizedEntry as _anchorage_agent_v1_AuthorizedEntry, AuthorizedEntry__Output as _anchorage_agent_v1_AuthorizedEntry__Output } from '../../../anchorage/agent/v1/AuthorizedEntry.js';
 
 /**
- * The first message of a stream is the full state (full = true): every
- * authorized entry. Later messages carry only what changed since the previous
- * one: entries added or changed, and the IDs of entries no longer authorized,
- * so a change costs its own size, not the size of the agent's whole set.
- * Bundles are always sent whole.
+ * The stream is a series of passes. The first pass of a stream is the full
+ * state (full = true): every authorized entry. Later passes carry only what
+ * changed since the previous one: entries added or changed, and the IDs of
+ * entries no longer authorized, so a change costs its own size, not the size
+ * of the agent's whole set. Bundles are always sent whole.
+ * 
+ * A pass is one message or several: the server splits a pass so that no
+ * message's encoded size exceeds 1 MiB (unless the bundles alone do), however
+ * many entries the agent is authorized for (gRPC refuses messages over 4 MiB
+ * by default). Every message of a pass but the last has more = true; the
+ * agent applies a pass only when the message with more = false arrives, so a
+ * full pass never drops entries that are in a later message. All messages of
+ * a pass have the same full; the bundles and the tainted sets are in the
+ * first message of the pass only (the others leave them empty).
  */
 export interface SyncAuthorizedEntriesResponse {
   /**
@@ -44,14 +53,27 @@ export interface SyncAuthorizedEntriesResponse {
    * JWT key ids (kid)
    */
   'tainted_jwt_authorities'?: (string)[];
+  /**
+   * More messages of this same pass follow; apply the pass when more is false.
+   */
+  'more'?: (boolean);
 }
 
 /**
- * The first message of a stream is the full state (full = true): every
- * authorized entry. Later messages carry only what changed since the previous
- * one: entries added or changed, and the IDs of entries no longer authorized,
- * so a change costs its own size, not the size of the agent's whole set.
- * Bundles are always sent whole.
+ * The stream is a series of passes. The first pass of a stream is the full
+ * state (full = true): every authorized entry. Later passes carry only what
+ * changed since the previous one: entries added or changed, and the IDs of
+ * entries no longer authorized, so a change costs its own size, not the size
+ * of the agent's whole set. Bundles are always sent whole.
+ * 
+ * A pass is one message or several: the server splits a pass so that no
+ * message's encoded size exceeds 1 MiB (unless the bundles alone do), however
+ * many entries the agent is authorized for (gRPC refuses messages over 4 MiB
+ * by default). Every message of a pass but the last has more = true; the
+ * agent applies a pass only when the message with more = false arrives, so a
+ * full pass never drops entries that are in a later message. All messages of
+ * a pass have the same full; the bundles and the tainted sets are in the
+ * first message of the pass only (the others leave them empty).
  */
 export interface SyncAuthorizedEntriesResponse__Output {
   /**
@@ -88,4 +110,8 @@ export interface SyncAuthorizedEntriesResponse__Output {
    * JWT key ids (kid)
    */
   'tainted_jwt_authorities': (string)[];
+  /**
+   * More messages of this same pass follow; apply the pass when more is false.
+   */
+  'more': (boolean);
 }
