@@ -1,0 +1,394 @@
+// The tamper-evident audit log: an append-only hash chain in the datastore,
+// written with group commit, with checkpoints signed by an HSM key.
+//
+// The chain (record format, canonical encoding, hash, checkpoint message) is
+// defined in ./chain.ts. In short: record n carries seq n, the time in ms,
+// the event fields, prev_hash = hash of record n−1 (zeros for n = 1) and
+// hash = SHA-256(prev_hash || canonical encoding of record n).
+//
+// What is detected, and how:
+// - an edited record: its hash no longer matches (or a later prev_hash does not);
+// - a deleted record: a gap in seq;
+// - reordered records: seq or prev_hash out of place;
+// - a chain rewritten with recomputed hashes: the signed checkpoints (every
+//   1,000 records and every 5 s with new records; never more than
+//   MAX_UNCHECKPOINTED records apart) sign (seq, hash, time) of the record
+//   before them with the key `anchorage-audit-<trust domain>` in the key
+//   manager, which verify takes from the key manager, never from the log;
+// - a truncated tail: while the server runs, it remembers the last seq it
+//   wrote and verify refuses a log that ends before it; across restarts, the
+//   seq and hash of the last checkpoint are also kept in a file beside the
+//   datastore (`head_file`), which verify and the next start compare with
+//   the log. A start that finds the log truncated says so in its
+//   `audit.started` record, which verify reports from then on.
+import { readFileSync, writeSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { AnchorageError, errorMessage } from '@anchorage/client/errors';
+import type { Logger } from '../../common/log.js';
+import { writeFileAtomic } from '../../common/safe-file.js';
+import type { AuditQuery, DataStore } from '../datastore/DataStore.js';
+import type { KeyHandle, KeyManager } from '../keymanager/KeyManager.js';
+import {
+  CHECKPOINT_TYPE,
+  ChainVerifier,
+  GENESIS_HASH,
+  MAX_UNCHECKPOINTED,
+  STARTED_TYPE,
+  auditKeyLabel,
+  chainRecord,
+  checkpointEvent,
+  type AuditRecord,
+  type VerifyResult,
+} from './chain.js';
+import type { AuditEvent, AuditSink } from './event.js';
+
+export const DEFAULT_MAX_PENDING = 100_000;
+export const DEFAULT_BATCH = 256;
+export const DEFAULT_FLUSH_DELAY_MS = 2;
+export const DEFAULT_CHECKPOINT_EVERY = 1000;
+export const DEFAULT_CHECKPOINT_INTERVAL_MS = 5000;
+/** Records per datastore read while verifying or listing. */
+const PAGE = 2000;
+
+export interface AuditLogOptions {
+  datastore: Pick<DataStore, 'appendAuditRecords' | 'listAuditRecords' | 'lastAuditRecord'>;
+  /** Holds the checkpoint key (the HSM in production). */
+  keyManager: Pick<KeyManager, 'getKey' | 'generateKey'>;
+  trustDomain: string;
+  logger: Logger;
+  /** Milliseconds since the epoch. */
+  now?: () => number;
+  /**
+   * A file outside the datastore that keeps the seq and hash of the last
+   * checkpoint written (the server: `<data_dir>/audit-head.json`); absent,
+   * a tail cut while the server is stopped is only caught back to ... nothing.
+   */
+  headFile?: string;
+  maxPending?: number;
+  batchSize?: number;
+  flushDelayMs?: number;
+  checkpointEvery?: number;
+  checkpointIntervalMs?: number;
+}
+
+interface Pending {
+  event: AuditEvent;
+  time: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+interface Head {
+  seq: number;
+  hash: string;
+  time: number;
+}
+
+/** What the head file says: the last checkpoint record written. */
+interface Anchor {
+  seq: number;
+  hash: string;
+}
+
+/** The audit log of one server. record() resolves only once the record is committed. */
+export class AuditLog implements AuditSink {
+  private readonly ds: AuditLogOptions['datastore'];
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly maxPending: number;
+  private readonly batchSize: number;
+  private readonly flushDelayMs: number;
+  private readonly checkpointEvery: number;
+  private pending: Pending[] = [];
+  private running: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly cpTimer: NodeJS.Timeout;
+  private head: Head;
+  /** The head may differ from the stored one (a write failed with an unknown outcome): reread it first. */
+  private headStale = false;
+  /** Records since the last checkpoint. */
+  private sinceCheckpoint: number;
+  private checkpointWanted = false;
+  /** The highest seq this process has seen committed: verify refuses a log that ends before it. */
+  private written: number;
+  private closed = false;
+  private lastOverflowLog = 0;
+  /** Waiters for the next time the queue is empty (flush()). */
+  private idle: Array<() => void> = [];
+  /** Listeners for newly committed records (ListAuditRecords --follow). */
+  private readonly listeners = new Set<(upTo: number) => void>();
+
+  private constructor(
+    private readonly opts: AuditLogOptions,
+    private readonly key: KeyHandle,
+    head: Head,
+    sinceCheckpoint: number,
+  ) {
+    this.ds = opts.datastore;
+    this.log = opts.logger;
+    this.now = opts.now ?? Date.now;
+    this.maxPending = opts.maxPending ?? DEFAULT_MAX_PENDING;
+    this.batchSize = opts.batchSize ?? DEFAULT_BATCH;
+    this.flushDelayMs = opts.flushDelayMs ?? DEFAULT_FLUSH_DELAY_MS;
+    this.checkpointEvery = opts.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
+    this.head = head;
+    this.written = head.seq;
+    this.sinceCheckpoint = sinceCheckpoint;
+    this.cpTimer = setInterval(() => {
+      if (this.sinceCheckpoint > 0 && !this.closed) {
+        this.checkpointWanted = true;
+        this.kick();
+      }
+    }, opts.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS);
+    this.cpTimer.unref();
+  }
+
+  /**
+   * Opens the log: finds (or, the first time, generates) the checkpoint key,
+   * reads the head, compares it with the head file, and appends
+   * `audit.started` naming what it found, followed by a checkpoint.
+   */
+  static async open(opts: AuditLogOptions): Promise<AuditLog> {
+    const label = auditKeyLabel(opts.trustDomain);
+    let key = await opts.keyManager.getKey(label);
+    if (!key) {
+      key = await opts.keyManager.generateKey(label, 'ec-p256');
+      opts.logger.info({ key: label }, 'audit: generated the checkpoint key');
+    } else if (key.type !== 'ec-p256') {
+      throw new AnchorageError('failed_precondition', `audit: key ${label} is ${key.type}, expected ec-p256`);
+    }
+    const last = await opts.datastore.lastAuditRecord();
+    const head: Head = last ? { seq: last.seq, hash: last.hash, time: last.time } : { seq: 0, hash: GENESIS_HASH, time: 0 };
+    // Records after the last checkpoint: at most MAX_UNCHECKPOINTED, so one page back finds it.
+    let since = 0;
+    if (last) {
+      const tail = await opts.datastore.listAuditRecords({ afterSeq: Math.max(0, last.seq - MAX_UNCHECKPOINTED - 1), limit: MAX_UNCHECKPOINTED + 2 });
+      for (const r of tail) since = r.type === CHECKPOINT_TYPE ? 0 : since + 1;
+    }
+    const audit = new AuditLog(opts, key, head, since);
+    const anchor = audit.readAnchor();
+    const details: Record<string, string | number | boolean> = { head_seq: head.seq, head_hash: head.hash };
+    if (anchor) {
+      details.anchor_seq = anchor.seq;
+      let ok = head.seq >= anchor.seq;
+      if (ok) {
+        const [at] = await opts.datastore.listAuditRecords({ afterSeq: anchor.seq - 1, limit: 1 });
+        ok = at !== undefined && at.seq === anchor.seq && at.hash === anchor.hash;
+      }
+      details.anchor_ok = ok;
+      if (!ok) {
+        opts.logger.error(
+          { headSeq: head.seq, anchorSeq: anchor.seq, headFile: opts.headFile },
+          'audit: the audit log does not contain the last checkpoint this server wrote: it was truncated or rewritten while the server was stopped',
+        );
+      }
+    }
+    audit.checkpointWanted = true;
+    await audit.record({ type: STARTED_TYPE, details });
+    opts.logger.info({ headSeq: audit.head.seq, keyId: label }, 'audit: log open');
+    return audit;
+  }
+
+  /** The seq of the last committed record. */
+  get headSeq(): number {
+    return this.head.seq;
+  }
+
+  record(event: AuditEvent): Promise<void> {
+    if (this.closed) return Promise.reject(new AnchorageError('failed_precondition', 'audit: the audit log is closed'));
+    if (this.pending.length >= this.maxPending) {
+      const t = this.now();
+      if (t - this.lastOverflowLog > 10_000) {
+        this.lastOverflowLog = t;
+        this.log.error({ pending: this.pending.length }, 'audit: too many records waiting to be written; refusing new ones (is the datastore slow or down?)');
+      }
+      return Promise.reject(new AnchorageError('unavailable', `audit: ${this.pending.length} records are waiting to be written; try again later`));
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ event, time: this.now(), resolve, reject });
+      if (this.pending.length >= this.batchSize) this.kick();
+      else if (this.timer === undefined && this.running === undefined) {
+        this.timer = setTimeout(() => this.kick(), this.flushDelayMs);
+      }
+    });
+  }
+
+  /** Resolves once everything recorded before the call has been written (or has failed). */
+  flush(): Promise<void> {
+    if (this.pending.length === 0 && this.running === undefined) return Promise.resolve();
+    const p = new Promise<void>((resolve) => this.idle.push(resolve));
+    this.kick();
+    return p;
+  }
+
+  /** Writes what is queued, then stops; later record() calls are refused. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.sinceCheckpoint > 0) this.checkpointWanted = true;
+    await this.flush();
+    this.closed = true;
+    clearInterval(this.cpTimer);
+    if (this.timer) clearTimeout(this.timer);
+    for (const l of this.listeners) l(-1);
+  }
+
+  /** Called with the new head seq after every commit (and -1 when closing). */
+  onCommit(listener: (upTo: number) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private kick(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (this.running) return;
+    this.running = this.run().finally(() => {
+      this.running = undefined;
+      if (this.pending.length > 0 || this.checkpointWanted) this.kick();
+      else for (const w of this.idle.splice(0)) w();
+    });
+  }
+
+  /** The write loop: one batch (one transaction) at a time, in chain order. */
+  private async run(): Promise<void> {
+    while (this.pending.length > 0 || (this.checkpointWanted && this.sinceCheckpoint > 0)) {
+      const batch = this.pending.splice(0, this.batchSize);
+      // Asked for once per pass: a checkpoint that cannot be signed now is tried again at the next timer or batch.
+      const wantCheckpoint = this.checkpointWanted;
+      this.checkpointWanted = false;
+      try {
+        await this.writeBatch(batch, wantCheckpoint);
+        for (const p of batch) p.resolve();
+      } catch (err) {
+        const e =
+          err instanceof AnchorageError && err.code === 'unavailable'
+            ? err
+            : new AnchorageError('unavailable', `audit: the audit records could not be written: ${errorMessage(err)}`, { cause: err });
+        this.log.error({ err: errorMessage(err), records: batch.length }, 'audit: writing audit records failed; their callers are refused');
+        for (const p of batch) p.reject(e);
+      }
+    }
+    this.checkpointWanted = false;
+  }
+
+  private async writeBatch(batch: Pending[], wantCheckpoint: boolean): Promise<void> {
+    if (this.headStale) {
+      const last = await this.ds.lastAuditRecord();
+      this.head = last ? { seq: last.seq, hash: last.hash, time: last.time } : { seq: 0, hash: GENESIS_HASH, time: 0 };
+      this.headStale = false;
+    }
+    let head = this.head;
+    const records: AuditRecord[] = [];
+    for (const p of batch) {
+      const r = chainRecord(p.event, head.seq + 1, p.time, head.hash);
+      records.push(r);
+      head = r;
+    }
+    let since = this.sinceCheckpoint + records.length;
+    let checkpoint: AuditRecord | undefined;
+    if (since > 0 && (since >= this.checkpointEvery || wantCheckpoint)) {
+      try {
+        const ev = await checkpointEvent(this.opts.trustDomain, this.key.id, head, (d) => this.key.sign(d));
+        checkpoint = chainRecord(ev, head.seq + 1, this.now(), head.hash);
+        records.push(checkpoint);
+        head = checkpoint;
+        since = 0;
+      } catch (err) {
+        this.log.error({ err: errorMessage(err) }, 'audit: signing a checkpoint failed');
+        if (since > MAX_UNCHECKPOINTED) {
+          throw new AnchorageError('unavailable', `audit: no checkpoint could be signed for ${since} records: ${errorMessage(err)}`, { cause: err });
+        }
+      }
+    }
+    try {
+      await this.ds.appendAuditRecords(records);
+    } catch (err) {
+      // A write whose outcome is unknown may have stored the batch: start the next one from what is stored.
+      this.headStale = true;
+      throw err;
+    }
+    this.head = head;
+    this.written = Math.max(this.written, head.seq);
+    this.sinceCheckpoint = since;
+    if (checkpoint) {
+      this.writeAnchor({ seq: checkpoint.seq, hash: checkpoint.hash });
+    }
+    for (const l of this.listeners) l(head.seq);
+  }
+
+  private readAnchor(): Anchor | undefined {
+    const f = this.opts.headFile;
+    if (!f) return undefined;
+    let text: string;
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new AnchorageError('unavailable', `audit: cannot read ${f}: ${errorMessage(err)}`, { cause: err });
+    }
+    try {
+      const v = JSON.parse(text) as Anchor;
+      if (!Number.isSafeInteger(v.seq) || v.seq < 1 || typeof v.hash !== 'string' || !/^[0-9a-f]{64}$/.test(v.hash)) throw new Error('bad fields');
+      return { seq: v.seq, hash: v.hash };
+    } catch {
+      throw new AnchorageError('failed_precondition', `audit: ${f} is not an audit head file ({"seq": n, "hash": "<64 hex>"}); it was damaged`);
+    }
+  }
+
+  private writeAnchor(a: Anchor): void {
+    const f = this.opts.headFile;
+    if (!f) return;
+    try {
+      writeFileAtomic(dirname(f), basename(f), (fd) => void writeSync(fd, `${JSON.stringify(a)}\n`));
+    } catch (err) {
+      this.log.error({ err: errorMessage(err), file: f }, 'audit: cannot write the head file');
+    }
+  }
+
+  /** Records in seq order (see AuditQuery), after what is queued has been written. */
+  async list(query: AuditQuery): Promise<AuditRecord[]> {
+    return this.ds.listAuditRecords(query);
+  }
+
+  /**
+   * Checks the whole chain (./chain.ts ChainVerifier), then that it reaches
+   * the last record this process wrote and the head file's checkpoint, and
+   * that no start found the log truncated.
+   */
+  async verify(): Promise<VerifyResult> {
+    await this.flush();
+    const written = this.written;
+    const anchor = this.readAnchor();
+    const key = await this.opts.keyManager.getKey(this.key.id);
+    const v = new ChainVerifier(this.opts.trustDomain, key?.publicKeySpki, {
+      ...(anchor ? { anchor: { ...anchor, what: `the head file ${this.opts.headFile}` } } : {}),
+    });
+    let after = 0;
+    let headSeq = 0;
+    let startedBad: { seq: number; reason: string } | undefined;
+    for (;;) {
+      const page = await this.ds.listAuditRecords({ afterSeq: after, limit: PAGE });
+      for (const r of page) {
+        headSeq = r.seq;
+        if (!v.feed(r)) break;
+        if (!startedBad && r.type === STARTED_TYPE && r.details?.anchor_ok === false) {
+          startedBad = {
+            seq: r.seq,
+            reason: `the server started on a log without its last checkpoint (record ${String(r.details.anchor_seq)}; the log then ended at ${String(r.details.head_seq)}): records were removed while it was stopped`,
+          };
+        }
+      }
+      if (v.bad || page.length < PAGE) break;
+      after = page[page.length - 1]!.seq;
+    }
+    const minHead =
+      anchor && anchor.seq > written
+        ? { seq: anchor.seq, what: `the head file ${this.opts.headFile}` }
+        : { seq: written, what: 'this server (the last record it wrote)' };
+    const res = v.result(minHead, headSeq);
+    if (res.ok && startedBad) return { ...res, ok: false, firstBadSeq: startedBad.seq, reason: startedBad.reason };
+    return res;
+  }
+}
