@@ -16,6 +16,7 @@ import {
   randomSerial,
 } from './x509/cert.js';
 import { encodeName } from './x509/name.js';
+import type { AuditSink } from './audit/event.js';
 
 /** An intermediate CA ready to sign: its key, encoder and the chain it adds to every SVID. */
 export interface X509Slot {
@@ -52,6 +53,8 @@ export interface CaManagerOptions {
   logger: Logger;
   /** Run rotation on timers (the server); tests drive `tick()` themselves. */
   autoRotate?: boolean;
+  /** Where authority events (prepare, activate, taint, revoke) are recorded (ca/audit/). */
+  audit?: AuditSink;
 }
 
 export interface RotationTimes {

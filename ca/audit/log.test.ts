@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AnchorageError } from '@anchorage/client/errors';
 import { silentLogger } from '../../common/log.js';
@@ -276,7 +277,6 @@ describe('AuditLog', () => {
       for (let i = 0; i < 5; i++) await audit.record({ type: 't' });
       await audit.close();
       await ds.close();
-      const Database = (await import('better-sqlite3')).default;
       const db = new Database(join(dir, 'db', 'anchorage.db'));
       db.prepare('DELETE FROM audit_log WHERE seq > 4').run();
       db.close();

@@ -72,7 +72,8 @@ export function auditWhere(
   if (q.sinceMs !== undefined) conds.push(`time_ms >= ${p(q.sinceMs)}`);
   if (q.spiffeId !== undefined) conds.push(`spiffe_id = ${p(q.spiffeId)}`);
   if (q.serial !== undefined) {
-    const a = p(q.serial);
+    // Serials are stored in lowercase hex; a jti is base64url, where case matters.
+    const a = p(q.serial.toLowerCase());
     const b = p(q.serial);
     conds.push(`(serial = ${a} OR jti = ${b})`);
   }
