@@ -25,6 +25,13 @@ export interface AdminAuditDeps {
   logger: Logger;
 }
 
+/**
+ * Calls that change nothing: if their record cannot be written (the log is
+ * damaged or the datastore down), the answer still goes out, and the failure
+ * is logged. Every other call answers UNAVAILABLE then.
+ */
+const READ_ONLY = /^(Get|List|VerifyAudit$)/;
+
 type AnyUnary = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => void;
 
 /** The request fields worth keeping with the record of an admin call. */
@@ -71,7 +78,10 @@ export function withAuditRecords(handlers: AdminHandlers, deps: AdminAuditDeps):
         deps.audit.record(event).then(
           () => callback(err, value, trailer, flags),
           (auditErr: unknown) => {
-            if (err) return callback(err, value, trailer, flags);
+            if (err || READ_ONLY.test(method)) {
+              deps.logger.error({ method, err: auditErr instanceof Error ? auditErr.message : String(auditErr) }, 'admin: the audit record of a call could not be written');
+              return callback(err, value, trailer, flags);
+            }
             const e = new AnchorageError(
               'unavailable',
               `admin: ${method} was carried out, but its audit record could not be written: ${auditErr instanceof Error ? auditErr.message : String(auditErr)}`,

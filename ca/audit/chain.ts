@@ -167,8 +167,8 @@ export class ChainVerifier {
     private readonly trustDomain: string,
     private readonly publicKeySpki: Uint8Array | undefined,
     private readonly opts: {
-      /** A record known from outside the datastore (the head anchor file): it must be there, with this hash. */
-      anchor?: { seq: number; hash: string; what: string };
+      /** Records known from outside the datastore (the server's memory, the head file): each must be there, with this hash. */
+      anchors?: Array<{ seq: number; hash: string; what: string }>;
     } = {},
   ) {}
 
@@ -202,9 +202,8 @@ export class ChainVerifier {
       // means checkpoints were removed and the hashes recomputed.
       return fail(`more than ${MAX_UNCHECKPOINTED} records without a signed checkpoint (checkpoints were removed and the chain rewritten)`);
     }
-    const a = this.opts.anchor;
-    if (a && r.seq === a.seq && r.hash !== a.hash) {
-      return fail(`its hash differs from the one ${a.what} recorded for it (the chain was rewritten)`);
+    for (const a of this.opts.anchors ?? []) {
+      if (r.seq === a.seq && r.hash !== a.hash) return fail(`its hash differs from the one ${a.what} recorded for it (the chain was rewritten)`);
     }
     this.prev = r;
     this.expectSeq++;

@@ -109,8 +109,8 @@ export class AuditLog implements AuditSink {
   /** Records since the last checkpoint. */
   private sinceCheckpoint: number;
   private checkpointWanted = false;
-  /** The highest seq this process has seen committed: verify refuses a log that ends before it. */
-  private written: number;
+  /** The last record this process committed: verify refuses a log that does not hold it. */
+  private written: Head;
   private closed = false;
   private lastOverflowLog = 0;
   /** Waiters for the next time the queue is empty (flush()). */
@@ -132,7 +132,7 @@ export class AuditLog implements AuditSink {
     this.flushDelayMs = opts.flushDelayMs ?? DEFAULT_FLUSH_DELAY_MS;
     this.checkpointEvery = opts.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
     this.head = head;
-    this.written = head.seq;
+    this.written = head;
     this.sinceCheckpoint = sinceCheckpoint;
     this.cpTimer = setInterval(() => {
       if (this.sinceCheckpoint > 0 && !this.closed) {
@@ -276,6 +276,13 @@ export class AuditLog implements AuditSink {
   private async writeBatch(batch: Pending[], wantCheckpoint: boolean): Promise<void> {
     if (this.headStale) {
       const last = await this.ds.lastAuditRecord();
+      if ((last?.seq ?? 0) < this.written.seq) {
+        // Appending now would write new records over the removed ones' places and hide the cut.
+        throw new AnchorageError(
+          'unavailable',
+          `audit: the stored audit log ends at record ${last?.seq ?? 0} but this server wrote up to record ${this.written.seq}: records were removed; nothing more is appended until they are restored`,
+        );
+      }
       this.head = last ? { seq: last.seq, hash: last.hash, time: last.time } : { seq: 0, hash: GENESIS_HASH, time: 0 };
       this.headStale = false;
     }
@@ -310,7 +317,7 @@ export class AuditLog implements AuditSink {
       throw err;
     }
     this.head = head;
-    this.written = Math.max(this.written, head.seq);
+    this.written = head;
     this.sinceCheckpoint = since;
     if (checkpoint) {
       this.writeAnchor({ seq: checkpoint.seq, hash: checkpoint.hash });
@@ -362,9 +369,9 @@ export class AuditLog implements AuditSink {
     const written = this.written;
     const anchor = this.readAnchor();
     const key = await this.opts.keyManager.getKey(this.key.id);
-    const v = new ChainVerifier(this.opts.trustDomain, key?.publicKeySpki, {
-      ...(anchor ? { anchor: { ...anchor, what: `the head file ${this.opts.headFile}` } } : {}),
-    });
+    const anchors = [...(written.seq > 0 ? [{ seq: written.seq, hash: written.hash, what: 'this server (the last record it wrote)' }] : [])];
+    if (anchor) anchors.push({ ...anchor, what: `the head file ${this.opts.headFile}` });
+    const v = new ChainVerifier(this.opts.trustDomain, key?.publicKeySpki, { anchors });
     let after = 0;
     let headSeq = 0;
     let startedBad: { seq: number; reason: string } | undefined;
@@ -384,9 +391,9 @@ export class AuditLog implements AuditSink {
       after = page[page.length - 1]!.seq;
     }
     const minHead =
-      anchor && anchor.seq > written
+      anchor && anchor.seq > written.seq
         ? { seq: anchor.seq, what: `the head file ${this.opts.headFile}` }
-        : { seq: written, what: 'this server (the last record it wrote)' };
+        : { seq: written.seq, what: 'this server (the last record it wrote)' };
     const res = v.result(minHead, headSeq);
     if (res.ok && startedBad) return { ...res, ok: false, firstBadSeq: startedBad.seq, reason: startedBad.reason };
     return res;
