@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { AnchorageError, invalid } from '@anchorage/client/errors';
-import type { AuditSink } from './audit/event.js';
+import type { AuditEvent, AuditSink } from './audit/event.js';
 import { formatDuration } from '../common/duration.js';
 import type { SpiffeId } from '@anchorage/client/spiffe/id';
 import type { CaManager } from './manager.js';
@@ -136,16 +136,22 @@ export class Minter {
       dnsNames: req.dnsNames ?? [],
       spki: req.spki,
     });
-    const leaf = ca.encoder.assemble(tbs, await ca.key.sign(tbs));
     const serialHex = serial.toString('hex');
-    await this.opts.audit?.record({
-      type: 'x509_svid.issued',
-      spiffeId: req.spiffeId.toString(),
-      serial: serialHex,
-      expiresAt: notAfter,
-      authority: ca.row.id,
-      ...(req.agent !== undefined && { agent: req.agent }),
-    });
+    // The record is written while the HSM signs (everything in it is known
+    // before the signature), and the SVID is handed out only once both are
+    // done: the commit's latency hides behind the signature's.
+    const [signature] = await Promise.all([
+      ca.key.sign(tbs),
+      this.recordIssued({
+        type: 'x509_svid.issued',
+        spiffeId: req.spiffeId.toString(),
+        serial: serialHex,
+        expiresAt: notAfter,
+        authority: ca.row.id,
+        ...(req.agent !== undefined && { agent: req.agent }),
+      }),
+    ]);
+    const leaf = ca.encoder.assemble(tbs, signature);
     return { chain: [leaf, ...ca.chain], notAfter, serial: serialHex };
   }
 
@@ -163,16 +169,28 @@ export class Minter {
       JSON.stringify({ sub: req.spiffeId.toString(), aud: req.audience, exp, iat: now, jti }),
     ).toString('base64url');
     const signingInput = `${key.headerB64}.${payload}`;
-    const signature = await key.key.sign(Buffer.from(signingInput));
-    await this.opts.audit?.record({
-      type: 'jwt_svid.issued',
-      spiffeId: req.spiffeId.toString(),
-      jti,
-      expiresAt: exp,
-      authority: key.row.id,
-      ...(req.agent !== undefined && { agent: req.agent }),
-    });
+    // Recorded while the HSM signs, as for X509-SVIDs.
+    const [signature] = await Promise.all([
+      key.key.sign(Buffer.from(signingInput)),
+      this.recordIssued({
+        type: 'jwt_svid.issued',
+        spiffeId: req.spiffeId.toString(),
+        jti,
+        expiresAt: exp,
+        authority: key.row.id,
+        ...(req.agent !== undefined && { agent: req.agent }),
+      }),
+    ]);
     return { token: `${signingInput}.${Buffer.from(signature).toString('base64url')}`, expiresAt: exp, jti };
+  }
+
+  /**
+   * Records an SVID about to be issued. If the signature then fails, the
+   * record stays (the log is append-only) and nothing is handed out: the log
+   * may name an SVID that was never issued, never the other way round.
+   */
+  private recordIssued(event: AuditEvent): Promise<void> {
+    return this.opts.audit ? this.opts.audit.record(event) : Promise.resolve();
   }
 
   /** SVIDs never outlive their CA: a default lifetime is capped, an explicit one that does not fit is refused. */

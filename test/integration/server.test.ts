@@ -220,8 +220,9 @@ describe('server process', () => {
     const list = pkcs11(['--list-objects', '--type', 'privkey']);
     expect(list.status).toBe(0);
     const blocks = list.stdout.split(/(?=Private Key Object)/).filter((b) => b.startsWith('Private Key Object'));
-    // root, the first intermediate and the first JWT key
-    expect(blocks).toHaveLength(3);
+    // root, the first intermediate, the first JWT key, and the audit log's checkpoint key
+    expect(blocks).toHaveLength(4);
+    expect(list.stdout).toContain(`anchorage-audit-${TD}`);
     for (const b of blocks) {
       expect(b).toMatch(/Access:\s+sensitive, always sensitive, never extractable/);
       expect(b).toMatch(/EC/);

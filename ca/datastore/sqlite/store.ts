@@ -72,7 +72,7 @@ export class SqliteDataStore implements DataStore {
     this.federation = new SqliteFederation(this.cdb);
     this.journal = new SqliteCaJournal(this.cdb);
     this.meta = new SqliteMeta(this.cdb);
-    this.audit = new SqliteAudit(this.cdb);
+    this.audit = new SqliteAudit(this.cdb, path);
   }
 
   /**
@@ -267,13 +267,14 @@ export class SqliteDataStore implements DataStore {
 
   /** Idempotent, so shutdown paths need not track whether they already closed. */
   async close(): Promise<void> {
+    await this.audit.close();
     this.cdb.close();
   }
 
   // --- audit log ------------------------------------------------------------
 
-  async appendAuditRecords(records: AuditRecord[]): Promise<void> {
-    this.audit.append(records);
+  appendAuditRecords(records: AuditRecord[]): Promise<void> {
+    return this.audit.append(records);
   }
 
   async listAuditRecords(query: AuditQuery): Promise<AuditRecord[]> {
