@@ -239,7 +239,7 @@ describe('server process', () => {
       lib.C_FindObjectsInit(session, [{ type: P.CKA_CLASS, value: P.CKO_PRIVATE_KEY }]);
       const keys = lib.C_FindObjects(session, 10);
       lib.C_FindObjectsFinal(session);
-      expect(keys).toHaveLength(3);
+      expect(keys).toHaveLength(4);
       for (const key of keys) {
         let err: unknown;
         try {
