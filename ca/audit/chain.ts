@@ -1,7 +1,7 @@
 // The audit chain: the record format, its canonical encoding, the hash that
 // links each record to the one before it, and the signed checkpoints. Pure
 // functions, so the same code builds the chain (log.ts) and checks it (verify).
-import { createHash, createPublicKey, verify as verifySignature } from 'node:crypto';
+import { createPublicKey, hash as oneShotHash, verify as verifySignature } from 'node:crypto';
 import type { AuditActor, AuditEvent } from './event.js';
 
 /** A record as stored: the event, its place in the chain, and the links. */
@@ -12,11 +12,11 @@ export interface AuditRecord extends AuditEvent {
   time: number;
   /** Hex SHA-256: the `hash` of record seq − 1 ({@link GENESIS_HASH} for seq 1). */
   prevHash: string;
-  /** Hex SHA-256 of prevHash (32 raw bytes) followed by {@link canonicalEncoding} of this record. */
+  /** Hex SHA-256 of the UTF-8 text prevHash (64 hex digits) followed by {@link canonicalEncoding} of this record. */
   hash: string;
 }
 
-/** The prev_hash of the first record: 32 zero bytes. */
+/** The prev_hash of the first record: 64 zeros. */
 export const GENESIS_HASH = '0'.repeat(64);
 
 /** The type of the signed checkpoint records. */
@@ -52,11 +52,10 @@ const ENCODING_VERSION = 'anchorage.audit.v1';
  * that is absent and a field that is present are always told apart (null
  * versus a value), and no field can move into another's place.
  */
-export function canonicalEncoding(r: Omit<AuditRecord, 'hash' | 'prevHash'>): Buffer {
+export function canonicalEncoding(r: Omit<AuditRecord, 'hash' | 'prevHash'>): string {
   const details = r.details === undefined ? null : Object.keys(r.details).sort().map((k) => [k, r.details![k]!]);
   const actor = r.actor === undefined ? null : [r.actor.uid, r.actor.gid, r.actor.pid];
-  return Buffer.from(
-    JSON.stringify([
+  return JSON.stringify([
       ENCODING_VERSION,
       r.seq,
       r.time,
@@ -70,20 +69,25 @@ export function canonicalEncoding(r: Omit<AuditRecord, 'hash' | 'prevHash'>): Bu
       r.authority ?? null,
       r.outcome ?? null,
       details,
-    ]),
-    'utf8',
-  );
+    ]);
 }
 
-/** hash = SHA-256(prev_hash as 32 raw bytes || canonical encoding), hex. */
+/**
+ * hash = SHA-256 of the UTF-8 bytes of prev_hash (64 lowercase hex digits)
+ * followed by the canonical encoding, as 64 lowercase hex digits.
+ */
 export function recordHash(prevHash: string, r: Omit<AuditRecord, 'hash' | 'prevHash'>): string {
-  return createHash('sha256').update(Buffer.from(prevHash, 'hex')).update(canonicalEncoding(r)).digest('hex');
+  return oneShotHash('sha256', prevHash + canonicalEncoding(r), 'hex');
 }
 
 /** Makes the next record of a chain whose head is (seq − 1, prevHash). */
 export function chainRecord(event: AuditEvent, seq: number, time: number, prevHash: string): AuditRecord {
-  const base = { ...cleanEvent(event), seq, time };
-  return { ...base, prevHash, hash: recordHash(prevHash, base) };
+  const r = cleanEvent(event) as AuditRecord;
+  r.seq = seq;
+  r.time = time;
+  r.prevHash = prevHash;
+  r.hash = recordHash(prevHash, r);
+  return r;
 }
 
 /** Only the known fields, without undefined values: what is stored is exactly what is hashed. */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,19 +88,20 @@ describe('canonical encoding and hash', () => {
       authority: 'x509-1',
       details: { z: 1, a: 'b' },
     });
-    expect(enc.toString('utf8')).toBe(
+    expect(enc).toBe(
       '["anchorage.audit.v1",7,1700000000123,"x509_svid.issued",[1,2,3],"spiffe://example.org/anchorage/agent/join_token/t",' +
         '"spiffe://example.org/web","4a",null,1700003600,"x509-1",null,[["a","b"],["z",1]]]',
     );
   });
 
-  it('chains: hash = SHA-256(prev_hash bytes || encoding), the first prev_hash is zeros', () => {
+  it('chains: hash = SHA-256(prev_hash hex || encoding), the first prev_hash is zeros', () => {
     const r1 = chainRecord({ type: 'a' }, 1, 10, GENESIS_HASH);
     const r2 = chainRecord({ type: 'b', details: { k: 'v' } }, 2, 11, r1.hash);
     expect(r1.prevHash).toBe(GENESIS_HASH);
     expect(r2.prevHash).toBe(r1.hash);
     expect(r1.hash).toMatch(/^[0-9a-f]{64}$/);
     expect(recordHash(r1.hash, { type: 'b', details: { k: 'v' }, seq: 2, time: 11 })).toBe(r2.hash);
+    expect(r2.hash).toBe(createHash('sha256').update(r1.hash + canonicalEncoding({ type: 'b', details: { k: 'v' }, seq: 2, time: 11 })).digest('hex'));
     // Absent and empty are different values.
     expect(chainRecord({ type: 'a', agent: '' }, 1, 10, GENESIS_HASH).hash).not.toBe(r1.hash);
   });
