@@ -164,6 +164,8 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
       logger: log,
       now,
       headFile: join(cfg.data_dir, 'audit-head.json'),
+      // Several servers may share one PostgreSQL database, and so one chain.
+      sharedWriters: cfg.datastore.type === 'postgres',
     });
     closers.push(() => audit.close());
     const root = await loadRootOfTrust(cfg.ca.root, {

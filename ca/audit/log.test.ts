@@ -171,6 +171,41 @@ describe('AuditLog', () => {
     await expect(audit.record({ type: 'late' })).rejects.toMatchObject({ code: 'failed_precondition' });
   });
 
+  it('several servers on one store (sharedWriters) write one chain that verifies', async () => {
+    const store = new FakeStore();
+    const km = new MemoryKeyManager();
+    const { audit: a } = await open(store, km, { sharedWriters: true, checkpointEvery: 7 });
+    const { audit: b } = await open(store, km, { sharedWriters: true, checkpointEvery: 7 });
+    for (let i = 0; i < 20; i++) await Promise.all([a.record({ type: 'a', serial: `${i}` }), b.record({ type: 'b', serial: `${i}` })]);
+    await Promise.all([a.flush(), b.flush()]);
+    expect(store.rows.filter((r) => r.type === 'a').length).toBe(20);
+    expect(store.rows.filter((r) => r.type === 'b').length).toBe(20);
+    expect(await a.verify()).toMatchObject({ ok: true, headSeq: store.rows.length });
+    expect(await b.verify()).toMatchObject({ ok: true, headSeq: store.rows.length });
+  });
+
+  it('without sharedWriters, refuses to go on after records it did not write', async () => {
+    const { audit, store } = await open();
+    const last = store.rows[store.rows.length - 1]!;
+    store.rows.push(chainRecord({ type: 'planted' }, last.seq + 1, 1, last.hash));
+    await expect(audit.record({ type: 'mine' })).rejects.toMatchObject({ code: 'unavailable' });
+    await expect(audit.record({ type: 'mine' })).rejects.toThrow(/records this server did not write after record 2 \(up to 3\)/);
+  });
+
+  it('after a write with an unknown outcome that did store the batch, goes on from it', async () => {
+    const { audit, store } = await open();
+    const real = store.appendAuditRecords.bind(store);
+    store.appendAuditRecords = async (records) => {
+      await real(records);
+      store.appendAuditRecords = real;
+      throw new AnchorageError('unavailable', 'datastore: write failed, it may not have been saved');
+    };
+    await expect(audit.record({ type: 'landed' })).rejects.toMatchObject({ code: 'unavailable' });
+    await audit.record({ type: 'next' });
+    expect(store.rows.map((r) => r.type)).toEqual([STARTED_TYPE, CHECKPOINT_TYPE, 'landed', 'next']);
+    expect((await audit.verify()).ok).toBe(true);
+  });
+
   describe('verify catches', () => {
     async function filled() {
       const o = await open(undefined, undefined, { checkpointEvery: 5 });

@@ -79,6 +79,12 @@ export interface AuditLogOptions {
   checkpointIntervalMs?: number;
   /** Least time between two commits while fewer than a full batch are waiting. */
   minCommitIntervalMs?: number;
+  /**
+   * Several servers append to this log (one PostgreSQL database): a batch
+   * that finds another server's records at the head is linked to them and
+   * tried again. Without it, records this server did not write stop it.
+   */
+  sharedWriters?: boolean;
 }
 
 interface Pending {
@@ -117,6 +123,8 @@ export class AuditLog implements AuditSink {
   private head: Head;
   /** The head may differ from the stored one (a write failed with an unknown outcome): reread it first. */
   private headStale = false;
+  /** The head the failed append would have made. */
+  private attempted: Head | undefined;
   /** Records since the last checkpoint. */
   private sinceCheckpoint: number;
   private checkpointWanted = false;
@@ -168,8 +176,15 @@ export class AuditLog implements AuditSink {
     const label = auditKeyLabel(opts.trustDomain);
     let key = await opts.keyManager.getKey(label);
     if (!key) {
-      key = await opts.keyManager.generateKey(label, 'ec-p256');
-      opts.logger.info({ key: label }, 'audit: generated the checkpoint key');
+      try {
+        key = await opts.keyManager.generateKey(label, 'ec-p256');
+        opts.logger.info({ key: label }, 'audit: generated the checkpoint key');
+      } catch (err) {
+        // Another server on the same token made it first.
+        if (!(err instanceof AnchorageError && err.code === 'already_exists')) throw err;
+        key = await opts.keyManager.getKey(label);
+        if (!key) throw err;
+      }
     } else if (key.type !== 'ec-p256') {
       throw new AnchorageError('failed_precondition', `audit: key ${label} is ${key.type}, expected ec-p256`);
     }
@@ -301,55 +316,103 @@ export class AuditLog implements AuditSink {
   }
 
   private async writeBatch(batch: Pending[], wantCheckpoint: boolean): Promise<void> {
-    if (this.headStale) {
-      const last = await this.ds.lastAuditRecord();
-      if ((last?.seq ?? 0) < this.written.seq) {
-        // Appending now would write new records over the removed ones' places and hide the cut.
-        throw new AnchorageError(
-          'unavailable',
-          `audit: the stored audit log ends at record ${last?.seq ?? 0} but this server wrote up to record ${this.written.seq}: records were removed; nothing more is appended until they are restored`,
-        );
+    if (this.headStale) await this.reloadAfterFailure();
+    for (let attempt = 1; ; attempt++) {
+      let head = this.head;
+      const records: AuditRecord[] = [];
+      for (const p of batch) {
+        const r = chainRecord(p.event, head.seq + 1, p.time, head.hash);
+        records.push(r);
+        head = r;
       }
-      this.head = last ? { seq: last.seq, hash: last.hash, time: last.time } : { seq: 0, hash: GENESIS_HASH, time: 0 };
-      this.headStale = false;
-    }
-    let head = this.head;
-    const records: AuditRecord[] = [];
-    for (const p of batch) {
-      const r = chainRecord(p.event, head.seq + 1, p.time, head.hash);
-      records.push(r);
-      head = r;
-    }
-    let since = this.sinceCheckpoint + records.length;
-    let checkpoint: AuditRecord | undefined;
-    if (since > 0 && (since >= this.checkpointEvery || wantCheckpoint)) {
-      try {
-        const ev = await checkpointEvent(this.opts.trustDomain, this.key.id, head, (d) => this.key.sign(d));
-        checkpoint = chainRecord(ev, head.seq + 1, this.now(), head.hash);
-        records.push(checkpoint);
-        head = checkpoint;
-        since = 0;
-      } catch (err) {
-        this.log.error({ err: errorMessage(err) }, 'audit: signing a checkpoint failed');
-        if (since > MAX_UNCHECKPOINTED) {
-          throw new AnchorageError('unavailable', `audit: no checkpoint could be signed for ${since} records: ${errorMessage(err)}`, { cause: err });
+      let since = this.sinceCheckpoint + records.length;
+      let checkpoint: AuditRecord | undefined;
+      if (since > 0 && (since >= this.checkpointEvery || wantCheckpoint)) {
+        try {
+          const ev = await checkpointEvent(this.opts.trustDomain, this.key.id, head, (d) => this.key.sign(d));
+          checkpoint = chainRecord(ev, head.seq + 1, this.now(), head.hash);
+          records.push(checkpoint);
+          head = checkpoint;
+          since = 0;
+        } catch (err) {
+          this.log.error({ err: errorMessage(err) }, 'audit: signing a checkpoint failed');
+          if (since > MAX_UNCHECKPOINTED) {
+            throw new AnchorageError('unavailable', `audit: no checkpoint could be signed for ${since} records: ${errorMessage(err)}`, { cause: err });
+          }
         }
       }
+      try {
+        await this.ds.appendAuditRecords(records);
+      } catch (err) {
+        // Several servers on one database write one chain: another one appended first; link to its head and try again.
+        if (this.opts.sharedWriters && err instanceof AnchorageError && err.code === 'failed_precondition' && attempt < 8) {
+          await this.followForeignRecords();
+          continue;
+        }
+        // A write whose outcome is unknown may have stored the batch: start the next one from what is stored.
+        this.headStale = true;
+        this.attempted = head;
+        throw err;
+      }
+      this.head = head;
+      this.written = head;
+      this.sinceCheckpoint = since;
+      if (checkpoint) this.writeAnchor({ seq: checkpoint.seq, hash: checkpoint.hash });
+      for (const l of this.listeners) l(head.seq);
+      return;
     }
-    try {
-      await this.ds.appendAuditRecords(records);
-    } catch (err) {
-      // A write whose outcome is unknown may have stored the batch: start the next one from what is stored.
-      this.headStale = true;
-      throw err;
+  }
+
+  /** Moves the head past records other servers appended (sharedWriters), counting them towards the next checkpoint. */
+  private async followForeignRecords(): Promise<void> {
+    const after = await this.ds.listAuditRecords({ afterSeq: this.head.seq, limit: MAX_UNCHECKPOINTED + 2 });
+    if (after.length === 0) {
+      const last = await this.ds.lastAuditRecord();
+      if ((last?.seq ?? 0) < this.head.seq) this.truncated(last?.seq ?? 0);
+      return;
     }
-    this.head = head;
-    this.written = head;
+    let since = this.sinceCheckpoint;
+    for (const r of after) since = r.type === CHECKPOINT_TYPE ? 0 : since + 1;
+    const last = after[after.length - 1]!;
+    this.head = { seq: last.seq, hash: last.hash, time: last.time };
     this.sinceCheckpoint = since;
-    if (checkpoint) {
-      this.writeAnchor({ seq: checkpoint.seq, hash: checkpoint.hash });
+  }
+
+  private truncated(storedSeq: number): never {
+    throw new AnchorageError(
+      'unavailable',
+      `audit: the stored audit log ends at record ${storedSeq} but this server wrote up to record ${this.written.seq}: records were removed; nothing more is appended until they are restored`,
+    );
+  }
+
+  /**
+   * After a failed append: what is stored decides. Our own head (nothing was
+   * stored) or the batch we tried (it was stored after all): go on from it.
+   * Below what this server wrote: records were removed, refuse. Anything
+   * else: records this server did not write, refused unless several servers
+   * share the log.
+   */
+  private async reloadAfterFailure(): Promise<void> {
+    const last = await this.ds.lastAuditRecord();
+    const storedSeq = last?.seq ?? 0;
+    if (storedSeq < this.written.seq) this.truncated(storedSeq);
+    const ours = (h: Head | undefined) => h !== undefined && last !== undefined && last.seq === h.seq && last.hash === h.hash;
+    if (storedSeq === this.written.seq && (storedSeq === 0 || ours(this.written))) {
+      this.head = this.written;
+    } else if (ours(this.attempted)) {
+      this.head = this.attempted!;
+      this.written = this.head;
+    } else if (this.opts.sharedWriters) {
+      this.head = this.written;
+      await this.followForeignRecords();
+    } else {
+      throw new AnchorageError(
+        'unavailable',
+        `audit: the stored audit log has records this server did not write after record ${this.written.seq} (up to ${storedSeq}); nothing more is appended`,
+      );
     }
-    for (const l of this.listeners) l(head.seq);
+    this.headStale = false;
+    this.attempted = undefined;
   }
 
   private readAnchor(): Anchor | undefined {
