@@ -16,11 +16,12 @@ import { loadRootOfTrust } from '../ca/root.js';
 import { createSoftHsmToken } from '../test/helpers/softhsm.js';
 import { makeP256Csr } from './csr.js';
 import { CsrVerifierPool } from '../ca/x509/csr-pool.js';
+import { AuditLog } from '../ca/audit/log.js';
 
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 3000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** Requests kept in flight: enough to keep every session of the pool busy. */
-const IN_FLIGHT = 64;
+const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 64);
 const CSR_POOL = 2000;
 /** BENCH_METRICS=ab: pairs of rounds without and with metrics. */
 const AB_ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 8);
@@ -95,11 +96,21 @@ export async function benchMint(): Promise<void> {
     metrics?.attach({ ca, datastore: ds, keyManagers: [km], trustDomain: td, now: Date.now, logger: silentLogger() });
     const signObserver = km.signObserver;
     if (mode === 'ab') km.onSign(undefined);
-    const minter = new Minter({ ca, x509SvidTtl: 3600, jwtSvidTtl: 300, csrVerifier, metrics: mode === '1' ? metrics : undefined });
+    // The audit log, wired as the server wires it (ca/server.ts): every mint
+    // waits for its record to be committed to the SQLite datastore, and the
+    // checkpoints are signed in the same token. BENCH_AUDIT=0: without it (as
+    // before the audit log); BENCH_AUDIT=ab: with it, then alternating rounds
+    // without and with it in this one process.
+    const auditMode = process.env.BENCH_AUDIT ?? '1';
+    const audit = auditMode === '0' ? undefined : await AuditLog.open({ datastore: ds, keyManager: km, trustDomain: td.name, logger: silentLogger(), headFile: join(dir, 'audit-head.json'), ...(process.env.BENCH_AUDIT_COMMIT_MS !== undefined && { minCommitIntervalMs: Number(process.env.BENCH_AUDIT_COMMIT_MS) }) });
+    const minter = new Minter({ ca, x509SvidTtl: 3600, jwtSvidTtl: 300, csrVerifier, metrics: mode === '1' ? metrics : undefined, audit });
+    const unaudited = new Minter({ ca, x509SvidTtl: 3600, jwtSvidTtl: 300, csrVerifier, metrics: mode === '1' ? metrics : undefined });
     const metered = new Minter({ ca, x509SvidTtl: 3600, jwtSvidTtl: 300, csrVerifier, metrics });
     const raw: KeyHandle = await km.generateKey('bench-raw', 'ec-p256');
 
-    console.log(`bench mint: ${cpus().length} cores, ${km.sessions} PKCS#11 sessions, ${IN_FLIGHT} in flight, ${ROUNDS} rounds of ${ROUND_MS} ms each${mode === '1' ? ', metrics on' : ''}`);
+    console.log(
+      `bench mint: ${cpus().length} cores, ${km.sessions} PKCS#11 sessions, ${IN_FLIGHT} in flight, ${ROUNDS} rounds of ${ROUND_MS} ms each${mode === '1' ? ', metrics on' : ''}, audit log ${audit ? 'on' : 'off'}`,
+    );
     const csrs = Array.from({ length: CSR_POOL }, makeP256Csr);
     const ids = Array.from({ length: 100 }, (_, i) => SpiffeId.parse(`spiffe://bench.example/workload/${i}`));
     // What the raw signer signs: a TBSCertificate-sized input, hashed like a leaf.
@@ -153,6 +164,31 @@ export async function benchMint(): Promise<void> {
           `with ${withMetrics.perSecond.toFixed(0)}/s ${cpuUs(withMetrics).toFixed(0)} µs CPU/mint (rate ${(100 * ratios[r]!).toFixed(1)} %, CPU ${(100 * cpuRatios[r]!).toFixed(1)} %)`,
       );
     }
+    // BENCH_AUDIT=ab: what the audit log costs, in alternating pairs of rounds.
+    const auditRatios: number[] = [];
+    const auditCpuRatios: number[] = [];
+    for (let r = 0; auditMode === 'ab' && r < AB_ROUNDS; r++) {
+      const mint = (m: Minter) => measure(ROUND_MS, (i) => m.mintX509FromCsr(csrs[i % CSR_POOL]!, { spiffeId: ids[i % ids.length]! }));
+      let plain: Rate;
+      let withAudit: Rate;
+      if (r % 2 === 0) {
+        plain = await mint(unaudited);
+        withAudit = await mint(minter);
+      } else {
+        withAudit = await mint(minter);
+        plain = await mint(unaudited);
+      }
+      auditRatios.push(withAudit.perSecond / plain.perSecond);
+      const cpuUs = (x: Rate) => (1e6 * x.cpuCores) / x.perSecond;
+      auditCpuRatios.push(cpuUs(withAudit) / cpuUs(plain));
+      console.log(
+        `  audit a/b ${r + 1}: without ${plain.perSecond.toFixed(0)}/s ${cpuUs(plain).toFixed(0)} µs CPU/mint, ` +
+          `with ${withAudit.perSecond.toFixed(0)}/s ${cpuUs(withAudit).toFixed(0)} µs CPU/mint (rate ${(100 * auditRatios[r]!).toFixed(1)} %, CPU ${(100 * auditCpuRatios[r]!).toFixed(1)} %)`,
+      );
+    }
+    if (audit) await audit.flush();
+    const auditRecords = audit ? audit.headSeq : 0;
+    const auditOk = audit ? (await audit.verify()).ok : undefined;
     const result = {
       raw_sign_per_s: Math.round(rawPerS),
       mint_per_s: Math.round(mintPerS),
@@ -164,7 +200,15 @@ export async function benchMint(): Promise<void> {
       cpus: cpus().length,
       measured_at: new Date().toISOString(),
       ...(ratios.length > 0 && { metrics_mint_ratio: Number(median(ratios).toFixed(3)), metrics_mint_cpu_ratio: Number(median(cpuRatios).toFixed(3)) }),
+      audit: audit !== undefined,
+      ...(audit && { audit_records: auditRecords, audit_verified: auditOk }),
+      ...(auditRatios.length > 0 && { audit_mint_ratio: Number(median(auditRatios).toFixed(3)), audit_mint_cpu_ratio: Number(median(auditCpuRatios).toFixed(3)) }),
     };
+    if (auditRatios.length > 0) {
+      console.log(`audit_mint_ratio ${result.audit_mint_ratio} (rate with / without the audit log, median of ${auditRatios.length} a/b pairs)`);
+      console.log(`audit_mint_cpu_ratio ${result.audit_mint_cpu_ratio} (CPU per mint with / without)`);
+    }
+    if (audit) console.log(`audit log: ${auditRecords} records written, verify ${auditOk ? 'ok' : 'FAILED'}`);
     if (ratios.length > 0) {
       console.log(`metrics_mint_ratio ${result.metrics_mint_ratio} (rate with / without, median of ${ratios.length} a/b pairs; 1 = metrics cost nothing)`);
       console.log(`metrics_mint_cpu_ratio ${result.metrics_mint_cpu_ratio} (CPU per mint with / without)`);
@@ -175,6 +219,7 @@ export async function benchMint(): Promise<void> {
     mkdirSync('bench/results', { recursive: true });
     writeFileSync('bench/results/mint.json', JSON.stringify(result, null, 2) + '\n');
     console.log('wrote bench/results/mint.json');
+    await audit?.close();
     await ca.close();
     await csrVerifier.close();
   } finally {

@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { AnchorageError, invalid } from '@anchorage/client/errors';
+import type { AuditEvent, AuditSink } from './audit/event.js';
 import { formatDuration } from '../common/duration.js';
 import type { SpiffeId } from '@anchorage/client/spiffe/id';
 import type { CaManager } from './manager.js';
@@ -13,12 +15,25 @@ export interface MintedX509Svid {
   chain: Uint8Array[];
   /** Unix seconds. */
   notAfter: number;
+  /** The leaf's serial number, lowercase hex. */
+  serial: string;
 }
 
 export interface MintedJwtSvid {
   token: string;
   /** Unix seconds. */
   expiresAt: number;
+  /** The `jti` claim: 128 random bits, base64url. */
+  jti: string;
+}
+
+export interface JwtMintRequest {
+  spiffeId: SpiffeId;
+  audience: string[];
+  ttl?: number;
+  capToCa?: boolean;
+  /** The agent that asked, for the audit record. */
+  agent?: string;
 }
 
 export interface X509MintRequest {
@@ -30,6 +45,8 @@ export interface X509MintRequest {
   ttl?: number;
   /** A ttl that comes from an entry, not from the caller: cap it at the CA like a default instead of refusing it. */
   capToCa?: boolean;
+  /** The agent that asked, for the audit record. */
+  agent?: string;
 }
 
 export interface MinterOptions {
@@ -43,6 +60,11 @@ export interface MinterOptions {
   csrVerifier?: CsrVerifier;
   /** Told the result and duration of every mint (ca/metrics.ts); absent, nothing is measured. */
   metrics?: MintObserver;
+  /**
+   * Every SVID issued is recorded here, and handed out only once the record
+   * is stored (ca/audit/log.ts); a failed record fails the mint.
+   */
+  audit?: AuditSink;
 }
 
 /**
@@ -81,7 +103,7 @@ export class Minter {
     return this.observed('x509', () => this.signX509(req));
   }
 
-  mintJwt(req: { spiffeId: SpiffeId; audience: string[]; ttl?: number; capToCa?: boolean }): Promise<MintedJwtSvid> {
+  mintJwt(req: JwtMintRequest): Promise<MintedJwtSvid> {
     return this.observed('jwt', () => this.signJwt(req));
   }
 
@@ -105,19 +127,35 @@ export class Minter {
     const ca = this.ca.activeX509();
     const now = Math.floor(this.now() / 1000);
     const notAfter = this.lifetime(now, ca.notAfter, req.ttl, this.opts.x509SvidTtl, 'x509svid', req.capToCa);
+    const serial = randomSerial();
     const tbs = ca.encoder.tbs({
-      serial: randomSerial(),
+      serial,
       notBefore: new Date((now - BACKDATE_SECONDS) * 1000),
       notAfter: new Date(notAfter * 1000),
       spiffeId: req.spiffeId.toString(),
       dnsNames: req.dnsNames ?? [],
       spki: req.spki,
     });
-    const leaf = ca.encoder.assemble(tbs, await ca.key.sign(tbs));
-    return { chain: [leaf, ...ca.chain], notAfter };
+    const serialHex = serial.toString('hex');
+    // The record is written while the HSM signs (everything in it is known
+    // before the signature), and the SVID is handed out only once both are
+    // done: the commit's latency hides behind the signature's.
+    const [signature] = await Promise.all([
+      ca.key.sign(tbs),
+      this.recordIssued({
+        type: 'x509_svid.issued',
+        spiffeId: req.spiffeId.toString(),
+        serial: serialHex,
+        expiresAt: notAfter,
+        authority: ca.row.id,
+        ...(req.agent !== undefined && { agent: req.agent }),
+      }),
+    ]);
+    const leaf = ca.encoder.assemble(tbs, signature);
+    return { chain: [leaf, ...ca.chain], notAfter, serial: serialHex };
   }
 
-  private async signJwt(req: { spiffeId: SpiffeId; audience: string[]; ttl?: number; capToCa?: boolean }): Promise<MintedJwtSvid> {
+  private async signJwt(req: JwtMintRequest): Promise<MintedJwtSvid> {
     this.checkId(req.spiffeId, 'jwtsvid');
     if (req.audience.length === 0) throw invalid('jwtsvid: at least one audience is required');
     for (const aud of req.audience) {
@@ -126,12 +164,33 @@ export class Minter {
     const key = this.ca.activeJwt();
     const now = Math.floor(this.now() / 1000);
     const exp = this.lifetime(now, key.notAfter, req.ttl, this.opts.jwtSvidTtl, 'jwtsvid', req.capToCa);
+    const jti = randomBytes(16).toString('base64url');
     const payload = Buffer.from(
-      JSON.stringify({ sub: req.spiffeId.toString(), aud: req.audience, exp, iat: now }),
+      JSON.stringify({ sub: req.spiffeId.toString(), aud: req.audience, exp, iat: now, jti }),
     ).toString('base64url');
     const signingInput = `${key.headerB64}.${payload}`;
-    const signature = await key.key.sign(Buffer.from(signingInput));
-    return { token: `${signingInput}.${Buffer.from(signature).toString('base64url')}`, expiresAt: exp };
+    // Recorded while the HSM signs, as for X509-SVIDs.
+    const [signature] = await Promise.all([
+      key.key.sign(Buffer.from(signingInput)),
+      this.recordIssued({
+        type: 'jwt_svid.issued',
+        spiffeId: req.spiffeId.toString(),
+        jti,
+        expiresAt: exp,
+        authority: key.row.id,
+        ...(req.agent !== undefined && { agent: req.agent }),
+      }),
+    ]);
+    return { token: `${signingInput}.${Buffer.from(signature).toString('base64url')}`, expiresAt: exp, jti };
+  }
+
+  /**
+   * Records an SVID about to be issued. If the signature then fails, the
+   * record stays (the log is append-only) and nothing is handed out: the log
+   * may name an SVID that was never issued, never the other way round.
+   */
+  private recordIssued(event: AuditEvent): Promise<void> {
+    return this.opts.audit ? this.opts.audit.record(event) : Promise.resolve();
   }
 
   /** SVIDs never outlive their CA: a default lifetime is capped, an explicit one that does not fit is refused. */

@@ -1,6 +1,6 @@
-import { chmodSync, existsSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { AnchorageError, errorMessage } from '@anchorage/client/errors';
 import { lockDataDir } from '../common/lockfile.js';
@@ -16,6 +16,8 @@ import { ChangeFeed } from './changes.js';
 import { startCluster } from './cluster/index.js';
 import { resolveServerId } from './server-id.js';
 import { adminHandlers } from './admin/service.js';
+import { listenAdmin } from './admin/listener.js';
+import { AuditLog } from './audit/log.js';
 import { tcpLimits, type ServerConfig } from './config.js';
 import type { DataStore } from './datastore/DataStore.js';
 import { openDataStore } from './datastore/registry.js';
@@ -35,6 +37,8 @@ export interface RunningServer {
   readonly minter: Minter;
   readonly datastore: DataStore;
   readonly keyManager: KeyManager;
+  /** The tamper-evident audit log (ca/audit/). */
+  readonly audit: AuditLog;
   /** The port the agent API listens on (bind_address may ask for port 0). */
   readonly agentPort: number;
   readonly feed: ChangeFeed;
@@ -87,12 +91,6 @@ async function clearStaleSocket(path: string): Promise<void> {
   unlinkSync(path);
 }
 
-
-function bind(server: grpc.Server, address: string): Promise<void> {
-  return new Promise((resolve, reject) =>
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
-  );
-}
 
 /**
  * Starts the server: datastore, key manager, root of trust, CA (resuming the
@@ -163,6 +161,19 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
     const now = opts.now ?? Date.now;
     // Several servers on one PostgreSQL each own their intermediates and JWT keys.
     const serverId = resolveServerId({ configured: cfg.server_id, shared: cfg.datastore.type === 'postgres', dataDir: cfg.data_dir });
+    // The audit log, before anything that records into it; closed (flushed) after all of them.
+    // Its checkpoint key is in the CA's key manager; its head file beside the datastore, outside it.
+    const audit = await AuditLog.open({
+      datastore,
+      keyManager,
+      trustDomain: cfg.trust_domain.name,
+      logger: log,
+      now,
+      headFile: join(cfg.data_dir, 'audit-head.json'),
+      // Several servers may share one PostgreSQL database, and so one chain.
+      sharedWriters: cfg.datastore.type === 'postgres',
+    });
+    closers.push(() => audit.close());
     const root = await loadRootOfTrust(cfg.ca.root, {
       trustDomain: cfg.trust_domain,
       datastore,
@@ -193,12 +204,13 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
             },
           }
         : {}),
+      audit,
     });
     await ca.start();
     closers.push(() => ca.close());
     const csrVerifier = new CsrVerifierPool();
     closers.push(() => csrVerifier.close());
-    const minter = new Minter({ ca, x509SvidTtl: cfg.x509_svid_ttl, jwtSvidTtl: cfg.jwt_svid_ttl, now, csrVerifier, metrics });
+    const minter = new Minter({ ca, x509SvidTtl: cfg.x509_svid_ttl, jwtSvidTtl: cfg.jwt_svid_ttl, now, csrVerifier, metrics, audit });
     metrics?.attach({ ca, datastore, keyManagers: [...new Set([keyManager, rootKeyManager])], trustDomain: cfg.trust_domain, now, logger: log });
 
     const feed = new ChangeFeed();
@@ -226,9 +238,12 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
       now,
       metrics,
       lease: cluster?.lease,
+      audit,
     });
     closers.push(() => federation.close());
     const admin = new grpc.Server();
+    // Accepted by us, so that each caller's uid/gid/pid can be read at accept (ca/admin/listener.ts).
+    let adminListener: Awaited<ReturnType<typeof listenAdmin>> | undefined;
     admin.addService(
       loadAdminProto().anchorage.admin.v1.Admin.service,
       adminHandlers({
@@ -242,10 +257,13 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
         federation,
         now,
         logger: log,
+        audit,
+        actorOf: (call) => adminListener?.actorOf(call),
       }),
     );
-    await bind(admin, `unix://${cfg.admin_socket}`);
-    chmodSync(cfg.admin_socket, cfg.admin_socket_mode);
+    adminListener = await listenAdmin(admin, cfg.admin_socket, cfg.admin_socket_mode, log);
+    const adminConns = adminListener;
+    closers.push(() => adminConns.close());
     closers.push(
       () =>
         new Promise<void>((resolve) => {
@@ -283,6 +301,7 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
         nodeAttestors: NodeAttestorRegistry.fromConfig(cfg.node_attestors, { datastore, now: () => Math.floor(now() / 1000) }),
         metrics,
         ...(opts.syncMessageLimit !== undefined ? { syncMessageLimit: opts.syncMessageLimit } : {}),
+        audit,
       }),
     );
     // Our own TCP listener (handshake timeout, connection caps), not bindAsync.
@@ -348,6 +367,7 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
       minter,
       datastore,
       keyManager,
+      audit,
       agentPort,
       feed,
       tlsIdentity,

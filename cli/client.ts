@@ -148,6 +148,72 @@ export class Admin {
     });
   }
 
+  /**
+   * A server-streaming call: `onMessage` gets each message as it arrives;
+   * resolves when the server ends the stream with OK, rejects with its
+   * status otherwise. No deadline (a followed stream runs until cancelled).
+   */
+  serverStream<K extends Method>(method: K, request: Req<K>, onMessage: (m: Res<K>) => void): Promise<void> {
+    const { path, req, res } = methodTypes(method as string);
+    const err = req.verify(request as Record<string, unknown>);
+    if (err) return Promise.reject(new AnchorageError('invalid_argument', `cli: ${method}: ${err}`));
+    const body = req.encode(req.fromObject(request as Record<string, unknown>)).finish();
+    const frame = Buffer.alloc(5 + body.length);
+    frame.writeUInt32BE(body.length, 1);
+    frame.set(body, 5);
+    return new Promise<void>((resolve, reject) => {
+      const stream = this.connect().request(
+        { [h2.HTTP2_HEADER_METHOD]: 'POST', [h2.HTTP2_HEADER_PATH]: path, [h2.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc', te: 'trailers' },
+        { endStream: false },
+      );
+      let buf: Buffer = Buffer.alloc(0);
+      let settled = false;
+      let answered = false;
+      const finish = (headers: IncomingHttpHeaders) => {
+        if (settled) return;
+        settled = true;
+        const status = Number(headers['grpc-status']);
+        answered ||= headers[ERROR_CODE_TRAILER] !== undefined;
+        if (!Number.isInteger(status)) return reject(new AnchorageError('internal', 'the server answered without a gRPC status'));
+        if (status === 0) return resolve();
+        const detail = statusMessage(headers['grpc-message']);
+        const text = status === STATUS_FOR.unavailable && !answered ? `cannot reach the server at ${this.socket}: ${detail}` : detail;
+        reject(new AnchorageError(codeForStatus(status), text));
+      };
+      const bad = (why: string) => {
+        finish({ 'grpc-status': '13', 'grpc-message': why });
+        stream.close(h2.NGHTTP2_CANCEL);
+      };
+      stream.on('response', (headers) => {
+        if (headers['grpc-status'] !== undefined) finish(headers);
+        else if (Number(headers[h2.HTTP2_HEADER_STATUS]) !== 200) finish({ 'grpc-status': '13', 'grpc-message': `HTTP status ${headers[h2.HTTP2_HEADER_STATUS]}` });
+      });
+      stream.on('data', (d: Buffer) => {
+        if (settled) return;
+        answered = true;
+        buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
+        while (buf.length >= 5) {
+          if (buf[0] !== 0) return bad('the server sent a compressed message');
+          const len = buf.readUInt32BE(1);
+          if (len > MAX_ANSWER_BYTES) return bad(`a message is larger than ${MAX_ANSWER_BYTES} bytes`);
+          if (buf.length < 5 + len) break;
+          let msg: Res<K>;
+          try {
+            msg = res.toObject(res.decode(buf.subarray(5, 5 + len)), PROTO_LOADER_OPTIONS) as Res<K>;
+          } catch (e) {
+            return bad(`cannot decode the server's message: ${(e as Error).message}`);
+          }
+          buf = buf.subarray(5 + len);
+          onMessage(msg);
+        }
+      });
+      stream.on('trailers', (headers) => finish(headers));
+      stream.on('error', (e: NodeJS.ErrnoException) => finish({ 'grpc-status': String(STATUS_FOR.unavailable), 'grpc-message': e.code ?? e.message }));
+      stream.on('close', () => finish({ 'grpc-status': String(STATUS_FOR.unavailable), 'grpc-message': 'the connection closed before the stream ended' }));
+      stream.end(frame);
+    });
+  }
+
   close(): void {
     this.session?.close();
   }

@@ -23,6 +23,7 @@ const COMMANDS: Record<string, { usage: string; summary: string; load: () => Pro
   jwt: { usage: 'jwt mint', summary: 'mint a JWT-SVID', load: () => import('./commands/jwt.js') },
   ca: { usage: 'ca show', summary: 'the CA journal (root, intermediates, JWT keys)', load: () => import('./commands/ca.js') },
   check: { usage: 'check', summary: 'the health of the trust stack (HSM, root, rotation, agents, federation)', load: () => import('./commands/check.js') },
+  audit: { usage: 'audit list|verify', summary: 'the tamper-evident audit log: list (export as JSON lines), verify', load: () => import('./commands/audit.js') },
   anchors: { usage: 'anchors list', summary: 'every trust anchor the trust domain relies on', load: () => import('./commands/anchors.js') },
   authority: {
     usage: 'authority x509|jwt|root list|prepare|activate|taint|revoke',

@@ -1,5 +1,6 @@
 import { invalid } from '@anchorage/client/errors';
 import { unaryHandler } from '../../common/grpc.js';
+import type { AuditSink } from '../audit/event.js';
 import type { Logger } from '../../common/log.js';
 import { SpiffeBundle } from '@anchorage/client/spiffe/bundle';
 import { TrustDomain } from '@anchorage/client/spiffe/id';
@@ -18,6 +19,8 @@ export interface FederationAdminDeps {
   trustDomain: TrustDomain;
   now: () => number;
   logger: Logger;
+  /** Relationship changes are recorded here (ca/audit/). */
+  audit?: AuditSink;
 }
 
 type FederationHandlers = Pick<
@@ -84,6 +87,7 @@ export function federationHandlers(deps: FederationAdminDeps): FederationHandler
         }
         feed.bundlesChanged();
       }
+      await deps.audit?.record({ type: 'federation.relationship_created', outcome: 'ok', details: relationshipDetails(r, Boolean(req.bootstrap_bundle)) });
       log.info({ trustDomain: r.trustDomain, url: r.bundleEndpointUrl, profile: r.profile, endpointId: r.endpointSpiffeId || undefined }, 'admin: federation relationship created');
       return withBundle(await federation.changed(r.trustDomain));
     }),
@@ -106,6 +110,7 @@ export function federationHandlers(deps: FederationAdminDeps): FederationHandler
         await setFederatedBundle(ds, td, r.trustDomain, req.bootstrap_bundle, now());
         feed.bundlesChanged();
       }
+      await deps.audit?.record({ type: 'federation.relationship_updated', outcome: 'ok', details: relationshipDetails(r, Boolean(req.bootstrap_bundle)) });
       log.info({ trustDomain: r.trustDomain, url: r.bundleEndpointUrl, profile: r.profile, bootstrap: Boolean(req.bootstrap_bundle) }, 'admin: federation relationship updated');
       return withBundle(await federation.changed(r.trustDomain));
     }),
@@ -119,6 +124,7 @@ export function federationHandlers(deps: FederationAdminDeps): FederationHandler
         await ds.deleteBundle(r.trustDomain);
         feed.bundlesChanged();
       }
+      await deps.audit?.record({ type: 'federation.relationship_deleted', outcome: 'ok', details: { trust_domain: r.trustDomain } });
       log.info({ trustDomain: r.trustDomain }, 'admin: federation relationship deleted, with its bundle');
       return proto;
     }),
@@ -131,4 +137,12 @@ export function federationHandlers(deps: FederationAdminDeps): FederationHandler
       return { bundles: (await listFederatedBundles(ds, td)).map((b) => toFederatedBundle(b, rels.get(b.trustDomain))) };
     }),
   };
+}
+
+/** What the audit record of a relationship change keeps. */
+function relationshipDetails(
+  r: { trustDomain: string; bundleEndpointUrl: string; profile: string; endpointSpiffeId: string },
+  bootstrap: boolean,
+): Record<string, string | boolean> {
+  return { trust_domain: r.trustDomain, url: r.bundleEndpointUrl, profile: r.profile, endpoint_spiffe_id: r.endpointSpiffeId, bootstrap };
 }

@@ -24,6 +24,9 @@ import { authorityHandlers } from './authority.js';
 import type { AttestedAgent, JournalEntry } from '../datastore/DataStore.js';
 import type { Agent } from '../../proto/gen/anchorage/admin/v1/Agent.js';
 import type { Minter } from '../minter.js';
+import { NO_AUDIT, type AuditActor, type AuditSink } from '../audit/event.js';
+import type { AuditLog } from '../audit/log.js';
+import { auditHandlers, withAuditRecords } from './audit.js';
 
 export interface AdminServiceDeps {
   datastore: DataStore;
@@ -41,6 +44,10 @@ export interface AdminServiceDeps {
   federation: FederationClient;
   now?: () => number;
   logger: Logger;
+  /** Every admin call is recorded here, with its caller; absent, nothing is recorded and the audit RPCs refuse. */
+  audit?: AuditLog;
+  /** The caller of a call, from the admin socket (ca/admin/listener.ts). */
+  actorOf?: (call: { getPeer(): string }) => AuditActor | undefined;
 }
 
 /**
@@ -186,10 +193,14 @@ function withTextCheck(handlers: AdminHandlers, log: Logger): AdminHandlers {
 
 /** The admin API handlers. The transport (a 0600 Unix socket) is the authorization. */
 export function adminHandlers(deps: AdminServiceDeps): AdminHandlers {
-  return withTextCheck(handlers(deps), deps.logger);
+  const sink: AuditSink = deps.audit ?? NO_AUDIT;
+  const audit = auditHandlers({ audit: sink, log: deps.audit, actorOf: deps.actorOf, logger: deps.logger });
+  const unary = withTextCheck({ ...handlers(deps, sink), VerifyAudit: audit.VerifyAudit } as AdminHandlers, deps.logger);
+  // Every unary call is recorded with its caller and outcome; the stream records itself when it starts.
+  return { ...withAuditRecords(unary, { audit: sink, actorOf: deps.actorOf, logger: deps.logger }), ListAuditRecords: audit.ListAuditRecords };
 }
 
-function handlers(deps: AdminServiceDeps): AdminHandlers {
+function handlers(deps: AdminServiceDeps, audit: AuditSink): Omit<AdminHandlers, 'ListAuditRecords' | 'VerifyAudit'> {
   const { datastore: ds, ca, minter, feed, logger: log } = deps;
   const now = () => Math.floor((deps.now ?? Date.now)() / 1000);
   const td = ca.trustDomain;
@@ -303,12 +314,14 @@ function handlers(deps: AdminServiceDeps): AdminHandlers {
     SetFederatedBundle: unaryHandler(log, 'SetFederatedBundle', async (req) => {
       const stored = await setFederatedBundle(ds, td, req.trust_domain, req.document, now());
       feed.bundlesChanged();
+      await audit.record({ type: 'federation.bundle_set', outcome: 'ok', details: { trust_domain: stored.trustDomain, sequence: stored.sequence } });
       log.info({ trustDomain: stored.trustDomain, sequence: stored.sequence }, 'admin: federated bundle set');
       return toFederatedBundle(stored);
     }),
     DeleteFederatedBundle: unaryHandler(log, 'DeleteFederatedBundle', async (req) => {
       const old = await deleteFederatedBundle(ds, td, req.trust_domain);
       feed.bundlesChanged();
+      await audit.record({ type: 'federation.bundle_deleted', outcome: 'ok', details: { trust_domain: old.trustDomain } });
       log.info({ trustDomain: old.trustDomain }, 'admin: federated bundle deleted');
       return toFederatedBundle(old);
     }),
@@ -358,6 +371,7 @@ function handlers(deps: AdminServiceDeps): AdminHandlers {
       const evicted = { ...agent, evicted: true, updatedAt: now() };
       await ds.putAgent(evicted);
       feed.agentEvicted(agent.spiffeId);
+      await audit.record({ type: 'agent.evicted', agent: agent.spiffeId, spiffeId: agent.spiffeId, serial: agent.certSerial.toLowerCase(), outcome: 'ok' });
       log.warn({ agent: agent.spiffeId }, 'admin: agent evicted');
       return agentToProto(evicted, await ds.isAgentBanned(agent.spiffeId));
     }),
@@ -372,16 +386,18 @@ function handlers(deps: AdminServiceDeps): AdminHandlers {
         await ds.putAgent({ ...agent, evicted: true, updatedAt: now() });
         feed.agentEvicted(id);
       }
+      await audit.record({ type: 'agent.banned', agent: id, spiffeId: id, outcome: 'ok', details: { evicted: evict } });
       log.warn({ agent: id, evicted: evict }, 'admin: agent banned');
       return { spiffe_id: id, banned: true, evicted: evict };
     }),
     UnbanAgent: unaryHandler(log, 'UnbanAgent', async (req) => {
       const id = agentIdOf(req.spiffe_id, td);
       if (!(await ds.unbanAgent(id))) throw new AnchorageError('not_found', `admin: agent ${id} is not banned`);
+      await audit.record({ type: 'agent.unbanned', agent: id, spiffeId: id, outcome: 'ok' });
       log.warn({ agent: id }, 'admin: agent unbanned');
       return { spiffe_id: id, banned: false, evicted: false };
     }),
-    ...federationHandlers({ datastore: ds, feed, federation: deps.federation, trustDomain: td, now, logger: log }),
+    ...federationHandlers({ datastore: ds, feed, federation: deps.federation, trustDomain: td, now, logger: log, audit }),
     ...authorityHandlers({ ca, datastore: ds, now: deps.now ?? Date.now, logger: log }),
     GetCAStatus: unaryHandler(log, 'GetCAStatus', async () => {
       const rows = await ca.journal();

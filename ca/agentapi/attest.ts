@@ -16,6 +16,7 @@ import type { AttestationParams__Output } from '../../proto/gen/anchorage/agent/
 import type { DataStore } from '../datastore/DataStore.js';
 import type { CaManager } from '../manager.js';
 import type { Minter } from '../minter.js';
+import type { AuditSink } from '../audit/event.js';
 import { resultOf } from '../../common/metrics-http.js';
 import type { NodeAttestorRegistry } from '../nodeattestor/registry.js';
 
@@ -58,6 +59,8 @@ export interface AttestDeps {
   limits?: Partial<AttestationLimits>;
   /** Told every attestation's outcome (ca/metrics.ts): the attestor (an enabled type, else "other"), success or the error code, seconds. */
   metrics?: { attested(attestor: string, result: string, seconds: number): void };
+  /** Every successful attestation is recorded here before the agent gets its SVID (ca/audit/). */
+  audit?: AuditSink;
 }
 
 type Call = grpc.ServerDuplexStream<AttestAgentRequest__Output, AttestAgentResponse>;
@@ -144,7 +147,7 @@ export function attestHandler(deps: AttestDeps): grpc.handleBidiStreamingCall<At
       const id = SpiffeId.fromPath(ca.trustDomain, attested.agentIdPath);
       const banned = () => new AnchorageError('permission_denied', `agent api: agent ${id.toString()} is banned ("anchorage agent unban" lifts it)`);
       if (await ds.isAgentBanned(id.toString())) throw banned();
-      const minted = await minter.mintX509({ spiffeId: id, spki, ttl: deps.agentSvidTtl, capToCa: true });
+      const minted = await minter.mintX509({ spiffeId: id, spki, ttl: deps.agentSvidTtl, capToCa: true, agent: id.toString() });
       const leaf = new X509Certificate(minted.chain[0]!);
       const t = deps.now();
       await ds.putAgent({
@@ -162,6 +165,15 @@ export function attestHandler(deps: AttestDeps): grpc.handleBidiStreamingCall<At
         await ds.putAgent({ ...(await ds.getAgent(id.toString()))!, evicted: true, updatedAt: deps.now() });
         throw banned();
       }
+      await deps.audit?.record({
+        type: 'agent.attested',
+        agent: id.toString(),
+        spiffeId: id.toString(),
+        serial: minted.serial,
+        expiresAt: minted.notAfter,
+        outcome: 'ok',
+        details: { attestor: type, selectors: attested.selectors.length },
+      });
       log.info({ agent: id.toString(), type }, 'agent api: agent attested');
       if (done) return;
       settle();

@@ -12,6 +12,7 @@ import type { ChangeFeed } from '../changes.js';
 import type { AttestedAgent, DataStore, RegistrationEntry, Selector } from '../datastore/DataStore.js';
 import type { CaManager } from '../manager.js';
 import type { Minter } from '../minter.js';
+import type { AuditSink } from '../audit/event.js';
 import { DEFAULT_NODE_ATTESTORS, NodeAttestorRegistry } from '../nodeattestor/registry.js';
 import { isReservedPath, RESERVED_PATH } from '../reserved.js';
 import { attestHandler, type AttestationLimits, type AttestDeps } from './attest.js';
@@ -34,6 +35,8 @@ export interface AgentServiceDeps {
   metrics?: AttestDeps['metrics'];
   /** Largest encoded SyncAuthorizedEntries message, bytes; default SYNC_MESSAGE_LIMIT (1 MiB). */
   syncMessageLimit?: number;
+  /** Attestations and renewals are recorded here (the SVIDs themselves by the minter). */
+  audit?: AuditSink;
 }
 
 /** Every agent ID: spiffe://<td>/anchorage/agent/<node attestor type>/... (ca/nodeattestor/). */
@@ -207,15 +210,25 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
       logger: log,
       limits: deps.attestationLimits,
       metrics: deps.metrics,
+      audit: deps.audit,
     }),
 
     RenewAgent: unaryHandler(log, 'RenewAgent', async (req, call) => {
       const agent = await authenticate(call);
       if (req.csr.length === 0) throw invalid('agent api: csr is required');
       const spki = await minter.verifyCsr(req.csr);
-      const minted = await minter.mintX509({ spiffeId: SpiffeId.parse(agent.spiffeId), spki, ttl: deps.agentSvidTtl, capToCa: true });
+      const minted = await minter.mintX509({ spiffeId: SpiffeId.parse(agent.spiffeId), spki, ttl: deps.agentSvidTtl, capToCa: true, agent: agent.spiffeId });
       const leaf = new X509Certificate(minted.chain[0]!);
       await ds.putAgent({ ...agent, certSerial: serialHex(leaf), certNotAfter: minted.notAfter, updatedAt: now() });
+      await deps.audit?.record({
+        type: 'agent.renewed',
+        agent: agent.spiffeId,
+        spiffeId: agent.spiffeId,
+        serial: minted.serial,
+        expiresAt: minted.notAfter,
+        outcome: 'ok',
+        details: { previous_serial: agent.certSerial.toLowerCase() },
+      });
       log.info({ agent: agent.spiffeId, notAfter: minted.notAfter }, 'agent api: agent svid renewed');
       return { svid_chain: minted.chain.map((d) => Buffer.from(d)) };
     }),
@@ -379,6 +392,7 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
             dnsNames: entry.dnsNames,
             ttl: entry.x509SvidTtl,
             capToCa: true,
+            agent: agent.spiffeId,
           });
           return { entry_id: entry.id, chain: minted.chain.map((d) => Buffer.from(d)), expires_at: minted.notAfter };
         }),
@@ -403,7 +417,7 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
       const agent = await authenticate(call);
       const entry = (await authorizedFor(agent, [req.entry_id])).get(req.entry_id);
       if (!entry) throw new AnchorageError('permission_denied', `agent api: agent ${agent.spiffeId} is not authorized for entry ${req.entry_id}`);
-      const minted = await minter.mintJwt({ spiffeId: SpiffeId.parse(entry.spiffeId), audience: req.audience, ttl: entry.jwtSvidTtl, capToCa: true });
+      const minted = await minter.mintJwt({ spiffeId: SpiffeId.parse(entry.spiffeId), audience: req.audience, ttl: entry.jwtSvidTtl, capToCa: true, agent: agent.spiffeId });
       return { token: minted.token, expires_at: minted.expiresAt };
     }),
   };

@@ -1,5 +1,6 @@
 import type { AnchorageError } from '@anchorage/client/errors';
 import type { Selector } from '../../common/selector.js';
+import type { AuditRecord } from '../audit/chain.js';
 /**
  * The server's persistent state. Deliberately narrow and internal: it stores
  * records that the layers above have already validated (SPIFFE IDs arrive
@@ -120,6 +121,33 @@ export interface DataStore {
   setMeta(key: string, value: string): Promise<void>;
 
   close(): Promise<void>;
+
+  // --- audit log (ca/audit/log.ts; the chain is checked there, not here) ----
+  /**
+   * Appends records in ONE transaction: all are stored or none. The first
+   * record's seq must be one past the stored head and the rest contiguous,
+   * else `failed_precondition` and nothing is stored (another writer, or a
+   * bug); no record is ever updated or deleted through this interface.
+   */
+  appendAuditRecords(records: AuditRecord[]): Promise<void>;
+  /** Records in ascending seq that match every given condition, at most `limit`. */
+  listAuditRecords(query: AuditQuery): Promise<AuditRecord[]>;
+  /** The record with the highest seq; undefined for an empty log. */
+  lastAuditRecord(): Promise<AuditRecord | undefined>;
+}
+
+/** Which audit records {@link DataStore.listAuditRecords} returns. */
+export interface AuditQuery {
+  /** Only records with seq greater than this (paging, following). */
+  afterSeq?: number;
+  /** Only records with time (milliseconds) at or after this. */
+  sinceMs?: number;
+  /** Only records about this SPIFFE ID. */
+  spiffeId?: string;
+  /** Only records with this X.509 serial (lowercase hex) or JWT jti. */
+  serial?: string;
+  /** At most this many (1..10,000). */
+  limit: number;
 }
 
 /** Defined with the other types every layer shares (common/selector.ts). */

@@ -6,6 +6,7 @@ import type { ChangeFeed } from '../changes.js';
 import type { DataStore, FederationRelationship, RelationshipStatus, StoredBundle } from '../datastore/DataStore.js';
 import { BundleFetchError, fetchBundle, type EndpointProfile } from './fetch.js';
 import { relationshipNotFound } from './relationships.js';
+import type { AuditSink } from '../audit/event.js';
 
 /**
  * The federation client: keeps the bundle of every federated trust domain
@@ -66,6 +67,8 @@ export interface FederationClientOptions {
    * away. Unset (one server): every timed fetch is made.
    */
   lease?: RefreshLease;
+  /** A fetched bundle that changed what is stored is recorded here (ca/audit/). */
+  audit?: AuditSink;
 }
 
 interface Slot {
@@ -76,6 +79,7 @@ interface Slot {
 }
 
 export class FederationClient {
+  readonly #audit: AuditSink | undefined;
   readonly #ds: DataStore;
   readonly #feed: ChangeFeed;
   readonly #log: Logger;
@@ -90,6 +94,7 @@ export class FederationClient {
   #closed = false;
 
   constructor(opts: FederationClientOptions) {
+    this.#audit = opts.audit;
     this.#ds = opts.datastore;
     this.#feed = opts.feed;
     this.#log = opts.logger;
@@ -348,6 +353,11 @@ export class FederationClient {
       { trustDomain: td, sequence: next.sequence, previousSequence: stored?.sequence, keysChanged, x509Authorities: bundle.x509.size, jwtKeys: bundle.jwt.size },
       'federation: stored a new bundle',
     );
+    await this.#audit?.record({
+      type: 'federation.bundle_fetched',
+      outcome: 'ok',
+      details: { trust_domain: td, sequence: next.sequence, previous_sequence: stored?.sequence ?? -1, keys_changed: keysChanged },
+    });
     return true;
   }
 

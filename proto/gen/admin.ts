@@ -4,6 +4,8 @@ import type { MessageTypeDefinition } from '@grpc/proto-loader';
 import type { AdminClient as _anchorage_admin_v1_AdminClient, AdminDefinition as _anchorage_admin_v1_AdminDefinition } from './anchorage/admin/v1/Admin.js';
 import type { Agent as _anchorage_admin_v1_Agent, Agent__Output as _anchorage_admin_v1_Agent__Output } from './anchorage/admin/v1/Agent.js';
 import type { AgentBan as _anchorage_admin_v1_AgentBan, AgentBan__Output as _anchorage_admin_v1_AgentBan__Output } from './anchorage/admin/v1/AgentBan.js';
+import type { AuditRecord as _anchorage_admin_v1_AuditRecord, AuditRecord__Output as _anchorage_admin_v1_AuditRecord__Output } from './anchorage/admin/v1/AuditRecord.js';
+import type { AuditVerification as _anchorage_admin_v1_AuditVerification, AuditVerification__Output as _anchorage_admin_v1_AuditVerification__Output } from './anchorage/admin/v1/AuditVerification.js';
 import type { Authority as _anchorage_admin_v1_Authority, Authority__Output as _anchorage_admin_v1_Authority__Output } from './anchorage/admin/v1/Authority.js';
 import type { AuthorityChange as _anchorage_admin_v1_AuthorityChange, AuthorityChange__Output as _anchorage_admin_v1_AuthorityChange__Output } from './anchorage/admin/v1/AuthorityChange.js';
 import type { AuthorityRequest as _anchorage_admin_v1_AuthorityRequest, AuthorityRequest__Output as _anchorage_admin_v1_AuthorityRequest__Output } from './anchorage/admin/v1/AuthorityRequest.js';
@@ -38,6 +40,7 @@ import type { KeyProtectionReport as _anchorage_admin_v1_KeyProtectionReport, Ke
 import type { LaggingAgent as _anchorage_admin_v1_LaggingAgent, LaggingAgent__Output as _anchorage_admin_v1_LaggingAgent__Output } from './anchorage/admin/v1/LaggingAgent.js';
 import type { ListAgentsRequest as _anchorage_admin_v1_ListAgentsRequest, ListAgentsRequest__Output as _anchorage_admin_v1_ListAgentsRequest__Output } from './anchorage/admin/v1/ListAgentsRequest.js';
 import type { ListAgentsResponse as _anchorage_admin_v1_ListAgentsResponse, ListAgentsResponse__Output as _anchorage_admin_v1_ListAgentsResponse__Output } from './anchorage/admin/v1/ListAgentsResponse.js';
+import type { ListAuditRecordsRequest as _anchorage_admin_v1_ListAuditRecordsRequest, ListAuditRecordsRequest__Output as _anchorage_admin_v1_ListAuditRecordsRequest__Output } from './anchorage/admin/v1/ListAuditRecordsRequest.js';
 import type { ListAuthoritiesRequest as _anchorage_admin_v1_ListAuthoritiesRequest, ListAuthoritiesRequest__Output as _anchorage_admin_v1_ListAuthoritiesRequest__Output } from './anchorage/admin/v1/ListAuthoritiesRequest.js';
 import type { ListAuthoritiesResponse as _anchorage_admin_v1_ListAuthoritiesResponse, ListAuthoritiesResponse__Output as _anchorage_admin_v1_ListAuthoritiesResponse__Output } from './anchorage/admin/v1/ListAuthoritiesResponse.js';
 import type { ListEntriesRequest as _anchorage_admin_v1_ListEntriesRequest, ListEntriesRequest__Output as _anchorage_admin_v1_ListEntriesRequest__Output } from './anchorage/admin/v1/ListEntriesRequest.js';
@@ -61,6 +64,7 @@ import type { TrustAnchor as _anchorage_admin_v1_TrustAnchor, TrustAnchor__Outpu
 import type { UnbanAgentRequest as _anchorage_admin_v1_UnbanAgentRequest, UnbanAgentRequest__Output as _anchorage_admin_v1_UnbanAgentRequest__Output } from './anchorage/admin/v1/UnbanAgentRequest.js';
 import type { UpdateEntryRequest as _anchorage_admin_v1_UpdateEntryRequest, UpdateEntryRequest__Output as _anchorage_admin_v1_UpdateEntryRequest__Output } from './anchorage/admin/v1/UpdateEntryRequest.js';
 import type { UpdateFederationRelationshipRequest as _anchorage_admin_v1_UpdateFederationRelationshipRequest, UpdateFederationRelationshipRequest__Output as _anchorage_admin_v1_UpdateFederationRelationshipRequest__Output } from './anchorage/admin/v1/UpdateFederationRelationshipRequest.js';
+import type { VerifyAuditRequest as _anchorage_admin_v1_VerifyAuditRequest, VerifyAuditRequest__Output as _anchorage_admin_v1_VerifyAuditRequest__Output } from './anchorage/admin/v1/VerifyAuditRequest.js';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -73,6 +77,8 @@ export interface ProtoGrpcType {
         Admin: SubtypeConstructor<typeof grpc.Client, _anchorage_admin_v1_AdminClient> & { service: _anchorage_admin_v1_AdminDefinition }
         Agent: MessageTypeDefinition<_anchorage_admin_v1_Agent, _anchorage_admin_v1_Agent__Output>
         AgentBan: MessageTypeDefinition<_anchorage_admin_v1_AgentBan, _anchorage_admin_v1_AgentBan__Output>
+        AuditRecord: MessageTypeDefinition<_anchorage_admin_v1_AuditRecord, _anchorage_admin_v1_AuditRecord__Output>
+        AuditVerification: MessageTypeDefinition<_anchorage_admin_v1_AuditVerification, _anchorage_admin_v1_AuditVerification__Output>
         Authority: MessageTypeDefinition<_anchorage_admin_v1_Authority, _anchorage_admin_v1_Authority__Output>
         AuthorityChange: MessageTypeDefinition<_anchorage_admin_v1_AuthorityChange, _anchorage_admin_v1_AuthorityChange__Output>
         AuthorityRequest: MessageTypeDefinition<_anchorage_admin_v1_AuthorityRequest, _anchorage_admin_v1_AuthorityRequest__Output>
@@ -107,6 +113,7 @@ export interface ProtoGrpcType {
         LaggingAgent: MessageTypeDefinition<_anchorage_admin_v1_LaggingAgent, _anchorage_admin_v1_LaggingAgent__Output>
         ListAgentsRequest: MessageTypeDefinition<_anchorage_admin_v1_ListAgentsRequest, _anchorage_admin_v1_ListAgentsRequest__Output>
         ListAgentsResponse: MessageTypeDefinition<_anchorage_admin_v1_ListAgentsResponse, _anchorage_admin_v1_ListAgentsResponse__Output>
+        ListAuditRecordsRequest: MessageTypeDefinition<_anchorage_admin_v1_ListAuditRecordsRequest, _anchorage_admin_v1_ListAuditRecordsRequest__Output>
         ListAuthoritiesRequest: MessageTypeDefinition<_anchorage_admin_v1_ListAuthoritiesRequest, _anchorage_admin_v1_ListAuthoritiesRequest__Output>
         ListAuthoritiesResponse: MessageTypeDefinition<_anchorage_admin_v1_ListAuthoritiesResponse, _anchorage_admin_v1_ListAuthoritiesResponse__Output>
         ListEntriesRequest: MessageTypeDefinition<_anchorage_admin_v1_ListEntriesRequest, _anchorage_admin_v1_ListEntriesRequest__Output>
@@ -130,6 +137,7 @@ export interface ProtoGrpcType {
         UnbanAgentRequest: MessageTypeDefinition<_anchorage_admin_v1_UnbanAgentRequest, _anchorage_admin_v1_UnbanAgentRequest__Output>
         UpdateEntryRequest: MessageTypeDefinition<_anchorage_admin_v1_UpdateEntryRequest, _anchorage_admin_v1_UpdateEntryRequest__Output>
         UpdateFederationRelationshipRequest: MessageTypeDefinition<_anchorage_admin_v1_UpdateFederationRelationshipRequest, _anchorage_admin_v1_UpdateFederationRelationshipRequest__Output>
+        VerifyAuditRequest: MessageTypeDefinition<_anchorage_admin_v1_VerifyAuditRequest, _anchorage_admin_v1_VerifyAuditRequest__Output>
       }
     }
   }

@@ -220,8 +220,9 @@ describe('server process', () => {
     const list = pkcs11(['--list-objects', '--type', 'privkey']);
     expect(list.status).toBe(0);
     const blocks = list.stdout.split(/(?=Private Key Object)/).filter((b) => b.startsWith('Private Key Object'));
-    // root, the first intermediate and the first JWT key
-    expect(blocks).toHaveLength(3);
+    // root, the first intermediate, the first JWT key, and the audit log's checkpoint key
+    expect(blocks).toHaveLength(4);
+    expect(list.stdout).toContain(`anchorage-audit-${TD}`);
     for (const b of blocks) {
       expect(b).toMatch(/Access:\s+sensitive, always sensitive, never extractable/);
       expect(b).toMatch(/EC/);
@@ -238,7 +239,7 @@ describe('server process', () => {
       lib.C_FindObjectsInit(session, [{ type: P.CKA_CLASS, value: P.CKO_PRIVATE_KEY }]);
       const keys = lib.C_FindObjects(session, 10);
       lib.C_FindObjectsFinal(session);
-      expect(keys).toHaveLength(3);
+      expect(keys).toHaveLength(4);
       for (const key of keys) {
         let err: unknown;
         try {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll } from 'vitest';
 import { dataStoreContract } from '../../../test/contract/datastore.js';
+import { auditStoreContract } from '../../../test/contract/datastore-audit.js';
 import { lacks } from '../../../test/helpers/needs.js';
 import { POSTGRES_NEEDS, type PostgresCluster, havePostgres, startPostgres } from '../../../test/helpers/postgres.js';
 import { PostgresDataStore, parseConnectionString } from './index.js';
@@ -13,7 +14,7 @@ if (!lacks(!havePostgres, POSTGRES_NEEDS)) {
   });
   afterAll(() => cluster?.destroy());
 
-  dataStoreContract('postgres', async () => {
+  const open = async () => {
     const c = cluster!;
     const store = await PostgresDataStore.open({
       target: parseConnectionString(c.url(await c.createDatabase())),
@@ -23,5 +24,7 @@ if (!lacks(!havePostgres, POSTGRES_NEEDS)) {
       statementTimeout: 30,
     });
     return { store, close: () => store.close() };
-  });
+  };
+  dataStoreContract('postgres', open);
+  auditStoreContract('postgres', open);
 }

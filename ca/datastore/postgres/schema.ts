@@ -122,6 +122,26 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE ca_journal ADD COLUMN published_sequence BIGINT NOT NULL DEFAULT 0;
   ALTER TABLE ca_journal ADD COLUMN server_id          TEXT   NOT NULL DEFAULT '';
   `,
+  // 3: the audit log (ca/audit/): append-only, hash-chained records. Only
+  // seq, time and the filtered fields are columns; the rest of the event is
+  // JSON in body (ca/datastore/audit-rows.ts).
+  `
+  CREATE TABLE audit_log (
+    seq       BIGINT PRIMARY KEY,
+    time_ms   BIGINT NOT NULL,
+    type      TEXT   NOT NULL,
+    spiffe_id TEXT COLLATE "C",
+    serial    TEXT COLLATE "C",
+    jti       TEXT COLLATE "C",
+    body      TEXT   NOT NULL,
+    prev_hash TEXT   NOT NULL,
+    hash      TEXT   NOT NULL
+  );
+  CREATE INDEX audit_log_time_ms   ON audit_log (time_ms);
+  CREATE INDEX audit_log_spiffe_id ON audit_log (spiffe_id) WHERE spiffe_id IS NOT NULL;
+  CREATE INDEX audit_log_serial    ON audit_log (serial)    WHERE serial IS NOT NULL;
+  CREATE INDEX audit_log_jti       ON audit_log (jti)       WHERE jti IS NOT NULL;
+  `,
 ];
 
 /** The schema version this code writes and understands. */

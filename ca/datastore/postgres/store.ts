@@ -29,6 +29,9 @@ import { type PgTarget, describeTarget } from './connection.js';
 import { PgEntries } from './entries.js';
 import { PgFederation } from './federation.js';
 import { PgMeta } from './meta.js';
+import { PgAudit } from './audit.js';
+import type { AuditRecord } from '../../audit/chain.js';
+import type { AuditQuery } from '../DataStore.js';
 import { migrate } from './schema.js';
 import { PgTokensAndAgents } from './tokens-agents.js';
 import { CheckedPool } from './write.js';
@@ -81,6 +84,7 @@ export class PostgresDataStore implements DataStore {
    * lease (ca/cluster/).
    */
   readonly cluster: PgCluster;
+  private readonly audit: PgAudit;
 
   private constructor(where: string, db: CheckedPool, now: () => number, newClient: () => pg.Client) {
     this.where = where;
@@ -92,6 +96,7 @@ export class PostgresDataStore implements DataStore {
     this.federation = new PgFederation(db);
     this.journal = new PgCaJournal(db);
     this.meta = new PgMeta(db);
+    this.audit = new PgAudit(db);
   }
 
   /**
@@ -308,6 +313,20 @@ export class PostgresDataStore implements DataStore {
   /** Idempotent, so shutdown paths need not track whether they already closed. */
   close(): Promise<void> {
     return this.db.close();
+  }
+
+  // --- audit log ------------------------------------------------------------
+
+  appendAuditRecords(records: AuditRecord[]): Promise<void> {
+    return this.audit.append(records);
+  }
+
+  listAuditRecords(query: AuditQuery): Promise<AuditRecord[]> {
+    return this.audit.list(query);
+  }
+
+  lastAuditRecord(): Promise<AuditRecord | undefined> {
+    return this.audit.last();
   }
 }
 

@@ -2,10 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dataStoreContract } from '../../../test/contract/datastore.js';
+import { auditStoreContract } from '../../../test/contract/datastore-audit.js';
 import { SqliteDataStore } from './index.js';
 
 // A fresh database file per test, in a private temporary directory.
-dataStoreContract('sqlite', async () => {
+const open = async () => {
   const dir = mkdtempSync(join(tmpdir(), 'anchorage-ds-contract-'));
   const store = SqliteDataStore.open(join(dir, 'state', 'anchorage.db'));
   return {
@@ -15,4 +16,6 @@ dataStoreContract('sqlite', async () => {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-});
+};
+dataStoreContract('sqlite', open);
+auditStoreContract('sqlite', open);

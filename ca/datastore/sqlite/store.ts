@@ -21,6 +21,9 @@ import type {
   RelationshipStatus,
   StoredBundle,
 } from '../DataStore.js';
+import type { AuditRecord } from '../../audit/chain.js';
+import type { AuditQuery } from '../DataStore.js';
+import { SqliteAudit } from './audit.js';
 import { SqliteBundles } from './bundles.js';
 import { SqliteCaJournal } from './ca-journal.js';
 import { SqliteEntries } from './entries.js';
@@ -58,6 +61,7 @@ export class SqliteDataStore implements DataStore {
   private readonly federation: SqliteFederation;
   private readonly journal: SqliteCaJournal;
   private readonly meta: SqliteMeta;
+  private readonly audit: SqliteAudit;
 
   private constructor(path: string, db: SqliteDatabase, now: () => number) {
     this.path = path;
@@ -68,6 +72,7 @@ export class SqliteDataStore implements DataStore {
     this.federation = new SqliteFederation(this.cdb);
     this.journal = new SqliteCaJournal(this.cdb);
     this.meta = new SqliteMeta(this.cdb);
+    this.audit = new SqliteAudit(this.cdb, path);
   }
 
   /**
@@ -266,6 +271,21 @@ export class SqliteDataStore implements DataStore {
 
   /** Idempotent, so shutdown paths need not track whether they already closed. */
   async close(): Promise<void> {
+    await this.audit.close();
     this.cdb.close();
+  }
+
+  // --- audit log ------------------------------------------------------------
+
+  appendAuditRecords(records: AuditRecord[]): Promise<void> {
+    return this.audit.append(records);
+  }
+
+  async listAuditRecords(query: AuditQuery): Promise<AuditRecord[]> {
+    return this.audit.list(query);
+  }
+
+  async lastAuditRecord(): Promise<AuditRecord | undefined> {
+    return this.audit.last();
   }
 }

@@ -4,6 +4,8 @@ import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { Agent as _anchorage_admin_v1_Agent, Agent__Output as _anchorage_admin_v1_Agent__Output } from '../../../anchorage/admin/v1/Agent.js';
 import type { AgentBan as _anchorage_admin_v1_AgentBan, AgentBan__Output as _anchorage_admin_v1_AgentBan__Output } from '../../../anchorage/admin/v1/AgentBan.js';
+import type { AuditRecord as _anchorage_admin_v1_AuditRecord, AuditRecord__Output as _anchorage_admin_v1_AuditRecord__Output } from '../../../anchorage/admin/v1/AuditRecord.js';
+import type { AuditVerification as _anchorage_admin_v1_AuditVerification, AuditVerification__Output as _anchorage_admin_v1_AuditVerification__Output } from '../../../anchorage/admin/v1/AuditVerification.js';
 import type { AuthorityChange as _anchorage_admin_v1_AuthorityChange, AuthorityChange__Output as _anchorage_admin_v1_AuthorityChange__Output } from '../../../anchorage/admin/v1/AuthorityChange.js';
 import type { AuthorityRequest as _anchorage_admin_v1_AuthorityRequest, AuthorityRequest__Output as _anchorage_admin_v1_AuthorityRequest__Output } from '../../../anchorage/admin/v1/AuthorityRequest.js';
 import type { BanAgentRequest as _anchorage_admin_v1_BanAgentRequest, BanAgentRequest__Output as _anchorage_admin_v1_BanAgentRequest__Output } from '../../../anchorage/admin/v1/BanAgentRequest.js';
@@ -31,6 +33,7 @@ import type { JoinToken as _anchorage_admin_v1_JoinToken, JoinToken__Output as _
 import type { KeyProtectionReport as _anchorage_admin_v1_KeyProtectionReport, KeyProtectionReport__Output as _anchorage_admin_v1_KeyProtectionReport__Output } from '../../../anchorage/admin/v1/KeyProtectionReport.js';
 import type { ListAgentsRequest as _anchorage_admin_v1_ListAgentsRequest, ListAgentsRequest__Output as _anchorage_admin_v1_ListAgentsRequest__Output } from '../../../anchorage/admin/v1/ListAgentsRequest.js';
 import type { ListAgentsResponse as _anchorage_admin_v1_ListAgentsResponse, ListAgentsResponse__Output as _anchorage_admin_v1_ListAgentsResponse__Output } from '../../../anchorage/admin/v1/ListAgentsResponse.js';
+import type { ListAuditRecordsRequest as _anchorage_admin_v1_ListAuditRecordsRequest, ListAuditRecordsRequest__Output as _anchorage_admin_v1_ListAuditRecordsRequest__Output } from '../../../anchorage/admin/v1/ListAuditRecordsRequest.js';
 import type { ListAuthoritiesRequest as _anchorage_admin_v1_ListAuthoritiesRequest, ListAuthoritiesRequest__Output as _anchorage_admin_v1_ListAuthoritiesRequest__Output } from '../../../anchorage/admin/v1/ListAuthoritiesRequest.js';
 import type { ListAuthoritiesResponse as _anchorage_admin_v1_ListAuthoritiesResponse, ListAuthoritiesResponse__Output as _anchorage_admin_v1_ListAuthoritiesResponse__Output } from '../../../anchorage/admin/v1/ListAuthoritiesResponse.js';
 import type { ListEntriesRequest as _anchorage_admin_v1_ListEntriesRequest, ListEntriesRequest__Output as _anchorage_admin_v1_ListEntriesRequest__Output } from '../../../anchorage/admin/v1/ListEntriesRequest.js';
@@ -50,6 +53,7 @@ import type { SetFederatedBundleRequest as _anchorage_admin_v1_SetFederatedBundl
 import type { UnbanAgentRequest as _anchorage_admin_v1_UnbanAgentRequest, UnbanAgentRequest__Output as _anchorage_admin_v1_UnbanAgentRequest__Output } from '../../../anchorage/admin/v1/UnbanAgentRequest.js';
 import type { UpdateEntryRequest as _anchorage_admin_v1_UpdateEntryRequest, UpdateEntryRequest__Output as _anchorage_admin_v1_UpdateEntryRequest__Output } from '../../../anchorage/admin/v1/UpdateEntryRequest.js';
 import type { UpdateFederationRelationshipRequest as _anchorage_admin_v1_UpdateFederationRelationshipRequest, UpdateFederationRelationshipRequest__Output as _anchorage_admin_v1_UpdateFederationRelationshipRequest__Output } from '../../../anchorage/admin/v1/UpdateFederationRelationshipRequest.js';
+import type { VerifyAuditRequest as _anchorage_admin_v1_VerifyAuditRequest, VerifyAuditRequest__Output as _anchorage_admin_v1_VerifyAuditRequest__Output } from '../../../anchorage/admin/v1/VerifyAuditRequest.js';
 
 export interface AdminClient extends grpc.Client {
   ActivateAuthority(argument: _anchorage_admin_v1_AuthorityRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AuthorityChange__Output>): grpc.ClientUnaryCall;
@@ -284,6 +288,25 @@ export interface AdminClient extends grpc.Client {
   listAgents(argument: _anchorage_admin_v1_ListAgentsRequest, callback: grpc.requestCallback<_anchorage_admin_v1_ListAgentsResponse__Output>): grpc.ClientUnaryCall;
   
   /**
+   * The audit log (anchorage audit list|verify; ca/audit/): every admin call,
+   * SVID issued, attestation, renewal, eviction, federation and authority
+   * change, hash-chained with HSM-signed checkpoints. Streams the records
+   * matching the request in seq order; with follow, then each new one as it
+   * is committed, until the caller cancels or the server stops.
+   */
+  ListAuditRecords(argument: _anchorage_admin_v1_ListAuditRecordsRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_anchorage_admin_v1_AuditRecord__Output>;
+  ListAuditRecords(argument: _anchorage_admin_v1_ListAuditRecordsRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_anchorage_admin_v1_AuditRecord__Output>;
+  /**
+   * The audit log (anchorage audit list|verify; ca/audit/): every admin call,
+   * SVID issued, attestation, renewal, eviction, federation and authority
+   * change, hash-chained with HSM-signed checkpoints. Streams the records
+   * matching the request in seq order; with follow, then each new one as it
+   * is committed, until the caller cancels or the server stops.
+   */
+  listAuditRecords(argument: _anchorage_admin_v1_ListAuditRecordsRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_anchorage_admin_v1_AuditRecord__Output>;
+  listAuditRecords(argument: _anchorage_admin_v1_ListAuditRecordsRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_anchorage_admin_v1_AuditRecord__Output>;
+  
+  /**
    * Authority lifecycle (anchorage authority x509|jwt|root ...): the CA's
    * roots, intermediates and JWT keys, prepared, activated, tainted and
    * revoked by an operator ahead of the schedule.
@@ -462,6 +485,21 @@ export interface AdminClient extends grpc.Client {
   updateFederationRelationship(argument: _anchorage_admin_v1_UpdateFederationRelationshipRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
   updateFederationRelationship(argument: _anchorage_admin_v1_UpdateFederationRelationshipRequest, callback: grpc.requestCallback<_anchorage_admin_v1_FederationRelationship__Output>): grpc.ClientUnaryCall;
   
+  /**
+   * Checks the whole chain, its checkpoints and its head (see the README).
+   */
+  VerifyAudit(argument: _anchorage_admin_v1_VerifyAuditRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AuditVerification__Output>): grpc.ClientUnaryCall;
+  VerifyAudit(argument: _anchorage_admin_v1_VerifyAuditRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_AuditVerification__Output>): grpc.ClientUnaryCall;
+  VerifyAudit(argument: _anchorage_admin_v1_VerifyAuditRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AuditVerification__Output>): grpc.ClientUnaryCall;
+  VerifyAudit(argument: _anchorage_admin_v1_VerifyAuditRequest, callback: grpc.requestCallback<_anchorage_admin_v1_AuditVerification__Output>): grpc.ClientUnaryCall;
+  /**
+   * Checks the whole chain, its checkpoints and its head (see the README).
+   */
+  verifyAudit(argument: _anchorage_admin_v1_VerifyAuditRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AuditVerification__Output>): grpc.ClientUnaryCall;
+  verifyAudit(argument: _anchorage_admin_v1_VerifyAuditRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_anchorage_admin_v1_AuditVerification__Output>): grpc.ClientUnaryCall;
+  verifyAudit(argument: _anchorage_admin_v1_VerifyAuditRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_anchorage_admin_v1_AuditVerification__Output>): grpc.ClientUnaryCall;
+  verifyAudit(argument: _anchorage_admin_v1_VerifyAuditRequest, callback: grpc.requestCallback<_anchorage_admin_v1_AuditVerification__Output>): grpc.ClientUnaryCall;
+  
 }
 
 export interface AdminHandlers extends grpc.UntypedServiceImplementation {
@@ -539,6 +577,15 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   ListAgents: grpc.handleUnaryCall<_anchorage_admin_v1_ListAgentsRequest__Output, _anchorage_admin_v1_ListAgentsResponse>;
   
   /**
+   * The audit log (anchorage audit list|verify; ca/audit/): every admin call,
+   * SVID issued, attestation, renewal, eviction, federation and authority
+   * change, hash-chained with HSM-signed checkpoints. Streams the records
+   * matching the request in seq order; with follow, then each new one as it
+   * is committed, until the caller cancels or the server stops.
+   */
+  ListAuditRecords: grpc.handleServerStreamingCall<_anchorage_admin_v1_ListAuditRecordsRequest__Output, _anchorage_admin_v1_AuditRecord>;
+  
+  /**
    * Authority lifecycle (anchorage authority x509|jwt|root ...): the CA's
    * roots, intermediates and JWT keys, prepared, activated, tainted and
    * revoked by an operator ahead of the schedule.
@@ -590,6 +637,11 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   
   UpdateFederationRelationship: grpc.handleUnaryCall<_anchorage_admin_v1_UpdateFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship>;
   
+  /**
+   * Checks the whole chain, its checkpoints and its head (see the README).
+   */
+  VerifyAudit: grpc.handleUnaryCall<_anchorage_admin_v1_VerifyAuditRequest__Output, _anchorage_admin_v1_AuditVerification>;
+  
 }
 
 export interface AdminDefinition extends grpc.ServiceDefinition {
@@ -610,6 +662,7 @@ export interface AdminDefinition extends grpc.ServiceDefinition {
   GetFederationRelationship: MethodDefinition<_anchorage_admin_v1_GetFederationRelationshipRequest, _anchorage_admin_v1_FederationRelationship, _anchorage_admin_v1_GetFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship__Output>
   GetKeyProtection: MethodDefinition<_anchorage_admin_v1_GetKeyProtectionRequest, _anchorage_admin_v1_KeyProtectionReport, _anchorage_admin_v1_GetKeyProtectionRequest__Output, _anchorage_admin_v1_KeyProtectionReport__Output>
   ListAgents: MethodDefinition<_anchorage_admin_v1_ListAgentsRequest, _anchorage_admin_v1_ListAgentsResponse, _anchorage_admin_v1_ListAgentsRequest__Output, _anchorage_admin_v1_ListAgentsResponse__Output>
+  ListAuditRecords: MethodDefinition<_anchorage_admin_v1_ListAuditRecordsRequest, _anchorage_admin_v1_AuditRecord, _anchorage_admin_v1_ListAuditRecordsRequest__Output, _anchorage_admin_v1_AuditRecord__Output>
   ListAuthorities: MethodDefinition<_anchorage_admin_v1_ListAuthoritiesRequest, _anchorage_admin_v1_ListAuthoritiesResponse, _anchorage_admin_v1_ListAuthoritiesRequest__Output, _anchorage_admin_v1_ListAuthoritiesResponse__Output>
   ListEntries: MethodDefinition<_anchorage_admin_v1_ListEntriesRequest, _anchorage_admin_v1_ListEntriesResponse, _anchorage_admin_v1_ListEntriesRequest__Output, _anchorage_admin_v1_ListEntriesResponse__Output>
   ListFederatedBundles: MethodDefinition<_anchorage_admin_v1_ListFederatedBundlesRequest, _anchorage_admin_v1_ListFederatedBundlesResponse, _anchorage_admin_v1_ListFederatedBundlesRequest__Output, _anchorage_admin_v1_ListFederatedBundlesResponse__Output>
@@ -625,4 +678,5 @@ export interface AdminDefinition extends grpc.ServiceDefinition {
   UnbanAgent: MethodDefinition<_anchorage_admin_v1_UnbanAgentRequest, _anchorage_admin_v1_AgentBan, _anchorage_admin_v1_UnbanAgentRequest__Output, _anchorage_admin_v1_AgentBan__Output>
   UpdateEntry: MethodDefinition<_anchorage_admin_v1_UpdateEntryRequest, _anchorage_admin_v1_Entry, _anchorage_admin_v1_UpdateEntryRequest__Output, _anchorage_admin_v1_Entry__Output>
   UpdateFederationRelationship: MethodDefinition<_anchorage_admin_v1_UpdateFederationRelationshipRequest, _anchorage_admin_v1_FederationRelationship, _anchorage_admin_v1_UpdateFederationRelationshipRequest__Output, _anchorage_admin_v1_FederationRelationship__Output>
+  VerifyAudit: MethodDefinition<_anchorage_admin_v1_VerifyAuditRequest, _anchorage_admin_v1_AuditVerification, _anchorage_admin_v1_VerifyAuditRequest__Output, _anchorage_admin_v1_AuditVerification__Output>
 }

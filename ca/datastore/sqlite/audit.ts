@@ -1,0 +1,134 @@
+// The audit log in SQLite: append in one transaction, read in seq order.
+// Nothing here updates or deletes a record (ca/audit/log.ts keeps the chain).
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { AnchorageError } from '@anchorage/client/errors';
+import type { Statement } from 'better-sqlite3';
+import type { AppendReply, AppendRequest } from './audit-writer.js';
+import type { AuditRecord } from '../../audit/chain.js';
+import { AUDIT_COLUMNS, auditFromRow, auditWhere, type AuditRow } from '../audit-rows.js';
+import type { AuditQuery } from '../DataStore.js';
+import type { CheckedDb } from './write.js';
+
+const SQL = {
+  last: `SELECT ${AUDIT_COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT 1`,
+} as const;
+
+/** The compiled writer; under the test runner the sources are TypeScript, so fall back to dist/ (as csr-pool.ts does). */
+function writerFile(): URL {
+  const beside = new URL('./audit-writer.js', import.meta.url);
+  if (existsSync(fileURLToPath(beside))) return beside;
+  const built = new URL('../../../dist/ca/datastore/sqlite/audit-writer.js', import.meta.url);
+  if (existsSync(fileURLToPath(built))) return built;
+  throw new AnchorageError('internal', 'datastore: the compiled audit writer is missing; run "npm run build"');
+}
+
+/**
+ * The audit log's records in SQLite. Appends go to a worker thread with its
+ * own connection (./audit-writer.ts), started at the first append: a group
+ * commit's inserts and fsync then cost the main thread only a message, and
+ * minting goes on meanwhile. Reads use the store's own connection (WAL: they
+ * see every committed append).
+ */
+export class SqliteAudit {
+  private readonly stmt: Record<keyof typeof SQL, Statement>;
+  /** Query text per WHERE shape, prepared once each. */
+  private readonly lists = new Map<string, Statement>();
+  private worker: Worker | undefined;
+  private readonly waiting = new Map<number, { resolve: () => void; reject: (e: unknown) => void }>();
+  private nextId = 1;
+  private closed = false;
+  /** Called when the last append in flight is answered (close waits for it). */
+  private drained: (() => void) | undefined;
+
+  constructor(
+    private readonly cdb: CheckedDb,
+    private readonly path: string,
+  ) {
+    this.stmt = cdb.prepare(SQL);
+  }
+
+  append(records: AuditRecord[]): Promise<void> {
+    if (this.closed) return Promise.reject(new AnchorageError('failed_precondition', 'datastore: append audit records: the datastore is closed'));
+    if (records.length === 0) return Promise.resolve();
+    const w = this.writer();
+    const id = this.nextId++;
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      w.ref();
+      w.postMessage({ id, records } satisfies AppendRequest);
+    });
+  }
+
+  private writer(): Worker {
+    if (this.worker) return this.worker;
+    const w = new Worker(writerFile(), { workerData: { path: this.path } });
+    w.on('message', (r: AppendReply) => {
+      const p = this.waiting.get(r.id);
+      if (!p) return;
+      this.waiting.delete(r.id);
+      if (this.waiting.size === 0) {
+        w.unref();
+        this.drained?.();
+      }
+      if (r.ok) p.resolve();
+      else p.reject(new AnchorageError(r.code, r.message));
+    });
+    const fail = (why: string) => {
+      const e = new AnchorageError('unavailable', `datastore: the audit writer ${why}; the records were not confirmed stored`);
+      for (const p of this.waiting.values()) p.reject(e);
+      this.waiting.clear();
+      this.drained?.();
+      if (this.worker === w) this.worker = undefined;
+    };
+    w.on('error', (err) => fail(`failed: ${err.message}`));
+    w.on('exit', (code) => fail(`exited (${code})`));
+    w.unref();
+    this.worker = w;
+    return w;
+  }
+
+  /** Lets the appends in flight finish, then stops the writer. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const w = this.worker;
+    if (!w) return;
+    if (this.waiting.size > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+    w.postMessage('close');
+    await exited;
+  }
+
+  list(q: AuditQuery): AuditRecord[] {
+    return this.cdb.run('list audit records', () => {
+      const { where, params } = auditWhere(q, () => '?');
+      const text = `SELECT ${AUDIT_COLUMNS} FROM audit_log ${where} ORDER BY seq LIMIT ?`;
+      let stmt = this.lists.get(text);
+      if (!stmt) {
+        stmt = this.cdb.db.prepare(text);
+        this.lists.set(text, stmt);
+      }
+      return (stmt.all(...params, q.limit) as AuditRow[]).map(auditFromRow);
+    });
+  }
+
+  last(): AuditRecord | undefined {
+    return this.cdb.run('read the audit head', () => {
+      const row = this.stmt.last.get() as AuditRow | undefined;
+      return row ? auditFromRow(row) : undefined;
+    });
+  }
+}
+
+/** Shared by both stores: the batch must continue the stored head without a gap. */
+export function checkContiguous(records: AuditRecord[], head: number): void {
+  records.forEach((r, i) => {
+    if (r.seq !== head + 1 + i) {
+      throw new AnchorageError(
+        'failed_precondition',
+        `datastore: audit record ${r.seq} does not follow the stored head ${head + i} (another server writing the same audit log?); nothing was appended`,
+      );
+    }
+  });
+}
