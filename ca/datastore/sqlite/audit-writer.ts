@@ -2,7 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { AnchorageError, errorMessage } from '@anchorage/client/errors';
 import type { AuditRecord } from '../../audit/chain.js';
-import { AUDIT_COLUMNS, auditRowValues } from '../audit-rows.js';
+import { AUDIT_COLUMNS } from '../audit-rows.js';
 import { checkContiguous } from './audit.js';
 import { SQLITE_PRAGMAS } from './schema.js';
 import { CheckedDb } from './write.js';
@@ -10,7 +10,10 @@ import { CheckedDb } from './write.js';
 /** What the store sends: one batch, appended in one transaction. */
 export interface AppendRequest {
   id: number;
-  records: AuditRecord[];
+  /** seq of the first record: the batch must follow the stored head. */
+  firstSeq: number;
+  /** JSON array of the records' row values (audit-rows.ts auditRowValues), in seq order. */
+  rows: string;
 }
 export type AppendReply = { id: number; ok: true } | { id: number; ok: false; code: AnchorageError['code']; message: string };
 
@@ -46,8 +49,10 @@ parentPort!.on('message', (m: AppendRequest | 'close') => {
   try {
     if (openError !== undefined) throw new AnchorageError('unavailable', openError);
     cdb!.write('append audit records', () => {
-      checkContiguous(m.records, (head!.get() as { seq: number }).seq);
-      for (const r of m.records) insert!.run(...auditRowValues(r));
+      const rows = JSON.parse(m.rows) as unknown[][];
+      checkContiguous(rows.map((r, i) => ({ seq: r[0] as number, i })).map(({ seq }) => ({ seq }) as AuditRecord), (head!.get() as { seq: number }).seq);
+      if (rows.length > 0 && rows[0]![0] !== m.firstSeq) throw new AnchorageError('internal', 'datastore: audit batch garbled between threads');
+      for (const r of rows) insert!.run(...r);
     });
     reply = { id: m.id, ok: true };
   } catch (err) {

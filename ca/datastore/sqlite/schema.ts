@@ -166,10 +166,13 @@ export const MIGRATIONS: readonly string[] = [
     prev_hash TEXT    NOT NULL,
     hash      TEXT    NOT NULL
   );
-  CREATE INDEX audit_log_time_ms   ON audit_log (time_ms);
-  CREATE INDEX audit_log_spiffe_id ON audit_log (spiffe_id) WHERE spiffe_id IS NOT NULL;
-  CREATE INDEX audit_log_serial    ON audit_log (serial)    WHERE serial IS NOT NULL;
-  CREATE INDEX audit_log_jti       ON audit_log (jti)       WHERE jti IS NOT NULL;
+  -- Only time is indexed: it grows with seq, so its index is appended to.
+  -- Indexes on spiffe_id, serial and jti take random keys, and each record
+  -- would dirty its own index pages at every group commit: measured with
+  -- bench mint (BENCH_AUDIT=ab), the audit log then cost 25 % of mint
+  -- throughput, against 10 % without them. A lookup by SPIFFE ID or serial
+  -- scans (from --since when given): an operator's query, not a hot path.
+  CREATE INDEX audit_log_time_ms ON audit_log (time_ms);
   `,
 ];
 
