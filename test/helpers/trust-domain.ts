@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Admin } from '../../cli/client.js';
 import { loadWorkloadProto } from '@anchorage/client/proto';
 import type { X509SVIDResponse__Output } from '@anchorage/client/proto/gen/X509SVIDResponse';
-import { cli, freePort, startAgentProcess, startServerProcess, writeFile, type AnchorageProcess } from './process.js';
+import { cli, cliAsync, freePort, startAgentProcess, startServerProcess, writeFile, type AnchorageProcess } from './process.js';
 import { createSoftHsmToken, writePkcs11ServerConfig } from './softhsm.js';
 
 /** Runs the closers in reverse order; used both by close() and when a start fails half-way. */
@@ -207,5 +207,23 @@ ${opts.agentYaml ?? ''}`,
     await closers.close();
     if (logs && err instanceof Error) err.message += logs;
     throw err;
+  }
+}
+
+/** `anchorage <args> --socket <td's admin socket> --json`, parsed; throws (with the logs) on a non-zero exit. */
+export async function cliJson<T>(td: Pick<RealTrustDomain, 'adminSocket' | 'env' | 'diagnostics'>, args: string[]): Promise<T> {
+  const r = await cliAsync([...args, '--socket', td.adminSocket, '--json'], td.env);
+  if (r.code !== 0) throw new Error(`anchorage ${args.join(' ')} exited ${r.code}: ${r.stderr}${td.diagnostics()}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+/** Polls `fn` every 100 ms until it gives something other than undefined or false; throws naming `what` after `timeoutMs`. */
+export async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v as T;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
   }
 }

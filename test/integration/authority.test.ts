@@ -29,7 +29,7 @@ import type { AuthorityChange__Output } from '../../proto/gen/anchorage/admin/v1
 import type { ListAuthoritiesResponse__Output } from '../../proto/gen/anchorage/admin/v1/ListAuthoritiesResponse.js';
 import { cliAsync, freePort, tempDir } from '../helpers/process.js';
 import { softHsmAvailable } from '../helpers/softhsm.js';
-import { startTrustDomain, type RealTrustDomain } from '../helpers/trust-domain.js';
+import { cliJson, startTrustDomain, until, type RealTrustDomain } from '../helpers/trust-domain.js';
 import { WORKLOAD_CLIENT } from '../helpers/workload.js';
 import { lacks } from '../helpers/needs.js';
 import { cachedBinary, goToolchain } from '../interop/go-program.js';
@@ -65,21 +65,7 @@ function federationYaml(port: number): string {
 `;
 }
 
-async function cliJson<T>(td: RealTrustDomain, args: string[]): Promise<T> {
-  const r = await cliAsync([...args, '--socket', td.adminSocket, '--json'], td.env);
-  if (r.code !== 0) throw new Error(`anchorage ${args.join(' ')} exited ${r.code}: ${r.stderr}${td.diagnostics()}`);
-  return JSON.parse(r.stdout) as T;
-}
 
-async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v as T;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** The mutual TLS loop: A's workload dials B's, both authorize the other's exact ID. */
 const loop = { running: false, handshakes: 0, failures: [] as string[], done: Promise.resolve() };

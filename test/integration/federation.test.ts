@@ -22,7 +22,7 @@ import type { FederatedBundle__Output } from '../../proto/gen/anchorage/admin/v1
 import type { FederationRelationship__Output } from '../../proto/gen/anchorage/admin/v1/FederationRelationship.js';
 import { cliAsync, freePort, tempDir } from '../helpers/process.js';
 import { softHsmAvailable } from '../helpers/softhsm.js';
-import { startTrustDomain, type RealTrustDomain } from '../helpers/trust-domain.js';
+import { cliJson, startTrustDomain, until, type RealTrustDomain } from '../helpers/trust-domain.js';
 import { lacks } from '../helpers/needs.js';
 
 const A_CLIENT = 'spiffe://a.test/client';
@@ -56,22 +56,7 @@ function federationYaml(port: number, hint: string): string {
 `;
 }
 
-/** `anchorage <args> --socket <td's admin socket> --json`, parsed; fails the test on a non-zero exit. */
-async function cliJson<T>(td: RealTrustDomain, args: string[]): Promise<T> {
-  const r = await cliAsync([...args, '--socket', td.adminSocket, '--json'], td.env);
-  if (r.code !== 0) throw new Error(`anchorage ${args.join(' ')} exited ${r.code}: ${r.stderr}${td.diagnostics()}`);
-  return JSON.parse(r.stdout) as T;
-}
 
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v as T;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** A's workload dials B's; both authorize the other by SPIFFE ID. Resolves with what each side saw. */
 async function handshake(): Promise<{ serverSaw: string; clientSaw: string; serverIssuer: X509Certificate }> {
