@@ -37,9 +37,20 @@ export interface AuditEvent {
   details?: Record<string, string | number | boolean>;
 }
 
+/** How soon a caller needs its record confirmed. */
+export interface RecordOptions {
+  /**
+   * The caller has other work in flight for about this long (the minter: the
+   * HSM signature it waits for anyway), so the log may hold the record up to
+   * this many milliseconds to commit it together with others. Absent or 0:
+   * committed as soon as the log's group commit allows.
+   */
+  withinMs?: number;
+}
+
 /** Where events go. record() resolves once the event is durably stored. */
 export interface AuditSink {
-  record(event: AuditEvent): Promise<void>;
+  record(event: AuditEvent, opts?: RecordOptions): Promise<void>;
 }
 
 /** A sink that keeps nothing, for components built without an audit log (unit tests). */

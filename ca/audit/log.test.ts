@@ -127,6 +127,50 @@ describe('AuditLog', () => {
     expect(store.rows.map((r) => r.seq)).toEqual(Array.from({ length: 102 }, (_, i) => i + 1));
   });
 
+  it('holds a record for its withinMs so that later records share its commit; a record without one ends the hold', async () => {
+    const { audit, store } = await open(undefined, undefined, { minCommitIntervalMs: 0, maxHoldMs: 600_000 });
+    const before = store.appends;
+    let held = false;
+    const a = audit.record({ type: 'held' }, { withinMs: 600_000 }).then(() => (held = true));
+    // Many turns of the event loop and some real time: a hold of 10 minutes must still be on.
+    for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(held).toBe(false);
+    expect(store.appends).toBe(before);
+    await audit.record({ type: 'urgent' });
+    await a;
+    expect(store.appends - before).toBe(1);
+    expect(store.rows.slice(2).map((r) => r.type)).toEqual(['held', 'urgent']);
+  });
+
+  it('a full batch, flush() and close() end a hold', async () => {
+    const { audit, store } = await open(undefined, undefined, { minCommitIntervalMs: 0, maxHoldMs: 600_000, batchSize: 3 });
+    const before = store.appends;
+    await Promise.all([1, 2, 3].map((i) => audit.record({ type: `b${i}` }, { withinMs: 600_000 })));
+    expect(store.appends - before).toBe(1);
+    const f = audit.record({ type: 'flushed' }, { withinMs: 600_000 });
+    await audit.flush();
+    await f;
+    expect(store.rows.at(-1)!.type).toBe('flushed');
+    const c = audit.record({ type: 'closed' }, { withinMs: 600_000 });
+    await audit.close();
+    await c;
+    expect(store.rows.map((r) => r.type)).toContain('closed');
+  });
+
+  it('caps a hold at maxHoldMs', async () => {
+    const { audit, store } = await open(undefined, undefined, { maxHoldMs: 5 });
+    // Uncapped this would wait an hour and time the test out.
+    await audit.record({ type: 'capped' }, { withinMs: 3_600_000 });
+    expect(store.rows.at(-1)!.type).toBe('capped');
+  });
+
+  it('counts its commits', async () => {
+    const { audit } = await open();
+    const before = audit.commits;
+    await Promise.all([audit.record({ type: 'a' }), audit.record({ type: 'b' })]);
+    expect(audit.commits - before).toBe(1);
+  });
+
   it('splits at the batch size', async () => {
     const { audit, store } = await open(undefined, undefined, { batchSize: 10 });
     const before = store.appends;

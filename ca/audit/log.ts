@@ -40,7 +40,7 @@ import {
   type AuditRecord,
   type VerifyResult,
 } from './chain.js';
-import type { AuditEvent, AuditSink } from './event.js';
+import type { AuditEvent, AuditSink, RecordOptions } from './event.js';
 
 export const DEFAULT_MAX_PENDING = 100_000;
 export const DEFAULT_BATCH = 256;
@@ -54,6 +54,8 @@ export const DEFAULT_CHECKPOINT_EVERY = 1000;
  * wait mostly hides behind the signature.
  */
 export const DEFAULT_MIN_COMMIT_INTERVAL_MS = 2;
+/** The longest a record is held for its caller's `withinMs` before it is committed. */
+export const DEFAULT_MAX_HOLD_MS = 20;
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 5000;
 /** Records per datastore read while verifying or listing. */
 const PAGE = 2000;
@@ -79,6 +81,8 @@ export interface AuditLogOptions {
   checkpointIntervalMs?: number;
   /** Least time between two commits while fewer than a full batch are waiting. */
   minCommitIntervalMs?: number;
+  /** Upper bound on a record's `withinMs` (default {@link DEFAULT_MAX_HOLD_MS}). */
+  maxHoldMs?: number;
   /**
    * Several servers append to this log (one PostgreSQL database): a batch
    * that finds another server's records at the head is linked to them and
@@ -90,6 +94,8 @@ export interface AuditLogOptions {
 interface Pending {
   event: AuditEvent;
   time: number;
+  /** performance.now() by which its commit should start. */
+  due: number;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -136,6 +142,11 @@ export class AuditLog implements AuditSink {
   private lastOverflowLog = 0;
   private lastCommitAt = 0;
   private readonly minCommitIntervalMs: number;
+  private readonly maxHoldMs: number;
+  /** The earliest `due` among the pending records. */
+  private earliestDue = Infinity;
+  /** The write loop is waiting for the next commit time: wake() ends the wait early. */
+  private sleeping: { until: number; wake: () => void } | undefined;
   /** Waiters for the next time the queue is empty (flush()). */
   private idle: Array<() => void> = [];
   /** Listeners for newly committed records (ListAuditRecords --follow). */
@@ -155,6 +166,7 @@ export class AuditLog implements AuditSink {
     this.flushDelayMs = opts.flushDelayMs ?? DEFAULT_FLUSH_DELAY_MS;
     this.checkpointEvery = opts.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
     this.minCommitIntervalMs = opts.minCommitIntervalMs ?? DEFAULT_MIN_COMMIT_INTERVAL_MS;
+    this.maxHoldMs = opts.maxHoldMs ?? DEFAULT_MAX_HOLD_MS;
     this.head = head;
     this.written = head;
     this.sinceCheckpoint = sinceCheckpoint;
@@ -220,12 +232,21 @@ export class AuditLog implements AuditSink {
     return audit;
   }
 
+  /** Batches committed by this process (each one transaction and one fsync). */
+  commits = 0;
+
   /** The seq of the last committed record. */
   get headSeq(): number {
     return this.head.seq;
   }
 
-  record(event: AuditEvent): Promise<void> {
+  /**
+   * Queues a record; resolves once it is committed. Commits are grouped: the
+   * next one starts when the earliest-due record is due (its arrival plus its
+   * `withinMs`, at most maxHoldMs) but no sooner than minCommitIntervalMs
+   * after the last one, or at once when a full batch is waiting.
+   */
+  record(event: AuditEvent, opts?: RecordOptions): Promise<void> {
     if (this.closed) return Promise.reject(new AnchorageError('failed_precondition', 'audit: the audit log is closed'));
     if (this.pending.length >= this.maxPending) {
       const t = this.now();
@@ -235,9 +256,18 @@ export class AuditLog implements AuditSink {
       }
       return Promise.reject(new AnchorageError('unavailable', `audit: ${this.pending.length} records are waiting to be written; try again later`));
     }
+    const hold = opts?.withinMs;
+    const due = performance.now() + (hold !== undefined && hold > 0 ? Math.min(hold, this.maxHoldMs) : 0);
     return new Promise<void>((resolve, reject) => {
-      this.pending.push({ event, time: this.now(), resolve, reject });
-      if (this.pending.length >= this.batchSize) this.kick();
+      this.pending.push({ event, time: this.now(), due, resolve, reject });
+      if (due < this.earliestDue) {
+        this.earliestDue = due;
+        if (this.sleeping !== undefined && due < this.sleeping.until) this.sleeping.wake();
+      }
+      if (this.pending.length >= this.batchSize) {
+        this.sleeping?.wake();
+        this.kick();
+      }
       else if (this.timer === undefined && this.running === undefined) {
         if (this.flushDelayMs > 0) {
           const t = setTimeout(() => this.kick(), this.flushDelayMs);
@@ -254,6 +284,7 @@ export class AuditLog implements AuditSink {
   flush(): Promise<void> {
     if (this.pending.length === 0 && this.running === undefined) return Promise.resolve();
     const p = new Promise<void>((resolve) => this.idle.push(resolve));
+    this.sleeping?.wake();
     this.kick();
     return p;
   }
@@ -263,6 +294,7 @@ export class AuditLog implements AuditSink {
     if (this.closed) return;
     if (this.sinceCheckpoint > 0) this.checkpointWanted = true;
     this.closing = true;
+    this.sleeping?.wake();
     await this.flush();
     this.closed = true;
     clearInterval(this.cpTimer);
@@ -292,11 +324,11 @@ export class AuditLog implements AuditSink {
   /** The write loop: one batch (one transaction) at a time, in chain order. */
   private async run(): Promise<void> {
     while (this.pending.length > 0 || (this.checkpointWanted && this.sinceCheckpoint > 0)) {
-      // Commits at most every minCommitIntervalMs unless a full batch is waiting: each commit costs an fsync.
-      const wait = this.lastCommitAt + this.minCommitIntervalMs - performance.now();
-      if (wait > 0 && this.pending.length < this.batchSize && !this.closing) await new Promise((r) => setTimeout(r, wait));
+      await this.untilCommitTime();
       this.lastCommitAt = performance.now();
       const batch = this.pending.splice(0, this.batchSize);
+      this.earliestDue = Infinity;
+      for (const p of this.pending) if (p.due < this.earliestDue) this.earliestDue = p.due;
       // Asked for once per pass: a checkpoint that cannot be signed now is tried again at the next timer or batch.
       const wantCheckpoint = this.checkpointWanted;
       this.checkpointWanted = false;
@@ -313,6 +345,31 @@ export class AuditLog implements AuditSink {
       }
     }
     this.checkpointWanted = false;
+  }
+
+  /**
+   * Waits until the next commit may start: each commit costs an fsync, so
+   * commits are at least minCommitIntervalMs apart, and records whose callers
+   * can wait (withinMs) are held until the earliest of them is due. A full
+   * batch, close(), or a record due sooner ends the wait.
+   */
+  private async untilCommitTime(): Promise<void> {
+    for (;;) {
+      // A full batch, close(), or someone waiting in flush(): now.
+      if (this.pending.length >= this.batchSize || this.closing || this.idle.length > 0) return;
+      const at = Math.max(this.lastCommitAt + this.minCommitIntervalMs, this.pending.length > 0 ? this.earliestDue : 0);
+      const wait = at - performance.now();
+      if (wait <= 0) return;
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(t);
+          this.sleeping = undefined;
+          resolve();
+        };
+        const t = setTimeout(wake, wait);
+        this.sleeping = { until: at, wake };
+      });
+    }
   }
 
   private async writeBatch(batch: Pending[], wantCheckpoint: boolean): Promise<void> {
@@ -357,6 +414,7 @@ export class AuditLog implements AuditSink {
       this.head = head;
       this.written = head;
       this.sinceCheckpoint = since;
+      this.commits++;
       if (checkpoint) this.writeAnchor({ seq: checkpoint.seq, hash: checkpoint.hash });
       for (const l of this.listeners) l(head.seq);
       return;
