@@ -1,8 +1,8 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createExclusive, removeTempFiles, writeFileAtomic } from './safe-file.js';
+import { createExclusive, removeTempFiles, writeFileAtomic, writeFileAtomicAsync } from './safe-file.js';
 
 let dir: string;
 beforeEach(() => {
@@ -33,6 +33,21 @@ describe('safe-file', () => {
     ).toThrow('disk full');
     expect(readFileSync(join(dir, 'state.json'), 'utf8')).toBe('one');
     expect(readdirSync(dir)).toEqual(['state.json']);
+  });
+
+  it('writeFileAtomicAsync replaces the file (mode 0600), replaces a link instead of writing through it, and on failure leaves no temp file', async () => {
+    const target = join(dir, 'theirs');
+    writeFileSync(target, 'theirs');
+    symlinkSync(target, join(dir, 'head.json'));
+    await writeFileAtomicAsync(dir, 'head.json', 'one');
+    expect(lstatSync(join(dir, 'head.json')).isSymbolicLink()).toBe(false);
+    expect(lstatSync(join(dir, 'head.json')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(dir, 'head.json'), 'utf8')).toBe('one');
+    expect(readFileSync(target, 'utf8')).toBe('theirs');
+    await expect(writeFileAtomicAsync(dir, 'head.json', 42 as unknown as string)).rejects.toThrow();
+    expect(readFileSync(join(dir, 'head.json'), 'utf8')).toBe('one');
+    expect(readdirSync(dir).sort()).toEqual(['head.json', 'theirs']);
+    await expect(writeFileAtomicAsync(join(dir, 'missing'), 'head.json', 'x')).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('removeTempFiles removes only the temp files of that name', () => {

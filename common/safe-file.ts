@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, realpathSync, renameSync, unlinkSync, type Stats } from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { AnchorageError } from '@anchorage/client/errors';
 
@@ -178,6 +179,42 @@ export function writeFileAtomic(dir: string, name: string, write: (fd: number) =
     }
   }
   syncDir(dir);
+}
+
+/**
+ * {@link writeFileAtomic} off the event loop: the same steps (exclusive temp
+ * file, no links followed, flush, rename, directory flush) on the libuv
+ * threadpool, so the two fsyncs do not block the caller's thread.
+ */
+export async function writeFileAtomicAsync(dir: string, name: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+  const tmp = join(dir, `.${name}.${randomBytes(8).toString('hex')}.tmp`);
+  const fh = await fsp.open(tmp, CREATE_FLAGS, mode);
+  let renamed = false;
+  try {
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsp.rename(tmp, join(dir, name));
+    renamed = true;
+  } finally {
+    if (!renamed) await fsp.unlink(tmp).catch(() => undefined);
+  }
+  let d: fsp.FileHandle;
+  try {
+    d = await fsp.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  } catch {
+    return;
+  }
+  try {
+    await d.sync();
+  } catch {
+    // As in syncDir: some filesystems refuse fsync on directories.
+  } finally {
+    await d.close();
+  }
 }
 
 /**

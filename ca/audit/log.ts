@@ -21,11 +21,11 @@
 //   datastore (`head_file`), which verify and the next start compare with
 //   the log. A start that finds the log truncated says so in its
 //   `audit.started` record, which verify reports from then on.
-import { readFileSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { AnchorageError, errorMessage } from '@anchorage/client/errors';
 import type { Logger } from '../../common/log.js';
-import { writeFileAtomic } from '../../common/safe-file.js';
+import { writeFileAtomicAsync } from '../../common/safe-file.js';
 import type { AuditQuery, DataStore } from '../datastore/DataStore.js';
 import type { KeyHandle, KeyManager } from '../keymanager/KeyManager.js';
 import {
@@ -149,6 +149,9 @@ export class AuditLog implements AuditSink {
   private sleeping: { until: number; wake: () => void } | undefined;
   /** Waiters for the next time the queue is empty (flush()). */
   private idle: Array<() => void> = [];
+  /** The head file write in flight, and the checkpoint to write after it. */
+  private anchorWriting: Promise<void> | undefined;
+  private anchorNext: Anchor | undefined;
   /** Listeners for newly committed records (ListAuditRecords --follow). */
   private readonly listeners = new Set<(upTo: number) => void>();
 
@@ -296,6 +299,7 @@ export class AuditLog implements AuditSink {
     this.closing = true;
     this.sleeping?.wake();
     await this.flush();
+    while (this.anchorWriting) await this.anchorWriting;
     this.closed = true;
     clearInterval(this.cpTimer);
     this.timer?.cancel();
@@ -492,14 +496,27 @@ export class AuditLog implements AuditSink {
     }
   }
 
+  /**
+   * Keeps the head file at the latest checkpoint, off the event loop (two
+   * fsyncs each time). One write at a time; a checkpoint made while one is
+   * in flight is written after it, and only the newest one waiting.
+   */
   private writeAnchor(a: Anchor): void {
-    const f = this.opts.headFile;
-    if (!f) return;
-    try {
-      writeFileAtomic(dirname(f), basename(f), (fd) => void writeSync(fd, `${JSON.stringify(a)}\n`));
-    } catch (err) {
-      this.log.error({ err: errorMessage(err), file: f }, 'audit: cannot write the head file');
-    }
+    if (!this.opts.headFile) return;
+    this.anchorNext = a;
+    if (this.anchorWriting) return;
+    this.anchorWriting = (async () => {
+      for (let next = this.anchorNext; next !== undefined; next = this.anchorNext) {
+        this.anchorNext = undefined;
+        const f = this.opts.headFile!;
+        try {
+          await writeFileAtomicAsync(dirname(f), basename(f), `${JSON.stringify(next)}\n`);
+        } catch (err) {
+          this.log.error({ err: errorMessage(err), file: f }, 'audit: cannot write the head file');
+        }
+      }
+      this.anchorWriting = undefined;
+    })();
   }
 
   /** Records in seq order (see AuditQuery), after what is queued has been written. */
@@ -514,6 +531,8 @@ export class AuditLog implements AuditSink {
    */
   async verify(): Promise<VerifyResult> {
     await this.flush();
+    // The head file as of the last checkpoint written, not one write behind.
+    while (this.anchorWriting) await this.anchorWriting;
     const written = this.written;
     const anchor = this.readAnchor();
     const key = await this.opts.keyManager.getKey(this.key.id);
