@@ -90,6 +90,31 @@ export function chainRecord(event: AuditEvent, seq: number, time: number, prevHa
   return r;
 }
 
+/** An event with the time record() was called (ms). */
+export interface TimedEvent {
+  event: AuditEvent;
+  time: number;
+}
+
+/** The head a batch is chained to: the seq and hash of the last stored record (0 and {@link GENESIS_HASH} for an empty log). */
+export interface ChainHead {
+  seq: number;
+  hash: string;
+}
+
+/** The records that follow `prev` for these events, in order. */
+export function chainEvents(prev: ChainHead, events: readonly TimedEvent[]): AuditRecord[] {
+  const out: AuditRecord[] = [];
+  let seq = prev.seq;
+  let hash = prev.hash;
+  for (const e of events) {
+    const r = chainRecord(e.event, ++seq, e.time, hash);
+    out.push(r);
+    hash = r.hash;
+  }
+  return out;
+}
+
 /** Only the known fields, without undefined values: what is stored is exactly what is hashed. */
 export function cleanEvent(e: AuditEvent): AuditEvent {
   const out: AuditEvent = { type: e.type };

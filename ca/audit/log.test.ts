@@ -17,9 +17,12 @@ import {
   STARTED_TYPE,
   auditKeyLabel,
   canonicalEncoding,
+  chainEvents,
   chainRecord,
   recordHash,
   type AuditRecord,
+  type ChainHead,
+  type TimedEvent,
 } from './chain.js';
 import { AuditLog } from './log.js';
 
@@ -42,6 +45,11 @@ class FakeStore {
       if (r.seq !== head + 1 + i) throw new AnchorageError('failed_precondition', 'gap');
     });
     this.rows.push(...records.map((r) => structuredClone(r)));
+  }
+  async appendAuditEvents(prev: ChainHead, events: TimedEvent[]): Promise<string> {
+    const records = chainEvents(prev, events);
+    await this.appendAuditRecords(records);
+    return records.at(-1)?.hash ?? prev.hash;
   }
   async listAuditRecords(q: AuditQuery): Promise<AuditRecord[]> {
     return this.rows
@@ -202,6 +210,7 @@ describe('AuditLog', () => {
   it('puts a checkpoint after every checkpointEvery records', async () => {
     const { audit, store } = await open(undefined, undefined, { checkpointEvery: 10, batchSize: 5 });
     for (let i = 0; i < 30; i++) await audit.record({ type: 't' });
+    await audit.flush();
     const cps = store.rows.filter((r) => r.type === CHECKPOINT_TYPE).map((r) => r.seq);
     expect(cps).toEqual([2, 13, 24, 35]);
     expect(await audit.verify()).toMatchObject({ ok: true, checkpointsChecked: 4 });

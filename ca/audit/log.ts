@@ -32,6 +32,7 @@ import {
   CHECKPOINT_TYPE,
   ChainVerifier,
   GENESIS_HASH,
+  chainEvents,
   MAX_UNCHECKPOINTED,
   STARTED_TYPE,
   auditKeyLabel,
@@ -61,7 +62,7 @@ export const DEFAULT_CHECKPOINT_INTERVAL_MS = 5000;
 const PAGE = 2000;
 
 export interface AuditLogOptions {
-  datastore: Pick<DataStore, 'appendAuditRecords' | 'listAuditRecords' | 'lastAuditRecord'>;
+  datastore: Pick<DataStore, 'appendAuditRecords' | 'appendAuditEvents' | 'listAuditRecords' | 'lastAuditRecord'>;
   /** Holds the checkpoint key (the HSM in production). */
   keyManager: Pick<KeyManager, 'getKey' | 'generateKey'>;
   trustDomain: string;
@@ -231,6 +232,8 @@ export class AuditLog implements AuditSink {
     }
     audit.checkpointWanted = true;
     await audit.record({ type: STARTED_TYPE, details });
+    // The checkpoint follows in its own commit: open returns once it is stored.
+    await audit.flush();
     opts.logger.info({ headSeq: audit.head.seq, keyId: label }, 'audit: log open');
     return audit;
   }
@@ -325,7 +328,11 @@ export class AuditLog implements AuditSink {
     });
   }
 
-  /** The write loop: one batch (one transaction) at a time, in chain order. */
+  /**
+   * The write loop, in chain order: one batch of events (one transaction) at
+   * a time, whose callers are answered as soon as it is stored; then, when
+   * one is due, a checkpoint over the new head (its own transaction).
+   */
   private async run(): Promise<void> {
     while (this.pending.length > 0 || (this.checkpointWanted && this.sinceCheckpoint > 0)) {
       await this.untilCommitTime();
@@ -336,16 +343,27 @@ export class AuditLog implements AuditSink {
       // Asked for once per pass: a checkpoint that cannot be signed now is tried again at the next timer or batch.
       const wantCheckpoint = this.checkpointWanted;
       this.checkpointWanted = false;
-      try {
-        await this.writeBatch(batch, wantCheckpoint);
-        for (const p of batch) p.resolve();
-      } catch (err) {
-        const e =
-          err instanceof AnchorageError && err.code === 'unavailable'
-            ? err
-            : new AnchorageError('unavailable', `audit: the audit records could not be written: ${errorMessage(err)}`, { cause: err });
-        this.log.error({ err: errorMessage(err), records: batch.length }, 'audit: writing audit records failed; their callers are refused');
-        for (const p of batch) p.reject(e);
+      if (batch.length > 0) {
+        try {
+          await this.appendBatch(batch);
+          for (const p of batch) p.resolve();
+        } catch (err) {
+          const e =
+            err instanceof AnchorageError && err.code === 'unavailable'
+              ? err
+              : new AnchorageError('unavailable', `audit: the audit records could not be written: ${errorMessage(err)}`, { cause: err });
+          this.log.error({ err: errorMessage(err), records: batch.length }, 'audit: writing audit records failed; their callers are refused');
+          for (const p of batch) p.reject(e);
+          continue;
+        }
+      }
+      if (this.sinceCheckpoint > 0 && (this.sinceCheckpoint >= this.checkpointEvery || wantCheckpoint)) {
+        try {
+          await this.checkpoint();
+        } catch (err) {
+          // The records are stored; the next batch or timer tries again, and appendBatch refuses to go past MAX_UNCHECKPOINTED.
+          this.log.error({ err: errorMessage(err) }, 'audit: writing a checkpoint failed');
+        }
       }
     }
     this.checkpointWanted = false;
@@ -376,34 +394,23 @@ export class AuditLog implements AuditSink {
     }
   }
 
-  private async writeBatch(batch: Pending[], wantCheckpoint: boolean): Promise<void> {
+  /** Appends one batch of events after the head; the datastore builds the records (DataStore.appendAuditEvents). */
+  private async appendBatch(batch: Pending[]): Promise<void> {
     if (this.headStale) await this.reloadAfterFailure();
-    for (let attempt = 1; ; attempt++) {
-      let head = this.head;
-      const records: AuditRecord[] = [];
-      for (const p of batch) {
-        const r = chainRecord(p.event, head.seq + 1, p.time, head.hash);
-        records.push(r);
-        head = r;
-      }
-      let since = this.sinceCheckpoint + records.length;
-      let checkpoint: AuditRecord | undefined;
-      if (since > 0 && (since >= this.checkpointEvery || wantCheckpoint)) {
-        try {
-          const ev = await checkpointEvent(this.opts.trustDomain, this.key.id, head, (d) => this.key.sign(d));
-          checkpoint = chainRecord(ev, head.seq + 1, this.now(), head.hash);
-          records.push(checkpoint);
-          head = checkpoint;
-          since = 0;
-        } catch (err) {
-          this.log.error({ err: errorMessage(err) }, 'audit: signing a checkpoint failed');
-          if (since > MAX_UNCHECKPOINTED) {
-            throw new AnchorageError('unavailable', `audit: no checkpoint could be signed for ${since} records: ${errorMessage(err)}`, { cause: err });
-          }
-        }
-      }
+    // Never more than MAX_UNCHECKPOINTED records after the last checkpoint: one that could not be made before must be made now.
+    if (this.sinceCheckpoint + batch.length > MAX_UNCHECKPOINTED) {
       try {
-        await this.ds.appendAuditRecords(records);
+        await this.checkpoint();
+      } catch (err) {
+        throw new AnchorageError('unavailable', `audit: no checkpoint could be written for ${this.sinceCheckpoint} records: ${errorMessage(err)}`, { cause: err });
+      }
+    }
+    const events = batch.map((p) => ({ event: p.event, time: p.time }));
+    for (let attempt = 1; ; attempt++) {
+      const prev = this.head;
+      let hash: string;
+      try {
+        hash = await this.ds.appendAuditEvents({ seq: prev.seq, hash: prev.hash }, events);
       } catch (err) {
         // Several servers on one database write one chain: another one appended first; link to its head and try again.
         if (this.opts.sharedWriters && err instanceof AnchorageError && err.code === 'failed_precondition' && attempt < 8) {
@@ -411,18 +418,50 @@ export class AuditLog implements AuditSink {
           continue;
         }
         // A write whose outcome is unknown may have stored the batch: start the next one from what is stored.
-        this.headStale = true;
-        this.attempted = head;
+        const last = chainEvents(prev, events).at(-1)!;
+        this.failed({ seq: last.seq, hash: last.hash, time: last.time });
         throw err;
       }
-      this.head = head;
-      this.written = head;
-      this.sinceCheckpoint = since;
-      this.commits++;
-      if (checkpoint) this.writeAnchor({ seq: checkpoint.seq, hash: checkpoint.hash });
-      for (const l of this.listeners) l(head.seq);
+      this.committed({ seq: prev.seq + batch.length, hash, time: batch[batch.length - 1]!.time }, this.sinceCheckpoint + batch.length);
       return;
     }
+  }
+
+  /** Appends a checkpoint signed over the head (with several servers, over the head it finds). */
+  private async checkpoint(): Promise<void> {
+    if (this.headStale) await this.reloadAfterFailure();
+    for (let attempt = 1; ; attempt++) {
+      const prev = this.head;
+      const ev = await checkpointEvent(this.opts.trustDomain, this.key.id, prev, (d) => this.key.sign(d));
+      const cp = chainRecord(ev, prev.seq + 1, this.now(), prev.hash);
+      try {
+        await this.ds.appendAuditRecords([cp]);
+      } catch (err) {
+        if (this.opts.sharedWriters && err instanceof AnchorageError && err.code === 'failed_precondition' && attempt < 8) {
+          await this.followForeignRecords();
+          continue;
+        }
+        this.failed(cp);
+        throw err;
+      }
+      this.committed(cp, 0);
+      this.writeAnchor({ seq: cp.seq, hash: cp.hash });
+      return;
+    }
+  }
+
+  private committed(head: Head, sinceCheckpoint: number): void {
+    this.head = head;
+    this.written = head;
+    this.sinceCheckpoint = sinceCheckpoint;
+    this.commits++;
+    for (const l of this.listeners) l(head.seq);
+  }
+
+  /** An append failed with an unknown outcome: the next one first rereads the stored head, which may be `attempted`. */
+  private failed(attempted: Head): void {
+    this.headStale = true;
+    this.attempted = attempted;
   }
 
   /** Moves the head past records other servers appended (sharedWriters), counting them towards the next checkpoint. */

@@ -1,6 +1,6 @@
 import type { AnchorageError } from '@anchorage/client/errors';
 import type { Selector } from '../../common/selector.js';
-import type { AuditRecord } from '../audit/chain.js';
+import type { AuditRecord, ChainHead, TimedEvent } from '../audit/chain.js';
 /**
  * The server's persistent state. Deliberately narrow and internal: it stores
  * records that the layers above have already validated (SPIFFE IDs arrive
@@ -130,6 +130,14 @@ export interface DataStore {
    * bug); no record is ever updated or deleted through this interface.
    */
   appendAuditRecords(records: AuditRecord[]): Promise<void>;
+  /**
+   * Appends events as the records that follow `prev` (the stored head), in
+   * ONE transaction, with the same checks as appendAuditRecords. The records
+   * are those of ca/audit/chain.ts chainEvents(prev, events), computed where
+   * they are stored (SQLite: on its writer thread, off the caller's event
+   * loop). Resolves with the hash of the last one.
+   */
+  appendAuditEvents(prev: ChainHead, events: TimedEvent[]): Promise<string>;
   /** Records in ascending seq that match every given condition, at most `limit`. */
   listAuditRecords(query: AuditQuery): Promise<AuditRecord[]>;
   /** The record with the highest seq; undefined for an empty log. */

@@ -2,7 +2,7 @@
 // appendAuditRecords / listAuditRecords / lastAuditRecord), run by every
 // implementation beside dataStoreContract (see ./datastore.ts).
 import { afterEach, describe, expect, it } from 'vitest';
-import { GENESIS_HASH, chainRecord, type AuditRecord } from '../../ca/audit/chain.js';
+import { GENESIS_HASH, chainEvents, chainRecord, type AuditRecord, type TimedEvent } from '../../ca/audit/chain.js';
 import type { AuditEvent } from '../../ca/audit/event.js';
 import { rejection, type OpenedDataStore } from './datastore.js';
 
@@ -62,6 +62,25 @@ export function auditStoreContract(name: string, open: () => Promise<OpenedDataS
       await ds.appendAuditRecords([b!, c!]);
       expect((await ds.listAuditRecords({ limit: 10 })).map((r) => r.seq)).toEqual([1, 2, 3]);
       await ds.appendAuditRecords([]);
+    });
+
+    it('appendAuditEvents stores exactly the records chainEvents makes, answers the last hash, and refuses a head that is not the stored one', async () => {
+      const ds = await fresh();
+      const events: TimedEvent[] = [
+        { time: 1_700_000_000_001, event: { type: 'x509_svid.issued', spiffeId: 'spiffe://example.org/web', serial: '0a', expiresAt: 1_700_003_600, agent: 'spiffe://example.org/anchorage/agent/x', authority: 'x509-1' } },
+        { time: 1_700_000_000_002, event: { type: 'admin.CreateEntry', actor: { uid: 0, gid: 0, pid: 7 }, outcome: 'ok', details: { z: 1, a: 'b', gone: undefined as unknown as string } } },
+      ];
+      const expected = chainEvents({ seq: 0, hash: GENESIS_HASH }, events);
+      expect(await ds.appendAuditEvents({ seq: 0, hash: GENESIS_HASH }, events)).toBe(expected[1]!.hash);
+      expect(await ds.listAuditRecords({ limit: 10 })).toEqual(expected);
+      // A head behind or ahead of the stored one: nothing stored.
+      await rejection(ds.appendAuditEvents({ seq: 1, hash: expected[0]!.hash }, events), 'failed_precondition');
+      await rejection(ds.appendAuditEvents({ seq: 5, hash: expected[1]!.hash }, events), 'failed_precondition');
+      expect((await ds.listAuditRecords({ limit: 10 })).map((r) => r.seq)).toEqual([1, 2]);
+      expect(await ds.appendAuditEvents({ seq: 2, hash: expected[1]!.hash }, [])).toBe(expected[1]!.hash);
+      const next = chainEvents({ seq: 2, hash: expected[1]!.hash }, [{ time: 3, event: { type: 'c' } }]);
+      expect(await ds.appendAuditEvents({ seq: 2, hash: expected[1]!.hash }, [{ time: 3, event: { type: 'c' } }])).toBe(next[0]!.hash);
+      expect(await ds.lastAuditRecord()).toEqual(next[0]);
     });
 
     it('filters by afterSeq, sinceMs, spiffeId, serial or jti, with a limit', async () => {

@@ -30,7 +30,7 @@ import { PgEntries } from './entries.js';
 import { PgFederation } from './federation.js';
 import { PgMeta } from './meta.js';
 import { PgAudit } from './audit.js';
-import type { AuditRecord } from '../../audit/chain.js';
+import { chainEvents, type AuditRecord, type ChainHead, type TimedEvent } from '../../audit/chain.js';
 import type { AuditQuery } from '../DataStore.js';
 import { migrate } from './schema.js';
 import { PgTokensAndAgents } from './tokens-agents.js';
@@ -319,6 +319,13 @@ export class PostgresDataStore implements DataStore {
 
   appendAuditRecords(records: AuditRecord[]): Promise<void> {
     return this.audit.append(records);
+  }
+
+  /** The chain is computed here, on the caller's thread: the append is a network round trip anyway. */
+  async appendAuditEvents(prev: ChainHead, events: TimedEvent[]): Promise<string> {
+    const records = chainEvents(prev, events);
+    await this.audit.append(records);
+    return records.length > 0 ? records[records.length - 1]!.hash : prev.hash;
   }
 
   listAuditRecords(query: AuditQuery): Promise<AuditRecord[]> {

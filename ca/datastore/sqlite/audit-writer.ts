@@ -1,21 +1,37 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { AnchorageError, errorMessage } from '@anchorage/client/errors';
-import type { AuditRecord } from '../../audit/chain.js';
-import { AUDIT_COLUMNS } from '../audit-rows.js';
+import { chainEvents, type AuditRecord } from '../../audit/chain.js';
+import type { AuditEvent } from '../../audit/event.js';
+import { AUDIT_COLUMNS, auditRowValues } from '../audit-rows.js';
 import { checkContiguous } from './audit.js';
 import { SQLITE_PRAGMAS } from './schema.js';
 import { CheckedDb } from './write.js';
 
+/** An event on the wire: [time in ms, the event]. */
+export type WireEvent = [number, AuditEvent];
+
 /** What the store sends: one batch, appended in one transaction. */
-export interface AppendRequest {
-  id: number;
-  /** seq of the first record: the batch must follow the stored head. */
-  firstSeq: number;
-  /** JSON array of the records' row values (audit-rows.ts auditRowValues), in seq order. */
-  rows: string;
-}
-export type AppendReply = { id: number; ok: true } | { id: number; ok: false; code: AnchorageError['code']; message: string };
+export type AppendRequest =
+  | {
+      kind: 'records';
+      id: number;
+      /** seq of the first record: the batch must follow the stored head. */
+      firstSeq: number;
+      /** JSON array of the records' row values (audit-rows.ts auditRowValues), in seq order. */
+      rows: string;
+    }
+  | {
+      kind: 'events';
+      id: number;
+      /** The head the events follow: the stored head must be exactly this seq. */
+      prevSeq: number;
+      prevHash: string;
+      /** JSON array of WireEvent, in order. */
+      events: string;
+    };
+/** `hash`: for events, the hash of the last record made. */
+export type AppendReply = { id: number; ok: true; hash?: string } | { id: number; ok: false; code: AnchorageError['code']; message: string };
 
 /**
  * Worker side of SqliteAudit.append: its own connection to the datastore
@@ -48,13 +64,25 @@ parentPort!.on('message', (m: AppendRequest | 'close') => {
   let reply: AppendReply;
   try {
     if (openError !== undefined) throw new AnchorageError('unavailable', openError);
+    let rows: unknown[][];
+    let hash: string | undefined;
+    let firstSeq: number;
+    if (m.kind === 'events') {
+      const wire = JSON.parse(m.events) as WireEvent[];
+      const records = chainEvents({ seq: m.prevSeq, hash: m.prevHash }, wire.map(([time, event]) => ({ time, event })));
+      rows = records.map(auditRowValues);
+      hash = records.length > 0 ? records[records.length - 1]!.hash : m.prevHash;
+      firstSeq = m.prevSeq + 1;
+    } else {
+      rows = JSON.parse(m.rows) as unknown[][];
+      firstSeq = m.firstSeq;
+    }
     cdb!.write('append audit records', () => {
-      const rows = JSON.parse(m.rows) as unknown[][];
-      checkContiguous(rows.map((r, i) => ({ seq: r[0] as number, i })).map(({ seq }) => ({ seq }) as AuditRecord), (head!.get() as { seq: number }).seq);
-      if (rows.length > 0 && rows[0]![0] !== m.firstSeq) throw new AnchorageError('internal', 'datastore: audit batch garbled between threads');
+      checkContiguous(rows.map((r) => ({ seq: r[0] as number }) as AuditRecord), (head!.get() as { seq: number }).seq);
+      if (rows.length > 0 && rows[0]![0] !== firstSeq) throw new AnchorageError('internal', 'datastore: audit batch garbled between threads');
       for (const r of rows) insert!.run(...r);
     });
-    reply = { id: m.id, ok: true };
+    reply = hash === undefined ? { id: m.id, ok: true } : { id: m.id, ok: true, hash };
   } catch (err) {
     reply = {
       id: m.id,

@@ -5,8 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { AnchorageError } from '@anchorage/client/errors';
 import type { Statement } from 'better-sqlite3';
-import type { AppendReply, AppendRequest } from './audit-writer.js';
-import type { AuditRecord } from '../../audit/chain.js';
+import type { AppendReply, AppendRequest, WireEvent } from './audit-writer.js';
+import type { AuditRecord, ChainHead, TimedEvent } from '../../audit/chain.js';
 import { AUDIT_COLUMNS, auditFromRow, auditRowValues, auditWhere, type AuditRow } from '../audit-rows.js';
 import type { AuditQuery } from '../DataStore.js';
 import type { CheckedDb } from './write.js';
@@ -36,7 +36,7 @@ export class SqliteAudit {
   /** Query text per WHERE shape, prepared once each. */
   private readonly lists = new Map<string, Statement>();
   private worker: Worker | undefined;
-  private readonly waiting = new Map<number, { resolve: () => void; reject: (e: unknown) => void }>();
+  private readonly waiting = new Map<number, { resolve: (hash: string | undefined) => void; reject: (e: unknown) => void }>();
   private nextId = 1;
   private closed = false;
   /** Called when the last append in flight is answered (close waits for it). */
@@ -50,15 +50,34 @@ export class SqliteAudit {
   }
 
   append(records: AuditRecord[]): Promise<void> {
-    if (this.closed) return Promise.reject(new AnchorageError('failed_precondition', 'datastore: append audit records: the datastore is closed'));
-    if (records.length === 0) return Promise.resolve();
+    if (records.length === 0) return this.closed ? this.refuseClosed() : Promise.resolve();
+    // One string, not the record objects: a structured clone of a batch costs the main thread more.
+    return this.send({ kind: 'records', id: 0, firstSeq: records[0]!.seq, rows: JSON.stringify(records.map(auditRowValues)) }).then(() => undefined);
+  }
+
+  /**
+   * The writer thread builds the records (ca/audit/chain.ts chainEvents) and
+   * stores them: the hashing and row encoding of every record stay off the
+   * event loop, which only serialises the events.
+   */
+  appendEvents(prev: ChainHead, events: TimedEvent[]): Promise<string> {
+    if (events.length === 0) return this.closed ? this.refuseClosed() : Promise.resolve(prev.hash);
+    const wire: WireEvent[] = events.map((e) => [e.time, e.event]);
+    return this.send({ kind: 'events', id: 0, prevSeq: prev.seq, prevHash: prev.hash, events: JSON.stringify(wire) }).then((hash) => hash ?? prev.hash);
+  }
+
+  private refuseClosed(): Promise<never> {
+    return Promise.reject(new AnchorageError('failed_precondition', 'datastore: append audit records: the datastore is closed'));
+  }
+
+  private send(req: AppendRequest): Promise<string | undefined> {
+    if (this.closed) return this.refuseClosed();
     const w = this.writer();
-    const id = this.nextId++;
-    return new Promise<void>((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
+    req.id = this.nextId++;
+    return new Promise<string | undefined>((resolve, reject) => {
+      this.waiting.set(req.id, { resolve, reject });
       w.ref();
-      // One string, not the record objects: a structured clone of a batch costs the main thread more.
-      w.postMessage({ id, firstSeq: records[0]!.seq, rows: JSON.stringify(records.map(auditRowValues)) } satisfies AppendRequest);
+      w.postMessage(req);
     });
   }
 
@@ -73,7 +92,7 @@ export class SqliteAudit {
         w.unref();
         this.drained?.();
       }
-      if (r.ok) p.resolve();
+      if (r.ok) p.resolve(r.hash);
       else p.reject(new AnchorageError(r.code, r.message));
     });
     const fail = (why: string) => {

@@ -21,7 +21,7 @@ import type {
   RelationshipStatus,
   StoredBundle,
 } from '../DataStore.js';
-import type { AuditRecord } from '../../audit/chain.js';
+import type { AuditRecord, ChainHead, TimedEvent } from '../../audit/chain.js';
 import type { AuditQuery } from '../DataStore.js';
 import { SqliteAudit } from './audit.js';
 import { SqliteBundles } from './bundles.js';
@@ -279,6 +279,10 @@ export class SqliteDataStore implements DataStore {
 
   appendAuditRecords(records: AuditRecord[]): Promise<void> {
     return this.audit.append(records);
+  }
+
+  appendAuditEvents(prev: ChainHead, events: TimedEvent[]): Promise<string> {
+    return this.audit.appendEvents(prev, events);
   }
 
   async listAuditRecords(query: AuditQuery): Promise<AuditRecord[]> {
