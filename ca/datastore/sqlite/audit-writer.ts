@@ -4,12 +4,24 @@ import { AnchorageError, errorMessage } from '@anchorage/client/errors';
 import { chainEvents, type AuditRecord } from '../../audit/chain.js';
 import type { AuditEvent } from '../../audit/event.js';
 import { AUDIT_COLUMNS, auditRowValues } from '../audit-rows.js';
-import { checkContiguous } from './audit.js';
+import { checkContiguous, fromWire } from './audit.js';
 import { SQLITE_PRAGMAS } from './schema.js';
 import { CheckedDb } from './write.js';
 
-/** An event on the wire: [time in ms, the event]. */
-export type WireEvent = [number, AuditEvent];
+/** An event on the wire (./audit.ts toWire). */
+export type WireEvent = [
+  time: number,
+  type: string,
+  actor: AuditEvent['actor'] | null,
+  agent: string | null,
+  spiffeId: string | null,
+  serial: string | null,
+  jti: string | null,
+  expiresAt: number | null,
+  authority: string | null,
+  outcome: string | null,
+  details: AuditEvent['details'] | null,
+];
 
 /** What the store sends: one batch, appended in one transaction. */
 export type AppendRequest =
@@ -69,7 +81,7 @@ parentPort!.on('message', (m: AppendRequest | 'close') => {
     let firstSeq: number;
     if (m.kind === 'events') {
       const wire = JSON.parse(m.events) as WireEvent[];
-      const records = chainEvents({ seq: m.prevSeq, hash: m.prevHash }, wire.map(([time, event]) => ({ time, event })));
+      const records = chainEvents({ seq: m.prevSeq, hash: m.prevHash }, wire.map(fromWire));
       rows = records.map(auditRowValues);
       hash = records.length > 0 ? records[records.length - 1]!.hash : m.prevHash;
       firstSeq = m.prevSeq + 1;

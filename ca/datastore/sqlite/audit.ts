@@ -7,6 +7,7 @@ import { AnchorageError } from '@anchorage/client/errors';
 import type { Statement } from 'better-sqlite3';
 import type { AppendReply, AppendRequest, WireEvent } from './audit-writer.js';
 import type { AuditRecord, ChainHead, TimedEvent } from '../../audit/chain.js';
+import type { AuditEvent } from '../../audit/event.js';
 import { AUDIT_COLUMNS, auditFromRow, auditRowValues, auditWhere, type AuditRow } from '../audit-rows.js';
 import type { AuditQuery } from '../DataStore.js';
 import type { CheckedDb } from './write.js';
@@ -62,7 +63,7 @@ export class SqliteAudit {
    */
   appendEvents(prev: ChainHead, events: TimedEvent[]): Promise<string> {
     if (events.length === 0) return this.closed ? this.refuseClosed() : Promise.resolve(prev.hash);
-    const wire: WireEvent[] = events.map((e) => [e.time, e.event]);
+    const wire = events.map(toWire);
     return this.send({ kind: 'events', id: 0, prevSeq: prev.seq, prevHash: prev.hash, events: JSON.stringify(wire) }).then((hash) => hash ?? prev.hash);
   }
 
@@ -139,6 +140,31 @@ export class SqliteAudit {
       return row ? auditFromRow(row) : undefined;
     });
   }
+}
+
+/**
+ * An event on its way to the writer thread: a flat array in a fixed order,
+ * [time, type, actor, agent, spiffeId, serial, jti, expiresAt, authority,
+ * outcome, details], absent fields null. Shorter to serialise and parse than
+ * the objects, and cleanEvent runs on the other side anyway.
+ */
+export function toWire(e: TimedEvent): WireEvent {
+  const v = e.event;
+  return [e.time, v.type, v.actor ?? null, v.agent ?? null, v.spiffeId ?? null, v.serial ?? null, v.jti ?? null, v.expiresAt ?? null, v.authority ?? null, v.outcome ?? null, v.details ?? null];
+}
+
+export function fromWire(w: WireEvent): TimedEvent {
+  const event: AuditEvent = { type: w[1] };
+  if (w[2] !== null) event.actor = w[2];
+  if (w[3] !== null) event.agent = w[3];
+  if (w[4] !== null) event.spiffeId = w[4];
+  if (w[5] !== null) event.serial = w[5];
+  if (w[6] !== null) event.jti = w[6];
+  if (w[7] !== null) event.expiresAt = w[7];
+  if (w[8] !== null) event.authority = w[8];
+  if (w[9] !== null) event.outcome = w[9];
+  if (w[10] !== null) event.details = w[10];
+  return { time: w[0], event };
 }
 
 /** Shared by both stores: the batch must continue the stored head without a gap. */
