@@ -18,6 +18,8 @@ import { resolveServerId } from './server-id.js';
 import { adminHandlers } from './admin/service.js';
 import { listenAdmin } from './admin/listener.js';
 import { AuditLog } from './audit/log.js';
+import { BudgetedRecorder } from './audit/limited.js';
+import { ATTEST_REFUSAL_BUDGET } from './agentapi/attest.js';
 import { tcpLimits, type ServerConfig } from './config.js';
 import type { DataStore } from './datastore/DataStore.js';
 import { openDataStore } from './datastore/registry.js';
@@ -174,6 +176,9 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
       sharedWriters: cfg.datastore.type === 'postgres',
     });
     closers.push(() => audit.close());
+    // Refused attestations: recorded within a budget (a remote peer causes them at will); the count over it at shutdown.
+    const attestRefusals = new BudgetedRecorder(audit, { ...ATTEST_REFUSAL_BUDGET, suppressedType: 'agent.attestation_refusals_suppressed', logger: log, now });
+    closers.push(() => attestRefusals.summarize());
     const root = await loadRootOfTrust(cfg.ca.root, {
       trustDomain: cfg.trust_domain,
       datastore,
@@ -302,6 +307,7 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
         metrics,
         ...(opts.syncMessageLimit !== undefined ? { syncMessageLimit: opts.syncMessageLimit } : {}),
         audit,
+        attestRefusals,
       }),
     );
     // Our own TCP listener (handshake timeout, connection caps), not bindAsync.

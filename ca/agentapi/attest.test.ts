@@ -203,6 +203,29 @@ describe('AttestAgent stream: malformed streams on the real server (join_token)'
     }
   });
 
+  it('records every refused attestation in the audit log: status, requested attestor, peer, reason', async () => {
+    const c = tlsClient();
+    try {
+      await server.audit.flush();
+      const before = server.audit.headSeq;
+      expect((await raw(c, [params('tpm', 'x')], { end: true }).done).code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect((await raw(c, [params('join_token', 'not-a-token')], { end: true }).done).code).toBe(grpc.status.PERMISSION_DENIED);
+      await server.audit.flush();
+      const refused = (await server.audit.list({ afterSeq: before, limit: 100 })).filter((r) => r.type === 'agent.attestation_refused');
+      expect(refused.map((r) => [r.outcome, r.details!.attestor])).toEqual([
+        ['INVALID_ARGUMENT', 'tpm'],
+        ['PERMISSION_DENIED', 'join_token'],
+      ]);
+      expect(refused[0]!.details!.reason).toBe('agent api: node attestor "tpm" is not enabled on this server (enabled: join_token)');
+      expect(refused[1]!.details!.peer).toMatch(/^(127\.0\.0\.1|\[?::ffff:127\.0\.0\.1\]?):\d+$/);
+      // The evidence itself is never recorded.
+      expect(JSON.stringify(refused)).not.toContain('not-a-token');
+      expect((await server.audit.verify()).ok).toBe(true);
+    } finally {
+      c.close();
+    }
+  });
+
   it('refuses an oversize payload and an oversize csr without spending the token', async () => {
     const c = tlsClient();
     try {

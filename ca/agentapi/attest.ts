@@ -16,7 +16,7 @@ import type { AttestationParams__Output } from '../../proto/gen/anchorage/agent/
 import type { DataStore } from '../datastore/DataStore.js';
 import type { CaManager } from '../manager.js';
 import type { Minter } from '../minter.js';
-import type { AuditSink } from '../audit/event.js';
+import type { AuditEvent, AuditSink } from '../audit/event.js';
 import { resultOf } from '../../common/metrics-http.js';
 import type { NodeAttestorRegistry } from '../nodeattestor/registry.js';
 
@@ -61,7 +61,17 @@ export interface AttestDeps {
   metrics?: { attested(attestor: string, result: string, seconds: number): void };
   /** Every successful attestation is recorded here before the agent gets its SVID (ca/audit/). */
   audit?: AuditSink;
+  /**
+   * Every refused one (a status other than OK: the evidence, the stream, a
+   * limit, a ban) is recorded here, without waiting: the server's is a
+   * BudgetedRecorder (ATTEST_REFUSAL_BUDGET), since a peer can cause them
+   * at will.
+   */
+  refusals?: { record(event: AuditEvent): void };
 }
+
+/** How many refused attestations are recorded one by one: 100 at once, 20 a second on average; the rest are counted. */
+export const ATTEST_REFUSAL_BUDGET = Object.freeze({ burst: 100, perSecond: 20 });
 
 type Call = grpc.ServerDuplexStream<AttestAgentRequest__Output, AttestAgentResponse>;
 
@@ -91,11 +101,18 @@ export function attestHandler(deps: AttestDeps): grpc.handleBidiStreamingCall<At
       pending?.reject(new AnchorageError('unavailable', 'agent api: attestation stream ended'));
       pending = undefined;
     };
+    /** The attestation type the peer asked for, as far as it got (bounded). */
+    let askedType = '';
     const fail = (err: unknown, status?: Partial<grpc.ServiceError>) => {
       if (done) return;
       settle();
       const se = status ?? toServiceError(err, log, 'AttestAgent');
       observe(status ? 'deadline_exceeded' : resultOf(err));
+      deps.refusals?.record({
+        type: 'agent.attestation_refused',
+        outcome: grpc.status[se.code ?? grpc.status.UNKNOWN] ?? String(se.code),
+        details: { attestor: askedType, peer: call.getPeer().slice(0, 128), reason: (se.details ?? '').slice(0, 256) },
+      });
       call.emit('error', se);
     };
     const timer = setTimeout(() => {
@@ -188,6 +205,7 @@ export function attestHandler(deps: AttestDeps): grpc.handleBidiStreamingCall<At
         started = true;
         if (m.step !== 'params' || !m.params) return fail(invalid('agent api: the first message must be params'));
         const type = m.params.attestation_type.slice(0, lim.maxTypeLength);
+        askedType = type;
         run(m.params).catch((err: unknown) => {
           // Refused evidence is the operator's business: say which and why, never what the evidence was.
           if (isAnchorageError(err, 'permission_denied') || isAnchorageError(err, 'invalid_argument')) {

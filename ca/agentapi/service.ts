@@ -37,6 +37,8 @@ export interface AgentServiceDeps {
   syncMessageLimit?: number;
   /** Attestations and renewals are recorded here (the SVIDs themselves by the minter). */
   audit?: AuditSink;
+  /** Refused attestations are recorded here, within its budget. */
+  attestRefusals?: AttestDeps['refusals'];
 }
 
 /** Every agent ID: spiffe://<td>/anchorage/agent/<node attestor type>/... (ca/nodeattestor/). */
@@ -211,6 +213,7 @@ export function agentHandlers(deps: AgentServiceDeps): AgentHandlers {
       limits: deps.attestationLimits,
       metrics: deps.metrics,
       audit: deps.audit,
+      refusals: deps.attestRefusals,
     }),
 
     RenewAgent: unaryHandler(log, 'RenewAgent', async (req, call) => {

@@ -14,6 +14,7 @@ export interface AuditEvent {
   /**
    * Dotted name: `admin.<Method>`, `x509_svid.issued`, `jwt_svid.issued`,
    * `agent.attested|renewed|evicted|banned|unbanned`,
+   * `agent.attestation_refused`, `agent.attestation_refusals_suppressed`,
    * `federation.<change>`, `authority.prepared|activated|tainted|revoked|dropped`.
    */
   type: string;
