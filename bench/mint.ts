@@ -17,6 +17,7 @@ import { createSoftHsmToken } from '../test/helpers/softhsm.js';
 import { makeP256Csr } from './csr.js';
 import { CsrVerifierPool } from '../ca/x509/csr-pool.js';
 import { AuditLog } from '../ca/audit/log.js';
+import { startPostgres } from '../test/helpers/postgres.js';
 
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 3000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -91,7 +92,18 @@ export async function benchMint(): Promise<void> {
   );
   if (!(opened instanceof Pkcs11KeyManager)) throw new Error('bench: the registry did not open a PKCS#11 key manager');
   const km = opened;
-  const ds = await openDataStore({ type: 'sqlite', path: join(dir, 'ds.sqlite3') }, { logger: silentLogger() });
+  // BENCH_DATASTORE=postgres: a PostgreSQL cluster of its own on this machine (Debian's postgresql), as a server with `datastore: {type: postgres}` uses it.
+  const onPostgres = process.env.BENCH_DATASTORE === 'postgres';
+  if (!onPostgres && process.env.BENCH_DATASTORE !== undefined && process.env.BENCH_DATASTORE !== 'sqlite') {
+    throw new Error(`bench mint: BENCH_DATASTORE must be sqlite or postgres, not "${process.env.BENCH_DATASTORE}"`);
+  }
+  const pg = onPostgres ? await startPostgres() : undefined;
+  const ds = pg
+    ? await openDataStore(
+        { type: 'postgres', connection_string: pg.url(await pg.createDatabase()), password_file: pg.passwordFile, max_connections: 10, connect_timeout: 10, statement_timeout: 30 },
+        { logger: silentLogger() },
+      )
+    : await openDataStore({ type: 'sqlite', path: join(dir, 'ds.sqlite3') }, { logger: silentLogger() });
   try {
     const td = TrustDomain.parse('bench.example');
     const root = await loadRootOfTrust(
@@ -119,14 +131,14 @@ export async function benchMint(): Promise<void> {
     // before the audit log); BENCH_AUDIT=ab: with it, then alternating rounds
     // without and with it in this one process.
     const auditMode = process.env.BENCH_AUDIT ?? '1';
-    const audit = auditMode === '0' ? undefined : await AuditLog.open({ datastore: ds, keyManager: km, trustDomain: td.name, logger: silentLogger(), headFile: join(dir, 'audit-head.json'), ...(process.env.BENCH_AUDIT_COMMIT_MS !== undefined && { minCommitIntervalMs: Number(process.env.BENCH_AUDIT_COMMIT_MS) }) });
+    const audit = auditMode === '0' ? undefined : await AuditLog.open({ datastore: ds, keyManager: km, trustDomain: td.name, logger: silentLogger(), headFile: join(dir, 'audit-head.json'), sharedWriters: onPostgres, ...(process.env.BENCH_AUDIT_COMMIT_MS !== undefined && { minCommitIntervalMs: Number(process.env.BENCH_AUDIT_COMMIT_MS) }) });
     const minter = new Minter({ ca, x509SvidTtl: 3600, jwtSvidTtl: 300, csrVerifier, metrics: mode === '1' ? metrics : undefined, audit });
     const unaudited = new Minter({ ca, x509SvidTtl: 3600, jwtSvidTtl: 300, csrVerifier, metrics: mode === '1' ? metrics : undefined });
     const metered = new Minter({ ca, x509SvidTtl: 3600, jwtSvidTtl: 300, csrVerifier, metrics });
     const raw: KeyHandle = await km.generateKey('bench-raw', 'ec-p256');
 
     console.log(
-      `bench mint: ${cpus().length} cores, ${km.sessions} PKCS#11 sessions, ${IN_FLIGHT} in flight, ${ROUNDS} rounds of ${ROUND_MS} ms each${mode === '1' ? ', metrics on' : ''}, audit log ${audit ? 'on' : 'off'}`,
+      `bench mint: ${cpus().length} cores, ${km.sessions} PKCS#11 sessions, ${IN_FLIGHT} in flight, ${ROUNDS} rounds of ${ROUND_MS} ms each${mode === '1' ? ', metrics on' : ''}, audit log ${audit ? 'on' : 'off'}, datastore ${onPostgres ? 'postgres' : 'sqlite'}`,
     );
     const csrs = Array.from({ length: CSR_POOL }, makeP256Csr);
     const ids = Array.from({ length: 100 }, (_, i) => SpiffeId.parse(`spiffe://bench.example/workload/${i}`));
@@ -232,6 +244,7 @@ export async function benchMint(): Promise<void> {
       cpus: cpus().length,
       measured_at: new Date().toISOString(),
       ...(ratios.length > 0 && { metrics_mint_ratio: Number(median(ratios).toFixed(3)), metrics_mint_cpu_ratio: Number(median(cpuRatios).toFixed(3)) }),
+      datastore: onPostgres ? 'postgres' : 'sqlite',
       audit: audit !== undefined,
       ...(audit && { audit_records: auditRecords, audit_verified: auditOk }),
       ...(auditRatios.length > 0 && {
@@ -267,6 +280,7 @@ export async function benchMint(): Promise<void> {
     await csrVerifier.close();
   } finally {
     await ds.close();
+    pg?.destroy();
     await km.close();
     rmSync(dir, { recursive: true, force: true });
     token.cleanup();
