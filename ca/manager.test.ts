@@ -10,7 +10,8 @@ import { SpiffeId, TrustDomain } from '@anchorage/client/spiffe/id';
 import { verifyJwtSvid } from '@anchorage/client/spiffe/jwtsvid';
 import { verifyX509Svid } from '@anchorage/client/spiffe/x509svid';
 import { SqliteDataStore } from './datastore/sqlite/index.js';
-import type { KeyHandle, KeyManager, KeyType } from './keymanager/KeyManager.js';
+import type { KeyHandle, KeyType } from './keymanager/KeyManager.js';
+import { ForwardingKeyManager } from '../test/helpers/key-manager.js';
 import { Pkcs11KeyManager } from './keymanager/pkcs11/index.js';
 import { CaManager, rotationTimes } from './manager.js';
 import { Minter } from './minter.js';
@@ -22,27 +23,11 @@ const T0 = Date.UTC(2026, 10, 23, 0, 0, 0);
 const CA_TTL = 600;
 
 /** A real key manager that counts generateKey calls, to prove no key is made twice. */
-class CountingKeyManager implements KeyManager {
+class CountingKeyManager extends ForwardingKeyManager {
   generated = 0;
-  constructor(private readonly inner: KeyManager) {}
-  get kind() {
-    return this.inner.kind;
-  }
-  generateKey(id: string, type: KeyType): Promise<KeyHandle> {
+  override generateKey(id: string, type: KeyType): Promise<KeyHandle> {
     this.generated++;
-    return this.inner.generateKey(id, type);
-  }
-  getKey(id: string) {
-    return this.inner.getKey(id);
-  }
-  listKeys() {
-    return this.inner.listKeys();
-  }
-  deleteKey(id: string) {
-    return this.inner.deleteKey(id);
-  }
-  close() {
-    return this.inner.close();
+    return super.generateKey(id, type);
   }
 }
 

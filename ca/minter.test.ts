@@ -7,7 +7,8 @@ import { silentLogger } from '../common/log.js';
 import { SpiffeId, TrustDomain } from '@anchorage/client/spiffe/id';
 import type { AuditEvent, RecordOptions } from './audit/event.js';
 import { SqliteDataStore } from './datastore/sqlite/index.js';
-import type { KeyHandle, KeyManager, KeyType } from './keymanager/KeyManager.js';
+import type { KeyHandle, KeyType } from './keymanager/KeyManager.js';
+import { ForwardingKeyManager } from '../test/helpers/key-manager.js';
 import { MemoryKeyManager } from './keymanager/memory.js';
 import { CaManager } from './manager.js';
 import { Minter } from './minter.js';
@@ -17,12 +18,8 @@ const td = TrustDomain.parse('minter.test');
 const SIGN_MS = 20;
 
 /** A key manager whose signatures take at least SIGN_MS, like a busy HSM; it keeps the longest it saw. */
-class SlowKeyManager implements KeyManager {
+class SlowKeyManager extends ForwardingKeyManager {
   longestMs = 0;
-  constructor(private readonly inner: KeyManager) {}
-  get kind() {
-    return this.inner.kind;
-  }
   private slow(h: KeyHandle): KeyHandle {
     return {
       ...h,
@@ -35,21 +32,12 @@ class SlowKeyManager implements KeyManager {
       },
     };
   }
-  async generateKey(id: string, type: KeyType) {
-    return this.slow(await this.inner.generateKey(id, type));
+  override async generateKey(id: string, type: KeyType) {
+    return this.slow(await super.generateKey(id, type));
   }
-  async getKey(id: string) {
-    const h = await this.inner.getKey(id);
+  override async getKey(id: string) {
+    const h = await super.getKey(id);
     return h && this.slow(h);
-  }
-  listKeys() {
-    return this.inner.listKeys();
-  }
-  deleteKey(id: string) {
-    return this.inner.deleteKey(id);
-  }
-  close() {
-    return this.inner.close();
   }
 }
 
