@@ -10,6 +10,7 @@ import { Admin } from '../cli/client.js';
 import { silentLogger } from '../common/log.js';
 import { NodeAgent } from './agent.js';
 import { parseAgentConfig } from './config.js';
+import { until } from '../test/helpers/until.js';
 
 // The real agent against a server whose sync messages are limited to 8 KiB:
 // a pass of 600 entries comes in many messages, and the agent applies it
@@ -39,13 +40,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function until(pred: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('node agent, sync passes in several messages', () => {
   it('never holds part of a full pass: the first set it holds is the whole set, then a change and a removal apply', { timeout: 120_000 }, async () => {
@@ -71,7 +65,7 @@ describe('node agent, sync passes in several messages', () => {
     try {
       const sizes: number[] = [];
       agent.cache.onChange(() => sizes.push(agent.cache.size));
-      await until(() => agent.synced, 'the first pass');
+      await until('the first pass', () => agent.synced, 30_000, 20);
       expect(agent.cache.size).toBe(ENTRIES);
       expect(sizes[0]).toBe(ENTRIES);
 
@@ -79,7 +73,7 @@ describe('node agent, sync passes in several messages', () => {
       const two = created.results[1]!.entry!.id;
       await admin.call('UpdateEntry', { id: one, patch: { hint: 'changed' }, expect_revision: 0 });
       await admin.call('DeleteEntry', { id: two });
-      await until(() => agent.cache.size === ENTRIES - 1 && agent.cache.entries().some((e) => e.id === one && e.hint === 'changed'), 'the change and the removal');
+      await until('the change and the removal', () => agent.cache.size === ENTRIES - 1 && agent.cache.entries().some((e) => e.id === one && e.hint === 'changed'), 30_000, 20);
       expect(agent.cache.entries().some((e) => e.id === two)).toBe(false);
       expect(agent.synced).toBe(true);
     } finally {

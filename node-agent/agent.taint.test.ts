@@ -13,6 +13,7 @@ import { NodeAgent } from './agent.js';
 import { jwtKid } from './agent/taint.js';
 import { parseAgentConfig } from './config.js';
 import { STATE_FILE } from './state.js';
+import { until } from '../test/helpers/until.js';
 
 // Taint against the real server in process: the agent re-mints every
 // workload SVID and its own SVID signed by the tainted intermediate, and
@@ -26,13 +27,6 @@ let admin: Admin;
 const sel = (uid: number) => [{ type: 'unix', value: `uid:${uid}` }];
 const sha = (d: Uint8Array) => createHash('sha256').update(d).digest('hex');
 
-async function until(pred: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'anchorage-agent-taint-'));
@@ -79,7 +73,7 @@ describe('node agent and tainted authorities (real server)', () => {
       for (const uid of [7001, 7002]) {
         await admin.call('CreateEntry', { entry: { spiffe_id: `spiffe://${TD}/w${uid}`, parent_id: agent.spiffeId!, selectors: sel(uid), x509_svid_ttl: 0, jwt_svid_ttl: 0, hint: '' } });
       }
-      await until(() => agent.cache.x509Identities(sel(7001)).length === 1 && agent.cache.x509Identities(sel(7002)).length === 1, 'the SVIDs');
+      await until('the SVIDs', () => agent.cache.x509Identities(sel(7001)).length === 1 && agent.cache.x509Identities(sel(7002)).length === 1, 15_000, 20);
       const issuer = (uid: number) => sha(agent.cache.x509Identities(sel(uid))[0]!.chain[1]!);
       const ownIssuer = () => sha(Buffer.from(JSON.parse(readFileSync(join(config.data_dir, STATE_FILE), 'utf8')).agent.chain[1], 'base64'));
       const [jwtBefore] = await agent.cache.jwtSvids(sel(7001), ['aud']);
@@ -95,7 +89,7 @@ describe('node agent and tainted authorities (real server)', () => {
       expect(issuer(7001)).toBe(old.fingerprint.toLowerCase());
       await admin.call('TaintAuthority', { kind: 'x509', id: old.id, force: false });
       const want = next.fingerprint.toLowerCase();
-      await until(() => issuer(7001) === want && issuer(7002) === want && ownIssuer() === want, 'SVIDs from the successor');
+      await until('SVIDs from the successor', () => issuer(7001) === want && issuer(7002) === want && ownIssuer() === want, 15_000, 20);
       const lines = records.filter((r) => r.msg === 'agent: tainted authorities changed');
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatchObject({ taintedX509: 1, reminting: 2, agentSvidTainted: true });
@@ -110,7 +104,7 @@ describe('node agent and tainted authorities (real server)', () => {
       const nextKey = (await admin.call('PrepareAuthority', { kind: 'jwt', id: '', force: false })).authority!;
       await admin.call('ActivateAuthority', { kind: 'jwt', id: nextKey.id, force: false });
       await admin.call('TaintAuthority', { kind: 'jwt', id: oldKey.id, force: false });
-      await until(() => records.filter((r) => r.msg === 'agent: tainted authorities changed').length === 2, 'the jwt taint');
+      await until('the jwt taint', () => records.filter((r) => r.msg === 'agent: tainted authorities changed').length === 2, 15_000, 20);
       expect(records.filter((r) => r.msg === 'agent: tainted authorities changed')[1]).toMatchObject({ taintedJwt: 1, droppedJwts: 1, reminting: 0 });
       const [fresh] = await agent.cache.jwtSvids(sel(7001), ['aud']);
       expect(fresh!.token).not.toBe(jwtBefore!.token);
@@ -118,21 +112,21 @@ describe('node agent and tainted authorities (real server)', () => {
 
       // Root rotation: a new root, an intermediate under it, the old one tainted, then the old root revoked.
       const root1 = (await admin.call('PrepareAuthority', { kind: 'root', id: '', force: false })).authority!;
-      await until(() => agent.cache.bundle(TD)!.x509.size === 2, 'the new root in the agent bundle');
+      await until('the new root in the agent bundle', () => agent.cache.bundle(TD)!.x509.size === 2, 15_000, 20);
       await whenAgentsCaughtUp(() => admin.call('ActivateAuthority', { kind: 'root', id: root1.id, force: false }));
       const underNew = (await admin.call('PrepareAuthority', { kind: 'x509', id: '', force: false })).authority!;
       expect(underNew.issuer_id).toBe(root1.id);
       await admin.call('ActivateAuthority', { kind: 'x509', id: underNew.id, force: false });
       await admin.call('TaintAuthority', { kind: 'x509', id: next.id, force: false });
       const want2 = underNew.fingerprint.toLowerCase();
-      await until(() => issuer(7001) === want2 && issuer(7002) === want2 && ownIssuer() === want2, 'SVIDs under the new root');
+      await until('SVIDs under the new root', () => issuer(7001) === want2 && issuer(7002) === want2 && ownIssuer() === want2, 15_000, 20);
       await whenAgentsCaughtUp(() => admin.call('RevokeAuthority', { kind: 'x509', id: next.id, force: false }));
-      await until(() => agent.cache.bundle(TD)!.x509.size === 1, 'the old root to leave the agent bundle');
+      await until('the old root to leave the agent bundle', () => agent.cache.bundle(TD)!.x509.size === 1, 15_000, 20);
       expect(sha(agent.cache.bundle(TD)!.x509.authorities()[0]!)).toBe(root1.fingerprint.toLowerCase());
       // Every SVID held chains to the new bundle: nothing to mint again, and the agent still talks to the server.
       expect(records.filter((r) => r.msg === 'agent: svids no longer chain to the new bundle; minting anew')).toEqual([]);
       await admin.call('CreateEntry', { entry: { spiffe_id: `spiffe://${TD}/w7003`, parent_id: agent.spiffeId!, selectors: sel(7003), x509_svid_ttl: 0, jwt_svid_ttl: 0, hint: '' } });
-      await until(() => agent.cache.x509Identities(sel(7003)).length === 1, 'an SVID after the root rotation');
+      await until('an SVID after the root rotation', () => agent.cache.x509Identities(sel(7003)).length === 1, 15_000, 20);
       expect(issuer(7003)).toBe(want2);
     } finally {
       await agent.close();

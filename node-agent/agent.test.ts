@@ -20,6 +20,7 @@ import { EvictedError, fromGrpc } from './connection.js';
 import { parseAgentConfig, type AgentConfig } from './config.js';
 import { STATE_FILE } from './state.js';
 import { startTestCa } from '../test/helpers/test-ca.js';
+import { until } from '../test/helpers/until.js';
 
 const TD = 'agent.test';
 const td = TrustDomain.parse(TD);
@@ -60,13 +61,6 @@ function agentConfig(extra: Record<string, unknown> = {}, dataDir?: string): Age
   );
 }
 
-async function until(pred: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function createEntry(spiffeId: string, parentId: string, uid: number, x509Ttl = 0): Promise<string> {
   const e = await admin.call('CreateEntry', {
@@ -118,7 +112,7 @@ describe('node agent', () => {
     try {
       expect(agent.spiffeId).toBe(`spiffe://${TD}/anchorage/agent/join_token/${token}`);
       const entryId = await createEntry(`spiffe://${TD}/web`, agent.spiffeId!, 1001);
-      await until(() => agent.cache.x509Identities(sel(1001)).length === 1, 'the SVID');
+      await until('the SVID', () => agent.cache.x509Identities(sel(1001)).length === 1, 10_000, 20);
       const [id] = agent.cache.x509Identities(sel(1001));
       expect(id!.spiffeId.toString()).toBe(`spiffe://${TD}/web`);
       expect(id!.hint).toBe('h1001');
@@ -134,7 +128,7 @@ describe('node agent', () => {
       expect(agent.cache.x509Identities(sel(1001)).map((i) => i.spiffeId.toString())).toEqual([`spiffe://${TD}/web`]);
       // Deleting the entry removes the identity at once (push, not poll).
       await admin.call('DeleteEntry', { id: entryId });
-      await until(() => agent.cache.x509Identities(sel(1001)).length === 0, 'the identity to go');
+      await until('the identity to go', () => agent.cache.x509Identities(sel(1001)).length === 0, 10_000, 20);
     } finally {
       await agent.close();
     }
@@ -145,7 +139,7 @@ describe('node agent', () => {
     const cfg = agentConfig({ join_token: token });
     let agent = await NodeAgent.start({ config: cfg, logger: silentLogger() });
     await createEntry(`spiffe://${TD}/cached`, agent.spiffeId!, 2001);
-    await until(() => agent.cache.x509Identities(sel(2001)).length === 1, 'the SVID');
+    await until('the SVID', () => agent.cache.x509Identities(sel(2001)).length === 1, 10_000, 20);
     const before = agent.cache.x509Identities(sel(2001))[0]!;
     await agent.close();
     expect(statSync(cfg.data_dir).mode & 0o777).toBe(0o700);
@@ -162,7 +156,7 @@ describe('node agent', () => {
       expect(agent.spiffeId).toBe(`spiffe://${TD}/anchorage/agent/join_token/${token}`);
       expect(agent.cache.x509Identities(sel(2001))).toEqual([]);
       expect(agent.cache.bundle(TD)!.x509.size).toBe(1);
-      await until(() => records.some((r) => r.msg === 'agent: server unreachable; serving cached svids'), 'the unreachable warning');
+      await until('the unreachable warning', () => records.some((r) => r.msg === 'agent: server unreachable; serving cached svids'), 10_000, 20);
       // No entries until the first sync: no JWT-SVID either.
       expect(await agent.cache.jwtSvids(sel(2001), ['x'])).toEqual([]);
     } finally {
@@ -174,7 +168,7 @@ describe('node agent', () => {
     const cfg2 = { ...cfg, server_address: `127.0.0.1:${server!.agentPort}` };
     agent = await NodeAgent.start({ config: cfg2, logger: silentLogger() });
     try {
-      await until(() => agent.cache.x509Identities(sel(2001)).length === 1, 'a new SVID');
+      await until('a new SVID', () => agent.cache.x509Identities(sel(2001)).length === 1, 10_000, 20);
       expect(agent.spiffeId).toBe(`spiffe://${TD}/anchorage/agent/join_token/${token}`);
       const after = agent.cache.x509Identities(sel(2001))[0]!;
       expect(after.spiffeId.toString()).toBe(`spiffe://${TD}/cached`);
@@ -188,18 +182,18 @@ describe('node agent', () => {
     const fed = await startTestCa('fed.test', dir);
     const agent = await NodeAgent.start({ config: agentConfig({ join_token: await newToken() }), logger: silentLogger() });
     try {
-      await until(() => agent.synced, 'the sync');
+      await until('the sync', () => agent.synced, 10_000, 20);
       const changes: number[] = [];
       agent.cache.onChange(() => changes.push(1));
       await admin.call('SetFederatedBundle', { trust_domain: 'fed.test', document: fed.ca.bundle().marshal() });
-      await until(() => agent.cache.bundle('fed.test') !== undefined, 'the federated bundle');
+      await until('the federated bundle', () => agent.cache.bundle('fed.test') !== undefined, 10_000, 20);
       expect(agent.cache.bundle('fed.test')!.x509.equals(fed.ca.bundle().x509)).toBe(true);
       expect(agent.cache.bundle('fed.test')!.jwt.equals(fed.ca.bundle().jwt)).toBe(true);
       expect(changes.length).toBeGreaterThan(0);
       // Trust domains are never merged: the own bundle is unchanged.
       expect(agent.cache.bundle(TD)!.x509.equals(bundleOf())).toBe(true);
       await admin.call('DeleteFederatedBundle', { trust_domain: 'fed.test' });
-      await until(() => agent.cache.bundle('fed.test') === undefined, 'the federated bundle to go');
+      await until('the federated bundle to go', () => agent.cache.bundle('fed.test') === undefined, 10_000, 20);
     } finally {
       await agent.close();
       await fed.close();
@@ -210,7 +204,7 @@ describe('node agent', () => {
     const agent = await NodeAgent.start({ config: agentConfig({ join_token: await newToken() }), logger: silentLogger() });
     try {
       await createEntry(`spiffe://${TD}/jwt`, agent.spiffeId!, 3001);
-      await until(() => agent.synced && agent.cache.entries().length === 1, 'the entry');
+      await until('the entry', () => agent.synced && agent.cache.entries().length === 1, 10_000, 20);
       const [a] = await agent.cache.jwtSvids(sel(3001), ['svc-a']);
       const [a2] = await agent.cache.jwtSvids(sel(3001), ['svc-a']);
       const [b] = await agent.cache.jwtSvids(sel(3001), ['svc-b']);
@@ -231,7 +225,7 @@ describe('node agent', () => {
     const agent = await NodeAgent.start({ config: agentConfig({ join_token: await newToken() }), logger: silentLogger() });
     try {
       await createEntry(`spiffe://${TD}/short`, agent.spiffeId!, 4001, 8);
-      await until(() => agent.cache.x509Identities(sel(4001)).length === 1, 'the SVID');
+      await until('the SVID', () => agent.cache.x509Identities(sel(4001)).length === 1, 10_000, 20);
       const obtained = Date.now() / 1000;
       const first = agent.cache.x509Identities(sel(4001))[0]!;
       const firstLeaf = new X509Certificate(first.chain[0]!);
@@ -242,7 +236,7 @@ describe('node agent', () => {
       const half = (notAfter - obtained) / 2;
       expect(svid.rotateAt - obtained).toBeGreaterThanOrEqual(half * 0.9 - 1.5);
       expect(svid.rotateAt - obtained).toBeLessThanOrEqual(half * 1.1 + 1.5);
-      await until(() => !Buffer.from(agent.cache.x509Identities(sel(4001))[0]?.chain[0] ?? []).equals(Buffer.from(first.chain[0]!)), 'rotation', 20_000);
+      await until('rotation', () => !Buffer.from(agent.cache.x509Identities(sel(4001))[0]?.chain[0] ?? []).equals(Buffer.from(first.chain[0]!)), 20_000, 20);
       const rotated = Date.now() / 1000;
       expect(rotated - obtained).toBeGreaterThanOrEqual(half * 0.9 - 1.5);
       const second = agent.cache.x509Identities(sel(4001))[0]!;
@@ -267,21 +261,18 @@ describe('node agent', () => {
     try {
       const oldId = agent.spiffeId!;
       await createEntry(`spiffe://${TD}/evicted-workload`, oldId, 6001);
-      await until(() => agent.cache.x509Identities(sel(6001)).length === 1, 'the SVID');
+      await until('the SVID', () => agent.cache.x509Identities(sel(6001)).length === 1, 10_000, 20);
       await admin.call('EvictAgent', { spiffe_id: oldId });
-      await until(
-        () => records.some((r) => r.msg === 'agent: evicted by the server; dropped every workload identity it held; attesting again with a new join token'),
-        'eviction noticed',
-      );
+      await until('eviction noticed', () => records.some((r) => r.msg === 'agent: evicted by the server; dropped every workload identity it held; attesting again with a new join token'), 10_000, 20);
       // Nothing obtained with the evicted identity is served or kept on disk.
       expect(agent.cache.x509Identities(sel(6001))).toEqual([]);
       expect(agent.cache.entries()).toEqual([]);
       const onDisk = JSON.parse(readFileSync(join(cfg.data_dir, STATE_FILE), 'utf8'));
       expect(Object.keys(onDisk).sort()).toEqual(['bundle', 'federated', 'trustDomain', 'version']);
       // The spent token is not tried again.
-      await until(() => records.some((r) => String(r.err ?? '').includes('was already used by this agent')), 'the spent-token message');
+      await until('the spent-token message', () => records.some((r) => String(r.err ?? '').includes('was already used by this agent')), 10_000, 20);
       token = await newToken();
-      await until(() => agent.spiffeId === `spiffe://${TD}/anchorage/agent/join_token/${token}`, 're-attestation', 40_000);
+      await until('re-attestation', () => agent.spiffeId === `spiffe://${TD}/anchorage/agent/join_token/${token}`, 40_000, 20);
       expect(agent.spiffeId).not.toBe(oldId);
     } finally {
       await agent.close();
@@ -293,13 +284,13 @@ describe('node agent', () => {
     let agent = await NodeAgent.start({ config: cfg, logger: silentLogger() });
     const id = agent.spiffeId!;
     await createEntry(`spiffe://${TD}/evicted-offline`, id, 6101);
-    await until(() => agent.cache.x509Identities(sel(6101)).length === 1, 'the SVID');
+    await until('the SVID', () => agent.cache.x509Identities(sel(6101)).length === 1, 10_000, 20);
     await agent.close();
     await admin.call('EvictAgent', { spiffe_id: id });
     const { logger, records } = captureLogger();
     agent = await NodeAgent.start({ config: cfg, logger });
     try {
-      await until(() => records.some((r) => r.msg === 'agent: evicted by the server; dropped every workload identity it held; attesting again with a new join token'), 'eviction');
+      await until('eviction', () => records.some((r) => r.msg === 'agent: evicted by the server; dropped every workload identity it held; attesting again with a new join token'), 10_000, 20);
       expect(agent.cache.x509Identities(sel(6101))).toEqual([]);
       const onDisk = JSON.parse(readFileSync(join(cfg.data_dir, STATE_FILE), 'utf8'));
       expect(onDisk.agent).toBeUndefined();
@@ -334,10 +325,10 @@ describe('node agent', () => {
       try {
         const path = join(agent.config.data_dir, STATE_FILE);
         const firstChain = JSON.parse(readFileSync(path, 'utf8')).agent.chain[0] as string;
-        await until(() => JSON.parse(readFileSync(path, 'utf8')).agent.chain[0] !== firstChain, 'renewal', 15_000);
+        await until('renewal', () => JSON.parse(readFileSync(path, 'utf8')).agent.chain[0] !== firstChain, 15_000, 20);
         // Still authorized with the renewed SVID: a new entry arrives.
         await createEntry(`spiffe://${TD}/after-renewal`, agent.spiffeId!, 5001);
-        await until(() => agent.cache.x509Identities(sel(5001)).length === 1, 'an SVID after renewal');
+        await until('an SVID after renewal', () => agent.cache.x509Identities(sel(5001)).length === 1, 10_000, 20);
         const listed = await admin.call('GetAgent', { spiffe_id: agent.spiffeId! });
         const renewed = new X509Certificate(Buffer.from(JSON.parse(readFileSync(path, 'utf8')).agent.chain[0], 'base64'));
         expect(listed.cert_serial).toBe(renewed.serialNumber.replace(/^0+/, ''));
@@ -414,7 +405,7 @@ describe('node agent', () => {
       expect(agent.spiffeId).toMatch(/^spiffe:\/\/agent\.test\/anchorage\/agent\/join_token\/[0-9a-f]{32}$/);
       expect(records.some((r) => r.msg === 'agent: insecure_bootstrap: the server is not verified for this first attestation')).toBe(true);
       expect(agent.cache.bundle(TD)!.x509.equals(bundleOf())).toBe(true);
-      await until(() => agent.synced, 'the sync');
+      await until('the sync', () => agent.synced, 10_000, 20);
     } finally {
       await agent.close();
     }

@@ -12,6 +12,7 @@ import type { SpiffeWorkloadAPIClient } from '@anchorage/client/proto/gen/Spiffe
 import type { X509SVIDResponse__Output } from '@anchorage/client/proto/gen/X509SVIDResponse';
 import { startWorkloadApi, type WorkloadApi } from './server.js';
 import { startTestCa, TestIdentitySource, type TestCa } from '../test/helpers/test-ca.js';
+import { until } from '../test/helpers/until.js';
 
 // Streams have the attestor confirm their caller before every message after
 // the first (issue 10 item 5): the real unix attestor behind a switch that
@@ -67,10 +68,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 25));
-  if (!cond()) throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('FetchX509SVID stream re-attestation', () => {
   it('confirms the caller only for changes it sees, and ends with PERMISSION_DENIED once the attestor refuses', async () => {
@@ -82,7 +79,7 @@ describe('FetchX509SVID stream re-attestation', () => {
     stream.on('data', (m: X509SVIDResponse__Output) => messages.push(m));
     stream.on('error', (e: grpc.ServiceError) => (error = e));
     try {
-      await until(() => messages.length === 1, 'the first message');
+      await until('the first message', () => messages.length === 1, 5_000, 25);
       expect([attestor.calls, attestor.confirms]).toEqual([1, 0]);
 
       // Another workload's SVID rotates: nothing this caller sees changes, nothing checked.
@@ -93,12 +90,12 @@ describe('FetchX509SVID stream re-attestation', () => {
 
       // Its own SVID rotates: the caller is confirmed (no full attestation), then sent.
       await source.rotate(ME);
-      await until(() => messages.length === 2, 'the rotated SVID');
+      await until('the rotated SVID', () => messages.length === 2, 5_000, 25);
       expect([attestor.calls, attestor.confirms]).toEqual([1, 1]);
 
       attestor.refuse = true;
       await source.rotate(ME);
-      await until(() => error !== undefined, 'the end of the stream');
+      await until('the end of the stream', () => error !== undefined, 5_000, 25);
       expect(messages).toHaveLength(2);
       expect(error!.code).toBe(grpc.status.PERMISSION_DENIED);
       expect(error!.details).toMatch(/^attestor: the calling process \(pid \d+\) executed another binary after connecting; reconnect$/);

@@ -36,6 +36,7 @@ import { lacks } from '../helpers/needs.js';
 import { PG_BIN, POSTGRES_NEEDS, type PostgresCluster, havePostgres, startPostgres } from '../helpers/postgres.js';
 import { cli, freePort, startAgentProcess, startServerProcess, tempDir, writeFile, type AnchorageProcess } from '../helpers/process.js';
 import { splitDer } from '../helpers/test-ca.js';
+import { until } from '../helpers/until.js';
 
 const TD = 'failover.test';
 const td = TrustDomain.parse(TD);
@@ -43,13 +44,6 @@ const CHURN_EVERY_MS = 100;
 /** Churn workers at once, each on entries of its own (so confirmations of one entry come in order). */
 const CHURN_WORKERS = 3;
 
-async function until(what: string, cond: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /**
  * A workload of one agent fetching its X509-SVIDs again and again, one
@@ -277,7 +271,7 @@ trust_bundle_file: ${join(tmp.dir, 'bundle.pem')}
     await createFor(0, 0, '/workload-a');
     await createFor(0, 1, '/workload-b');
     for (const f of fetchers) f.start();
-    await until('both workloads to be served', () => fetchers[0]!.ids.has(`spiffe://${TD}/workload-a`) && fetchers[1]!.ids.has(`spiffe://${TD}/workload-b`), 30_000);
+    await until('both workloads to be served', () => fetchers[0]!.ids.has(`spiffe://${TD}/workload-a`) && fetchers[1]!.ids.has(`spiffe://${TD}/workload-b`), 30_000, 25);
     churning = true;
     churnLoop = Promise.all(Array.from({ length: CHURN_WORKERS }, (_, w) => runChurn(w)));
   }, 180_000);
@@ -302,9 +296,9 @@ trust_bundle_file: ${join(tmp.dir, 'bundle.pem')}
     // Created on server 2 at once: agent A gets it only once it follows server 2.
     await createFor(1, 0, '/after-kill-a');
     await createFor(1, 1, '/after-kill-b');
-    await until('agent A to serve an entry made on server 2', () => fetchers[0]!.ids.has(`spiffe://${TD}/after-kill-a`), 30_000);
+    await until('agent A to serve an entry made on server 2', () => fetchers[0]!.ids.has(`spiffe://${TD}/after-kill-a`), 30_000, 25);
     const servedMs = Date.now() - t0;
-    await until('agent B to serve an entry made on server 2', () => fetchers[1]!.ids.has(`spiffe://${TD}/after-kill-b`), 30_000);
+    await until('agent B to serve an entry made on server 2', () => fetchers[1]!.ids.has(`spiffe://${TD}/after-kill-b`), 30_000, 25);
     const moved = switchedTo(0, `127.0.0.1:${ports[1]}`);
     expect(moved?.line).toMatchObject({ level: 40, from: `127.0.0.1:${ports[0]}`, to: `127.0.0.1:${ports[1]}` });
     console.log(`failover: agent A logged its move to server 2 ${moved!.at - t0} ms after the SIGKILL; its workload got an SVID for an entry made on server 2 ${servedMs} ms after it`);
@@ -320,7 +314,7 @@ trust_bundle_file: ${join(tmp.dir, 'bundle.pem')}
     await startServer(0);
     await createFor(0, 0, '/rejoined-a');
     await createFor(0, 1, '/rejoined-b');
-    await until('both agents to serve entries made on the restarted server 1', () => fetchers[0]!.ids.has(`spiffe://${TD}/rejoined-a`) && fetchers[1]!.ids.has(`spiffe://${TD}/rejoined-b`), 30_000);
+    await until('both agents to serve entries made on the restarted server 1', () => fetchers[0]!.ids.has(`spiffe://${TD}/rejoined-a`) && fetchers[1]!.ids.has(`spiffe://${TD}/rejoined-b`), 30_000, 25);
     // Sticky: server 1 coming back moved nobody.
     expect([switchCount(0), switchCount(1)]).toEqual([1, 0]);
 
@@ -330,7 +324,7 @@ trust_bundle_file: ${join(tmp.dir, 'bundle.pem')}
     servers[1] = undefined;
     await createFor(0, 0, '/on-server1-a');
     await createFor(0, 1, '/on-server1-b');
-    await until('both agents to be served by server 1', () => fetchers[0]!.ids.has(`spiffe://${TD}/on-server1-a`) && fetchers[1]!.ids.has(`spiffe://${TD}/on-server1-b`), 30_000);
+    await until('both agents to be served by server 1', () => fetchers[0]!.ids.has(`spiffe://${TD}/on-server1-a`) && fetchers[1]!.ids.has(`spiffe://${TD}/on-server1-b`), 30_000, 25);
     console.log(`failover: both agents served by server 1 ${Date.now() - t0} ms after server 2's SIGKILL`);
     expect([switchCount(0), switchCount(1)]).toEqual([2, 1]);
     expect(switchedTo(1, `127.0.0.1:${ports[0]}`)?.line).toMatchObject({ from: `127.0.0.1:${ports[1]}`, to: `127.0.0.1:${ports[0]}` });
@@ -359,13 +353,13 @@ trust_bundle_file: ${join(tmp.dir, 'bundle.pem')}
     const restartMs = Date.now() - t0;
     const okAtRestart = churn.ok;
     // Each server's LISTEN connection comes back (ca/cluster/bridge.ts).
-    await until('both servers to re-establish their LISTEN connection', () => servers.every((p) => p!.log().includes('cluster: LISTEN connection re-established')), 30_000);
+    await until('both servers to re-establish their LISTEN connection', () => servers.every((p) => p!.log().includes('cluster: LISTEN connection re-established')), 30_000, 25);
     // The servers take writes again.
-    await until('20 more confirmed changes after the restart', () => churn.ok >= okAtRestart + 20, 60_000);
+    await until('20 more confirmed changes after the restart', () => churn.ok >= okAtRestart + 20, 60_000, 25);
     // And a change still reaches the agents through both servers' feeds.
     await createFor(1, 0, '/after-pg-a');
     await createFor(0, 1, '/after-pg-b');
-    await until('both agents to serve entries made after the restart', () => fetchers[0]!.ids.has(`spiffe://${TD}/after-pg-a`) && fetchers[1]!.ids.has(`spiffe://${TD}/after-pg-b`), 30_000);
+    await until('both agents to serve entries made after the restart', () => fetchers[0]!.ids.has(`spiffe://${TD}/after-pg-a`) && fetchers[1]!.ids.has(`spiffe://${TD}/after-pg-b`), 30_000, 25);
     churning = false;
     await churnLoop;
     console.log(
@@ -411,11 +405,11 @@ trust_bundle_file: ${join(tmp.dir, 'bundle.pem')}
     try {
       await createFor(other, 0, '/after-hang-a');
       await createFor(other, 1, '/after-hang-b');
-      await until(`both agents to be served by server ${other + 1}`, () => fetchers[0]!.ids.has(`spiffe://${TD}/after-hang-a`) && fetchers[1]!.ids.has(`spiffe://${TD}/after-hang-b`), 90_000);
+      await until(`both agents to be served by server ${other + 1}`, () => fetchers[0]!.ids.has(`spiffe://${TD}/after-hang-a`) && fetchers[1]!.ids.has(`spiffe://${TD}/after-hang-b`), 90_000, 25);
       console.log(`failover: both agents served by server ${other + 1} ${Date.now() - t0} ms after server ${hung + 1} hung (gRPC keepalive: a ping every 30 s, 10 s to answer); agents on it: ${onHung.join(', ')}`);
       // Each agent that was on the hung server moved once, to the other; the log line may trail the entry.
       const want = [0, 1].map((k) => switches[k]! + (onHung[k] ? 1 : 0));
-      await until('each move to be logged', () => switchCount(0) === want[0] && switchCount(1) === want[1], 10_000);
+      await until('each move to be logged', () => switchCount(0) === want[0] && switchCount(1) === want[1], 10_000, 25);
       expect([switchCount(0), switchCount(1)]).toEqual(want);
       expect(current(0)).toBe(`127.0.0.1:${ports[other]}`);
       expect(current(1)).toBe(`127.0.0.1:${ports[other]}`);

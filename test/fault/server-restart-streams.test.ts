@@ -23,6 +23,7 @@ import { splitDer } from '../helpers/test-ca.js';
 import { waitForSvid } from '../helpers/trust-domain.js';
 import { cli, freePort, startAgentProcess, startServerProcess, tempDir, writeFile, type AnchorageProcess } from '../helpers/process.js';
 import { createSoftHsmToken, type SoftHsmToken, writePkcs11ServerConfig } from '../helpers/softhsm.js';
+import { until } from '../helpers/until.js';
 
 const TD = 'restart.example';
 const td = TrustDomain.parse(TD);
@@ -61,13 +62,6 @@ function verifiedIds(m: X509SVIDResponse__Output): string[] {
   });
 }
 
-async function until(what: string, cond: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('fault: the server restarts under 1,000 open Workload API streams', () => {
   let hsm: SoftHsmToken;
@@ -150,7 +144,7 @@ trust_bundle_file: ${join(tmp.dir, 'bundle.pem')}
       }
     }
     const problems = () => watched.flatMap((w, i) => w.problems.map((p) => `stream ${i}: ${p}`));
-    await until(`all ${STREAMS} streams to get their first SVID`, () => watched.every((w) => w.messages >= 1) || problems().length > 0, 30_000);
+    await until(`all ${STREAMS} streams to get their first SVID`, () => watched.every((w) => w.messages >= 1) || problems().length > 0, 30_000, 100);
     expect(problems()).toEqual([]);
     expect(watched.every((w) => w.ids.join() === FIRST)).toBe(true);
 
@@ -164,11 +158,7 @@ trust_bundle_file: ${join(tmp.dir, 'bundle.pem')}
     // Back on the same data dir and port; the agent reconnects by itself.
     server = await startServerProcess(serverConfig, adminSocket, env);
     await createEntry(SECOND);
-    await until(
-      `the new entry to reach all ${STREAMS} streams`,
-      () => watched.every((w) => w.ids.join() === [FIRST, SECOND].sort().join()) || problems().length > 0,
-      45_000,
-    );
+    await until(`the new entry to reach all ${STREAMS} streams`, () => watched.every((w) => w.ids.join() === [FIRST, SECOND].sort().join()) || problems().length > 0, 45_000, 100);
     expect(problems()).toEqual([]);
     expect(watched.filter((w) => w.ids.join() !== [FIRST, SECOND].sort().join())).toHaveLength(0);
   });

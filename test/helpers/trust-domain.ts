@@ -217,13 +217,4 @@ export async function cliJson<T>(td: Pick<RealTrustDomain, 'adminSocket' | 'env'
   return JSON.parse(r.stdout) as T;
 }
 
-/** Polls `fn` every 100 ms until it gives something other than undefined or false; throws naming `what` after `timeoutMs`. */
-export async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v as T;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+export { until } from './until.js';

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, cliAsync, freePort, startServerProcess, tempDir, type ServerProcess } from '../helpers/process.js';
 import { createSoftHsmToken, type SoftHsmToken, writePkcs11ServerConfig } from '../helpers/softhsm.js';
+import { until } from '../helpers/until.js';
 
 const TD = 'listeners.example';
 const ATTACKER = '127.0.0.2';
@@ -57,13 +58,6 @@ function openHalfOpen(port: number, from: string, count: number): Promise<HalfOp
 const closed = (conns: HalfOpen[]) => conns.filter((c) => c.closedAt !== undefined).length;
 
 /** Polls `cond` every 50 ms until it holds; fails after `ms`. */
-async function until(what: string, cond: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('server TCP listeners under a half-open connection flood (real server)', () => {
   let token: SoftHsmToken;
@@ -156,7 +150,7 @@ federation:
     const agentFlood = await openHalfOpen(agentPort, ATTACKER, 400);
     const bundleFlood = await openHalfOpen(bundlePort, ATTACKER, 300);
     all.push(...agentFlood, ...bundleFlood);
-    await until('the connections beyond the per-address caps to be closed', () => closed(agentFlood) >= 150 && closed(bundleFlood) >= 150, 20_000);
+    await until('the connections beyond the per-address caps to be closed', () => closed(agentFlood) >= 150 && closed(bundleFlood) >= 150, 20_000, 50);
     // Exactly those: the admitted ones are still waiting for their handshake timeout.
     expect([closed(agentFlood), closed(bundleFlood)]).toEqual([150, 150]);
 
@@ -168,7 +162,7 @@ federation:
     // The global cap: a second address gets only what is left of the 300.
     const agentFlood2 = await openHalfOpen(agentPort, ATTACKER_2, 100);
     all.push(...agentFlood2);
-    await until('the connections beyond max_connections to be closed', () => closed(agentFlood2) >= 50, 20_000);
+    await until('the connections beyond max_connections to be closed', () => closed(agentFlood2) >= 50, 20_000, 50);
     expect(closed(agentFlood2)).toBe(50);
     // Whoever comes now is refused on the agent API; the admin socket is untouched.
     expect(await agentHandshake(HONEST)).toBe('refused before the handshake');
@@ -176,7 +170,7 @@ federation:
 
     // The handshake timeout (8 s here, long enough that the steps above finish
     // on a loaded machine before it strikes; Node's default was 120 s) frees every slot.
-    await until('every half-open connection to be closed by the server', () => all.every((c) => c.closedAt !== undefined), 30_000);
+    await until('every half-open connection to be closed by the server', () => all.every((c) => c.closedAt !== undefined), 30_000, 50);
     const heldMs = all.map((c) => c.closedAt! - c.openedAt).sort((a, b) => b - a);
     // The admitted ones were held until the timeout, not dropped on arrival.
     expect(heldMs.filter((ms) => ms >= 7_000).length).toBe(250 + 150 + 50);
@@ -222,7 +216,7 @@ federation:
         if (c!.closedAt === undefined && sent < hello.length) c!.socket.write(hello.subarray(sent, ++sent));
       }, 150);
       try {
-        await until('the server to close the trickling connection', () => c!.closedAt !== undefined, 30_000);
+        await until('the server to close the trickling connection', () => c!.closedAt !== undefined, 30_000, 50);
       } finally {
         clearInterval(timer);
       }
