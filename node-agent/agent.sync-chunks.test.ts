@@ -1,11 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toPem } from '@anchorage/client/pem';
-import { parseServerConfig } from '../ca/config.js';
 import { agentHandlers } from '../ca/agentapi/service.js';
-import { startServer, type RunningServer } from '../ca/server.js';
+import type { RunningServer } from '../ca/server.js';
+import { startInProcessServer, type InProcessServer } from '../test/helpers/in-process-server.js';
 import { Admin } from '../cli/client.js';
 import { silentLogger } from '../common/log.js';
 import { NodeAgent } from './agent.js';
@@ -19,25 +17,21 @@ const TD = 'chunks.agent.test';
 const LIMIT = 8 * 1024;
 const ENTRIES = 600;
 let dir: string;
+let running: InProcessServer;
 let server: RunningServer;
 let admin: Admin;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'anchorage-agent-chunks-'));
-  const cfg = parseServerConfig(
-    { trust_domain: TD, data_dir: join(dir, 'server'), admin_socket: 'admin.sock', bind_address: '127.0.0.1:0', key_manager: { type: 'memory' }, ca: { ttl: '24h' } },
-    'test',
-    dir,
-  );
-  server = await startServer(cfg, { logger: silentLogger(), syncMessageLimit: LIMIT });
-  admin = new Admin(cfg.admin_socket);
-  writeFileSync(join(dir, 'bundle.pem'), server.ca.bundle().x509.authorities().map((d) => toPem('CERTIFICATE', d)).join(''));
+  running = await startInProcessServer('anchorage-agent-chunks-', { trust_domain: TD }, { logger: silentLogger(), syncMessageLimit: LIMIT, dataSubdir: 'server' });
+  dir = running.dir;
+  server = running.server;
+  admin = new Admin(running.cfg.admin_socket);
+  writeFileSync(join(dir, 'bundle.pem'), running.rootPem);
 });
 
 afterAll(async () => {
   admin?.close();
-  await server?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await running?.close();
 });
 
 

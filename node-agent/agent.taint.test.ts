@@ -1,13 +1,11 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseServerConfig } from '../ca/config.js';
-import { startServer, type RunningServer } from '../ca/server.js';
+import type { RunningServer } from '../ca/server.js';
+import { startInProcessServer, type InProcessServer } from '../test/helpers/in-process-server.js';
 import { Admin } from '../cli/client.js';
 import { silentLogger } from '../common/log.js';
-import { toPem } from '@anchorage/client/pem';
 import { captureLogger } from '../test/helpers/log.js';
 import { NodeAgent } from './agent.js';
 import { jwtKid } from './agent/taint.js';
@@ -21,6 +19,7 @@ import { until } from '../test/helpers/until.js';
 
 const TD = 'taint-agent.test';
 let dir: string;
+let running: InProcessServer;
 let server: RunningServer;
 let admin: Admin;
 
@@ -29,21 +28,16 @@ const sha = (d: Uint8Array) => createHash('sha256').update(d).digest('hex');
 
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'anchorage-agent-taint-'));
-  const cfg = parseServerConfig(
-    { trust_domain: TD, data_dir: join(dir, 'server'), admin_socket: 'admin.sock', bind_address: '127.0.0.1:0', key_manager: { type: 'disk' }, ca: { ttl: '24h' }, agent_svid_ttl: '1h' },
-    'test',
-    dir,
-  );
-  server = await startServer(cfg, { logger: silentLogger() });
-  admin = new Admin(cfg.admin_socket);
-  writeFileSync(join(dir, 'bundle.pem'), server.ca.bundle().x509.authorities().map((d) => toPem('CERTIFICATE', d)).join(''));
+  running = await startInProcessServer('anchorage-agent-taint-', { trust_domain: TD, key_manager: { type: 'disk' }, agent_svid_ttl: '1h' }, { logger: silentLogger(), dataSubdir: 'server' });
+  dir = running.dir;
+  server = running.server;
+  admin = new Admin(running.cfg.admin_socket);
+  writeFileSync(join(dir, 'bundle.pem'), running.rootPem);
 });
 
 afterAll(async () => {
   admin?.close();
-  await server?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await running?.close();
 });
 
 /** Retries an admin call the server refuses while agents lag behind the bundle (the root gate). */

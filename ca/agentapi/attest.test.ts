@@ -3,14 +3,10 @@
 // attestors (join_token) for what needs no challenge; a second agent API
 // server on the same CA with a challenge/response attestor for the rest.
 import { createHmac, randomBytes, X509Certificate } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AnchorageError, invalid } from '@anchorage/client/errors';
-import { toPem } from '@anchorage/client/pem';
 import { runAttestation } from '../../node-agent/connection.js';
 import type { AttestationAttempt, NodeAttestor as AgentNodeAttestor } from '../../node-agent/nodeattestor/NodeAttestor.js';
 import { loadAdminProto, loadAgentProto } from '../../proto/load.js';
@@ -24,10 +20,10 @@ import { keyAndCsr } from '../../test/helpers/csr.js';
 import { agentApiClient, callStatus, type CallStatus } from '../../test/helpers/agent-api.js';
 import { captureLogger } from '../../test/helpers/log.js';
 import { nodeAttestorContract } from '../../test/contract/node-attestor.js';
-import { parseServerConfig } from '../config.js';
 import type { Challenge, NodeAttestation, NodeAttestor } from '../nodeattestor/NodeAttestor.js';
 import { NodeAttestorRegistry } from '../nodeattestor/registry.js';
-import { startServer, type RunningServer } from '../server.js';
+import type { RunningServer } from '../server.js';
+import { startInProcessServer, type InProcessServer } from '../../test/helpers/in-process-server.js';
 import { ATTESTATION_LIMITS } from './attest.js';
 import { agentHandlers } from './service.js';
 
@@ -82,7 +78,7 @@ nodeAttestorContract('hmac_test (challenge/response; checks the suite itself)', 
   },
 });
 
-let dir: string;
+let running: InProcessServer;
 let server: RunningServer;
 let admin: AdminClient;
 let rootPem: Buffer;
@@ -150,22 +146,16 @@ async function token(): Promise<string> {
 const hmac = (c: Buffer) => createHmac('sha256', SECRET).update(c).digest();
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'anchorage-attest-'));
-  const cfg = parseServerConfig(
-    { trust_domain: TD, data_dir: dir, admin_socket: 'admin.sock', bind_address: '127.0.0.1:0', key_manager: { type: 'memory' }, ca: { ttl: '24h' } },
-    'test',
-    dir,
-  );
-  server = await startServer(cfg, { logger: logs.logger });
-  admin = new (loadAdminProto().anchorage.admin.v1.Admin)(`unix://${cfg.admin_socket}`, grpc.credentials.createInsecure());
-  rootPem = Buffer.from(server.ca.bundle().x509.authorities().map((d) => toPem('CERTIFICATE', d)).join(''));
+  running = await startInProcessServer('anchorage-attest-', { trust_domain: TD }, { logger: logs.logger });
+  server = running.server;
+  admin = new (loadAdminProto().anchorage.admin.v1.Admin)(`unix://${running.cfg.admin_socket}`, grpc.credentials.createInsecure());
+  rootPem = Buffer.from(running.rootPem);
 });
 
 afterAll(async () => {
   for (const s of extra) s.forceShutdown();
   admin?.close();
-  await server?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await running?.close();
 });
 
 describe('AttestAgent stream: malformed streams on the real server (join_token)', () => {

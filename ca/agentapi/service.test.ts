@@ -1,10 +1,6 @@
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toPem } from '@anchorage/client/pem';
 import { loadAdminProto } from '../../proto/load.js';
 import type { AdminClient } from '../../proto/gen/anchorage/admin/v1/Admin.js';
 import type { AgentClient } from '../../proto/gen/anchorage/agent/v1/Agent.js';
@@ -16,12 +12,12 @@ import { runAttestation } from '../../node-agent/connection.js';
 import { keyAndCsr } from '../../test/helpers/csr.js';
 import { agentApiClient, callStatus, type CallStatus, unary } from '../../test/helpers/agent-api.js';
 import { captureLogger } from '../../test/helpers/log.js';
-import { parseServerConfig } from '../config.js';
-import { startServer, type RunningServer } from '../server.js';
+import type { RunningServer } from '../server.js';
+import { startInProcessServer, type InProcessServer } from '../../test/helpers/in-process-server.js';
 
 const TD = 'agents.test';
 const td = TrustDomain.parse(TD);
-let dir: string;
+let running: InProcessServer;
 let server: RunningServer;
 let admin: AdminClient;
 let rootPem: Buffer;
@@ -94,21 +90,15 @@ function sync(agent: TestAgent) {
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'anchorage-agentapi-'));
-  const cfg = parseServerConfig(
-    { trust_domain: TD, data_dir: dir, admin_socket: 'admin.sock', bind_address: '127.0.0.1:0', key_manager: { type: 'memory' }, ca: { ttl: '24h' } },
-    'test',
-    dir,
-  );
-  server = await startServer(cfg, { logger: logs.logger });
-  admin = new (loadAdminProto().anchorage.admin.v1.Admin)(`unix://${cfg.admin_socket}`, grpc.credentials.createInsecure());
-  rootPem = Buffer.from(server.ca.bundle().x509.authorities().map((d) => toPem('CERTIFICATE', d)).join(''));
+  running = await startInProcessServer('anchorage-agentapi-', { trust_domain: TD }, { logger: logs.logger });
+  server = running.server;
+  admin = new (loadAdminProto().anchorage.admin.v1.Admin)(`unix://${running.cfg.admin_socket}`, grpc.credentials.createInsecure());
+  rootPem = Buffer.from(running.rootPem);
 });
 
 afterAll(async () => {
   admin?.close();
-  await server?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await running?.close();
 });
 
 describe('agent API', () => {

@@ -1,9 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toPem } from '@anchorage/client/pem';
 import { TrustDomain } from '@anchorage/client/spiffe/id';
 import { loadAdminProto, loadAgentProto } from '../../proto/load.js';
 import type { AdminClient } from '../../proto/gen/anchorage/admin/v1/Admin.js';
@@ -15,8 +11,8 @@ import { applySyncMessage, SyncAssembler } from '../../node-agent/agent/sync.js'
 import { keyAndCsr } from '../../test/helpers/csr.js';
 import { agentApiClient, unary } from '../../test/helpers/agent-api.js';
 import { captureLogger } from '../../test/helpers/log.js';
-import { parseServerConfig } from '../config.js';
-import { startServer, type RunningServer } from '../server.js';
+import type { RunningServer } from '../server.js';
+import { startInProcessServer, type InProcessServer } from '../../test/helpers/in-process-server.js';
 import { responseSize, splitPass, SYNC_MESSAGE_LIMIT } from './sync-chunks.js';
 
 const TD = 'chunks.test';
@@ -136,28 +132,22 @@ describe('SyncAssembler', () => {
 
 describe('an agent authorized for 30,000 entries', () => {
   const ENTRIES = 30_000;
-  let dir: string;
+  let running: InProcessServer;
   let server: RunningServer;
   let admin: AdminClient;
   let rootPem: Buffer;
   const logs = captureLogger();
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'anchorage-chunks-'));
-    const cfg = parseServerConfig(
-      { trust_domain: TD, data_dir: dir, admin_socket: 'admin.sock', bind_address: '127.0.0.1:0', key_manager: { type: 'memory' }, ca: { ttl: '24h' } },
-      'test',
-      dir,
-    );
-    server = await startServer(cfg, { logger: logs.logger });
-    admin = new (loadAdminProto().anchorage.admin.v1.Admin)(`unix://${cfg.admin_socket}`, grpc.credentials.createInsecure());
-    rootPem = Buffer.from(server.ca.bundle().x509.authorities().map((d) => toPem('CERTIFICATE', d)).join(''));
+    running = await startInProcessServer('anchorage-chunks-', { trust_domain: TD }, { logger: logs.logger });
+    server = running.server;
+    admin = new (loadAdminProto().anchorage.admin.v1.Admin)(`unix://${running.cfg.admin_socket}`, grpc.credentials.createInsecure());
+    rootPem = Buffer.from(running.rootPem);
   });
 
   afterAll(async () => {
     admin?.close();
-    await server?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await running?.close();
   });
 
   it('syncs completely in messages of at most 1 MiB, and an incremental update after that still works', { timeout: 120_000 }, async () => {
