@@ -2,20 +2,13 @@
 // appendAuditRecords / listAuditRecords / lastAuditRecord), run by every
 // implementation beside dataStoreContract (see ./datastore.ts).
 import { afterEach, describe, expect, it } from 'vitest';
-import { GENESIS_HASH, chainEvents, chainRecord, type AuditRecord, type TimedEvent } from '../../ca/audit/chain.js';
+import { GENESIS_HASH, chainEvents, type AuditRecord, type TimedEvent } from '../../ca/audit/chain.js';
 import type { AuditEvent } from '../../ca/audit/event.js';
 import { rejection, type OpenedDataStore } from './datastore.js';
 
-/** A chain of records built from events, starting after `after`. */
+/** A chain of records built from events, starting after `after`, one ms apart from `time`. */
 export function auditChain(events: AuditEvent[], after?: AuditRecord, time = 1_700_000_000_000): AuditRecord[] {
-  const out: AuditRecord[] = [];
-  let prev = after;
-  for (const [i, e] of events.entries()) {
-    const r = chainRecord(e, (prev?.seq ?? 0) + 1, time + i, prev?.hash ?? GENESIS_HASH);
-    out.push(r);
-    prev = r;
-  }
-  return out;
+  return chainEvents({ seq: after?.seq ?? 0, hash: after?.hash ?? GENESIS_HASH }, events.map((event, i) => ({ event, time: time + i })));
 }
 
 export function auditStoreContract(name: string, open: () => Promise<OpenedDataStore>): void {
