@@ -1,4 +1,4 @@
-import { generateKeyPair, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { createECDH, createPrivateKey, generateKeyPair, sign, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { bitString, encode, implicitConstructed, oid, seq, smallInteger } from '@anchorage/client/der';
 
@@ -22,29 +22,53 @@ const P256_PKCS8_PREFIX = Buffer.from('308187020100301306072a8648ce3d020106082a8
 /** Between the scalar and the point: [1] publicKey BIT STRING. */
 const P256_PKCS8_POINT = Buffer.from('a144034200', 'hex');
 
+/** SPKI and PKCS#8 DER of a P-256 key from its uncompressed point and private scalar. */
+function p256DerFrom(point: Buffer, d: Buffer): { spki: Buffer; pkcs8: Buffer } {
+  if (point.length !== 65 || point[0] !== 4 || d.length !== 32) throw new Error('csr: not a P-256 private key');
+  return { spki: Buffer.concat([P256_SPKI_PREFIX, point]), pkcs8: Buffer.concat([P256_PKCS8_PREFIX, d, P256_PKCS8_POINT, point]) };
+}
+
 /**
  * The SPKI and PKCS#8 DER of a P-256 key, built from its JWK: KeyObject's
  * DER export goes through OpenSSL's encoder lookup and cost the agent more
  * than making the key (0.7 ms against 0.1 ms the pair when minting
  * thousands of SVIDs); the JWK export reads the numbers directly. The bytes
  * are those node:crypto exports (crossed in csr-create.test.ts).
+ *
+ * Never call it on a key from generateKeyPairSync: Node 20 (20.20.2 here)
+ * deadlocks when a garbage collection during the JWK export finalizes the
+ * key-generation job that made the key (the job's destructor takes the lock
+ * the export holds; csr-create.test.ts reproduces it). Keys from the async
+ * generateKeyPair did not (150,000 in a row under the same GC pressure).
  */
 export function p256Der(privateKey: KeyObject): { spki: Buffer; pkcs8: Buffer } {
   const jwk = privateKey.export({ format: 'jwk' });
+  if (jwk.crv !== 'P-256') throw new Error('csr: not a P-256 private key');
   const point = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')]);
-  const d = Buffer.from(jwk.d!, 'base64url');
-  if (jwk.crv !== 'P-256' || point.length !== 65 || d.length !== 32) throw new Error('csr: not a P-256 private key');
-  return { spki: Buffer.concat([P256_SPKI_PREFIX, point]), pkcs8: Buffer.concat([P256_PKCS8_PREFIX, d, P256_PKCS8_POINT, point]) };
+  return p256DerFrom(point, Buffer.from(jwk.d!, 'base64url'));
 }
 
 /**
  * A new P-256 key with its CSR; the key as unencrypted PKCS#8 DER (what the
  * Workload API hands out) and its public half as SPKI DER (what the signed
  * certificate must carry).
+ *
+ * The key is made by OpenSSL's EC key generation through createECDH (the
+ * same operation as generateKeyPairSync, without its job object; see
+ * p256Der for the deadlock that avoids) and imported as a KeyObject from its
+ * JWK numbers.
  */
 export function newKeyAndCsr(): { csr: Buffer; pkcs8: Buffer; spki: Buffer; privateKey: KeyObject } {
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const { spki, pkcs8 } = p256Der(privateKey);
+  const ecdh = createECDH('prime256v1');
+  const point = ecdh.generateKeys();
+  const d = ecdh.getPrivateKey();
+  // getPrivateKey drops leading zero bytes; the scalar is 32 octets in both encodings.
+  const scalar = d.length === 32 ? d : Buffer.concat([Buffer.alloc(32 - d.length), d]);
+  const privateKey = createPrivateKey({
+    format: 'jwk',
+    key: { kty: 'EC', crv: 'P-256', x: point.subarray(1, 33).toString('base64url'), y: point.subarray(33).toString('base64url'), d: scalar.toString('base64url') },
+  });
+  const { spki, pkcs8 } = p256DerFrom(point, scalar);
   return { csr: createP256Csr(privateKey, spki), pkcs8, spki, privateKey };
 }
 
