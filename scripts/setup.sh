@@ -62,11 +62,14 @@ fi
 
 # --- build -----------------------------------------------------------------------
 # native/ecverify: the CSR signature check of the minting path (see its .c file for why).
-# `npm ci` builds it too (the package's install script); this catches later edits.
-addon=native/ecverify/build/Release/ecverify.node
-if [ ! -f "$addon" ] || [ native/ecverify/ecverify.c -nt "$addon" ] || [ native/ecverify/binding.gyp -nt "$addon" ]; then
-  say "building native/ecverify"
-  npx --no-install node-gyp rebuild --directory native/ecverify --loglevel=error >&2
-fi
+# native/p11sign: C_SignInit + C_Sign off the event loop (see its .c file for why).
+# `npm ci` builds them too (the package's install script); this catches later edits.
+for name in ecverify p11sign; do
+  addon=native/$name/build/Release/$name.node
+  if [ ! -f "$addon" ] || [ native/$name/$name.c -nt "$addon" ] || [ native/$name/binding.gyp -nt "$addon" ]; then
+    say "building native/$name"
+    npx --no-install node-gyp rebuild --directory native/$name --loglevel=error >&2
+  fi
+done
 # -b: the client package (packages/client) first, then everything that imports it.
 npx --no-install tsc -b tsconfig.json

@@ -84,7 +84,9 @@ describe.skipIf(noSoftHsm)('the packages from their tarballs', () => {
 
     it('the native-addon check finds the addons of the installed anchorage (so it can fail)', () => {
       const found = nativeAddonsIn(installedPkg);
-      expect(found).toEqual(expect.arrayContaining(['native/ecverify/binding.gyp', 'native/ecverify/build/Release/ecverify.node']));
+      expect(found).toEqual(
+        expect.arrayContaining(['native/ecverify/binding.gyp', 'native/ecverify/build/Release/ecverify.node', 'native/p11sign/binding.gyp', 'native/p11sign/build/Release/p11sign.node']),
+      );
       expect(found.some((f) => f.startsWith('node_modules/better-sqlite3/') && f.endsWith('.node'))).toBe(true);
       expect(found.some((f) => f.startsWith('node_modules/pkcs11js/') && f.endsWith('.node'))).toBe(true);
     });

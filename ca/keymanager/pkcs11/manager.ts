@@ -389,8 +389,8 @@ export class Pkcs11KeyManager implements KeyManager {
       // Object handles die with a re-initialized module: find the key again.
       // An integer compare, no PKCS#11 call, on the hot path.
       if (entry.gen !== this.#mod.generation && !this.#refreshKey(s, entry)) throw this.#keyVanished(entry, 'CKR_OBJECT_HANDLE_INVALID');
-      this.#lib.C_SignInit(s, { mechanism: P.CKM_ECDSA }, entry.priv);
-      const sig = await this.#lib.C_SignAsync(s, digest, Buffer.alloc(2 * size));
+      // C_SignInit and C_Sign together, off the event loop (native-sign.ts).
+      const sig = await this.#mod.sign(s, entry.priv, P.CKM_ECDSA, digest);
       if (sig.length !== 2 * size) {
         throw new AnchorageError('internal', `pkcs11: token returned a ${sig.length}-byte ecdsa signature, expected ${2 * size}`);
       }

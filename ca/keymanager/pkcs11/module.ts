@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import type { PKCS11 } from 'pkcs11js';
 import { AnchorageError, errorMessage, invalid } from '@anchorage/client/errors';
 import { ckr } from './errors.js';
+import { openNativeSigner, type NativeSigner } from './native-sign.js';
 
 // pkcs11js is CommonJS and builds its exports with a spread, which Node's
 // ESM loader cannot see through: the constants exist only on module.exports.
@@ -41,7 +42,12 @@ export interface Pkcs11Module {
   readonly initialized: boolean;
   /** Operations in flight on this module, across every user; a re-initialize waits for zero. */
   readonly busy: number;
-  /** Marks an operation in flight (C_SignAsync runs on another thread); pair with leave(). */
+  /**
+   * C_SignInit + C_Sign in one call off the event loop (native-sign.ts).
+   * Session and key are this module's handles; errors carry the CKR_ name.
+   */
+  sign(session: Handle, key: Handle, mechanism: number, data: Uint8Array): Promise<Buffer>;
+  /** Marks an operation in flight (signatures run on another thread); pair with leave(). */
   enter(): void;
   leave(): void;
   /**
@@ -58,6 +64,7 @@ export interface Pkcs11Module {
 
 interface LoadedModule {
   lib: PKCS11;
+  signer: NativeSigner;
   refs: number;
   /** False when something outside the registry initialized the library first; then it is not ours to finalize. */
   ownsInit: boolean;
@@ -83,7 +90,7 @@ function initializeModule(lib: PKCS11, path: string): 'ours' | 'theirs' {
 /**
  * Loads (once per process) and initializes a PKCS#11 module, ref-counted.
  * Always initializes with CKF_OS_LOCKING_OK: without it, sessions used from
- * several libuv threads at once (C_SignAsync) spin forever in SoftHSM2.
+ * several libuv threads at once (native-sign.ts) spin forever in SoftHSM2.
  */
 export function acquirePkcs11Module(path: string): Pkcs11Module {
   if (typeof path !== 'string' || path === '') throw invalid('pkcs11: module path is empty');
@@ -103,18 +110,30 @@ export function acquirePkcs11Module(path: string): Pkcs11Module {
       const detail = errorMessage(err).replace(`${path}: `, '');
       throw new AnchorageError('failed_precondition', `pkcs11: cannot load module ${path}: ${detail}`, { cause: err });
     }
+    let signer: NativeSigner;
+    try {
+      signer = openNativeSigner(path);
+    } catch (err) {
+      try {
+        lib.close();
+      } catch {
+        // already failing; the signer's error is the one to report
+      }
+      throw err;
+    }
     let ownsInit: boolean;
     try {
       ownsInit = initializeModule(lib, path) === 'ours';
     } catch (err) {
       try {
         lib.close();
+        signer.close();
       } catch {
         // already failing; the initialize error is the one to report
       }
       throw err;
     }
-    mod = { lib, refs: 0, ownsInit, initialized: true, generation: 0, busy: 0 };
+    mod = { lib, signer, refs: 0, ownsInit, initialized: true, generation: 0, busy: 0 };
     loaded.set(key, mod);
   } else if (!mod.initialized) {
     // A re-initialize failed earlier (token outage); this user tries again.
@@ -138,6 +157,7 @@ export function acquirePkcs11Module(path: string): Pkcs11Module {
     get busy() {
       return entry.busy;
     },
+    sign: (session, key, mechanism, data) => entry.signer.sign(session, key, mechanism, data),
     enter: () => {
       entry.busy++;
     },
@@ -171,6 +191,11 @@ export function acquirePkcs11Module(path: string): Pkcs11Module {
       }
       try {
         entry.lib.close();
+      } catch {
+        // as above
+      }
+      try {
+        entry.signer.close();
       } catch {
         // as above
       }
