@@ -299,6 +299,23 @@ describe('LeafEncoder details', () => {
     expect(new X509Certificate(live).verify(inter.key.publicKey)).toBe(true);
   });
 
+  it('randomSerial: 16 octets, positive with the top bit clear and the next set, never repeated across pool refills', () => {
+    const seen = new Set<string>();
+    // 2,000 serials cross several 256-serial refills of the pool.
+    for (let i = 0; i < 2000; i++) {
+      const s = randomSerial();
+      expect(s.length).toBe(16);
+      expect(s[0]! & 0xc0).toBe(0x40);
+      seen.add(s.toString('hex'));
+    }
+    expect(seen.size).toBe(2000);
+    // A serial handed out stays as it was when later ones are drawn.
+    const first = randomSerial();
+    const copy = Buffer.from(first);
+    for (let i = 0; i < 600; i++) randomSerial();
+    expect(first.equals(copy)).toBe(true);
+  });
+
   it('pads a serial with the high bit set instead of making it negative', () => {
     const serial = Buffer.from('ff00112233445566778899aabbccddee', 'hex');
     const der = sign256(encoder.tbs(leafParams({ serial })));
