@@ -1,3 +1,4 @@
+import { benchApiMint } from './api-mint.js';
 import { benchCli } from './cli.js';
 import { benchCluster } from './cluster.js';
 import { benchHelper } from './helper.js';
@@ -14,6 +15,7 @@ import { benchWorkload } from './workload.js';
 import { benchWorkloadMetrics } from './workload-metrics.js';
 
 const BENCHES: Record<string, () => Promise<void>> = {
+  'api-mint': benchApiMint,
   cli: benchCli,
   cluster: benchCluster,
   helper: benchHelper,

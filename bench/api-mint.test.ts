@@ -1,0 +1,120 @@
+// The api-mint bench's pieces against a real server in this process (memory
+// keys): the Go client counts what it was answered, refuses bad input, and the
+// sample check refuses a leaf that is not what was asked for.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type * as ProtobufLight from 'protobufjs/light.js';
+import { captureLogger } from '../test/helpers/log.js';
+import { keyAndCsr } from '../test/helpers/csr.js';
+import { startInProcessServer, type InProcessServer } from '../test/helpers/in-process-server.js';
+import { describeWithToolchain } from '../test/interop/harness.js';
+import { benchApiMint, checkSample, encodeRequests, goClient, goRound, goToolchain, mintTypes } from './api-mint.js';
+
+const TD = 'bench-test.example';
+const go = goToolchain();
+
+it('refuses an unknown BENCH_KEY_MANAGER before starting anything', async () => {
+  const before = process.env.BENCH_KEY_MANAGER;
+  process.env.BENCH_KEY_MANAGER = 'hsm';
+  try {
+    await expect(benchApiMint()).rejects.toThrow('bench api-mint: BENCH_KEY_MANAGER must be pkcs11, disk or ab, not "hsm"');
+  } finally {
+    if (before === undefined) delete process.env.BENCH_KEY_MANAGER;
+    else process.env.BENCH_KEY_MANAGER = before;
+  }
+});
+
+describeWithToolchain('bench api-mint Go client', 'unusable' in go ? go.unusable : undefined, () => {
+  let bin: string;
+  let running: InProcessServer;
+  let socket: string;
+  let dir: string;
+  let types: { path: string; req: ProtobufLight.Type; res: ProtobufLight.Type };
+  const good = [keyAndCsr(), keyAndCsr()];
+  const id = (i: number) => `spiffe://${TD}/w/${i}`;
+
+  beforeAll(async () => {
+    bin = goClient((go as { version: string }).version).path;
+    running = await startInProcessServer('anchorage-bench-api-mint-', { trust_domain: TD }, { logger: captureLogger().logger });
+    socket = running.cfg.admin_socket;
+    dir = mkdtempSync(join(tmpdir(), 'anchorage-bench-api-mint-req-'));
+    types = mintTypes();
+  }, 300_000);
+  afterAll(async () => {
+    await running?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const file = (name: string, bytes: Buffer) => {
+    const p = join(dir, name);
+    writeFileSync(p, bytes);
+    return p;
+  };
+  const args = (requests: string, extra: string[] = []) => [
+    '-socket', socket, '-method', types.path, '-requests', requests, '-c', '4', '-duration', '200ms', '-warmup', '0s', ...extra,
+  ];
+
+  it('mints through the admin socket, and its sample answer is the leaf for request 0', async () => {
+    const requests = file('good.bin', encodeRequests(types.req, good.map((k, i) => ({ csr: k.csr, spiffe_id: id(i) }))));
+    const sample = join(dir, 'sample.bin');
+    const r = await goRound(bin, args(requests, ['-sample-out', sample, '-pid', `server=${process.pid}`]));
+    expect(r.failures).toEqual({});
+    expect(r.ok).toBeGreaterThanOrEqual(4); // every worker makes one call at least
+    expect(r.method).toBe('/anchorage.admin.v1.Admin/MintX509SVID');
+    expect(r.distinct_requests).toBe(2);
+    expect(Object.keys(r.pid_cpu_cores)).toEqual(['server']);
+    const answer = readFileSync(sample);
+    checkSample(answer, types.res, id(0), good[0]!.keyPem);
+    // A leaf for another ID, or for another key, is refused.
+    expect(() => checkSample(answer, types.res, id(1), good[0]!.keyPem)).toThrow(`the sample leaf names URI:${id(0)}, not ${id(1)}`);
+    expect(() => checkSample(answer, types.res, id(0), good[1]!.keyPem)).toThrow('the sample leaf does not hold the CSR key');
+    expect(() => checkSample(Buffer.alloc(0), types.res, id(0), good[0]!.keyPem)).toThrow('the sample answer has no certificate chain');
+  });
+
+  it('counts refused calls by their gRPC code', async () => {
+    // Request 0 is good (the client's first call must succeed); request 1 carries no valid CSR.
+    // Calls take requests 1, 0, 1, 0, … so four calls at least make two refusals at least.
+    const requests = file('mixed.bin', encodeRequests(types.req, [{ csr: good[0]!.csr, spiffe_id: id(0) }, { csr: Buffer.from('not a csr'), spiffe_id: id(1) }]));
+    const r = await goRound(bin, args(requests));
+    expect(Object.keys(r.failures)).toEqual(['InvalidArgument']);
+    expect(r.failures.InvalidArgument).toBeGreaterThanOrEqual(2);
+    expect(r.ok).toBeGreaterThanOrEqual(2);
+    expect(r.first_failure).toMatch(/^InvalidArgument: /);
+  });
+
+  it('answers bad input with a clear error and exit status 1', async () => {
+    const requests = file('one.bin', encodeRequests(types.req, [{ csr: good[0]!.csr, spiffe_id: id(0) }]));
+    // Not spawnSync: the server it calls runs on this event loop.
+    const run = (a: string[]) =>
+      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+        const child = spawn(bin, a, { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.once('error', reject);
+        child.once('close', (status) => resolve({ status, stdout, stderr }));
+      });
+    const cases: [string[], string][] = [
+      [[], 'go-mint: -socket, -method and -requests are required'],
+      [args(requests, ['-c', '0']), 'go-mint: -c must be at least 1'],
+      [['-socket', socket, '-method', 'MintX509SVID', '-requests', requests], 'go-mint: -method "MintX509SVID" is not of the form /package.Service/Method'],
+      [['-socket', join(dir, 'nothing.sock'), '-method', types.path, '-requests', requests], `go-mint: no Unix socket at ${join(dir, 'nothing.sock')}`],
+      [args(file('empty.bin', Buffer.alloc(0))), 'no messages'],
+      [args(file('cut.bin', Buffer.from([0, 0]))), 'truncated length prefix after 0 messages'],
+      [args(file('short.bin', Buffer.from([0, 0, 0, 9, 1, 2]))), 'message 0 is truncated'],
+      [args(file('huge.bin', Buffer.from([0xff, 0, 0, 0]))), 'message 0 has an implausible length'],
+      [args(requests, ['-pid', 'server']), 'want name=pid, got "server"'],
+      [['-socket', socket, '-method', '/anchorage.admin.v1.Admin/NoSuchMethod', '-requests', requests], 'go-mint: first call: rpc error: code = Unimplemented'],
+      [args(file('bad-first.bin', encodeRequests(types.req, [{ csr: Buffer.from('not a csr'), spiffe_id: id(0) }]))), 'go-mint: first call: rpc error: code = InvalidArgument'],
+    ];
+    for (const [a, message] of cases) {
+      const r = await run(a);
+      expect({ a, status: r.status, stdout: r.stdout }).toEqual({ a, status: a.includes('-pid') ? 2 : 1, stdout: '' });
+      expect(r.stderr).toContain(message);
+    }
+  });
+});
