@@ -66,7 +66,7 @@ fi
 # `npm ci` builds them too (the package's install script); this catches later edits.
 for name in ecverify p11sign; do
   addon=native/$name/build/Release/$name.node
-  if [ ! -f "$addon" ] || [ native/$name/$name.c -nt "$addon" ] || [ native/$name/binding.gyp -nt "$addon" ]; then
+  if [ ! -f "$addon" ] || [ native/$name/$name.c -nt "$addon" ] || [ native/$name/binding.gyp -nt "$addon" ] || [ native/napi-args.h -nt "$addon" ]; then
     say "building native/$name"
     npx --no-install node-gyp rebuild --directory native/$name --loglevel=error >&2
   fi

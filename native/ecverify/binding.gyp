@@ -3,6 +3,7 @@
     {
       "target_name": "ecverify",
       "sources": ["ecverify.c"],
+      "include_dirs": [".."],
       "cflags": ["-O2", "-Wall", "-Wno-deprecated-declarations"]
     }
   ]

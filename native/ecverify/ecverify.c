@@ -15,6 +15,7 @@
 #include <openssl/ecdsa.h>
 #include <openssl/obj_mac.h>
 #include <pthread.h>
+#include "napi-args.h"
 
 /* Shared read-only by every worker thread that loads the addon. */
 static EC_GROUP *groups[2];
@@ -23,21 +24,6 @@ static pthread_once_t groups_once = PTHREAD_ONCE_INIT;
 static void init_groups(void) {
   groups[0] = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
   groups[1] = EC_GROUP_new_by_curve_name(NID_secp384r1);
-}
-
-static napi_value throw_type(napi_env env, const char *msg) {
-  napi_throw_type_error(env, NULL, msg);
-  return NULL;
-}
-
-static int get_bytes(napi_env env, napi_value v, void **data, size_t *len) {
-  bool is;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t offset;
-  if (napi_get_typedarray_info(env, v, &type, len, data, &ab, &offset) != napi_ok) return 0;
-  return type == napi_uint8_array;
 }
 
 static napi_value Verify(napi_env env, napi_callback_info info) {

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "pkcs11/pkcs11.h"
+#include "napi-args.h"
 
 #define MAX_DATA 512   /* a digest, or a short message for mechanisms that hash themselves */
 #define MAX_SIG 1024   /* 2 x P-521 field, or an RSA-8192 signature */
@@ -56,21 +57,6 @@ typedef struct {
   CK_RV rv;
   const char *fn;
 } job_t;
-
-static napi_value throw_type(napi_env env, const char *msg) {
-  napi_throw_type_error(env, NULL, msg);
-  return NULL;
-}
-
-static int get_bytes(napi_env env, napi_value v, void **data, size_t *len) {
-  bool is;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t offset;
-  if (napi_get_typedarray_info(env, v, &type, len, data, &ab, &offset) != napi_ok) return 0;
-  return type == napi_uint8_array;
-}
 
 static int get_handle(napi_env env, napi_value v, CK_ULONG *out) {
   void *data;
