@@ -10,7 +10,7 @@ import { Backoff } from '@anchorage/client/backoff';
 import { AnchorageError, errorMessage, isAnchorageError } from '@anchorage/client/errors';
 import { lockDataDir } from '../common/lockfile.js';
 import type { Logger } from '../common/log.js';
-import { newKeyAndCsr, newKeyAndCsrAsync } from '../common/csr-create.js';
+import { newKeyAndCsr } from '../common/csr-create.js';
 import type { SyncAuthorizedEntriesResponse__Output } from '../proto/gen/anchorage/agent/v1/SyncAuthorizedEntriesResponse.js';
 import { SpiffeBundle, X509Bundle } from '@anchorage/client/spiffe/bundle';
 import { SpiffeId, TrustDomain } from '@anchorage/client/spiffe/id';
@@ -23,7 +23,8 @@ import { checkAgentSvid, privateKeySpki, readTrustBundleFile, type AgentIdentity
 import type { NodeAttestor } from './nodeattestor/NodeAttestor.js';
 import { agentNodeAttestor } from './nodeattestor/registry.js';
 import { b64, restoreState, stateOf } from './agent/persist.js';
-import { BATCH, checkWorkloadSvid, type VerifiedIssuer } from './agent/svids.js';
+import { newWorkloadKey } from './agent/keys.js';
+import { BATCH, checkWorkloadSvid, verifiedIssuerCache } from './agent/svids.js';
 import { applySyncMessage, SyncAssembler } from './agent/sync.js';
 import { TaintResponder } from './agent/taint.js';
 
@@ -123,7 +124,7 @@ export class NodeAgent {
   #reportKeptAt = 0;
   #reportKeptSequence = -1;
   /** Intermediates already verified against the bundle (base64 DER) and their keys. */
-  readonly #verifiedIssuers = new Map<string, VerifiedIssuer>();
+  readonly #verifiedIssuers = verifiedIssuerCache();
   /** Bundle documents of the last sync message applied (agent/sync.ts). */
   #lastBundles: { docs?: string } = {};
   /** Tainted authorities and what the agent does about them (agent/taint.ts). */
@@ -652,8 +653,8 @@ export class NodeAgent {
       reqs.push(
         ...(await Promise.all(
           slice.map(async (r) => {
-            // The KeyObject is not kept: the SVID is checked against the SPKI, and the Workload API hands out the PKCS#8.
-            const { csr, pkcs8, spki } = await newKeyAndCsrAsync();
+            // No KeyObject is kept: the SVID is checked against the SPKI, and the Workload API hands out the PKCS#8.
+            const { csr, pkcs8, spki } = await newWorkloadKey();
             return { ...r, csr, pkcs8, spki };
           }),
         )),

@@ -9,7 +9,7 @@ import { Extension } from '@peculiar/x509';
 import { WorkloadCache } from '../cache.js';
 import type { CachedEntry } from '../state.js';
 import { readLeaf } from './leaf.js';
-import { checkWorkloadSvid, type SvidCheckContext, type WorkloadKey } from './svids.js';
+import { checkWorkloadSvid, verifiedIssuerCache, type SvidCheckContext, type WorkloadKey } from './svids.js';
 
 const TD = 'example.org';
 const td = TrustDomain.parse(TD);
@@ -46,7 +46,7 @@ beforeAll(async () => {
 function context(nowMs = NOW): SvidCheckContext {
   const cache = new WorkloadCache(TD, () => Math.floor(nowMs / 1000), () => Promise.reject(new Error('no jwt here')));
   cache.setOwnBundle(new SpiffeBundle(td, { x509Authorities: [root.der] }));
-  return { td, cache, nowMs: () => nowMs, verifiedIssuers: new Map() };
+  return { td, cache, nowMs: () => nowMs, verifiedIssuers: verifiedIssuerCache() };
 }
 
 /** A leaf for our key signed by the intermediate, one hour old, valid a day. */
@@ -94,7 +94,7 @@ describe('checkWorkloadSvid', () => {
       const nowS = Math.floor(NOW / 1000);
       expect(held.rotateAt).toBeGreaterThanOrEqual(Math.floor(nowS + ((held.notAfter - nowS) / 2) * 0.9));
       expect(held.rotateAt).toBeLessThanOrEqual(Math.floor(nowS + ((held.notAfter - nowS) / 2) * 1.1));
-      expect([...ctx.verifiedIssuers.keys()]).toEqual([Buffer.from(intermediate.der).toString('base64')]);
+      expect(ctx.verifiedIssuers.keys()).toEqual([Buffer.from(intermediate.der)]);
     }
   });
 

@@ -10,7 +10,7 @@ import { verifyX509Svid } from '@anchorage/client/spiffe/x509svid';
 import { rotationTime, type HeldSvid, type WorkloadCache } from '../cache.js';
 import type { CachedEntry } from '../state.js';
 import { ecdsaHashOf, ecdsaLeafSignatureValid, KU_CRL_SIGN, KU_DIGITAL_SIGNATURE, KU_KEY_CERT_SIGN, readLeaf, type LeafFields } from './leaf.js';
-import { b64 } from './persist.js';
+import { DerCache } from './der-cache.js';
 
 /** CSRs per BatchSignX509SVID call (the server's limit). */
 export const BATCH = 500;
@@ -28,11 +28,11 @@ export interface SvidCheckContext {
   /** Milliseconds since the epoch. */
   nowMs: () => number;
   /**
-   * Intermediates already verified against the bundle (base64 DER), with
-   * their keys and names; filled here, emptied by the agent when the bundles
-   * change.
+   * Intermediates already verified against the bundle (by their DER), with
+   * their keys and names; filled here (see {@link verifiedIssuerCache}),
+   * emptied by the agent when the bundles change.
    */
-  verifiedIssuers: Map<string, VerifiedIssuer>;
+  verifiedIssuers: DerCache<VerifiedIssuer>;
 }
 
 /** The workload key an SVID was asked for. */
@@ -41,6 +41,11 @@ export interface WorkloadKey {
   pkcs8: Buffer;
   /** Its public half, SubjectPublicKeyInfo DER: what the CSR carried and the certificate must carry, byte for byte. */
   spki: Buffer;
+}
+
+/** The cache of {@link SvidCheckContext.verifiedIssuers}: a handful of intermediates (a rotation or two). */
+export function verifiedIssuerCache(): DerCache<VerifiedIssuer> {
+  return new DerCache(16);
 }
 
 /** The subject Name (DER) of a certificate OpenSSL has parsed. */
@@ -53,14 +58,13 @@ function subjectOf(der: Uint8Array): Buffer {
 }
 
 /** The intermediate of `chain` checked against our bundle (the whole chain, with the leaf, by verifyX509Svid); cached. */
-function verifiedIssuer(ctx: SvidCheckContext, chain: Uint8Array[], issuerKey: string): VerifiedIssuer | undefined {
+function verifiedIssuer(ctx: SvidCheckContext, chain: Uint8Array[]): VerifiedIssuer | undefined {
   const own = ctx.cache.bundle(ctx.td.name);
   if (!own) throw new AnchorageError('failed_precondition', 'agent: no bundle yet to check svids against');
   verifyX509Svid(chain, (td) => (td.equals(ctx.td) ? own.x509 : undefined), new Date(ctx.nowMs()));
-  if (!issuerKey) return undefined; // a leaf signed by an authority itself: checked in full each time
+  if (chain.length < 2) return undefined; // a leaf signed by an authority itself: checked in full each time
   const issuer = { key: new X509Certificate(chain[1]!).publicKey, subject: subjectOf(chain[1]!) };
-  if (ctx.verifiedIssuers.size > 16) ctx.verifiedIssuers.clear();
-  ctx.verifiedIssuers.set(issuerKey, issuer);
+  ctx.verifiedIssuers.set(chain[1]!, issuer);
   return issuer;
 }
 
@@ -81,10 +85,9 @@ export function checkWorkloadSvid(ctx: SvidCheckContext, entry: CachedEntry, key
   } catch (err) {
     throw new AnchorageError('internal', `agent: the svid for entry ${entry.id} is not a well-formed certificate: ${errorMessage(err)}`, { cause: err });
   }
-  const issuerKey = chain.length > 1 ? b64(chain[1]!) : '';
-  const cached = issuerKey ? ctx.verifiedIssuers.get(issuerKey) : undefined;
+  const cached = chain.length > 1 ? ctx.verifiedIssuers.get(chain[1]!) : undefined;
   if (!cached) {
-    verifiedIssuer(ctx, chain, issuerKey);
+    verifiedIssuer(ctx, chain);
   } else {
     if (Buffer.compare(leaf.issuer, cached.subject) !== 0) {
       throw new AnchorageError('internal', `agent: the svid for entry ${entry.id} does not name its intermediate as issuer`);
