@@ -13,6 +13,10 @@ import { withBenchNode } from './node.js';
  * - all_svids_ready_ms: from the last create answered to the moment the
  *   agent holds an SVID for every entry (its "workload svids minted" log
  *   records add up to the count; the Workload API serves from that cache);
+ * - agent_cpu_ms and server_cpu_ms: the CPU time (user + system, all
+ *   threads) each process spent from the first create to that moment: on a
+ *   machine of a few cores the two compete, so what one spends per SVID
+ *   slows the other;
  * - agent_rss_mb: the agent's RSS once all are minted, sampled for a few
  *   seconds (the highest sample), and state_bytes: the size of its data dir.
  */
@@ -31,6 +35,14 @@ const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** CPU time (user + system, all threads) of a process so far, in ms, from /proc (clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 12th and 13th.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
 }
 
 function dirBytes(dir: string): number {
@@ -68,8 +80,9 @@ export async function benchAgentScale(): Promise<void> {
     throw new Error('bench agent-scale: BENCH_ENTRIES and BENCH_UIDS must be positive integers');
   }
   if (CREATE !== 'single' && CREATE !== 'batch') throw new Error('bench agent-scale: BENCH_CREATE must be single or batch');
-  await withBenchNode('agent-scale', TD, '', async ({ admin: a, agent, agentDir, agentId }) => {
+  await withBenchNode('agent-scale', TD, '', async ({ admin: a, agent, agentDir, agentId, server }) => {
     const pid = agent.child.pid!;
+    const serverPid = server.child.pid!;
     const minted = mintedCounter(agent);
     console.log(`bench agent-scale: ${cpus().length} cores, ${ENTRIES} entries over ${UIDS} uids (${CREATE} creates), agent pid ${pid}, SoftHSM2-backed server`);
 
@@ -78,6 +91,7 @@ export async function benchAgentScale(): Promise<void> {
       const uid = 100_000 + Math.floor(n / perUid);
       return { spiffe_id: `spiffe://${TD}/bench/uid${uid}/w${n % perUid}`, parent_id: agentId, selectors: [{ type: 'unix', value: `uid:${uid}` }] };
     };
+    const cpu0 = { agent: cpuMs(pid), server: cpuMs(serverPid) };
     const t0 = performance.now();
     if (CREATE === 'batch') {
       for (let n = 0; n < ENTRIES; n += CREATE_BATCH) {
@@ -98,9 +112,12 @@ export async function benchAgentScale(): Promise<void> {
     const progress = setInterval(() => console.log(`  minted ${minted()}/${ENTRIES}`), 5000);
     await waitFor(() => minted() >= ENTRIES, `${ENTRIES} SVIDs`, 600_000).finally(() => clearInterval(progress));
     const ready = performance.now();
+    const agentCpu = cpuMs(pid) - cpu0.agent;
+    const serverCpu = cpuMs(serverPid) - cpu0.server;
     const readyMs = ready - lastCreate;
     console.log(`created ${ENTRIES} entries in ${round(lastCreate - t0, 0)} ms (${mintedAtLastCreate} SVIDs minted by then)`);
     console.log(`all_svids_ready_ms ${round(readyMs, 0)}  (after the last create; ${round(ready - t0, 0)} ms after the first)`);
+    console.log(`agent_cpu_ms ${agentCpu}  server_cpu_ms ${serverCpu}  (from the first create; ${round((agentCpu * 1000) / ENTRIES)} us of agent CPU per SVID)`);
 
     // Steady state: the highest RSS over a few seconds after the last mint (the state write and GC included).
     let rss = 0;
@@ -121,6 +138,8 @@ export async function benchAgentScale(): Promise<void> {
       minted_at_last_create: mintedAtLastCreate,
       all_svids_ready_ms: round(readyMs, 0),
       all_svids_ready_from_first_create_ms: round(ready - t0, 0),
+      agent_cpu_ms: agentCpu,
+      server_cpu_ms: serverCpu,
       agent_rss_mb: round(rss),
       state_bytes: stateBytes,
       targets: { all_svids_ready_ms: '< 3000 (5,000 entries)', agent_rss_mb: '< 250 (20,000 entries)' },

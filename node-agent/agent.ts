@@ -3,7 +3,6 @@
 // need none of that state live in agent/: identity.ts (agent SVID checks,
 // trust bundle file), sync.ts (applying a sync message), svids.ts (workload
 // SVID checks), persist.ts (state file records to and from the cache).
-import type { KeyObject } from 'node:crypto';
 import { existsSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,7 +10,7 @@ import { Backoff } from '@anchorage/client/backoff';
 import { AnchorageError, errorMessage, isAnchorageError } from '@anchorage/client/errors';
 import { lockDataDir } from '../common/lockfile.js';
 import type { Logger } from '../common/log.js';
-import { newKeyAndCsr, newKeyAndCsrAsync } from '../common/csr-create.js';
+import { newKeyAndCsr } from '../common/csr-create.js';
 import type { SyncAuthorizedEntriesResponse__Output } from '../proto/gen/anchorage/agent/v1/SyncAuthorizedEntriesResponse.js';
 import { SpiffeBundle, X509Bundle } from '@anchorage/client/spiffe/bundle';
 import { SpiffeId, TrustDomain } from '@anchorage/client/spiffe/id';
@@ -24,7 +23,8 @@ import { checkAgentSvid, privateKeySpki, readTrustBundleFile, type AgentIdentity
 import type { NodeAttestor } from './nodeattestor/NodeAttestor.js';
 import { agentNodeAttestor } from './nodeattestor/registry.js';
 import { b64, restoreState, stateOf } from './agent/persist.js';
-import { BATCH, checkWorkloadSvid } from './agent/svids.js';
+import { newWorkloadKey } from './agent/keys.js';
+import { BATCH, checkWorkloadSvid, verifiedIssuerCache } from './agent/svids.js';
 import { applySyncMessage, SyncAssembler } from './agent/sync.js';
 import { TaintResponder } from './agent/taint.js';
 
@@ -124,7 +124,7 @@ export class NodeAgent {
   #reportKeptAt = 0;
   #reportKeptSequence = -1;
   /** Intermediates already verified against the bundle (base64 DER) and their keys. */
-  readonly #verifiedIssuers = new Map<string, KeyObject>();
+  readonly #verifiedIssuers = verifiedIssuerCache();
   /** Bundle documents of the last sync message applied (agent/sync.ts). */
   #lastBundles: { docs?: string } = {};
   /** Tainted authorities and what the agent does about them (agent/taint.ts). */
@@ -643,14 +643,22 @@ export class NodeAgent {
   }
 
   async #mintBatch(entryIds: string[]): Promise<void> {
-    const reqs: { id: string; entry: CachedEntry; csr: Buffer; pkcs8: Buffer; privateKey: KeyObject }[] = [];
+    const reqs: { id: string; entry: CachedEntry; csr: Buffer; pkcs8: Buffer; spki: Buffer }[] = [];
     // Keys are made on the thread pool, a slice at a time.
     for (let i = 0; i < entryIds.length && !this.#closed; i += KEYS_PER_TURN) {
       const slice = entryIds.slice(i, i + KEYS_PER_TURN).flatMap((id) => {
         const entry = this.cache.entry(id);
         return entry ? [{ id, entry }] : [];
       });
-      reqs.push(...(await Promise.all(slice.map(async (r) => ({ ...r, ...(await newKeyAndCsrAsync()) })))));
+      reqs.push(
+        ...(await Promise.all(
+          slice.map(async (r) => {
+            // No KeyObject is kept: the SVID is checked against the SPKI, and the Workload API hands out the PKCS#8.
+            const { csr, pkcs8, spki } = await newWorkloadKey();
+            return { ...r, csr, pkcs8, spki };
+          }),
+        )),
+      );
     }
     if (this.#closed) return;
     if (reqs.length === 0) return;

@@ -41,6 +41,23 @@ describe('WorkloadCache', () => {
     expect(c.x509Identities([])).toEqual([]);
   });
 
+  it('holds the key and the leaf as copies in one buffer of their own, not views of what they were decoded from', () => {
+    const now = { t: 1000 };
+    const c = cache(now);
+    c.setEntries([entry('e1', '/web', ['unix:uid:0'])]);
+    // As decoded: views of a larger response, and of a shared slab.
+    const response = Buffer.from('....leaf-e1....intermediate....');
+    const slab = Buffer.from('xxkey-e1xx');
+    c.putSvids([{ entryId: 'e1', revision: 1, key: slab.subarray(2, 8), chain: [response.subarray(4, 11), response.subarray(15, 27)], notBefore: 0, notAfter: 2000, rotateAt: 1500 }]);
+    response.fill(0);
+    slab.fill(0);
+    const [id] = c.x509Identities(sel('unix:uid:0'));
+    expect(Buffer.from(id!.privateKey).toString()).toBe('key-e1');
+    expect(id!.chain.map((d) => Buffer.from(d).toString())).toEqual(['leaf-e1', 'intermediate']);
+    expect(id!.privateKey.buffer).toBe(id!.chain[0]!.buffer);
+    expect(id!.privateKey.buffer.byteLength).toBe('key-e1'.length + 'leaf-e1'.length);
+  });
+
   it('keeps serving the old SVID of a changed entry until the new one arrives, and reports what needs minting', () => {
     const now = { t: 1000 };
     const c = cache(now);

@@ -5,6 +5,7 @@ import type { SpiffeBundle } from '@anchorage/client/spiffe/bundle';
 import { SpiffeId } from '@anchorage/client/spiffe/id';
 import type { IdentitySource, JwtIdentity, X509Identity } from '../workload-api/IdentitySource.js';
 import type { CachedEntry } from './state.js';
+import { DerCache } from './agent/der-cache.js';
 import { jwtKid } from './agent/taint.js';
 
 /** One workload X509-SVID held by the agent, with its key. */
@@ -91,6 +92,14 @@ export function rotationTime(notBefore: number, notAfter: number, random: () => 
   return Math.floor(notBefore + half * (0.9 + 0.2 * random()));
 }
 
+/** Copies of `key` and `leaf`, views of one new buffer of exactly their size (not from Node's shared pool). */
+export function packKeyAndLeaf(key: Uint8Array, leaf: Uint8Array): { key: Buffer; leaf: Buffer } {
+  const buf = Buffer.allocUnsafeSlow(key.length + leaf.length);
+  buf.set(key, 0);
+  buf.set(leaf, key.length);
+  return { key: buf.subarray(0, key.length), leaf: buf.subarray(key.length) };
+}
+
 function key(s: Selector): string {
   return `${s.type}:${s.value}`;
 }
@@ -127,7 +136,8 @@ export class WorkloadCache implements IdentitySource {
   /** Cached {@link nextDeadline}; null when it must be computed again. */
   #deadline: number | undefined | null = null;
   /** Intermediates shared by many SVIDs are kept once. */
-  readonly #interned = new Map<string, Uint8Array>();
+  /** Intermediates, one copy of each for all the SVIDs they signed. */
+  readonly #interned = new DerCache<Uint8Array>(64);
   /** JWT key ids an operator tainted: tokens they signed are neither kept nor served from the cache. */
   #taintedKids: ReadonlySet<string> = new Set();
 
@@ -229,10 +239,14 @@ export class WorkloadCache implements IdentitySource {
     for (const s of svids) {
       const held = this.#entries.get(s.entryId);
       if (!held) continue;
-      // The leaf is copied: as decoded it is a view of the whole BatchSignX509SVID
-      // response, which it would keep alive (every result's chain) as long as it is held.
-      const chain = s.chain.map((der, i) => (i === 0 ? Uint8Array.prototype.slice.call(der) : this.#intern(der)));
-      held.svid = { ...s, chain };
+      // The key and the leaf are copied together into one allocation of their
+      // own: as decoded the leaf is a view of the whole BatchSignX509SVID response
+      // (every result's chain), and the key a view of one of Node's shared 8 KiB
+      // pool slabs (with the garbage of making it and its CSR), each of which it
+      // would keep alive as long as it is held. The intermediates are shared.
+      const { key, leaf } = packKeyAndLeaf(s.key, s.chain[0]!);
+      const chain = s.chain.map((der, i) => (i === 0 ? leaf : this.#intern(der)));
+      held.svid = { ...s, key, chain };
       held.identity = this.#identity(held, held.svid);
       // Minted for a revision the entry no longer has: served until the current one arrives.
       if (s.revision === held.entry.revision) this.#pending.delete(s.entryId);
@@ -556,15 +570,15 @@ export class WorkloadCache implements IdentitySource {
   }
 
   #intern(der: Uint8Array): Uint8Array {
-    const k = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64');
-    let v = this.#interned.get(k);
+    let v = this.#interned.get(der);
     if (!v) {
-      if (this.#interned.size > 64) this.#interned.clear();
       // A copy, for the reason the leaf is copied in putSvids.
-      this.#interned.set(k, (v = Uint8Array.prototype.slice.call(der)));
+      v = Uint8Array.prototype.slice.call(der);
+      this.#interned.set(der, v);
     }
     return v;
   }
+
 }
 
 /** Default first: ordered by SPIFFE ID, then entry ID, so the answer is stable. */

@@ -1,0 +1,38 @@
+import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { parseCsr } from '../../ca/x509/csr.js';
+import { createP256Csr, p256Der } from '../../common/csr-create.js';
+import { newWorkloadKey, workloadKeyOf } from './keys.js';
+
+describe('workload keys', () => {
+  it('are the SPKI and PKCS#8 node:crypto exports, with a CSR the server accepts, of the bytes common/csr-create.ts writes', async () => {
+    for (let i = 0; i < 50; i++) {
+      const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const k = workloadKeyOf(privateKey);
+      expect(k.spki.toString('hex')).toBe(publicKey.export({ type: 'spki', format: 'der' }).toString('hex'));
+      expect(k.pkcs8.toString('hex')).toBe(privateKey.export({ type: 'pkcs8', format: 'der' }).toString('hex'));
+      expect(createPrivateKey({ key: k.pkcs8, format: 'der', type: 'pkcs8' }).equals(privateKey)).toBe(true);
+      expect(createPublicKey({ key: k.spki, format: 'der', type: 'spki' }).equals(publicKey)).toBe(true);
+      const parsed = await parseCsr(k.csr);
+      expect(parsed.keyType).toBe('ec-p256');
+      expect(Buffer.from(parsed.spki).toString('hex')).toBe(k.spki.toString('hex'));
+      // The same request as createP256Csr's up to the signature (ECDSA signatures differ each time).
+      const theirs = createP256Csr(privateKey, p256Der(privateKey).spki);
+      expect(k.csr.subarray(3, 3 + 100 + 12).toString('hex')).toBe(theirs.subarray(3, 3 + 100 + 12).toString('hex'));
+      // One buffer for all three.
+      expect(k.csr.buffer).toBe(k.pkcs8.buffer);
+      expect(k.spki.buffer).toBe(k.pkcs8.buffer);
+    }
+  });
+
+  it('come from the thread pool as fresh keys', async () => {
+    const [a, b] = await Promise.all([newWorkloadKey(), newWorkloadKey()]);
+    expect(a!.spki.equals(b!.spki)).toBe(false);
+    expect((await parseCsr(a!.csr)).keyType).toBe('ec-p256');
+  });
+
+  it('refuse a key that is not P-256', () => {
+    expect(() => workloadKeyOf(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey)).toThrow('agent: not a P-256 private key');
+    expect(() => workloadKeyOf(generateKeyPairSync('ed25519').privateKey)).toThrow('agent: not a P-256 private key');
+  });
+});
