@@ -123,7 +123,7 @@ export class NodeAgent {
   /** When the last report the server would keep was sent (ms), and the bundle sequence it carried. */
   #reportKeptAt = 0;
   #reportKeptSequence = -1;
-  /** Intermediates already verified against the bundle (base64 DER) and their keys. */
+  /** Intermediates already verified against the bundle, by their DER, with their keys and names (agent/svids.ts). */
   readonly #verifiedIssuers = verifiedIssuerCache();
   /** Bundle documents of the last sync message applied (agent/sync.ts). */
   #lastBundles: { docs?: string } = {};

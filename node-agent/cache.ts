@@ -136,7 +136,6 @@ export class WorkloadCache implements IdentitySource {
   /** Cached {@link nextDeadline}; null when it must be computed again. */
   #deadline: number | undefined | null = null;
   /** Intermediates shared by many SVIDs are kept once. */
-  /** Intermediates, one copy of each for all the SVIDs they signed. */
   readonly #interned = new DerCache<Uint8Array>(64);
   /** JWT key ids an operator tainted: tokens they signed are neither kept nor served from the cache. */
   #taintedKids: ReadonlySet<string> = new Set();

@@ -58,14 +58,12 @@ function subjectOf(der: Uint8Array): Buffer {
 }
 
 /** The intermediate of `chain` checked against our bundle (the whole chain, with the leaf, by verifyX509Svid); cached. */
-function verifiedIssuer(ctx: SvidCheckContext, chain: Uint8Array[]): VerifiedIssuer | undefined {
+function verifyIssuer(ctx: SvidCheckContext, chain: Uint8Array[]): void {
   const own = ctx.cache.bundle(ctx.td.name);
   if (!own) throw new AnchorageError('failed_precondition', 'agent: no bundle yet to check svids against');
   verifyX509Svid(chain, (td) => (td.equals(ctx.td) ? own.x509 : undefined), new Date(ctx.nowMs()));
-  if (chain.length < 2) return undefined; // a leaf signed by an authority itself: checked in full each time
-  const issuer = { key: new X509Certificate(chain[1]!).publicKey, subject: subjectOf(chain[1]!) };
-  ctx.verifiedIssuers.set(chain[1]!, issuer);
-  return issuer;
+  if (chain.length < 2) return; // a leaf signed by an authority itself: checked in full each time
+  ctx.verifiedIssuers.set(chain[1]!, { key: new X509Certificate(chain[1]!).publicKey, subject: subjectOf(chain[1]!) });
 }
 
 /**
@@ -87,7 +85,7 @@ export function checkWorkloadSvid(ctx: SvidCheckContext, entry: CachedEntry, key
   }
   const cached = chain.length > 1 ? ctx.verifiedIssuers.get(chain[1]!) : undefined;
   if (!cached) {
-    verifiedIssuer(ctx, chain);
+    verifyIssuer(ctx, chain);
   } else {
     if (Buffer.compare(leaf.issuer, cached.subject) !== 0) {
       throw new AnchorageError('internal', `agent: the svid for entry ${entry.id} does not name its intermediate as issuer`);
