@@ -21,7 +21,9 @@
  *     it never ends with CKR_BUFFER_TOO_SMALL, which would leave the
  *     operation active on the session); rejects with an Error whose `rv` is
  *     the CK_RV and `fn` the function ("C_SignInit" or "C_Sign") that
- *     returned it.
+ *     returned it. Throws (nothing queued) when the session already has a
+ *     signature in flight from this module object: PKCS#11 allows one
+ *     operation per session, and SoftHSM2 corrupts itself rather than refuse.
  *   close(module)                 (drops this addon's reference; the module
  *                                  object must not be used afterwards)
  */
@@ -40,7 +42,41 @@ typedef struct {
   CK_FUNCTION_LIST_PTR fl;
   int closed;
   int inflight;
+  /* Sessions with a signature in flight. PKCS#11 forbids two operations on
+   * one session at once, and a module may corrupt itself rather than refuse
+   * (SoftHSM2 does), so a second one is refused here. Only the event loop's
+   * thread reads or writes this (in Sign and in complete). */
+  CK_SESSION_HANDLE *busy;
+  size_t nbusy;
+  size_t cap;
 } module_t;
+
+static int session_busy(const module_t *mod, CK_SESSION_HANDLE s) {
+  for (size_t i = 0; i < mod->nbusy; i++)
+    if (mod->busy[i] == s) return 1;
+  return 0;
+}
+
+static int mark_busy(module_t *mod, CK_SESSION_HANDLE s) {
+  if (mod->nbusy == mod->cap) {
+    size_t cap = mod->cap ? mod->cap * 2 : 16;
+    CK_SESSION_HANDLE *grown = realloc(mod->busy, cap * sizeof *grown);
+    if (!grown) return 0;
+    mod->busy = grown;
+    mod->cap = cap;
+  }
+  mod->busy[mod->nbusy++] = s;
+  return 1;
+}
+
+static void mark_idle(module_t *mod, CK_SESSION_HANDLE s) {
+  for (size_t i = 0; i < mod->nbusy; i++) {
+    if (mod->busy[i] == s) {
+      mod->busy[i] = mod->busy[--mod->nbusy];
+      return;
+    }
+  }
+}
 
 typedef struct {
   napi_async_work work;
@@ -71,6 +107,7 @@ static void finalize_module(napi_env env, void *data, void *hint) {
   (void)hint;
   module_t *mod = data;
   if (!mod->closed && mod->dl) dlclose(mod->dl);
+  free(mod->busy);
   free(mod);
 }
 
@@ -157,6 +194,7 @@ static void execute(napi_env env, void *data) {
 static void complete(napi_env env, napi_status status, void *data) {
   job_t *job = data;
   job->mod->inflight--;
+  mark_idle(job->mod, job->session);
   napi_value result;
   if (status == napi_ok && job->rv == CKR_OK) {
     void *copy;
@@ -204,8 +242,13 @@ static napi_value Sign(napi_env env, napi_callback_info info) {
   if (!get_bytes(env, argv[4], &data, &data_len) || data_len == 0 || data_len > MAX_DATA) {
     return throw_type(env, "p11sign: data must be a Uint8Array of 1 to 512 bytes");
   }
+  if (session_busy(mod, session)) {
+    napi_throw_error(env, NULL, "p11sign: the session already has a signature in flight");
+    return NULL;
+  }
   job_t *job = calloc(1, sizeof *job);
-  if (!job) {
+  if (!job || !mark_busy(mod, session)) {
+    free(job);
     napi_throw_error(env, NULL, "p11sign: out of memory");
     return NULL;
   }
@@ -223,7 +266,8 @@ static napi_value Sign(napi_env env, napi_callback_info info) {
       napi_create_string_utf8(env, "p11sign", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_async_work(env, NULL, name, execute, complete, job, &job->work) != napi_ok ||
       napi_queue_async_work(env, job->work) != napi_ok) {
-    /* Only allocation failures get here; the promise (if made) is dropped with the job. */
+    /* Only allocation failures get here; nothing was queued. */
+    mark_idle(mod, session);
     if (job->module_ref) napi_delete_reference(env, job->module_ref);
     free(job);
     napi_throw_error(env, NULL, "p11sign: cannot queue the signature");

@@ -84,11 +84,25 @@ describe('native-sign: C_SignInit + C_Sign in one threadpool call', () => {
     const slot = lib.C_GetSessionInfo(session).slotID;
     const others = Array.from({ length: 4 }, () => lib.C_OpenSession(slot, P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION));
     try {
-      const sigs = await Promise.all(Array.from({ length: 64 }, (_, i) => mod.sign(others[i % others.length]!, priv, P.CKM_ECDSA, digest)));
-      expect(sigs.filter((s) => s.length === 64 && verifiesWithPoint(s)).length).toBe(64);
+      // One signature at a time per session (as the manager's pool does), the four sessions at once.
+      const perSession = await Promise.all(
+        others.map(async (s) => {
+          const out: Buffer[] = [];
+          for (let i = 0; i < 16; i++) out.push(await mod.sign(s, priv, P.CKM_ECDSA, digest));
+          return out;
+        }),
+      );
+      expect(perSession.flat().filter((s) => s.length === 64 && verifiesWithPoint(s)).length).toBe(64);
     } finally {
       for (const s of others) lib.C_CloseSession(s);
     }
+  });
+
+  it('refuses a second signature on a session that has one in flight (PKCS#11 allows one operation per session), then signs again', async () => {
+    const first = mod.sign(session, priv, P.CKM_ECDSA, digest);
+    expect(() => mod.sign(session, priv, P.CKM_ECDSA, digest)).toThrow('p11sign: the session already has a signature in flight');
+    expect(verifiesWithPoint(await first)).toBe(true);
+    expect(verifiesWithPoint(await mod.sign(session, priv, P.CKM_ECDSA, digest))).toBe(true);
   });
 
   it('an unknown key handle rejects with the CKR_ name that errors.ts classifies, from C_SignInit, and leaves the session usable', async () => {

@@ -51,7 +51,9 @@ function ckrName(rv: number): string {
 export interface NativeSigner {
   /**
    * C_SignInit(session, {mechanism}, key) then C_Sign(data) on a threadpool
-   * thread; resolves to the signature (at most 1,024 bytes). Rejects with an Error whose message is the CKR_ name (as
+   * thread; resolves to the signature (at most 1,024 bytes). Throws at once
+   * if this signer already has a signature in flight on the session (PKCS#11
+   * allows one operation per session; the manager's pool never asks). Rejects with an Error whose message is the CKR_ name (as
    * pkcs11js's errors are, so errors.ts classifies both alike).
    */
   sign(session: Handle, key: Handle, mechanism: number, data: Uint8Array): Promise<Buffer>;
