@@ -1,4 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
+import { jwkOf } from '../helpers/jwk.js';
 import { watch } from 'node:fs';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,7 +41,7 @@ let agentCfg: string;
 let dataDir: string;
 let socket: string;
 let agentId: string;
-const peerKeys = Array.from({ length: PEER_KEYS }, () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }));
+const peerKeys = Array.from({ length: PEER_KEYS }, () => jwkOf(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey));
 /** The peer's bundle document, different at every `n`. */
 const peerBundle = (n: number) => JSON.stringify({ spiffe_sequence: n, keys: peerKeys.map((k, i) => ({ ...k, use: 'jwt-svid', kid: `k${i}-${n}` })) });
 

@@ -5,6 +5,7 @@ import { DEFAULT_MAX_BUNDLE_BYTES, SpiffeBundle } from '@anchorage/client/spiffe
 import { TrustDomain } from '@anchorage/client/spiffe/id';
 import { makeRoot, newKeyPair } from '../helpers/pki.js';
 import { expectClearError, outcome, params, testTimeout } from './fuzz.js';
+import { jwkOf } from '../helpers/jwk.js';
 
 /**
  * SPIFFE bundle documents (spiffe/bundle.ts), as fetched from a federation
@@ -21,8 +22,8 @@ let valid: SpiffeBundle;
 
 beforeAll(async () => {
   const roots = [await makeRoot('fuzz.test'), await makeRoot('fuzz.test', { keys: await newKeyPair('ec-p384') })];
-  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
-  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' });
+  const ec = jwkOf(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey);
+  const rsa = jwkOf(generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey);
   valid = new SpiffeBundle(td, {
     x509Authorities: roots.map((r) => r.der),
     jwtAuthorities: [

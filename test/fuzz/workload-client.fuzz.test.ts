@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { makeRoot, type TestCert } from '../helpers/pki.js';
 import { parseJwtBundlesResponse, parseX509BundlesResponse } from '@anchorage/client/parse';
 import { expectClearError, mutate, mutationArb, outcome, params, testTimeout } from './fuzz.js';
+import { jwkOf } from '../helpers/jwk.js';
 
 /**
  * The Workload API client library (packages/client/src/parse.ts) reading
@@ -17,7 +18,7 @@ let jwks: string;
 
 beforeAll(async () => {
   roots = [await makeRoot('fuzz.test'), await makeRoot('fuzz.test')];
-  const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
+  const jwk = jwkOf(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey);
   jwks = JSON.stringify({ keys: [{ ...jwk, kid: 'k1', use: 'jwt-svid' }] });
 });
 

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { generateKeyPairSync, webcrypto, X509Certificate } from 'node:crypto';
+import { jwkOf } from '../helpers/jwk.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -165,7 +166,7 @@ describe.skipIf(lacks(!softHsmAvailable(), 'SoftHSM2'))('admin API input (real s
     }
 
     // A kid is shown by `bundle list`: escaped in JSON text, it is refused once parsed.
-    const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
+    const jwk = jwkOf(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey);
     const doc = JSON.stringify({ keys: [{ ...jwk, use: 'jwt-svid', kid: 'k\u001b[31m' }] });
     expect(await call('SetFederatedBundle', { trust_domain: 'peer.test', document: doc })).toEqual({
       code: grpc.status.INVALID_ARGUMENT,

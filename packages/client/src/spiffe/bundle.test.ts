@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { generateKeyPairSync, X509Certificate, type JsonWebKey } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, X509Certificate, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { AnchorageError } from '../common/errors.js';
 import { TrustDomain } from './id.js';
 import { DEFAULT_MAX_BUNDLE_BYTES, JwtBundle, SpiffeBundle, X509Bundle, type PublicJwk } from './bundle.js';
@@ -25,17 +25,26 @@ function publicJwkOf(der: Uint8Array): JsonWebKey {
   return new X509Certificate(Buffer.from(der)).publicKey.export({ format: 'jwk' });
 }
 
+/** A key's JWK from a copy made through DER: a JWK export of a generateKeyPairSync key can deadlock Node 20 (see anchorage's common/csr-create.ts). */
+function jwkOf(key: KeyObject): JsonWebKey {
+  const copy =
+    key.type === 'private'
+      ? createPrivateKey({ key: key.export({ type: 'pkcs8', format: 'der' }), format: 'der', type: 'pkcs8' })
+      : createPublicKey({ key: key.export({ type: 'spki', format: 'der' }), format: 'der', type: 'spki' });
+  return copy.export({ format: 'jwk' });
+}
+
 function ecJwk(curve = 'P-256'): { pub: JsonWebKey; priv: JsonWebKey } {
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: curve });
-  return { pub: publicKey.export({ format: 'jwk' }), priv: privateKey.export({ format: 'jwk' }) };
+  return { pub: jwkOf(publicKey), priv: jwkOf(privateKey) };
 }
 
 function rsa1024(): JsonWebKey {
-  return generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' });
+  return jwkOf(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey);
 }
 
 function rsaJwk(): JsonWebKey {
-  return generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' });
+  return jwkOf(generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey);
 }
 
 let ecRoot: TestCert;
@@ -145,7 +154,7 @@ describe('SpiffeBundle.parse and marshal', () => {
   });
 
   it('skips keys with an unknown or missing use, and keys of unsupported type', () => {
-    const okp = generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' });
+    const okp = jwkOf(generateKeyPairSync('ed25519').publicKey);
     const k256 = ecJwk('secp256k1').pub;
     const parsed = SpiffeBundle.parse(
       td,
