@@ -1,5 +1,4 @@
-import { createECDH, createPrivateKey, generateKeyPair, sign, type KeyObject } from 'node:crypto';
-import { promisify } from 'node:util';
+import { createECDH, createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import { bitString, encode, implicitConstructed, oid, seq, smallInteger } from '@anchorage/client/der';
 
 const ECDSA_WITH_SHA256 = oid('1.2.840.10045.4.3.2');
@@ -16,11 +15,11 @@ export function createP256Csr(privateKey: KeyObject, publicKey: KeyObject | Buff
 }
 
 /** SubjectPublicKeyInfo of a P-256 key up to the uncompressed point (id-ecPublicKey, prime256v1). */
-const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
+export const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
 /** PKCS#8 PrivateKeyInfo of a P-256 key (RFC 5915 ECPrivateKey inside) up to the private scalar. */
-const P256_PKCS8_PREFIX = Buffer.from('308187020100301306072a8648ce3d020106082a8648ce3d030107046d306b0201010420', 'hex');
+export const P256_PKCS8_PREFIX = Buffer.from('308187020100301306072a8648ce3d020106082a8648ce3d030107046d306b0201010420', 'hex');
 /** Between the scalar and the point: [1] publicKey BIT STRING. */
-const P256_PKCS8_POINT = Buffer.from('a144034200', 'hex');
+export const P256_PKCS8_POINT = Buffer.from('a144034200', 'hex');
 
 /** SPKI and PKCS#8 DER of a P-256 key from its uncompressed point and private scalar. */
 function p256DerFrom(point: Buffer, d: Buffer): { spki: Buffer; pkcs8: Buffer } {
@@ -29,34 +28,18 @@ function p256DerFrom(point: Buffer, d: Buffer): { spki: Buffer; pkcs8: Buffer } 
 }
 
 /**
- * The SPKI and PKCS#8 DER of a P-256 key, built from its JWK: KeyObject's
- * DER export goes through OpenSSL's encoder lookup and cost the agent more
- * than making the key (0.7 ms against 0.1 ms the pair when minting
- * thousands of SVIDs); the JWK export reads the numbers directly. The bytes
- * are those node:crypto exports (crossed in csr-create.test.ts).
- *
- * Never call it on a key from generateKeyPairSync: Node 20 (20.20.2 here)
- * deadlocks when a garbage collection during the JWK export finalizes the
- * key-generation job that made the key (the job's destructor takes the lock
- * the export holds; csr-create.test.ts reproduces it). Keys from the async
- * generateKeyPair did not (150,000 in a row under the same GC pressure).
- */
-export function p256Der(privateKey: KeyObject): { spki: Buffer; pkcs8: Buffer } {
-  const jwk = privateKey.export({ format: 'jwk' });
-  if (jwk.crv !== 'P-256') throw new Error('csr: not a P-256 private key');
-  const point = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')]);
-  return p256DerFrom(point, Buffer.from(jwk.d!, 'base64url'));
-}
-
-/**
  * A new P-256 key with its CSR; the key as unencrypted PKCS#8 DER (what the
  * Workload API hands out) and its public half as SPKI DER (what the signed
  * certificate must carry).
  *
  * The key is made by OpenSSL's EC key generation through createECDH (the
- * same operation as generateKeyPairSync, without its job object; see
- * p256Der for the deadlock that avoids) and imported as a KeyObject from its
- * JWK numbers.
+ * same operation as generateKeyPairSync, without its job object) and
+ * imported as a KeyObject from its JWK numbers. Never export a
+ * generateKeyPairSync key as JWK: Node 20 (20.20.2 here) deadlocks when a
+ * garbage collection during the export finalizes the key-generation job that
+ * made the key (the job's destructor takes the lock the export holds;
+ * csr-create.test.ts reproduces it). Keys from the async generateKeyPair did
+ * not (the agent's workload keys, node-agent/agent/keys.ts).
  */
 export function newKeyAndCsr(): { csr: Buffer; pkcs8: Buffer; spki: Buffer; privateKey: KeyObject } {
   const ecdh = createECDH('prime256v1');
@@ -69,18 +52,5 @@ export function newKeyAndCsr(): { csr: Buffer; pkcs8: Buffer; spki: Buffer; priv
     key: { kty: 'EC', crv: 'P-256', x: point.subarray(1, 33).toString('base64url'), y: point.subarray(33).toString('base64url'), d: scalar.toString('base64url') },
   });
   const { spki, pkcs8 } = p256DerFrom(point, scalar);
-  return { csr: createP256Csr(privateKey, spki), pkcs8, spki, privateKey };
-}
-
-const generateKeyPairAsync = promisify(generateKeyPair);
-
-/**
- * {@link newKeyAndCsr} with the key made on libuv's thread pool: the agent
- * makes hundreds at a time, and the main thread meanwhile checks the SVIDs
- * of the last batch and answers the Workload API.
- */
-export async function newKeyAndCsrAsync(): Promise<{ csr: Buffer; pkcs8: Buffer; spki: Buffer; privateKey: KeyObject }> {
-  const { privateKey } = await generateKeyPairAsync('ec', { namedCurve: 'P-256' });
-  const { spki, pkcs8 } = p256Der(privateKey);
   return { csr: createP256Csr(privateKey, spki), pkcs8, spki, privateKey };
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseCsr } from '../../ca/x509/csr.js';
-import { createP256Csr, p256Der } from '../../common/csr-create.js';
+import { createP256Csr } from '../../common/csr-create.js';
 import { newWorkloadKey, workloadKeyOf } from './keys.js';
 import { assertBuilt, REPO } from '../../test/helpers/process.js';
 
@@ -23,7 +23,7 @@ describe('workload keys', () => {
       expect(parsed.keyType).toBe('ec-p256');
       expect(Buffer.from(parsed.spki).toString('hex')).toBe(k.spki.toString('hex'));
       // The same request as createP256Csr's up to the signature (ECDSA signatures differ each time).
-      const theirs = createP256Csr(privateKey, p256Der(privateKey).spki);
+      const theirs = createP256Csr(privateKey, publicKey);
       expect(k.csr.subarray(3, 3 + 100 + 12).toString('hex')).toBe(theirs.subarray(3, 3 + 100 + 12).toString('hex'));
       // One buffer for all three.
       expect(k.csr.buffer).toBe(k.pkcs8.buffer);

@@ -1,18 +1,13 @@
 // Workload keys as the agent makes them by the thousand: a P-256 key made on
 // libuv's thread pool, and its SPKI, PKCS#8 and CSR written into one buffer
-// of their own. common/csr-create.ts builds the same bytes from a DER tree
-// and Buffer.concat, some ten small allocations a key from Node's shared
+// of their own (the DER prefixes are common/csr-create.ts's). newKeyAndCsr there
+// builds the same bytes from a DER tree and Buffer.concat, some ten small allocations a key from Node's shared
 // 8 KiB pool: minting 20,000 SVIDs left about 16 MB of those slabs as
 // garbage, which the agent's RSS kept after the burst.
 import { generateKeyPair, sign, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
+import { P256_PKCS8_POINT as PKCS8_POINT, P256_PKCS8_PREFIX as PKCS8_PREFIX, P256_SPKI_PREFIX as SPKI_PREFIX } from '../../common/csr-create.js';
 
-/** SubjectPublicKeyInfo of a P-256 key up to the uncompressed point (id-ecPublicKey, prime256v1, BIT STRING of 66 bytes). */
-const SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
-/** PKCS#8 PrivateKeyInfo (RFC 5915 ECPrivateKey inside, with the curve implied by the algorithm) up to the private scalar. */
-const PKCS8_PREFIX = Buffer.from('308187020100301306072a8648ce3d020106082a8648ce3d030107046d306b0201010420', 'hex');
-/** Between the scalar and the point: [1] publicKey BIT STRING. */
-const PKCS8_POINT = Buffer.from('a144034200', 'hex');
 /** CertificationRequestInfo: SEQUENCE (98 bytes) { version 0, subject (empty Name), …SPKI follows… }. */
 const INFO_PREFIX = Buffer.from('3062020100' + '3000', 'hex');
 /** …after the SPKI: attributes [0] IMPLICIT SET OF, empty. */

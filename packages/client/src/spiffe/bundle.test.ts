@@ -1,8 +1,9 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { createPrivateKey, createPublicKey, generateKeyPairSync, X509Certificate, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, X509Certificate, type JsonWebKey } from 'node:crypto';
 import { AnchorageError } from '../common/errors.js';
 import { TrustDomain } from './id.js';
 import { DEFAULT_MAX_BUNDLE_BYTES, JwtBundle, SpiffeBundle, X509Bundle, type PublicJwk } from './bundle.js';
+import { jwkOf } from '../../../../test/helpers/jwk.js';
 import { makeRoot, newKeyPair, type TestCert } from '../../../../test/helpers/pki.js';
 
 const td = TrustDomain.parse('example.org');
@@ -23,15 +24,6 @@ function b64(der: Uint8Array): string {
 
 function publicJwkOf(der: Uint8Array): JsonWebKey {
   return new X509Certificate(Buffer.from(der)).publicKey.export({ format: 'jwk' });
-}
-
-/** A key's JWK from a copy made through DER: a JWK export of a generateKeyPairSync key can deadlock Node 20 (see anchorage's common/csr-create.ts). */
-function jwkOf(key: KeyObject): JsonWebKey {
-  const copy =
-    key.type === 'private'
-      ? createPrivateKey({ key: key.export({ type: 'pkcs8', format: 'der' }), format: 'der', type: 'pkcs8' })
-      : createPublicKey({ key: key.export({ type: 'spki', format: 'der' }), format: 'der', type: 'spki' });
-  return copy.export({ format: 'jwk' });
 }
 
 function ecJwk(curve = 'P-256'): { pub: JsonWebKey; priv: JsonWebKey } {
