@@ -23,4 +23,10 @@ static int get_bytes(napi_env env, napi_value v, void **data, size_t *len) {
   return type == napi_uint8_array;
 }
 
+/* Exactly n arguments into argv; 0 when there are more or fewer. */
+static int get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv) {
+  size_t argc = n;
+  return napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc == n;
+}
+
 #endif

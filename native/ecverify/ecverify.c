@@ -27,9 +27,8 @@ static void init_groups(void) {
 }
 
 static napi_value Verify(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 4) {
+  if (!get_args(env, info, 4, argv)) {
     return throw_type(env, "ecverify: expected (curveBits, point, digest, signature)");
   }
   int32_t bits;

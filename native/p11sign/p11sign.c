@@ -112,9 +112,8 @@ static void finalize_module(napi_env env, void *data, void *hint) {
 }
 
 static napi_value Open(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1) {
+  if (!get_args(env, info, 1, argv)) {
     return throw_type(env, "p11sign: expected (modulePath)");
   }
   char path[4096];
@@ -161,10 +160,9 @@ static module_t *get_module(napi_env env, napi_value v) {
 }
 
 static napi_value Close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
   module_t *mod;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 || !(mod = get_module(env, argv[0]))) {
+  if (!get_args(env, info, 1, argv) || !(mod = get_module(env, argv[0]))) {
     return throw_type(env, "p11sign: expected (module)");
   }
   if (mod->inflight > 0) {
@@ -217,9 +215,8 @@ static void complete(napi_env env, napi_status status, void *data) {
 }
 
 static napi_value Sign(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 5) {
+  if (!get_args(env, info, 5, argv)) {
     return throw_type(env, "p11sign: expected (module, session, key, mechanism, data)");
   }
   module_t *mod = get_module(env, argv[0]);
