@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { AnchorageError, invalid } from '@anchorage/client/errors';
-import type { AuditEvent, AuditSink } from './audit/event.js';
+import type { AuditActor, AuditEvent, AuditSink } from './audit/event.js';
 import { formatDuration } from '../common/duration.js';
 import type { SpiffeId } from '@anchorage/client/spiffe/id';
 import type { CaManager } from './manager.js';
@@ -35,6 +35,8 @@ export interface JwtMintRequest {
   capToCa?: boolean;
   /** The agent that asked, for the audit record. */
   agent?: string;
+  /** The admin socket caller that asked, for the audit record. */
+  actor?: AuditActor;
 }
 
 export interface X509MintRequest {
@@ -48,6 +50,8 @@ export interface X509MintRequest {
   capToCa?: boolean;
   /** The agent that asked, for the audit record. */
   agent?: string;
+  /** The admin socket caller that asked, for the audit record. */
+  actor?: AuditActor;
 }
 
 export interface MinterOptions {
@@ -157,6 +161,7 @@ export class Minter {
         expiresAt: notAfter,
         authority: ca.row.id,
         ...(req.agent !== undefined && { agent: req.agent }),
+        ...(req.actor !== undefined && { actor: req.actor }),
       }),
     ]);
     const leaf = ca.encoder.assemble(tbs, signature);
@@ -187,6 +192,7 @@ export class Minter {
         expiresAt: exp,
         authority: key.row.id,
         ...(req.agent !== undefined && { agent: req.agent }),
+        ...(req.actor !== undefined && { actor: req.actor }),
       }),
     ]);
     return { token: `${signingInput}.${Buffer.from(signature).toString('base64url')}`, expiresAt: exp, jti };

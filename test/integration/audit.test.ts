@@ -79,9 +79,13 @@ describe('audit log (real server, SoftHSM2)', () => {
     const x509Ca = ca.find((k) => k.kind === 'x509' && k.status === 'active')!.id;
     const jwtKey = ca.find((k) => k.kind === 'jwt' && k.status === 'active')!.id;
     const issued = recs.find((r) => r.type === 'x509_svid.issued' && r.spiffeId === `spiffe://${TD}/db`)!;
-    expect(issued).toMatchObject({ serial, authority: x509Ca, expiresAt: Math.floor(new Date(cert.validTo).getTime() / 1000) });
-    expect(recs.find((r) => r.type === 'jwt_svid.issued')).toMatchObject({ jti: claims.jti, spiffeId: `spiffe://${TD}/db`, expiresAt: claims.exp, authority: jwtKey });
-    expect(recs.find((r) => r.type === 'admin.MintX509SVID')).toMatchObject({ outcome: 'ok', spiffeId: `spiffe://${TD}/db` });
+    // The SVID's own record names the caller: it is the one committed before the SVID goes out.
+    const me = { uid: process.getuid!(), gid: process.getgid!() };
+    expect(issued).toMatchObject({ serial, authority: x509Ca, expiresAt: Math.floor(new Date(cert.validTo).getTime() / 1000), actor: me });
+    expect(recs.find((r) => r.type === 'jwt_svid.issued')).toMatchObject({ jti: claims.jti, spiffeId: `spiffe://${TD}/db`, expiresAt: claims.exp, authority: jwtKey, actor: me });
+    // The call's record is there too (the listing flushes what is held).
+    expect(recs.find((r) => r.type === 'admin.MintX509SVID')).toMatchObject({ outcome: 'ok', spiffeId: `spiffe://${TD}/db`, actor: me });
+    expect(recs.find((r) => r.type === 'admin.MintJWTSVID')).toMatchObject({ outcome: 'ok', spiffeId: `spiffe://${TD}/db`, actor: me });
 
     // A refused call is recorded with its status.
     expect(run(['entry', 'show', '--id', 'nope']).code).toBe(1);
