@@ -40,7 +40,7 @@ interface Figures {
 export async function benchAttest(): Promise<void> {
   const hsm = createSoftHsmToken('bench', '1357');
   const tmp = tempDir('anchorage-bench-attest-');
-  const env = { ...hsm.env, ANCHORAGE_LOG_LEVEL: 'warn' };
+  const env = { ...hsm.env };
   const port = await freePort();
   const adminSocket = join(tmp.dir, 'admin.sock');
   const ekCa = makeEkCa(tmp.dir, 'ek-ca');

@@ -45,7 +45,7 @@ function timeAll(cases: Case[], env: NodeJS.ProcessEnv): void {
 export async function benchCli(): Promise<void> {
   const hsm = createSoftHsmToken('bench', '1357');
   const tmp = tempDir('anchorage-bench-cli-');
-  const env = { ...hsm.env, ANCHORAGE_LOG_LEVEL: 'warn' };
+  const env = { ...hsm.env };
   const socket = join(tmp.dir, 'admin.sock');
   const config = writePkcs11ServerConfig(hsm, { dir: tmp.dir, trustDomain: TD, socket });
   let server: ServerProcess | undefined;

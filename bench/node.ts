@@ -30,7 +30,7 @@ export async function withBenchNode(name: string, td: string, extraYaml: string,
   const hsm = createSoftHsmToken('bench', '1357');
   const tmp = tempDir(`anchorage-bench-${name}-`);
   chmodSync(tmp.dir, 0o755);
-  const env = { ...hsm.env, ANCHORAGE_LOG_LEVEL: 'info' };
+  const env = { ...hsm.env };
   const port = await freePort();
   const adminSocket = join(tmp.dir, 'admin.sock');
   const socket = join(tmp.dir, 'public', 'api.sock');

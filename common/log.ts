@@ -17,7 +17,7 @@ export function defaultLogFormat(stream: { isTTY?: boolean } = process.stderr): 
  * Fields that could carry secrets are redacted at the source as a second
  * line of defence: no code path should log them in the first place.
  */
-export function createLogger(name: string, level = process.env.ANCHORAGE_LOG_LEVEL ?? 'info', format: LogFormat = defaultLogFormat()): Logger {
+export function createLogger(name: string, level: string, format: LogFormat = defaultLogFormat()): Logger {
   const dest = pino.destination({ dest: 2, sync: true });
   return pino(
     {

@@ -135,7 +135,7 @@ interface Churn {
 describe.skipIf(lacks(!havePostgres, POSTGRES_NEEDS))('fault: agent failover between two servers on one PostgreSQL', () => {
   let pg: PostgresCluster;
   let tmp: { dir: string; cleanup: () => void };
-  const env: NodeJS.ProcessEnv = { ...process.env, ANCHORAGE_LOG_LEVEL: 'info', ANCHORAGE_TEST_PG_PW: '' };
+  const env: NodeJS.ProcessEnv = { ...process.env, ANCHORAGE_TEST_PG_PW: '' };
   const ports: number[] = [];
   const configs: string[] = [];
   const adminSockets: string[] = [];

@@ -44,7 +44,7 @@ describe.skipIf(lacks(!canMount, 'root, to mount a tmpfs'))('fault: the datastor
     token = createSoftHsmToken('anchorage-full', '2468');
     tmp = tempDir('anchorage-fault-full-');
     fs = mountSmallFs(4 * 1024 * 1024);
-    env = { ...token.env, ANCHORAGE_LOG_LEVEL: 'info' };
+    env = { ...token.env };
     socket = join(tmp.dir, 'admin.sock');
     config = writePkcs11ServerConfig(token, { dir: tmp.dir, trustDomain: TD, socket, dataDir: join(fs.dir, 'data') });
     await start();

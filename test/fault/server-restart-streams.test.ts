@@ -87,7 +87,7 @@ describe('fault: the server restarts under 1,000 open Workload API streams', () 
     hsm = createSoftHsmToken('anchorage-restart', '3579');
     tmp = tempDir('anchorage-fault-restart-');
     chmodSync(tmp.dir, 0o755);
-    env = { ...hsm.env, ANCHORAGE_LOG_LEVEL: 'info' };
+    env = { ...hsm.env };
     const port = await freePort();
     adminSocket = join(tmp.dir, 'admin.sock');
     workloadSocket = join(tmp.dir, 'public', 'api.sock');

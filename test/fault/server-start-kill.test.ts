@@ -41,7 +41,7 @@ const children: ChildProcess[] = [];
 beforeAll(() => {
   assertBuilt();
   tmp = tempDir('anchorage-kill-');
-  env = { ...token.env, ANCHORAGE_LOG_LEVEL: 'info' };
+  env = { ...token.env };
   socket = join(tmp.dir, 'admin.sock');
   config = writePkcs11ServerConfig(token, { dir: tmp.dir, trustDomain: TD, socket, extra: `ca:\n  ttl: 6s\nx509_svid_ttl: 2s\njwt_svid_ttl: 1s\nagent_svid_ttl: 2s\n` });
 });

@@ -37,7 +37,7 @@ export async function startServerFixture(
   const tmp = tempDir(prefix);
   // Workloads of any uid must reach sockets below this directory.
   chmodSync(tmp.dir, 0o755);
-  const env = { ...hsm.env, ANCHORAGE_LOG_LEVEL: 'debug' };
+  const env = { ...hsm.env };
   const port = await freePort();
   const adminSocket = join(tmp.dir, 'admin.sock');
   const serverConfig = writePkcs11ServerConfig(hsm, { dir: tmp.dir, trustDomain: td, socket: adminSocket, dataDir: join(tmp.dir, 'server'), port, extra: `ca:\n  ttl: 24h\nx509_svid_ttl: ${x509Ttl}\n${opts.serverExtra ?? ''}` });

@@ -126,7 +126,7 @@ export async function startTrustDomain(dir: string, opts: TrustDomainOptions): P
   try {
     const hsm = createSoftHsmToken(`anchorage-${TD}`.slice(0, 32), '1357');
     closers.push(() => hsm.cleanup());
-    const env = { ...hsm.env, ANCHORAGE_LOG_LEVEL: 'debug' };
+    const env = { ...hsm.env };
     const port = await freePort();
     const adminSocket = join(dir, 'admin.sock');
     const publicDir = join(dir, 'public');

@@ -109,7 +109,7 @@ beforeAll(async () => {
   tmp = tempDir('anchorage-agent-it-');
   // Workloads of any uid must reach the socket below this directory.
   chmodSync(tmp.dir, 0o755);
-  env = { ...hsm.env, ANCHORAGE_LOG_LEVEL: 'debug' };
+  env = { ...hsm.env };
   port = await freePort();
   adminSocket = join(tmp.dir, 'admin.sock');
   workloadSocket = join(tmp.dir, 'public', 'api.sock');

@@ -58,7 +58,7 @@ describe.skipIf(lacks(!softHsmAvailable(), 'SoftHSM2'))('anchorage check and anc
     hsm = createSoftHsmToken('anchorage-check', '1357');
     tmp = tempDir('anchorage-check-');
     chmodSync(tmp.dir, 0o755);
-    env = { ...hsm.env, ANCHORAGE_LOG_LEVEL: 'debug' };
+    env = { ...hsm.env };
     socket = join(tmp.dir, 'admin.sock');
     const port = await freePort();
     // Agent SVIDs of 20 s: stopping the agent lets its SVID expire within the test.
@@ -219,7 +219,7 @@ describe.skipIf(lacks(!softHsmAvailable(), 'SoftHSM2'))('anchorage check and anc
       `trust_domain: peerfed.test\ndata_dir: ${join(tmp.dir, 'peer')}\nadmin_socket: ${peerSocket}\nbind_address: 127.0.0.1:0\nkey_manager:\n  type: memory\n` +
         `federation:\n  bundle_endpoint:\n    address: 127.0.0.1:${peerPort}\n    profile: https_spiffe\n`,
     );
-    const peer = await startServerProcess(peerConfig, peerSocket, { ...process.env, ANCHORAGE_LOG_LEVEL: 'warn' });
+    const peer = await startServerProcess(peerConfig, peerSocket, { ...process.env });
     try {
       const bootstrap = writeFile(join(tmp.dir, 'peer-bundle.json'), cli(['bundle', 'show', '--format', 'spiffe', '--socket', peerSocket]).stdout);
       const url = `https://127.0.0.1:${peerPort}/`;
@@ -286,7 +286,7 @@ describe.skipIf(lacks(!softHsmAvailable(), 'SoftHSM2'))('anchorage check on a ro
       // the label the server looks for: it takes it for the root at first start.
       execFileSync('pkcs11-tool', ['--module', hsm.module, '--token-label', hsm.label, '--login', '--pin', hsm.pin, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'anchorage-root-badroot.test', '--extractable'], { env: hsm.env, stdio: 'pipe' });
       const socket = join(tmp.dir, 'admin.sock');
-      const env = { ...hsm.env, ANCHORAGE_LOG_LEVEL: 'warn' };
+      const env = { ...hsm.env };
       const config = writePkcs11ServerConfig(hsm, { dir: tmp.dir, trustDomain: 'badroot.test', socket, extra: 'ca:\n  ttl: 24h\n  root:\n    type: self-signed\n    ttl: 20d\n' });
       server = await startServerProcess(config, socket, env);
       const { code, report } = await check(socket, env);
@@ -348,7 +348,7 @@ describe('anchorage check on a development server (memory keys, a root of 60 day
         join(tmp.dir, 'server.yaml'),
         `trust_domain: dev.test\ndata_dir: ${join(tmp.dir, 'data')}\nadmin_socket: ${socket}\nbind_address: 127.0.0.1:0\nkey_manager:\n  type: memory\nca:\n  ttl: 24h\n  root:\n    type: self-signed\n    ttl: 60d\n`,
       );
-      server = await startServerProcess(config, socket, { ...process.env, ANCHORAGE_LOG_LEVEL: 'warn' });
+      server = await startServerProcess(config, socket, { ...process.env });
       const { code, report } = await check(socket, process.env);
       expect(code).toBe(0);
       const ca = await cliAsync(['ca', 'show', '--json', '--socket', socket]);

@@ -58,7 +58,7 @@ type FederatedBundleJson = FederatedBundle__Output;
 beforeAll(async () => {
   token = createSoftHsmToken('anchorage-fed-cli', '2468');
   tmp = tempDir('anchorage-fed-cli-');
-  env = { ...token.env, ANCHORAGE_LOG_LEVEL: 'info' };
+  env = { ...token.env };
   socket = join(tmp.dir, 'admin.sock');
   const config = writePkcs11ServerConfig(token, { dir: tmp.dir, trustDomain: TD, socket });
   execFileSync(

@@ -73,7 +73,7 @@ describe('server TCP listeners under a half-open connection flood (real server)'
   beforeAll(async () => {
     token = createSoftHsmToken('anchorage-listeners', '1122');
     tmp = tempDir('anchorage-listeners-');
-    env = { ...token.env, ANCHORAGE_LOG_LEVEL: 'info' };
+    env = { ...token.env };
     socket = join(tmp.dir, 'admin.sock');
     agentPort = await freePort();
     bundlePort = await freePort();

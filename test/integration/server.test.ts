@@ -93,7 +93,7 @@ beforeAll(async () => {
   // This process opens the token too (to ask it for key values), so it needs the same conf.
   process.env.SOFTHSM2_CONF = token.conf;
   tmp = tempDir('anchorage-it-');
-  env = { ...token.env, ANCHORAGE_LOG_LEVEL: 'info' };
+  env = { ...token.env };
   writeFile(join(tmp.dir, 'pin'), '4321\n');
   config = writeFile(join(tmp.dir, 'server.yaml'), serverYaml());
   socket = join(tmp.dir, 'admin.sock');
