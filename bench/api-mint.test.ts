@@ -1,17 +1,23 @@
 // The api-mint bench's pieces against a real server in this process (memory
 // keys): the Go client counts what it was answered, refuses bad input, and the
-// sample check refuses a leaf that is not what was asked for.
+// sample check refuses a leaf that is not what was asked for. The SPIRE side's
+// pure pieces (request encoding, CSRs with a URI SAN, the server's config).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createPublicKey } from 'node:crypto';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import 'reflect-metadata';
+import * as px509 from '@peculiar/x509';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type * as ProtobufLight from 'protobufjs/light.js';
 import { captureLogger } from '../test/helpers/log.js';
 import { keyAndCsr } from '../test/helpers/csr.js';
 import { startInProcessServer, type InProcessServer } from '../test/helpers/in-process-server.js';
 import { describeWithToolchain } from '../test/interop/harness.js';
 import { benchApiMint, checkSample, encodeRequests, goClient, goRound, goToolchain, mintTypes } from './api-mint.js';
+import { makeP256CsrWithUri } from './csr.js';
+import { encodeSpireMintRequest, frame, spireMintTypes, spireServerBinary, spireServerConfig } from './spire-server.js';
 
 const TD = 'bench-test.example';
 const go = goToolchain();
@@ -25,6 +31,84 @@ it('refuses an unknown BENCH_KEY_MANAGER before starting anything', async () => 
     if (before === undefined) delete process.env.BENCH_KEY_MANAGER;
     else process.env.BENCH_KEY_MANAGER = before;
   }
+});
+
+describe('bench api-mint SPIRE pieces', () => {
+  it('encodes MintX509SVIDRequest as protobufjs decodes it, ttl only when asked', () => {
+    const { req } = spireMintTypes();
+    // A CSR long enough for a two-byte length varint.
+    const csr = makeP256CsrWithUri('spiffe://bench.test/api-mint/0').csr;
+    expect(csr.length).toBeGreaterThan(127);
+    const plain = encodeSpireMintRequest(csr);
+    expect(plain.subarray(0, 1)).toEqual(Buffer.from([0x0a]));
+    expect(req.toObject(req.decode(plain), { bytes: Buffer, defaults: true })).toEqual({ csr, ttl: 0 });
+    expect(Buffer.from(req.encode(req.fromObject({ csr })).finish())).toEqual(plain);
+    for (const ttl of [1, 300, 3600, 0x7fffffff]) {
+      const body = encodeSpireMintRequest(csr, ttl);
+      expect(req.toObject(req.decode(body), { bytes: Buffer })).toEqual({ csr, ttl });
+      expect(Buffer.from(req.encode(req.fromObject({ csr, ttl })).finish())).toEqual(body);
+    }
+    expect(() => encodeSpireMintRequest(Buffer.alloc(0))).toThrow('a SPIRE mint request needs a CSR');
+    expect(() => encodeSpireMintRequest(csr, -1)).toThrow('a SPIRE ttl must be a positive int32, not -1');
+    // Framed as bench/go-mint reads requests: a 4-byte big-endian length before each.
+    const f = frame([plain, encodeSpireMintRequest(csr, 60)]);
+    expect(f.readUInt32BE(0)).toBe(plain.length);
+    expect(f.subarray(4, 4 + plain.length)).toEqual(plain);
+    expect(f.readUInt32BE(4 + plain.length)).toBe(f.length - 8 - plain.length);
+  });
+
+  it('makes a CSR that carries exactly one URI SAN, the ID asked for, signed by the key it holds', async () => {
+    const id = 'spiffe://bench.test/api-mint/42';
+    const { csr, privateKey } = makeP256CsrWithUri(id);
+    const parsed = new px509.Pkcs10CertificateRequest(csr);
+    expect(await parsed.verify()).toBe(true);
+    expect(parsed.subject).toBe('');
+    expect(parsed.extensions.map((e) => e.type)).toEqual(['2.5.29.17']);
+    const san = new px509.SubjectAlternativeNameExtension(parsed.getExtension('2.5.29.17')!.rawData);
+    expect(san.names.items.map((n) => ({ type: n.type, value: n.value }))).toEqual([{ type: 'url', value: id }]);
+    const spki = Buffer.from(parsed.publicKey.rawData);
+    expect(spki.equals(createPublicKey(privateKey).export({ type: 'spki', format: 'der' }))).toBe(true);
+  });
+
+  it('refuses a BENCH_SPIRE_SERVER path that is empty, missing, a directory or not executable', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'anchorage-bench-spire-bin-'));
+    try {
+      const plain = join(dir, 'spire-server');
+      writeFileSync(plain, '#!/bin/sh\n', { mode: 0o600 });
+      expect(() => spireServerBinary('')).toThrow('bench api-mint: BENCH_SPIRE_SERVER="" is empty; unset it, or name a spire-server binary');
+      expect(() => spireServerBinary(join(dir, 'nothing'))).toThrow(`bench api-mint: BENCH_SPIRE_SERVER="${join(dir, 'nothing')}": no such file`);
+      expect(() => spireServerBinary(dir)).toThrow(`bench api-mint: BENCH_SPIRE_SERVER="${dir}" is not a file`);
+      expect(() => spireServerBinary(plain)).toThrow(`bench api-mint: BENCH_SPIRE_SERVER="${plain}" is not executable`);
+      chmodSync(plain, 0o700);
+      expect(spireServerBinary(plain)).toBe(plain);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('writes a config of the disk KeyManager and sqlite3 in its own directory, and refuses what it cannot quote', () => {
+    const c = { dir: '/tmp/b/spire', socket: '/tmp/b/spire/api.sock', port: 18081, trustDomain: 'bench.test', logLevel: 'info' };
+    const text = spireServerConfig(c);
+    for (const line of [
+      'bind_address = "127.0.0.1"',
+      'bind_port = "18081"',
+      'socket_path = "/tmp/b/spire/api.sock"',
+      'trust_domain = "bench.test"',
+      'data_dir = "/tmp/b/spire/data"',
+      'log_level = "INFO"',
+      'database_type = "sqlite3"',
+      'connection_string = "/tmp/b/spire/data/datastore.sqlite3"',
+      'KeyManager "disk" {',
+      'keys_path = "/tmp/b/spire/data/keys.json"',
+      'NodeAttestor "join_token" {',
+    ]) {
+      expect(text).toContain(`  ${line}\n`);
+    }
+    expect(spireServerConfig({ ...c, logLevel: 'debug' })).toContain('log_level = "DEBUG"');
+    expect(() => spireServerConfig({ ...c, logLevel: 'loud' })).toThrow('bench api-mint: no SPIRE log level for "loud"');
+    expect(() => spireServerConfig({ ...c, socket: '/tmp/a"b/api.sock' })).toThrow('cannot go into the SPIRE config as is');
+    expect(() => spireServerConfig({ ...c, port: 0 })).toThrow("bench api-mint: SPIRE's bind_port must be a TCP port, not 0");
+  });
 });
 
 describeWithToolchain('bench api-mint Go client', 'unusable' in go ? go.unusable : undefined, () => {
@@ -118,3 +202,4 @@ describeWithToolchain('bench api-mint Go client', 'unusable' in go ? go.unusable
     }
   });
 });
+
