@@ -1,10 +1,11 @@
 // The api-mint bench's pieces against a real server in this process (memory
 // keys): the Go client counts what it was answered, refuses bad input, and the
 // sample check refuses a leaf that is not what was asked for. The SPIRE side's
-// pure pieces (request encoding, CSRs with a URI SAN, the server's config).
+// pure pieces (request encoding, CSRs with a URI SAN, the server's config);
+// with BENCH_SPIRE_SERVER set, the Go client against a real SPIRE server too.
 import { spawn } from 'node:child_process';
-import { createPublicKey } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createPublicKey, X509Certificate } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import 'reflect-metadata';
@@ -14,10 +15,21 @@ import type * as ProtobufLight from 'protobufjs/light.js';
 import { captureLogger } from '../test/helpers/log.js';
 import { keyAndCsr } from '../test/helpers/csr.js';
 import { startInProcessServer, type InProcessServer } from '../test/helpers/in-process-server.js';
+import { freePort } from '../test/helpers/process.js';
 import { describeWithToolchain } from '../test/interop/harness.js';
-import { benchApiMint, checkSample, encodeRequests, goClient, goRound, goToolchain, mintTypes } from './api-mint.js';
+import { benchApiMint, checkSample, checkSpireSample, encodeRequests, goClient, goRound, goToolchain, mintTypes } from './api-mint.js';
 import { makeP256CsrWithUri } from './csr.js';
-import { encodeSpireMintRequest, frame, spireMintTypes, spireServerBinary, spireServerConfig } from './spire-server.js';
+import {
+  encodeSpireMintRequest,
+  frame,
+  pemCertificates,
+  SPIRE_MINT_METHOD,
+  spireMintTypes,
+  spireServerBinary,
+  spireServerConfig,
+  startSpireServer,
+  type SpireServer,
+} from './spire-server.js';
 
 const TD = 'bench-test.example';
 const go = goToolchain();
@@ -30,6 +42,17 @@ it('refuses an unknown BENCH_KEY_MANAGER before starting anything', async () => 
   } finally {
     if (before === undefined) delete process.env.BENCH_KEY_MANAGER;
     else process.env.BENCH_KEY_MANAGER = before;
+  }
+});
+
+it('refuses a BENCH_SPIRE_SERVER that names no spire-server binary before starting anything', async () => {
+  const before = process.env.BENCH_SPIRE_SERVER;
+  process.env.BENCH_SPIRE_SERVER = '/nonexistent/spire-server';
+  try {
+    await expect(benchApiMint()).rejects.toThrow('bench api-mint: BENCH_SPIRE_SERVER="/nonexistent/spire-server": no such file (/nonexistent/spire-server)');
+  } finally {
+    if (before === undefined) delete process.env.BENCH_SPIRE_SERVER;
+    else process.env.BENCH_SPIRE_SERVER = before;
   }
 });
 
@@ -158,6 +181,30 @@ describeWithToolchain('bench api-mint Go client', 'unusable' in go ? go.unusable
     expect(() => checkSample(Buffer.alloc(0), types.res, id(0), good[0]!.keyPem)).toThrow('the sample answer has no certificate chain');
   });
 
+  it("checks a SPIRE answer: the leaf for the CSR's ID and key, signed by an authority of the bundle", async () => {
+    // Anchorage's chain for request 0 (leaf, intermediate), put into SPIRE's answer message (SPIRE's holds no bundle).
+    const requests = file('for-spire.bin', encodeRequests(types.req, good.map((k, i) => ({ csr: k.csr, spiffe_id: id(i) }))));
+    const sample = join(dir, 'sample-for-spire.bin');
+    await goRound(bin, args(requests, ['-sample-out', sample]));
+    const msg = types.res.toObject(types.res.decode(readFileSync(sample)), { bytes: Buffer }) as { chain: Buffer[]; bundle: Buffer[] };
+    expect(msg.chain).toHaveLength(2);
+    const root = msg.bundle.map((d) => new X509Certificate(d));
+    const intermediate = new X509Certificate(msg.chain[1]!);
+    const { res } = spireMintTypes();
+    const answer = (spiffeId: string, chain = msg.chain) =>
+      Buffer.from(res.encode(res.fromObject({ svid: { cert_chain: chain, id: { trust_domain: TD, path: new URL(spiffeId).pathname }, expires_at: 1 } })).finish());
+    const leafOnly = answer(id(0), msg.chain.slice(0, 1));
+    checkSpireSample(answer(id(0)), id(0), good[0]!.keyPem, root);
+    // A leaf alone (SPIRE without an upstream authority): its issuer is found in the bundle.
+    checkSpireSample(leafOnly, id(0), good[0]!.keyPem, [...root, intermediate]);
+    expect(() => checkSpireSample(leafOnly, id(0), good[0]!.keyPem, root)).toThrow("the sample leaf is not signed by the CA of SPIRE's bundle");
+    expect(() => checkSpireSample(answer(id(1)), id(0), good[0]!.keyPem, root)).toThrow(`SPIRE's sample answer says it issued ${id(1)}, not ${id(0)}`);
+    expect(() => checkSpireSample(answer(id(0)), id(0), good[1]!.keyPem, root)).toThrow('the sample leaf does not hold the CSR key');
+    expect(() => checkSpireSample(Buffer.alloc(0), id(0), good[0]!.keyPem, root)).toThrow('the sample answer has no certificate chain');
+    const pem = [...root, intermediate].map((c) => c.toString()).join('\n');
+    expect(pemCertificates(pem).map((c) => c.fingerprint256)).toEqual([...root, intermediate].map((c) => c.fingerprint256));
+  });
+
   it('counts refused calls by their gRPC code', async () => {
     // Request 0 is good (the client's first call must succeed); request 1 carries no valid CSR.
     // Calls take requests 1, 0, 1, 0, … so four calls at least make two refusals at least.
@@ -203,3 +250,44 @@ describeWithToolchain('bench api-mint Go client', 'unusable' in go ? go.unusable
   });
 });
 
+// With BENCH_SPIRE_SERVER naming a spire-server binary (README, "Performance"), the Go client
+// against a real SPIRE server: what the bench's SPIRE rounds do, for a fraction of a second.
+const spireBin = process.env.BENCH_SPIRE_SERVER;
+describe.skipIf(spireBin === undefined || 'unusable' in go)('bench api-mint Go client against a real SPIRE server', () => {
+  const SPIRE_TD = 'bench-spire.example';
+  let dir: string;
+  let spire: SpireServer | undefined;
+  let bin: string;
+
+  beforeAll(async () => {
+    bin = goClient((go as { version: string }).version).path;
+    dir = mkdtempSync(join(tmpdir(), 'anchorage-bench-spire-'));
+    mkdirSync(join(dir, 'spire'), { mode: 0o700 });
+    spire = await startSpireServer(spireServerBinary(spireBin!), { dir: join(dir, 'spire'), socket: join(dir, 'spire', 'api.sock'), port: await freePort(), trustDomain: SPIRE_TD, logLevel: 'info' });
+  }, 120_000);
+  afterAll(async () => {
+    await spire?.kill();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("mints through SPIRE's socket, and the sample answer is the leaf for request 0's CSR", async () => {
+    const ids = [0, 1, 2].map((i) => `spiffe://${SPIRE_TD}/api-mint/${i}`);
+    const csrs = ids.map((i) => makeP256CsrWithUri(i));
+    const requests = join(dir, 'requests.bin');
+    writeFileSync(requests, frame(csrs.map((c) => encodeSpireMintRequest(c.csr))));
+    const sample = join(dir, 'sample.bin');
+    const r = await goRound(bin, ['-socket', spire!.socket, '-method', SPIRE_MINT_METHOD, '-requests', requests, '-c', '4', '-duration', '300ms', '-warmup', '0s', '-sample-out', sample, '-pid', `server=${spire!.child.pid}`]);
+    expect(r.failures).toEqual({});
+    expect(r.ok).toBeGreaterThanOrEqual(4);
+    expect(r.method).toBe(SPIRE_MINT_METHOD);
+    const keyPem = (i: number) => csrs[i]!.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+    checkSpireSample(readFileSync(sample), ids[0]!, keyPem(0), spire!.bundle);
+    expect(() => checkSpireSample(readFileSync(sample), ids[1]!, keyPem(0), spire!.bundle)).toThrow(`says it issued ${ids[0]}, not ${ids[1]}`);
+    // A CSR for another trust domain is refused, and counted by its code.
+    const foreign = join(dir, 'foreign.bin');
+    writeFileSync(foreign, frame([csrs[0]!.csr, makeP256CsrWithUri('spiffe://elsewhere.example/x').csr].map((c) => encodeSpireMintRequest(c))));
+    const f = await goRound(bin, ['-socket', spire!.socket, '-method', SPIRE_MINT_METHOD, '-requests', foreign, '-c', '2', '-duration', '200ms', '-warmup', '0s']);
+    expect(Object.keys(f.failures)).toEqual(['InvalidArgument']);
+    expect(f.first_failure).toMatch(/^InvalidArgument: CSR URI SAN is invalid/);
+  }, 60_000);
+});
