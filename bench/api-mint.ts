@@ -7,9 +7,10 @@ import { join } from 'node:path';
 import type * as ProtobufLight from 'protobufjs/light.js';
 import { protoRoot } from '../proto/root.js';
 import { keyAndCsr } from '../test/helpers/csr.js';
-import { REPO, startServerProcess, tempDir, writeFile, type ServerProcess } from '../test/helpers/process.js';
+import { freePort, REPO, startServerProcess, tempDir, writeFile, type ServerProcess } from '../test/helpers/process.js';
 import { createSoftHsmToken, type SoftHsmToken } from '../test/helpers/softhsm.js';
-import { makeP256Csr } from './csr.js';
+import { makeP256Csr, makeP256CsrWithUri } from './csr.js';
+import { decodeSpireAnswer, encodeSpireMintRequest, frame, SPIRE_MINT_METHOD, spireServerBinary, startSpireServer, type SpireServer } from './spire-server.js';
 import { round } from './stats.js';
 
 /**
@@ -24,6 +25,13 @@ import { round } from './stats.js';
  *
  * BENCH_KEY_MANAGER=pkcs11 (default) | disk | ab: ab starts one server of
  * each and alternates rounds between them.
+ *
+ * BENCH_SPIRE_SERVER=<a spire-server binary>: a SPIRE server as well (disk
+ * KeyManager, sqlite3; bench/spire-server.ts), measured by the same client in
+ * the same alternation, so that issue 17's "at least SPIRE's rate on the same
+ * machine" is one run's ratio rather than a figure from another day. SPIRE
+ * takes the SPIFFE ID from the CSR, so its requests carry CSRs with a URI SAN
+ * (each its own key, the same IDs).
  */
 
 const TD = 'bench.test';
@@ -38,6 +46,7 @@ const SESSIONS = process.env.BENCH_SESSIONS === undefined ? undefined : Number(p
 const LOG_LEVEL = process.env.BENCH_SERVER_LOG_LEVEL ?? 'info';
 /** Issue 17: p99 at most this with IN_FLIGHT calls in flight, and at least SPIRE's rate on this machine. */
 const TARGET_P99_MS = 20;
+/** SPIRE's rate as an earlier session measured it; a run with BENCH_SPIRE_SERVER compares with its own. */
 const SPIRE_RATE = 3700;
 
 const GO_DIR = join(REPO, 'bench', 'go-mint');
@@ -133,14 +142,7 @@ export function mintTypes(): { path: string; req: ProtobufLight.Type; res: Proto
 
 /** MintX509SVIDRequest messages as bench/go-mint reads them: each encoded, after its length (4 bytes, big-endian). */
 export function encodeRequests(req: ProtobufLight.Type, requests: { csr: Buffer; spiffe_id: string }[]): Buffer {
-  const frames: Buffer[] = [];
-  for (const r of requests) {
-    const body = req.encode(req.fromObject(r)).finish();
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(body.length);
-    frames.push(len, Buffer.from(body));
-  }
-  return Buffer.concat(frames);
+  return frame(requests.map((r) => req.encode(req.fromObject(r)).finish()));
 }
 
 /** Runs the Go client once (a warm-up, then one measured round) and returns its report. */
@@ -217,18 +219,49 @@ function summary(rounds: GoRound[]) {
   };
 }
 
-/** The leaf answered to request 0 names its SPIFFE ID, holds its key, and is signed by the CA the answer names. */
-export function checkSample(answer: Buffer, res: ProtobufLight.Type, spiffeId: string, keyPem: string): void {
-  const msg = res.toObject(res.decode(answer), { bytes: Buffer }) as { chain?: Buffer[]; bundle?: Buffer[] };
-  const chain = (msg.chain ?? []).map((d) => new X509Certificate(d));
-  const bundle = (msg.bundle ?? []).map((d) => new X509Certificate(d));
+/** The leaf names the SPIFFE ID, holds the CSR's key, and is signed by `issuer`. */
+function checkLeaf(chain: X509Certificate[], issuer: X509Certificate | undefined, spiffeId: string, keyPem: string, of: string): void {
   const leaf = chain[0];
   if (!leaf) throw new Error('bench api-mint: the sample answer has no certificate chain');
   if (leaf.subjectAltName !== `URI:${spiffeId}`) throw new Error(`bench api-mint: the sample leaf names ${leaf.subjectAltName}, not ${spiffeId}`);
   const spki = (k: ReturnType<typeof createPublicKey>) => k.export({ type: 'spki', format: 'der' });
   if (!spki(leaf.publicKey).equals(spki(createPublicKey(keyPem)))) throw new Error('bench api-mint: the sample leaf does not hold the CSR key');
-  const issuer = chain[1] ?? bundle[0];
-  if (!issuer || !leaf.checkIssued(issuer) || !leaf.verify(issuer.publicKey)) throw new Error('bench api-mint: the sample leaf is not signed by the CA of its answer');
+  if (!issuer || !leaf.checkIssued(issuer) || !leaf.verify(issuer.publicKey)) throw new Error(`bench api-mint: the sample leaf is not signed by the CA of ${of}`);
+}
+
+/** The leaf answered to request 0 names its SPIFFE ID, holds its key, and is signed by the CA the answer names. */
+export function checkSample(answer: Buffer, res: ProtobufLight.Type, spiffeId: string, keyPem: string): void {
+  const msg = res.toObject(res.decode(answer), { bytes: Buffer }) as { chain?: Buffer[]; bundle?: Buffer[] };
+  const chain = (msg.chain ?? []).map((d) => new X509Certificate(d));
+  const bundle = (msg.bundle ?? []).map((d) => new X509Certificate(d));
+  checkLeaf(chain, chain[1] ?? bundle[0], spiffeId, keyPem, 'its answer');
+}
+
+/**
+ * SPIRE's answer to request 0: the leaf names the CSR's ID (and the answer
+ * says so too), holds the CSR's key, and is signed by an authority of the
+ * server's bundle (SPIRE's answer holds no bundle).
+ */
+export function checkSpireSample(answer: Buffer, spiffeId: string, keyPem: string, bundle: X509Certificate[]): void {
+  const { chain, id } = decodeSpireAnswer(answer);
+  if (chain.length > 0 && id !== spiffeId) throw new Error(`bench api-mint: SPIRE's sample answer says it issued ${id}, not ${spiffeId}`);
+  const leaf = chain[0];
+  checkLeaf(chain, chain[1] ?? bundle.find((ca) => leaf !== undefined && leaf.checkIssued(ca)), spiffeId, keyPem, "SPIRE's bundle");
+}
+
+/** a / b, rounded; undefined when b is 0. */
+function ratio(a: number, b: number): number | undefined {
+  return b > 0 ? round(a / b, 3) : undefined;
+}
+
+/** One server the rounds alternate between: what go-mint is pointed at, and how its sample answer is checked. */
+interface Target {
+  kind: KeyManagerKind | 'spire';
+  socket: string;
+  pid: number;
+  method: string;
+  requests: string;
+  check(sample: Buffer): void;
 }
 
 export async function benchApiMint(): Promise<void> {
@@ -237,6 +270,7 @@ export async function benchApiMint(): Promise<void> {
   const mode = process.env.BENCH_KEY_MANAGER ?? 'pkcs11';
   if (mode !== 'pkcs11' && mode !== 'disk' && mode !== 'ab') throw new Error(`bench api-mint: BENCH_KEY_MANAGER must be pkcs11, disk or ab, not "${mode}"`);
   const kinds: KeyManagerKind[] = mode === 'ab' ? ['pkcs11', 'disk'] : [mode];
+  const spireBin = process.env.BENCH_SPIRE_SERVER === undefined ? undefined : spireServerBinary(process.env.BENCH_SPIRE_SERVER);
 
   const go = goToolchain();
   if ('unusable' in go) {
@@ -251,6 +285,7 @@ export async function benchApiMint(): Promise<void> {
   chmodSync(tmp.dir, 0o700);
   const hsm = kinds.includes('pkcs11') ? createSoftHsmToken('bench', '1357') : undefined;
   const servers: Server[] = [];
+  let spire: SpireServer | undefined;
   try {
     // The requests: each with a key and CSR of its own, and an ID of its own.
     const first = keyAndCsr();
@@ -259,35 +294,81 @@ export async function benchApiMint(): Promise<void> {
     writeFileSync(requestsFile, encodeRequests(req, ids.map((spiffe_id, i) => ({ csr: i === 0 ? first.csr : makeP256Csr(), spiffe_id }))), { mode: 0o600 });
 
     for (const kind of kinds) servers.push(await startServer(kind, join(tmp.dir, kind), hsm));
+    const targets: Target[] = servers.map((s) => ({
+      kind: s.kind,
+      socket: s.socket,
+      pid: s.proc.child.pid!,
+      method,
+      requests: requestsFile,
+      check: (sample) => checkSample(sample, res, ids[0]!, first.keyPem),
+    }));
+
+    if (spireBin !== undefined) {
+      // The same IDs, in CSRs of keys of their own (SPIRE reads the ID from the CSR's URI SAN).
+      const spireCsrs = ids.map((id) => makeP256CsrWithUri(id));
+      const spireFirstKey = spireCsrs[0]!.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+      const spireRequests = join(tmp.dir, 'requests-spire.bin');
+      writeFileSync(spireRequests, frame(spireCsrs.map((c) => encodeSpireMintRequest(c.csr))), { mode: 0o600 });
+      const s = await startSpireServer(spireBin, { dir: join(tmp.dir, 'spire'), socket: join(tmp.dir, 'spire', 'api.sock'), port: await freePort(), trustDomain: TD, logLevel: LOG_LEVEL });
+      spire = s;
+      targets.push({
+        kind: 'spire',
+        socket: s.socket,
+        pid: s.child.pid!,
+        method: SPIRE_MINT_METHOD,
+        requests: spireRequests,
+        check: (sample) => checkSpireSample(sample, ids[0]!, spireFirstKey, s.bundle),
+      });
+    }
+
     console.log(
       `bench api-mint: ${cpus().length} cores, Go client ${go.version}${client.built ? ' (built now)' : ''}, ${IN_FLIGHT} in flight, ` +
         `${ROUNDS} rounds of ${ROUND_MS} ms (after ${WARMUP_MS} ms warm-up each), ${REQUESTS} distinct requests, ` +
-        `key manager ${mode === 'ab' ? 'pkcs11 and disk, alternating' : mode}${SESSIONS === undefined ? '' : `, ${SESSIONS} sessions`}, server log level ${LOG_LEVEL}`,
+        `key manager ${mode === 'ab' ? 'pkcs11 and disk, alternating' : mode}${SESSIONS === undefined ? '' : `, ${SESSIONS} sessions`}, server log level ${LOG_LEVEL}` +
+        (spire ? `; SPIRE ${spire.version} (disk KeyManager, sqlite3) in the same alternation` : ''),
     );
 
-    const rounds = new Map<KeyManagerKind, GoRound[]>(kinds.map((k) => [k, []]));
+    const allKinds = targets.map((t) => t.kind);
+    const rounds = new Map<Target['kind'], GoRound[]>(allKinds.map((k) => [k, []]));
     for (let r = 0; r < ROUNDS; r++) {
-      // Alternating which goes first, so that a drift within a pair favours neither.
-      for (const s of r % 2 === 0 ? servers : [...servers].reverse()) {
-        const sample = join(tmp.dir, `sample-${s.kind}.bin`);
+      // Alternating which goes first, so that a drift within a round favours none.
+      for (const t of r % 2 === 0 ? targets : [...targets].reverse()) {
+        const sample = join(tmp.dir, `sample-${t.kind}.bin`);
         const g = await goRound(client.path, [
-          '-socket', s.socket, '-method', method, '-requests', requestsFile, '-c', String(IN_FLIGHT),
+          '-socket', t.socket, '-method', t.method, '-requests', t.requests, '-c', String(IN_FLIGHT),
           '-duration', `${ROUND_MS}ms`, '-warmup', `${WARMUP_MS}ms`, '-sample-out', sample,
-          '-pid', `server=${s.proc.child.pid}`, '-pid', `bench=${process.pid}`,
+          '-pid', `server=${t.pid}`, '-pid', `bench=${process.pid}`,
         ]);
-        checkSample(readFileSync(sample), res, ids[0]!, first.keyPem);
-        rounds.get(s.kind)!.push(g);
+        t.check(readFileSync(sample));
+        rounds.get(t.kind)!.push(g);
         const failed = Object.values(g.failures).reduce((a, b) => a + b, 0);
         console.log(
-          `  round ${r + 1} ${s.kind.padEnd(6)}: ${Math.round(g.rate_per_s)}/s, p50 ${g.p50_ms} ms, p90 ${g.p90_ms} ms, p99 ${g.p99_ms} ms, max ${g.max_ms} ms; ` +
+          `  round ${r + 1} ${t.kind.padEnd(6)}: ${Math.round(g.rate_per_s)}/s, p50 ${g.p50_ms} ms, p90 ${g.p90_ms} ms, p99 ${g.p99_ms} ms, max ${g.max_ms} ms; ` +
             `CPU server ${g.pid_cpu_cores.server!.toFixed(2)}, client ${g.client_cpu_cores.toFixed(2)}, bench ${g.pid_cpu_cores.bench!.toFixed(2)}, machine ${g.machine_busy_cores.toFixed(2)} cores` +
             (failed > 0 ? `; ${failed} FAILED (${JSON.stringify(g.failures)}; first: ${g.first_failure})` : ''),
         );
       }
     }
 
-    const by = Object.fromEntries(kinds.map((k) => [k, summary(rounds.get(k)!)]));
+    const summaries = new Map(allKinds.map((k) => [k, summary(rounds.get(k)!)]));
+    const by = Object.fromEntries(kinds.map((k) => [k, summaries.get(k)!]));
     const main = by[kinds[0]!]!;
+    const spireSummary = summaries.get('spire');
+    // Anchorage's rate over SPIRE's: of the medians, and the median of each round's own ratio (the two ran minutes apart at most).
+    const spireRounds = rounds.get('spire') ?? [];
+    const vsSpire = spireSummary
+      ? Object.fromEntries(
+          kinds.map((k) => [
+            k,
+            {
+              rate_ratio: ratio(by[k]!.rate_per_s, spireSummary.rate_per_s),
+              rate_ratio_paired_median: round(median(rounds.get(k)!.map((g, i) => g.rate_per_s / spireRounds[i]!.rate_per_s)), 3),
+              p99_ms: by[k]!.p99_ms,
+              spire_p99_ms: spireSummary.p99_ms,
+            },
+          ]),
+        )
+      : undefined;
     const result = {
       key_manager: kinds[0],
       ...main,
@@ -300,18 +381,38 @@ export async function benchApiMint(): Promise<void> {
       server_log_level: LOG_LEVEL,
       client: `bench/go-mint (${go.version})`,
       cpus: cpus().length,
-      target: { p99_ms_at_most: TARGET_P99_MS, rate_per_s_at_least: SPIRE_RATE },
+      target: spireSummary
+        ? { p99_ms_at_most: TARGET_P99_MS, rate_per_s_at_least: spireSummary.rate_per_s, rate_from: 'SPIRE in this run (median of its rounds)' }
+        : { p99_ms_at_most: TARGET_P99_MS, rate_per_s_at_least: SPIRE_RATE },
       measured_at: new Date().toISOString(),
       ...(kinds.length > 1 && { by_key_manager: by }),
+      ...(spire &&
+        spireSummary &&
+        vsSpire && {
+          rate_ratio_to_spire: Object.fromEntries(kinds.map((k) => [k, vsSpire[k]!.rate_ratio])),
+          vs_spire: vsSpire,
+          spire: { server: `spire-server ${spire.version}`, key_manager: 'disk', datastore: 'sqlite3', method: SPIRE_MINT_METHOD, ...spireSummary },
+        }),
     };
-    for (const k of kinds) {
-      const s = by[k]!;
+    for (const k of allKinds) {
+      const s = summaries.get(k)!;
       console.log(
         `${k}: rate_per_s ${s.rate_per_s}  p50_ms ${s.p50_ms}  p99_ms ${s.p99_ms}  server_cpu_cores ${s.server_cpu_cores} (${s.server_cpu_us_per_mint} µs/mint)  ` +
-          `client_cpu_cores ${s.client_cpu_cores}  (medians of ${ROUNDS} rounds; target p99 ≤ ${TARGET_P99_MS} ms, rate ≥ ${SPIRE_RATE}/s)`,
+          `client_cpu_cores ${s.client_cpu_cores}  (medians of ${ROUNDS} rounds` +
+          (k === 'spire' ? ')' : `; target p99 ≤ ${TARGET_P99_MS} ms, rate ≥ ${result.target.rate_per_s_at_least}/s${spireSummary ? ' (SPIRE, this run)' : ''})`),
       );
     }
-    const failures = kinds.flatMap((k) => Object.entries(by[k]!.failures).map(([code, n]) => `${k} ${code} ×${n}`));
+    if (vsSpire) {
+      for (const k of kinds) {
+        const v = vsSpire[k]!;
+        const meets = (v.rate_ratio ?? 0) >= 1 && v.p99_ms <= TARGET_P99_MS;
+        console.log(
+          `${k} / spire: rate ratio ${v.rate_ratio} (medians; per-round pairs: median ${v.rate_ratio_paired_median}), p99 ${v.p99_ms} vs ${v.spire_p99_ms} ms; ` +
+            `issue 17 ${meets ? 'met' : 'not met'} in this run`,
+        );
+      }
+    }
+    const failures = allKinds.flatMap((k) => Object.entries(summaries.get(k)!.failures).map(([code, n]) => `${k} ${code} ×${n}`));
     if (failures.length > 0) {
       console.error(`bench api-mint: failed calls: ${failures.join(', ')}`);
       process.exitCode = 1;
@@ -321,10 +422,13 @@ export async function benchApiMint(): Promise<void> {
     console.log('wrote bench/results/api-mint.json');
   } catch (err) {
     for (const s of servers) writeFileSync(`/tmp/bench-server-${s.kind}.log`, s.proc.log());
-    if (servers.length > 0) console.error(`bench api-mint: failed; server logs in ${servers.map((s) => `/tmp/bench-server-${s.kind}.log`).join(', ')}`);
+    if (spire) writeFileSync('/tmp/bench-server-spire.log', spire.log());
+    const logs = [...servers.map((s) => `/tmp/bench-server-${s.kind}.log`), ...(spire ? ['/tmp/bench-server-spire.log'] : [])];
+    if (logs.length > 0) console.error(`bench api-mint: failed; server logs in ${logs.join(', ')}`);
     throw err;
   } finally {
     for (const s of servers) await s.proc.kill('SIGTERM');
+    await spire?.kill();
     tmp.cleanup();
     hsm?.cleanup();
   }

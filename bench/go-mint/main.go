@@ -1,7 +1,9 @@
-// go-mint: a lean load client for Anchorage's admin API (bench/api-mint.ts).
+// go-mint: a lean load client for Anchorage's admin API (bench/api-mint.ts),
+// and for SPIRE's server API when the bench compares the two.
 //
-// It sends pre-encoded MintX509SVIDRequest messages, read from a file, to one
-// unary method as raw bytes (a pass-through codec, so no generated code), with
+// It sends pre-encoded request messages (MintX509SVIDRequest of either API),
+// read from a file, to one unary method as raw bytes, and keeps the answers as
+// raw bytes too (a pass-through codec, so no generated code), with
 // a fixed number of calls in flight for a fixed time, and prints one JSON line:
 // completed calls, failures by gRPC code, latency percentiles, and the CPU used
 // in the measured window by itself, by the processes named with -pid, and by
