@@ -43,6 +43,7 @@ const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 1000);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
 /** PKCS#11 sessions of the server's key manager (its config's default when unset). */
 const SESSIONS = process.env.BENCH_SESSIONS === undefined ? undefined : Number(process.env.BENCH_SESSIONS);
+/** The servers' log_level: info (their default), debug or trace; not quieter, since the bench waits for the info-level "ready" line. */
 const LOG_LEVEL = process.env.BENCH_SERVER_LOG_LEVEL ?? 'info';
 /** Issue 17: p99 at most this with IN_FLIGHT calls in flight, and at least SPIRE's rate on this machine. */
 const TARGET_P99_MS = 20;
@@ -179,9 +180,9 @@ async function startServer(kind: KeyManagerKind, dir: string, hsm: SoftHsmToken 
   } else km = '  type: disk\n';
   const config = writeFile(
     join(dir, 'server.yaml'),
-    `trust_domain: ${TD}\ndata_dir: ${join(dir, 'data')}\nadmin_socket: ${socket}\nbind_address: 127.0.0.1:0\nkey_manager:\n${km}`,
+    `trust_domain: ${TD}\ndata_dir: ${join(dir, 'data')}\nadmin_socket: ${socket}\nbind_address: 127.0.0.1:0\nlog_level: ${LOG_LEVEL}\nkey_manager:\n${km}`,
   );
-  const env = { ...(hsm?.env ?? process.env), ANCHORAGE_LOG_LEVEL: LOG_LEVEL };
+  const env = hsm?.env ?? process.env;
   return { kind, proc: await startServerProcess(config, socket, env), socket };
 }
 
@@ -267,6 +268,7 @@ interface Target {
 export async function benchApiMint(): Promise<void> {
   for (const [k, v] of [['BENCH_IN_FLIGHT', IN_FLIGHT], ['BENCH_ROUNDS', ROUNDS], ['BENCH_ROUND_MS', ROUND_MS], ['BENCH_REQUESTS', REQUESTS], ['BENCH_SESSIONS', SESSIONS]] as const) positive(k, v);
   if (!(Number.isInteger(WARMUP_MS) && WARMUP_MS >= 0)) throw new Error(`bench api-mint: BENCH_WARMUP_MS must be a whole number of ms, not ${WARMUP_MS}`);
+  if (!['info', 'debug', 'trace'].includes(LOG_LEVEL)) throw new Error(`bench api-mint: BENCH_SERVER_LOG_LEVEL must be info, debug or trace (the bench waits for the server's info-level ready line), not "${LOG_LEVEL}"`);
   const mode = process.env.BENCH_KEY_MANAGER ?? 'pkcs11';
   if (mode !== 'pkcs11' && mode !== 'disk' && mode !== 'ab') throw new Error(`bench api-mint: BENCH_KEY_MANAGER must be pkcs11, disk or ab, not "${mode}"`);
   const kinds: KeyManagerKind[] = mode === 'ab' ? ['pkcs11', 'disk'] : [mode];
