@@ -33,6 +33,8 @@ import { Minter } from './minter.js';
 import { loadRootOfTrust } from './root.js';
 import { CsrVerifierPool } from './x509/csr-pool.js';
 
+const NO_CHANNELZ: grpc.ServerOptions = { 'grpc.enable_channelz': 0 };
+
 export interface RunningServer {
   readonly config: ServerConfig;
   readonly ca: CaManager;
@@ -246,7 +248,9 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
       audit,
     });
     closers.push(() => federation.close());
-    const admin = new grpc.Server();
+    // No channelz on either server: nothing reads it, and its bookkeeping is
+    // per call (admin mints) and per connection (agents), as on the Workload API.
+    const admin = new grpc.Server(NO_CHANNELZ);
     // Accepted by us, so that each caller's uid/gid/pid can be read at accept (ca/admin/listener.ts).
     let adminListener: Awaited<ReturnType<typeof listenAdmin>> | undefined;
     admin.addService(
@@ -291,7 +295,7 @@ export async function startServer(cfg: ServerConfig, opts: ServerOptions): Promi
     const tlsIdentity = new ServerTlsIdentity({ ca, minter, logger: log });
     await tlsIdentity.start();
     closers.push(() => tlsIdentity.close());
-    const agentServer = new grpc.Server();
+    const agentServer = new grpc.Server(NO_CHANNELZ);
     agentServer.addService(
       loadAgentProto().anchorage.agent.v1.Agent.service,
       agentHandlers({
