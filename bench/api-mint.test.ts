@@ -34,27 +34,33 @@ import {
 const TD = 'bench-test.example';
 const go = goToolchain();
 
-it('refuses an unknown BENCH_KEY_MANAGER before starting anything', async () => {
-  const before = process.env.BENCH_KEY_MANAGER;
-  process.env.BENCH_KEY_MANAGER = 'hsm';
+/** Runs `fn` with one environment variable set, and puts it back. */
+async function withEnv(name: string, value: string, fn: () => Promise<void>): Promise<void> {
+  const before = process.env[name];
+  process.env[name] = value;
   try {
-    await expect(benchApiMint()).rejects.toThrow('bench api-mint: BENCH_KEY_MANAGER must be pkcs11, disk or ab, not "hsm"');
+    await fn();
   } finally {
-    if (before === undefined) delete process.env.BENCH_KEY_MANAGER;
-    else process.env.BENCH_KEY_MANAGER = before;
+    if (before === undefined) delete process.env[name];
+    else process.env[name] = before;
+  }
+}
+
+it('refuses an unknown BENCH_KEY_MANAGER before starting anything', () =>
+  withEnv('BENCH_KEY_MANAGER', 'hsm', () => expect(benchApiMint()).rejects.toThrow('bench api-mint: BENCH_KEY_MANAGER must be pkcs11, disk or ab, not "hsm"')));
+
+it('refuses a BENCH_SERVER_LOG_LEVEL quieter than info (or unknown) before starting anything', async () => {
+  for (const level of ['warn', 'loud']) {
+    await withEnv('BENCH_SERVER_LOG_LEVEL', level, () =>
+      expect(benchApiMint()).rejects.toThrow(`bench api-mint: BENCH_SERVER_LOG_LEVEL must be info, debug or trace (the bench waits for the server's info-level ready line), not "${level}"`),
+    );
   }
 });
 
-it('refuses a BENCH_SPIRE_SERVER that names no spire-server binary before starting anything', async () => {
-  const before = process.env.BENCH_SPIRE_SERVER;
-  process.env.BENCH_SPIRE_SERVER = '/nonexistent/spire-server';
-  try {
-    await expect(benchApiMint()).rejects.toThrow('bench api-mint: BENCH_SPIRE_SERVER="/nonexistent/spire-server": no such file (/nonexistent/spire-server)');
-  } finally {
-    if (before === undefined) delete process.env.BENCH_SPIRE_SERVER;
-    else process.env.BENCH_SPIRE_SERVER = before;
-  }
-});
+it('refuses a BENCH_SPIRE_SERVER that names no spire-server binary before starting anything', () =>
+  withEnv('BENCH_SPIRE_SERVER', '/nonexistent/spire-server', () =>
+    expect(benchApiMint()).rejects.toThrow('bench api-mint: BENCH_SPIRE_SERVER="/nonexistent/spire-server": no such file (/nonexistent/spire-server)'),
+  ));
 
 describe('bench api-mint SPIRE pieces', () => {
   it('encodes MintX509SVIDRequest as protobufjs decodes it, ttl only when asked', () => {

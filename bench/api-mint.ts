@@ -44,7 +44,13 @@ const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
 /** PKCS#11 sessions of the server's key manager (its config's default when unset). */
 const SESSIONS = process.env.BENCH_SESSIONS === undefined ? undefined : Number(process.env.BENCH_SESSIONS);
 /** The servers' log_level: info (their default), debug or trace; not quieter, since the bench waits for the info-level "ready" line. */
-const LOG_LEVEL = process.env.BENCH_SERVER_LOG_LEVEL ?? 'info';
+function serverLogLevel(): string {
+  const level = process.env.BENCH_SERVER_LOG_LEVEL ?? 'info';
+  if (!['info', 'debug', 'trace'].includes(level)) {
+    throw new Error(`bench api-mint: BENCH_SERVER_LOG_LEVEL must be info, debug or trace (the bench waits for the server's info-level ready line), not "${level}"`);
+  }
+  return level;
+}
 /** Issue 17: p99 at most this with IN_FLIGHT calls in flight, and at least SPIRE's rate on this machine. */
 const TARGET_P99_MS = 20;
 /** SPIRE's rate as an earlier session measured it; a run with BENCH_SPIRE_SERVER compares with its own. */
@@ -170,7 +176,7 @@ interface Server {
   socket: string;
 }
 
-async function startServer(kind: KeyManagerKind, dir: string, hsm: SoftHsmToken | undefined): Promise<Server> {
+async function startServer(kind: KeyManagerKind, dir: string, hsm: SoftHsmToken | undefined, logLevel: string): Promise<Server> {
   mkdirSync(dir, { mode: 0o700 });
   const socket = join(dir, 'admin.sock');
   let km: string;
@@ -180,7 +186,7 @@ async function startServer(kind: KeyManagerKind, dir: string, hsm: SoftHsmToken 
   } else km = '  type: disk\n';
   const config = writeFile(
     join(dir, 'server.yaml'),
-    `trust_domain: ${TD}\ndata_dir: ${join(dir, 'data')}\nadmin_socket: ${socket}\nbind_address: 127.0.0.1:0\nlog_level: ${LOG_LEVEL}\nkey_manager:\n${km}`,
+    `trust_domain: ${TD}\ndata_dir: ${join(dir, 'data')}\nadmin_socket: ${socket}\nbind_address: 127.0.0.1:0\nlog_level: ${logLevel}\nkey_manager:\n${km}`,
   );
   const env = hsm?.env ?? process.env;
   return { kind, proc: await startServerProcess(config, socket, env), socket };
@@ -268,7 +274,7 @@ interface Target {
 export async function benchApiMint(): Promise<void> {
   for (const [k, v] of [['BENCH_IN_FLIGHT', IN_FLIGHT], ['BENCH_ROUNDS', ROUNDS], ['BENCH_ROUND_MS', ROUND_MS], ['BENCH_REQUESTS', REQUESTS], ['BENCH_SESSIONS', SESSIONS]] as const) positive(k, v);
   if (!(Number.isInteger(WARMUP_MS) && WARMUP_MS >= 0)) throw new Error(`bench api-mint: BENCH_WARMUP_MS must be a whole number of ms, not ${WARMUP_MS}`);
-  if (!['info', 'debug', 'trace'].includes(LOG_LEVEL)) throw new Error(`bench api-mint: BENCH_SERVER_LOG_LEVEL must be info, debug or trace (the bench waits for the server's info-level ready line), not "${LOG_LEVEL}"`);
+  const logLevel = serverLogLevel();
   const mode = process.env.BENCH_KEY_MANAGER ?? 'pkcs11';
   if (mode !== 'pkcs11' && mode !== 'disk' && mode !== 'ab') throw new Error(`bench api-mint: BENCH_KEY_MANAGER must be pkcs11, disk or ab, not "${mode}"`);
   const kinds: KeyManagerKind[] = mode === 'ab' ? ['pkcs11', 'disk'] : [mode];
@@ -295,7 +301,7 @@ export async function benchApiMint(): Promise<void> {
     const requestsFile = join(tmp.dir, 'requests.bin');
     writeFileSync(requestsFile, encodeRequests(req, ids.map((spiffe_id, i) => ({ csr: i === 0 ? first.csr : makeP256Csr(), spiffe_id }))), { mode: 0o600 });
 
-    for (const kind of kinds) servers.push(await startServer(kind, join(tmp.dir, kind), hsm));
+    for (const kind of kinds) servers.push(await startServer(kind, join(tmp.dir, kind), hsm, logLevel));
     const targets: Target[] = servers.map((s) => ({
       kind: s.kind,
       socket: s.socket,
@@ -311,7 +317,7 @@ export async function benchApiMint(): Promise<void> {
       const spireFirstKey = spireCsrs[0]!.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
       const spireRequests = join(tmp.dir, 'requests-spire.bin');
       writeFileSync(spireRequests, frame(spireCsrs.map((c) => encodeSpireMintRequest(c.csr))), { mode: 0o600 });
-      const s = await startSpireServer(spireBin, { dir: join(tmp.dir, 'spire'), socket: join(tmp.dir, 'spire', 'api.sock'), port: await freePort(), trustDomain: TD, logLevel: LOG_LEVEL });
+      const s = await startSpireServer(spireBin, { dir: join(tmp.dir, 'spire'), socket: join(tmp.dir, 'spire', 'api.sock'), port: await freePort(), trustDomain: TD, logLevel: logLevel });
       spire = s;
       targets.push({
         kind: 'spire',
@@ -326,7 +332,7 @@ export async function benchApiMint(): Promise<void> {
     console.log(
       `bench api-mint: ${cpus().length} cores, Go client ${go.version}${client.built ? ' (built now)' : ''}, ${IN_FLIGHT} in flight, ` +
         `${ROUNDS} rounds of ${ROUND_MS} ms (after ${WARMUP_MS} ms warm-up each), ${REQUESTS} distinct requests, ` +
-        `key manager ${mode === 'ab' ? 'pkcs11 and disk, alternating' : mode}${SESSIONS === undefined ? '' : `, ${SESSIONS} sessions`}, server log level ${LOG_LEVEL}` +
+        `key manager ${mode === 'ab' ? 'pkcs11 and disk, alternating' : mode}${SESSIONS === undefined ? '' : `, ${SESSIONS} sessions`}, server log level ${logLevel}` +
         (spire ? `; SPIRE ${spire.version} (disk KeyManager, sqlite3) in the same alternation` : ''),
     );
 
@@ -380,7 +386,7 @@ export async function benchApiMint(): Promise<void> {
       warmup_ms: WARMUP_MS,
       distinct_requests: REQUESTS,
       ...(SESSIONS !== undefined && { pkcs11_sessions: SESSIONS }),
-      server_log_level: LOG_LEVEL,
+      server_log_level: logLevel,
       client: `bench/go-mint (${go.version})`,
       cpus: cpus().length,
       target: spireSummary
