@@ -3,7 +3,6 @@
 // sample check refuses a leaf that is not what was asked for. The SPIRE side's
 // pure pieces (request encoding, CSRs with a URI SAN, the server's config);
 // with BENCH_SPIRE_SERVER set, the Go client against a real SPIRE server too.
-import { spawn } from 'node:child_process';
 import { createPublicKey, X509Certificate } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +14,7 @@ import type * as ProtobufLight from 'protobufjs/light.js';
 import { captureLogger } from '../test/helpers/log.js';
 import { keyAndCsr } from '../test/helpers/csr.js';
 import { startInProcessServer, type InProcessServer } from '../test/helpers/in-process-server.js';
-import { freePort } from '../test/helpers/process.js';
+import { freePort, runCollect } from '../test/helpers/process.js';
 import { describeWithToolchain } from '../test/interop/harness.js';
 import { benchApiMint, checkSample, checkSpireSample, encodeRequests, goClient, goRound, goToolchain, mintTypes } from './api-mint.js';
 import { makeP256CsrWithUri } from './csr.js';
@@ -225,16 +224,7 @@ describeWithToolchain('bench api-mint Go client', 'unusable' in go ? go.unusable
   it('answers bad input with a clear error and exit status 1', async () => {
     const requests = file('one.bin', encodeRequests(types.req, [{ csr: good[0]!.csr, spiffe_id: id(0) }]));
     // Not spawnSync: the server it calls runs on this event loop.
-    const run = (a: string[]) =>
-      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-        const child = spawn(bin, a, { stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        child.once('error', reject);
-        child.once('close', (status) => resolve({ status, stdout, stderr }));
-      });
+    const run = (a: string[]) => runCollect(bin, a);
     const cases: [string[], string][] = [
       [[], 'go-mint: -socket, -method and -requests are required'],
       [args(requests, ['-c', '0']), 'go-mint: -c must be at least 1'],

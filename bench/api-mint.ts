@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, createPublicKey, X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type * as ProtobufLight from 'protobufjs/light.js';
 import { protoRoot } from '../proto/root.js';
 import { keyAndCsr } from '../test/helpers/csr.js';
-import { freePort, REPO, startServerProcess, tempDir, writeFile, type ServerProcess } from '../test/helpers/process.js';
+import { freePort, REPO, runCollect, startServerProcess, tempDir, writeFile, type ServerProcess } from '../test/helpers/process.js';
 import { createSoftHsmToken, type SoftHsmToken } from '../test/helpers/softhsm.js';
 import { makeP256Csr, makeP256CsrWithUri } from './csr.js';
 import { decodeSpireAnswer, encodeSpireMintRequest, frame, SPIRE_MINT_METHOD, spireServerBinary, startSpireServer, type SpireServer } from './spire-server.js';
@@ -153,21 +153,13 @@ export function encodeRequests(req: ProtobufLight.Type, requests: { csr: Buffer;
 }
 
 /** Runs the Go client once (a warm-up, then one measured round) and returns its report. */
-export function goRound(bin: string, args: string[]): Promise<GoRound> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('error', reject);
-    child.once('close', (code, signal) => {
-      const line = out.trim();
-      if (code !== 0 || line === '' || line.includes('\n')) {
-        reject(new Error(`bench api-mint: the Go client failed (exit ${code}, signal ${signal}):\n${err}${out}`));
-      } else resolve(JSON.parse(line) as GoRound);
-    });
-  });
+export async function goRound(bin: string, args: string[]): Promise<GoRound> {
+  const r = await runCollect(bin, args);
+  const line = r.stdout.trim();
+  if (r.status !== 0 || line === '' || line.includes('\n')) {
+    throw new Error(`bench api-mint: the Go client failed (exit ${r.status}, signal ${r.signal}):\n${r.stderr}${r.stdout}`);
+  }
+  return JSON.parse(line) as GoRound;
 }
 
 interface Server {

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import type * as ProtobufLight from 'protobufjs/light.js';
-import { writeFile } from '../test/helpers/process.js';
+import { runCollect, writeFile } from '../test/helpers/process.js';
 
 /**
  * A real SPIRE server for bench/api-mint.ts to measure against on the same
@@ -168,23 +168,17 @@ export function pemCertificates(pem: string): X509Certificate[] {
   return [...pem.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)].map((m) => new X509Certificate(m[0]));
 }
 
-/** Runs the binary to the end with a deadline; its exit status and everything it wrote. */
-export function runTool(bin: string, args: string[], timeoutMs = 30_000): Promise<{ status: number | null; out: string }> {
-  return new Promise((res, rej) => {
-    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.once('error', rej);
-    child.once('close', (status) => res({ status, out }));
-  });
+/** Runs the binary to the end with a deadline; its exit status, what it wrote to stdout, and both streams (for messages). */
+export async function runTool(bin: string, args: string[], timeoutMs = 30_000): Promise<{ status: number | null; stdout: string; out: string }> {
+  const r = await runCollect(bin, args, timeoutMs);
+  return { status: r.status, stdout: r.stdout, out: r.stdout + r.stderr };
 }
 
 /** What `spire-server --version` says (it carries the commit when the build set it, README). */
 export async function spireVersion(bin: string): Promise<string> {
   const r = await runTool(bin, ['--version']);
   if (r.status !== 0) throw new Error(`bench api-mint: ${bin} --version failed (exit ${r.status}):\n${r.out}`);
-  return r.out.trim();
+  return r.stdout.trim();
 }
 
 export interface SpireServer {
@@ -230,7 +224,7 @@ export async function startSpireServer(bin: string, c: SpireConfig, readyMs = 60
       await new Promise((r) => setTimeout(r, 200));
     }
     const b = await runTool(bin, ['bundle', 'show', '-socketPath', c.socket, '-format', 'pem']);
-    const bundle = b.status === 0 ? pemCertificates(b.out) : [];
+    const bundle = b.status === 0 ? pemCertificates(b.stdout) : [];
     if (bundle.length === 0) throw new Error(`bench api-mint: spire-server bundle show gave no certificates (exit ${b.status}):\n${b.out}`);
     return { child, socket: c.socket, version, bundle, log: () => log, kill };
   } catch (err) {

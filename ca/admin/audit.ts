@@ -73,9 +73,9 @@ function statusName(code: number | undefined): string {
 /**
  * Wraps every unary handler: once it has its answer, `admin.<Method>` is
  * recorded with the caller's uid/gid/pid and the outcome (`ok` or the status
- * name), and only then does the answer go out (but see SELF_RECORDED). If the record cannot be
- * written, a successful call answers UNAVAILABLE saying so (the change was
- * made: the operator must know it is not in the log).
+ * name), and only then does the answer go out (but see SELF_RECORDED). If
+ * the record cannot be written, a successful call answers UNAVAILABLE saying
+ * so (the change was made: the operator must know it is not in the log).
  */
 export function withAuditRecords(handlers: AdminHandlers, deps: AdminAuditDeps): AdminHandlers {
   const wrapped: Record<string, AnyUnary> = {};

@@ -122,3 +122,20 @@ export function writeFile(path: string, text: string, mode = 0o600): string {
   writeFileSync(path, text, { mode });
   return path;
 }
+
+/**
+ * Runs `bin` to the end without blocking the event loop (a server it talks to
+ * may run on it): its exit status or signal and what it wrote to each stream.
+ * With `timeoutMs`, it is killed (SIGKILL) past that.
+ */
+export function runCollect(bin: string, args: string[], timeoutMs?: number): Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(timeoutMs !== undefined && { timeout: timeoutMs, killSignal: 'SIGKILL' as const }) });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', reject);
+    child.once('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
+  });
+}
